@@ -1,0 +1,39 @@
+// npm run build: dist/podwire.mjs (esbuild ESM bundle, runs with node) and dist/podwire (single-file
+// executable compiled from that bundle by Bun, from the pinned @oven/bun-linux-x64 package).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const require = createRequire(import.meta.url);
+
+await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: ['src/main.ts'],
+  outfile: 'dist/podwire.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // pino and yargs' helpers are CommonJS and call require(); give the ESM bundle one.
+  banner: { js: 'import { createRequire as __podwireRequire } from "node:module"; const require = __podwireRequire(import.meta.url);' },
+  define: { __PODWIRE_VERSION__: JSON.stringify(pkg.version) },
+  // pino's worker-thread transports are never used (we log synchronously to a file): keep them out of
+  // start-up, which is most of the plugin's cost.
+  alias: { 'thread-stream': './scripts/no-thread-stream.cjs' },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+
+const bun = join(dirname(require.resolve('@oven/bun-linux-x64/package.json')), 'bin', 'bun');
+execFileSync(bun, ['build', '--compile', '--bytecode', '--format=esm', '--target=bun-linux-x64', 'dist/podwire.mjs', '--outfile', 'dist/podwire'], {
+  cwd: root,
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+process.stderr.write('built dist/podwire.mjs and dist/podwire\n');

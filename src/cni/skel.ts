@@ -1,0 +1,119 @@
+// The shared skeleton every podwire plugin runs in: CNI_* env, config on stdin, version rules, the
+// result or error JSON on stdout, exit code, and one log line per call. Plugins only write verb logic.
+import { readFileSync } from 'node:fs';
+import { CniError, Code, asCniError, invalidConfig } from './errors.js';
+import { COMMANDS, readEnv } from './env.js';
+import type { Context, NetConf, Plugin } from './types.js';
+import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor } from './version.js';
+import { validAbsPath, validID } from './validate.js';
+import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../log.js';
+
+export interface SkelOptions {
+  /** CNI_ARGS keys the plugin understands; others need IgnoreUnknown=1. */
+  knownArgs: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  stdin?: () => string;
+  stdout?: (s: string) => void;
+}
+
+function readStdin(): string {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EOF') return '';
+    throw new CniError(Code.IO, `cannot read stdin: ${(e as Error).message}`);
+  }
+}
+
+/** Decodes and checks the keys every plugin config shares (SPEC "Network configuration"). */
+export function parseNetConf(stdin: string): NetConf {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(stdin);
+  } catch (e) {
+    throw new CniError(Code.Decode, `cannot decode network config from stdin: ${(e as Error).message}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CniError(Code.Decode, 'cannot decode network config from stdin: not a JSON object');
+  }
+  const conf = raw as NetConf;
+  if (conf.cniVersion === undefined) throw invalidConfig('cniVersion', 'missing');
+  if (!isSupported(conf.cniVersion)) {
+    throw new CniError(
+      Code.IncompatibleVersion,
+      `incompatible CNI version: cniVersion "${String(conf.cniVersion)}" is not one of ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
+  }
+  if (!validID(conf.name)) throw invalidConfig('name', 'must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$');
+  if (typeof conf.type !== 'string' || conf.type === '') throw invalidConfig('type', 'missing');
+  if (conf.logFile !== undefined && !validAbsPath(conf.logFile)) throw invalidConfig('logFile', 'must be an absolute path');
+  if (conf.logLevel !== undefined && !validLogLevel(conf.logLevel)) throw invalidConfig('logLevel', 'unknown level');
+  if (conf.prevResult !== undefined) conf.prevResult = parseResult(conf.prevResult);
+  return conf;
+}
+
+function versionReply(stdin: string): string {
+  let asked: unknown;
+  try {
+    asked = stdin.trim() ? (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion : undefined;
+  } catch {
+    asked = undefined;
+  }
+  return JSON.stringify({ cniVersion: isSupported(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS });
+}
+
+/** Runs one CNI call and returns the process exit code. */
+export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number> {
+  const env = opts.env ?? process.env;
+  const write = opts.stdout ?? ((s: string) => process.stdout.write(s + '\n'));
+  const started = performance.now();
+  let cniVersion = LATEST;
+  let command = env.CNI_COMMAND ?? '';
+  const fields: Record<string, unknown> = { cmd: command };
+  try {
+    if (!(COMMANDS as readonly string[]).includes(command)) readEnv(env, opts.knownArgs); // throws, naming CNI_COMMAND
+    const stdin = (opts.stdin ?? readStdin)();
+    if (command === 'VERSION') {
+      write(versionReply(stdin));
+      return 0;
+    }
+    const conf = parseNetConf(stdin);
+    cniVersion = conf.cniVersion;
+    configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info');
+    const cniEnv = readEnv(env, opts.knownArgs);
+    command = cniEnv.command;
+    Object.assign(fields, { net: conf.name, containerID: cniEnv.containerID || undefined, ifname: cniEnv.ifname || undefined });
+    requireVersionFor(command, conf.cniVersion);
+    const ctx: Context = { env: cniEnv, conf, stdin };
+    switch (command) {
+      case 'ADD': {
+        const result = await plugin.add(ctx);
+        fields.ips = result.ips?.map((ip) => ip.address);
+        write(JSON.stringify(convertResult(result, conf.cniVersion)));
+        break;
+      }
+      case 'DEL':
+        await plugin.del(ctx);
+        break;
+      case 'CHECK':
+        await plugin.check(ctx);
+        break;
+      case 'GC':
+        await plugin.gc(ctx);
+        break;
+      case 'STATUS':
+        await plugin.status(ctx);
+        break;
+    }
+    log.info({ ...fields, outcome: 'ok', ms: +(performance.now() - started).toFixed(2) }, `${command} ok`);
+    return 0;
+  } catch (e) {
+    const err = asCniError(e);
+    write(JSON.stringify(err.toJSON(cniVersion)));
+    log.error(
+      { ...fields, outcome: 'error', code: err.code, err: err.message, ms: +(performance.now() - started).toFixed(2) },
+      `${command} failed`,
+    );
+    return 1;
+  }
+}

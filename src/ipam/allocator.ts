@@ -1,0 +1,107 @@
+// Address allocation as pure logic over a Store. Every operation holds the store's lock from the first
+// read to the last write, so parallel ADDs never see the same free address.
+import { CniError, Code } from '../cni/errors.js';
+import type { Attachment } from '../cni/types.js';
+import type { Pool } from './config.js';
+import { type IP, cidrContains, formatIP, parseIP } from './ip.js';
+import { type Store, sameOwner } from './store.js';
+
+export interface Allocation {
+  ip: IP;
+  /** True when the owner already held this address (a repeated ADD): undo must not release it. */
+  existing: boolean;
+}
+
+async function locked<T>(store: Store, fn: () => T): Promise<T> {
+  const unlock = await store.lock();
+  try {
+    return fn();
+  } finally {
+    unlock();
+  }
+}
+
+const inPool = (pool: Pool, ip: IP): boolean =>
+  cidrContains(pool.subnet, ip) && ip.value >= pool.start && ip.value <= pool.end;
+
+export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP): Promise<Allocation> {
+  return locked(store, () => {
+    const taken = store.list();
+    for (const [ip, o] of taken) {
+      const held = parseIP(ip);
+      if (sameOwner(o, owner) && held && cidrContains(pool.subnet, held)) {
+        if (!requested || requested.value === held.value) return { ip: held, existing: true };
+      }
+    }
+    const family = pool.subnet.family;
+    if (requested) {
+      const text = formatIP(requested);
+      if (!inPool(pool, requested) || requested.value === pool.gateway.value) {
+        throw new CniError(Code.AddressUnavailable, `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`);
+      }
+      if (!store.reserve(text, owner)) {
+        const holder = taken.get(text);
+        throw new CniError(Code.AddressUnavailable, `requested IP ${text} is already allocated${holder ? ` to ${holder.containerID}/${holder.ifname}` : ''}`);
+      }
+      return { ip: requested, existing: false };
+    }
+    // Round-robin: resume after the last reserved address so a just-freed IP is not handed out again at once
+    // (a peer may still hold it in an ARP cache or a conntrack entry).
+    const last = parseIP(store.lastReserved() ?? '');
+    const size = pool.end - pool.start + 1n;
+    const begin = last && last.family === family && last.value >= pool.start && last.value < pool.end ? last.value + 1n : pool.start;
+    for (let i = 0n; i < size; i++) {
+      let v = begin + i;
+      if (v > pool.end) v -= size;
+      if (v === pool.gateway.value) continue;
+      const text = formatIP({ family, value: v });
+      if (taken.has(text)) continue;
+      if (store.reserve(text, owner)) return { ip: { family, value: v }, existing: false };
+    }
+    throw new CniError(Code.NoFreeAddress, `no free IP address left in ${formatIP({ family, value: pool.start })}-${formatIP({ family, value: pool.end })}`);
+  });
+}
+
+/** Releases every address the owner holds; returns them. Releasing nothing is not an error (DEL is idempotent). */
+export function release(store: Store, owner: Attachment): Promise<string[]> {
+  return locked(store, () => {
+    const freed: string[] = [];
+    for (const [ip, o] of store.list()) {
+      if (sameOwner(o, owner)) {
+        store.release(ip);
+        freed.push(ip);
+      }
+    }
+    return freed;
+  });
+}
+
+/** GC: releases every reservation whose owner is not among the valid attachments; returns the owners. */
+export function collect(store: Store, valid: readonly Attachment[]): Promise<Map<string, Attachment>> {
+  return locked(store, () => {
+    const freed = new Map<string, Attachment>();
+    for (const [ip, o] of store.list()) {
+      if (!valid.some((v) => sameOwner(v, o))) {
+        store.release(ip);
+        freed.set(ip, o);
+      }
+    }
+    return freed;
+  });
+}
+
+/** Addresses still free in the pool (gateway excluded). */
+export function freeCount(store: Store, pool: Pool): bigint {
+  let used = 0n;
+  for (const ip of store.list().keys()) {
+    const p = parseIP(ip);
+    if (p && inPool(pool, p) && p.value !== pool.gateway.value) used++;
+  }
+  const gatewayInRange = inPool(pool, pool.gateway) ? 1n : 0n;
+  return pool.end - pool.start + 1n - gatewayInRange - used;
+}
+
+/** The addresses the owner holds (for CHECK). */
+export function holdings(store: Store, owner: Attachment): string[] {
+  return [...store.list()].filter(([, o]) => sameOwner(o, owner)).map(([ip]) => ip);
+}

@@ -1,0 +1,117 @@
+// The "ipam" section: where the node's slice comes from and which part of it pods may use.
+//
+// The slice is either given inline (ipam.subnet) or read from the node subnet file (ipam.subnetFile),
+// which `podwire node up` / the node agent writes. That file is JSON:
+//   {"podCIDR": "10.244.1.0/24", "clusterCIDR": "10.244.0.0/16", "mtu": 1450}
+// podCIDR is required; clusterCIDR and mtu are optional (mtu is used when the plugin config sets none).
+import { readFileSync } from 'node:fs';
+import { CniError, Code, invalidConfig } from '../cni/errors.js';
+import type { Route } from '../cni/types.js';
+import { validAbsPath } from '../cni/validate.js';
+import { type Cidr, type IP, cidrContains, formatIP, parseCidr, parseIP } from './ip.js';
+
+export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+export const IPAM_TYPE = 'podwire-ipam';
+
+export interface Pool {
+  subnet: Cidr;
+  /** Inclusive bounds of the addresses handed out. */
+  start: bigint;
+  end: bigint;
+  gateway: IP;
+}
+
+export interface IpamConfig {
+  pool: Pool;
+  routes: Route[];
+  dataDir: string;
+  /** From the subnet file, for the plugin to use when its own config has no mtu. */
+  mtu?: number;
+  clusterCIDR?: string;
+}
+
+export interface SubnetFile {
+  podCIDR: string;
+  clusterCIDR?: string;
+  mtu?: number;
+}
+
+function readSubnetFile(path: string): SubnetFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      // The node agent has not written it yet: the runtime should retry, not give up.
+      throw new CniError(Code.TryAgainLater, `node subnet file ${path} does not exist yet (is "podwire node up" or the agent running?)`);
+    }
+    throw new CniError(Code.IO, `cannot read node subnet file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const f = JSON.parse(text) as SubnetFile;
+    if (typeof f.podCIDR !== 'string') throw new Error('podCIDR missing');
+    return f;
+  } catch (e) {
+    throw invalidConfig('ipam.subnetFile', `${path} is not a valid subnet file: ${(e as Error).message}`);
+  }
+}
+
+function ipIn(pool: Cidr, key: string, value: unknown): IP {
+  const ip = typeof value === 'string' ? parseIP(value) : undefined;
+  if (!ip) throw invalidConfig(key, `"${String(value)}" is not an IP address`);
+  if (!cidrContains(pool, ip)) throw invalidConfig(key, `${value} is not inside the subnet`);
+  return ip;
+}
+
+export function parseRoutes(raw: unknown, key: string): Route[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw invalidConfig(key, 'must be a list of {dst, gw}');
+  return raw.map((r: unknown, i) => {
+    const { dst, gw } = (r ?? {}) as { dst?: unknown; gw?: unknown };
+    if (typeof dst !== 'string' || !parseCidr(dst, true)) throw invalidConfig(`${key}[${i}].dst`, 'must be a network in CIDR notation');
+    if (gw !== undefined && (typeof gw !== 'string' || !parseIP(gw))) throw invalidConfig(`${key}[${i}].gw`, 'must be an IP address');
+    return gw === undefined ? { dst } : { dst, gw: gw as string };
+  });
+}
+
+export function parseIpamConfig(ipam: Record<string, unknown> | undefined): IpamConfig {
+  if (!ipam || typeof ipam !== 'object') throw invalidConfig('ipam', 'missing');
+  const { subnet: subnetRaw, subnetFile } = ipam;
+  if ((subnetRaw === undefined) === (subnetFile === undefined)) {
+    throw invalidConfig('ipam.subnet', 'give exactly one of ipam.subnet or ipam.subnetFile');
+  }
+  let file: SubnetFile | undefined;
+  if (subnetFile !== undefined) {
+    if (!validAbsPath(subnetFile)) throw invalidConfig('ipam.subnetFile', 'must be an absolute path');
+    file = readSubnetFile(subnetFile);
+  }
+  const key = file ? 'ipam.subnetFile' : 'ipam.subnet';
+  const subnetText = file ? file.podCIDR : subnetRaw;
+  const subnet = typeof subnetText === 'string' ? parseCidr(subnetText, true) : undefined;
+  if (!subnet) throw invalidConfig(key, `"${String(subnetText)}" is not a network in CIDR notation (host bits must be zero)`);
+  const hostBits = (subnet.family === 4 ? 32 : 128) - subnet.prefix;
+  if (hostBits < 2) throw invalidConfig(key, `${subnetText} is too small: it needs room for a gateway and pods`);
+
+  // IPv4 keeps its network and broadcast addresses out; IPv6 has no broadcast, only the subnet-router anycast.
+  const usableFirst = subnet.first + 1n;
+  const usableLast = subnet.family === 4 ? subnet.last - 1n : subnet.last;
+  const gateway = ipam.gateway === undefined ? { family: subnet.family, value: usableFirst } : ipIn(subnet, 'ipam.gateway', ipam.gateway);
+  const start = ipam.rangeStart === undefined ? usableFirst : ipIn(subnet, 'ipam.rangeStart', ipam.rangeStart).value;
+  const end = ipam.rangeEnd === undefined ? usableLast : ipIn(subnet, 'ipam.rangeEnd', ipam.rangeEnd).value;
+  if (start < usableFirst || start > usableLast) throw invalidConfig('ipam.rangeStart', 'is the network or broadcast address');
+  if (end < usableFirst || end > usableLast) throw invalidConfig('ipam.rangeEnd', 'is the network or broadcast address');
+  if (start > end) throw invalidConfig('ipam.rangeStart', `is after ipam.rangeEnd (${formatIP({ family: subnet.family, value: end })})`);
+
+  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
+  if (!validAbsPath(dataDir)) throw invalidConfig('ipam.dataDir', 'must be an absolute path');
+  if (file?.mtu !== undefined && !(Number.isInteger(file.mtu) && file.mtu >= 576 && file.mtu <= 65535)) {
+    throw invalidConfig('ipam.subnetFile', `mtu ${file.mtu} is out of range`);
+  }
+  return {
+    pool: { subnet, start, end, gateway },
+    routes: parseRoutes(ipam.routes, 'ipam.routes'),
+    dataDir,
+    mtu: file?.mtu,
+    clusterCIDR: file?.clusterCIDR,
+  };
+}

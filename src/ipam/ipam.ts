@@ -1,0 +1,164 @@
+// IPAM as podwire's bridge plugin uses it: the built-in allocator in-process, or any other IPAM plugin
+// from CNI_PATH (host-local, ...) executed as the spec describes. The standalone podwire-ipam plugin
+// (plugin.ts) is the built-in one behind the CNI skeleton.
+import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
+import { execPlugin } from '../cni/exec.js';
+import type { Attachment, Context, Result } from '../cni/types.js';
+import { parseResult } from '../cni/version.js';
+import { validAbsPath } from '../cni/validate.js';
+import { allocate, collect, freeCount, holdings, release } from './allocator.js';
+import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
+import { DiskStore } from './disk-store.js';
+import { type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from './ip.js';
+
+export interface IpamAdd {
+  /** An abbreviated result: ips (no interface index), routes, dns. */
+  result: Result;
+  /** Undo for a failed ADD: releases what this ADD reserved, and nothing a previous ADD reserved. */
+  undo: () => Promise<void>;
+  /** MTU from the node subnet file, when the slice came from there. */
+  mtu?: number;
+}
+
+export interface Ipam {
+  add(ctx: Context): Promise<IpamAdd>;
+  del(ctx: Context): Promise<void>;
+  check(ctx: Context): Promise<void>;
+  /** Returns the attachments whose addresses it released (when it can tell). */
+  gc(ctx: Context): Promise<Attachment[]>;
+  status(ctx: Context): Promise<void>;
+}
+
+const owner = (ctx: Context): Attachment => ({ containerID: ctx.env.containerID, ifname: ctx.env.ifname });
+
+/** The address a runtime asked for: CNI_ARGS IP= (podman --ip), runtimeConfig.ips, or args.cni.ips. */
+export function requestedIP(ctx: Context, family: Family): IP | undefined {
+  const fromArgs = ctx.env.args.IP;
+  if (fromArgs !== undefined) {
+    const ips = fromArgs.split(',').map((s) => ({ s, ip: parseIPMaybeCidr(s) }));
+    const bad = ips.find((x) => !x.ip);
+    if (bad) throw invalidEnv('CNI_ARGS', `IP=${bad.s} is not an IP address`);
+    const match = ips.find((x) => x.ip!.family === family);
+    if (match) return match.ip;
+  }
+  for (const [key, list] of [
+    ['runtimeConfig.ips', ctx.conf.runtimeConfig?.ips],
+    ['args.cni.ips', (ctx.conf.args?.cni as Record<string, unknown> | undefined)?.ips],
+  ] as const) {
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw invalidConfig(key, 'must be a list of IP addresses');
+    for (const s of list) {
+      const ip = typeof s === 'string' ? parseIPMaybeCidr(s) : undefined;
+      if (!ip) throw invalidConfig(key, `"${String(s)}" is not an IP address`);
+      if (ip.family === family) return ip;
+    }
+  }
+  return undefined;
+}
+
+function storeFor(ctx: Context, dataDir: unknown = ctx.conf.ipam?.dataDir ?? DEFAULT_DATA_DIR): DiskStore {
+  if (!validAbsPath(dataDir)) throw invalidConfig('ipam.dataDir', 'must be an absolute path');
+  return DiskStore.forNetwork(dataDir, ctx.conf.name);
+}
+
+/** GC's list of attachments still in use (spec 1.1 name, and the older one libcni also sends). */
+export function validAttachments(ctx: Context): Attachment[] {
+  const raw = ctx.conf['cni.dev/valid-attachments'] ?? ctx.conf['cni.dev/attachments'] ?? [];
+  if (!Array.isArray(raw)) throw invalidConfig('cni.dev/valid-attachments', 'must be a list');
+  return raw.map((a: { containerID?: unknown; ifname?: unknown }, i) => {
+    if (typeof a?.containerID !== 'string' || typeof a?.ifname !== 'string') {
+      throw invalidConfig(`cni.dev/valid-attachments[${i}]`, 'needs containerID and ifname');
+    }
+    return { containerID: a.containerID, ifname: a.ifname };
+  });
+}
+
+export const builtinIpam: Ipam = {
+  async add(ctx) {
+    const cfg = parseIpamConfig(ctx.conf.ipam);
+    const store = storeFor(ctx, cfg.dataDir);
+    const { pool } = cfg;
+    const alloc = await allocate(store, pool, owner(ctx), requestedIP(ctx, pool.subnet.family));
+    const result: Result = {
+      cniVersion: ctx.conf.cniVersion,
+      ips: [{ address: formatCidr(pool.subnet, alloc.ip.value), gateway: formatIP(pool.gateway) }],
+      routes: cfg.routes,
+      dns: ctx.conf.dns,
+    };
+    return {
+      result,
+      mtu: cfg.mtu,
+      undo: async () => {
+        if (!alloc.existing) store.release(formatIP(alloc.ip));
+      },
+    };
+  },
+
+  async del(ctx) {
+    // Only the store's location is needed: DEL must work even when the subnet file is gone.
+    await release(storeFor(ctx), owner(ctx));
+  },
+
+  async check(ctx) {
+    const held = holdings(storeFor(ctx), owner(ctx));
+    if (held.length === 0) {
+      throw new CniError(Code.UnknownContainer, `no IP address is reserved for ${ctx.env.containerID}/${ctx.env.ifname}`);
+    }
+    for (const ip of ctx.conf.prevResult?.ips ?? []) {
+      const addr = ip.address.split('/')[0]!;
+      const p = parseIP(addr);
+      if (p && !held.includes(formatIP(p))) {
+        throw new CniError(Code.UnknownContainer, `IP ${addr} of prevResult is not reserved for ${ctx.env.containerID}/${ctx.env.ifname}`);
+      }
+    }
+  },
+
+  async gc(ctx) {
+    return [...(await collect(storeFor(ctx), validAttachments(ctx))).values()];
+  },
+
+  async status(ctx) {
+    const cfg = parseIpamConfig(ctx.conf.ipam);
+    if (freeCount(storeFor(ctx, cfg.dataDir), cfg.pool) <= 0n) {
+      throw new CniError(Code.StatusNotAvailable, `no free IP address left in ${formatCidr(cfg.pool.subnet)}`);
+    }
+  },
+};
+
+/** Another IPAM plugin, executed with the same config and environment (SPEC "Delegated plugins"). */
+export function delegatedIpam(type: string): Ipam {
+  const run = (ctx: Context, command: string) => execPlugin(type, command, ctx.stdin, ctx.env);
+  return {
+    async add(ctx) {
+      const result = parseResult(await run(ctx, 'ADD'));
+      const undo = async () => {
+        await run(ctx, 'DEL');
+      };
+      if (!result || !result.ips?.length) {
+        await undo();
+        throw new CniError(Code.Delegate, `${type} returned no IP address`);
+      }
+      return { result, undo };
+    },
+    async del(ctx) {
+      await run(ctx, 'DEL');
+    },
+    async check(ctx) {
+      await run(ctx, 'CHECK');
+    },
+    async gc(ctx) {
+      await run(ctx, 'GC');
+      return [];
+    },
+    async status(ctx) {
+      await run(ctx, 'STATUS');
+    },
+  };
+}
+
+export function ipamFor(ctx: Context): Ipam {
+  const type = ctx.conf.ipam?.type;
+  if (type === undefined || type === IPAM_TYPE) return builtinIpam;
+  if (typeof type !== 'string') throw invalidConfig('ipam.type', 'must be a string');
+  return delegatedIpam(type);
+}

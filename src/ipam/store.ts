@@ -1,0 +1,17 @@
+// The allocator's view of reservations. Two implementations: disk-store.ts (host-local's layout, used by
+// the plugin) and memory-store.ts (tests). Keys are formatted IP strings ("10.244.1.5", "fd00::5").
+import type { Attachment } from '../cni/types.js';
+
+export interface Store {
+  /** Serialises allocators; resolves to the unlock function. */
+  lock(): Promise<() => void>;
+  /** Every reservation, IP -> owner. */
+  list(): Map<string, Attachment>;
+  /** Reserves ip for owner and records it as the last reserved; false when it is taken. */
+  reserve(ip: string, owner: Attachment): boolean;
+  release(ip: string): void;
+  /** The last IP reserved, where round-robin resumes. */
+  lastReserved(): string | undefined;
+}
+
+export const sameOwner = (a: Attachment, b: Attachment): boolean => a.containerID === b.containerID && a.ifname === b.ifname;

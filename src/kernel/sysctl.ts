@@ -1,0 +1,8 @@
+// sysctls through /proc/sys, which (for net.*) follows the network namespace of this process.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+/** Sets a sysctl when it differs; key as a path below /proc/sys, e.g. "net/ipv4/ip_forward". */
+export function ensureSysctl(key: string, value: string): void {
+  const path = `/proc/sys/${key}`;
+  if (readFileSync(path, 'utf8').trim() !== value) writeFileSync(path, value);
+}

@@ -1,0 +1,283 @@
+// The podwire plugin: a veth pair from the pod's namespace to the node's bridge, addresses from IPAM.
+//
+// ADD, in order, each step undone if a later one fails:
+//   1. IPAM: an address from the node's slice (built-in allocator, or a delegated IPAM plugin)
+//   2. host side, one `ip -batch`: bridge (created if missing) with the gateway address and a pinned MAC,
+//      then the veth pair (peer created directly as CNI_IFNAME inside the pod), host end on the bridge
+//   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
+//   4. ip_forward, and the optional ipMasq chain
+import { statSync } from 'node:fs';
+import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
+import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
+import { ipamFor } from '../ipam/ipam.js';
+import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import {
+  HOST_VETH_RE,
+  bridgeLines,
+  bridgeMac,
+  hostVethName,
+  localLinks,
+  podLines,
+  randomMac,
+  vethLines,
+} from '../kernel/links.js';
+import { addMasq, delMasq, masqChain } from '../kernel/masq.js';
+import { IpBatchError, ipBatch, ipJson, isExists } from '../kernel/run.js';
+import { ensureSysctl } from '../kernel/sysctl.js';
+import { log } from '../log.js';
+import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
+
+interface PodAddress {
+  /** As in the result: "10.244.1.5/24". */
+  address: string;
+  ip: IP;
+  cidr: Cidr;
+  gateway: IP;
+}
+
+const DEFAULT_DST = { 4: '0.0.0.0/0', 6: '::/0' } as const;
+
+/** The IPAM result's addresses with their gateways (a delegated IPAM may omit one: use the first address). */
+function podAddresses(result: Result): PodAddress[] {
+  return (result.ips ?? []).map((ip) => {
+    const cidr = parseCidr(ip.address);
+    if (!cidr) throw new CniError(Code.Delegate, `IPAM returned an invalid address "${ip.address}"`);
+    const gw = ip.gateway !== undefined ? parseIP(ip.gateway) : { family: cidr.family, value: cidr.first + 1n };
+    if (!gw) throw new CniError(Code.Delegate, `IPAM returned an invalid gateway "${ip.gateway}"`);
+    return { address: ip.address, ip: { family: cidr.family, value: cidr.ip }, cidr, gateway: gw };
+  });
+}
+
+/** Default route per family (when isDefaultGateway) plus IPAM routes, deduplicated by destination. */
+function podRoutes(addrs: PodAddress[], ipamRoutes: Route[], isDefaultGateway: boolean): Route[] {
+  const routes = new Map<string, Route>();
+  for (const a of addrs) {
+    if (isDefaultGateway && !routes.has(DEFAULT_DST[a.cidr.family])) {
+      routes.set(DEFAULT_DST[a.cidr.family], { dst: DEFAULT_DST[a.cidr.family], gw: formatIP(a.gateway) });
+    }
+  }
+  for (const r of ipamRoutes) {
+    const family = r.dst.includes(':') ? 6 : 4;
+    const gw = r.gw ?? addrs.find((a) => a.cidr.family === family)?.gateway;
+    routes.set(r.dst, { dst: r.dst, gw: typeof gw === 'string' ? gw : gw && formatIP(gw) });
+  }
+  return [...routes.values()];
+}
+
+function requireNetns(netns: string): void {
+  try {
+    statSync(netns);
+  } catch (e) {
+    throw invalidEnv('CNI_NETNS', `cannot open ${netns}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+}
+
+/** Names of the links in the pod's namespace (slow path only: explaining a failed ADD, CHECK). */
+async function podLinks(netns: string): Promise<string[]> {
+  const [addrs = []] = await ipJson(['addr show'], netns);
+  return (addrs as { ifname: string }[]).map((l) => l.ifname);
+}
+
+/** Runs the host-side batch; a bridge created by a parallel ADD in the meantime is not an error. */
+async function wireHost(bc: BridgeConf, bridgeSpec: Parameters<typeof bridgeLines>[0], veth: string[]): Promise<void> {
+  const exists = localLinks().has(bc.bridge);
+  try {
+    await ipBatch([...bridgeLines(bridgeSpec, exists), ...veth]);
+  } catch (e) {
+    if (exists || !(isExists(e) && (e as IpBatchError).line === 1)) throw e;
+    await ipBatch([...bridgeLines(bridgeSpec, true), ...veth]);
+  }
+}
+
+async function add(ctx: Context): Promise<Result> {
+  const { env, conf } = ctx;
+  const bc = parseBridgeConf(conf);
+  const podMac = requestedMac(ctx) ?? randomMac();
+  requireNetns(env.netns);
+  const ipam = ipamFor(ctx);
+
+  const got = await ipam.add(ctx);
+  const host = hostVethName(conf.name, env.containerID, env.ifname);
+  let vethCreated = false;
+  let masq: string | undefined;
+  try {
+    const addrs = podAddresses(got.result);
+    if (addrs.length === 0) throw new CniError(Code.Delegate, 'IPAM returned no address');
+    const mtu = bc.mtu ?? got.mtu ?? DEFAULT_MTU;
+    const primary = addrs[0]!;
+    const brMac = bridgeMac(primary.gateway.value);
+    const hostMac = randomMac();
+    const veth = vethLines({ host, hostMac, peer: env.ifname, peerMac: podMac, netns: env.netns, mtu, bridge: bc.bridge, hairpin: bc.hairpinMode });
+    const bridgeSpec = { name: bc.bridge, mtu, mac: brMac, gatewayCidr: formatCidr(primary.cidr, primary.gateway.value) };
+    const extraGateways = addrs.slice(1).map((a) => `addr replace ${formatCidr(a.cidr, a.gateway.value)} dev ${bc.bridge}`);
+    try {
+      await wireHost(bc, bridgeSpec, [...extraGateways, ...veth]);
+    } catch (e) {
+      if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
+        if ((await podLinks(env.netns)).includes(env.ifname)) {
+          throw new CniError(Code.InterfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
+        }
+        throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
+      }
+      // The veth may have been created before a later line failed.
+      vethCreated = localLinks().has(host);
+      throw e;
+    }
+    vethCreated = true;
+
+    const routes = podRoutes(addrs, got.result.routes ?? [], bc.isDefaultGateway);
+    await ipBatch(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns);
+    ensureSysctl('net/ipv4/ip_forward', '1');
+    if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
+    if (bc.ipMasq) {
+      masq = masqChain(conf.name, env.containerID, env.ifname);
+      for (const a of addrs) await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
+    }
+
+    const iface = (i: Interface): Interface => (mtu ? { ...i, mtu } : i);
+    return {
+      cniVersion: conf.cniVersion,
+      interfaces: [
+        iface({ name: bc.bridge, mac: brMac }),
+        iface({ name: host, mac: hostMac }),
+        iface({ name: env.ifname, mac: podMac, sandbox: env.netns }),
+      ],
+      ips: addrs.map((a) => ({ address: a.address, gateway: formatIP(a.gateway), interface: 2 })),
+      routes,
+      dns: conf.dns ?? got.result.dns,
+    };
+  } catch (e) {
+    await undo(`ADD of ${env.containerID}/${env.ifname}`, [
+      async () => masq && (await removeMasq(masq)),
+      async () => vethCreated && (await ipBatch([`link del dev ${host}`])),
+      () => got.undo(),
+    ]);
+    throw e;
+  }
+}
+
+/** Runs every cleanup step even when one fails; returns the first error (undo of a failed ADD logs them). */
+async function undo(what: string, steps: (() => Promise<unknown>)[]): Promise<unknown> {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, `cleanup step of ${what} failed`);
+      first ??= e;
+    }
+  }
+  return first;
+}
+
+async function removeMasq(chain: string): Promise<void> {
+  await delMasq(chain, false);
+  await delMasq(chain, true).catch(() => {}); // ip6tables may be absent on IPv4-only nodes
+}
+
+/** Host veths to delete for an attachment: the derived name, plus any named in prevResult. */
+function hostVeths(ctx: Context, a: Attachment): string[] {
+  const names = new Set([hostVethName(ctx.conf.name, a.containerID, a.ifname)]);
+  for (const i of ctx.conf.prevResult?.interfaces ?? []) {
+    if (!i.sandbox && HOST_VETH_RE.test(i.name)) names.add(i.name);
+  }
+  return [...names];
+}
+
+/** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
+async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<void> {
+  const present = localLinks();
+  const gone = hostVeths(ctx, a).filter((n) => present.has(n));
+  const err = await undo(`teardown of ${a.containerID}/${a.ifname}`, [
+    () => ipBatch(gone.map((n) => `link del dev ${n}`)),
+    async () => bc.ipMasq && (await removeMasq(masqChain(ctx.conf.name, a.containerID, a.ifname))),
+  ]);
+  if (err) throw err;
+}
+
+async function del(ctx: Context): Promise<void> {
+  const bc = parseBridgeConf(ctx.conf);
+  // Release the address first: whatever else fails, the IP must not leak.
+  const ipam = ipamFor(ctx);
+  const released = ipam.del(ctx).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const failed = await teardown(ctx, bc, ctx.env).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const ipamErr = await released;
+  if (ipamErr) throw ipamErr;
+  if (failed) throw failed;
+}
+
+function checkFailed(msg: string): CniError {
+  return new CniError(Code.CheckFailed, `CHECK failed: ${msg}`);
+}
+
+const sameDst = (a: string, b: string): boolean =>
+  a === b || ((a === 'default' || a === '0.0.0.0/0' || a === '::/0') && (b === 'default' || b === '0.0.0.0/0' || b === '::/0'));
+
+interface JsonLink {
+  ifname: string;
+  master?: string;
+  operstate?: string;
+  flags?: string[];
+  address?: string;
+  addr_info?: { local: string; prefixlen: number }[];
+}
+
+async function check(ctx: Context): Promise<void> {
+  const { env, conf } = ctx;
+  const bc = parseBridgeConf(conf);
+  const prev = conf.prevResult;
+  if (!prev) throw invalidConfig('prevResult', 'missing: CHECK needs the result of ADD');
+  requireNetns(env.netns);
+  const host = hostVethName(conf.name, env.containerID, env.ifname);
+  const [[hostLinks = []], [podAddrs = [], podRoutesNow = []]] = await Promise.all([
+    ipJson(['addr show']),
+    ipJson(['addr show', 'route show table main'], env.netns),
+    ipamFor(ctx).check(ctx),
+  ]);
+
+  const links = hostLinks as JsonLink[];
+  if (!links.some((l) => l.ifname === bc.bridge)) throw checkFailed(`bridge ${bc.bridge} is missing`);
+  const veth = links.find((l) => l.ifname === host);
+  if (!veth) throw checkFailed(`host veth ${host} is missing`);
+  if (veth.master !== bc.bridge) throw checkFailed(`host veth ${host} is not attached to ${bc.bridge}`);
+
+  const eth = (podAddrs as JsonLink[]).find((l) => l.ifname === env.ifname);
+  if (!eth) throw checkFailed(`interface ${env.ifname} is missing in ${env.netns}`);
+  if (!eth.flags?.includes('UP')) throw checkFailed(`interface ${env.ifname} is down`);
+  const podIf = prev.interfaces?.find((i) => i.sandbox && i.name === env.ifname);
+  if (podIf?.mac && eth.address?.toLowerCase() !== podIf.mac.toLowerCase()) {
+    throw checkFailed(`interface ${env.ifname} has MAC ${eth.address}, prevResult says ${podIf.mac}`);
+  }
+  for (const ip of prev.ips ?? []) {
+    const [addr, prefix] = ip.address.split('/');
+    if (!eth.addr_info?.some((a) => a.local === addr && String(a.prefixlen) === prefix)) {
+      throw checkFailed(`address ${ip.address} is missing on ${env.ifname}`);
+    }
+  }
+  const routes = podRoutesNow as { dst: string; gateway?: string; dev?: string }[];
+  for (const r of prev.routes ?? []) {
+    if (!routes.some((k) => sameDst(k.dst, r.dst) && (!r.gw || k.gateway === r.gw))) {
+      throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${env.netns}`);
+    }
+  }
+}
+
+async function gc(ctx: Context): Promise<void> {
+  const bc = parseBridgeConf(ctx.conf);
+  const released = await ipamFor(ctx).gc(ctx);
+  // Host-side leftovers of the attachments whose addresses were just collected.
+  for (const a of released) await teardown(ctx, bc, a);
+}
+
+async function status(ctx: Context): Promise<void> {
+  parseBridgeConf(ctx.conf);
+  await ipamFor(ctx).status(ctx);
+}
+
+export const bridgePlugin: Plugin = { add, del, check, gc, status };
