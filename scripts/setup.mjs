@@ -1,0 +1,31 @@
+// Installs what podwire's build, tests and lab need on a fresh Debian machine (as root), then builds.
+// Idempotent and quick when everything is already there.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// iproute2: ip; util-linux: nsenter, flock; busybox-static: ping inside test namespaces;
+// containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark.
+const DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'busybox-static', 'containernetworking-plugins'];
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+const say = (m) => process.stderr.write(`setup: ${m}\n`);
+
+const missing = DEBS.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout?.includes('install ok installed') !== true);
+if (missing.length) {
+  if (process.getuid?.() !== 0) throw new Error(`missing Debian packages ${missing.join(' ')}; run as root or install them`);
+  say(`installing ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  sh('apt-get', ['update', '-q'], { env });
+  sh('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env });
+}
+
+const lock = join(root, 'package-lock.json');
+const installed = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
+  say('npm ci');
+  sh('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+if (!process.argv.includes('--no-build')) sh('node', ['scripts/build.mjs']);

@@ -1,0 +1,124 @@
+// Test hosts for integration tests: network namespaces this test run makes, and removes again (also on
+// failure). Nothing here touches the host's root namespace; all traffic stays inside these namespaces.
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = join(ROOT, 'dist', 'podwire');
+export const REF_PLUGINS = '/usr/lib/cni';
+
+export function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('integration tests need root (they create network namespaces)');
+}
+
+let seq = 0;
+
+/** Namespaces (and temp dirs) made by one test file; cleanup() removes all of them. */
+export class Sandbox {
+  private readonly namespaces: string[] = [];
+  private readonly dirs: string[] = [];
+  private readonly tag = `pwt${process.pid % 100000}`;
+
+  ns(role: string): string {
+    const name = `${this.tag}${role}${seq++}`;
+    sh('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+    sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    return name;
+  }
+
+  dir(): string {
+    const d = mkdtempSync(join(tmpdir(), 'podwire-test-'));
+    this.dirs.push(d);
+    return d;
+  }
+
+  delNs(name: string): void {
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    this.namespaces.splice(this.namespaces.indexOf(name), 1);
+  }
+
+  cleanup(): void {
+    for (const n of this.namespaces.splice(0).reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export const nsPath = (ns: string): string => `/run/netns/${ns}`;
+
+export interface CniCall {
+  command: string;
+  containerID?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  path?: string;
+  /** Replace or remove (undefined) CNI_* variables. */
+  env?: Record<string, string | undefined>;
+}
+
+export interface CniReply {
+  code: number;
+  stdout: string;
+  stderr: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json: any;
+}
+
+/** Executes a plugin binary inside the node namespace exactly as a runtime does: CNI_* env, config on stdin. */
+export function cni(nodeNs: string, call: CniCall, conf: unknown, bin = BIN): Promise<CniReply> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: call.command };
+  const vars: Record<string, string | undefined> = {
+    CNI_CONTAINERID: call.containerID,
+    CNI_NETNS: call.netns,
+    CNI_IFNAME: call.ifname ?? (call.containerID ? 'eth0' : undefined),
+    CNI_ARGS: call.args,
+    CNI_PATH: call.path ?? REF_PLUGINS,
+    ...call.env,
+  };
+  for (const [k, v] of Object.entries(vars)) if (v !== undefined) env[k] = v;
+  const stdin = typeof conf === 'string' ? conf : JSON.stringify(conf);
+  return new Promise((resolve) => {
+    const child = execFile('ip', ['netns', 'exec', nodeNs, bin], { env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      let json: unknown;
+      try {
+        json = stdout.trim() ? JSON.parse(stdout) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr, json });
+    });
+    child.stdin!.end(stdin);
+  });
+}
+
+/** Links in a namespace as `ip -j addr` reports them (name, flags, master, addresses). */
+export function links(ns: string): { ifname: string; master?: string; mtu: number; address: string; flags: string[]; addr_info: { local: string; prefixlen: number }[] }[] {
+  return JSON.parse(sh('ip', ['-n', ns, '-j', 'addr', 'show']));
+}
+
+export function linkNames(ns: string): string[] {
+  return links(ns).map((l) => l.ifname);
+}
+
+export function ping(ns: string, ip: string, extra: string[] = []): boolean {
+  try {
+    execFileSync('ip', ['netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '2', ...extra, ip], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseNetConf } from '../../src/cni/skel.js';
+import { parseIpamConfig } from '../../src/ipam/config.js';
+import { formatIP } from '../../src/ipam/ip.js';
+import { parseBridgeConf } from '../../src/plugin/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'podwire-conf-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function fails(f: () => unknown): { code: number; message: string } {
+  try {
+    f();
+  } catch (e) {
+    return e as { code: number; message: string };
+  }
+  throw new Error('did not throw');
+}
+
+describe('ipam config', () => {
+  it('defaults: gateway is the first address, range is the rest', () => {
+    const c = parseIpamConfig({ subnet: '10.244.1.0/24' });
+    expect(formatIP(c.pool.gateway)).toBe('10.244.1.1');
+    expect(formatIP({ family: 4, value: c.pool.start })).toBe('10.244.1.1');
+    expect(formatIP({ family: 4, value: c.pool.end })).toBe('10.244.1.254');
+    expect(c.dataDir).toBe('/var/lib/cni/networks');
+  });
+
+  it.each([
+    [{ subnet: '10.244.1.5/24' }, 'ipam.subnet'],
+    [{ subnet: 'nope' }, 'ipam.subnet'],
+    [{ subnet: '10.244.1.0/31' }, 'ipam.subnet'],
+    [{}, 'ipam.subnet'],
+    [{ subnet: '10.244.1.0/24', gateway: '10.9.9.9' }, 'ipam.gateway'],
+    [{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.0' }, 'ipam.rangeStart'],
+    [{ subnet: '10.244.1.0/24', rangeEnd: '10.244.1.255' }, 'ipam.rangeEnd'],
+    [{ subnet: '10.244.1.0/24', rangeStart: '10.244.1.9', rangeEnd: '10.244.1.8' }, 'ipam.rangeStart'],
+    [{ subnet: '10.244.1.0/24', routes: [{ dst: '10.96.0.0/12', gw: 'x' }] }, 'ipam.routes[0].gw'],
+    [{ subnet: '10.244.1.0/24', routes: [{ dst: '10.96.0.1/12' }] }, 'ipam.routes[0].dst'],
+    [{ subnet: '10.244.1.0/24', dataDir: 'relative' }, 'ipam.dataDir'],
+    [{ subnet: '10.244.1.0/24', subnetFile: '/x' }, 'ipam.subnet'],
+  ])('%j is code 7 naming %s', (ipam, key) => {
+    const e = fails(() => parseIpamConfig(ipam));
+    expect(e.code).toBe(7);
+    expect(e.message).toContain(key);
+  });
+
+  it('reads the node subnet file, and a missing one is "try again later" (11)', () => {
+    const f = join(dir, 'subnet.json');
+    writeFileSync(f, JSON.stringify({ podCIDR: '10.244.7.0/24', clusterCIDR: '10.244.0.0/16', mtu: 1450 }));
+    const c = parseIpamConfig({ subnetFile: f });
+    expect(formatIP(c.pool.gateway)).toBe('10.244.7.1');
+    expect(c.mtu).toBe(1450);
+    expect(fails(() => parseIpamConfig({ subnetFile: join(dir, 'absent.json') })).code).toBe(11);
+    writeFileSync(f, '{"podCIDR": 5}');
+    expect(fails(() => parseIpamConfig({ subnetFile: f }))).toMatchObject({ code: 7, message: expect.stringContaining('ipam.subnetFile') });
+  });
+});
+
+describe('network config', () => {
+  const good = { cniVersion: '1.0.0', name: 'podnet', type: 'podwire', ipam: { subnet: '10.244.1.0/24' } };
+
+  it('accepts a valid config with defaults', () => {
+    expect(parseBridgeConf(parseNetConf(JSON.stringify(good)))).toEqual({
+      bridge: 'cni0',
+      mtu: undefined,
+      hairpinMode: true,
+      isDefaultGateway: true,
+      ipMasq: false,
+    });
+  });
+
+  it('decode errors are 6, unsupported versions 1, bad keys 7 naming the key', () => {
+    expect(fails(() => parseNetConf('{"cniVersion": '))).toMatchObject({ code: 6 });
+    expect(fails(() => parseNetConf('[]'))).toMatchObject({ code: 6 });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, cniVersion: '0.2.0' })))).toMatchObject({ code: 1 });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, cniVersion: undefined })))).toMatchObject({ code: 7, message: expect.stringContaining('cniVersion') });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, name: '../etc' })))).toMatchObject({ code: 7, message: expect.stringContaining('name') });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, logLevel: 'loud' })))).toMatchObject({ code: 7, message: expect.stringContaining('logLevel') });
+    for (const [k, v] of [
+      ['bridge', 'a/b'],
+      ['mtu', 70000],
+      ['mtu', '1500'],
+      ['hairpinMode', 'yes'],
+      ['ipMasq', 1],
+    ] as const) {
+      expect(fails(() => parseBridgeConf(parseNetConf(JSON.stringify({ ...good, [k]: v }))))).toMatchObject({ code: 7, message: expect.stringContaining(k) });
+    }
+  });
+});

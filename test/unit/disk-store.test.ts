@@ -1,0 +1,107 @@
+// The disk store and its lock, on a real disk and with real processes.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { allocate } from '../../src/ipam/allocator.js';
+import { parseIpamConfig } from '../../src/ipam/config.js';
+import { DiskStore } from '../../src/ipam/disk-store.js';
+import { lockFile } from '../../src/ipam/lock.js';
+
+const root = mkdtempSync(join(tmpdir(), 'podwire-store-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => DiskStore.forNetwork(root, `net${n++}`);
+
+/** Exit code of `flock -n FILE true` in another process: 0 = the lock was free, 1 = held. */
+function probe(file: string): Promise<number> {
+  return new Promise((resolve) => spawn('flock', ['-n', file, 'true']).on('close', (c) => resolve(c ?? -1)));
+}
+
+describe('DiskStore', () => {
+  it("writes host-local's layout", async () => {
+    const s = fresh();
+    const pool = parseIpamConfig({ subnet: '10.244.1.0/24' }).pool;
+    await allocate(s, pool, { containerID: 'abc', ifname: 'eth0' });
+    expect(readFileSync(join(s.dir, '10.244.1.2'), 'utf8')).toBe('abc\r\neth0');
+    expect(readFileSync(join(s.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.244.1.2');
+    expect(readdirSync(s.dir).sort()).toEqual(['10.244.1.2', 'last_reserved_ip.0', 'lock']);
+  });
+
+  it('reads files written by host-local, old format (ID only) included', () => {
+    const s = fresh();
+    mkdirSync(s.dir, { recursive: true });
+    writeFileSync(join(s.dir, '10.0.0.5'), 'x1\r\nnet1');
+    writeFileSync(join(s.dir, '10.0.0.6'), 'x2\n');
+    writeFileSync(join(s.dir, 'fd00::7'), 'x3\r\neth0');
+    expect(s.list()).toEqual(
+      new Map([
+        ['10.0.0.5', { containerID: 'x1', ifname: 'net1' }],
+        ['10.0.0.6', { containerID: 'x2', ifname: '' }],
+        ['fd00::7', { containerID: 'x3', ifname: 'eth0' }],
+      ]),
+    );
+  });
+
+  it('reserve is exclusive, release idempotent, a crashed writer leaves no partial reservation', () => {
+    const s = fresh();
+    mkdirSync(s.dir, { recursive: true });
+    writeFileSync(join(s.dir, '.tmp-10.0.0.9-4242'), 'half'); // what a crash between write and link leaves
+    expect(s.reserve('10.0.0.9', { containerID: 'a', ifname: 'eth0' })).toBe(true);
+    expect(s.reserve('10.0.0.9', { containerID: 'b', ifname: 'eth0' })).toBe(false);
+    expect(s.list().get('10.0.0.9')).toEqual({ containerID: 'a', ifname: 'eth0' });
+    expect(existsSync(join(s.dir, '.tmp-10.0.0.9-4242'))).toBe(false);
+    s.release('10.0.0.9');
+    s.release('10.0.0.9');
+    expect(s.list().size).toBe(0);
+    expect(s.lastReserved()).toBe('10.0.0.9');
+  });
+
+  it('list of a network never used is empty', () => {
+    expect(fresh().list().size).toBe(0);
+  });
+});
+
+describe('lockFile (flock on an inherited descriptor)', () => {
+  it('is held against other processes until unlocked', async () => {
+    const f = join(root, 'lock1');
+    const unlock = await lockFile(f);
+    expect(await probe(f)).toBe(1);
+    unlock();
+    unlock(); // a second unlock is harmless
+    expect(await probe(f)).toBe(0);
+  });
+
+  it('serialises holders in one process', async () => {
+    const f = join(root, 'lock2');
+    let inside = 0;
+    let maxInside = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const unlock = await lockFile(f);
+        inside++;
+        maxInside = Math.max(maxInside, inside);
+        await new Promise((r) => setTimeout(r, 5));
+        inside--;
+        unlock();
+      }),
+    );
+    expect(maxInside).toBe(1);
+  });
+
+  it('times out with code 11 while another process holds it, and is free once that process is killed', async () => {
+    const f = join(root, 'lock3');
+    const holder = spawn('flock', ['--close', f, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    try {
+      for (let i = 0; i < 100 && (await probe(f)) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await expect(lockFile(f, 1)).rejects.toMatchObject({ code: 11 });
+      holder.kill('SIGKILL'); // a crash: nobody unlocks, the kernel drops the lock (--close: sleep does not hold it)
+      await new Promise((r) => holder.on('close', r));
+      const unlock = await lockFile(f, 5);
+      unlock();
+    } finally {
+      process.kill(-holder.pid!, 'SIGKILL'); // and its sleep
+    }
+  });
+});
