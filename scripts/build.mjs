@@ -31,8 +31,9 @@ await esbuild.build({
   logLevel: 'warning',
 });
 
+// A CNI plugin runs in whatever directory the runtime has: never read a .env or bunfig.toml from there.
 const bun = join(dirname(require.resolve('@oven/bun-linux-x64/package.json')), 'bin', 'bun');
-execFileSync(bun, ['build', '--compile', '--bytecode', '--format=esm', '--target=bun-linux-x64', 'dist/podwire.mjs', '--outfile', 'dist/podwire'], {
+execFileSync(bun, ['build', '--compile', '--bytecode', '--format=esm', '--target=bun-linux-x64', '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', 'dist/podwire.mjs', '--outfile', 'dist/podwire'], {
   cwd: root,
   stdio: ['ignore', 'ignore', 'inherit'],
 });

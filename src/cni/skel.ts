@@ -80,6 +80,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     const conf = parseNetConf(stdin);
     cniVersion = conf.cniVersion;
     configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info');
+    log.debug({ ms: +(performance.now() - started).toFixed(2), sinceStart: +performance.now().toFixed(2) }, 'config read, log open');
     const cniEnv = readEnv(env, opts.knownArgs);
     command = cniEnv.command;
     Object.assign(fields, { net: conf.name, containerID: cniEnv.containerID || undefined, ifname: cniEnv.ifname || undefined });

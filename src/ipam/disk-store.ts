@@ -8,6 +8,7 @@
 import { linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from '../cni/types.js';
+import { log } from '../log.js';
 import { lockFile } from './lock.js';
 import { parseIP } from './ip.js';
 import type { Store } from './store.js';
@@ -30,9 +31,12 @@ export class DiskStore implements Store {
     return new DiskStore(join(dataDir, network));
   }
 
-  lock(): Promise<() => void> {
+  async lock(): Promise<() => void> {
+    const started = performance.now();
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    return lockFile(join(this.dir, 'lock'));
+    const unlock = await lockFile(join(this.dir, 'lock'));
+    log.debug({ dir: this.dir, ms: +(performance.now() - started).toFixed(2) }, 'ipam lock acquired');
+    return unlock;
   }
 
   list(): Map<string, Attachment> {

@@ -9,19 +9,30 @@ import { validAbsPath } from '../cni/validate.js';
 import { allocate, collect, freeCount, holdings, release } from './allocator.js';
 import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
-import { type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from './ip.js';
+import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from './ip.js';
 
 export interface IpamAdd {
   /** An abbreviated result: ips (no interface index), routes, dns. */
   result: Result;
   /** Undo for a failed ADD: releases what this ADD reserved, and nothing a previous ADD reserved. */
   undo: () => Promise<void>;
+}
+
+/** An ADD whose config has been read but whose address is not yet allocated. */
+export interface PreparedAdd {
+  /**
+   * The gateway, when it is known before allocation (built-in IPAM: from the config). The caller can then
+   * wire the host side while the allocation waits for its lock.
+   */
+  gateway?: { subnet: Cidr; ip: IP };
   /** MTU from the node subnet file, when the slice came from there. */
   mtu?: number;
+  allocate(): Promise<IpamAdd>;
 }
 
 export interface Ipam {
-  add(ctx: Context): Promise<IpamAdd>;
+  /** Reads and checks the IPAM config; throws before anything is allocated. */
+  prepare(ctx: Context): PreparedAdd;
   del(ctx: Context): Promise<void>;
   check(ctx: Context): Promise<void>;
   /** Returns the attachments whose addresses it released (when it can tell). */
@@ -74,22 +85,28 @@ export function validAttachments(ctx: Context): Attachment[] {
 }
 
 export const builtinIpam: Ipam = {
-  async add(ctx) {
+  prepare(ctx) {
     const cfg = parseIpamConfig(ctx.conf.ipam);
     const store = storeFor(ctx, cfg.dataDir);
     const { pool } = cfg;
-    const alloc = await allocate(store, pool, owner(ctx), requestedIP(ctx, pool.subnet.family));
-    const result: Result = {
-      cniVersion: ctx.conf.cniVersion,
-      ips: [{ address: formatCidr(pool.subnet, alloc.ip.value), gateway: formatIP(pool.gateway) }],
-      routes: cfg.routes,
-      dns: ctx.conf.dns,
-    };
+    const requested = requestedIP(ctx, pool.subnet.family);
     return {
-      result,
+      gateway: { subnet: pool.subnet, ip: pool.gateway },
       mtu: cfg.mtu,
-      undo: async () => {
-        if (!alloc.existing) store.release(formatIP(alloc.ip));
+      async allocate() {
+        const alloc = await allocate(store, pool, owner(ctx), requested);
+        const result: Result = {
+          cniVersion: ctx.conf.cniVersion,
+          ips: [{ address: formatCidr(pool.subnet, alloc.ip.value), gateway: formatIP(pool.gateway) }],
+          routes: cfg.routes,
+          dns: ctx.conf.dns,
+        };
+        return {
+          result,
+          undo: async () => {
+            if (!alloc.existing) store.release(formatIP(alloc.ip));
+          },
+        };
       },
     };
   },
@@ -129,16 +146,20 @@ export const builtinIpam: Ipam = {
 export function delegatedIpam(type: string): Ipam {
   const run = (ctx: Context, command: string) => execPlugin(type, command, ctx.stdin, ctx.env);
   return {
-    async add(ctx) {
-      const result = parseResult(await run(ctx, 'ADD'));
-      const undo = async () => {
-        await run(ctx, 'DEL');
+    prepare(ctx) {
+      return {
+        async allocate() {
+          const result = parseResult(await run(ctx, 'ADD'));
+          const undo = async () => {
+            await run(ctx, 'DEL');
+          };
+          if (!result || !result.ips?.length) {
+            await undo();
+            throw new CniError(Code.Delegate, `${type} returned no IP address`);
+          }
+          return { result, undo };
+        },
       };
-      if (!result || !result.ips?.length) {
-        await undo();
-        throw new CniError(Code.Delegate, `${type} returned no IP address`);
-      }
-      return { result, undo };
     },
     async del(ctx) {
       await run(ctx, 'DEL');

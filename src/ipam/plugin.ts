@@ -5,7 +5,7 @@ import { builtinIpam } from './ipam.js';
 
 export const ipamPlugin: Plugin = {
   async add(ctx) {
-    return (await builtinIpam.add(ctx)).result;
+    return (await builtinIpam.prepare(ctx).allocate()).result;
   },
   del: (ctx) => builtinIpam.del(ctx),
   check: (ctx) => builtinIpam.check(ctx),

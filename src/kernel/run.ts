@@ -1,6 +1,7 @@
 // Running ip, nsenter, iptables: execFile with argument arrays, never a shell. Kernel changes go in one
 // `ip -batch -` per namespace; state is read with `ip -j`. Each spawn costs ~1.5-2 ms, so callers batch.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { CniError, Code } from '../cni/errors.js';
 import { log } from '../log.js';
 
@@ -26,9 +27,18 @@ export function run(cmd: string, args: readonly string[], input?: string): Promi
   });
 }
 
-/** ip, or ip inside the namespace at `netns` (any path: /var/run/netns/x, /proc/PID/ns/net). */
+const NAMED_NETNS = /^(?:\/var)?\/run\/netns\/([^/]+)$/;
+
+/**
+ * ip, or ip inside the namespace at `netns`: `ip -n NAME` for a named namespace (what containerd's CRI,
+ * CRI-O and podman use; one exec), nsenter for any other path such as /proc/PID/ns/net.
+ */
 function ipArgv(args: readonly string[], netns?: string): [string, string[]] {
-  return netns ? ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]] : ['ip', [...args]];
+  if (!netns) return ['ip', [...args]];
+  const named = NAMED_NETNS.exec(netns);
+  return named && existsSync(`/var/run/netns/${named[1]}`)
+    ? ['ip', ['-n', named[1]!, ...args]]
+    : ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]];
 }
 
 export class IpBatchError extends CniError {
@@ -47,9 +57,10 @@ export class IpBatchError extends CniError {
  */
 export async function ipBatch(lines: readonly string[], netns?: string): Promise<void> {
   if (lines.length === 0) return;
-  log.debug({ netns, batch: lines }, 'ip -batch');
+  const started = performance.now();
   const [cmd, args] = ipArgv(['-batch', '-'], netns);
   const r = await run(cmd, args, lines.join('\n') + '\n');
+  log.debug({ netns, batch: lines, ms: +(performance.now() - started).toFixed(2), exit: r.code }, 'ip -batch');
   if (r.code === 0) return;
   const m = /Command failed -:(\d+)/.exec(r.stderr);
   const line = m ? Number(m[1]) : 0;

@@ -1,17 +1,19 @@
 // The podwire plugin: a veth pair from the pod's namespace to the node's bridge, addresses from IPAM.
 //
-// ADD, in order, each step undone if a later one fails:
+// ADD, each step undone if a later one fails:
 //   1. IPAM: an address from the node's slice (built-in allocator, or a delegated IPAM plugin)
 //   2. host side, one `ip -batch`: bridge (created if missing) with the gateway address and a pinned MAC,
-//      then the veth pair (peer created directly as CNI_IFNAME inside the pod), host end on the bridge
+//      then the veth pair (peer created directly as CNI_IFNAME inside the pod), host end on the bridge.
+//      With the built-in IPAM the gateway is known from the config, so 1 and 2 run at the same time.
 //   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
 //   4. ip_forward, and the optional ipMasq chain
 import { statSync } from 'node:fs';
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
-import { ipamFor } from '../ipam/ipam.js';
+import { type IpamAdd, ipamFor } from '../ipam/ipam.js';
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
 import {
+  type BridgeSpec,
   HOST_VETH_RE,
   bridgeLines,
   bridgeMac,
@@ -79,13 +81,13 @@ async function podLinks(netns: string): Promise<string[]> {
 }
 
 /** Runs the host-side batch; a bridge created by a parallel ADD in the meantime is not an error. */
-async function wireHost(bc: BridgeConf, bridgeSpec: Parameters<typeof bridgeLines>[0], veth: string[]): Promise<void> {
-  const exists = localLinks().has(bc.bridge);
+async function wireHost(bridge: BridgeSpec, lines: string[]): Promise<void> {
+  const exists = localLinks().has(bridge.name);
   try {
-    await ipBatch([...bridgeLines(bridgeSpec, exists), ...veth]);
+    await ipBatch([...bridgeLines(bridge, exists), ...lines]);
   } catch (e) {
     if (exists || !(isExists(e) && (e as IpBatchError).line === 1)) throw e;
-    await ipBatch([...bridgeLines(bridgeSpec, true), ...veth]);
+    await ipBatch([...bridgeLines(bridge, true), ...lines]);
   }
 }
 
@@ -94,24 +96,24 @@ async function add(ctx: Context): Promise<Result> {
   const bc = parseBridgeConf(conf);
   const podMac = requestedMac(ctx) ?? randomMac();
   requireNetns(env.netns);
-  const ipam = ipamFor(ctx);
-
-  const got = await ipam.add(ctx);
+  const prepared = ipamFor(ctx).prepare(ctx);
+  const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
   const host = hostVethName(conf.name, env.containerID, env.ifname);
+  const hostMac = randomMac();
+
+  let got: IpamAdd | undefined;
   let vethCreated = false;
   let masq: string | undefined;
-  try {
-    const addrs = podAddresses(got.result);
-    if (addrs.length === 0) throw new CniError(Code.Delegate, 'IPAM returned no address');
-    const mtu = bc.mtu ?? got.mtu ?? DEFAULT_MTU;
-    const primary = addrs[0]!;
-    const brMac = bridgeMac(primary.gateway.value);
-    const hostMac = randomMac();
+  /** Step 2: bridge and veth. Needs only the gateway, not the pod's address. */
+  const wire = async (gateways: { subnet: Cidr; ip: IP }[]): Promise<string> => {
+    const [primary, ...more] = gateways;
+    const brMac = bridgeMac(primary!.ip.value);
+    const bridge = { name: bc.bridge, mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
     const veth = vethLines({ host, hostMac, peer: env.ifname, peerMac: podMac, netns: env.netns, mtu, bridge: bc.bridge, hairpin: bc.hairpinMode });
-    const bridgeSpec = { name: bc.bridge, mtu, mac: brMac, gatewayCidr: formatCidr(primary.cidr, primary.gateway.value) };
-    const extraGateways = addrs.slice(1).map((a) => `addr replace ${formatCidr(a.cidr, a.gateway.value)} dev ${bc.bridge}`);
+    const extra = more.map((g) => `addr replace ${formatCidr(g.subnet, g.ip.value)} dev ${bc.bridge}`);
     try {
-      await wireHost(bc, bridgeSpec, [...extraGateways, ...veth]);
+      await wireHost(bridge, [...extra, ...veth]);
+      vethCreated = true;
     } catch (e) {
       if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
         if ((await podLinks(env.netns)).includes(env.ifname)) {
@@ -119,14 +121,31 @@ async function add(ctx: Context): Promise<Result> {
         }
         throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
       }
-      // The veth may have been created before a later line failed.
-      vethCreated = localLinks().has(host);
+      vethCreated = localLinks().has(host); // created before a later line failed
       throw e;
     }
-    vethCreated = true;
+    return brMac;
+  };
 
-    const routes = podRoutes(addrs, got.result.routes ?? [], bc.isDefaultGateway);
+  try {
+    let brMac: string;
+    if (prepared.gateway) {
+      // Built-in IPAM: wire the host while the allocation waits for the IPAM lock (both ~2-3 ms).
+      const [a, w] = await Promise.allSettled([prepared.allocate().then((g) => (got = g)), wire([prepared.gateway])]);
+      if (a.status === 'rejected') throw a.reason;
+      if (w.status === 'rejected') throw w.reason;
+      brMac = w.value;
+    } else {
+      got = await prepared.allocate();
+      brMac = await wire(podAddresses(got.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })));
+    }
+    const addrs = podAddresses(got!.result);
+    if (addrs.length === 0) throw new CniError(Code.Delegate, 'IPAM returned no address');
+
+    // Step 3: inside the pod.
+    const routes = podRoutes(addrs, got!.result.routes ?? [], bc.isDefaultGateway);
     await ipBatch(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns);
+    // Step 4: forwarding, and masquerade when asked.
     ensureSysctl('net/ipv4/ip_forward', '1');
     if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
     if (bc.ipMasq) {
@@ -134,7 +153,7 @@ async function add(ctx: Context): Promise<Result> {
       for (const a of addrs) await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
     }
 
-    const iface = (i: Interface): Interface => (mtu ? { ...i, mtu } : i);
+    const iface = (i: Interface): Interface => ({ ...i, mtu });
     return {
       cniVersion: conf.cniVersion,
       interfaces: [
@@ -144,13 +163,13 @@ async function add(ctx: Context): Promise<Result> {
       ],
       ips: addrs.map((a) => ({ address: a.address, gateway: formatIP(a.gateway), interface: 2 })),
       routes,
-      dns: conf.dns ?? got.result.dns,
+      dns: conf.dns ?? got!.result.dns,
     };
   } catch (e) {
     await undo(`ADD of ${env.containerID}/${env.ifname}`, [
       async () => masq && (await removeMasq(masq)),
       async () => vethCreated && (await ipBatch([`link del dev ${host}`])),
-      () => got.undo(),
+      async () => got && (await got.undo()),
     ]);
     throw e;
   }

@@ -425,3 +425,26 @@ describe('cni-conf/', () => {
     expect(ping(p.ns, '10.244.4.1')).toBe(true);
   });
 });
+
+describe('namespace paths', () => {
+  it('works with /proc/PID/ns/net (containerd ctr) as well as a named namespace', async () => {
+    const n = makeNode();
+    const p = pod();
+    const holder = (await import('node:child_process')).spawn('ip', ['netns', 'exec', p.ns, 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const pid = sh('pgrep', ['-n', '-f', `^sleep 60$`]).trim();
+      const netns = `/proc/${pid}/ns/net`;
+      const r = await cni(n.node, { command: 'ADD', containerID: 'procns', netns }, n.conf());
+      expect(r.code, r.stdout).toBe(0);
+      expect(r.json.interfaces[2].sandbox).toBe(netns);
+      expect(ping(p.ns, '10.244.1.1')).toBe(true);
+      const check = await cni(n.node, { command: 'CHECK', containerID: 'procns', netns }, n.conf('1.1.0', { prevResult: r.json }));
+      expect(check.code, check.stdout).toBe(0);
+      expect((await cni(n.node, { command: 'DEL', containerID: 'procns', netns: '' }, n.conf())).code).toBe(0);
+      expect(linkNames(p.ns)).toEqual(['lo']);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+});
