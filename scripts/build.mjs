@@ -24,6 +24,7 @@ await esbuild.build({
   define: { __PODWIRE_VERSION__: JSON.stringify(pkg.version) },
   // pino's worker-thread transports are never used (we log synchronously to a file): keep them out of
   // start-up, which is most of the plugin's cost.
+  loader: { '.conflist': 'json' },
   alias: { 'thread-stream': './scripts/no-thread-stream.cjs' },
   minifyWhitespace: true,
   minifySyntax: true,

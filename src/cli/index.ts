@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
+import { labCommand, labDownCommand } from '../lab/index.js';
 import { installCommand } from './install.js';
 
 export async function cli(argv: string[]): Promise<number> {
@@ -22,6 +23,8 @@ export async function cli(argv: string[]): Promise<number> {
       },
     )
     .command(installCommand)
+    .command(labCommand)
+    .command(labDownCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     .version(VERSION)
@@ -32,5 +35,5 @@ export async function cli(argv: string[]): Promise<number> {
       code = 1;
     })
     .parseAsync();
-  return code;
+  return code || Number(process.exitCode ?? 0);
 }

@@ -1,10 +1,11 @@
 // Test hosts for integration tests: network namespaces this test run makes, and removes again (also on
 // failure). Nothing here touches the host's root namespace; all traffic stays inside these namespaces.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Attach, type Reply, execCni } from '../../src/lab/runtime.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(ROOT, 'dist', 'podwire');
@@ -59,50 +60,17 @@ export class Sandbox {
 
 export const nsPath = (ns: string): string => `/run/netns/${ns}`;
 
-export interface CniCall {
+export interface CniCall extends Partial<Attach> {
   command: string;
-  containerID?: string;
-  netns?: string;
-  ifname?: string;
-  args?: string;
+  /** CNI_PATH; the reference plugins' directory by default. */
   path?: string;
-  /** Replace or remove (undefined) CNI_* variables. */
-  env?: Record<string, string | undefined>;
 }
 
-export interface CniReply {
-  code: number;
-  stdout: string;
-  stderr: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  json: any;
-}
+export type CniReply = Reply;
 
 /** Executes a plugin binary inside the node namespace exactly as a runtime does: CNI_* env, config on stdin. */
 export function cni(nodeNs: string, call: CniCall, conf: unknown, bin = BIN): Promise<CniReply> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: call.command };
-  const vars: Record<string, string | undefined> = {
-    CNI_CONTAINERID: call.containerID,
-    CNI_NETNS: call.netns,
-    CNI_IFNAME: call.ifname ?? (call.containerID ? 'eth0' : undefined),
-    CNI_ARGS: call.args,
-    CNI_PATH: call.path ?? REF_PLUGINS,
-    ...call.env,
-  };
-  for (const [k, v] of Object.entries(vars)) if (v !== undefined) env[k] = v;
-  const stdin = typeof conf === 'string' ? conf : JSON.stringify(conf);
-  return new Promise((resolve) => {
-    const child = execFile('ip', ['netns', 'exec', nodeNs, bin], { env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      let json: unknown;
-      try {
-        json = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr, json });
-    });
-    child.stdin!.end(stdin);
-  });
+  return execCni({ node: nodeNs, podwire: BIN, cniPath: (call.path ?? REF_PLUGINS).split(':') }, bin, call.command, call, conf);
 }
 
 /** Links in a namespace as `ip -j addr` reports them (name, flags, master, addresses). */

@@ -1,15 +1,9 @@
-// What a runtime (libcni) does with a conflist: per plugin, a config with the list's name and cniVersion,
-// the previous plugin's result as prevResult, and runtimeConfig for the capabilities the plugin declares.
-// ADD runs the plugins in order, DEL in reverse.
+// Conflists from cni-conf/, executed by the lab's runtime logic (src/lab/runtime.ts) with dist/podwire
+// and the reference plugins.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, type CniCall, type CniReply, REF_PLUGINS, ROOT, cni } from './netns.js';
-
-export interface Conflist {
-  cniVersion: string;
-  name: string;
-  plugins: Record<string, any>[];
-}
+import { type Attach, type Conflist, type Reply, type Runner, addList as add, delList as del } from '../../src/lab/runtime.js';
+import { BIN, REF_PLUGINS, ROOT } from './netns.js';
 
 export function loadConflist(file: string, patch: (plugin: Record<string, any>) => void = () => {}): Conflist {
   const list = JSON.parse(readFileSync(join(ROOT, 'cni-conf', file), 'utf8')) as Conflist;
@@ -17,36 +11,9 @@ export function loadConflist(file: string, patch: (plugin: Record<string, any>) 
   return list;
 }
 
-export const binFor = (type: string): string => (type === 'podwire' ? BIN : join(REF_PLUGINS, type));
+const runner = (node: string): Runner => ({ node, podwire: BIN, cniPath: [REF_PLUGINS] });
 
-export function pluginConf(list: Conflist, i: number, runtimeConfig: Record<string, unknown>, prevResult?: unknown): Record<string, unknown> {
-  const { capabilities, ...plugin } = list.plugins[i]!;
-  const rc = Object.fromEntries(Object.entries(runtimeConfig).filter(([k]) => capabilities?.[k]));
-  return {
-    ...plugin,
-    cniVersion: list.cniVersion,
-    name: list.name,
-    ...(Object.keys(rc).length ? { runtimeConfig: rc } : {}),
-    ...(prevResult ? { prevResult } : {}),
-  };
-}
+export const addList = (node: string, list: Conflist, a: Attach, rc: Record<string, unknown> = {}): Promise<Reply> => add(runner(node), list, a, rc);
 
-/** ADD through the whole list; returns the last result, or the first failing reply. */
-export async function addList(node: string, list: Conflist, call: Omit<CniCall, 'command'>, runtimeConfig: Record<string, unknown> = {}): Promise<CniReply> {
-  let prev: unknown;
-  let reply!: CniReply;
-  for (let i = 0; i < list.plugins.length; i++) {
-    reply = await cni(node, { ...call, command: 'ADD' }, pluginConf(list, i, runtimeConfig, prev), binFor(list.plugins[i]!.type));
-    if (reply.code !== 0) return reply;
-    prev = reply.json;
-  }
-  return reply;
-}
-
-export async function delList(node: string, list: Conflist, call: Omit<CniCall, 'command'>, prevResult: unknown, runtimeConfig: Record<string, unknown> = {}): Promise<CniReply[]> {
-  const replies: CniReply[] = [];
-  for (let i = list.plugins.length - 1; i >= 0; i--) {
-    replies.push(await cni(node, { ...call, command: 'DEL' }, pluginConf(list, i, runtimeConfig, prevResult), binFor(list.plugins[i]!.type)));
-  }
-  return replies;
-}
+export const delList = (node: string, list: Conflist, a: Attach, prev: unknown, rc: Record<string, unknown> = {}): Promise<Reply[]> =>
+  del(runner(node), list, a, prev, rc);
