@@ -216,19 +216,10 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<vo
 
 async function del(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(ctx.conf);
-  // Release the address first: whatever else fails, the IP must not leak.
-  const ipam = ipamFor(ctx);
-  const released = ipam.del(ctx).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  const failed = await teardown(ctx, bc, ctx.env).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  const ipamErr = await released;
-  if (ipamErr) throw ipamErr;
-  if (failed) throw failed;
+  // Release the address and remove the host side at the same time, and finish both even if one fails:
+  // whatever else goes wrong, the IP must not leak.
+  const outcomes = await Promise.allSettled([ipamFor(ctx).del(ctx), teardown(ctx, bc, ctx.env)]);
+  for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
 }
 
 function checkFailed(msg: string): CniError {
