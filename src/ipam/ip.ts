@@ -56,10 +56,6 @@ export function cidrContains(c: Cidr, ip: IP): boolean {
   return c.family === ip.family && ip.value >= c.first && ip.value <= c.last;
 }
 
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return a.family === b.family && a.first <= b.last && b.first <= a.last;
-}
-
 /** Accepts "10.244.1.7" or "10.244.1.7/24" (runtimeConfig.ips uses the latter). */
 export function parseIPMaybeCidr(text: string): IP | undefined {
   if (typeof text !== 'string') return undefined;
