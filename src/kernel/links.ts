@@ -54,11 +54,18 @@ export interface BridgeSpec {
   mac: string;
 }
 
+/**
+ * `addr add|replace` of an address. IPv6 addresses skip duplicate address detection: the address is ours
+ * by allocation, and DAD would leave it "tentative" (unusable) for the pod's first seconds.
+ */
+export const addrLine = (verb: 'add' | 'replace', cidr: string, dev: string): string =>
+  `addr ${verb} ${cidr} dev ${dev}${cidr.includes(':') ? ' nodad' : ''}`;
+
 /** Create (when missing) and configure the bridge. `addr replace` and `up` are idempotent. */
 export function bridgeLines(b: BridgeSpec, exists: boolean): string[] {
   return [
     ...(exists ? [] : [`link add name ${b.name} address ${b.mac} mtu ${b.mtu} type bridge`]),
-    `addr replace ${b.gatewayCidr} dev ${b.name}`,
+    addrLine('replace', b.gatewayCidr, b.name),
     `link set dev ${b.name} up`,
   ];
 }
@@ -98,7 +105,7 @@ export interface PodSpec {
 export function podLines(p: PodSpec): string[] {
   return [
     'link set dev lo up',
-    ...p.addresses.map((a) => `addr add ${a} dev ${p.ifname}`),
+    ...p.addresses.map((a) => addrLine('add', a, p.ifname)),
     `link set dev ${p.ifname} up`,
     ...p.routes.map((r) => `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${p.ifname}`),
   ];

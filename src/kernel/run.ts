@@ -69,10 +69,11 @@ export async function ipBatch(lines: readonly string[], netns?: string): Promise
 
 /**
  * Reads state with `ip -j -batch -`: one JSON array per line. Note: in iproute2 6.1 a `link show` in a
- * batch makes later `addr show` lines lose their addresses, so read links with `addr show` instead.
+ * batch makes later `addr show` lines lose their addresses, so read links with `addr show` instead; and
+ * `route show` lists IPv4 only unless `options` has "-6".
  */
-export async function ipJson(lines: readonly string[], netns?: string): Promise<unknown[][]> {
-  const [cmd, args] = ipArgv(['-j', '-d', '-batch', '-'], netns);
+export async function ipJson(lines: readonly string[], netns?: string, options: readonly string[] = []): Promise<unknown[][]> {
+  const [cmd, args] = ipArgv(['-j', '-d', ...options, '-batch', '-'], netns);
   const r = await run(cmd, args, lines.join('\n') + '\n');
   if (r.code !== 0 && !r.stdout) throw new CniError(Code.Kernel, `ip -j: ${r.stderr.trim()}`);
   return r.stdout

@@ -15,6 +15,7 @@ import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '..
 import {
   type BridgeSpec,
   HOST_VETH_RE,
+  addrLine,
   bridgeLines,
   bridgeMac,
   hostVethName,
@@ -110,7 +111,7 @@ async function add(ctx: Context): Promise<Result> {
     const brMac = bridgeMac(primary!.ip.value);
     const bridge = { name: bc.bridge, mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
     const veth = vethLines({ host, hostMac, peer: env.ifname, peerMac: podMac, netns: env.netns, mtu, bridge: bc.bridge, hairpin: bc.hairpinMode });
-    const extra = more.map((g) => `addr replace ${formatCidr(g.subnet, g.ip.value)} dev ${bc.bridge}`);
+    const extra = more.map((g) => addrLine('replace', formatCidr(g.subnet, g.ip.value), bc.bridge));
     try {
       await wireHost(bridge, [...extra, ...veth]);
       vethCreated = true;
@@ -245,11 +246,14 @@ async function check(ctx: Context): Promise<void> {
   if (!prev) throw invalidConfig('prevResult', 'missing: CHECK needs the result of ADD');
   requireNetns(env.netns);
   const host = hostVethName(conf.name, env.containerID, env.ifname);
-  const [[hostLinks = []], [podAddrs = [], podRoutesNow = []]] = await Promise.all([
+  const v6 = (prev.routes ?? []).some((r) => r.dst.includes(':'));
+  const [[hostLinks = []], [podAddrs = [], podRoutes4 = []], [podRoutes6 = []]] = await Promise.all([
     ipJson(['addr show']),
     ipJson(['addr show', 'route show table main'], env.netns),
+    v6 ? ipJson(['route show table main'], env.netns, ['-6']) : [[]],
     ipamFor(ctx).check(ctx),
   ]);
+  const podRoutesNow = [...podRoutes4, ...podRoutes6];
 
   const links = hostLinks as JsonLink[];
   if (!links.some((l) => l.ifname === bc.bridge)) throw checkFailed(`bridge ${bc.bridge} is missing`);

@@ -445,3 +445,24 @@ describe('namespace paths', () => {
     }
   });
 });
+
+describe('IPv6', () => {
+  it('a v6 slice: address, default route and reachability of the gateway and another pod', async () => {
+    const n = makeNode({ subnet: 'fd00:10:244:1::/64' });
+    const [a, b] = [pod(), pod()];
+    const ra = await cni(n.node, { command: 'ADD', containerID: 'v6a', netns: a.path }, n.conf());
+    const rb = await cni(n.node, { command: 'ADD', containerID: 'v6b', netns: b.path }, n.conf());
+    expect(ra.code, ra.stdout).toBe(0);
+    expect(ra.json.ips[0]).toMatchObject({ address: 'fd00:10:244:1::2/64', gateway: 'fd00:10:244:1::1' });
+    expect(ra.json.routes).toEqual([{ dst: '::/0', gw: 'fd00:10:244:1::1' }]);
+    expect(n.reservations()).toEqual(['fd00:10:244:1::2', 'fd00:10:244:1::3']);
+    expect(ping(a.ns, 'fd00:10:244:1::1')).toBe(true);
+    expect(ping(a.ns, addrOf(rb.json))).toBe(true);
+    const check = await cni(n.node, { command: 'CHECK', containerID: 'v6a', netns: a.path }, n.conf('1.1.0', { prevResult: ra.json }));
+    expect(check.code, check.stdout).toBe(0);
+    for (const [id, p] of [['v6a', a], ['v6b', b]] as const) {
+      expect((await cni(n.node, { command: 'DEL', containerID: id, netns: p.path }, n.conf())).code).toBe(0);
+    }
+    n.expectNothingLeft(a.ns);
+  });
+});
