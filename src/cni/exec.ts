@@ -1,10 +1,10 @@
 // Executes another CNI plugin (a delegated IPAM such as host-local) the way a runtime would.
-import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, Code } from './errors.js';
 import type { CniEnv } from './types.js';
 import { validID } from './validate.js';
+import { run } from '../run.js';
 
 export function findPlugin(type: string, path: readonly string[]): string {
   if (!validID(type)) throw new CniError(Code.InvalidConfig, `invalid network config: ipam.type: "${type}" is not a plugin name`);
@@ -21,7 +21,7 @@ export function findPlugin(type: string, path: readonly string[]): string {
 }
 
 /** Runs `type` with command and stdin; returns its parsed stdout, or throws its CNI error. */
-export function execPlugin(type: string, command: string, stdin: string, env: CniEnv): Promise<unknown> {
+export async function execPlugin(type: string, command: string, stdin: string, env: CniEnv): Promise<unknown> {
   const bin = findPlugin(type, env.path);
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
@@ -32,21 +32,15 @@ export function execPlugin(type: string, command: string, stdin: string, env: Cn
     CNI_ARGS: Object.entries(env.args).map(([k, v]) => `${k}=${v}`).join(';'),
     CNI_PATH: env.path.join(':'),
   };
-  return new Promise((resolve, reject) => {
-    const child = execFile(bin, [], { env: childEnv, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
-      let parsed: unknown;
-      try {
-        parsed = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch {
-        parsed = undefined;
-      }
-      if (!err) return resolve(parsed);
-      const e = parsed as { code?: number; msg?: string; details?: string } | undefined;
-      if (e && typeof e.code === 'number') {
-        return reject(new CniError(e.code, `${type}: ${e.msg ?? 'failed'}`, e.details ?? ''));
-      }
-      reject(new CniError(Code.Delegate, `${type} ${command} failed: ${(stderr || err.message).trim()}`));
-    });
-    child.stdin!.end(stdin);
-  });
+  const r = await run(bin, [], { input: stdin, env: childEnv });
+  let parsed: unknown;
+  try {
+    parsed = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (r.code === 0) return parsed;
+  const e = parsed as { code?: number; msg?: string; details?: string } | undefined;
+  if (e && typeof e.code === 'number') throw new CniError(e.code, `${type}: ${e.msg ?? 'failed'}`, e.details ?? '');
+  throw new CniError(Code.Delegate, `${type} ${command} failed: ${(r.stderr || `exit ${r.code}`).trim()}`);
 }

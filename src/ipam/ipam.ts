@@ -149,15 +149,14 @@ export function delegatedIpam(type: string): Ipam {
     prepare(ctx) {
       return {
         async allocate() {
-          const result = parseResult(await run(ctx, 'ADD'));
-          const undo = async () => {
-            await run(ctx, 'DEL');
+          // The caller checks the result's addresses (and runs undo if it has none).
+          const result = parseResult(await run(ctx, 'ADD')) ?? { cniVersion: ctx.conf.cniVersion };
+          return {
+            result,
+            undo: async () => {
+              await run(ctx, 'DEL');
+            },
           };
-          if (!result || !result.ips?.length) {
-            await undo();
-            throw new CniError(Code.Delegate, `${type} returned no IP address`);
-          }
-          return { result, undo };
         },
       };
     },

@@ -3,7 +3,7 @@
 // removes exactly what its ADD added (iptables-restore applies each change atomically).
 import { createHash } from 'node:crypto';
 import { CniError, Code } from '../cni/errors.js';
-import { run } from './run.js';
+import { run } from '../run.js';
 
 export function masqChain(network: string, containerID: string, ifname: string): string {
   // iptables chain names are at most 28 characters.
@@ -13,7 +13,7 @@ export function masqChain(network: string, containerID: string, ifname: string):
 const tool = (v6: boolean) => (v6 ? 'ip6tables' : 'iptables');
 
 async function restore(v6: boolean, rules: string[]): Promise<void> {
-  const r = await run(`${tool(v6)}-restore`, ['--noflush', '--wait'], ['*nat', ...rules, 'COMMIT', ''].join('\n'));
+  const r = await run(`${tool(v6)}-restore`, ['--noflush', '--wait'], { input: ['*nat', ...rules, 'COMMIT', ''].join('\n') });
   if (r.code !== 0) throw new CniError(Code.Kernel, `${tool(v6)}-restore: ${r.stderr.trim()}`);
 }
 

@@ -1,31 +1,9 @@
 // Running ip, nsenter, iptables: execFile with argument arrays, never a shell. Kernel changes go in one
 // `ip -batch -` per namespace; state is read with `ip -j`. Each spawn costs ~1.5-2 ms, so callers batch.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { CniError, Code } from '../cni/errors.js';
 import { log } from '../log.js';
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command; resolves with its exit code and output (a non-zero exit is not an exception). */
-export function run(cmd: string, args: readonly string[], input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
-      if (e && typeof e.code === 'string') {
-        reject(new CniError(Code.Kernel, `cannot run ${cmd}: ${e.message}`));
-        return;
-      }
-      resolve({ code: e ? Number(e.code ?? 1) : 0, stdout, stderr });
-    });
-    child.stdin!.on('error', () => {}); // the command may exit before reading all of its input
-    child.stdin!.end(input ?? '');
-  });
-}
+import { run } from '../run.js';
 
 const NAMED_NETNS = /^(?:\/var)?\/run\/netns\/([^/]+)$/;
 
@@ -59,7 +37,7 @@ export async function ipBatch(lines: readonly string[], netns?: string): Promise
   if (lines.length === 0) return;
   const started = performance.now();
   const [cmd, args] = ipArgv(['-batch', '-'], netns);
-  const r = await run(cmd, args, lines.join('\n') + '\n');
+  const r = await run(cmd, args, { input: lines.join('\n') + '\n' });
   log.debug({ netns, batch: lines, ms: +(performance.now() - started).toFixed(2), exit: r.code }, 'ip -batch');
   if (r.code === 0) return;
   const m = /Command failed -:(\d+)/.exec(r.stderr);
@@ -74,7 +52,7 @@ export async function ipBatch(lines: readonly string[], netns?: string): Promise
  */
 export async function ipJson(lines: readonly string[], netns?: string, options: readonly string[] = []): Promise<unknown[][]> {
   const [cmd, args] = ipArgv(['-j', '-d', ...options, '-batch', '-'], netns);
-  const r = await run(cmd, args, lines.join('\n') + '\n');
+  const r = await run(cmd, args, { input: lines.join('\n') + '\n' });
   if (r.code !== 0 && !r.stdout) throw new CniError(Code.Kernel, `ip -j: ${r.stderr.trim()}`);
   return r.stdout
     .split('\n')

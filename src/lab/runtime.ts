@@ -2,8 +2,8 @@
 // need): per plugin, a config carrying the list's name and cniVersion, the previous plugin's result as
 // prevResult and runtimeConfig for the capabilities it declares; ADD in order, DEL in reverse.
 // Plugins are executed inside a node's network namespace with CNI_* env and the config on stdin.
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { run } from '../run.js';
 
 export interface Conflist {
   cniVersion: string;
@@ -40,7 +40,7 @@ export function binFor(r: Runner, type: string): string {
 }
 
 /** Executes one plugin as a runtime does: `ip netns exec NODE plugin`, CNI_* env, config on stdin. */
-export function execCni(r: Runner, bin: string, command: string, a: Partial<Attach>, conf: unknown): Promise<Reply> {
+export async function execCni(r: Runner, bin: string, command: string, a: Partial<Attach>, conf: unknown): Promise<Reply> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command };
   const vars: Record<string, string | undefined> = {
     CNI_CONTAINERID: a.containerID,
@@ -52,18 +52,14 @@ export function execCni(r: Runner, bin: string, command: string, a: Partial<Atta
   };
   for (const [k, v] of Object.entries(vars)) if (v !== undefined) env[k] = v;
   const stdin = typeof conf === 'string' ? conf : JSON.stringify(conf);
-  return new Promise((resolve) => {
-    const child = execFile('ip', ['netns', 'exec', r.node, bin], { env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      let json: unknown;
-      try {
-        json = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr, json });
-    });
-    child.stdin!.end(stdin);
-  });
+  const out = await run('ip', ['netns', 'exec', r.node, bin], { input: stdin, env });
+  let json: unknown;
+  try {
+    json = out.stdout.trim() ? JSON.parse(out.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...out, json };
 }
 
 export function pluginConf(list: Conflist, i: number, runtimeConfig: Record<string, unknown>, prevResult?: unknown): Record<string, unknown> {

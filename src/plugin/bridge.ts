@@ -42,7 +42,8 @@ const DEFAULT_DST = { 4: '0.0.0.0/0', 6: '::/0' } as const;
 
 /** The IPAM result's addresses with their gateways (a delegated IPAM may omit one: use the first address). */
 function podAddresses(result: Result): PodAddress[] {
-  return (result.ips ?? []).map((ip) => {
+  if (!result.ips?.length) throw new CniError(Code.Delegate, 'IPAM returned no IP address');
+  return result.ips.map((ip) => {
     const cidr = parseCidr(ip.address);
     if (!cidr) throw new CniError(Code.Delegate, `IPAM returned an invalid address "${ip.address}"`);
     const gw = ip.gateway !== undefined ? parseIP(ip.gateway) : { family: cidr.family, value: cidr.first + 1n };
@@ -141,7 +142,6 @@ async function add(ctx: Context): Promise<Result> {
       brMac = await wire(podAddresses(got.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })));
     }
     const addrs = podAddresses(got!.result);
-    if (addrs.length === 0) throw new CniError(Code.Delegate, 'IPAM returned no address');
 
     // Step 3: inside the pod.
     const routes = podRoutes(addrs, got!.result.routes ?? [], bc.isDefaultGateway);

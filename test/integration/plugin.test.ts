@@ -1,6 +1,6 @@
 // The built dist/podwire executed exactly as a runtime does (CNI_* env, config on stdin), inside a "node"
 // namespace this test makes, wiring pods into namespaces it makes. Needs root.
-import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUPPORTED_VERSIONS, compareVersions } from '../../src/cni/version.js';
@@ -145,8 +145,7 @@ describe('on one node', () => {
     box.delNs(p.ns);
     const del = await cni(n.node, { command: 'DEL', containerID: 'gone', netns: p.path }, n.conf('1.0.0', { prevResult: add.json }));
     expect(del.code, del.stdout).toBe(0);
-    expect(n.reservations()).toEqual([]);
-    expect(n.vethsOnNode()).toEqual([]);
+    n.expectNothingLeft();
   });
 
   it('DEL of a container never added succeeds', async () => {
@@ -386,6 +385,22 @@ describe('IPAM both ways', () => {
     expect(bad.code).toBe(1);
     expect(hostLocalIPs()).toEqual([]);
     expect(n.vethsOnNode()).toEqual([]);
+  });
+});
+
+describe('a delegated IPAM that returns no address', () => {
+  it('is an error, and podwire calls its DEL and leaves no veth', async () => {
+    const n = makeNode();
+    const bin = box.dir();
+    const calls = join(bin, 'calls');
+    // A stand-in IPAM plugin: answers ADD with a result without ips, records every verb it is called with.
+    writeFileSync(join(bin, 'empty-ipam'), `#!/bin/sh\necho "$CNI_COMMAND" >> ${calls}\necho '{"cniVersion":"1.0.0"}'\n`, { mode: 0o755 });
+    const p = pod();
+    const conf = { ...n.conf('1.0.0'), ipam: { type: 'empty-ipam' } };
+    const r = await cni(n.node, { command: 'ADD', containerID: 'empty', netns: p.path, path: bin }, conf);
+    expect(r.json, r.stdout + r.stderr).toMatchObject({ code: 104, msg: expect.stringContaining('no IP address') });
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual(['ADD', 'DEL']);
+    n.expectNothingLeft(p.ns);
   });
 });
 
