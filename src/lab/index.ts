@@ -2,50 +2,22 @@
 // binary exactly as a runtime does (conflist from cni-conf/), then proof that the pod network works:
 // every pod pings every other pod and its gateway. Everything lives in namespaces named pwlab-*; nothing
 // is sent outside them, and everything is removed at the end (unless --keep; `podwire lab down`).
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import conflist from '../../cni-conf/10-podwire.conflist';
 import { table } from '../cli/table.js';
+import { DiskStore } from '../ipam/disk-store.js';
+import { LAB_PREFIX, LAB_STATE, ip, labDown, labNamespaces, ping } from './netns.js';
 import { type Conflist, type Runner, addList, delList } from './runtime.js';
 
-export const LAB_PREFIX = 'pwlab-';
-export const LAB_STATE = '/run/podwire-lab';
 const REF_PLUGINS = '/usr/lib/cni';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
 
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
 /** The podwire binary to execute as the plugin: this one, or dist/podwire beside a node-run bundle. */
 export function podwireBinary(): string {
   return /^(node|bun)$/.test(basename(process.execPath)) ? resolve(dirname(process.argv[1] ?? '.'), 'podwire') : process.execPath;
-}
-
-export function labNamespaces(): string[] {
-  return ip('netns', 'list')
-    .split('\n')
-    .map((l) => l.split(' ')[0]!)
-    .filter((n) => n.startsWith(LAB_PREFIX));
-}
-
-export function labDown(): void {
-  for (const ns of labNamespaces()) {
-    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  }
-  rmSync(LAB_STATE, { recursive: true, force: true });
-}
-
-function ping(fromNs: string, to: string): boolean {
-  try {
-    execFileSync('ip', ['netns', 'exec', fromNs, 'busybox', 'ping', '-c', '1', '-W', '2', to], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface Pod {
@@ -65,10 +37,8 @@ export async function runLab(opts: { podsPerNode: number; keep: boolean }): Prom
   }
   const bin = podwireBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run npm run build`);
-  const made: string[] = [];
   const netns = (name: string) => {
-    ip('netns', 'add', name);
-    made.push(name);
+    ip('netns', 'add', name); // every lab namespace is named LAB_PREFIX*: labDown() finds them all
     ip('-n', name, 'link', 'set', 'lo', 'up');
     return name;
   };
@@ -114,7 +84,7 @@ export async function runLab(opts: { podsPerNode: number; keep: boolean }): Prom
         const replies = await delList(runner, list, { containerID: `lab-${node.name}-${p.name}`, netns: `/run/netns/${p.ns}` }, p.result);
         if (replies.some((x) => x.code !== 0)) throw new Error(`DEL ${p.name} failed: ${replies.map((x) => x.stdout).join(' ')}`);
       }
-      const left = readdirSync(join(state, 'ipam', list.name)).filter((f) => /^\d/.test(f));
+      const left = [...DiskStore.forNetwork(join(state, 'ipam'), list.name).list().keys()];
       if (left.length) throw new Error(`addresses left reserved after DEL: ${left.join(', ')}`);
       say('every pod deleted, no address left reserved');
     }

@@ -82,11 +82,4 @@ export function linkNames(ns: string): string[] {
   return links(ns).map((l) => l.ifname);
 }
 
-export function ping(ns: string, ip: string, extra: string[] = []): boolean {
-  try {
-    execFileSync('ip', ['netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '2', ...extra, ip], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { ping } from '../../src/lab/netns.js';

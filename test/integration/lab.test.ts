@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { labNamespaces } from '../../src/lab/netns.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 
 beforeAll(requireRoot);
@@ -12,7 +13,6 @@ function lab(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const labNamespaces = () => sh('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith('pwlab-'));
 
 describe('podwire lab', () => {
   it('wires pods with the real plugin, proves they reach each other, and removes everything', async () => {
