@@ -2,6 +2,9 @@
 import { execFile } from 'node:child_process';
 import { CniError, Code } from './cni/errors.js';
 
+/** Processes started by this process so far: the benchmark and `peers sync --json` report it. */
+export const spawned = { count: 0 };
+
 export interface RunResult {
   code: number;
   stdout: string;
@@ -13,6 +16,7 @@ export interface RunResult {
  * that cannot be started is). A command that exits without reading all of its input is not an error either.
  */
 export function run(cmd: string, args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  spawned.count++;
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { maxBuffer: 64 << 20, env: opts.env }, (err, stdout, stderr) => {
       const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;

@@ -4,6 +4,7 @@ import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
 import { labCommand, labDownCommand } from '../lab/index.js';
 import { installCommand } from './install.js';
+import { nodeCommand, peersCommand } from './node.js';
 
 export async function cli(argv: string[]): Promise<number> {
   let code = 0;
@@ -23,6 +24,8 @@ export async function cli(argv: string[]): Promise<number> {
       },
     )
     .command(installCommand)
+    .command(nodeCommand)
+    .command(peersCommand)
     .command(labCommand)
     .command(labDownCommand)
     .demandCommand(1, 'give a command (see --help)')
@@ -30,10 +33,12 @@ export async function cli(argv: string[]): Promise<number> {
     .version(VERSION)
     .alias('h', 'help')
     .fail((msg, err, y) => {
+      // Usage mistakes get the help text; failures of a command get their message, once.
       if (msg) y.showHelp();
-      process.stderr.write(`\n${msg ?? err?.message}\n`);
+      process.stderr.write(msg ? `\n${msg}\n` : `podwire: ${err?.message}\n`);
       code = 1;
     })
-    .parseAsync();
+    .parseAsync()
+    .catch(() => {});
   return code || Number(process.exitCode ?? 0);
 }

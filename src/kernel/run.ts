@@ -45,6 +45,36 @@ export async function ipBatch(lines: readonly string[], netns?: string): Promise
   throw new IpBatchError(line, lines[line - 1] ?? lines.join('; '), r.stderr.trim() || `exit ${r.code}`);
 }
 
+export interface BatchFailure {
+  command: string;
+  error: string;
+}
+
+/**
+ * Applies lines with one `ip -force -batch -` (or `bridge`, for FDB entries): unlike ipBatch it goes on
+ * past a failing line, for reconcilers, where one bad entry must not hold back the others; the failures
+ * are returned (and retried by the next reconcile).
+ */
+export async function forceBatch(tool: 'ip' | 'bridge', lines: readonly string[]): Promise<BatchFailure[]> {
+  if (lines.length === 0) return [];
+  const started = performance.now();
+  const r = await run(tool, ['-force', '-batch', '-'], { input: lines.join('\n') + '\n' });
+  log.debug({ tool, lines: lines.length, ms: +(performance.now() - started).toFixed(2), exit: r.code }, 'batch');
+  if (r.code === 0) return [];
+  const failures: BatchFailure[] = [];
+  let pending: string[] = [];
+  for (const l of r.stderr.split('\n')) {
+    const m = /^Command failed -:(\d+)/.exec(l);
+    if (!m) {
+      if (l.trim()) pending.push(l.trim());
+      continue;
+    }
+    failures.push({ command: lines[Number(m[1]) - 1] ?? '?', error: pending.join('; ') || 'failed' });
+    pending = [];
+  }
+  return failures.length ? failures : [{ command: lines.join('; '), error: r.stderr.trim() || `exit ${r.code}` }];
+}
+
 /**
  * Reads state with `ip -j -batch -`: one JSON array per line. Note: in iproute2 6.1 a `link show` in a
  * batch makes later `addr show` lines lose their addresses, so read links with `addr show` instead; and

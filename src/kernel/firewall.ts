@@ -1,0 +1,123 @@
+// The node's iptables rules, in podwire's own chains so they can be checked, replaced and removed as a
+// whole without touching anyone else's rules:
+//   filter PODWIRE-FORWARD      (from FORWARD)      accept pod traffic: Docker and many firewalls set the
+//                                                   FORWARD policy to DROP, which would cut pods off
+//   nat    PODWIRE-POSTROUTING  (from POSTROUTING)  masquerade pods' traffic leaving the cluster network,
+//                                                   but not packets kube-proxy marked (0x4000/0x4000):
+//                                                   its KUBE-POSTROUTING masquerades those itself
+// Rules are written in iptables-save's own format, so comparing them with `iptables-save` output tells
+// whether anything must change; a second `node up` then starts one process and changes nothing.
+import { CniError, Code } from '../cni/errors.js';
+import { run } from '../run.js';
+
+export const FORWARD_CHAIN = 'PODWIRE-FORWARD';
+export const NAT_CHAIN = 'PODWIRE-POSTROUTING';
+const COMMENT = '-m comment --comment "podwire: pod network"';
+
+interface TableRules {
+  table: 'filter' | 'nat';
+  chain: string;
+  from: string;
+  rules: string[];
+}
+
+export function nodeRules(clusterCIDR: string): TableRules[] {
+  return [
+    {
+      table: 'filter',
+      chain: FORWARD_CHAIN,
+      from: 'FORWARD',
+      rules: [`-s ${clusterCIDR} -j ACCEPT`, `-d ${clusterCIDR} -j ACCEPT`],
+    },
+    {
+      table: 'nat',
+      chain: NAT_CHAIN,
+      from: 'POSTROUTING',
+      rules: [
+        '-m mark --mark 0x4000/0x4000 -j RETURN',
+        `-s ${clusterCIDR} -d ${clusterCIDR} -j RETURN`,
+        `-s ${clusterCIDR} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully`,
+      ],
+    },
+  ];
+}
+
+interface Saved {
+  /** Per table: rule lines of each chain ("-A CHAIN ..." with the prefix removed), chains declared. */
+  rules: Map<string, string[]>;
+  chains: Set<string>;
+}
+
+function parseSave(text: string): Map<string, Saved> {
+  const tables = new Map<string, Saved>();
+  let cur: Saved | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) tables.set(line.slice(1), (cur = { rules: new Map(), chains: new Set() }));
+    else if (cur && line.startsWith(':')) cur.chains.add(line.slice(1).split(' ')[0]!);
+    else if (cur && line.startsWith('-A ')) {
+      const sp = line.indexOf(' ', 3);
+      const chain = line.slice(3, sp);
+      cur.rules.set(chain, [...(cur.rules.get(chain) ?? []), line.slice(sp + 1)]);
+    }
+  }
+  return tables;
+}
+
+async function save(): Promise<Map<string, Saved>> {
+  const r = await run('iptables-save', []);
+  if (r.code !== 0) throw new CniError(Code.Kernel, `iptables-save: ${r.stderr.trim()}`);
+  return parseSave(r.stdout);
+}
+
+async function restore(lines: string[]): Promise<void> {
+  const r = await run('iptables-restore', ['--noflush', '--wait'], { input: lines.join('\n') + '\n' });
+  if (r.code !== 0) throw new CniError(Code.Kernel, `iptables-restore: ${r.stderr.trim()}`);
+}
+
+const jumpsTo = (s: Saved | undefined, from: string, chain: string): string[] =>
+  (s?.rules.get(from) ?? []).filter((r) => r.endsWith(`-j ${chain}`));
+
+/** Makes podwire's chains and the jumps to them exactly as nodeRules says; returns what it changed. */
+export async function ensureNodeRules(clusterCIDR: string): Promise<string[]> {
+  const saved = await save();
+  const out: string[] = [];
+  const changed: string[] = [];
+  for (const t of nodeRules(clusterCIDR)) {
+    const s = saved.get(t.table);
+    const have = s?.rules.get(t.chain) ?? [];
+    const jumps = jumpsTo(s, t.from, t.chain);
+    const want = `${COMMENT} -j ${t.chain}`;
+    const rulesOk = s?.chains.has(t.chain) && have.join('\n') === t.rules.join('\n');
+    const jumpOk = jumps.length === 1 && jumps[0] === want;
+    if (rulesOk && jumpOk) continue;
+    changed.push(`${t.table} ${t.chain}`);
+    out.push(`*${t.table}`);
+    if (!rulesOk) out.push(`:${t.chain} - [0:0]`, ...t.rules.map((r) => `-A ${t.chain} ${r}`)); // declaring flushes it
+    if (!jumpOk) {
+      out.push(...jumps.map((j) => `-D ${t.from} ${j}`));
+      // First in FORWARD: a DROP or REJECT someone appended must not come before it.
+      out.push(t.table === 'filter' ? `-I ${t.from} 1 ${want}` : `-A ${t.from} ${want}`);
+    }
+    out.push('COMMIT');
+  }
+  if (out.length) await restore(out);
+  return changed;
+}
+
+/** Removes podwire's chains and every jump to them; nothing to remove is fine. */
+export async function removeNodeRules(): Promise<string[]> {
+  const saved = await save();
+  const out: string[] = [];
+  const removed: string[] = [];
+  for (const t of nodeRules('0.0.0.0/0')) {
+    const s = saved.get(t.table);
+    const jumps = jumpsTo(s, t.from, t.chain);
+    if (!jumps.length && !s?.chains.has(t.chain)) continue;
+    removed.push(`${t.table} ${t.chain}`);
+    out.push(`*${t.table}`, ...jumps.map((j) => `-D ${t.from} ${j}`));
+    if (s?.chains.has(t.chain)) out.push(`-F ${t.chain}`, `-X ${t.chain}`);
+    out.push('COMMIT');
+  }
+  if (out.length) await restore(out);
+  return removed;
+}

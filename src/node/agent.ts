@@ -1,0 +1,47 @@
+// The reconcile loop behind `peers sync --watch` (as kindnet does it): sync when the source says the node
+// list may have changed, and on a timer anyway, so an entry someone deleted by hand comes back. Syncs
+// never overlap; triggers that arrive during one are folded into a single follow-up sync.
+import type { NodeSource } from './source.js';
+import { type SyncReport, syncPeers } from './sync.js';
+
+export interface LoopOptions {
+  node: string;
+  /** Seconds between syncs when nothing triggers one. */
+  resync: number;
+  signal: AbortSignal;
+  onSync(r: SyncReport): void;
+  onError(e: Error): void;
+}
+
+export async function peerLoop(source: NodeSource, o: LoopOptions): Promise<void> {
+  let running = false;
+  let again = false;
+  const once = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        try {
+          o.onSync(await syncPeers(await source.load(), o.node));
+        } catch (e) {
+          o.onError(e as Error);
+        }
+      } while (again && !o.signal.aborted);
+    } finally {
+      running = false;
+    }
+  };
+  const stop = source.watch(() => void once());
+  const timer = setInterval(() => void once(), o.resync * 1000);
+  await once();
+  await new Promise<void>((resolve) => {
+    if (o.signal.aborted) resolve();
+    o.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  clearInterval(timer);
+  stop();
+}

@@ -1,0 +1,185 @@
+// `podwire node up` / `node down`: everything a node needs before pods and peers, read from the kernel
+// first and changed only where it differs, so running `up` twice changes nothing:
+//   sysctls    ip_forward; br_netfilter + bridge-nf-call-iptables (Services to a pod on the same bridge)
+//   bridge     cni0 with the slice's gateway address, MAC derived from it, pod MTU
+//   vxlan      (vxlan/auto) the VTEP: VNI, local Node IP, port, nolearning, derived MAC, podCIDR's network
+//              address /32, MTU = underlay - 50
+//   iptables   PODWIRE-FORWARD and PODWIRE-POSTROUTING (kernel/firewall.ts)
+//   file       the node subnet file the plugin's IPAM reads ({podCIDR, clusterCIDR, mtu})
+// `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
+// the bridge unless pods are still attached to it, the chains and the subnet file. Sysctls stay: they are
+// settings other software relies on too, not objects podwire owns.
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { atomicWrite } from '../cli/install.js';
+import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
+import { bridgeMac } from '../kernel/links.js';
+import { ipBatch, ipJson } from '../kernel/run.js';
+import { ensureSysctl } from '../kernel/sysctl.js';
+import { run } from '../run.js';
+import { log } from '../log.js';
+import { parseCidr, parseIP } from '../ipam/ip.js';
+import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, usesVxlan } from './cluster.js';
+import { type IpLink, findUnderlay } from './sync.js';
+import { ROUTE_PROTO } from './peers.js';
+
+export const DEFAULT_SUBNET_FILE = '/run/podwire/subnet.json';
+
+export interface NodeReport {
+  /** One line per thing created or changed; empty when the node was already as asked. */
+  changes: string[];
+  warnings: string[];
+  podMtu: number;
+  underlay: string;
+}
+
+const inet = (l: IpLink | undefined) => (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+const isUp = (l: IpLink) => l.flags?.includes('UP') ?? false;
+
+/** The pod MTU: the cluster's, else the underlay's minus the VXLAN headers when VXLAN may carry pods. */
+export function podMtu(c: Cluster, underlayMtu: number): number {
+  const max = underlayMtu - (usesVxlan(c) ? VXLAN_OVERHEAD : 0);
+  if (c.mtu !== undefined && c.mtu > max) {
+    throw new Error(`cluster file: mtu ${c.mtu} does not fit: the underlay's MTU is ${underlayMtu}${usesVxlan(c) ? ` and VXLAN needs ${VXLAN_OVERHEAD} bytes` : ''} (at most ${max})`);
+  }
+  return c.mtu ?? max;
+}
+
+/**
+ * The `ip -batch` lines that make the bridge and the VXLAN device what the cluster file asks, given the
+ * links as `ip -j -d addr show` printed them, with a description of each change. Pure.
+ */
+export function linkPlan(c: Cluster, self: NodeEntry, links: readonly IpLink[], mtu: number, underlayDev: string): { lines: string[]; changes: string[] } {
+  const lines: string[] = [];
+  const changes: string[] = [];
+  const step = (what: string, ...l: string[]) => {
+    changes.push(what);
+    lines.push(...l);
+  };
+  const byName = new Map(links.map((l) => [l.ifname, l]));
+
+  // The bridge. Existing addresses inside the cluster network but not ours are a previous slice's.
+  const gw = gatewayCidr(self);
+  const br = byName.get(c.bridge);
+  const gwMac = bridgeMac(parseIP(gw.split('/')[0]!)!.value);
+  if (br && br.linkinfo?.info_kind !== 'bridge') throw new Error(`${c.bridge} exists and is not a bridge`);
+  if (!br) step(`bridge ${c.bridge} created`, `link add name ${c.bridge} address ${gwMac} mtu ${mtu} type bridge`);
+  else if (br.mtu !== mtu) step(`bridge ${c.bridge} mtu ${br.mtu} -> ${mtu}`, `link set dev ${c.bridge} mtu ${mtu}`);
+  const cluster = parseCidr(c.clusterCIDR)!;
+  for (const a of inet(br)) {
+    if (a !== gw && parseCidr(a) && cidrIn(cluster, a)) step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
+  }
+  if (!inet(br).includes(gw)) step(`bridge ${c.bridge}: gateway ${gw}`, `addr add ${gw} dev ${c.bridge}`);
+  if (!br || !isUp(br)) step(`bridge ${c.bridge} up`, `link set dev ${c.bridge} up`);
+
+  // The VTEP. Kind, VNI, local address, port and learning cannot be changed on a live device: recreate.
+  const vx = byName.get(c.device);
+  if (vx && vx.linkinfo?.info_kind !== 'vxlan') throw new Error(`${c.device} exists and is not a VXLAN device`);
+  if (!usesVxlan(c)) {
+    if (vx) step(`vxlan ${c.device} removed (backend host-gw)`, `link del dev ${c.device}`);
+    return { lines, changes };
+  }
+  const d = vx?.linkinfo?.info_data ?? {};
+  const fits = vx && d.id === c.vni && d.local === self.nodeIP && d.port === c.port && d.learning === false;
+  const vtep = `${self.vtepIP}/32`;
+  if (!fits) {
+    if (vx) step(`vxlan ${c.device} recreated (VNI, port or local address changed)`, `link del dev ${c.device}`);
+    step(
+      `vxlan ${c.device} created (VNI ${c.vni}, port ${c.port}, local ${self.nodeIP}, MAC ${self.vtepMac})`,
+      `link add name ${c.device} address ${self.vtepMac} mtu ${mtu} type vxlan id ${c.vni} local ${self.nodeIP} dev ${underlayDev} dstport ${c.port} nolearning`,
+      `addr add ${vtep} dev ${c.device}`,
+      `link set dev ${c.device} up`,
+    );
+    return { lines, changes };
+  }
+  if (vx.address !== self.vtepMac) step(`vxlan ${c.device} MAC -> ${self.vtepMac}`, `link set dev ${c.device} address ${self.vtepMac}`);
+  if (vx.mtu !== mtu) step(`vxlan ${c.device} mtu ${vx.mtu} -> ${mtu}`, `link set dev ${c.device} mtu ${mtu}`);
+  for (const a of inet(vx)) if (a !== vtep) step(`vxlan ${c.device}: stale address ${a} removed`, `addr del ${a} dev ${c.device}`);
+  if (!inet(vx).includes(vtep)) step(`vxlan ${c.device}: VTEP address ${vtep}`, `addr add ${vtep} dev ${c.device}`);
+  if (!isUp(vx)) step(`vxlan ${c.device} up`, `link set dev ${c.device} up`);
+  return { lines, changes };
+}
+
+function cidrIn(outer: NonNullable<ReturnType<typeof parseCidr>>, inner: string): boolean {
+  const c = parseCidr(inner)!;
+  return c.family === outer.family && c.ip >= outer.first && c.ip <= outer.last;
+}
+
+/** Turns on bridge-nf-call-iptables, loading br_netfilter if needed; a warning when the kernel says no. */
+async function ensureBridgeNetfilter(): Promise<string | undefined> {
+  const key = 'net/bridge/bridge-nf-call-iptables';
+  if (!existsSync(`/proc/sys/${key}`)) await run('modprobe', ['br_netfilter']);
+  try {
+    ensureSysctl(key, '1');
+    return undefined;
+  } catch (e) {
+    return `cannot turn on bridge-nf-call-iptables (${(e as Error).message}): Services whose backend pod is on the same node as the client will not work (load br_netfilter)`;
+  }
+}
+
+function writeSubnetFile(path: string, content: string): boolean {
+  try {
+    if (readFileSync(path, 'utf8') === content) return false;
+  } catch {
+    // missing: write it
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  atomicWrite(path, content);
+  return true;
+}
+
+export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport> {
+  const self = selfNode(c, name);
+  const [links = []] = (await ipJson(['addr show'])) as [IpLink[]?];
+  const underlay = findUnderlay(links, self);
+  const mtu = podMtu(c, underlay.mtu);
+  const warnings: string[] = [];
+  const changes: string[] = [];
+
+  ensureSysctl('net/ipv4/ip_forward', '1');
+  const nf = await ensureBridgeNetfilter();
+  if (nf) warnings.push(nf);
+
+  const plan = linkPlan(c, self, links, mtu, underlay.dev);
+  await ipBatch(plan.lines);
+  changes.push(...plan.changes);
+  changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
+  const file = JSON.stringify({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu }, null, 2) + '\n';
+  if (writeSubnetFile(subnetFile, file)) changes.push(`subnet file ${subnetFile} written`);
+  log.info({ node: name, changes, warnings }, 'node up');
+  return { changes, warnings, podMtu: mtu, underlay: underlay.dev };
+}
+
+export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport> {
+  selfNode(c, name);
+  const [links = [], routes = []] = (await ipJson(['addr show', `route show table main proto ${ROUTE_PROTO}`])) as [IpLink[]?, { dst: string }[]?];
+  const changes: string[] = [];
+  const warnings: string[] = [];
+  const lines: string[] = [];
+  if (routes.length) {
+    lines.push(`route flush table main proto ${ROUTE_PROTO}`);
+    changes.push(`${routes.length} peer route(s) removed`);
+  }
+  const vx = links.find((l) => l.ifname === c.device);
+  if (vx?.linkinfo?.info_kind === 'vxlan') {
+    lines.push(`link del dev ${c.device}`);
+    changes.push(`vxlan ${c.device} removed, with its FDB and neighbour entries`);
+  }
+  const br = links.find((l) => l.ifname === c.bridge);
+  if (br?.linkinfo?.info_kind === 'bridge') {
+    const ports = links.filter((l) => l.master === c.bridge).map((l) => l.ifname);
+    if (ports.length) warnings.push(`bridge ${c.bridge} kept: pods are still attached (${ports.join(', ')}); delete them first`);
+    else {
+      lines.push(`link del dev ${c.bridge}`);
+      changes.push(`bridge ${c.bridge} removed`);
+    }
+  }
+  await ipBatch(lines);
+  changes.push(...(await removeNodeRules()).map((x) => `iptables ${x} removed`));
+  if (existsSync(subnetFile)) {
+    rmSync(subnetFile);
+    changes.push(`subnet file ${subnetFile} removed`);
+  }
+  log.info({ node: name, changes, warnings }, 'node down');
+  return { changes, warnings, podMtu: 0, underlay: '' };
+}
