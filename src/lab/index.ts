@@ -1,119 +1,143 @@
-// `podwire lab`: a node as a network namespace, pods as namespaces wired by executing the real podwire
-// binary exactly as a runtime does (conflist from cni-conf/), then proof that the pod network works:
-// every pod pings every other pod and its gateway. Everything lives in namespaces named pwlab-*; nothing
-// is sent outside them, and everything is removed at the end (unless --keep; `podwire lab down`).
-import { existsSync, mkdirSync } from 'node:fs';
+// `podwire lab`: a multi-node pod network in network namespaces, built with the real binary (node up,
+// peers sync, and CNI ADD/DEL through the conflist from cni-conf/, as a runtime would), then proven (see
+// proofs.ts) and removed. Nothing is created in the host's root namespace and nothing is sent outside
+// the lab's namespaces. --keep leaves it up; `podwire lab-down` (npm run lab:down) removes it.
+import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import conflist from '../../cni-conf/10-podwire.conflist';
 import { table } from '../cli/table.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { LAB_PREFIX, LAB_STATE, ip, labDown, labNamespaces, ping } from './netns.js';
-import { type Conflist, type Runner, addList, delList } from './runtime.js';
-
-const REF_PLUGINS = '/usr/lib/cni';
+import { BACKENDS, type Backend, DEFAULT_VXLAN_PORT } from '../node/cluster.js';
+import { run } from '../run.js';
+import { Lab } from './lab.js';
+import { labDown, labNamespaces } from './netns.js';
+import { type Check, installCounters, passed, podMtu, prove } from './proofs.js';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
+const print = (m: string) => process.stdout.write(`${m}\n\n`);
 
-/** The podwire binary to execute as the plugin: this one, or dist/podwire beside a node-run bundle. */
+/** The podwire binary to execute: this one, or dist/podwire beside a node-run bundle. */
 export function podwireBinary(): string {
   return /^(node|bun)$/.test(basename(process.execPath)) ? resolve(dirname(process.argv[1] ?? '.'), 'podwire') : process.execPath;
 }
 
-interface Pod {
-  name: string;
-  ns: string;
-  node: string;
-  ip: string;
-  veth: string;
-  result: unknown;
+export interface LabOptions {
+  nodes: number;
+  podsPerNode: number;
+  mode: Backend;
+  keep: boolean;
 }
 
-export async function runLab(opts: { podsPerNode: number; keep: boolean }): Promise<number> {
+/** Node up and peers sync on every node; returns each node's peers and the backend carrying them. */
+export async function bringUp(lab: Lab): Promise<Map<string, Map<string, string>>> {
+  await Promise.all(lab.nodes.map((n) => lab.nodeUp(n)));
+  const reports = await Promise.all(lab.nodes.map((n) => lab.sync(n)));
+  return new Map(lab.nodes.map((n, i) => [n.name, new Map(reports[i]!.peers.map((p) => [p.name, p.mode]))]));
+}
+
+async function liveTables(lab: Lab, peers: Map<string, Map<string, string>>): Promise<void> {
+  const nodeRows: string[][] = [];
+  const peerRows: string[][] = [];
+  for (const n of lab.nodes) {
+    const vx = await run('ip', ['-n', n.ns, '-j', 'link', 'show', 'podwire.1']);
+    const mac = vx.code === 0 ? (JSON.parse(vx.stdout)[0]?.address ?? '-') : '-';
+    nodeRows.push([n.name, n.nodeIP, n.podCIDR, mac, String(podMtu(n))]);
+    const routes = (await run('ip', ['-n', n.ns, 'route', 'show', 'proto', '112'])).stdout.trim().split('\n');
+    for (const [peer, mode] of peers.get(n.name) ?? []) {
+      const cidr = lab.node(peer).podCIDR;
+      peerRows.push([n.name, peer, mode, routes.find((r) => r.startsWith(cidr)) ?? 'MISSING']);
+    }
+  }
+  print(table(['node', 'Node IP', 'podCIDR (its slice of 10.244.0.0/16)', 'VTEP MAC', 'pod MTU'], nodeRows));
+  if (peerRows.length) print(table(['node', 'peer', 'backend', 'route (from the kernel)'], peerRows));
+}
+
+function report(checks: Check[]): number {
+  const groups = [...new Set(checks.map((c) => c.group))];
+  print(
+    table(
+      ['proof', 'passed', 'failed'],
+      groups.map((g) => {
+        const cs = checks.filter((c) => c.group === g);
+        return [g, cs.filter(passed).length, cs.filter((c) => !passed(c)).length];
+      }),
+    ),
+  );
+  const failed = checks.filter((c) => !passed(c));
+  if (failed.length) print(table(['FAILED', 'from', 'to', 'expected'], failed.map((c) => [c.group, c.from, c.to, c.expect ? 'works' : 'refused'])));
+  return failed.length;
+}
+
+export async function runLab(o: LabOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the lab needs root: it creates network namespaces');
+  if (!BACKENDS.includes(o.mode)) throw new Error(`--mode must be one of ${BACKENDS.join(', ')}`);
+  if (o.podsPerNode < 1) throw new Error('--pods-per-node must be at least 1');
   if (labNamespaces().length) {
     say('removing a previous lab');
     labDown();
   }
   const bin = podwireBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run npm run build`);
-  const netns = (name: string) => {
-    ip('netns', 'add', name); // every lab namespace is named LAB_PREFIX*: labDown() finds them all
-    ip('-n', name, 'link', 'set', 'lo', 'up');
-    return name;
-  };
-  const pods: Pod[] = [];
   let failures = 0;
   try {
-    const node = { name: 'node1', ns: netns(`${LAB_PREFIX}node1`), podCIDR: '10.244.1.0/24', gateway: '10.244.1.1' };
-    const state = join(LAB_STATE, node.name);
-    mkdirSync(state, { recursive: true });
-    const list: Conflist = structuredClone(conflist);
-    for (const p of list.plugins) {
-      if (p.type === 'podwire') Object.assign(p, { logFile: join(state, 'podwire.log'), ipam: { ...p.ipam, subnet: node.podCIDR, dataDir: join(state, 'ipam') } });
-    }
-    const runner: Runner = { node: node.ns, podwire: bin, cniPath: [REF_PLUGINS] };
-    process.stdout.write(`${table(['node', 'namespace', 'podCIDR (its slice of the cluster network)', 'gateway on cni0'], [[node.name, node.ns, node.podCIDR, node.gateway]])}\n\n`);
+    say(`[1/6] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode})`);
+    const lab = Lab.create(bin, o.mode, o.nodes);
+    await Promise.all(lab.nodes.map((n) => installCounters(n, DEFAULT_VXLAN_PORT)));
+    say('[2/6] podwire node up, then podwire peers sync, on every node');
+    const peers = await bringUp(lab);
+    await liveTables(lab, peers);
 
-    for (let i = 1; i <= opts.podsPerNode; i++) {
-      const name = `pod${i}`;
-      const ns = netns(`${LAB_PREFIX}n1-${name}`);
-      say(`ADD ${name}: executing ${bin} in ${node.ns} with CNI_COMMAND=ADD CNI_NETNS=/run/netns/${ns}`);
-      const r = await addList(runner, list, { containerID: `lab-${node.name}-${name}`, netns: `/run/netns/${ns}` });
-      if (r.code !== 0) throw new Error(`ADD ${name} failed: ${r.stdout || r.stderr}`);
-      const hostIf = r.json.interfaces.find((x: { name: string }) => x.name.startsWith('veth'));
-      pods.push({ name, ns, node: node.name, ip: r.json.ips[0].address.split('/')[0], veth: hostIf?.name ?? '?', result: r.json });
-    }
-    process.stdout.write(`${table(['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'pod interface'], pods.map((p) => [p.name, p.node, p.ip, p.veth, 'eth0']))}\n\n`);
+    say(`[3/6] ${o.podsPerNode} pod(s) per node: CNI ADD through ${basename(join('cni-conf', 'podwire-subnetfile.conflist'))} (podwire, then portmap)`);
+    await Promise.all(
+      lab.nodes.map(async (n) => {
+        for (let j = 1; j <= o.podsPerNode; j++) await lab.addPod(n, `pod${j}`);
+      }),
+    );
+    print(table(['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'in the pod'], [...lab.pods].sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true })).map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0'])));
 
-    say('proving: every pod pings every other pod and its gateway');
-    const rows: string[][] = [];
-    for (const from of pods) {
-      const targets = [...pods.filter((p) => p !== from).map((p) => [p.name, p.ip] as const), ['gateway', node.gateway] as const];
-      for (const [name, addr] of targets) {
-        const ok = ping(from.ns, addr);
-        if (!ok) failures++;
-        rows.push([from.name, `${name} (${addr})`, ok ? 'ok' : 'FAILED']);
-      }
-    }
-    process.stdout.write(`${table(['from', 'to', 'ping'], rows)}\n\n`);
+    say('[4/6] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
+    const { checks, counters } = await prove(lab, new Map([...peers].map(([k, v]) => [k, new Set(v.values())])));
+    print(table(['node', 'VXLAN packets sent (UDP 8472)', 'plain pod packets sent on eth0', 'peers use'], counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-'])));
+    failures = report(checks);
 
-    if (!opts.keep) {
-      for (const p of pods) {
-        say(`DEL ${p.name}`);
-        const replies = await delList(runner, list, { containerID: `lab-${node.name}-${p.name}`, netns: `/run/netns/${p.ns}` }, p.result);
-        if (replies.some((x) => x.code !== 0)) throw new Error(`DEL ${p.name} failed: ${replies.map((x) => x.stdout).join(' ')}`);
-      }
-      const left = [...DiskStore.forNetwork(join(state, 'ipam'), list.name).list().keys()];
+    if (!o.keep) {
+      say('[5/6] CNI DEL of every pod, node down on every node');
+      for (const p of [...lab.pods]) await lab.delPod(p);
+      await Promise.all(lab.nodes.map((n) => lab.nodeDown(n)));
+      const left = lab.nodes.flatMap((n) => [...DiskStore.forNetwork(join(n.dir, 'ipam'), n.list.name).list().keys()]);
       if (left.length) throw new Error(`addresses left reserved after DEL: ${left.join(', ')}`);
       say('every pod deleted, no address left reserved');
     }
   } finally {
-    if (!opts.keep) {
+    if (!o.keep) {
       labDown();
-      say('lab removed');
+      say('[6/6] lab removed');
     } else {
-      say('lab kept: explore with `ip netns`; remove it with `npm run lab:down`');
+      say('lab kept: explore with `ip netns` (pwlab-*); remove it with `npm run lab:down`');
     }
   }
-  process.stdout.write(failures ? `${failures} ping(s) FAILED\n` : 'pod network works: all pings answered\n');
+  process.stdout.write(failures ? `${failures} check(s) FAILED\n` : 'pod network works: every check passed\n');
   return failures ? 1 : 0;
 }
 
 interface LabArgs {
+  nodes: number;
   'pods-per-node': number;
+  mode: Backend;
   keep: boolean;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
   command: 'lab',
-  describe: 'build a pod network in network namespaces with the real plugin, prove it, remove it',
+  describe: 'build a multi-node pod network in network namespaces with the real plugin, prove it, remove it',
   builder: (y) =>
     y
-      .option('pods-per-node', { type: 'number', default: 3, describe: 'pods on each node' })
+      .option('nodes', { type: 'number', default: 3, describe: 'number of nodes' })
+      .option('pods-per-node', { type: 'number', default: 2, describe: 'pods on each node' })
+      .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
       .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' }),
   handler: async (a) => {
-    process.exitCode = await runLab({ podsPerNode: a['pods-per-node'], keep: a.keep });
+    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep });
   },
 };
 

@@ -2,12 +2,20 @@
 // (or a crash) left them in. Nothing here sends traffic outside them.
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { run } from '../run.js';
 
 export const LAB_PREFIX = 'pwlab-';
 export const LAB_STATE = '/run/podwire-lab';
 
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Creates a lab namespace (every one is named LAB_PREFIX*: labDown() finds them all) with lo up. */
+export function netns(name: string): string {
+  ip('netns', 'add', name);
+  ip('-n', name, 'link', 'set', 'lo', 'up');
+  return name;
 }
 
 export function labNamespaces(): string[] {
@@ -24,7 +32,10 @@ export function labDown(): void {
   rmSync(LAB_STATE, { recursive: true, force: true });
 }
 
-/** One ping from inside a namespace (busybox: Debian has no separate ping here). */
+/** Runs a command inside a namespace. */
+export const inNs = (ns: string, cmd: string, args: readonly string[], input?: string) => run('ip', ['netns', 'exec', ns, cmd, ...args], { input });
+
+/** One ping from inside a namespace (busybox's, installed everywhere the tests run). */
 export function ping(fromNs: string, to: string): boolean {
   try {
     execFileSync('ip', ['netns', 'exec', fromNs, 'busybox', 'ping', '-c', '1', '-W', '2', to], { stdio: 'ignore' });
@@ -34,3 +45,25 @@ export function ping(fromNs: string, to: string): boolean {
   }
 }
 
+/**
+ * One ping, without blocking the event loop, so many run side by side. With `size`, iputils' ping sends
+ * that many payload bytes with Don't Fragment set: it fails rather than fragment (a path MTU proof).
+ */
+export async function pingAsync(fromNs: string, to: string, size?: number): Promise<boolean> {
+  const args = size === undefined ? ['busybox', 'ping', '-c', '1', '-W', '2', to] : ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), to];
+  return (await inNs(fromNs, args[0]!, args.slice(1))).code === 0;
+}
+
+/** Maps over items with at most `limit` promises in flight. */
+export async function pool<T, R>(items: readonly T[], limit: number, f: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,100 @@
+// What the lab proves, measured from inside its namespaces (no traffic leaves them):
+//   - every pod reaches every other pod, across nodes, by its Pod IP (no NAT on the way);
+//   - every node reaches the pods of the other nodes;
+//   - a packet of the full pod MTU with Don't Fragment set crosses between every pair of nodes, and one
+//     byte more is refused (so the MTU really is the pod's, not something smaller on the way);
+//   - how it travelled: counters on each node's underlay interface count VXLAN packets (UDP to the VXLAN
+//     port) and plain pod packets (pod to pod addresses, unencapsulated). VXLAN peers must show the first,
+//     host-gw peers the second, and never the other kind.
+import { readFileSync } from 'node:fs';
+import { run } from '../run.js';
+import { CLUSTER_CIDR, type Lab, type LabNode } from './lab.js';
+import { inNs, pingAsync, pool } from './netns.js';
+
+export interface Check {
+  group: string;
+  from: string;
+  to: string;
+  expect: boolean;
+  ok: boolean;
+}
+
+export interface Counters {
+  node: string;
+  vxlan: number;
+  plain: number;
+  /** What the node's peers use, from `peers sync`. */
+  modes: Set<string>;
+}
+
+const COUNT_CHAIN = 'PWLAB-COUNT';
+
+/** The lab's own counting rules (its own chain, in the node's namespace only). */
+export async function installCounters(n: LabNode, vxlanPort: number): Promise<void> {
+  const rules = [
+    // mangle POSTROUTING sees both forwarded and locally sent packets, and podwire has no rules there
+    // that could end a packet's walk before it is counted.
+    '*mangle',
+    `:${COUNT_CHAIN} - [0:0]`,
+    `-A ${COUNT_CHAIN} -o eth0 -p udp --dport ${vxlanPort} -m comment --comment vxlan`,
+    `-A ${COUNT_CHAIN} -o eth0 -s ${CLUSTER_CIDR} -d ${CLUSTER_CIDR} -m comment --comment plain`,
+    `-A POSTROUTING -j ${COUNT_CHAIN}`,
+    'COMMIT',
+  ];
+  const r = await inNs(n.ns, 'iptables-restore', ['--noflush'], rules.join('\n') + '\n');
+  if (r.code !== 0) throw new Error(`${n.name}: counters: ${r.stderr.trim()}`);
+}
+
+async function readCounters(n: LabNode): Promise<{ vxlan: number; plain: number }> {
+  const r = await run('ip', ['netns', 'exec', n.ns, 'iptables', '-t', 'mangle', '-L', COUNT_CHAIN, '-v', '-x', '-n']);
+  const count = (what: string) => Number(r.stdout.split('\n').find((l) => l.includes(`/* ${what} */`))?.trim().split(/\s+/)[0] ?? NaN);
+  return { vxlan: count('vxlan'), plain: count('plain') };
+}
+
+export function podMtu(n: LabNode): number {
+  return (JSON.parse(readFileSync(n.subnetFile, 'utf8')) as { mtu: number }).mtu;
+}
+
+export async function prove(lab: Lab, modes: Map<string, Set<string>>): Promise<{ checks: Check[]; counters: Counters[] }> {
+  const before = await Promise.all(lab.nodes.map(readCounters));
+  const checks: Check[] = [];
+  const pods = lab.pods;
+  const first = lab.nodes.map((n) => pods.find((p) => p.node === n)).filter((p) => p !== undefined);
+
+  const pairs = pods.flatMap((a) => pods.filter((b) => b !== a).map((b) => [a, b] as const));
+  const mesh = await pool(pairs, 16, ([a, b]) => pingAsync(a.ns, b.ip));
+  pairs.forEach(([a, b], i) => checks.push({ group: 'pod to pod', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} ${b.ip}`, expect: true, ok: mesh[i]! }));
+
+  const nodeToPod = lab.nodes.flatMap((n) => first.filter((p) => p.node !== n).map((p) => [n, p] as const));
+  const nodeOk = await pool(nodeToPod, 16, ([n, p]) => pingAsync(n.ns, p.ip));
+  nodeToPod.forEach(([n, p], i) => checks.push({ group: 'node to remote pod', from: n.name, to: `${p.name}@${p.node.name} ${p.ip}`, expect: true, ok: nodeOk[i]! }));
+
+  // ICMP payload = MTU - 20 (IPv4) - 8 (ICMP).
+  const mtuPairs = first.flatMap((a) => first.filter((b) => b.node !== a.node).map((b) => [a, b] as const));
+  const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, b.ip, podMtu(a.node) - 28));
+  mtuPairs.forEach(([a, b], i) =>
+    checks.push({ group: 'full pod MTU, DF set', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${podMtu(a.node)} bytes)`, expect: true, ok: full[i]! }),
+  );
+  if (mtuPairs.length) {
+    const [a, b] = mtuPairs[0]!;
+    const big = podMtu(a.node) + 1;
+    checks.push({ group: 'MTU + 1, DF set (refused)', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${big} bytes)`, expect: false, ok: await pingAsync(a.ns, b.ip, big - 28) });
+  }
+
+  const after = await Promise.all(lab.nodes.map(readCounters));
+  const counters = lab.nodes.map((n, i) => ({
+    node: n.name,
+    vxlan: after[i]!.vxlan - before[i]!.vxlan,
+    plain: after[i]!.plain - before[i]!.plain,
+    modes: modes.get(n.name) ?? new Set<string>(),
+  }));
+  if (lab.pods.length > 1) {
+    for (const c of counters) {
+      checks.push({ group: 'travels in VXLAN', from: c.node, to: 'UDP to the VXLAN port on eth0', expect: c.modes.has('vxlan'), ok: c.vxlan > 0 });
+      checks.push({ group: 'travels unencapsulated (host-gw)', from: c.node, to: 'plain pod packets on eth0', expect: c.modes.has('host-gw'), ok: c.plain > 0 });
+    }
+  }
+  return { checks, counters };
+}
+
+export const passed = (c: Check): boolean => c.ok === c.expect;
