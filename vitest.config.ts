@@ -1,6 +1,13 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Conflists are JSON that the build bundles into the binary (esbuild loader "json"); the same here.
+  plugins: [
+    {
+      name: 'conflist-as-json',
+      transform: (code, id) => (id.endsWith('.conflist') ? { code: `export default ${code};`, map: null } : undefined),
+    },
+  ],
   test: {
     include: ['test/**/*.test.ts'],
     // Integration tests make network namespaces and spawn many processes: one file at a time keeps

@@ -1,0 +1,185 @@
+// The node agent's pure parts: the cluster file, which backend carries each peer, the diff between the
+// kernel's entries and the node list, the order of the batches, and the link plan of `node up`.
+import { describe, expect, it } from 'vitest';
+import { parseCidr, parseIP } from '../../src/ipam/ip.js';
+import { type Cluster, parseCluster, selfNode, vtepMac } from '../../src/node/cluster.js';
+import { type PeerState, desiredState, diffBatches, diffPeers, diffSize, peersOf } from '../../src/node/peers.js';
+import { linkPlan, podMtu } from '../../src/node/setup.js';
+import type { IpLink } from '../../src/node/sync.js';
+
+const base = {
+  clusterCIDR: '10.244.0.0/16',
+  backend: 'vxlan',
+  nodes: [
+    { name: 'node1', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24' },
+    { name: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.2.0/24' },
+    { name: 'node3', nodeIP: '192.168.60.13', podCIDR: '10.244.3.0/24' },
+  ],
+};
+const cluster = (patch: Record<string, unknown> = {}): Cluster => parseCluster({ ...structuredClone(base), ...patch });
+const underlay = { dev: 'eth0', subnets: [parseCidr('192.168.50.0/24')!] };
+
+describe('cluster file', () => {
+  it('fills defaults and derives each VTEP from the node', () => {
+    const c = cluster();
+    expect(c).toMatchObject({ backend: 'vxlan', vni: 1, port: 8472, device: 'podwire.1', bridge: 'cni0', mtu: undefined });
+    expect(c.nodes[1]).toEqual({ name: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.2.0/24', vtepMac: '0e:70:c0:a8:32:0c', vtepIP: '10.244.2.0' });
+    expect(cluster({ vxlan: { vni: 42, port: 4789 } })).toMatchObject({ vni: 42, port: 4789, device: 'podwire.42' });
+  });
+
+  it('VTEP MACs are locally administered unicast, and differ for different Node IPs', () => {
+    const a = vtepMac(parseIP('192.168.50.11')!);
+    const b = vtepMac(parseIP('192.168.50.12')!);
+    expect(a).not.toBe(b);
+    const first = parseInt(a.slice(0, 2), 16);
+    expect(first & 0x02).toBe(0x02);
+    expect(first & 0x01).toBe(0);
+  });
+
+  it.each([
+    [{ clusterCIDR: '10.244.0.1/16' }, 'clusterCIDR'],
+    [{ clusterCIDR: 'fd00::/48' }, 'clusterCIDR'],
+    [{ backend: 'udp' }, 'backend'],
+    [{ vxlan: { vni: 0 } }, 'vxlan.vni'],
+    [{ vxlan: { port: 70000 } }, 'vxlan.port'],
+    [{ vxlan: { device: 'a-very-long-device-name' } }, 'vxlan.device'],
+    [{ mtu: 100 }, 'mtu'],
+    [{ nodes: {} }, 'nodes'],
+    [{ nodes: [{ name: 'Node_1', nodeIP: '1.2.3.4', podCIDR: '10.244.1.0/24' }] }, 'nodes[0].name'],
+    [{ nodes: [{ name: 'n1', nodeIP: '1.2.3', podCIDR: '10.244.1.0/24' }] }, 'nodes[0].nodeIP'],
+    [{ nodes: [{ name: 'n1', nodeIP: '1.2.3.4', podCIDR: '10.245.1.0/24' }] }, 'nodes[0].podCIDR'],
+    [{ nodes: [{ name: 'n1', nodeIP: '1.2.3.4', podCIDR: '10.244.1.0/24', vtepMac: '01:00:00:00:00:01' }] }, 'nodes[0].vtepMac'],
+    [{ nodes: [...base.nodes, { name: 'node1', nodeIP: '1.2.3.4', podCIDR: '10.244.9.0/24' }] }, 'nodes[3].name'],
+    [{ nodes: [...base.nodes, { name: 'node4', nodeIP: '192.168.50.11', podCIDR: '10.244.9.0/24' }] }, 'nodes[3].nodeIP'],
+    [{ nodes: [...base.nodes, { name: 'node4', nodeIP: '1.2.3.4', podCIDR: '10.244.0.0/23' }] }, 'nodes[3].podCIDR'],
+  ])('rejects %j, naming %s', (patch, field) => {
+    expect(() => cluster(patch)).toThrow(`cluster file: ${field} `);
+  });
+
+  it('names the missing node', () => {
+    expect(() => selfNode(cluster(), 'node9')).toThrow(/node "node9" is not in the cluster file \(nodes: node1, node2, node3\)/);
+  });
+
+  it('pod MTU: underlay minus 50 with VXLAN, the underlay with host-gw; a cluster MTU that does not fit is refused', () => {
+    expect(podMtu(cluster(), 1500)).toBe(1450);
+    expect(podMtu(cluster({ backend: 'auto' }), 9000)).toBe(8950);
+    expect(podMtu(cluster({ backend: 'host-gw' }), 1500)).toBe(1500);
+    expect(podMtu(cluster({ mtu: 1400 }), 1500)).toBe(1400);
+    expect(() => podMtu(cluster({ mtu: 1500 }), 1500)).toThrow(/at most 1450/);
+  });
+});
+
+describe('peers', () => {
+  const self = (c: Cluster) => selfNode(c, 'node1');
+
+  it('auto: host-gw on the connected subnet, vxlan beyond a router', () => {
+    const c = cluster({ backend: 'auto' });
+    expect(peersOf(c, self(c), underlay).map((p) => [p.node.name, p.mode])).toEqual([
+      ['node2', 'host-gw'],
+      ['node3', 'vxlan'],
+    ]);
+    expect(peersOf(cluster(), self(c), underlay).every((p) => p.mode === 'vxlan')).toBe(true);
+  });
+
+  it('desired entries per backend', () => {
+    const c = cluster({ backend: 'auto' });
+    expect(desiredState(peersOf(c, self(c), underlay), underlay, c.device)).toEqual({
+      routes: [
+        { dst: '10.244.2.0/24', via: '192.168.50.12', dev: 'eth0', onlink: false },
+        { dst: '10.244.3.0/24', via: '10.244.3.0', dev: 'podwire.1', onlink: true },
+      ],
+      neighs: [{ ip: '10.244.3.0', mac: '0e:70:c0:a8:3c:0d' }],
+      fdb: [{ mac: '0e:70:c0:a8:3c:0d', dst: '192.168.60.13' }],
+    });
+  });
+
+  const want = (c: Cluster): PeerState => desiredState(peersOf(c, self(c), underlay), underlay, c.device);
+  const empty: PeerState = { routes: [], neighs: [], fdb: [] };
+
+  it('from empty: everything is added; once applied, nothing is left to do', () => {
+    const d = diffPeers(empty, want(cluster()));
+    expect([d.neighSet.length, d.fdbSet.length, d.routeSet.length, d.routeDel.length, d.neighDel.length, d.fdbDel.length]).toEqual([2, 2, 2, 0, 0, 0]);
+    expect(diffSize(diffPeers(want(cluster()), want(cluster())))).toBe(0);
+  });
+
+  it('a removed peer loses its route, FDB entry and neighbour', () => {
+    const c = cluster();
+    const d = diffPeers(want(c), want(cluster({ nodes: base.nodes.slice(0, 2) })));
+    expect(d.routeDel.map((r) => r.dst)).toEqual(['10.244.3.0/24']);
+    expect(d.fdbDel).toEqual([{ mac: '0e:70:c0:a8:3c:0d', dst: '192.168.60.13' }]);
+    expect(d.neighDel.map((n) => n.ip)).toEqual(['10.244.3.0']);
+    expect(diffSize(d)).toBe(3);
+  });
+
+  it('a peer with a new MAC: neighbour replaced, old FDB entry deleted, new one added, route kept', () => {
+    const nodes = structuredClone(base.nodes) as Record<string, string>[];
+    nodes[1]!.vtepMac = '0e:00:00:00:00:02';
+    const d = diffPeers(want(cluster()), want(cluster({ nodes })));
+    expect(d.neighSet).toEqual([{ ip: '10.244.2.0', mac: '0e:00:00:00:00:02' }]);
+    expect(d.fdbDel).toEqual([{ mac: '0e:70:c0:a8:32:0c', dst: '192.168.50.12' }]);
+    expect(d.fdbSet).toEqual([{ mac: '0e:00:00:00:00:02', dst: '192.168.50.12' }]);
+    expect(d.routeSet).toEqual([]);
+  });
+
+  it('a host-gw peer with a new Node IP gets its route replaced, not a second one', () => {
+    const hg = cluster({ backend: 'host-gw' });
+    const nodes = structuredClone(base.nodes);
+    nodes[1]!.nodeIP = '192.168.50.22';
+    const d = diffPeers(want(hg), want(cluster({ backend: 'host-gw', nodes })));
+    expect(d.routeSet).toEqual([{ dst: '10.244.2.0/24', via: '192.168.50.22', dev: 'eth0', onlink: false }]);
+    expect(d.routeDel).toEqual([]);
+  });
+
+  it('a destination someone else routes is left alone and reported', () => {
+    const d = diffPeers(empty, want(cluster()), new Set(['10.244.2.0/24']));
+    expect(d.conflicts.map((r) => r.dst)).toEqual(['10.244.2.0/24']);
+    expect(d.routeSet.map((r) => r.dst)).toEqual(['10.244.3.0/24']);
+  });
+
+  it('batches: neighbour before FDB before route when adding, the reverse when removing', () => {
+    const added = diffBatches(diffPeers(empty, want(cluster())), 'podwire.1');
+    expect(added.ip1.every((l) => l.startsWith('neigh replace'))).toBe(true);
+    expect(added.bridge.every((l) => l.startsWith('fdb append'))).toBe(true);
+    expect(added.ip2.every((l) => l.startsWith('route replace') && l.endsWith('onlink proto 112'))).toBe(true);
+    const removed = diffBatches(diffPeers(want(cluster()), empty), 'podwire.1');
+    expect(removed.ip1.every((l) => l.startsWith('route del'))).toBe(true);
+    expect(removed.bridge.every((l) => l.startsWith('fdb del'))).toBe(true);
+    expect(removed.ip2.every((l) => l.startsWith('neigh del'))).toBe(true);
+  });
+});
+
+describe('node up plan', () => {
+  const c = cluster();
+  const self = selfNode(c, 'node1');
+  const eth0: IpLink = { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.168.50.11', prefixlen: 24 }] };
+  const ready: IpLink[] = [
+    eth0,
+    { ifname: 'cni0', mtu: 1450, flags: ['UP'], addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }], linkinfo: { info_kind: 'bridge' } },
+    {
+      ifname: 'podwire.1',
+      mtu: 1450,
+      address: '0e:70:c0:a8:32:0b',
+      flags: ['UP'],
+      addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32 }],
+      linkinfo: { info_kind: 'vxlan', info_data: { id: 1, local: '192.168.50.11', port: 8472, learning: false } },
+    },
+  ];
+
+  it('creates bridge and VTEP on a bare node, and does nothing on a ready one', () => {
+    const bare = linkPlan(c, self, [eth0], 1450, 'eth0');
+    expect(bare.lines).toContain('link add name cni0 address 0a:58:0a:f4:01:01 mtu 1450 type bridge');
+    expect(bare.lines).toContain('link add name podwire.1 address 0e:70:c0:a8:32:0b mtu 1450 type vxlan id 1 local 192.168.50.11 dev eth0 dstport 8472 nolearning');
+    expect(linkPlan(c, self, ready, 1450, 'eth0')).toEqual({ lines: [], changes: [] });
+  });
+
+  it('recreates the VTEP when the VNI changed, and removes it for host-gw', () => {
+    const changed = linkPlan(cluster({ vxlan: { vni: 1, port: 4789 } }), self, ready, 1450, 'eth0');
+    expect(changed.lines.slice(0, 2)).toEqual(['link del dev podwire.1', expect.stringContaining('dstport 4789')]);
+    expect(linkPlan(cluster({ backend: 'host-gw' }), self, ready, 1450, 'eth0').lines).toEqual(['link del dev podwire.1']);
+  });
+
+  it('refuses to take over a link of the wrong kind', () => {
+    const wrong = [eth0, { ifname: 'cni0', mtu: 1500, linkinfo: { info_kind: 'veth' } }];
+    expect(() => linkPlan(c, self, wrong, 1450, 'eth0')).toThrow(/cni0 exists and is not a bridge/);
+  });
+});
