@@ -45,7 +45,11 @@ function printSync(a: Common, r: SyncReport): void {
   }
   for (const f of r.failures) say(`failed: ${f.command}: ${f.error}`);
   for (const c of r.diff.conflicts) say(`skipped: a route to ${c.dst} exists that podwire did not make; leaving it`);
-  const modes = r.peers.map((p) => `${p.node.name}:${p.mode}`).join(' ');
+  // Name the peers when there are few; count them by backend when there are many.
+  const modes =
+    r.peers.length <= 8
+      ? r.peers.map((p) => `${p.node.name}:${p.mode}`).join(' ')
+      : (['vxlan', 'host-gw'] as const).map((m) => `${m}: ${r.peers.filter((p) => p.mode === m).length}`).join(', ');
   say(`peers ${a.node}: ${r.peers.length} peer(s) [${modes}], ${r.changes} change(s), ${r.processes} process(es), ${r.ms.toFixed(1)} ms`);
 }
 

@@ -92,7 +92,7 @@ export function parseCluster(json: unknown): Cluster {
   if (!Array.isArray(o.nodes)) throw bad('nodes', 'must be a list');
 
   const seen = { name: new Set<string>(), ip: new Set<string>() };
-  const slices: Cidr[] = [];
+  const slices: { slice: Cidr; i: number }[] = [];
   const nodes = o.nodes.map((n: unknown, i): NodeEntry => {
     const f = (k: string) => `nodes[${i}].${k}`;
     if (typeof n !== 'object' || n === null) throw bad(`nodes[${i}]`, 'must be an object');
@@ -107,13 +107,11 @@ export function parseCluster(json: unknown): Cluster {
     if (!(cidrContains(cluster, { family: 4, value: slice.first }) && cidrContains(cluster, { family: 4, value: slice.last }))) {
       throw bad(f('podCIDR'), `${formatCidr(slice)} is not inside clusterCIDR ${formatCidr(cluster)}`);
     }
-    const clash = slices.find((s) => s.first <= slice.last && slice.first <= s.last);
-    if (clash) throw bad(f('podCIDR'), `${formatCidr(slice)} overlaps ${formatCidr(clash)}`);
     if (slice.prefix > 30) throw bad(f('podCIDR'), 'must leave room for a gateway and pods (/30 or larger)');
     if (e.vtepMac !== undefined && !validMac(e.vtepMac)) throw bad(f('vtepMac'), `"${String(e.vtepMac)}" is not a unicast MAC address`);
     seen.name.add(e.name);
     seen.ip.add(ipText);
-    slices.push(slice);
+    slices.push({ slice, i });
     return {
       name: e.name,
       nodeIP: ipText,
@@ -122,6 +120,15 @@ export function parseCluster(json: unknown): Cluster {
       vtepIP: formatIP({ family: 4, value: slice.first }),
     };
   });
+  // Overlapping slices, by sorting (a list can hold thousands of nodes): only neighbours can overlap.
+  slices.sort((a, b) => (a.slice.first < b.slice.first ? -1 : a.slice.first > b.slice.first ? 1 : a.i - b.i));
+  for (let k = 1; k < slices.length; k++) {
+    const [prev, cur] = [slices[k - 1]!, slices[k]!];
+    if (cur.slice.first <= prev.slice.last) {
+      const [early, late] = prev.i < cur.i ? [prev, cur] : [cur, prev];
+      throw bad(`nodes[${late.i}].podCIDR`, `${formatCidr(late.slice)} overlaps ${formatCidr(early.slice)}`);
+    }
+  }
   return { clusterCIDR: formatCidr(cluster), backend: backend as Backend, vni, port, device, bridge, mtu, nodes };
 }
 
