@@ -1,30 +1,10 @@
 // `podwire install`: puts this binary where runtimes look for CNI plugins (as podwire and podwire-ipam)
 // and, optionally, a network config where they look for configs. Files are replaced atomically (temp +
 // rename) so a runtime never executes or reads a half-written file.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { atomicCopy, atomicWrite } from '../files.js';
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-
-export function atomicCopy(src: string, dst: string, mode: number): void {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  try {
-    copyFileSync(src, tmp);
-    chmodSync(tmp, mode);
-    renameSync(tmp, dst);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
-
-export function atomicWrite(dst: string, content: string, mode = 0o644): void {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, content, { mode });
-    renameSync(tmp, dst);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
 
 interface InstallArgs {
   'bin-dir': string;

@@ -71,7 +71,8 @@ function report(checks: Check[]): number {
 export async function runLab(o: LabOptions): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the lab needs root: it creates network namespaces');
   if (!BACKENDS.includes(o.mode)) throw new Error(`--mode must be one of ${BACKENDS.join(', ')}`);
-  if (o.podsPerNode < 1) throw new Error('--pods-per-node must be at least 1');
+  if (!(o.podsPerNode >= 1)) throw new Error('--pods-per-node must be at least 1');
+  if (!(o.nodes >= 1 && o.nodes <= 200)) throw new Error('--nodes must be from 1 to 200');
   if (labNamespaces().length) {
     say('removing a previous lab');
     labDown();
@@ -79,6 +80,13 @@ export async function runLab(o: LabOptions): Promise<number> {
   const bin = podwireBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run npm run build`);
   let failures = 0;
+  // Ctrl-C: the lab goes away as it would at the end (unless --keep), then the usual exit code.
+  const interrupted = () => {
+    if (!o.keep) labDown();
+    say(o.keep ? 'interrupted: lab kept' : 'interrupted: lab removed');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
   try {
     say(`[1/6] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode})`);
     const lab = Lab.create(bin, o.mode, o.nodes);
@@ -109,6 +117,7 @@ export async function runLab(o: LabOptions): Promise<number> {
       say('every pod deleted, no address left reserved');
     }
   } finally {
+    process.off('SIGINT', interrupted);
     if (!o.keep) {
       labDown();
       say('[6/6] lab removed');

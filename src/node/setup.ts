@@ -11,7 +11,7 @@
 // settings other software relies on too, not objects podwire owns.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { atomicWrite } from '../cli/install.js';
+import { atomicWrite } from '../files.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { bridgeMac } from '../kernel/links.js';
 import { ipBatch, ipJson } from '../kernel/run.js';
@@ -26,11 +26,9 @@ import { ROUTE_PROTO } from './peers.js';
 export const DEFAULT_SUBNET_FILE = '/run/podwire/subnet.json';
 
 export interface NodeReport {
-  /** One line per thing created or changed; empty when the node was already as asked. */
+  /** One line per thing created, changed or removed; empty when the node was already as asked. */
   changes: string[];
   warnings: string[];
-  podMtu: number;
-  underlay: string;
 }
 
 const inet = (l: IpLink | undefined) => (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
@@ -128,7 +126,7 @@ function writeSubnetFile(path: string, content: string): boolean {
   return true;
 }
 
-export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport> {
+export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport & { podMtu: number; underlay: string }> {
   const self = selfNode(c, name);
   const [links = []] = (await ipJson(['addr show'])) as [IpLink[]?];
   const underlay = findUnderlay(links, self);
@@ -136,11 +134,11 @@ export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBN
   const warnings: string[] = [];
   const changes: string[] = [];
 
+  // Everything that can refuse (wrong kind of link, MTU) is decided before the first change.
+  const plan = linkPlan(c, self, links, mtu, underlay.dev);
   ensureSysctl('net/ipv4/ip_forward', '1');
   const nf = await ensureBridgeNetfilter();
   if (nf) warnings.push(nf);
-
-  const plan = linkPlan(c, self, links, mtu, underlay.dev);
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
   changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
@@ -181,5 +179,5 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
     changes.push(`subnet file ${subnetFile} removed`);
   }
   log.info({ node: name, changes, warnings }, 'node down');
-  return { changes, warnings, podMtu: 0, underlay: '' };
+  return { changes, warnings };
 }

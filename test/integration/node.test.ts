@@ -3,12 +3,13 @@
 // left alone, a restarted node gets its pods' traffic back, --watch follows the file, node down leaves
 // nothing. Everything lives in pwlab-* namespaces and is removed in afterAll.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { labDown, pingAsync } from '../../src/lab/netns.js';
-import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { BIN, Sandbox, requireRoot, sh } from '../helpers/netns.js';
 
 let lab: Lab;
 let pods: LabPod[];
@@ -207,5 +208,54 @@ describe('node up / peers sync', () => {
       expect((await lab.nodeDown(n)).length).toBeGreaterThan(0);
       expect(snapshot(n)).toBe(bare.get(n.name));
     }
+  });
+});
+
+describe('node up with bad input changes nothing', () => {
+  const sb = new Sandbox();
+  afterAll(() => sb.cleanup());
+
+  function node(): { ns: string; up: (cluster: unknown, name?: string) => { code: number; stderr: string }; state: () => string } {
+    const ns = sb.ns('node');
+    sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
+    sh('ip', ['-n', ns, 'addr', 'add', '192.168.50.11/24', 'dev', 'eth0']);
+    sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    const dir = sb.dir();
+    const up = (cluster: unknown, name = 'node1') => {
+      writeFileSync(join(dir, 'cluster.json'), JSON.stringify(cluster));
+      try {
+        sh('ip', ['netns', 'exec', ns, BIN, 'node', 'up', '--cluster', join(dir, 'cluster.json'), '--node', name, '--subnet-file', join(dir, 'subnet.json')]);
+        return { code: 0, stderr: '' };
+      } catch (e) {
+        return { code: (e as { status: number }).status, stderr: String((e as { stderr: string }).stderr) };
+      }
+    };
+    const state = () =>
+      [sh('ip', ['-n', ns, '-br', 'link']), sh('ip', ['netns', 'exec', ns, 'iptables-save']).replace(/^#.*$/gm, ''), sh('ip', ['netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.ip_forward']), String(existsSync(join(dir, 'subnet.json')))].join('\n');
+    return { ns, up, state };
+  }
+  const good = { clusterCIDR: '10.244.0.0/16', nodes: [{ name: 'node1', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24' }] };
+
+  it.each([
+    ['a node not in the file', good, 'node9', /node "node9" is not in the cluster file/],
+    ['a Node IP this machine does not have', { ...good, nodes: [{ ...good.nodes[0], nodeIP: '192.168.50.99' }] }, 'node1', /Node IP 192\.168\.50\.99 is not an address of this machine/],
+    ['overlapping slices', { ...good, nodes: [...good.nodes, { name: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.1.128/25' }] }, 'node1', /nodes\[1\]\.podCIDR 10\.244\.1\.128\/25 overlaps 10\.244\.1\.0\/24/],
+    ['an MTU that does not fit the underlay with VXLAN', { ...good, mtu: 1480 }, 'node1', /mtu 1480 does not fit/],
+  ])('%s', (_what, cluster, name, message) => {
+    const n = node();
+    const before = n.state();
+    const r = n.up(cluster, name);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(n.state()).toBe(before);
+  });
+
+  it('a cni0 that is not a bridge', () => {
+    const n = node();
+    sh('ip', ['-n', n.ns, 'link', 'add', 'cni0', 'type', 'veth', 'peer', 'name', 'cni1']);
+    const before = n.state();
+    const r = n.up(good);
+    expect(r.stderr).toMatch(/cni0 exists and is not a bridge/);
+    expect(n.state()).toBe(before);
   });
 });
