@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // iproute2: ip, bridge; util-linux: nsenter, flock; busybox-static: ping inside test namespaces;
 // iputils-ping: ping with Don't Fragment (-M do) for the lab's MTU proof; kmod: modprobe br_netfilter; procps: sysctl;
-// containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark.
-const DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins'];
+// containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
+// golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test.
+const DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins', 'golang-go', 'golang-github-appc-cni-dev'];
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
 const say = (m) => process.stderr.write(`setup: ${m}\n`);
 

@@ -255,12 +255,8 @@ async function check(ctx: Context): Promise<void> {
   ]);
   const podRoutesNow = [...podRoutes4, ...podRoutes6];
 
-  const links = hostLinks as JsonLink[];
-  if (!links.some((l) => l.ifname === bc.bridge)) throw checkFailed(`bridge ${bc.bridge} is missing`);
-  const veth = links.find((l) => l.ifname === host);
-  if (!veth) throw checkFailed(`host veth ${host} is missing`);
-  if (veth.master !== bc.bridge) throw checkFailed(`host veth ${host} is not attached to ${bc.bridge}`);
-
+  // The pod's side first: its interface is what the workload sees, and when it is gone the host end of
+  // the pair went with it, so naming the pod's interface points at the cause.
   const eth = (podAddrs as JsonLink[]).find((l) => l.ifname === env.ifname);
   if (!eth) throw checkFailed(`interface ${env.ifname} is missing in ${env.netns}`);
   if (!eth.flags?.includes('UP')) throw checkFailed(`interface ${env.ifname} is down`);
@@ -280,6 +276,12 @@ async function check(ctx: Context): Promise<void> {
       throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${env.netns}`);
     }
   }
+
+  const links = hostLinks as JsonLink[];
+  if (!links.some((l) => l.ifname === bc.bridge)) throw checkFailed(`bridge ${bc.bridge} is missing`);
+  const veth = links.find((l) => l.ifname === host);
+  if (!veth) throw checkFailed(`host veth ${host} is missing`);
+  if (veth.master !== bc.bridge) throw checkFailed(`host veth ${host} is not attached to ${bc.bridge}`);
 }
 
 async function gc(ctx: Context): Promise<void> {

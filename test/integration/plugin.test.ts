@@ -285,12 +285,14 @@ describe('on one node', () => {
     const conf = n.conf('1.1.0', { prevResult: r.json });
     const call = { command: 'CHECK', containerID: 'ck', netns: p.path };
     expect((await cni(n.node, call, conf)).code).toBe(0);
+    sh('ip', ['-n', n.node, 'link', 'set', 'dev', r.json.interfaces[1].name, 'nomaster']);
+    expect((await cni(n.node, call, conf)).json.msg).toContain('not attached to cni0');
+    sh('ip', ['-n', n.node, 'link', 'set', 'dev', r.json.interfaces[1].name, 'master', 'cni0']);
+    expect((await cni(n.node, call, conf)).code).toBe(0);
     sh('ip', ['-n', p.ns, 'route', 'del', 'default']);
     expect((await cni(n.node, call, conf)).json.msg).toContain('route 0.0.0.0/0 via 10.244.1.1 is missing');
     sh('ip', ['-n', p.ns, 'addr', 'flush', 'dev', 'eth0']);
     expect((await cni(n.node, call, conf)).json.msg).toContain('address 10.244.1.2/24 is missing');
-    sh('ip', ['-n', n.node, 'link', 'set', 'dev', r.json.interfaces[1].name, 'nomaster']);
-    expect((await cni(n.node, call, conf)).json.msg).toContain('not attached to cni0');
     sh('rm', [join(n.dir, 'ipam', 'podnet', '10.244.1.2')]);
     expect((await cni(n.node, call, conf)).json.msg).toContain('no IP address is reserved');
     sh('ip', ['-n', p.ns, 'link', 'del', 'eth0']);
