@@ -14,25 +14,18 @@ export const FORWARD_CHAIN = 'PODWIRE-FORWARD';
 export const NAT_CHAIN = 'PODWIRE-POSTROUTING';
 const COMMENT = '-m comment --comment "podwire: pod network"';
 
-interface TableRules {
-  table: 'filter' | 'nat';
-  chain: string;
-  from: string;
-  rules: string[];
-}
+/** podwire's chains and the built-in chain each is reached from. */
+const CHAINS = [
+  { table: 'filter', chain: FORWARD_CHAIN, from: 'FORWARD' },
+  { table: 'nat', chain: NAT_CHAIN, from: 'POSTROUTING' },
+] as const;
 
-export function nodeRules(clusterCIDR: string): TableRules[] {
+export function nodeRules(clusterCIDR: string): ((typeof CHAINS)[number] & { rules: string[] })[] {
+  const [forward, nat] = CHAINS;
   return [
+    { ...forward, rules: [`-s ${clusterCIDR} -j ACCEPT`, `-d ${clusterCIDR} -j ACCEPT`] },
     {
-      table: 'filter',
-      chain: FORWARD_CHAIN,
-      from: 'FORWARD',
-      rules: [`-s ${clusterCIDR} -j ACCEPT`, `-d ${clusterCIDR} -j ACCEPT`],
-    },
-    {
-      table: 'nat',
-      chain: NAT_CHAIN,
-      from: 'POSTROUTING',
+      ...nat,
       rules: [
         '-m mark --mark 0x4000/0x4000 -j RETURN',
         `-s ${clusterCIDR} -d ${clusterCIDR} -j RETURN`,
@@ -109,7 +102,7 @@ export async function removeNodeRules(): Promise<string[]> {
   const saved = await save();
   const out: string[] = [];
   const removed: string[] = [];
-  for (const t of nodeRules('0.0.0.0/0')) {
+  for (const t of CHAINS) {
     const s = saved.get(t.table);
     const jumps = jumpsTo(s, t.from, t.chain);
     if (!jumps.length && !s?.chains.has(t.chain)) continue;

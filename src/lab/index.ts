@@ -7,11 +7,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { table } from '../cli/table.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { BACKENDS, type Backend, DEFAULT_VXLAN_PORT } from '../node/cluster.js';
+import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, vxlanDevice } from '../node/cluster.js';
+import { ROUTE_PROTO } from '../node/peers.js';
 import { run } from '../run.js';
 import { Lab } from './lab.js';
 import { labDown, labNamespaces } from './netns.js';
-import { type Check, installCounters, passed, podMtu, prove } from './proofs.js';
+import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
 const print = (m: string) => process.stdout.write(`${m}\n\n`);
@@ -39,10 +40,10 @@ async function liveTables(lab: Lab, peers: Map<string, Map<string, string>>): Pr
   const nodeRows: string[][] = [];
   const peerRows: string[][] = [];
   for (const n of lab.nodes) {
-    const vx = await run('ip', ['-n', n.ns, '-j', 'link', 'show', 'podwire.1']);
+    const vx = await run('ip', ['-n', n.ns, '-j', 'link', 'show', vxlanDevice(DEFAULT_VNI)]);
     const mac = vx.code === 0 ? (JSON.parse(vx.stdout)[0]?.address ?? '-') : '-';
-    nodeRows.push([n.name, n.nodeIP, n.podCIDR, mac, String(podMtu(n))]);
-    const routes = (await run('ip', ['-n', n.ns, 'route', 'show', 'proto', '112'])).stdout.trim().split('\n');
+    nodeRows.push([n.name, n.nodeIP, n.podCIDR, mac, String(labPodMtu(n))]);
+    const routes = (await run('ip', ['-n', n.ns, 'route', 'show', 'proto', String(ROUTE_PROTO)])).stdout.trim().split('\n');
     for (const [peer, mode] of peers.get(n.name) ?? []) {
       const cidr = lab.node(peer).podCIDR;
       peerRows.push([n.name, peer, mode, routes.find((r) => r.startsWith(cidr)) ?? 'MISSING']);
@@ -95,7 +96,7 @@ export async function runLab(o: LabOptions): Promise<number> {
     const peers = await bringUp(lab);
     await liveTables(lab, peers);
 
-    say(`[3/6] ${o.podsPerNode} pod(s) per node: CNI ADD through ${basename(join('cni-conf', 'podwire-subnetfile.conflist'))} (podwire, then portmap)`);
+    say(`[3/6] ${o.podsPerNode} pod(s) per node: CNI ADD through cni-conf/podwire-subnetfile.conflist (podwire, then portmap)`);
     await Promise.all(
       lab.nodes.map(async (n) => {
         for (let j = 1; j <= o.podsPerNode; j++) await lab.addPod(n, `pod${j}`);
@@ -105,7 +106,7 @@ export async function runLab(o: LabOptions): Promise<number> {
 
     say('[4/6] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
     const { checks, counters } = await prove(lab, new Map([...peers].map(([k, v]) => [k, new Set(v.values())])));
-    print(table(['node', 'VXLAN packets sent (UDP 8472)', 'plain pod packets sent on eth0', 'peers use'], counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-'])));
+    print(table(['node', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`, 'plain pod packets sent on eth0', 'peers use'], counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-'])));
     failures = report(checks);
 
     if (!o.keep) {

@@ -51,7 +51,8 @@ async function readCounters(n: LabNode): Promise<{ vxlan: number; plain: number 
   return { vxlan: count('vxlan'), plain: count('plain') };
 }
 
-export function podMtu(n: LabNode): number {
+/** The pod MTU `node up` chose for a lab node, from the subnet file it wrote. */
+export function labPodMtu(n: LabNode): number {
   return (JSON.parse(readFileSync(n.subnetFile, 'utf8')) as { mtu: number }).mtu;
 }
 
@@ -71,13 +72,14 @@ export async function prove(lab: Lab, modes: Map<string, Set<string>>): Promise<
 
   // ICMP payload = MTU - 20 (IPv4) - 8 (ICMP).
   const mtuPairs = first.flatMap((a) => first.filter((b) => b.node !== a.node).map((b) => [a, b] as const));
-  const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, b.ip, podMtu(a.node) - 28));
+  const mtu = new Map(lab.nodes.map((n) => [n, labPodMtu(n)]));
+  const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, b.ip, mtu.get(a.node)! - 28));
   mtuPairs.forEach(([a, b], i) =>
-    checks.push({ group: 'full pod MTU, DF set', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${podMtu(a.node)} bytes)`, expect: true, ok: full[i]! }),
+    checks.push({ group: 'full pod MTU, DF set', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${mtu.get(a.node)} bytes)`, expect: true, ok: full[i]! }),
   );
   if (mtuPairs.length) {
     const [a, b] = mtuPairs[0]!;
-    const big = podMtu(a.node) + 1;
+    const big = mtu.get(a.node)! + 1;
     checks.push({ group: 'MTU + 1, DF set (refused)', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${big} bytes)`, expect: false, ok: await pingAsync(a.ns, b.ip, big - 28) });
   }
 

@@ -61,6 +61,9 @@ export function vtepMac(nodeIP: IP): string {
   return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
+/** The VXLAN device's name unless the cluster file names one (as flannel's "flannel.1"). */
+export const vxlanDevice = (vni: number): string => `podwire.${vni}`;
+
 function int(v: unknown, field: string, min: number, max: number, dflt?: number): number | undefined {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw bad(field, `must be an integer from ${min} to ${max}`);
@@ -84,7 +87,7 @@ export function parseCluster(json: unknown): Cluster {
   if (typeof vx !== 'object' || Array.isArray(vx)) throw bad('vxlan', 'must be an object');
   const vni = int(vx.vni, 'vxlan.vni', 1, 0xffffff, DEFAULT_VNI)!;
   const port = int(vx.port, 'vxlan.port', 1, 65535, DEFAULT_VXLAN_PORT)!;
-  const device = vx.device ?? `podwire.${vni}`;
+  const device = vx.device ?? vxlanDevice(vni);
   if (!validIfname(device)) throw bad('vxlan.device', `"${String(device)}" is not a valid interface name (at most 15 characters)`);
   const bridge = o.bridge ?? 'cni0';
   if (!validIfname(bridge)) throw bad('bridge', `"${String(bridge)}" is not a valid interface name`);

@@ -18,7 +18,7 @@ import { ipBatch, ipJson } from '../kernel/run.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
-import { parseCidr, parseIP } from '../ipam/ip.js';
+import { cidrContains, parseCidr } from '../ipam/ip.js';
 import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, usesVxlan } from './cluster.js';
 import { type IpLink, findUnderlay } from './sync.js';
 import { ROUTE_PROTO } from './peers.js';
@@ -59,13 +59,13 @@ export function linkPlan(c: Cluster, self: NodeEntry, links: readonly IpLink[], 
   // The bridge. Existing addresses inside the cluster network but not ours are a previous slice's.
   const gw = gatewayCidr(self);
   const br = byName.get(c.bridge);
-  const gwMac = bridgeMac(parseIP(gw.split('/')[0]!)!.value);
+  const gwMac = bridgeMac(parseCidr(gw)!.ip);
   if (br && br.linkinfo?.info_kind !== 'bridge') throw new Error(`${c.bridge} exists and is not a bridge`);
   if (!br) step(`bridge ${c.bridge} created`, `link add name ${c.bridge} address ${gwMac} mtu ${mtu} type bridge`);
   else if (br.mtu !== mtu) step(`bridge ${c.bridge} mtu ${br.mtu} -> ${mtu}`, `link set dev ${c.bridge} mtu ${mtu}`);
   const cluster = parseCidr(c.clusterCIDR)!;
   for (const a of inet(br)) {
-    if (a !== gw && parseCidr(a) && cidrIn(cluster, a)) step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
+    if (a !== gw && cidrContains(cluster, { family: 4, value: parseCidr(a)!.ip })) step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
   }
   if (!inet(br).includes(gw)) step(`bridge ${c.bridge}: gateway ${gw}`, `addr add ${gw} dev ${c.bridge}`);
   if (!br || !isUp(br)) step(`bridge ${c.bridge} up`, `link set dev ${c.bridge} up`);
@@ -96,11 +96,6 @@ export function linkPlan(c: Cluster, self: NodeEntry, links: readonly IpLink[], 
   if (!inet(vx).includes(vtep)) step(`vxlan ${c.device}: VTEP address ${vtep}`, `addr add ${vtep} dev ${c.device}`);
   if (!isUp(vx)) step(`vxlan ${c.device} up`, `link set dev ${c.device} up`);
   return { lines, changes };
-}
-
-function cidrIn(outer: NonNullable<ReturnType<typeof parseCidr>>, inner: string): boolean {
-  const c = parseCidr(inner)!;
-  return c.family === outer.family && c.ip >= outer.first && c.ip <= outer.last;
 }
 
 /** Turns on bridge-nf-call-iptables, loading br_netfilter if needed; a warning when the kernel says no. */

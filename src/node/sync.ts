@@ -4,7 +4,7 @@
 import { run, spawned } from '../run.js';
 import { type BatchFailure, forceBatch, ipJson } from '../kernel/run.js';
 import { CniError, Code } from '../cni/errors.js';
-import { type Cidr, parseCidr } from '../ipam/ip.js';
+import { parseCidr } from '../ipam/ip.js';
 import { type Cluster, type NodeEntry, selfNode, usesVxlan } from './cluster.js';
 import {
   type Peer,
@@ -48,8 +48,7 @@ export function findUnderlay(links: readonly IpLink[], self: NodeEntry): Underla
   if (!link) throw new Error(`${self.name}'s Node IP ${self.nodeIP} is not an address of this machine (wrong --node, or run this on that node)`);
   const subnets = (link.addr_info ?? [])
     .filter((a) => a.family === 'inet')
-    .map((a) => parseCidr(`${a.local}/${a.prefixlen}`)!)
-    .map((c): Cidr => ({ ...c, ip: c.first }));
+    .map((a) => parseCidr(`${a.local}/${a.prefixlen}`)!);
   return { dev: link.ifname, subnets, mtu: link.mtu };
 }
 
