@@ -9,8 +9,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // iproute2: ip, bridge; util-linux: nsenter, flock; busybox-static: ping inside test namespaces;
 // iputils-ping: ping with Don't Fragment (-M do) for the lab's MTU proof; kmod: modprobe br_netfilter; procps: sysctl;
 // containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
-// golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test.
-const DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins', 'golang-go', 'golang-github-appc-cni-dev'];
+// golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
+// podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests.
+const DEBS = [
+  'iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins',
+  'golang-go', 'golang-github-appc-cni-dev', 'podman', 'runc', 'catatonit', 'containerd',
+];
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
 const say = (m) => process.stderr.write(`setup: ${m}\n`);
 

@@ -83,7 +83,15 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     log.debug({ ms: +(performance.now() - started).toFixed(2), sinceStart: +performance.now().toFixed(2) }, 'config read, log open');
     const cniEnv = readEnv(env, opts.knownArgs);
     command = cniEnv.command;
-    Object.assign(fields, { net: conf.name, containerID: cniEnv.containerID || undefined, ifname: cniEnv.ifname || undefined });
+    // netns and CNI_ARGS are logged as the runtime sent them (an empty netns on DEL is worth seeing).
+    const attach = command === 'ADD' || command === 'DEL' || command === 'CHECK';
+    Object.assign(fields, {
+      net: conf.name,
+      containerID: cniEnv.containerID || undefined,
+      ifname: cniEnv.ifname || undefined,
+      netns: attach ? cniEnv.netns : undefined,
+      args: env.CNI_ARGS || undefined,
+    });
     requireVersionFor(command, conf.cniVersion);
     const ctx: Context = { env: cniEnv, conf, stdin };
     switch (command) {

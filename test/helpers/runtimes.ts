@@ -1,0 +1,142 @@
+// Real container runtimes (podman, containerd) driving podwire. Each runs inside a node namespace the test
+// makes (through nsenter --net, so the runtime's own mounts of /run/netns stay visible to later commands),
+// with its state under a temp dir. What a runtime still puts on the host outside that dir (its libcni
+// cache, runc's state dir, podman's shm lock, netns files) is tracked by HostTrail and removed again.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { nsPath, sh } from './netns.js';
+
+/** Fails loudly (never skips) when a runtime the test needs is not installed. */
+export function requireCommand(cmd: string, pkg: string): void {
+  try {
+    sh('sh', ['-c', 'command -v "$1"', 'sh', cmd]);
+  } catch {
+    throw new Error(`${cmd} not found: install Debian's ${pkg} (npm test does: scripts/setup.mjs)`);
+  }
+}
+
+/**
+ * Where runtimes leave things on the host outside the dirs they are given. HostTrail snapshots these
+ * directories' entries; added() names anything new (a test asserts it is empty at the end), cleanup()
+ * removes only what a runtime is known to make there, never anything else that appeared meanwhile.
+ */
+export const RUNTIME_HOST_DIRS = ['/run', '/run/netns', '/var/lib', '/var/lib/cni', '/var/lib/cni/results', '/dev/shm', '/etc/cni/net.d', '/opt', '/opt/cni', '/opt/cni/bin'];
+const RUNTIME_MADE = [
+  /^\/run\/(runc|containerd|containers|libpod|crun)$/,
+  /^\/run\/netns\/(netns|cni)-[0-9a-f-]+$/,
+  /^\/var\/lib\/(containers|containerd|cni)$/,
+  /^\/var\/lib\/cni\/results$/,
+  /^\/dev\/shm\/libpod_lock$/,
+];
+
+export class HostTrail {
+  private readonly before = new Map<string, Set<string>>();
+
+  /** `ours`: paths the test itself puts there (a conflist, a plugin binary), removed with the rest. */
+  constructor(private readonly ours: RegExp[] = [], private readonly dirs: string[] = RUNTIME_HOST_DIRS) {
+    for (const d of dirs) this.before.set(d, new Set(entries(d)));
+  }
+
+  /** Paths that did not exist when the trail was made. */
+  added(): string[] {
+    return this.dirs.flatMap((d) => (existsSync(d) ? entries(d).filter((e) => !this.before.get(d)?.has(e)).map((e) => join(d, e)) : []));
+  }
+
+  cleanup(): void {
+    const made = [...RUNTIME_MADE, ...this.ours];
+    // Deepest first, so a watched directory inside a new one is emptied before the new one goes.
+    for (const p of this.added().sort((a, b) => b.length - a.length)) {
+      if (!made.some((re) => re.test(p))) continue;
+      if (p.startsWith('/run/netns/')) {
+        try {
+          execFileSync('umount', ['-l', p], { stdio: 'ignore' });
+        } catch {
+          // not mounted any more
+        }
+      }
+      rmSync(p, { recursive: true, force: true });
+    }
+  }
+}
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+const APPLETS = ['sh', 'sleep', 'ip', 'ping', 'cat', 'httpd', 'nc', 'hostname', 'readlink', 'touch', 'echo'];
+
+/** A busybox root filesystem: /bin/busybox (static) and its applets as links. */
+export function busyboxRootfs(dir: string): string {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  copyFileSync('/bin/busybox', join(bin, 'busybox'));
+  for (const a of APPLETS) symlinkSync('busybox', join(bin, a));
+  mkdirSync(join(dir, 'www'));
+  writeFileSync(join(dir, 'www', 'index.html'), 'hello from the pod\n');
+  return dir;
+}
+
+/**
+ * An OCI image archive (oci-layout, index.json, blobs) of a root filesystem, built locally: one
+ * uncompressed layer, so its digest is its diff ID. `ctr images import` takes the name from the
+ * io.containerd.image.name annotation.
+ */
+export function ociArchive(rootfs: string, out: string, name: string): string {
+  const layout = `${out}.d`;
+  const blobs = join(layout, 'blobs', 'sha256');
+  mkdirSync(blobs, { recursive: true });
+  const blob = (data: Buffer): { digest: string; size: number } => {
+    const hex = createHash('sha256').update(data).digest('hex');
+    writeFileSync(join(blobs, hex), data);
+    return { digest: `sha256:${hex}`, size: data.length };
+  };
+  const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
+  const layer = blob(execFileSync('tar', ['-C', rootfs, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], { maxBuffer: 1 << 28 }));
+  const config = blob(json({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [layer.digest] } }));
+  const manifest = blob(
+    json({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+    }),
+  );
+  const ref = { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': name.split(':').pop() };
+  writeFileSync(
+    join(layout, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { architecture: 'amd64', os: 'linux' }, annotations: ref }] }),
+  );
+  writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  execFileSync('tar', ['-C', layout, '-cf', out, '.']);
+  return out;
+}
+
+/** Runs a command with the node namespace as its network namespace, but the host's mounts. */
+export function inNode(node: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
+  return execFileSync('nsenter', [`--net=${nsPath(node)}`, cmd, ...args], { encoding: 'utf8', env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+}
+
+/** A client namespace on a /24 with the node: what "another host on the node's network" means here. */
+export function linkClient(node: string, client: string, nodeIP: string, clientIP: string): void {
+  sh('ip', ['-n', node, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
+  sh('ip', ['-n', node, 'addr', 'add', `${nodeIP}/24`, 'dev', 'eth0']);
+  sh('ip', ['-n', client, 'addr', 'add', `${clientIP}/24`, 'dev', 'eth0']);
+  for (const ns of [node, client]) sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['netns', 'exec', node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+}
+
+/** An HTTP GET through busybox nc from a namespace (busybox wget crashes on these machines). */
+export function httpGet(ns: string, host: string, port: number, path = '/index.html'): string {
+  return sh('ip', ['netns', 'exec', ns, 'busybox', 'timeout', '5', 'busybox', 'nc', host, String(port)], `GET ${path} HTTP/1.0\r\n\r\n`);
+}
+
+/** Reserved addresses in an IPAM data dir (host-local layout: one file per address). */
+export function reserved(dataDir: string, net: string): string[] {
+  return entries(join(dataDir, net)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+}
