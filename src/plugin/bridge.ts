@@ -25,7 +25,7 @@ import {
   vethLines,
 } from '../kernel/links.js';
 import { addMasq, delMasq, masqChain } from '../kernel/masq.js';
-import { IpBatchError, ipBatch, ipJson, isExists } from '../kernel/run.js';
+import { IpBatchError, ipBatch, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { log } from '../log.js';
 import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
@@ -209,7 +209,15 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<vo
   const present = localLinks();
   const gone = hostVeths(ctx, a).filter((n) => present.has(n));
   const err = await undo(`teardown of ${a.containerID}/${a.ifname}`, [
-    () => ipBatch(gone.map((n) => `link del dev ${n}`)),
+    // A veth whose pod namespace was just deleted vanishes on its own, a moment later (the kernel tears the
+    // namespace down asynchronously): "Cannot find device" between the read and the delete is success.
+    async () => {
+      for (const n of gone) {
+        await ipBatch([`link del dev ${n}`]).catch((e: unknown) => {
+          if (!isNoSuchDevice(e)) throw e;
+        });
+      }
+    },
     async () => bc.ipMasq && (await removeMasq(masqChain(ctx.conf.name, a.containerID, a.ifname))),
   ]);
   if (err) throw err;
