@@ -9,9 +9,8 @@
 // `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
 // the bridge unless pods are still attached to it, the chains and the subnet file. Sysctls stay: they are
 // settings other software relies on too, not objects podwire owns.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { atomicWrite } from '../files.js';
+import { existsSync, rmSync } from 'node:fs';
+import { writeIfChanged } from '../files.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { bridgeMac } from '../kernel/links.js';
 import { ipBatch, ipJson } from '../kernel/run.js';
@@ -110,17 +109,6 @@ async function ensureBridgeNetfilter(): Promise<string | undefined> {
   }
 }
 
-function writeSubnetFile(path: string, content: string): boolean {
-  try {
-    if (readFileSync(path, 'utf8') === content) return false;
-  } catch {
-    // missing: write it
-  }
-  mkdirSync(dirname(path), { recursive: true });
-  atomicWrite(path, content);
-  return true;
-}
-
 export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport & { podMtu: number; underlay: string }> {
   const self = selfNode(c, name);
   const [links = []] = (await ipJson(['addr show'])) as [IpLink[]?];
@@ -138,7 +126,7 @@ export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBN
   changes.push(...plan.changes);
   changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
   const file = JSON.stringify({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu }, null, 2) + '\n';
-  if (writeSubnetFile(subnetFile, file)) changes.push(`subnet file ${subnetFile} written`);
+  if (writeIfChanged(subnetFile, file)) changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings }, 'node up');
   return { changes, warnings, podMtu: mtu, underlay: underlay.dev };
 }

@@ -1,0 +1,156 @@
+// Kubernetes as the node-list source: every Node's spec.podCIDRs (given by kube-controller-manager when the
+// cluster was made with --pod-network-cidr) and its InternalIP, kept current by list + watch. The same
+// Cluster as a cluster file comes out, so `podwire agent` reconciles through the same code as
+// `podwire peers sync`.
+//
+// The informer (@kubernetes/client-node) re-watches when the server ends a watch and re-lists after
+// "410 Gone" (its resourceVersion was compacted away); any other failure (API server restarting,
+// connection refused) stops it, and we start it again after a short, growing pause.
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import { type Backend, type Cluster, ClusterError, parseCluster } from './cluster.js';
+import type { NodeSource } from './source.js';
+
+/** Annotations podwire publishes on its Node (status patch) and reads from the others. */
+export const ANNOTATION = {
+  vtepMac: 'podwire.dev/vtep-mac',
+  nodeIP: 'podwire.dev/node-ip',
+  backend: 'podwire.dev/backend',
+} as const;
+
+/** The cluster file's settings that are not per node: they come from the agent's flags. */
+export interface ClusterSettings {
+  clusterCIDR: string;
+  backend: Backend;
+  vxlan?: { vni?: number; port?: number; device?: string };
+  mtu?: number;
+  bridge?: string;
+}
+
+export interface NodeFacts {
+  name: string;
+  nodeIP?: string;
+  podCIDR?: string;
+  vtepMac?: string;
+}
+
+const isV4 = (s: string): boolean => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(s);
+
+/** What podwire needs from a Node object; nodeIP/podCIDR are missing until the cluster provides them. */
+export function nodeFacts(n: V1Node): NodeFacts {
+  const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
+  return {
+    name: n.metadata?.name ?? '',
+    nodeIP: n.status?.addresses?.find((a) => a.type === 'InternalIP' && isV4(a.address))?.address,
+    podCIDR: cidrs.find(isV4),
+    vtepMac: n.metadata?.annotations?.[ANNOTATION.vtepMac],
+  };
+}
+
+/**
+ * The cluster as the API server describes it. A node without a podCIDR or an InternalIP yet is left out
+ * (it has no pods to reach); it joins on the update that gives it one.
+ */
+export function clusterFromNodes(s: ClusterSettings, nodes: readonly V1Node[]): { cluster: Cluster; waiting: string[] } {
+  const facts = nodes.map(nodeFacts).sort((a, b) => a.name.localeCompare(b.name));
+  const ready = facts.filter((f) => f.nodeIP && f.podCIDR);
+  const cluster = parseCluster({
+    ...s,
+    nodes: ready.map((f) => ({ name: f.name, nodeIP: f.nodeIP, podCIDR: f.podCIDR, ...(f.vtepMac ? { vtepMac: f.vtepMac } : {}) })),
+  });
+  return { cluster, waiting: facts.filter((f) => !(f.nodeIP && f.podCIDR)).map((f) => f.name) };
+}
+
+export interface KubeSourceOptions {
+  /** Called for every failure of list or watch (the source retries by itself). */
+  onError?(e: Error): void;
+  /** First pause before restarting a failed informer, in ms (doubles up to 30 s). */
+  retryMs?: number;
+}
+
+export class KubeSource implements NodeSource {
+  readonly name: string;
+  private informer?: import('@kubernetes/client-node').Informer<V1Node> & import('@kubernetes/client-node').ObjectCache<V1Node>;
+  private readonly listeners = new Set<() => void>();
+  private retry?: NodeJS.Timeout;
+  private stopped = false;
+  private synced = false;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly settings: ClusterSettings,
+    private readonly opts: KubeSourceOptions = {},
+  ) {
+    this.name = `${kc.getCurrentCluster()?.server ?? 'the API server'} (nodes)`;
+  }
+
+  /** Lists the nodes and starts watching; resolves after the first successful list. */
+  async start(): Promise<void> {
+    const k8s = await import('@kubernetes/client-node');
+    const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    const first = this.opts.retryMs ?? 500;
+    let pause = first;
+    let listed!: () => void;
+    const firstList = new Promise<void>((resolve) => (listed = resolve));
+    const informer = k8s.makeInformer(this.kc, '/api/v1/nodes', async () => {
+      const list = await core.listNode();
+      this.synced = true;
+      pause = first;
+      listed();
+      return list;
+    });
+    this.informer = informer;
+    const changed = () => {
+      for (const l of this.listeners) l();
+    };
+    informer.on('add', changed);
+    informer.on('update', changed);
+    informer.on('delete', changed);
+    informer.on('error', (e: unknown) => {
+      this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+      if (this.stopped) return;
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => {
+        pause = Math.min(pause * 2, 30_000);
+        void informer.start().then(changed);
+      }, pause);
+    });
+    // A failed first list (API server not up yet) is retried by the error handler like any other failure.
+    await informer.start();
+    await firstList;
+    // The informer files the listed objects right after the list resolves; let it finish.
+    await new Promise((r) => setImmediate(r));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    void this.informer?.stop();
+  }
+
+  nodes(): readonly V1Node[] {
+    if (!this.informer || !this.synced) throw new ClusterError('the node list has not been read from the API server yet');
+    return this.informer.list();
+  }
+
+  node(name: string): V1Node | undefined {
+    return this.informer?.get(name);
+  }
+
+  async load(): Promise<Cluster> {
+    return clusterFromNodes(this.settings, this.nodes()).cluster;
+  }
+
+  watch(onChange: () => void): () => void {
+    // Bursts (a re-list reports every node) fold into one call.
+    let timer: NodeJS.Timeout | undefined;
+    const l = () => {
+      clearTimeout(timer);
+      timer = setTimeout(onChange, 50);
+    };
+    this.listeners.add(l);
+    return () => {
+      clearTimeout(timer);
+      this.listeners.delete(l);
+    };
+  }
+}

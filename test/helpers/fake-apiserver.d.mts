@@ -1,0 +1,27 @@
+// Types for fake-apiserver.mjs (plain JavaScript so it can also run as its own process).
+import type { V1Node } from '@kubernetes/client-node';
+
+export interface Patch {
+  name: string;
+  body: any;
+  contentType?: string;
+}
+
+export interface FakeApiServer {
+  emitter: { onPatch(p: Patch): void; onWatches(n: number): void };
+  patches: Patch[];
+  listen(port: number, host: string): Promise<number>;
+  readonly url: string;
+  node(name: string): V1Node | undefined;
+  add(node: V1Node): void;
+  update(node: V1Node): void;
+  remove(name: string): void;
+  dropWatches(): void;
+  compact(): void;
+  restart(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function kubeNode(name: string, internalIP: string, podCIDR?: string): V1Node;
+export function fakeApiServer(o?: { nodes?: V1Node[] }): FakeApiServer;
+export function kubeconfigYaml(url: string): string;

@@ -1,0 +1,212 @@
+// A stand-in for the Kubernetes API server, for Nodes only: list, watch (newline-delimited JSON events,
+// resourceVersion, "410 Gone" after compaction), get, and strategic-merge PATCH of nodes/status. No API
+// server can run on these machines; this speaks the same protocol with real Node objects.
+//
+// In-process: `const api = fakeApiServer(); await api.listen(0, '127.0.0.1')`.
+// As a process (so it can run inside a test's network namespace): `node fake-apiserver.mjs PORT HOST`,
+// driven by JSON lines on stdin ({"op":"add","node":{...}}, update, remove, drop, compact, restart),
+// reporting on stdout ({"listening":port}, {"done":op}, {"patch":{name,body,contentType}}, {"watches":n}).
+import { createServer } from 'node:http';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** A Node as kubelet and kube-controller-manager leave it: InternalIP, and spec.podCIDR(s) once given. */
+export function kubeNode(name, internalIP, podCIDR) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, uid: `uid-${name}`, labels: { 'kubernetes.io/hostname': name }, annotations: {} },
+    spec: podCIDR ? { podCIDR, podCIDRs: [podCIDR] } : {},
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: internalIP },
+        { type: 'Hostname', address: name },
+      ],
+      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady' }],
+    },
+  };
+}
+
+const clone = (o) => JSON.parse(JSON.stringify(o));
+
+export function fakeApiServer({ nodes = [] } = {}) {
+  let rv = 1;
+  let oldest = 1; // events older than this were compacted away: watching from before it is 410 Gone
+  const store = new Map();
+  const history = []; // { rv, type, object }
+  const watches = new Set();
+  const patches = [];
+  const emitter = { onPatch: () => {}, onWatches: () => {} };
+
+  const record = (type, obj) => {
+    rv++;
+    obj.metadata.resourceVersion = String(rv);
+    const ev = { rv, type, object: clone(obj) };
+    history.push(ev);
+    for (const w of watches) w.write(JSON.stringify({ type, object: ev.object }) + '\n');
+  };
+  const put = (node, type) => {
+    const n = clone(node);
+    store.set(n.metadata.name, n);
+    record(type, n);
+  };
+  for (const n of nodes) put(n, 'ADDED');
+
+  const send = (res, code, body) => {
+    res.writeHead(code, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const status = (code, reason, message) => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message });
+
+  const handler = (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const parts = url.pathname.split('/').filter(Boolean); // api v1 nodes [name] [status]
+    if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'nodes') return send(res, 404, status(404, 'NotFound', url.pathname));
+    const name = parts[3];
+    if (req.method === 'GET' && !name && url.searchParams.get('watch') === 'true') {
+      const from = Number(url.searchParams.get('resourceVersion') || '0');
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+      res.flushHeaders(); // the client's fetch resolves on the headers, before any event
+      if (from && from < oldest - 1) {
+        // What the API server does: a 200 stream carrying one ERROR event with a 410 Status, then the end.
+        res.end(JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${oldest})`) }) + '\n');
+        return;
+      }
+      for (const ev of history) if (ev.rv > from) res.write(JSON.stringify({ type: ev.type, object: ev.object }) + '\n');
+      watches.add(res);
+      emitter.onWatches(watches.size);
+      res.on('close', () => {
+        watches.delete(res);
+        emitter.onWatches(watches.size);
+      });
+      return;
+    }
+    if (req.method === 'GET' && !name) {
+      return send(res, 200, { kind: 'NodeList', apiVersion: 'v1', metadata: { resourceVersion: String(rv) }, items: [...store.values()] });
+    }
+    const node = name ? store.get(name) : undefined;
+    if (!node) return send(res, 404, status(404, 'NotFound', `nodes "${name}" not found`));
+    if (req.method === 'GET' && parts.length === 4) return send(res, 200, node);
+    if (req.method === 'PATCH' && parts[4] === 'status') {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const patch = JSON.parse(body);
+        const contentType = req.headers['content-type'];
+        patches.push({ name, body: patch, contentType });
+        emitter.onPatch({ name, body: patch, contentType });
+        // Strategic merge, for the fields a CNI agent patches: annotations by key, conditions by type.
+        for (const [k, v] of Object.entries(patch.metadata?.annotations ?? {})) {
+          if (v === null) delete node.metadata.annotations[k];
+          else node.metadata.annotations[k] = v;
+        }
+        for (const c of patch.status?.conditions ?? []) {
+          const list = (node.status.conditions ??= []);
+          const i = list.findIndex((x) => x.type === c.type);
+          if (i >= 0) list[i] = { ...list[i], ...c };
+          else list.push(c);
+        }
+        record('MODIFIED', node);
+        send(res, 200, node);
+      });
+      return;
+    }
+    send(res, 405, status(405, 'MethodNotAllowed', `${req.method} ${url.pathname}`));
+  };
+
+  let server;
+  let where = { port: 0, host: '127.0.0.1' };
+  const listen = (port, host) =>
+    new Promise((resolve, reject) => {
+      server = createServer(handler);
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        where = { port: server.address().port, host };
+        resolve(where.port);
+      });
+    });
+  const dropWatches = () => {
+    for (const w of watches) w.end();
+    watches.clear();
+    emitter.onWatches(0);
+  };
+  const close = () =>
+    new Promise((resolve) => {
+      for (const w of watches) w.destroy();
+      server?.closeAllConnections?.();
+      server ? server.close(() => resolve()) : resolve();
+    });
+
+  return {
+    emitter,
+    patches,
+    listen,
+    get url() {
+      return `http://${where.host}:${where.port}`;
+    },
+    node: (n) => store.get(n),
+    add: (node) => put(node, 'ADDED'),
+    update: (node) => put(node, 'MODIFIED'),
+    remove: (n) => {
+      const node = store.get(n);
+      store.delete(n);
+      if (node) record('DELETED', node);
+    },
+    /** Ends every open watch: clients re-watch from their last resourceVersion. */
+    dropWatches,
+    /** Forgets the event history (etcd compaction) and ends the watches: clients get 410 Gone and re-list. */
+    compact: () => {
+      history.length = 0;
+      oldest = rv + 2;
+      rv = oldest;
+      dropWatches();
+    },
+    /** Stops listening for a while (an API server restart): clients see connection errors, then it is back. */
+    restart: async (ms) => {
+      await close();
+      await new Promise((r) => setTimeout(r, ms));
+      await listen(where.port, where.host);
+    },
+    close,
+  };
+}
+
+/** A kubeconfig for a plain-HTTP server (the fake one); client-node refuses http:// without skip-tls-verify. */
+export function kubeconfigYaml(url) {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- cluster: {server: "${url}", insecure-skip-tls-verify: true}`,
+    '  name: lab',
+    'contexts:',
+    '- context: {cluster: lab, user: agent}',
+    '  name: lab',
+    'current-context: lab',
+    'users:',
+    '- name: agent',
+    '  user: {token: "fake-token"}',
+    '',
+  ].join('\n');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const api = fakeApiServer();
+  const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+  api.emitter.onPatch = (p) => out({ patch: p });
+  api.emitter.onWatches = (n) => out({ watches: n });
+  const port = await api.listen(Number(process.argv[2] ?? 0), process.argv[3] ?? '127.0.0.1');
+  out({ listening: port });
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    const m = JSON.parse(line);
+    if (m.op === 'add') api.add(m.node);
+    else if (m.op === 'update') api.update(m.node);
+    else if (m.op === 'remove') api.remove(m.name);
+    else if (m.op === 'drop') api.dropWatches();
+    else if (m.op === 'compact') api.compact();
+    else if (m.op === 'restart') await api.restart(m.ms ?? 500);
+    out({ done: m.op });
+  }
+  await api.close();
+}

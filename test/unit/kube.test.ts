@@ -1,0 +1,112 @@
+// Kubernetes as the node-list source, against a local server speaking the API's list/watch protocol with
+// real Node objects: add, change and delete of nodes, a dropped watch, "410 Gone", an API server restart.
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ClusterSettings, KubeSource, clusterFromNodes, nodeFacts } from '../../src/node/kube.js';
+import { type FakeApiServer, fakeApiServer, kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
+
+const SETTINGS: ClusterSettings = { clusterCIDR: '10.244.0.0/16', backend: 'vxlan' };
+
+describe('Node objects → cluster', () => {
+  it('takes the IPv4 podCIDR and InternalIP, and the published VTEP MAC', () => {
+    const n = kubeNode('a', '192.168.50.11', '10.244.1.0/24');
+    n.spec = { podCIDR: 'fd00:10::/64', podCIDRs: ['fd00:10::/64', '10.244.1.0/24'] };
+    n.status!.addresses = [
+      { type: 'ExternalIP', address: '203.0.113.9' },
+      { type: 'InternalIP', address: 'fd00::11' },
+      { type: 'InternalIP', address: '192.168.50.11' },
+    ];
+    n.metadata!.annotations = { 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b' };
+    expect(nodeFacts(n)).toEqual({ name: 'a', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24', vtepMac: '0e:70:c0:a8:32:0b' });
+    // Older clusters set only spec.podCIDR.
+    expect(nodeFacts({ ...kubeNode('b', '192.168.50.12'), spec: { podCIDR: '10.244.2.0/24' } }).podCIDR).toBe('10.244.2.0/24');
+  });
+
+  it('leaves out nodes that have no podCIDR yet, and says which', () => {
+    const { cluster, waiting } = clusterFromNodes(SETTINGS, [kubeNode('b', '192.168.50.12', '10.244.2.0/24'), kubeNode('a', '192.168.50.11')]);
+    expect(cluster.nodes.map((x) => x.name)).toEqual(['b']);
+    expect(waiting).toEqual(['a']);
+  });
+
+  it('checks the list like a cluster file (overlapping slices refused, naming the field)', () => {
+    const nodes = [kubeNode('a', '192.168.50.11', '10.244.1.0/24'), kubeNode('b', '192.168.50.12', '10.244.1.0/25')];
+    expect(() => clusterFromNodes(SETTINGS, nodes)).toThrow(/nodes\[1\]\.podCIDR.*overlaps/);
+  });
+});
+
+describe('KubeSource (list + watch)', () => {
+  let api: FakeApiServer | undefined;
+  let source: KubeSource | undefined;
+  afterEach(async () => {
+    source?.stop();
+    await api?.close();
+  });
+
+  async function start(nodes = [kubeNode('a', '192.168.50.11', '10.244.1.0/24'), kubeNode('b', '192.168.50.12', '10.244.2.0/24')]) {
+    api = fakeApiServer({ nodes });
+    await api.listen(0, '127.0.0.1');
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfigYaml(api.url));
+    const errors: Error[] = [];
+    let changes = 0;
+    source = new KubeSource(kc, SETTINGS, { onError: (e) => errors.push(e), retryMs: 50 });
+    await source.start();
+    source.watch(() => changes++);
+    return { errors, changes: () => changes };
+  }
+
+  const names = async () => (await source!.load()).nodes.map((n) => `${n.name}=${n.nodeIP},${n.podCIDR}`);
+  async function until(what: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!(await what())) {
+      if (Date.now() > end) throw new Error('timed out waiting');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('lists, then follows add, change and delete', async () => {
+    const s = await start();
+    expect(await names()).toEqual(['a=192.168.50.11,10.244.1.0/24', 'b=192.168.50.12,10.244.2.0/24']);
+    api!.add(kubeNode('c', '192.168.50.13', '10.244.3.0/24'));
+    await until(async () => (await names()).length === 3);
+    api!.update(kubeNode('c', '192.168.50.99', '10.244.3.0/24'));
+    await until(async () => (await names()).includes('c=192.168.50.99,10.244.3.0/24'));
+    api!.remove('a');
+    await until(async () => (await names()).length === 2);
+    expect(await names()).toEqual(['b=192.168.50.12,10.244.2.0/24', 'c=192.168.50.99,10.244.3.0/24']);
+    await until(() => s.changes() > 0);
+    expect(s.errors).toEqual([]);
+  });
+
+  it('a node that gets its podCIDR later joins then', async () => {
+    await start([kubeNode('a', '192.168.50.11', '10.244.1.0/24'), kubeNode('b', '192.168.50.12')]);
+    expect(await names()).toEqual(['a=192.168.50.11,10.244.1.0/24']);
+    api!.update(kubeNode('b', '192.168.50.12', '10.244.2.0/24'));
+    await until(async () => (await names()).length === 2);
+  });
+
+  it('a watch the server ends is resumed: later changes still arrive', async () => {
+    await start();
+    api!.dropWatches();
+    await new Promise((r) => setTimeout(r, 100));
+    api!.add(kubeNode('d', '192.168.50.14', '10.244.4.0/24'));
+    await until(async () => (await names()).some((n) => n.startsWith('d=')));
+  });
+
+  it('410 Gone (history compacted) makes it re-list; what changed meanwhile is seen, deletions too', async () => {
+    await start();
+    api!.compact(); // ends the watches; the re-watch from the old resourceVersion gets 410
+    api!.remove('b');
+    api!.add(kubeNode('e', '192.168.50.15', '10.244.5.0/24'));
+    api!.compact(); // those events are gone from the history too: only a re-list can find them
+    await until(async () => (await names()).join() === 'a=192.168.50.11,10.244.1.0/24,e=192.168.50.15,10.244.5.0/24');
+  });
+
+  it('survives an API server restart (connection refused for a while)', async () => {
+    const s = await start();
+    await api!.restart(300);
+    api!.add(kubeNode('f', '192.168.50.16', '10.244.6.0/24'));
+    await until(async () => (await names()).some((n) => n.startsWith('f=')));
+    expect(s.errors.length).toBeGreaterThan(0); // it did notice, and came back on its own
+  });
+});
