@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
 import { labCommand, labDownCommand } from '../lab/index.js';
+import { agentCommand } from './agent.js';
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 
@@ -26,6 +27,7 @@ export async function cli(argv: string[]): Promise<number> {
     .command(installCommand)
     .command(nodeCommand)
     .command(peersCommand)
+    .command(agentCommand)
     .command(labCommand)
     .command(labDownCommand)
     .demandCommand(1, 'give a command (see --help)')

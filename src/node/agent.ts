@@ -1,6 +1,7 @@
 // The reconcile loop behind `peers sync --watch` (as kindnet does it): sync when the source says the node
 // list may have changed, and on a timer anyway, so an entry someone deleted by hand comes back. Syncs
 // never overlap; triggers that arrive during one are folded into a single follow-up sync.
+import type { Cluster } from './cluster.js';
 import type { NodeSource } from './source.js';
 import { type SyncReport, syncPeers } from './sync.js';
 
@@ -9,6 +10,8 @@ export interface LoopOptions {
   /** Seconds between syncs when nothing triggers one. */
   resync: number;
   signal: AbortSignal;
+  /** Runs before each sync with the cluster it will use (the Kubernetes agent sets its own node up here). */
+  prepare?(c: Cluster): Promise<void>;
   onSync(r: SyncReport): void;
   onError(e: Error): void;
 }
@@ -26,7 +29,9 @@ export async function peerLoop(source: NodeSource, o: LoopOptions): Promise<void
       do {
         again = false;
         try {
-          o.onSync(await syncPeers(await source.load(), o.node));
+          const c = await source.load();
+          await o.prepare?.(c);
+          o.onSync(await syncPeers(c, o.node));
         } catch (e) {
           o.onError(e as Error);
         }

@@ -1,0 +1,70 @@
+// `podwire agent`: the node agent following the Kubernetes API (what the DaemonSet runs on every node).
+// The Kubernetes client is imported only here: it is big, and the plugin path never needs it.
+import { hostname } from 'node:os';
+import type { CommandModule } from 'yargs';
+import { configureLog } from '../log.js';
+import { BACKENDS, type Backend } from '../node/cluster.js';
+import { DEFAULT_SUBNET_FILE } from '../node/setup.js';
+
+interface AgentArgs {
+  kubeconfig?: string;
+  node: string;
+  'cluster-cidr': string;
+  backend: Backend;
+  vni?: number;
+  port?: number;
+  mtu?: number;
+  'subnet-file': string;
+  'cni-conf-dir': string;
+  resync: number;
+  'podcidr-timeout': number;
+  'log-file'?: string;
+}
+
+const say = (m: string) => process.stderr.write(`${m}\n`);
+
+export const agentCommand: CommandModule<object, AgentArgs> = {
+  command: 'agent',
+  describe: 'follow the Kubernetes API: set this node up and keep routes/FDB/neighbours to all nodes current',
+  builder: (y) =>
+    y
+      .option('kubeconfig', { type: 'string', describe: 'kubeconfig file (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)' })
+      .option('node', { type: 'string', default: process.env.NODE_NAME || hostname(), describe: "this node's name ($NODE_NAME in the DaemonSet)" })
+      .option('cluster-cidr', { type: 'string', default: '10.244.0.0/16', describe: 'the cluster network (kubeadm --pod-network-cidr)' })
+      .option('backend', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods reach other nodes' })
+      .option('vni', { type: 'number', describe: 'VXLAN network identifier (default 1)' })
+      .option('port', { type: 'number', describe: 'VXLAN UDP port (default 8472)' })
+      .option('mtu', { type: 'number', describe: 'pod MTU (default: underlay MTU, - 50 with VXLAN)' })
+      .option('subnet-file', { type: 'string', default: DEFAULT_SUBNET_FILE, describe: 'node subnet file the plugin reads' })
+      .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'where to write 10-podwire.conflist' })
+      .option('resync', { type: 'number', default: 30, describe: 'seconds between syncs when nothing happens' })
+      .option('podcidr-timeout', { type: 'number', default: 300, describe: "seconds to wait for this node's podCIDR" })
+      .option('log-file', { type: 'string', describe: 'also log (JSON lines) to this file' })
+      .strict(),
+  handler: async (a) => {
+    if (a['log-file']) configureLog(a['log-file'], 'info');
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { runAgent } = await import('../node/kube-agent.js');
+    const kc = new KubeConfig();
+    if (a.kubeconfig) kc.loadFromFile(a.kubeconfig);
+    else kc.loadFromDefault();
+    const stop = new AbortController();
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+    const vxlan = a.vni !== undefined || a.port !== undefined ? { vni: a.vni, port: a.port } : undefined;
+    await runAgent({
+      kc,
+      node: a.node,
+      settings: { clusterCIDR: a['cluster-cidr'], backend: a.backend, ...(vxlan ? { vxlan } : {}), ...(a.mtu ? { mtu: a.mtu } : {}) },
+      subnetFile: a['subnet-file'],
+      confDir: a['cni-conf-dir'],
+      resync: a.resync,
+      podCIDRTimeout: a['podcidr-timeout'],
+      signal: stop.signal,
+      say,
+      onSync: (r) => {
+        if (r.changes || r.failures.length) say(`peers ${a.node}: ${r.peers.length} peer(s), ${r.changes} change(s), ${r.failures.length} failure(s), ${r.ms.toFixed(1)} ms`);
+        for (const f of r.failures) say(`failed: ${f.command}: ${f.error}`);
+      },
+    });
+  },
+};

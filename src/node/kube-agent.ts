@@ -1,0 +1,130 @@
+// `podwire agent`: the node agent with Kubernetes as the source of truth (what the DaemonSet runs).
+//   1. list + watch Nodes (src/node/kube.ts);
+//   2. wait until this node has a podCIDR (kube-controller-manager hands them out when the cluster was
+//      made with --pod-network-cidr);
+//   3. set the node up (bridge, VXLAN device, sysctls, iptables, subnet file) and write the CNI config
+//      kubelet's runtime reads — both atomically and only when their content changes;
+//   4. publish what peers may read (VTEP MAC, Node IP, backend) as annotations and mark the node's
+//      NetworkUnavailable condition False, through nodes/status (the only write RBAC grants);
+//   5. reconcile routes/FDB/neighbours to every other node, on every Node event and on a timer — the same
+//      code as `podwire peers sync`. Its own node is set up again if its podCIDR or Node IP changes.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import { writeIfChanged } from '../files.js';
+import { log } from '../log.js';
+import { peerLoop } from './agent.js';
+import { type Cluster, type NodeEntry, selfNode } from './cluster.js';
+import { ANNOTATION, type ClusterSettings, KubeSource, nodeFacts } from './kube.js';
+import { nodeUp } from './setup.js';
+import type { SyncReport } from './sync.js';
+
+export const CONFLIST_NAME = '10-podwire.conflist';
+export const NETWORK_UNAVAILABLE = 'NetworkUnavailable';
+
+export interface AgentOptions {
+  kc: KubeConfig;
+  node: string;
+  settings: ClusterSettings;
+  subnetFile: string;
+  /** Where the runtime reads network configs (/etc/cni/net.d). */
+  confDir: string;
+  /** Seconds between syncs when nothing happens. */
+  resync: number;
+  /** Seconds to wait for this node's podCIDR before giving up. */
+  podCIDRTimeout: number;
+  signal: AbortSignal;
+  say(msg: string): void;
+  onSync?(r: SyncReport): void;
+}
+
+/**
+ * The network config the agent installs: podwire alone (it does hostPort itself), its slice read from the
+ * subnet file the agent writes, so the config never changes when the node's podCIDR does.
+ */
+export function agentConflist(subnetFile: string): string {
+  const list = {
+    cniVersion: '1.0.0',
+    name: 'podwire',
+    plugins: [
+      {
+        type: 'podwire',
+        bridge: 'cni0',
+        isDefaultGateway: true,
+        hairpinMode: true,
+        ipMasq: false,
+        capabilities: { portMappings: true },
+        ipam: { type: 'podwire-ipam', subnetFile, dataDir: '/var/lib/cni/networks' },
+      },
+    ],
+  };
+  return JSON.stringify(list, null, 2) + '\n';
+}
+
+export class AgentError extends Error {}
+
+async function waitForPodCIDR(source: KubeSource, name: string, seconds: number, signal: AbortSignal): Promise<void> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const n = source.node(name);
+    if (n && nodeFacts(n).podCIDR && nodeFacts(n).nodeIP) return;
+    if (Date.now() >= end || signal.aborted) {
+      if (!n) throw new AgentError(`node ${name} is not registered with the API server (is kubelet running, with this node name?)`);
+      if (!nodeFacts(n).podCIDR) throw new AgentError(`node ${name} has no podCIDR: was the cluster created with --pod-network-cidr?`);
+      throw new AgentError(`node ${name} has no IPv4 InternalIP (kubelet --node-ip)`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Annotations and the NetworkUnavailable=False condition, in one strategic-merge patch of nodes/status. */
+export function statusPatch(self: NodeEntry, c: Cluster, now = new Date()): object {
+  const at = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return {
+    metadata: { annotations: { [ANNOTATION.vtepMac]: self.vtepMac, [ANNOTATION.nodeIP]: self.nodeIP, [ANNOTATION.backend]: c.backend } },
+    status: {
+      conditions: [
+        { type: NETWORK_UNAVAILABLE, status: 'False', reason: 'PodwireIsUp', message: `podwire set up ${self.podCIDR} on this node`, lastTransitionTime: at, lastHeartbeatTime: at },
+      ],
+    },
+  };
+}
+
+async function publish(kc: KubeConfig, self: NodeEntry, c: Cluster): Promise<void> {
+  const k8s = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core.patchNodeStatus({ name: self.name, body: statusPatch(self, c) }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+}
+
+export async function runAgent(o: AgentOptions): Promise<void> {
+  const source = new KubeSource(o.kc, o.settings, { onError: (e) => o.say(`API server: ${e.message}`) });
+  o.say(`agent ${o.node}: listing nodes from ${source.name}`);
+  await source.start();
+  try {
+    await waitForPodCIDR(source, o.node, o.podCIDRTimeout, o.signal);
+    let applied = '';
+    const prepare = async (c: Cluster): Promise<void> => {
+      const self = selfNode(c, o.node);
+      const key = JSON.stringify(self);
+      if (key === applied) return;
+      const up = await nodeUp(c, o.node, o.subnetFile);
+      for (const w of up.warnings) o.say(`warning: ${w}`);
+      for (const ch of up.changes) o.say(`node ${o.node}: ${ch}`);
+      const conf = join(o.confDir, CONFLIST_NAME);
+      if (writeIfChanged(conf, agentConflist(o.subnetFile))) o.say(`node ${o.node}: ${conf} written`);
+      await publish(o.kc, self, c);
+      o.say(`node ${o.node}: ${self.podCIDR} ready, NetworkUnavailable=False`);
+      log.info({ node: o.node, podCIDR: self.podCIDR }, 'node ready');
+      applied = key;
+    };
+    await peerLoop(source, {
+      node: o.node,
+      resync: o.resync,
+      signal: o.signal,
+      prepare,
+      onSync: (r) => o.onSync?.(r),
+      onError: (e) => o.say(`sync failed: ${e.message}`),
+    });
+  } finally {
+    source.stop();
+  }
+}

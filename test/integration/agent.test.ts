@@ -1,0 +1,163 @@
+// `podwire agent` (the real binary) on a two-node lab, following a stand-in API server that speaks the
+// Kubernetes list/watch protocol with real Node objects. The server runs inside node1's namespace and both
+// agents reach it over the lab's underlay, so nothing leaves the lab's namespaces. Covered: waiting for
+// a podCIDR, node setup + conflist + subnet file, the nodes/status patch (annotations, NetworkUnavailable
+// False), pods on two nodes reaching each other, a node added / changed / deleted, a dropped watch, 410
+// Gone, and a clear failure when the podCIDR never comes.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, type LabNode } from '../../src/lab/lab.js';
+import { labDown, pingAsync } from '../../src/lab/netns.js';
+import { run } from '../../src/run.js';
+import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
+import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
+
+let lab: Lab;
+let api: ChildProcess | undefined;
+const agents: ChildProcess[] = [];
+const events: any[] = [];
+const PORT = 6443;
+let kubeconfig = '';
+
+function send(op: object): Promise<void> {
+  const name = (op as { op: string }).op;
+  const seen = events.length;
+  api!.stdin!.write(JSON.stringify(op) + '\n');
+  return until(() => events.slice(seen).some((e) => e.done === name));
+}
+
+async function until(what: () => boolean, ms = 15_000, why = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${why}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const ipn = (n: LabNode, ...args: string[]) => sh('ip', ['-n', n.ns, ...args]);
+const fdb = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'bridge', 'fdb', 'show', 'dev', 'podwire.1']);
+const peerRoute = (n: LabNode, cidr: string) => ipn(n, 'route', 'show', cidr, 'proto', '112').trim();
+
+function startAgent(n: LabNode, extra: string[] = []): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
+  const proc = spawn(
+    'ip',
+    ['netns', 'exec', n.ns, BIN, 'agent', '--kubeconfig', kubeconfig, '--node', n.name, '--subnet-file', n.subnetFile, '--cni-conf-dir', join(n.dir, 'net.d'), '--resync', '2', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  agents.push(proc);
+  return { proc, stderr: () => err, exit: new Promise((r) => proc.on('exit', (code) => r(code ?? -1))) };
+}
+
+beforeAll(async () => {
+  requireRoot();
+  labDown();
+  lab = Lab.create(BIN, 'vxlan', 2);
+  const [n1] = lab.nodes;
+  api = spawn('ip', ['netns', 'exec', n1!.ns, process.execPath, join(ROOT, 'test', 'helpers', 'fake-apiserver.mjs'), String(PORT), '0.0.0.0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  createInterface({ input: api.stdout! }).on('line', (l) => events.push(JSON.parse(l)));
+  await until(() => events.some((e) => e.listening), 10_000, 'the API server');
+  kubeconfig = join(n1!.dir, 'kubeconfig');
+  writeFileSync(kubeconfig, kubeconfigYaml(`http://${n1!.nodeIP}:${PORT}`));
+}, 60_000);
+
+afterAll(async () => {
+  for (const a of agents) a.kill('SIGTERM');
+  api?.kill();
+  await new Promise((r) => setTimeout(r, 200));
+  labDown();
+});
+
+describe('podwire agent (Kubernetes)', () => {
+  it('waits for its podCIDR, sets the node up, writes the CNI config, reports NetworkUnavailable=False', async () => {
+    const [n1, n2] = lab.nodes as [LabNode, LabNode];
+    await send({ op: 'add', node: kubeNode('node1', n1.nodeIP, n1.podCIDR) });
+    await send({ op: 'add', node: kubeNode('node2', n2.nodeIP) }); // registered, no podCIDR yet
+    const a1 = startAgent(n1);
+    const a2 = startAgent(n2);
+    await until(() => events.some((e) => e.patch?.name === 'node1'), 15_000, 'node1 to publish');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(events.some((e) => e.patch?.name === 'node2')).toBe(false);
+    expect(a2.stderr()).not.toMatch(/ready/);
+
+    // kube-controller-manager gives node2 its slice: its agent goes on.
+    await send({ op: 'update', node: kubeNode('node2', n2.nodeIP, n2.podCIDR) });
+    await until(() => events.some((e) => e.patch?.name === 'node2'), 15_000, 'node2 to publish');
+
+    const patch = events.find((e) => e.patch?.name === 'node1').patch;
+    expect(patch.contentType).toBe('application/strategic-merge-patch+json');
+    expect(patch.body.metadata.annotations).toEqual({ 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b', 'podwire.dev/node-ip': n1.nodeIP, 'podwire.dev/backend': 'vxlan' });
+    expect(patch.body.status.conditions).toEqual([expect.objectContaining({ type: 'NetworkUnavailable', status: 'False', reason: 'PodwireIsUp' })]);
+
+    for (const n of [n1, n2]) {
+      expect(JSON.parse(readFileSync(n.subnetFile, 'utf8')).podCIDR).toBe(n.podCIDR);
+      const conf = JSON.parse(readFileSync(join(n.dir, 'net.d', '10-podwire.conflist'), 'utf8'));
+      expect(conf.plugins[0]).toMatchObject({ type: 'podwire', ipam: { subnetFile: n.subnetFile } });
+      expect(existsSync(join(n.dir, 'net.d', `10-podwire.conflist.tmp-${a1.proc.pid}`))).toBe(false);
+    }
+    await until(() => peerRoute(n1, n2.podCIDR) !== '' && peerRoute(n2, n1.podCIDR) !== '', 15_000, 'peer routes');
+
+    // Pods on the two nodes reach each other.
+    const p1 = await lab.addPod(n1, 'pod1');
+    const p2 = await lab.addPod(n2, 'pod1');
+    expect(await pingAsync(p1.ns, p2.ip)).toBe(true);
+    expect(await pingAsync(p2.ns, p1.ip)).toBe(true);
+  });
+
+  it('a node added, changed and deleted in the API shows up, moves and goes on every node', async () => {
+    const [n1, n2] = lab.nodes as [LabNode, LabNode];
+    await send({ op: 'add', node: kubeNode('node3', '192.168.50.13', '10.244.3.0/24') });
+    for (const n of [n1, n2]) await until(() => fdb(n).includes('0e:70:c0:a8:32:0d dst 192.168.50.13'), 15_000, `node3 on ${n.name}`);
+    expect(peerRoute(n1, '10.244.3.0/24')).toContain('via 10.244.3.0 dev podwire.1 onlink');
+    expect(ipn(n1, 'neigh', 'show', '10.244.3.0', 'dev', 'podwire.1')).toContain('0e:70:c0:a8:32:0d');
+
+    // Its Node IP changes (a new VM, same name): the VTEP MAC and FDB destination follow.
+    await send({ op: 'update', node: kubeNode('node3', '192.168.50.23', '10.244.3.0/24') });
+    await until(() => fdb(n1).includes('0e:70:c0:a8:32:17 dst 192.168.50.23') && !fdb(n1).includes('192.168.50.13'), 15_000, 'node3 moved');
+
+    await send({ op: 'remove', name: 'node3' });
+    for (const n of [n1, n2]) await until(() => peerRoute(n, '10.244.3.0/24') === '' && !fdb(n).includes('192.168.50.23'), 15_000, `node3 gone on ${n.name}`);
+    expect(ipn(n1, 'neigh', 'show', '10.244.3.0', 'dev', 'podwire.1').trim()).toBe('');
+  });
+
+  it('a dropped watch and a 410 Gone are recovered from: changes made meanwhile still arrive', async () => {
+    const [n1, n2] = lab.nodes as [LabNode, LabNode];
+    await send({ op: 'drop' });
+    await send({ op: 'add', node: kubeNode('node4', '192.168.50.14', '10.244.4.0/24') });
+    for (const n of [n1, n2]) await until(() => peerRoute(n, '10.244.4.0/24') !== '', 15_000, `node4 on ${n.name}`);
+
+    await send({ op: 'compact' });
+    await send({ op: 'remove', name: 'node4' });
+    await send({ op: 'add', node: kubeNode('node5', '192.168.50.15', '10.244.5.0/24') });
+    await send({ op: 'compact' }); // the events above are gone: only a re-list finds them
+    for (const n of [n1, n2]) {
+      await until(() => peerRoute(n, '10.244.5.0/24') !== '' && peerRoute(n, '10.244.4.0/24') === '', 15_000, `re-list on ${n.name}`);
+    }
+  });
+
+  it('a node whose podCIDR never comes fails with a message that says why, and changes nothing', async () => {
+    const [n1] = lab.nodes as [LabNode];
+    await send({ op: 'add', node: kubeNode('ghost', '192.168.50.99') });
+    const before = ipn(n1, 'link', 'show');
+    const ghost = startAgent({ ...n1, name: 'ghost', subnetFile: join(n1.dir, 'ghost-subnet.json'), dir: join(n1.dir, 'ghost') }, ['--podcidr-timeout', '1']);
+    expect(await ghost.exit).toBe(1);
+    expect(ghost.stderr()).toContain('node ghost has no podCIDR: was the cluster created with --pod-network-cidr?');
+    expect(ipn(n1, 'link', 'show')).toBe(before);
+    expect(existsSync(join(n1.dir, 'ghost-subnet.json'))).toBe(false);
+  });
+
+  it('stops cleanly on SIGTERM', async () => {
+    const running = agents.filter((a) => a.exitCode === null);
+    expect(running.length).toBe(2);
+    const exits = running.map((a) => new Promise<number | null>((r) => a.on('exit', (c) => r(c))));
+    for (const a of running) a.kill('SIGTERM');
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+    // What it set up stays: pods keep working while the agent restarts (a DaemonSet rollout).
+    const r = await run('ip', ['-n', lab.nodes[0]!.ns, 'link', 'show', 'podwire.1']);
+    expect(r.code).toBe(0);
+  });
+});
