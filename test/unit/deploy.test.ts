@@ -1,0 +1,80 @@
+// deploy/podwire.yaml: parsed as Kubernetes would take it, with the fields a working install depends on,
+// and every flag it passes to podwire checked against the binary's own --help.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadAll } from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/netns.js';
+
+type Obj = Record<string, any>;
+const docs = loadAll(readFileSync(join(ROOT, 'deploy', 'podwire.yaml'), 'utf8')) as Obj[];
+const byKind = (kind: string): Obj => {
+  const d = docs.find((x) => x.kind === kind);
+  if (!d) throw new Error(`no ${kind} in deploy/podwire.yaml`);
+  return d;
+};
+const help = (cmd: string): string => execFileSync(process.execPath, [join(ROOT, 'dist', 'podwire.mjs'), cmd, '--help'], { encoding: 'utf8' });
+
+describe('deploy/podwire.yaml', () => {
+  it('holds a ServiceAccount, ClusterRole, ClusterRoleBinding and DaemonSet, each with apiVersion and name', () => {
+    expect(docs.map((d) => d.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet']);
+    for (const d of docs) {
+      expect(d.apiVersion, d.kind).toMatch(/^(v1|rbac\.authorization\.k8s\.io\/v1|apps\/v1)$/);
+      expect(d.metadata?.name, d.kind).toBe('podwire');
+    }
+  });
+
+  it('grants nodes get/list/watch and nodes/status patch, and nothing else', () => {
+    const rules = byKind('ClusterRole').rules as Obj[];
+    const grants = rules.flatMap((r) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups.join()}/${res}:${v}`))).sort();
+    expect(grants).toEqual(['/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch']);
+    const b = byKind('ClusterRoleBinding');
+    const sa = byKind('ServiceAccount');
+    expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'podwire' });
+    expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
+  });
+
+  it('runs on every node in the host network with NET_ADMIN/NET_RAW, as its service account', () => {
+    const ds = byKind('DaemonSet');
+    const pod = ds.spec.template.spec;
+    expect(ds.spec.selector.matchLabels).toEqual(ds.spec.template.metadata.labels);
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.tolerations).toContainEqual({ operator: 'Exists' });
+    expect(pod.serviceAccountName).toBe(byKind('ServiceAccount').metadata.name);
+    expect(ds.metadata.namespace).toBe(byKind('ServiceAccount').metadata.namespace);
+    const agent = pod.containers.find((c: Obj) => c.name === 'agent');
+    expect(agent.securityContext.capabilities.add).toEqual(expect.arrayContaining(['NET_ADMIN', 'NET_RAW']));
+    expect(agent.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+  });
+
+  it('installs the binary into the host /opt/cni/bin and the config into the host /etc/cni/net.d', () => {
+    const pod = byKind('DaemonSet').spec.template.spec;
+    const hostPath = (c: Obj, mountPath: string): string | undefined => {
+      const m = c.volumeMounts.find((v: Obj) => v.mountPath === mountPath);
+      return pod.volumes.find((v: Obj) => v.name === m?.name)?.hostPath?.path;
+    };
+    const install = pod.initContainers.find((c: Obj) => c.name === 'install-cni');
+    const binDir = install.command[install.command.indexOf('--bin-dir') + 1];
+    expect(install.command.slice(0, 2)).toEqual(['podwire', 'install']);
+    expect(hostPath(install, binDir)).toBe('/opt/cni/bin');
+    const agent = pod.containers.find((c: Obj) => c.name === 'agent');
+    const arg = (k: string) => (agent.args as string[]).find((a) => a.startsWith(`--${k}=`))?.split('=')[1];
+    expect(hostPath(agent, arg('cni-conf-dir')!)).toBe('/etc/cni/net.d');
+    // The conflist names the subnet file by path, and the plugin reads it on the host: same path both sides.
+    const subnetDir = arg('subnet-file')!.replace(/\/[^/]+$/, '');
+    expect(hostPath(agent, subnetDir)).toBe(subnetDir);
+    expect(arg('cluster-cidr')).toBe('10.244.0.0/16');
+  });
+
+  it('passes only flags podwire knows', () => {
+    const pod = byKind('DaemonSet').spec.template.spec;
+    const agent = pod.containers.find((c: Obj) => c.name === 'agent');
+    const install = pod.initContainers.find((c: Obj) => c.name === 'install-cni');
+    const flags = (args: string[]) => args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!);
+    const agentHelp = help('agent');
+    for (const f of flags([...agent.command, ...agent.args])) expect(agentHelp, f).toContain(`${f} `);
+    const installHelp = help('install');
+    for (const f of flags(install.command)) expect(installHelp, f).toContain(`${f} `);
+  });
+});
