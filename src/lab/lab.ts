@@ -44,6 +44,8 @@ export interface LabPod {
   ip: string;
   veth: string;
   result: unknown;
+  /** What the runtime passed (portMappings, ...); DEL gets it again, as libcni does. */
+  runtimeConfig: Record<string, unknown>;
 }
 
 export interface ClusterNodeJson {
@@ -180,19 +182,19 @@ export class Lab {
   }
 
   /** ADD through the conflist, as a runtime does for a pod's pause container. */
-  async addPod(n: LabNode, name: string): Promise<LabPod> {
+  async addPod(n: LabNode, name: string, runtimeConfig: Record<string, unknown> = {}): Promise<LabPod> {
     const ns = netns(`${LAB_PREFIX}n${n.name.slice(4)}-${name}`);
     const containerID = `lab-${n.name}-${name}`;
-    const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}` });
+    const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}` }, runtimeConfig);
     if (r.code !== 0) fail(`ADD ${name} on ${n.name}`, r);
     const host = r.json.interfaces.find((x: { name: string; sandbox?: string }) => !x.sandbox && x.name.startsWith('veth'));
-    const pod: LabPod = { name, node: n, ns, containerID, ip: r.json.ips[0].address.split('/')[0], veth: host?.name ?? '?', result: r.json };
+    const pod: LabPod = { name, node: n, ns, containerID, ip: r.json.ips[0].address.split('/')[0], veth: host?.name ?? '?', result: r.json, runtimeConfig };
     this.pods.push(pod);
     return pod;
   }
 
   async delPod(p: LabPod): Promise<void> {
-    const replies = await delList(p.node.runner, p.node.list, { containerID: p.containerID, netns: `/run/netns/${p.ns}` }, p.result);
+    const replies = await delList(p.node.runner, p.node.list, { containerID: p.containerID, netns: `/run/netns/${p.ns}` }, p.result, p.runtimeConfig);
     const bad = replies.find((x) => x.code !== 0);
     if (bad) fail(`DEL ${p.name} on ${p.node.name}`, bad);
     ip('netns', 'del', p.ns);

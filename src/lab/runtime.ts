@@ -63,8 +63,9 @@ export async function execCni(r: Runner, bin: string, command: string, a: Partia
 }
 
 export function pluginConf(list: Conflist, i: number, runtimeConfig: Record<string, unknown>, prevResult?: unknown): Record<string, unknown> {
-  const { capabilities, ...plugin } = list.plugins[i]!;
-  const rc = Object.fromEntries(Object.entries(runtimeConfig).filter(([k]) => capabilities?.[k]));
+  // As libcni: the plugin's config as written (capabilities included), runtimeConfig only for what it declares.
+  const plugin = list.plugins[i]!;
+  const rc = Object.fromEntries(Object.entries(runtimeConfig).filter(([k]) => plugin.capabilities?.[k]));
   return {
     ...plugin,
     cniVersion: list.cniVersion,

@@ -7,6 +7,7 @@
 //      With the built-in IPAM the gateway is known from the config, so 1 and 2 run at the same time.
 //   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
 //   4. ip_forward, and the optional ipMasq chain
+//   5. hostPorts from runtimeConfig.portMappings (capabilities.portMappings), in podwire's own nat chains
 import { statSync } from 'node:fs';
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
@@ -24,6 +25,8 @@ import {
   randomMac,
   vethLines,
 } from '../kernel/links.js';
+import { delChain } from '../kernel/chains.js';
+import { addHostports, hostportChain, parsePortMappings } from '../kernel/hostport.js';
 import { addMasq, delMasq, masqChain } from '../kernel/masq.js';
 import { IpBatchError, ipBatch, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
@@ -97,6 +100,7 @@ async function add(ctx: Context): Promise<Result> {
   const { env, conf } = ctx;
   const bc = parseBridgeConf(conf);
   const podMac = requestedMac(ctx) ?? randomMac();
+  const mappings = parsePortMappings(conf.runtimeConfig?.portMappings);
   requireNetns(env.netns);
   const prepared = ipamFor(ctx).prepare(ctx);
   const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
@@ -106,6 +110,7 @@ async function add(ctx: Context): Promise<Result> {
   let got: IpamAdd | undefined;
   let vethCreated = false;
   let masq: string | undefined;
+  let hostports: string | undefined;
   /** Step 2: bridge and veth. Needs only the gateway, not the pod's address. */
   const wire = async (gateways: { subnet: Cidr; ip: IP }[]): Promise<string> => {
     const [primary, ...more] = gateways;
@@ -153,6 +158,13 @@ async function add(ctx: Context): Promise<Result> {
       masq = masqChain(conf.name, env.containerID, env.ifname);
       for (const a of addrs) await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
     }
+    // Step 5: hostPorts, when the runtime asked for them (capabilities.portMappings).
+    if (mappings.length) {
+      const v4 = addrs.find((a) => a.cidr.family === 4);
+      if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
+      hostports = hostportChain(conf.name, env.containerID, env.ifname);
+      await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
+    }
 
     const iface = (i: Interface): Interface => ({ ...i, mtu });
     return {
@@ -168,6 +180,7 @@ async function add(ctx: Context): Promise<Result> {
     };
   } catch (e) {
     await undo(`ADD of ${env.containerID}/${env.ifname}`, [
+      async () => hostports && (await delChain(hostports, false)),
       async () => masq && (await removeMasq(masq)),
       async () => vethCreated && (await ipBatch([`link del dev ${host}`])),
       async () => got && (await got.undo()),
@@ -204,6 +217,10 @@ function hostVeths(ctx: Context, a: Attachment): string[] {
   return [...names];
 }
 
+/** Only configs that can have hostPorts pay for looking for their rules on DEL and GC. */
+const hostportsEnabled = (ctx: Context): boolean =>
+  (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(ctx.conf.runtimeConfig?.portMappings);
+
 /** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
 async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<void> {
   const present = localLinks();
@@ -219,6 +236,7 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<vo
       }
     },
     async () => bc.ipMasq && (await removeMasq(masqChain(ctx.conf.name, a.containerID, a.ifname))),
+    async () => hostportsEnabled(ctx) && (await delChain(hostportChain(ctx.conf.name, a.containerID, a.ifname), false)),
   ]);
   if (err) throw err;
 }

@@ -1,0 +1,33 @@
+// Per-pod nat chains (masquerade, hostPort): added with one iptables-restore --noflush (atomic), and
+// removed the same way — every rule that jumps to the chain or carries its name in a comment, then the
+// chain itself — so DEL removes exactly what its ADD added, found from the live table.
+import { CniError, Code } from '../cni/errors.js';
+import { run } from '../run.js';
+
+const tool = (v6: boolean) => (v6 ? 'ip6tables' : 'iptables');
+
+export async function restoreNat(v6: boolean, rules: string[]): Promise<void> {
+  const r = await run(`${tool(v6)}-restore`, ['--noflush', '--wait'], { input: ['*nat', ...rules, 'COMMIT', ''].join('\n') });
+  if (r.code !== 0) throw new CniError(Code.Kernel, `${tool(v6)}-restore: ${r.stderr.trim()}`);
+}
+
+export async function saveNat(v6: boolean): Promise<string[]> {
+  const saved = await run(`${tool(v6)}-save`, ['-t', 'nat']);
+  if (saved.code !== 0) throw new CniError(Code.Kernel, `${tool(v6)}-save: ${saved.stderr.trim()}`);
+  return saved.stdout.split('\n');
+}
+
+/** The lines that remove a chain and every rule pointing at it or naming it; pure, from iptables-save. */
+export function delChainLines(saved: readonly string[], chain: string): string[] {
+  const refs = saved
+    .filter((l) => l.startsWith('-A ') && !l.startsWith(`-A ${chain} `) && (l.endsWith(`-j ${chain}`) || l.includes(`"podwire: ${chain}"`)))
+    .map((l) => '-D' + l.slice(2));
+  const exists = saved.some((l) => l.startsWith(`:${chain} `));
+  return [...refs, ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])];
+}
+
+/** Removes the chain and everything that refers to it; nothing to remove is fine. */
+export async function delChain(chain: string, v6: boolean): Promise<void> {
+  const lines = delChainLines(await saveNat(v6), chain);
+  if (lines.length) await restoreNat(v6, lines);
+}

@@ -1,0 +1,96 @@
+// hostPort without the portmap plugin: runtimeConfig.portMappings (sent when the plugin's config declares
+// capabilities.portMappings) become DNAT rules from the node's hostPort to the pod's containerPort.
+//
+//   nat PREROUTING / OUTPUT  -m addrtype --dst-type LOCAL -> PODWIRE-HOSTPORTS     (shared, made once)
+//   PODWIRE-HOSTPORTS        -> PW-HP-<hash>    one jump per attachment, commented with the chain's name
+//   PW-HP-<hash>             -p tcp --dport 8080 [-d hostIP] -j DNAT --to-destination POD:80
+//   nat POSTROUTING          -> PODWIRE-HOSTPORT-MASQ                                (shared, made once)
+//   PODWIRE-HOSTPORT-MASQ    from the pod's own subnet to POD:80 after DNAT -> MASQUERADE
+//
+// The masquerade makes hairpin work (a pod reaching itself, or a pod on the same bridge, through
+// NodeIP:hostPort): without it the reply would go straight back over the bridge from the pod's address,
+// and the client, which spoke to NodeIP, would drop it. Clients elsewhere keep their source address.
+// IPv4 only; DEL and GC remove the attachment's chain and every rule naming it (src/kernel/chains.ts).
+import { invalidConfig } from '../cni/errors.js';
+import { parseIP } from '../ipam/ip.js';
+import { run } from '../run.js';
+import { restoreNat, saveNat } from './chains.js';
+import { podChain } from './masq.js';
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+  hostIP?: string;
+}
+
+export const HOSTPORTS = 'PODWIRE-HOSTPORTS';
+export const HOSTPORT_MASQ = 'PODWIRE-HOSTPORT-MASQ';
+
+export const hostportChain = (network: string, containerID: string, ifname: string): string => podChain('PW-HP-', network, containerID, ifname);
+
+const port = (v: unknown, field: string): number => {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) throw invalidConfig(field, `must be a port number from 1 to 65535, not ${JSON.stringify(v)}`);
+  return v as number;
+};
+
+/** runtimeConfig.portMappings as runtimes send it ({hostPort, containerPort, protocol?, hostIP?}), checked. */
+export function parsePortMappings(v: unknown): PortMapping[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw invalidConfig('runtimeConfig.portMappings', 'must be a list');
+  return v.map((m: unknown, i): PortMapping => {
+    const f = (k: string) => `runtimeConfig.portMappings[${i}].${k}`;
+    if (typeof m !== 'object' || m === null) throw invalidConfig(`runtimeConfig.portMappings[${i}]`, 'must be an object');
+    const o = m as Record<string, unknown>;
+    const protocol = String(o.protocol ?? 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(o.protocol)}`);
+    const mapping: PortMapping = { hostPort: port(o.hostPort, f('hostPort')), containerPort: port(o.containerPort, f('containerPort')), protocol };
+    if (o.hostIP !== undefined && o.hostIP !== '' && o.hostIP !== '0.0.0.0') {
+      const ip = typeof o.hostIP === 'string' ? parseIP(o.hostIP) : undefined;
+      if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(o.hostIP)}`);
+      mapping.hostIP = o.hostIP as string;
+    }
+    return mapping;
+  });
+}
+
+/** The iptables-restore lines for one attachment's mappings (pure). */
+export function hostportLines(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): string[] {
+  const tag = `-m comment --comment "podwire: ${chain}"`;
+  const lines = [`:${chain} - [0:0]`];
+  for (const m of mappings) {
+    const dst = m.hostIP ? ` -d ${m.hostIP}/32` : '';
+    lines.push(`-A ${chain}${dst} -p ${m.protocol} -m ${m.protocol} --dport ${m.hostPort} -j DNAT --to-destination ${podIP}:${m.containerPort}`);
+  }
+  lines.push(`-A ${HOSTPORTS} ${tag} -j ${chain}`);
+  for (const m of mappings) {
+    lines.push(`-A ${HOSTPORT_MASQ} -s ${podSubnet} -d ${podIP}/32 -p ${m.protocol} -m ${m.protocol} --dport ${m.containerPort} -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`);
+  }
+  return lines;
+}
+
+/**
+ * The shared chains and their jumps, made once per node. Made with separate iptables calls, not declared
+ * in a restore: declaring an existing chain in `iptables-restore --noflush` flushes it, which would drop
+ * the jumps a concurrent ADD just added.
+ */
+async function ensureSharedChains(saved: readonly string[]): Promise<void> {
+  const need: [string, string, string[]][] = [
+    [HOSTPORTS, 'PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL']],
+    [HOSTPORTS, 'OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL']],
+    [HOSTPORT_MASQ, 'POSTROUTING', []],
+  ];
+  for (const [chain, from, match] of need) {
+    if (!saved.some((l) => l.startsWith(`:${chain} `))) await run('iptables', ['-w', '-t', 'nat', '-N', chain]); // "exists" from a racing ADD is fine
+    const rule = [from, ...match, '-j', chain];
+    if (!saved.some((l) => l === `-A ${from} ${[...match, '-j', chain].join(' ')}`)) {
+      const present = await run('iptables', ['-w', '-t', 'nat', '-C', ...rule]);
+      if (present.code !== 0) await run('iptables', ['-w', '-t', 'nat', '-A', ...rule]);
+    }
+  }
+}
+
+export async function addHostports(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): Promise<void> {
+  await ensureSharedChains(await saveNat(false));
+  await restoreNat(false, hostportLines(chain, mappings, podIP, podSubnet));
+}

@@ -1,0 +1,60 @@
+// hostPort rules (pure): what runtimes send is checked field by field, and the iptables-restore lines
+// for an attachment, and for removing it from a live table, are exactly the attachment's.
+import { describe, expect, it } from 'vitest';
+import { delChainLines } from '../../src/kernel/chains.js';
+import { hostportChain, hostportLines, parsePortMappings } from '../../src/kernel/hostport.js';
+
+describe('runtimeConfig.portMappings', () => {
+  it('takes what kubelet and podman send (protocol in any case, hostIP empty or an address)', () => {
+    expect(
+      parsePortMappings([
+        { hostPort: 8080, containerPort: 80, protocol: 'TCP', hostIP: '' },
+        { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '192.168.50.11' },
+        { hostPort: 9000, containerPort: 9000 },
+      ]),
+    ).toEqual([
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+      { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '192.168.50.11' },
+      { hostPort: 9000, containerPort: 9000, protocol: 'tcp' },
+    ]);
+    expect(parsePortMappings(undefined)).toEqual([]);
+  });
+
+  it.each([
+    [{}, /portMappings: must be a list/],
+    [[{ hostPort: 0, containerPort: 80 }], /portMappings\[0\]\.hostPort: must be a port number/],
+    [[{ hostPort: 80, containerPort: 70000 }], /portMappings\[0\]\.containerPort/],
+    [[{ hostPort: 80, containerPort: 80, protocol: 'sctp' }], /portMappings\[0\]\.protocol: must be tcp or udp/],
+    [[{ hostPort: 80, containerPort: 80, hostIP: 'fd00::1' }], /portMappings\[0\]\.hostIP/],
+    [['8080:80'], /portMappings\[0\]: must be an object/],
+  ])('refuses %j, naming the field', (v, msg) => {
+    expect(() => parsePortMappings(v)).toThrow(msg);
+  });
+});
+
+describe('hostPort chains', () => {
+  const chain = hostportChain('podwire', 'abc', 'eth0');
+  const lines = hostportLines(chain, parsePortMappings([{ hostPort: 8080, containerPort: 80 }, { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '192.168.50.11' }]), '10.244.1.5', '10.244.1.0/24');
+
+  it('DNATs each hostPort to the pod and masquerades only same-subnet (hairpin) clients', () => {
+    expect(chain).toMatch(/^PW-HP-[0-9a-f]{16}$/);
+    expect(chain.length).toBeLessThanOrEqual(28);
+    expect(lines).toEqual([
+      `:${chain} - [0:0]`,
+      `-A ${chain} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.1.5:80`,
+      `-A ${chain} -d 192.168.50.11/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.244.1.5:53`,
+      `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${chain}" -j ${chain}`,
+      `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "podwire: ${chain}" -j MASQUERADE`,
+      `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment --comment "podwire: ${chain}" -j MASQUERADE`,
+    ]);
+  });
+
+  it('removal takes every rule naming the chain, and no other pod\'s', () => {
+    const other = hostportChain('podwire', 'xyz', 'eth0');
+    const saved = ['*nat', ':PREROUTING ACCEPT [0:0]', `:${chain} - [0:0]`, `:${other} - [0:0]`, ...lines.slice(1), `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${other}" -j ${other}`, 'COMMIT'];
+    const del = delChainLines(saved, chain);
+    expect(del).toEqual([...lines.slice(3).map((l) => '-D' + l.slice(2)), `-F ${chain}`, `-X ${chain}`]);
+    expect(del.join('\n')).not.toContain(other);
+    expect(delChainLines(['*nat', 'COMMIT'], chain)).toEqual([]);
+  });
+});
