@@ -10,10 +10,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // iputils-ping: ping with Don't Fragment (-M do) for the lab's MTU proof; kmod: modprobe br_netfilter; procps: sysctl;
 // containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
 // golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
-// podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests.
+// podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests;
+// shellcheck + ruby: static checks of the Vagrant lab, which cannot run here.
 const DEBS = [
   'iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins',
-  'golang-go', 'golang-github-appc-cni-dev', 'podman', 'runc', 'catatonit', 'containerd',
+  'golang-go', 'golang-github-appc-cni-dev', 'podman', 'runc', 'catatonit', 'containerd', 'shellcheck', 'ruby',
 ];
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
 const say = (m) => process.stderr.write(`setup: ${m}\n`);

@@ -1,0 +1,48 @@
+// vagrant/: Vagrant cannot run on these machines, so its files are checked statically — shellcheck for
+// the provisioning scripts and smoke test, `ruby -c` for the Vagrantfile — plus the facts that tie them
+// to the rest of podwire (the pod network CIDR, kubelet's --node-ip, what the smoke test checks).
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/netns.js';
+
+const dir = join(ROOT, 'vagrant');
+const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+const scripts = readdirSync(dir).filter((f) => f.endsWith('.sh'));
+
+describe('vagrant/', () => {
+  it('has the provisioning scripts and the smoke test, and shellcheck finds nothing in them', () => {
+    expect(scripts.sort()).toEqual(['common.sh', 'control-plane.sh', 'smoke.sh', 'worker.sh']);
+    // Throws with shellcheck's report on any finding.
+    execFileSync('shellcheck', ['--severity=style', '--shell=bash', ...scripts.map((s) => join(dir, s))], { encoding: 'utf8' });
+  });
+
+  it('the Vagrantfile is valid Ruby', () => {
+    expect(execFileSync('ruby', ['-c', join(dir, 'Vagrantfile')], { encoding: 'utf8' })).toContain('Syntax OK');
+  });
+
+  it('defines one control plane and two workers on a private network, each provisioned', () => {
+    const vf = read('Vagrantfile');
+    const nodes = [...vf.matchAll(/"(\w+)" => "(192\.168\.\d+\.\d+)"/g)].map((m) => m[1]);
+    expect(nodes).toEqual(['cp', 'w1', 'w2']);
+    expect(vf).toMatch(/private_network", ip: ip/);
+    for (const s of ['common.sh', 'control-plane.sh', 'worker.sh']) expect(vf).toContain(`path: "${s}"`);
+  });
+
+  it('uses the pod network the DaemonSet is configured for, and gives kubelet the private-network address', () => {
+    const cidr = /POD_NETWORK_CIDR = "([^"]+)"/.exec(read('Vagrantfile'))?.[1];
+    const manifest = readFileSync(join(ROOT, 'deploy', 'podwire.yaml'), 'utf8');
+    expect(manifest).toContain(`--cluster-cidr=${cidr}`);
+    expect(read('control-plane.sh')).toContain('--pod-network-cidr="${POD_NETWORK_CIDR}"');
+    expect(read('common.sh')).toContain('KUBELET_EXTRA_ARGS=--node-ip=${NODE_IP}');
+    expect(read('common.sh')).toContain('/vagrant/dist/podwire install --bin-dir /opt/cni/bin');
+    expect(read('control-plane.sh')).toContain('/vagrant/deploy/podwire.yaml');
+  });
+
+  it('the smoke test checks cross-node ping, Cluster IP, NodePort, hostPort, hairpin and DNS, and fails on any failure', () => {
+    const smoke = read('smoke.sh');
+    for (const what of ['pings pod', 'reaches Cluster IP', 'NodePort', 'hostPort', 'hairpin', 'DNS']) expect(smoke).toContain(what);
+    expect(smoke).toMatch(/if \(\(fails\)\); then[\s\S]*exit 1/);
+  });
+});
