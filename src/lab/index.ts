@@ -13,6 +13,7 @@ import { run } from '../run.js';
 import { Lab } from './lab.js';
 import { labDown, labNamespaces } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
+import { HOST_PORT, PORT_HEADER, TARGET_PORT, addServices, portRows, proveServices } from './services.js';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
 const print = (m: string) => process.stdout.write(`${m}\n\n`);
@@ -89,14 +90,14 @@ export async function runLab(o: LabOptions): Promise<number> {
   };
   process.once('SIGINT', interrupted);
   try {
-    say(`[1/6] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode})`);
+    say(`[1/7] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode})`);
     const lab = Lab.create(bin, o.mode, o.nodes);
     await Promise.all(lab.nodes.map((n) => installCounters(n, DEFAULT_VXLAN_PORT)));
-    say('[2/6] podwire node up, then podwire peers sync, on every node');
+    say('[2/7] podwire node up, then podwire peers sync, on every node');
     const peers = await bringUp(lab);
     await liveTables(lab, peers);
 
-    say(`[3/6] ${o.podsPerNode} pod(s) per node: CNI ADD through cni-conf/podwire-subnetfile.conflist (podwire, then portmap)`);
+    say(`[3/7] ${o.podsPerNode} pod(s) per node: CNI ADD through cni-conf/podwire-subnetfile.conflist (podwire, hostPorts built in)`);
     await Promise.all(
       lab.nodes.map(async (n) => {
         for (let j = 1; j <= o.podsPerNode; j++) await lab.addPod(n, `pod${j}`);
@@ -104,13 +105,18 @@ export async function runLab(o: LabOptions): Promise<number> {
     );
     print(table(['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'in the pod'], [...lab.pods].sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true })).map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0'])));
 
-    say('[4/6] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
+    say('[4/7] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
     const { checks, counters } = await prove(lab, new Map([...peers].map(([k, v]) => [k, new Set(v.values())])));
     print(table(['node', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`, 'plain pod packets sent on eth0', 'peers use'], counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-'])));
+    say('[5/7] Services: kube-proxy\'s iptables rules (ClusterIP, NodePort) on every node, web servers on the targetPort');
+    const svc = await addServices(lab);
+    print(table(PORT_HEADER, portRows(svc)));
+    print(`hostPort ${HOST_PORT} -> containerPort ${TARGET_PORT}: ${svc.services[1]!.backend.name}@${svc.services[1]!.backend.node.name}'s port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`);
+    checks.push(...(await proveServices(lab, svc)));
     failures = report(checks);
 
     if (!o.keep) {
-      say('[5/6] CNI DEL of every pod, node down on every node');
+      say('[6/7] CNI DEL of every pod, node down on every node');
       for (const p of [...lab.pods]) await lab.delPod(p);
       await Promise.all(lab.nodes.map((n) => lab.nodeDown(n)));
       const left = lab.nodes.flatMap((n) => [...DiskStore.forNetwork(join(n.dir, 'ipam'), n.list.name).list().keys()]);
@@ -121,7 +127,7 @@ export async function runLab(o: LabOptions): Promise<number> {
     process.off('SIGINT', interrupted);
     if (!o.keep) {
       labDown();
-      say('[6/6] lab removed');
+      say('[7/7] lab removed');
     } else {
       say('lab kept: explore with `ip netns` (pwlab-*); remove it with `npm run lab:down`');
     }

@@ -16,7 +16,7 @@ import conflist from '../../cni-conf/podwire-subnetfile.conflist';
 import type { Backend } from '../node/cluster.js';
 import type { SyncReport } from '../node/sync.js';
 import { type RunResult, run } from '../run.js';
-import { LAB_PREFIX, LAB_STATE, ip, netns } from './netns.js';
+import { LAB_PREFIX, LAB_STATE, delNetns, ip, netns } from './netns.js';
 import { type Conflist, type Runner, addList, delList } from './runtime.js';
 
 export const CLUSTER_CIDR = '10.244.0.0/16';
@@ -74,6 +74,8 @@ export class Lab {
     readonly bin: string,
     readonly mode: Backend,
     readonly nodes: LabNode[],
+    /** A host outside the cluster on the nodes' network (192.168.50.250): a NodePort/hostPort client. */
+    readonly outside: string,
   ) {
     this.cluster = {
       clusterCIDR: CLUSTER_CIDR,
@@ -142,7 +144,11 @@ export class Lab {
         runner: { node: ns, podwire: bin, cniPath: [REF_PLUGINS] },
       });
     }
-    const lab = new Lab(bin, mode, nodes);
+    const outside = netns(`${LAB_PREFIX}outside`);
+    plug(outside, 'outside');
+    ip('-n', outside, 'addr', 'add', '192.168.50.250/24', 'dev', 'eth0');
+    if (router) ip('-n', outside, 'route', 'add', '192.168.60.0/24', 'via', '192.168.50.1');
+    const lab = new Lab(bin, mode, nodes, outside);
     lab.writeCluster();
     return lab;
   }
@@ -197,7 +203,7 @@ export class Lab {
     const replies = await delList(p.node.runner, p.node.list, { containerID: p.containerID, netns: `/run/netns/${p.ns}` }, p.result, p.runtimeConfig);
     const bad = replies.find((x) => x.code !== 0);
     if (bad) fail(`DEL ${p.name} on ${p.node.name}`, bad);
-    ip('netns', 'del', p.ns);
+    delNetns(p.ns);
     this.pods.splice(this.pods.indexOf(p), 1);
   }
 }

@@ -25,10 +25,20 @@ export function labNamespaces(): string[] {
     .filter((n) => n.startsWith(LAB_PREFIX));
 }
 
-export function labDown(): void {
-  for (const ns of labNamespaces()) {
-    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+/** Deletes a namespace, and first the processes the lab started in it (web servers in pods would outlive it). */
+export function delNetns(ns: string): void {
+  for (const pid of ip('netns', 'pids', ns).split('\n').filter(Boolean).map(Number)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   }
+  execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+}
+
+export function labDown(): void {
+  for (const ns of labNamespaces()) delNetns(ns);
   rmSync(LAB_STATE, { recursive: true, force: true });
 }
 
@@ -52,6 +62,12 @@ export function ping(fromNs: string, to: string): boolean {
 export async function pingAsync(fromNs: string, to: string, size?: number): Promise<boolean> {
   const args = size === undefined ? ['busybox', 'ping', '-c', '1', '-W', '2', to] : ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), to];
   return (await inNs(fromNs, args[0]!, args.slice(1))).code === 0;
+}
+
+/** An HTTP GET through busybox nc from inside a namespace (busybox wget crashes on these machines); '' on failure. */
+export async function httpGet(fromNs: string, host: string, port: number, path = '/index.html'): Promise<string> {
+  const r = await inNs(fromNs, 'busybox', ['timeout', '5', 'busybox', 'nc', host, String(port)], `GET ${path} HTTP/1.0\r\n\r\n`);
+  return r.code === 0 ? r.stdout : '';
 }
 
 /** Maps over items with at most `limit` promises in flight. */

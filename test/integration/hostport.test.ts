@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
-import { LAB_PREFIX, ip, labDown, netns } from '../../src/lab/netns.js';
-import { type Conflist, execCni, pluginConf } from '../../src/lab/runtime.js';
+import { labDown } from '../../src/lab/netns.js';
+import { execCni, pluginConf } from '../../src/lab/runtime.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 import { httpGet } from '../helpers/runtimes.js';
 
@@ -19,13 +19,6 @@ const MAPPINGS = [
   { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
   { hostPort: 5353, containerPort: 53, protocol: 'udp' },
 ];
-
-/** The lab's conflist with podwire alone, declaring portMappings (what `podwire agent` installs). */
-function builtInHostports(n: LabNode): Conflist {
-  const list = structuredClone(n.list);
-  list.plugins = list.plugins.filter((p) => p.type === 'podwire').map((p) => ({ ...p, capabilities: { portMappings: true } }));
-  return list;
-}
 
 const nat = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'iptables-save', '-t', 'nat']);
 
@@ -56,13 +49,9 @@ beforeAll(async () => {
   labDown();
   lab = Lab.create(BIN, 'vxlan', 2);
   await bringUp(lab);
-  // A host outside the cluster, on the nodes' network.
-  outside = netns(`${LAB_PREFIX}outside`);
-  ip('-n', outside, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'outside', 'netns', `${LAB_PREFIX}underlay`);
-  ip('-n', `${LAB_PREFIX}underlay`, 'link', 'set', 'outside', 'master', 'ul0', 'up');
-  ip('-n', outside, 'addr', 'add', '192.168.50.200/24', 'dev', 'eth0');
-  ip('-n', outside, 'link', 'set', 'eth0', 'up');
-  for (const n of lab.nodes) n.list = builtInHostports(n);
+  outside = lab.outside;
+  // The lab's conflist (cni-conf/podwire-subnetfile.conflist) is podwire alone, declaring portMappings.
+  expect(lab.nodes[0]!.list.plugins.map((p) => [p.type, p.capabilities])).toEqual([['podwire', { portMappings: true }]]);
 }, 60_000);
 
 afterAll(() => {

@@ -1,5 +1,5 @@
 // The lab is the main job: run it as `npm run lab` runs it, and check it proves what it says and cleans up.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../../src/lab/netns.js';
@@ -16,7 +16,7 @@ function lab(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 /** "passed/failed" of one proof in the lab's summary table. */
 function tally(out: string, proof: string): string {
-  const m = new RegExp(`^${proof}\\s+(\\d+)\\s+(\\d+)$`, 'm').exec(out);
+  const m = new RegExp(`^${proof.replace(/[()]/g, '\\$&')}\\s+(\\d+)\\s+(\\d+)$`, 'm').exec(out);
   return m ? `${m[1]}/${m[2]}` : 'missing';
 }
 
@@ -29,6 +29,14 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     expect(tally(r.stdout, 'node to remote pod')).toBe('6/0');
     expect(tally(r.stdout, 'full pod MTU, DF set')).toBe('6/0');
     expect(tally(r.stdout, 'travels in VXLAN')).toBe('3/0');
+    // Services through kube-proxy's rules, and a hostPort, each answered by the expected backend.
+    expect(tally(r.stdout, 'Service: Cluster IP, backend on the same node')).toBe('1/0');
+    expect(tally(r.stdout, 'Service: Cluster IP, backend on another node')).toBe('1/0');
+    expect(tally(r.stdout, 'Service: hairpin (backend to its own Service)')).toBe('1/0');
+    expect(tally(r.stdout, 'Service: NodePort from outside the cluster')).toBe('3/0');
+    expect(tally(r.stdout, 'hostPort from outside the cluster')).toBe('1/0');
+    expect(tally(r.stdout, 'hostPort from another node')).toBe('1/0');
+    expect(r.stdout).toMatch(/^web-nodeport\s+NodePort\s+10\.96\.0\.12:80\s+8080\s+30080\s+10\.244\.3\.\d+:8080 \(web@node3\)$/m);
     expect(r.stdout).toMatch(/pod2\s+node3\s+10\.244\.3\.\d+\s+veth[0-9a-f]{8}/);
     const backends = [...r.stdout.matchAll(/^(node\d)\s+(node\d)\s+(vxlan|host-gw)\s/gm)].map((m) => `${m[1]}>${m[2]}:${m[3]}`);
     const expected = {
@@ -48,10 +56,23 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     try {
       const r = await lab('--nodes', '2', '--pods-per-node', '1', '--keep');
       expect(r.code, r.stderr).toBe(0);
-      expect(labNamespaces().sort()).toEqual(['pwlab-n1-pod1', 'pwlab-n2-pod1', 'pwlab-node1', 'pwlab-node2', 'pwlab-underlay']);
+      expect(labNamespaces().sort()).toEqual([
+        'pwlab-n1-client',
+        'pwlab-n1-pod1',
+        'pwlab-n1-web',
+        'pwlab-n2-pod1',
+        'pwlab-n2-web',
+        'pwlab-node1',
+        'pwlab-node2',
+        'pwlab-outside',
+        'pwlab-underlay',
+      ]);
+      expect(sh('ip', ['netns', 'pids', 'pwlab-n2-web']).trim()).not.toBe(''); // its web server still serves
     } finally {
       sh(BIN, ['lab-down']);
     }
     expect(labNamespaces()).toEqual([]);
+    // lab-down also ends the web servers the lab started in its pods.
+    expect(spawnSync('pgrep', ['-f', '/run/podwire-lab/node.*/www-web']).status).toBe(1);
   });
 });

@@ -1,0 +1,156 @@
+// Services in the lab: the nat rules kube-proxy (iptables mode) writes for a ClusterIP and a NodePort
+// Service, installed on every node, with pods serving the targetPort. It proves that the pod network plays
+// along with kube-proxy: a Cluster IP reaches a backend on the same node and on another node, a backend
+// reaches itself through its own Service (hairpin), and a host outside the cluster reaches NodeIP:nodePort
+// on every node. Chain names and rule shapes follow kube-proxy's (KUBE-SERVICES → KUBE-SVC-… →
+// KUBE-SEP-… DNAT, KUBE-MARK-MASQ, KUBE-POSTROUTING, KUBE-NODEPORTS).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../run.js';
+import { CLUSTER_CIDR, type Lab, type LabPod } from './lab.js';
+import type { Check } from './proofs.js';
+import { httpGet } from './netns.js';
+
+/** kubeadm's default Service network: Cluster IPs are virtual, only kube-proxy's DNAT rules know them. */
+export const SERVICE_CIDR = '10.96.0.0/12';
+export const TARGET_PORT = 8080;
+/** The last node's backend also publishes its port on that node's IP (hostPort, done by podwire). */
+export const HOST_PORT = 8081;
+
+export interface LabService {
+  name: string;
+  clusterIP: string;
+  port: number;
+  targetPort: number;
+  nodePort?: number;
+  backend: LabPod;
+}
+
+/** kube-proxy's chain names: a prefix and 16 characters of a base32 SHA-256 of the service port's name. */
+function chainName(prefix: string, key: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes = createHash('sha256').update(key).digest();
+  let bits = '';
+  for (const b of bytes.subarray(0, 10)) bits += b.toString(2).padStart(8, '0');
+  let out = '';
+  for (let i = 0; i + 5 <= bits.length && out.length < 16; i += 5) out += alphabet[parseInt(bits.slice(i, i + 5), 2)];
+  return prefix + out;
+}
+
+/** The nat table kube-proxy would write for these Services (iptables-restore input; pure). */
+export function kubeProxyRules(services: readonly LabService[], clusterCIDR = CLUSTER_CIDR): string[] {
+  const chains = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ'];
+  const rules = [
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0',
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+  ];
+  for (const s of services) {
+    const key = `lab/${s.name}:http`;
+    const svc = chainName('KUBE-SVC-', key);
+    const sep = chainName('KUBE-SEP-', `${key}:${s.backend.ip}`);
+    const ep = `${s.backend.ip}:${s.targetPort}`;
+    chains.push(svc, sep);
+    rules.push(
+      `-A KUBE-SERVICES -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j ${svc}`,
+      // From outside the pod network: masquerade, so the reply comes back through this node.
+      `-A ${svc} ! -s ${clusterCIDR} -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j KUBE-MARK-MASQ`,
+      `-A ${svc} -m comment --comment "${key} -> ${ep}" -j ${sep}`,
+      // The backend calling its own Service (hairpin): masquerade, or it would answer itself directly.
+      `-A ${sep} -s ${s.backend.ip}/32 -m comment --comment "${key}" -j KUBE-MARK-MASQ`,
+      `-A ${sep} -p tcp -m comment --comment "${key}" -m tcp -j DNAT --to-destination ${ep}`,
+    );
+    if (s.nodePort) {
+      const ext = chainName('KUBE-EXT-', key);
+      chains.push(ext);
+      rules.push(
+        `-A KUBE-NODEPORTS -p tcp -m comment --comment "${key}" -m tcp --dport ${s.nodePort} -j ${ext}`,
+        `-A ${ext} -m comment --comment "masquerade traffic for ${key} external destinations" -j KUBE-MARK-MASQ`,
+        `-A ${ext} -j ${svc}`,
+      );
+    }
+  }
+  // Last in KUBE-SERVICES, as kube-proxy puts it: anything addressed to the node itself may be a nodePort.
+  rules.push('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS');
+  return ['*nat', ...chains.map((c) => `:${c} - [0:0]`), ...rules, 'COMMIT', ''];
+}
+
+/** A web server on the targetPort in a pod (busybox httpd), saying which pod answered. */
+function serve(p: LabPod): ChildProcess {
+  const www = join(p.node.dir, `www-${p.name}`);
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, 'index.html'), `hello from ${p.name} on ${p.node.name}\n`);
+  const proc = spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', String(TARGET_PORT), '-h', www], { stdio: 'ignore', detached: true });
+  proc.unref();
+  return proc;
+}
+
+export interface ServiceLab {
+  services: LabService[];
+  client: LabPod;
+}
+
+/**
+ * Backends "web" on the first and the last node, a client pod on the first; three Services: one per
+ * backend (same node / other node from the client's view), and a NodePort to the last node's backend.
+ */
+export async function addServices(lab: Lab): Promise<ServiceLab> {
+  const first = lab.nodes[0]!;
+  const last = lab.nodes[lab.nodes.length - 1]!;
+  const webFirst = await lab.addPod(first, 'web');
+  const hostPort = { portMappings: [{ hostPort: HOST_PORT, containerPort: TARGET_PORT, protocol: 'tcp' }] };
+  const webLast = last === first ? webFirst : await lab.addPod(last, 'web', hostPort);
+  const client = await lab.addPod(first, 'client');
+  const services: LabService[] = [
+    { name: 'web-same-node', clusterIP: '10.96.0.10', port: 80, targetPort: TARGET_PORT, backend: webFirst },
+    { name: 'web-other-node', clusterIP: '10.96.0.11', port: 80, targetPort: TARGET_PORT, backend: webLast },
+    { name: 'web-nodeport', clusterIP: '10.96.0.12', port: 80, targetPort: TARGET_PORT, nodePort: 30080, backend: webLast },
+  ];
+  for (const p of new Set([webFirst, webLast])) serve(p);
+  const rules = kubeProxyRules(services).join('\n');
+  for (const n of lab.nodes) {
+    const r = await run('ip', ['netns', 'exec', n.ns, 'iptables-restore', '--noflush', '--wait'], { input: rules });
+    if (r.code !== 0) throw new Error(`kube-proxy rules on ${n.name}: ${r.stderr.trim()}`);
+  }
+  await new Promise((r) => setTimeout(r, 300)); // httpd listening
+  return { services, client };
+}
+
+/** The Service proofs, each one HTTP request answered by the expected backend. */
+export async function proveServices(lab: Lab, s: ServiceLab): Promise<Check[]> {
+  const checks: Check[] = [];
+  const get = async (group: string, fromNs: string, from: string, host: string, port: number, backend: LabPod) => {
+    const body = await httpGet(fromNs, host, port);
+    checks.push({ group, from, to: `${host}:${port}`, expect: true, ok: body.includes(`hello from ${backend.name} on ${backend.node.name}`) });
+  };
+  const [same, other, np] = s.services as [LabService, LabService, LabService];
+  await get('Service: Cluster IP, backend on the same node', s.client.ns, `${s.client.name}@${s.client.node.name}`, same.clusterIP, same.port, same.backend);
+  await get('Service: Cluster IP, backend on another node', s.client.ns, `${s.client.name}@${s.client.node.name}`, other.clusterIP, other.port, other.backend);
+  await get('Service: hairpin (backend to its own Service)', same.backend.ns, `${same.backend.name}@${same.backend.node.name}`, same.clusterIP, same.port, same.backend);
+  for (const n of lab.nodes) await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nodeIP, np.nodePort!, np.backend);
+  if (other.backend.node !== s.client.node) {
+    const host = other.backend.node;
+    await get('hostPort from outside the cluster', lab.outside, 'outside', host.nodeIP, HOST_PORT, other.backend);
+    await get('hostPort from another node', s.client.node.ns, s.client.node.name, host.nodeIP, HOST_PORT, other.backend);
+  }
+  return checks;
+}
+
+/** Which port is which, for the table the lab prints. */
+export function portRows(s: ServiceLab): string[][] {
+  return s.services.map((x) => [
+    x.name,
+    x.nodePort ? 'NodePort' : 'ClusterIP',
+    `${x.clusterIP}:${x.port}`,
+    `${x.targetPort}`,
+    x.nodePort ? `${x.nodePort}` : '-',
+    `${x.backend.ip}:${x.targetPort} (${x.backend.name}@${x.backend.node.name})`,
+  ]);
+}
+export const PORT_HEADER = ['Service', 'type', 'Cluster IP:port (virtual)', 'targetPort = containerPort', 'nodePort (every Node IP)', 'backend Pod IP:port'];
