@@ -27,6 +27,7 @@ const RUNTIME_MADE = [
   /^\/run\/(runc|containerd|containers|libpod|crun)$/,
   /^\/run\/netns\/(netns|cni)-[0-9a-f-]+$/,
   /^\/var\/lib\/(containers|containerd|cni)$/,
+  /^\/opt\/containerd$/,
   /^\/var\/lib\/cni\/results$/,
   /^\/dev\/shm\/libpod_lock$/,
 ];

@@ -87,6 +87,9 @@ beforeAll(async () => {
       `  address = "${sock()}"`,
       '[ttrpc]',
       `  address = "${join(dir, 'containerd.ttrpc.sock')}"`,
+      // The "opt" plugin would otherwise make /opt/containerd on the host.
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = "${join(dir, 'opt')}"`,
     ].join('\n'),
   );
   const log = openSync(join(dir, 'containerd.log'), 'a');
@@ -140,6 +143,6 @@ describe('containerd (ctr run --cni)', () => {
 
     expect(reserved(join(dir, 'ipam'), NET)).toEqual([]);
     expect(links(node).map((l) => l.ifname).sort()).toEqual(['cni0', 'lo']);
-    expect(trail!.added().filter((f) => f.startsWith('/var/lib/cni/results/') || f.startsWith('/run/netns/'))).toEqual([]);
+    expect(trail!.added().filter((f) => f.startsWith('/var/lib/cni/results/') || f.startsWith('/run/netns/') || f === '/opt/containerd')).toEqual([]);
   });
 });
