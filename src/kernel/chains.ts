@@ -26,8 +26,10 @@ export function delChainLines(saved: readonly string[], chain: string): string[]
   return [...refs, ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])];
 }
 
-/** Removes the chain and everything that refers to it; nothing to remove is fine. */
-export async function delChain(chain: string, v6: boolean): Promise<void> {
-  const lines = delChainLines(await saveNat(v6), chain);
+/** Removes the chains and everything that refers to them, with one save and one restore; nothing to remove is fine. */
+export async function delChains(chains: readonly string[], v6: boolean): Promise<void> {
+  if (!chains.length) return;
+  const saved = await saveNat(v6);
+  const lines = chains.flatMap((c) => delChainLines(saved, c));
   if (lines.length) await restoreNat(v6, lines);
 }

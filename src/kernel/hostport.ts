@@ -11,7 +11,7 @@
 // NodeIP:hostPort): without it the reply would go straight back over the bridge from the pod's address,
 // and the client, which spoke to NodeIP, would drop it. Clients elsewhere keep their source address.
 // IPv4 only; DEL and GC remove the attachment's chain and every rule naming it (src/kernel/chains.ts).
-import { invalidConfig } from '../cni/errors.js';
+import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import { parseIP } from '../ipam/ip.js';
 import { run } from '../run.js';
 import { restoreNat, saveNat } from './chains.js';
@@ -80,13 +80,16 @@ async function ensureSharedChains(saved: readonly string[]): Promise<void> {
     [HOSTPORTS, 'OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL']],
     [HOSTPORT_MASQ, 'POSTROUTING', []],
   ];
+  const iptables = async (args: string[], ok: (stderr: string) => boolean = () => false): Promise<void> => {
+    const r = await run('iptables', ['-w', '-t', 'nat', ...args]);
+    if (r.code !== 0 && !ok(r.stderr)) throw new CniError(Code.Kernel, `iptables ${args.join(' ')}: ${r.stderr.trim()}`);
+  };
   for (const [chain, from, match] of need) {
-    if (!saved.some((l) => l.startsWith(`:${chain} `))) await run('iptables', ['-w', '-t', 'nat', '-N', chain]); // "exists" from a racing ADD is fine
-    const rule = [from, ...match, '-j', chain];
-    if (!saved.some((l) => l === `-A ${from} ${[...match, '-j', chain].join(' ')}`)) {
-      const present = await run('iptables', ['-w', '-t', 'nat', '-C', ...rule]);
-      if (present.code !== 0) await run('iptables', ['-w', '-t', 'nat', '-A', ...rule]);
-    }
+    // "exists" is fine: a concurrent ADD made it first.
+    if (!saved.some((l) => l.startsWith(`:${chain} `))) await iptables(['-N', chain], (e) => /exists/i.test(e));
+    const rule = [...match, '-j', chain];
+    if (saved.includes(`-A ${from} ${rule.join(' ')}`)) continue;
+    if ((await run('iptables', ['-w', '-t', 'nat', '-C', from, ...rule])).code !== 0) await iptables(['-A', from, ...rule]);
   }
 }
 

@@ -1,8 +1,8 @@
 // ipMasq: traffic from a pod to anywhere outside its subnet leaves with the node's address. Each pod gets
 // its own nat chain, reached from POSTROUTING by a rule that carries the chain's name in a comment, so DEL
-// removes exactly what its ADD added (iptables-restore applies each change atomically).
+// removes exactly what its ADD added (src/kernel/chains.ts; iptables-restore applies each change atomically).
 import { createHash } from 'node:crypto';
-import { delChain, restoreNat } from './chains.js';
+import { restoreNat } from './chains.js';
 
 /** A per-attachment chain name: prefix + 16 hex of a hash (iptables chain names are at most 28 characters). */
 export function podChain(prefix: string, network: string, containerID: string, ifname: string): string {
@@ -23,6 +23,3 @@ export function addMasq(chain: string, podIP: string, subnet: string): Promise<v
     `-A POSTROUTING -s ${podIP}${host} -m comment --comment "podwire: ${chain}" -j ${chain}`,
   ]);
 }
-
-/** Removes the chain and every POSTROUTING jump to it; nothing to remove is fine. */
-export const delMasq = (chain: string, v6: boolean): Promise<void> => delChain(chain, v6);

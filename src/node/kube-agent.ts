@@ -9,6 +9,7 @@
 //   5. reconcile routes/FDB/neighbours to every other node, on every Node event and on a timer — the same
 //      code as `podwire peers sync`. Its own node is set up again if its podCIDR or Node IP changes.
 import type { KubeConfig } from '@kubernetes/client-node';
+import subnetFileConflist from '../../cni-conf/podwire-subnetfile.conflist';
 import { join } from 'node:path';
 import { writeIfChanged } from '../files.js';
 import { log } from '../log.js';
@@ -38,38 +39,29 @@ export interface AgentOptions {
 }
 
 /**
- * The network config the agent installs: podwire alone (it does hostPort itself), its slice read from the
- * subnet file the agent writes, so the config never changes when the node's podCIDR does.
+ * The network config the agent installs: cni-conf/podwire-subnetfile.conflist (podwire alone, hostPorts
+ * built in), its slice read from the subnet file the agent writes, so the config never changes when the
+ * node's podCIDR does.
  */
 export function agentConflist(subnetFile: string): string {
-  const list = {
-    cniVersion: '1.0.0',
-    name: 'podwire',
-    plugins: [
-      {
-        type: 'podwire',
-        bridge: 'cni0',
-        isDefaultGateway: true,
-        hairpinMode: true,
-        ipMasq: false,
-        capabilities: { portMappings: true },
-        ipam: { type: 'podwire-ipam', subnetFile, dataDir: '/var/lib/cni/networks' },
-      },
-    ],
-  };
+  const list = structuredClone(subnetFileConflist);
+  for (const p of list.plugins) if (p.type === 'podwire') p.ipam = { ...p.ipam, subnetFile };
   return JSON.stringify(list, null, 2) + '\n';
 }
 
 export class AgentError extends Error {}
 
-async function waitForPodCIDR(source: KubeSource, name: string, seconds: number, signal: AbortSignal): Promise<void> {
+/** Resolves true once this node has a podCIDR and an InternalIP, false when stopped first. */
+async function waitForPodCIDR(source: KubeSource, name: string, seconds: number, signal: AbortSignal): Promise<boolean> {
   const end = Date.now() + seconds * 1000;
   for (;;) {
+    if (signal.aborted) return false;
     const n = source.node(name);
-    if (n && nodeFacts(n).podCIDR && nodeFacts(n).nodeIP) return;
-    if (Date.now() >= end || signal.aborted) {
-      if (!n) throw new AgentError(`node ${name} is not registered with the API server (is kubelet running, with this node name?)`);
-      if (!nodeFacts(n).podCIDR) throw new AgentError(`node ${name} has no podCIDR: was the cluster created with --pod-network-cidr?`);
+    const facts = n && nodeFacts(n);
+    if (facts?.podCIDR && facts.nodeIP) return true;
+    if (Date.now() >= end) {
+      if (!facts) throw new AgentError(`node ${name} is not registered with the API server (is kubelet running, with this node name?)`);
+      if (!facts.podCIDR) throw new AgentError(`node ${name} has no podCIDR: was the cluster created with --pod-network-cidr?`);
       throw new AgentError(`node ${name} has no IPv4 InternalIP (kubelet --node-ip)`);
     }
     await new Promise((r) => setTimeout(r, 200));
@@ -98,9 +90,12 @@ async function publish(kc: KubeConfig, self: NodeEntry, c: Cluster): Promise<voi
 export async function runAgent(o: AgentOptions): Promise<void> {
   const source = new KubeSource(o.kc, o.settings, { onError: (e) => o.say(`API server: ${e.message}`) });
   o.say(`agent ${o.node}: listing nodes from ${source.name}`);
-  await source.start();
+  // Stopped while the API server is unreachable or the podCIDR is pending: leave without touching the node.
+  const stop = () => source.stop();
+  o.signal.addEventListener('abort', stop, { once: true });
   try {
-    await waitForPodCIDR(source, o.node, o.podCIDRTimeout, o.signal);
+    await source.start();
+    if (!(await waitForPodCIDR(source, o.node, o.podCIDRTimeout, o.signal))) return;
     let applied = '';
     const prepare = async (c: Cluster): Promise<void> => {
       const self = selfNode(c, o.node);
@@ -125,6 +120,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       onError: (e) => o.say(`sync failed: ${e.message}`),
     });
   } finally {
+    o.signal.removeEventListener('abort', stop);
     source.stop();
   }
 }

@@ -74,6 +74,8 @@ export class KubeSource implements NodeSource {
   private retry?: NodeJS.Timeout;
   private stopped = false;
   private synced = false;
+  /** Ends a start() still waiting for its first list when stop() is called. */
+  private unblock?: () => void;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -83,14 +85,14 @@ export class KubeSource implements NodeSource {
     this.name = `${kc.getCurrentCluster()?.server ?? 'the API server'} (nodes)`;
   }
 
-  /** Lists the nodes and starts watching; resolves after the first successful list. */
+  /** Lists the nodes and starts watching; resolves after the first successful list (or when stopped). */
   async start(): Promise<void> {
     const k8s = await import('@kubernetes/client-node');
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const first = this.opts.retryMs ?? 500;
     let pause = first;
     let listed!: () => void;
-    const firstList = new Promise<void>((resolve) => (listed = resolve));
+    const firstList = new Promise<void>((resolve) => (listed = this.unblock = resolve));
     const informer = k8s.makeInformer(this.kc, '/api/v1/nodes', async () => {
       const list = await core.listNode();
       this.synced = true;
@@ -123,6 +125,7 @@ export class KubeSource implements NodeSource {
 
   stop(): void {
     this.stopped = true;
+    this.unblock?.();
     clearTimeout(this.retry);
     void this.informer?.stop();
   }

@@ -25,9 +25,9 @@ import {
   randomMac,
   vethLines,
 } from '../kernel/links.js';
-import { delChain } from '../kernel/chains.js';
+import { delChains } from '../kernel/chains.js';
 import { addHostports, hostportChain, parsePortMappings } from '../kernel/hostport.js';
-import { addMasq, delMasq, masqChain } from '../kernel/masq.js';
+import { addMasq, masqChain } from '../kernel/masq.js';
 import { IpBatchError, ipBatch, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { log } from '../log.js';
@@ -180,8 +180,7 @@ async function add(ctx: Context): Promise<Result> {
     };
   } catch (e) {
     await undo(`ADD of ${env.containerID}/${env.ifname}`, [
-      async () => hostports && (await delChain(hostports, false)),
-      async () => masq && (await removeMasq(masq)),
+      async () => await removePodChains(masq ? [masq] : [], hostports ? [hostports] : []),
       async () => vethCreated && (await ipBatch([`link del dev ${host}`])),
       async () => got && (await got.undo()),
     ]);
@@ -203,9 +202,10 @@ async function undo(what: string, steps: (() => Promise<unknown>)[]): Promise<un
   return first;
 }
 
-async function removeMasq(chain: string): Promise<void> {
-  await delMasq(chain, false);
-  await delMasq(chain, true).catch(() => {}); // ip6tables may be absent on IPv4-only nodes
+/** A pod's nat chains, IPv4 in one save/restore; masquerade chains may have IPv6 twins. */
+async function removePodChains(masq: string[], hostports: string[]): Promise<void> {
+  await delChains([...masq, ...hostports], false);
+  if (masq.length) await delChains(masq, true).catch(() => {}); // ip6tables may be absent on IPv4-only nodes
 }
 
 /** Host veths to delete for an attachment: the derived name, plus any named in prevResult. */
@@ -235,8 +235,11 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<vo
         });
       }
     },
-    async () => bc.ipMasq && (await removeMasq(masqChain(ctx.conf.name, a.containerID, a.ifname))),
-    async () => hostportsEnabled(ctx) && (await delChain(hostportChain(ctx.conf.name, a.containerID, a.ifname), false)),
+    () =>
+      removePodChains(
+        bc.ipMasq ? [masqChain(ctx.conf.name, a.containerID, a.ifname)] : [],
+        hostportsEnabled(ctx) ? [hostportChain(ctx.conf.name, a.containerID, a.ifname)] : [],
+      ),
   ]);
   if (err) throw err;
 }

@@ -150,6 +150,20 @@ describe('podwire agent (Kubernetes)', () => {
     expect(existsSync(join(n1.dir, 'ghost-subnet.json'))).toBe(false);
   });
 
+  it('SIGTERM while the API server is unreachable ends it at once, with the node untouched', async () => {
+    const [n1] = lab.nodes as [LabNode];
+    const dead = join(n1.dir, 'kubeconfig-dead');
+    writeFileSync(dead, kubeconfigYaml('http://127.0.0.1:1'));
+    const before = ipn(n1, 'link', 'show');
+    const proc = spawn('ip', ['netns', 'exec', n1.ns, BIN, 'agent', '--kubeconfig', dead, '--node', 'node1', '--subnet-file', join(n1.dir, 'dead-subnet.json'), '--cni-conf-dir', join(n1.dir, 'dead.d')], { stdio: 'ignore' });
+    const exit = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+    await new Promise((r) => setTimeout(r, 1500)); // a few failed lists and retries
+    proc.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(ipn(n1, 'link', 'show')).toBe(before);
+    expect(existsSync(join(n1.dir, 'dead-subnet.json')) || existsSync(join(n1.dir, 'dead.d'))).toBe(false);
+  });
+
   it('stops cleanly on SIGTERM', async () => {
     const running = agents.filter((a) => a.exitCode === null);
     expect(running.length).toBe(2);
