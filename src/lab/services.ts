@@ -81,12 +81,12 @@ export function kubeProxyRules(services: readonly LabService[], clusterCIDR = CL
   return ['*nat', ...chains.map((c) => `:${c} - [0:0]`), ...rules, 'COMMIT', ''];
 }
 
-/** A web server on the targetPort in a pod (busybox httpd), saying which pod answered. */
-function serve(p: LabPod): ChildProcess {
+/** A web server in a pod (busybox httpd), saying which pod answered; it ends with the pod's namespace. */
+export function serve(p: LabPod, port = TARGET_PORT): ChildProcess {
   const www = join(p.node.dir, `www-${p.name}`);
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, 'index.html'), `hello from ${p.name} on ${p.node.name}\n`);
-  const proc = spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', String(TARGET_PORT), '-h', www], { stdio: 'ignore', detached: true });
+  const proc = spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', String(port), '-h', www], { stdio: 'ignore', detached: true });
   proc.unref();
   return proc;
 }

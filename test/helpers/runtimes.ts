@@ -3,9 +3,10 @@
 // with its state under a temp dir. What a runtime still puts on the host outside that dir (its libcni
 // cache, runc's state dir, podman's shm lock, netns files) is tracked by HostTrail and removed again.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { DiskStore } from '../../src/ipam/disk-store.js';
 import { nsPath, sh } from './netns.js';
 
 /** Fails loudly (never skips) when a runtime the test needs is not installed. */
@@ -132,12 +133,22 @@ export function linkClient(node: string, client: string, nodeIP: string, clientI
   sh('ip', ['netns', 'exec', node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 }
 
-/** An HTTP GET through busybox nc from a namespace (busybox wget crashes on these machines). */
-export function httpGet(ns: string, host: string, port: number, path = '/index.html'): string {
-  return sh('ip', ['netns', 'exec', ns, 'busybox', 'timeout', '5', 'busybox', 'nc', host, String(port)], `GET ${path} HTTP/1.0\r\n\r\n`);
+/** Reserved addresses of a network in an IPAM data dir. */
+export const reserved = (dataDir: string, net: string): string[] => [...DiskStore.forNetwork(dataDir, net).list().keys()];
+
+export interface CniCall {
+  cmd: string;
+  containerID: string;
+  args?: string;
+  netns?: string;
+  outcome: string;
 }
 
-/** Reserved addresses in an IPAM data dir (host-local layout: one file per address). */
-export function reserved(dataDir: string, net: string): string[] {
-  return entries(join(dataDir, net)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+/** The plugin's summary log lines (one per CNI call, with what the runtime sent). */
+export function cniCalls(logFile: string): CniCall[] {
+  return readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.outcome);
 }

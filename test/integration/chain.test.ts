@@ -7,7 +7,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox, links, nsPath, requireRoot, sh } from '../helpers/netns.js';
+import { httpGet } from '../../src/lab/netns.js';
 import { addList, delList, loadConflist } from '../helpers/runtime.js';
+import { linkClient } from '../helpers/runtimes.js';
 
 const sb = new Sandbox();
 let server: ChildProcess | undefined;
@@ -21,11 +23,7 @@ describe('podwire + portmap + bandwidth + tuning', () => {
   it('ADD passes prevResult down the chain; hostPort works from another host; DEL cleans everything', async () => {
     const node = sb.ns('chnode');
     const client = sb.ns('chclient');
-    sh('ip', ['-n', node, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
-    sh('ip', ['-n', node, 'addr', 'add', '192.168.77.1/24', 'dev', 'eth0']);
-    sh('ip', ['-n', client, 'addr', 'add', '192.168.77.2/24', 'dev', 'eth0']);
-    for (const ns of [node, client]) sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-    sh('ip', ['netns', 'exec', node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    linkClient(node, client, '192.168.77.1', '192.168.77.2');
     const dir = sb.dir();
     writeFileSync(join(dir, 'subnet.json'), JSON.stringify({ podCIDR: '10.244.7.0/24' }));
     const list = loadConflist('podwire-chain.conflist', (pl) => {
@@ -52,7 +50,7 @@ describe('podwire + portmap + bandwidth + tuning', () => {
     writeFileSync(join(www, 'index.html'), 'hello from the pod\n');
     server = spawn('ip', ['netns', 'exec', pod, 'busybox', 'httpd', '-f', '-p', '80', '-h', www], { stdio: 'ignore' });
     await new Promise((res) => setTimeout(res, 300));
-    const reply = sh('ip', ['netns', 'exec', client, 'busybox', 'timeout', '5', 'busybox', 'nc', '192.168.77.1', '8080'], 'GET /index.html HTTP/1.0\r\n\r\n');
+    const reply = await httpGet(client, '192.168.77.1', 8080);
     expect(reply).toContain('hello from the pod');
     server.kill();
 

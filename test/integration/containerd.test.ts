@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, Sandbox, links, nsPath, requireRoot, sh } from '../helpers/netns.js';
 import { loadConflist } from '../helpers/runtime.js';
-import { HostTrail, busyboxRootfs, inNode, ociArchive, requireCommand, reserved } from '../helpers/runtimes.js';
+import { HostTrail, busyboxRootfs, cniCalls, inNode, ociArchive, requireCommand, reserved } from '../helpers/runtimes.js';
 
 const TAG = `podwire-test-${process.pid}`;
 const NET = `podwire-ctr${process.pid}`;
@@ -38,13 +38,7 @@ function ctrRun(id: string, cmd: string[]): Promise<{ code: number; stdout: stri
   });
 }
 
-function calls(): { cmd: string; containerID: string; netns?: string; outcome: string }[] {
-  return readFileSync(join(dir, 'podwire.log'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
-    .filter((l) => l.outcome);
-}
+const calls = () => cniCalls(join(dir, 'podwire.log'));
 
 /** The address reserved for a container, once its ADD is done. */
 async function addressOf(containerID: string): Promise<string> {

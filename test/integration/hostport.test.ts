@@ -1,33 +1,23 @@
 // hostPort done by podwire itself (capabilities.portMappings, no portmap plugin) on a two-node lab:
 // NodeIP:hostPort reaches the pod's containerPort from another node, from a host outside the cluster, from
 // another pod on the same node and from the pod itself (hairpin); TCP and UDP; DEL and GC leave no rule.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
-import { labDown } from '../../src/lab/netns.js';
+import { httpGet, labDown } from '../../src/lab/netns.js';
+import { serve } from '../../src/lab/services.js';
 import { execCni, pluginConf } from '../../src/lab/runtime.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
-import { httpGet } from '../helpers/runtimes.js';
 
 let lab: Lab;
 let outside = '';
-const servers: ChildProcess[] = [];
 const MAPPINGS = [
   { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
   { hostPort: 5353, containerPort: 53, protocol: 'udp' },
 ];
 
 const nat = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'iptables-save', '-t', 'nat']);
-
-function serve(p: LabPod): void {
-  const www = join(p.node.dir, `www-${p.name}`);
-  mkdirSync(www, { recursive: true });
-  writeFileSync(join(www, 'index.html'), `hello from ${p.name}\n`);
-  servers.push(spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', '80', '-h', www], { stdio: 'ignore' }));
-}
 
 /** One UDP datagram to NodeIP:5353 from a namespace; returns what the pod's UDP listener received. */
 async function udpEcho(p: LabPod, fromNs: string, to: string): Promise<string> {
@@ -55,7 +45,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(() => {
-  for (const s of servers) s.kill();
   labDown();
 });
 
@@ -67,14 +56,14 @@ describe('hostPort built into podwire', () => {
     const [n1, n2] = lab.nodes as [LabNode, LabNode];
     web = await lab.addPod(n1, 'web', { portMappings: MAPPINGS });
     other = await lab.addPod(n1, 'other');
-    serve(web);
+    serve(web, 80);
     await new Promise((r) => setTimeout(r, 300));
     expect(nat(n1)).toContain(`--to-destination ${web.ip}:80`);
-    expect(httpGet(n2.ns, n1.nodeIP, 8080)).toContain('hello from web'); // another node
-    expect(httpGet(outside, n1.nodeIP, 8080)).toContain('hello from web'); // outside the cluster
-    expect(httpGet(other.ns, n1.nodeIP, 8080)).toContain('hello from web'); // same node, same bridge
-    expect(httpGet(web.ns, n1.nodeIP, 8080)).toContain('hello from web'); // hairpin: itself
-    expect(httpGet(n1.ns, n1.nodeIP, 8080)).toContain('hello from web'); // the node itself (OUTPUT)
+    expect(await httpGet(n2.ns, n1.nodeIP, 8080)).toContain('hello from web'); // another node
+    expect(await httpGet(outside, n1.nodeIP, 8080)).toContain('hello from web'); // outside the cluster
+    expect(await httpGet(other.ns, n1.nodeIP, 8080)).toContain('hello from web'); // same node, same bridge
+    expect(await httpGet(web.ns, n1.nodeIP, 8080)).toContain('hello from web'); // hairpin: itself
+    expect(await httpGet(n1.ns, n1.nodeIP, 8080)).toContain('hello from web'); // the node itself (OUTPUT)
   });
 
   it('UDP hostPorts too', async () => {
@@ -93,7 +82,7 @@ describe('hostPort built into podwire', () => {
     expect(after).not.toContain(web.ip);
     expect(after).not.toContain('8080');
     expect(after).toContain(':PODWIRE-HOSTPORTS');
-    expect(() => httpGet(outside, n1.nodeIP, 8080)).toThrow();
+    expect(await httpGet(outside, n1.nodeIP, 8080)).toBe(''); // refused now
     await lab.delPod(other);
   });
 

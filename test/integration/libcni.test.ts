@@ -3,10 +3,11 @@
 // CHECK must pass after ADD and fail once the pod's eth0 is gone, DEL cleans up the whole chain, and GC
 // releases what DEL never did. All inside namespaces this file makes.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, symlinkSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, Sandbox, nsPath, requireRoot, sh } from '../helpers/netns.js';
+import { reserved as reservedIn } from '../helpers/runtimes.js';
 
 const sb = new Sandbox();
 let tool: string;
@@ -56,7 +57,7 @@ function libcni(...args: string[]): any {
   }
 }
 
-const reserved = () => readdirSync(join(dir, 'ipam', 'podwire')).filter((f) => /^\d/.test(f));
+const reserved = () => reservedIn(join(dir, 'ipam'), 'podwire');
 const natRules = () => sh('ip', ['netns', 'exec', node, 'iptables-save', '-t', 'nat']);
 
 // Debian's libcni is 1.1.x: it parses results up to 1.0.0 (1.1.0 arrived with libcni 1.2).

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, REF_PLUGINS, Sandbox, links, requireRoot, sh } from '../helpers/netns.js';
 import { loadConflist } from '../helpers/runtime.js';
-import { HostTrail, busyboxRootfs, httpGet, inNode, linkClient, requireCommand, reserved } from '../helpers/runtimes.js';
+import { httpGet } from '../../src/lab/netns.js';
+import { type CniCall, HostTrail, busyboxRootfs, cniCalls, inNode, linkClient, requireCommand, reserved } from '../helpers/runtimes.js';
 
 const NET = 'podwire';
 const NODE_IP = '192.168.77.1';
@@ -69,13 +70,8 @@ class Podman {
     return sh('readlink', [`/proc/${this.run('inspect', '--format', '{{.State.Pid}}', container)}/ns/net`]).trim();
   }
 
-  /** The plugin's summary log lines (one per CNI call). */
-  calls(): { cmd: string; containerID: string; args?: string; netns?: string; outcome: string }[] {
-    return readFileSync(this.logFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-      .filter((l) => l.outcome);
+  calls(): CniCall[] {
+    return cniCalls(this.logFile);
   }
 
   teardown(): void {
@@ -161,11 +157,8 @@ describe('podman 4 (CNI backend)', () => {
     // hostPort 8080 on the node → containerPort 80 in the pod, from another host on the node's network.
     let reply = '';
     for (let i = 0; i < 20 && !reply.includes('hello'); i++) {
-      try {
-        reply = httpGet(client, NODE_IP, 8080);
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      reply = await httpGet(client, NODE_IP, 8080);
+      if (!reply) await new Promise((r) => setTimeout(r, 100));
     }
     expect(reply).toContain('hello from the pod');
 
