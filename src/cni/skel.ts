@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { CniError, Code, asCniError, invalidConfig } from './errors.js';
 import { COMMANDS, readEnv } from './env.js';
 import type { Context, NetConf, Plugin } from './types.js';
+import { Trace, traceTarget } from './trace.js';
 import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor } from './version.js';
 import { validAbsPath, validID } from './validate.js';
 import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../log.js';
@@ -70,6 +71,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
   let cniVersion = LATEST;
   let command = env.CNI_COMMAND ?? '';
   const fields: Record<string, unknown> = { cmd: command };
+  let trace: Trace | undefined;
   try {
     if (!(COMMANDS as readonly string[]).includes(command)) readEnv(env, opts.knownArgs); // throws, naming CNI_COMMAND
     const stdin = (opts.stdin ?? readStdin)();
@@ -94,6 +96,11 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     });
     requireVersionFor(command, conf.cniVersion);
     const ctx: Context = { env: cniEnv, conf, stdin };
+    const target = traceTarget(env.PODWIRE_TRACE, conf.trace);
+    if (target && (command === 'ADD' || command === 'DEL')) {
+      const where = `network ${conf.name}, netns ${cniEnv.netns || '(none)'}`;
+      trace = ctx.trace = new Trace(target, `${command} ${cniEnv.containerID}/${cniEnv.ifname} (${where})`);
+    }
     switch (command) {
       case 'ADD': {
         const result = await plugin.add(ctx);
@@ -114,7 +121,9 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
         await plugin.status(ctx);
         break;
     }
-    log.info({ ...fields, outcome: 'ok', ms: +(performance.now() - started).toFixed(2) }, `${command} ok`);
+    const ms = +(performance.now() - started).toFixed(2);
+    log.info({ ...fields, outcome: 'ok', ms }, `${command} ok`);
+    trace?.write(`${command} ok in ${ms} ms${fields.ips ? `: ${(fields.ips as string[]).join(', ')}` : ''}`);
     return 0;
   } catch (e) {
     const err = asCniError(e);
@@ -123,6 +132,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
       { ...fields, outcome: 'error', code: err.code, err: err.message, ms: +(performance.now() - started).toFixed(2) },
       `${command} failed`,
     );
+    trace?.write(`${command} failed (code ${err.code}): ${err.message}`);
     return 1;
   }
 }

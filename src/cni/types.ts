@@ -1,4 +1,5 @@
 // The CNI data shapes podwire reads and writes, in their 1.1.0 form; version.ts converts for older callers.
+import type { Trace } from './trace.js';
 
 export interface Interface {
   name: string;
@@ -74,6 +75,8 @@ export interface Context {
   conf: NetConf;
   /** stdin as received, passed unchanged to delegated plugins. */
   stdin: string;
+  /** Set when the caller asked for a trace (PODWIRE_TRACE or "trace" in the config); see trace.ts. */
+  trace?: Trace;
 }
 
 /** One plugin's verb logic; the skeleton (skel.ts) does everything else. */

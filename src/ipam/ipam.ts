@@ -3,6 +3,7 @@
 // (plugin.ts) is the built-in one behind the CNI skeleton.
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import { execPlugin } from '../cni/exec.js';
+import type { Step } from '../cni/trace.js';
 import type { Attachment, Context, Result } from '../cni/types.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
@@ -14,6 +15,8 @@ import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIP
 export interface IpamAdd {
   /** An abbreviated result: ips (no interface index), routes, dns. */
   result: Result;
+  /** What was done, for the trace. */
+  step: Step;
   /** Undo for a failed ADD: releases what this ADD reserved, and nothing a previous ADD reserved. */
   undo: () => Promise<void>;
 }
@@ -33,7 +36,8 @@ export interface PreparedAdd {
 export interface Ipam {
   /** Reads and checks the IPAM config; throws before anything is allocated. */
   prepare(ctx: Context): PreparedAdd;
-  del(ctx: Context): Promise<void>;
+  /** Returns what was done, for the trace. */
+  del(ctx: Context): Promise<Step>;
   check(ctx: Context): Promise<void>;
   /** Returns the attachments whose addresses it released (when it can tell). */
   gc(ctx: Context): Promise<Attachment[]>;
@@ -95,14 +99,29 @@ export const builtinIpam: Ipam = {
       mtu: cfg.mtu,
       async allocate() {
         const alloc = await allocate(store, pool, owner(ctx), requested);
+        const ip = formatIP(alloc.ip);
         const result: Result = {
           cniVersion: ctx.conf.cniVersion,
           ips: [{ address: formatCidr(pool.subnet, alloc.ip.value), gateway: formatIP(pool.gateway) }],
           routes: cfg.routes,
           dns: ctx.conf.dns,
         };
+        const slice = formatCidr(pool.subnet);
+        const from = ctx.conf.ipam?.subnetFile
+          ? `${String(ctx.conf.ipam.subnetFile)} (written by \`podwire node up\` or the agent from the Node's podCIDR)`
+          : 'the config (ipam.subnet)';
+        const step: Step = {
+          what: alloc.existing
+            ? `keep ${ip}: this container already holds it (a repeated ADD)`
+            : requested
+              ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
+              : `take the next free address from the node's slice ${slice}: ${ip}`,
+          cmd: `create file ${store.dir}/${ip} containing "${ctx.env.containerID}\\r\\n${ctx.env.ifname}"`,
+          why: `every node hands out Pod IPs from its own slice of the cluster network; the slice comes from ${from}. The file, made under a lock, makes the address this pod's alone; ${formatIP(pool.gateway)} is the gateway and never handed out`,
+        };
         return {
           result,
+          step,
           undo: async () => {
             if (!alloc.existing) store.release(formatIP(alloc.ip));
           },
@@ -113,7 +132,15 @@ export const builtinIpam: Ipam = {
 
   async del(ctx) {
     // Only the store's location is needed: DEL must work even when the subnet file is gone.
-    await release(storeFor(ctx), owner(ctx));
+    const store = storeFor(ctx);
+    const freed = await release(store, owner(ctx));
+    return freed.length
+      ? {
+          what: `release the Pod IP ${freed.join(', ')} back to the node's slice`,
+          cmd: freed.map((ip) => `remove file ${store.dir}/${ip}`).join('\n'),
+          why: 'the address is free for a later pod; round-robin hands it out again only after the rest of the slice, in case a peer still caches it',
+        }
+      : { what: `no address is reserved for ${ctx.env.containerID}/${ctx.env.ifname}`, why: 'it was released already: DEL is repeatable, and runtimes call it again' };
   },
 
   async check(ctx) {
@@ -153,6 +180,11 @@ export function delegatedIpam(type: string): Ipam {
           const result = parseResult(await run(ctx, 'ADD')) ?? { cniVersion: ctx.conf.cniVersion };
           return {
             result,
+            step: {
+              what: `ask the IPAM plugin ${type} for an address: ${result.ips?.map((i) => i.address).join(', ') || 'none'}`,
+              cmd: `CNI_COMMAND=ADD ${type} (same config and CNI_* environment)`,
+              why: 'ipam.type names another plugin; podwire executes it from CNI_PATH, as the CNI spec says, and uses the addresses it returns',
+            },
             undo: async () => {
               await run(ctx, 'DEL');
             },
@@ -162,6 +194,7 @@ export function delegatedIpam(type: string): Ipam {
     },
     async del(ctx) {
       await run(ctx, 'DEL');
+      return { what: `ask the IPAM plugin ${type} to release the address`, cmd: `CNI_COMMAND=DEL ${type}`, why: 'the IPAM plugin that handed it out keeps the reservation' };
     },
     async check(ctx) {
       await run(ctx, 'CHECK');

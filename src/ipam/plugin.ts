@@ -5,9 +5,14 @@ import { builtinIpam } from './ipam.js';
 
 export const ipamPlugin: Plugin = {
   async add(ctx) {
-    return (await builtinIpam.prepare(ctx).allocate()).result;
+    const got = await builtinIpam.prepare(ctx).allocate();
+    ctx.trace?.step(got.step);
+    return got.result;
   },
-  del: (ctx) => builtinIpam.del(ctx),
+  async del(ctx) {
+    const step = await builtinIpam.del(ctx); // not inside ?.(): that would skip the call when there is no trace
+    ctx.trace?.step(step);
+  },
   check: (ctx) => builtinIpam.check(ctx),
   gc: async (ctx) => {
     await builtinIpam.gc(ctx);

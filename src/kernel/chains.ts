@@ -26,10 +26,20 @@ export function delChainLines(saved: readonly string[], chain: string): string[]
   return [...refs, ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])];
 }
 
-/** Removes the chains and everything that refers to them, with one save and one restore; nothing to remove is fine. */
-export async function delChains(chains: readonly string[], v6: boolean): Promise<void> {
-  if (!chains.length) return;
+/**
+ * Removes the chains and everything that refers to them, with one save and one restore; nothing to remove
+ * is fine. Returns the lines applied.
+ */
+export async function delChains(chains: readonly string[], v6: boolean): Promise<string[]> {
+  if (!chains.length) return [];
   const saved = await saveNat(v6);
   const lines = chains.flatMap((c) => delChainLines(saved, c));
   if (lines.length) await restoreNat(v6, lines);
+  return lines;
+}
+
+/** iptables-restore lines as the single iptables commands that do the same (for the trace). */
+export function natCommands(v6: boolean, lines: readonly string[]): string {
+  const t = `${tool(v6)} -t nat`;
+  return lines.map((l) => (l.startsWith(':') ? `${t} -N ${l.slice(1).split(' ')[0]}` : `${t} ${l}`)).join('\n');
 }

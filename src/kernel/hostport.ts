@@ -93,7 +93,10 @@ async function ensureSharedChains(saved: readonly string[]): Promise<void> {
   }
 }
 
-export async function addHostports(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): Promise<void> {
+/** Returns the attachment's lines applied. */
+export async function addHostports(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): Promise<string[]> {
   await ensureSharedChains(await saveNat(false));
-  await restoreNat(false, hostportLines(chain, mappings, podIP, podSubnet));
+  const lines = hostportLines(chain, mappings, podIP, podSubnet);
+  await restoreNat(false, lines);
+  return lines;
 }

@@ -11,15 +11,17 @@ export function podChain(prefix: string, network: string, containerID: string, i
 
 export const masqChain = (network: string, containerID: string, ifname: string): string => podChain('PW-MASQ-', network, containerID, ifname);
 
-/** podIP without prefix, subnet in CIDR notation. */
-export function addMasq(chain: string, podIP: string, subnet: string): Promise<void> {
+/** podIP without prefix, subnet in CIDR notation. Returns the lines applied. */
+export async function addMasq(chain: string, podIP: string, subnet: string): Promise<string[]> {
   const v6 = podIP.includes(':');
   const host = v6 ? '/128' : '/32';
   const multicast = v6 ? 'ff00::/8' : '224.0.0.0/4';
-  return restoreNat(v6, [
+  const lines = [
     `:${chain} - [0:0]`,
     `-A ${chain} -d ${subnet} -j ACCEPT`,
     `-A ${chain} ! -d ${multicast} -j MASQUERADE`,
     `-A POSTROUTING -s ${podIP}${host} -m comment --comment "podwire: ${chain}" -j ${chain}`,
-  ]);
+  ];
+  await restoreNat(v6, lines);
+  return lines;
 }

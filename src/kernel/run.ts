@@ -19,6 +19,12 @@ function ipArgv(args: readonly string[], netns?: string): [string, string[]] {
     : ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]];
 }
 
+/** An `ip -batch` line as the single command that does the same in the same namespace (for the trace). */
+export function ipCommand(line: string, netns?: string): string {
+  const [cmd, args] = ipArgv([], netns);
+  return [cmd, ...args, line].join(' ');
+}
+
 export class IpBatchError extends CniError {
   constructor(
     readonly line: number,

@@ -28,6 +28,8 @@ export interface LabOptions {
   podsPerNode: number;
   mode: Backend;
   keep: boolean;
+  /** Show podwire's trace of one pod's ADD and DEL. */
+  trace: boolean;
 }
 
 /** Node up and peers sync on every node; returns each node's peers and the backend carrying them. */
@@ -100,9 +102,11 @@ export async function runLab(o: LabOptions): Promise<number> {
     say(`[3/7] ${o.podsPerNode} pod(s) per node: CNI ADD through cni-conf/podwire-subnetfile.conflist (podwire, hostPorts built in)`);
     await Promise.all(
       lab.nodes.map(async (n) => {
-        for (let j = 1; j <= o.podsPerNode; j++) await lab.addPod(n, `pod${j}`);
+        for (let j = 1; j <= o.podsPerNode; j++) await lab.addPod(n, `pod${j}`, {}, o.trace && n === lab.nodes[0] && j === 1);
       }),
     );
+    const traced = lab.pods.find((p) => p.trace);
+    if (traced) print(`How ${traced.name} on ${traced.node.name} got its network (PODWIRE_TRACE=stderr):\n\n${traced.trace!.trimEnd()}`);
     print(table(['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'in the pod'], [...lab.pods].sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true })).map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0'])));
 
     say('[4/7] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
@@ -117,7 +121,10 @@ export async function runLab(o: LabOptions): Promise<number> {
 
     if (!o.keep) {
       say('[6/7] CNI DEL of every pod, node down on every node');
-      for (const p of [...lab.pods]) await lab.delPod(p);
+      for (const p of [...lab.pods]) {
+        const trace = await lab.delPod(p, p === traced);
+        if (trace) print(`How ${p.name} on ${p.node.name} was removed:\n\n${trace.trimEnd()}`);
+      }
       await Promise.all(lab.nodes.map((n) => lab.nodeDown(n)));
       const left = lab.nodes.flatMap((n) => [...DiskStore.forNetwork(join(n.dir, 'ipam'), n.list.name).list().keys()]);
       if (left.length) throw new Error(`addresses left reserved after DEL: ${left.join(', ')}`);
@@ -141,6 +148,7 @@ interface LabArgs {
   'pods-per-node': number;
   mode: Backend;
   keep: boolean;
+  trace: boolean;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -151,9 +159,10 @@ export const labCommand: CommandModule<object, LabArgs> = {
       .option('nodes', { type: 'number', default: 3, describe: 'number of nodes' })
       .option('pods-per-node', { type: 'number', default: 2, describe: 'pods on each node' })
       .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
-      .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' }),
+      .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
+      .option('trace', { type: 'boolean', default: true, describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)" }),
   handler: async (a) => {
-    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep });
+    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep, trace: a.trace });
   },
 };
 

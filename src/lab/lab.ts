@@ -46,6 +46,8 @@ export interface LabPod {
   result: unknown;
   /** What the runtime passed (portMappings, ...); DEL gets it again, as libcni does. */
   runtimeConfig: Record<string, unknown>;
+  /** podwire's trace of the ADD, when asked for (see addPod). */
+  trace?: string;
 }
 
 export interface ClusterNodeJson {
@@ -61,6 +63,9 @@ export interface ClusterJson {
 }
 
 export class LabError extends Error {}
+
+/** PODWIRE_TRACE=stderr makes podwire tell each step of an ADD or DEL on stderr (src/cni/trace.ts). */
+const traceEnv = (on: boolean) => (on ? { PODWIRE_TRACE: 'stderr' } : undefined);
 
 const fail = (what: string, r: RunResult): never => {
   throw new LabError(`${what} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
@@ -187,23 +192,27 @@ export class Lab {
     return JSON.parse(r.stdout);
   }
 
-  /** ADD through the conflist, as a runtime does for a pod's pause container. */
-  async addPod(n: LabNode, name: string, runtimeConfig: Record<string, unknown> = {}): Promise<LabPod> {
+  /** ADD through the conflist, as a runtime does for a pod's pause container; `trace` keeps podwire's trace. */
+  async addPod(n: LabNode, name: string, runtimeConfig: Record<string, unknown> = {}, trace = false): Promise<LabPod> {
     const ns = netns(`${LAB_PREFIX}n${n.name.slice(4)}-${name}`);
     const containerID = `lab-${n.name}-${name}`;
-    const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}` }, runtimeConfig);
+    const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}`, env: traceEnv(trace) }, runtimeConfig);
     if (r.code !== 0) fail(`ADD ${name} on ${n.name}`, r);
     const host = r.json.interfaces.find((x: { name: string; sandbox?: string }) => !x.sandbox && x.name.startsWith('veth'));
     const pod: LabPod = { name, node: n, ns, containerID, ip: r.json.ips[0].address.split('/')[0], veth: host?.name ?? '?', result: r.json, runtimeConfig };
+    if (trace) pod.trace = r.stderr;
     this.pods.push(pod);
     return pod;
   }
 
-  async delPod(p: LabPod): Promise<void> {
-    const replies = await delList(p.node.runner, p.node.list, { containerID: p.containerID, netns: `/run/netns/${p.ns}` }, p.result, p.runtimeConfig);
+  /** DEL through the conflist; returns podwire's trace of it when `trace` is set. */
+  async delPod(p: LabPod, trace = false): Promise<string> {
+    const attach = { containerID: p.containerID, netns: `/run/netns/${p.ns}`, env: traceEnv(trace) };
+    const replies = await delList(p.node.runner, p.node.list, attach, p.result, p.runtimeConfig);
     const bad = replies.find((x) => x.code !== 0);
     if (bad) fail(`DEL ${p.name} on ${p.node.name}`, bad);
     delNetns(p.ns);
     this.pods.splice(this.pods.indexOf(p), 1);
+    return trace ? replies.map((x) => x.stderr).join('') : '';
   }
 }

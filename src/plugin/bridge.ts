@@ -13,22 +13,25 @@ import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
 import { type IpamAdd, ipamFor } from '../ipam/ipam.js';
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import type { Step, Trace } from '../cni/trace.js';
 import {
   type BridgeSpec,
   HOST_VETH_RE,
-  addrLine,
+  type IpStep,
   bridgeLines,
   bridgeMac,
+  cmds,
+  gatewayStep,
   hostVethName,
   localLinks,
   podLines,
   randomMac,
   vethLines,
 } from '../kernel/links.js';
-import { delChains } from '../kernel/chains.js';
+import { delChains, natCommands } from '../kernel/chains.js';
 import { addHostports, hostportChain, parsePortMappings } from '../kernel/hostport.js';
 import { addMasq, masqChain } from '../kernel/masq.js';
-import { IpBatchError, ipBatch, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
+import { IpBatchError, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { log } from '../log.js';
 import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
@@ -85,14 +88,30 @@ async function podLinks(netns: string): Promise<string[]> {
   return (addrs as { ifname: string }[]).map((l) => l.ifname);
 }
 
+/** What one `ip -batch` did, for Trace.batch: steps (as single commands), ms, and the failing line. */
+type BatchRecord = [steps: Step[], ms: number, failedLine?: number, error?: string];
+
+/** Applies steps with one `ip -batch` (in `netns`, or on the host) and hands `record` what happened. */
+async function apply(steps: IpStep[], netns: string | undefined, record: (r: BatchRecord) => void): Promise<void> {
+  const started = performance.now();
+  const shown = (): Step[] => steps.map((s) => ({ ...s, cmd: ipCommand(s.cmd, netns) }));
+  try {
+    await ipBatch(cmds(steps), netns);
+  } catch (e) {
+    record([shown(), performance.now() - started, (e instanceof IpBatchError && e.line) || steps.length, (e as Error).message]);
+    throw e;
+  }
+  record([shown(), performance.now() - started]);
+}
+
 /** Runs the host-side batch; a bridge created by a parallel ADD in the meantime is not an error. */
-async function wireHost(bridge: BridgeSpec, lines: string[]): Promise<void> {
+async function wireHost(bridge: BridgeSpec, steps: IpStep[], record: (r: BatchRecord) => void): Promise<void> {
   const exists = localLinks().has(bridge.name);
   try {
-    await ipBatch([...bridgeLines(bridge, exists), ...lines]);
+    await apply([...bridgeLines(bridge, exists), ...steps], undefined, record);
   } catch (e) {
     if (exists || !(isExists(e) && (e as IpBatchError).line === 1)) throw e;
-    await ipBatch([...bridgeLines(bridge, true), ...lines]);
+    await apply([...bridgeLines(bridge, true), ...steps], undefined, record);
   }
 }
 
@@ -111,15 +130,17 @@ async function add(ctx: Context): Promise<Result> {
   let vethCreated = false;
   let masq: string | undefined;
   let hostports: string | undefined;
+  const trace = ctx.trace;
+  let hostBatch: BatchRecord | undefined;
   /** Step 2: bridge and veth. Needs only the gateway, not the pod's address. */
   const wire = async (gateways: { subnet: Cidr; ip: IP }[]): Promise<string> => {
     const [primary, ...more] = gateways;
     const brMac = bridgeMac(primary!.ip.value);
     const bridge = { name: bc.bridge, mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
     const veth = vethLines({ host, hostMac, peer: env.ifname, peerMac: podMac, netns: env.netns, mtu, bridge: bc.bridge, hairpin: bc.hairpinMode });
-    const extra = more.map((g) => addrLine('replace', formatCidr(g.subnet, g.ip.value), bc.bridge));
+    const extra = more.map((g) => gatewayStep(formatCidr(g.subnet, g.ip.value), bc.bridge));
     try {
-      await wireHost(bridge, [...extra, ...veth]);
+      await wireHost(bridge, [...extra, ...veth], (r) => (hostBatch = r));
       vethCreated = true;
     } catch (e) {
       if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
@@ -136,34 +157,56 @@ async function add(ctx: Context): Promise<Result> {
 
   try {
     let brMac: string;
-    if (prepared.gateway) {
-      // Built-in IPAM: wire the host while the allocation waits for the IPAM lock (both ~2-3 ms).
-      const [a, w] = await Promise.allSettled([prepared.allocate().then((g) => (got = g)), wire([prepared.gateway])]);
-      if (a.status === 'rejected') throw a.reason;
-      if (w.status === 'rejected') throw w.reason;
-      brMac = w.value;
-    } else {
-      got = await prepared.allocate();
-      brMac = await wire(podAddresses(got.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })));
+    try {
+      if (prepared.gateway) {
+        // Built-in IPAM: wire the host while the allocation waits for the IPAM lock (both ~2-3 ms).
+        const [a, w] = await Promise.allSettled([prepared.allocate().then((g) => (got = g)), wire([prepared.gateway])]);
+        if (a.status === 'rejected') throw a.reason;
+        if (w.status === 'rejected') throw w.reason;
+        brMac = w.value;
+      } else {
+        got = await prepared.allocate();
+        brMac = await wire(podAddresses(got.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })));
+      }
+    } finally {
+      // Traced in the order a reader expects (address, then host side), whichever finished first.
+      if (got) trace?.step(got.step, prepared.gateway && hostBatch ? 'ran at the same time as the host-side steps below' : undefined);
+      if (hostBatch) trace?.batch(...hostBatch);
     }
     const addrs = podAddresses(got!.result);
 
     // Step 3: inside the pod.
     const routes = podRoutes(addrs, got!.result.routes ?? [], bc.isDefaultGateway);
-    await ipBatch(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns);
+    await apply(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, (r) => trace?.batch(...r));
     // Step 4: forwarding, and masquerade when asked.
-    ensureSysctl('net/ipv4/ip_forward', '1');
+    const forwarding = ensureSysctl('net/ipv4/ip_forward', '1');
+    trace?.step(
+      { what: 'make sure the node forwards IPv4 packets', cmd: 'sysctl -w net.ipv4.ip_forward=1', why: 'the node routes between cni0, the VXLAN device and its own uplink; without forwarding, pods reach only their own node' },
+      forwarding ? undefined : 'it was on already: nothing written',
+    );
     if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
     if (bc.ipMasq) {
       masq = masqChain(conf.name, env.containerID, env.ifname);
-      for (const a of addrs) await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
+      for (const a of addrs) {
+        const lines = await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
+        trace?.step({
+          what: `masquerade what ${formatIP(a.ip)} sends outside ${formatCidr(a.cidr)} (ipMasq)`,
+          cmd: natCommands(a.cidr.family === 6, lines),
+          why: "the world outside the pod network does not know the route back to Pod IPs, so such traffic leaves with the node's address",
+        });
+      }
     }
     // Step 5: hostPorts, when the runtime asked for them (capabilities.portMappings).
     if (mappings.length) {
       const v4 = addrs.find((a) => a.cidr.family === 4);
       if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
       hostports = hostportChain(conf.name, env.containerID, env.ifname);
-      await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
+      const lines = await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
+      trace?.step({
+        what: `map ${mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} to containerPort ${m.containerPort}`).join(', ')}`,
+        cmd: natCommands(false, lines),
+        why: `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${formatIP(v4.ip)}:containerPort; the masquerade rule lets pods on this node use it too (hairpin)`,
+      });
     }
 
     const iface = (i: Interface): Interface => ({ ...i, mtu });
@@ -179,33 +222,43 @@ async function add(ctx: Context): Promise<Result> {
       dns: conf.dns ?? got!.result.dns,
     };
   } catch (e) {
-    await undo(`ADD of ${env.containerID}/${env.ifname}`, [
-      async () => await removePodChains(masq ? [masq] : [], hostports ? [hostports] : []),
-      async () => vethCreated && (await ipBatch([`link del dev ${host}`])),
-      async () => got && (await got.undo()),
+    await undo(`ADD of ${env.containerID}/${env.ifname}`, trace, [
+      ["remove the pod's nat chains", async () => !!(masq || hostports) && (await removePodChains(masq ? [masq] : [], hostports ? [hostports] : []), true)],
+      [`delete ${host} (its ${env.ifname} end goes with it)`, async () => vethCreated && (await ipBatch([`link del dev ${host}`]), true)],
+      ['release the address', async () => !!got && (await got.undo(), true)],
     ]);
     throw e;
   }
 }
 
-/** Runs every cleanup step even when one fails; returns the first error (undo of a failed ADD logs them). */
-async function undo(what: string, steps: (() => Promise<unknown>)[]): Promise<unknown> {
+/**
+ * Runs every cleanup step even when one fails; returns the first error (undo of a failed ADD logs them).
+ * A step returns false when it had nothing to do (it is then left out of the trace).
+ */
+async function undo(what: string, trace: Trace | undefined, steps: [label: string, run: () => Promise<boolean>][]): Promise<unknown> {
   let first: unknown;
-  for (const step of steps) {
+  for (const [label, step] of steps) {
     try {
-      await step();
+      if (await step()) trace?.step({ what: `undo: ${label}`, why: `${what} failed: it leaves nothing behind` });
     } catch (e) {
       log.warn({ err: (e as Error).message }, `cleanup step of ${what} failed`);
+      trace?.step({ what: `undo: ${label} FAILED: ${(e as Error).message}`, why: `${what} failed` });
       first ??= e;
     }
   }
   return first;
 }
 
-/** A pod's nat chains, IPv4 in one save/restore; masquerade chains may have IPv6 twins. */
-async function removePodChains(masq: string[], hostports: string[]): Promise<void> {
-  await delChains([...masq, ...hostports], false);
-  if (masq.length) await delChains(masq, true).catch(() => {}); // ip6tables may be absent on IPv4-only nodes
+/** A pod's nat chains, IPv4 in one save/restore; masquerade chains may have IPv6 twins. Returns a trace step. */
+async function removePodChains(masq: string[], hostports: string[]): Promise<Step | undefined> {
+  const v4 = await delChains([...masq, ...hostports], false);
+  const v6 = masq.length ? await delChains(masq, true).catch(() => []) : []; // ip6tables may be absent on IPv4-only nodes
+  if (!v4.length && !v6.length) return undefined;
+  return {
+    what: "remove the pod's nat chains (masquerade, hostPorts)",
+    cmd: [natCommands(false, v4), natCommands(true, v6)].filter(Boolean).join('\n'),
+    why: 'rules naming a Pod IP that is about to be handed to another pod must go with this one',
+  };
 }
 
 /** Host veths to delete for an attachment: the derived name, plus any named in prevResult. */
@@ -222,34 +275,55 @@ const hostportsEnabled = (ctx: Context): boolean =>
   (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(ctx.conf.runtimeConfig?.portMappings);
 
 /** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
-async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<void> {
+async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
   const present = localLinks();
+  const [derived] = hostVeths(ctx, a);
   const gone = hostVeths(ctx, a).filter((n) => present.has(n));
-  const err = await undo(`teardown of ${a.containerID}/${a.ifname}`, [
+  const steps: Step[] = [];
+  const err = await undo(`teardown of ${a.containerID}/${a.ifname}`, undefined, [
     // A veth whose pod namespace was just deleted vanishes on its own, a moment later (the kernel tears the
     // namespace down asynchronously): "Cannot find device" between the read and the delete is success.
-    async () => {
-      for (const n of gone) {
-        await ipBatch([`link del dev ${n}`]).catch((e: unknown) => {
-          if (!isNoSuchDevice(e)) throw e;
-        });
-      }
-    },
-    () =>
-      removePodChains(
-        bc.ipMasq ? [masqChain(ctx.conf.name, a.containerID, a.ifname)] : [],
-        hostportsEnabled(ctx) ? [hostportChain(ctx.conf.name, a.containerID, a.ifname)] : [],
-      ),
+    [
+      'delete the host veth',
+      async () => {
+        for (const n of gone) {
+          await ipBatch([`link del dev ${n}`]).catch((e: unknown) => {
+            if (!isNoSuchDevice(e)) throw e;
+          });
+          steps.push({
+            what: `delete the host end ${n} of the veth pair`,
+            cmd: ipCommand(`link del dev ${n}`),
+            why: `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the pod's namespace is gone`,
+          });
+        }
+        if (!gone.length) steps.push({ what: `the host end ${derived} is gone already`, why: "the pod's namespace was deleted first, and the kernel removed the pair with it" });
+        return true;
+      },
+    ],
+    [
+      "remove the pod's nat chains",
+      async () => {
+        const step = await removePodChains(
+          bc.ipMasq ? [masqChain(ctx.conf.name, a.containerID, a.ifname)] : [],
+          hostportsEnabled(ctx) ? [hostportChain(ctx.conf.name, a.containerID, a.ifname)] : [],
+        );
+        if (step) steps.push(step);
+        return true;
+      },
+    ],
   ]);
   if (err) throw err;
+  return steps;
 }
 
 async function del(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(ctx.conf);
   // Release the address and remove the host side at the same time, and finish both even if one fails:
   // whatever else goes wrong, the IP must not leak.
-  const outcomes = await Promise.allSettled([ipamFor(ctx).del(ctx), teardown(ctx, bc, ctx.env)]);
-  for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
+  const [released, removed] = await Promise.allSettled([ipamFor(ctx).del(ctx), teardown(ctx, bc, ctx.env)]);
+  if (released.status === 'fulfilled') ctx.trace?.step(released.value, 'at the same time as the host-side steps below');
+  if (removed.status === 'fulfilled') for (const s of removed.value) ctx.trace?.step(s);
+  for (const o of [released, removed]) if (o.status === 'rejected') throw o.reason;
 }
 
 function checkFailed(msg: string): CniError {

@@ -47,6 +47,9 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     }[mode];
     expect(backends).toEqual(expected);
     expect(r.stdout).toMatch(mode === 'host-gw' ? /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+-\s+1500$/m : /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+0e:70:c0:a8:32:0b\s+1450$/m);
+    // One pod's ADD and DEL told step by step (the trace), with this pod's own names.
+    expect(r.stdout).toMatch(/How pod1 on node1 got its network[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/);
+    expect(r.stdout).toMatch(/How pod1 on node1 was removed:[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/);
     expect(r.stderr).toContain('no address left reserved');
     expect(labNamespaces()).toEqual([]);
     expect(existsSync('/run/podwire-lab')).toBe(false);
