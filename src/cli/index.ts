@@ -4,6 +4,7 @@ import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
 import { labCommand, labDownCommand } from '../lab/index.js';
 import { agentCommand } from './agent.js';
+import { statusCommand } from './explore.js';
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 
@@ -28,6 +29,7 @@ export async function cli(argv: string[]): Promise<number> {
     .command(nodeCommand)
     .command(peersCommand)
     .command(agentCommand)
+    .command(statusCommand)
     .command(labCommand)
     .command(labDownCommand)
     .demandCommand(1, 'give a command (see --help)')

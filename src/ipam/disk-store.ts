@@ -39,7 +39,11 @@ export class DiskStore implements Store {
     return unlock;
   }
 
-  list(): Map<string, Attachment> {
+  /**
+   * Every reservation. `tidy` removes crashed writers' temp files, which is safe only under the lock;
+   * readers that do not hold it (podwire status) pass false, or they could break an ADD in flight.
+   */
+  list(tidy = true): Map<string, Attachment> {
     const out = new Map<string, Attachment>();
     let names: string[];
     try {
@@ -49,8 +53,8 @@ export class DiskStore implements Store {
       throw e;
     }
     for (const name of names) {
-      // Callers hold the lock, so a temp file here is a crashed writer's leftover.
-      if (name.startsWith(TMP)) unlinkQuiet(join(this.dir, name));
+      // Under the lock, a temp file here is a crashed writer's leftover.
+      if (tidy && name.startsWith(TMP)) unlinkQuiet(join(this.dir, name));
       if (!parseIP(name)) continue;
       let text: string;
       try {

@@ -32,7 +32,9 @@ export interface LabNode {
   dir: string;
   clusterFile: string;
   subnetFile: string;
+  /** The conflist the node's "runtime" uses, also written to conflistFile for status and path. */
   list: Conflist;
+  conflistFile: string;
   runner: Runner;
 }
 
@@ -63,6 +65,18 @@ export interface ClusterJson {
 }
 
 export class LabError extends Error {}
+
+/** Where a lab node keeps its files (and its namespace's name): podwire status --lab NODE reads them. */
+export function labNodeFiles(name: string) {
+  const dir = join(LAB_STATE, name);
+  return {
+    ns: `${LAB_PREFIX}${name}`,
+    dir,
+    clusterFile: join(dir, 'cluster.json'),
+    subnetFile: join(dir, 'subnet.json'),
+    conflistFile: join(dir, 'podwire.conflist'),
+  };
+}
 
 /** PODWIRE_TRACE=stderr makes podwire tell each step of an ADD or DEL on stderr (src/cni/trace.ts). */
 const traceEnv = (on: boolean) => (on ? { PODWIRE_TRACE: 'stderr' } : undefined);
@@ -112,7 +126,8 @@ export class Lab {
     const nodes: LabNode[] = [];
     for (let i = 1; i <= count; i++) {
       const name = `node${i}`;
-      const ns = netns(`${LAB_PREFIX}${name}`);
+      const files = labNodeFiles(name);
+      const ns = netns(files.ns);
       const routed = i === routedIndex;
       let nodeIP: string;
       if (routed) {
@@ -129,22 +144,19 @@ export class Lab {
         ip('-n', ns, 'addr', 'add', `${nodeIP}/24`, 'dev', 'eth0');
         if (router) ip('-n', ns, 'route', 'add', '192.168.60.0/24', 'via', '192.168.50.1');
       }
-      const dir = join(LAB_STATE, name);
+      const { dir, subnetFile } = files;
       mkdirSync(dir, { recursive: true });
-      const subnetFile = join(dir, 'subnet.json');
       const list: Conflist = structuredClone(conflist);
       for (const p of list.plugins) {
         if (p.type === 'podwire') Object.assign(p, { logFile: join(dir, 'podwire.log'), ipam: { ...p.ipam, subnetFile, dataDir: join(dir, 'ipam') } });
       }
+      writeFileSync(files.conflistFile, JSON.stringify(list, null, 2) + '\n');
       nodes.push({
+        ...files,
         name,
-        ns,
         nodeIP,
         podCIDR: `10.244.${i}.0/24`,
         routed,
-        dir,
-        clusterFile: join(dir, 'cluster.json'),
-        subnetFile,
         list,
         runner: { node: ns, podwire: bin, cniPath: [REF_PLUGINS] },
       });

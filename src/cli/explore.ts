@@ -1,0 +1,52 @@
+// `podwire status`, `podwire path` and `podwire diagram`: the network explained from the kernel's live state
+// (src/explore/). Human output on stdout (it is the answer), --json for scripts.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { CommandModule } from 'yargs';
+import { findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
+import { podwireBinary } from '../lab/index.js';
+import { labNodeFiles } from '../lab/lab.js';
+import { readClusterFile } from '../node/source.js';
+
+interface StatusArgs {
+  conflist?: string;
+  cluster?: string;
+  node: string;
+  json: boolean;
+  lab?: string;
+}
+
+/** Runs this command again inside a lab node's namespace, with that node's files. */
+function inLabNode(node: string, args: string[]): number {
+  const f = labNodeFiles(node);
+  if (!existsSync(f.conflistFile)) throw new Error(`no lab node ${node} (start one with \`npm run lab -- --keep\`)`);
+  const r = spawnSync('ip', ['netns', 'exec', f.ns, podwireBinary(), ...args, '--conflist', f.conflistFile, '--cluster', f.clusterFile, '--node', node], { stdio: 'inherit' });
+  return r.status ?? 1;
+}
+
+export const statusCommand: CommandModule<object, StatusArgs> = {
+  command: 'status',
+  describe: "this node's slice, bridge, VXLAN device, Pod IPs (leaks flagged) and peers (drift flagged)",
+  builder: (y) =>
+    y
+      .option('conflist', { type: 'string', describe: 'the network config (default: the first in /etc/cni/net.d with a podwire plugin)' })
+      .option('cluster', { type: 'string', describe: 'cluster file: compare peers with it (drift)' })
+      .option('node', { type: 'string', default: hostname(), describe: "this node's name in the cluster file" })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+      .option('lab', { type: 'string', describe: 'a node of a running lab (npm run lab -- --keep), e.g. node1' })
+      .example('$0 status --lab node1', 'a lab node, with its own conflist and cluster file')
+      .example('$0 status --cluster /etc/podwire/cluster.json --json', ''),
+  handler: async (a) => {
+    if (a.lab) {
+      process.exitCode = inLabNode(a.lab, ['status', ...(a.json ? ['--json'] : [])]);
+      return;
+    }
+    const conf = a.conflist ? podwireConf(a.conflist) : findPodwireConf();
+    if (!conf) throw new Error(`${a.conflist} has no podwire plugin`);
+    const st = await nodeStatus({ conf, cluster: a.cluster ? readClusterFile(a.cluster) : undefined, node: a.node });
+    process.stdout.write(a.json ? JSON.stringify(st, null, 2) + '\n' : renderStatus(st));
+    // Like a health check: scripts can act on it without parsing.
+    process.exitCode = st.problems.length ? 1 : 0;
+  },
+};

@@ -1,0 +1,296 @@
+// `podwire status`: this node as the kernel and the IPAM store have it. The slice and how full it is, the
+// bridge and the VXLAN device, every reserved Pod IP with its owner, host veth and pod namespace (a
+// reservation without its veth is a leak: the pod's namespace went without a DEL), and the peers with
+// their routes, FDB and neighbour entries compared with what the cluster file asks for (drift).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniError } from '../cni/errors.js';
+import { parseIpamConfig, DEFAULT_DATA_DIR } from '../ipam/config.js';
+import { DiskStore } from '../ipam/disk-store.js';
+import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import { hostVethName } from '../kernel/links.js';
+import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
+import { type PeerDiff, ROUTE_PROTO, desiredState, diffPeers, peersOf } from '../node/peers.js';
+import { findUnderlay, readPeers } from '../node/sync.js';
+import { table } from '../cli/table.js';
+import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
+import { type NsView, isUp, kind, linkByName, peerNs, readNs, v4Addrs } from './view.js';
+
+export const CNI_CONF_DIR = '/etc/cni/net.d';
+
+export interface PodwireConf {
+  /** The file it came from. */
+  file: string;
+  network: string;
+  plugin: Record<string, any>;
+}
+
+/** The podwire plugin's config from a .conflist/.conf file; undefined when the file has none. */
+export function podwireConf(file: string): PodwireConf | undefined {
+  const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
+  const plugins: Record<string, any>[] = Array.isArray(json.plugins) ? json.plugins : [json];
+  const plugin = plugins.find((p) => p?.type === PLUGIN_TYPE);
+  return plugin && typeof json.name === 'string' ? { file, network: json.name, plugin } : undefined;
+}
+
+/** The config a runtime would use: the first file (by name, as libcni sorts) in dir with a podwire plugin. */
+export function findPodwireConf(dir = CNI_CONF_DIR): PodwireConf {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).filter((n) => /\.(conflist|conf|json)$/.test(n)).sort();
+  } catch {
+    // no such directory: the error below says what to do
+  }
+  for (const n of names) {
+    try {
+      const c = podwireConf(join(dir, n));
+      if (c) return c;
+    } catch {
+      // not JSON: a runtime would skip it too
+    }
+  }
+  throw new Error(`no network config with a podwire plugin in ${dir} (give one with --conflist)`);
+}
+
+export interface PodRow {
+  ip: string;
+  containerID: string;
+  ifname: string;
+  hostVeth: string;
+  vethExists: boolean;
+  onBridge: boolean;
+  /** The pod's namespace (from the veth's other end): its /run/netns name, "nsid N", or undefined when gone. */
+  netns?: string;
+  ok: boolean;
+  problem?: string;
+}
+
+export interface PeerRow {
+  name: string;
+  nodeIP: string;
+  podCIDR: string;
+  mode: string;
+  route?: string;
+  neighbour?: string;
+  fdb: string[];
+  drift: string[];
+}
+
+export interface NodeStatus {
+  conflist: string;
+  network: string;
+  node?: { name: string; nodeIP: string; podCIDR: string; clusterCIDR: string; backend: string };
+  slice?: { cidr: string; gateway: string; first: string; last: string; size: number; used: number; free: number; percent: number; from: string };
+  bridge: { name: string; exists: boolean; up: boolean; addresses: string[]; mtu?: number; mac?: string; ports: number };
+  vxlan?: { name: string; exists: boolean; up: boolean; vni?: number; local?: string; port?: number; mac?: string; mtu?: number };
+  pods: PodRow[];
+  /** Veths on the bridge that no reservation explains. */
+  strayVeths: string[];
+  peers?: PeerRow[];
+  /** podwire's entries that belong to no node in the cluster file. */
+  stale: string[];
+  problems: string[];
+}
+
+export interface StatusOptions {
+  conf: PodwireConf;
+  cluster?: Cluster;
+  node?: string;
+}
+
+function slice(o: StatusOptions, taken: Map<string, unknown>, problems: string[]): NodeStatus['slice'] {
+  const ipam = o.conf.plugin.ipam as Record<string, unknown> | undefined;
+  try {
+    const { pool } = parseIpamConfig(ipam);
+    const size = Number(pool.end - pool.start + 1n) - (pool.gateway.value >= pool.start && pool.gateway.value <= pool.end ? 1 : 0);
+    let used = 0;
+    for (const ip of taken.keys()) {
+      const p = parseIP(ip);
+      if (p && cidrContains(pool.subnet, p) && p.value >= pool.start && p.value <= pool.end) used++;
+    }
+    const f = pool.subnet.family;
+    return {
+      cidr: formatCidr(pool.subnet),
+      gateway: formatIP(pool.gateway),
+      first: formatIP({ family: f, value: pool.start }),
+      last: formatIP({ family: f, value: pool.end }),
+      size,
+      used,
+      free: size - used,
+      percent: Math.round((used / size) * 1000) / 10,
+      from: ipam?.subnetFile ? String(ipam.subnetFile) : 'ipam.subnet in the config',
+    };
+  } catch (e) {
+    problems.push(`slice unknown: ${(e as CniError).message}`);
+    return undefined;
+  }
+}
+
+function vxlanOf(v: NsView, name: string | undefined): NodeStatus['vxlan'] {
+  const l = name ? linkByName(v, name) : v.links.find((x) => kind(x) === 'vxlan' && x.ifname.startsWith('podwire.'));
+  if (!l) return name ? { name, exists: false, up: false } : undefined;
+  const d = l.linkinfo?.info_data ?? {};
+  return { name: l.ifname, exists: true, up: isUp(l), vni: d.id as number, local: d.local as string, port: d.port as number, mac: l.address, mtu: l.mtu };
+}
+
+/** Per peer, what its entries are and how they differ from what the cluster file asks for. */
+async function peerRows(c: Cluster, nodeName: string, problems: string[], stale: string[]): Promise<PeerRow[]> {
+  const self = selfNode(c, nodeName);
+  const k = await readPeers(c.device, usesVxlan(c));
+  const underlay = findUnderlay(k.links, self);
+  const peers = peersOf(c, self, underlay);
+  const d: PeerDiff = diffPeers(k.ours, desiredState(peers, underlay, c.device), k.foreign);
+  const rows = peers.map(({ node, mode }): PeerRow => {
+    const route = k.ours.routes.find((r) => r.dst === node.podCIDR);
+    const neigh = k.ours.neighs.find((n) => n.ip === node.vtepIP);
+    const drift = [
+      ...d.routeSet.filter((r) => r.dst === node.podCIDR).map((r) => (route ? `route should be via ${r.via} dev ${r.dev}` : `route to ${r.dst} missing`)),
+      ...d.conflicts.filter((r) => r.dst === node.podCIDR).map((r) => `a route to ${r.dst} that podwire did not make is in the way`),
+      ...(mode === 'vxlan'
+        ? [
+            ...d.neighSet.filter((n) => n.ip === node.vtepIP).map((n) => (neigh ? `neighbour ${n.ip} should be ${n.mac}` : `neighbour ${n.ip} missing`)),
+            ...d.fdbSet.filter((f) => f.mac === node.vtepMac).map((f) => `FDB entry ${f.mac} -> ${f.dst} missing`),
+          ]
+        : []),
+      ...d.fdbDel.filter((f) => f.mac === node.vtepMac).map((f) => `stale FDB entry ${f.mac} -> ${f.dst}`),
+    ];
+    return {
+      name: node.name,
+      nodeIP: node.nodeIP,
+      podCIDR: node.podCIDR,
+      mode,
+      route: route && `via ${route.via} dev ${route.dev}${route.onlink ? ' onlink' : ''}`,
+      neighbour: neigh && `${neigh.ip} -> ${neigh.mac}`,
+      fdb: k.ours.fdb.filter((f) => f.mac === node.vtepMac).map((f) => `${f.mac} -> ${f.dst}`),
+      drift,
+    };
+  });
+  const known = new Set(peers.flatMap((p) => [p.node.podCIDR, p.node.vtepIP, p.node.vtepMac]));
+  stale.push(
+    ...d.routeDel.filter((r) => !known.has(r.dst)).map((r) => `route ${r.dst} via ${r.via} (no such node in the cluster file)`),
+    ...d.neighDel.filter((n) => !known.has(n.ip)).map((n) => `neighbour ${n.ip} -> ${n.mac} (no such node)`),
+    ...d.fdbDel.filter((f) => !known.has(f.mac)).map((f) => `FDB entry ${f.mac} -> ${f.dst} (no such node)`),
+  );
+  for (const r of rows) for (const x of r.drift) problems.push(`peer ${r.name}: ${x}`);
+  for (const x of stale) problems.push(`stale: ${x}`);
+  return rows;
+}
+
+export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
+  const problems: string[] = [];
+  const { plugin, network } = o.conf;
+  const view = await readNs();
+  const bridgeName = String(plugin.bridge ?? DEFAULT_BRIDGE);
+  const dataDir = String((plugin.ipam as Record<string, unknown> | undefined)?.dataDir ?? DEFAULT_DATA_DIR);
+  // Read without the IPAM lock, so status never holds up a pod; `false`: leave temp files to the writers.
+  const taken = DiskStore.forNetwork(dataDir, network).list(false);
+
+  const br = linkByName(view, bridgeName);
+  const ports = view.links.filter((l) => l.master === bridgeName);
+  if (!br) problems.push(`bridge ${bridgeName} does not exist (no pod has been added, or node up has not run)`);
+  else if (!isUp(br)) problems.push(`bridge ${bridgeName} is down`);
+
+  const pods = [...taken]
+    .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
+    .map(([ip, owner]): PodRow => {
+      const hostVeth = hostVethName(network, owner.containerID, owner.ifname);
+      const l = linkByName(view, hostVeth);
+      const row: PodRow = { ip, ...owner, hostVeth, vethExists: !!l, onBridge: l?.master === bridgeName, netns: l && peerNs(view, l), ok: true };
+      if (!l) row.problem = "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it)";
+      else if (!row.onBridge) row.problem = `host veth is not on ${bridgeName}`;
+      else if (!row.netns) row.problem = "the veth's other end is not in another namespace";
+      row.ok = !row.problem;
+      if (row.problem) problems.push(`${ip} (${owner.containerID}/${owner.ifname}): ${row.problem}`);
+      return row;
+    });
+  const explained = new Set(pods.map((p) => p.hostVeth));
+  const strayVeths = ports.filter((l) => kind(l) === 'veth' && !explained.has(l.ifname)).map((l) => l.ifname);
+  for (const v of strayVeths) problems.push(`${v} is on ${bridgeName} but no reservation of network ${network} names it`);
+
+  const st: NodeStatus = {
+    conflist: o.conf.file,
+    network,
+    slice: slice(o, taken, problems),
+    bridge: { name: bridgeName, exists: !!br, up: isUp(br), addresses: v4Addrs(br), mtu: br?.mtu, mac: br?.address, ports: ports.length },
+    vxlan: vxlanOf(view, o.cluster && usesVxlan(o.cluster) ? o.cluster.device : undefined),
+    pods,
+    strayVeths,
+    stale: [],
+    problems,
+  };
+  if (st.slice) {
+    for (const p of pods) if (!cidrContains(parseCidr(st.slice.cidr)!, parseIP(p.ip)!)) problems.push(`${p.ip} is outside the slice ${st.slice.cidr}`);
+  }
+  if (st.vxlan && !st.vxlan.exists) problems.push(`VXLAN device ${st.vxlan.name} does not exist (run node up)`);
+  if (o.cluster && o.node) {
+    const self = selfNode(o.cluster, o.node);
+    st.node = { name: self.name, nodeIP: self.nodeIP, podCIDR: self.podCIDR, clusterCIDR: o.cluster.clusterCIDR, backend: o.cluster.backend };
+    if (st.slice && st.slice.cidr !== self.podCIDR) problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${self.podCIDR}`);
+    st.peers = await peerRows(o.cluster, o.node, problems, st.stale);
+  } else {
+    // No cluster file: podwire's own routes, without a desired state to compare them with.
+    st.peers = view.routes
+      .filter((r) => r.protocol === String(ROUTE_PROTO))
+      .map((r) => {
+        const vx = kind(linkByName(view, r.dev)) === 'vxlan';
+        const fdb = vx ? view.fdb.filter((f) => f.ifname === r.dev && f.dst && view.neigh.some((n) => n.dst === r.gateway && n.lladdr === f.mac)) : [];
+        return {
+          name: '?',
+          nodeIP: vx ? (fdb[0]?.dst ?? '?') : (r.gateway ?? '?'),
+          podCIDR: r.dst,
+          mode: vx ? 'vxlan' : 'host-gw',
+          route: `via ${r.gateway} dev ${r.dev}`,
+          neighbour: vx ? view.neigh.filter((n) => n.dst === r.gateway && n.lladdr).map((n) => `${n.dst} -> ${n.lladdr}`)[0] : undefined,
+          fdb: fdb.map((f) => `${f.mac} -> ${f.dst}`),
+          drift: [],
+        };
+      });
+  }
+  return st;
+}
+
+const yes = (b: boolean): string => (b ? 'yes' : 'no');
+
+/** The status as text: a header, the node's devices, a table of pods, a table of peers, the problems. */
+export function renderStatus(st: NodeStatus): string {
+  const out: string[] = [];
+  const n = st.node;
+  out.push(
+    n
+      ? `node ${n.name}: Node IP ${n.nodeIP}, podCIDR ${n.podCIDR} (its slice of ${n.clusterCIDR}), backend ${n.backend}`
+      : 'node: (no cluster file given: peers are shown as the kernel has them, without drift)',
+    `network ${st.network}, from ${st.conflist}`,
+    '',
+  );
+  const s = st.slice;
+  out.push(
+    s
+      ? `slice   ${s.cidr}: ${s.used} of ${s.size} Pod IPs reserved (${s.percent}%), ${s.free} free, range ${s.first}-${s.last}, gateway ${s.gateway}; from ${s.from}`
+      : 'slice   unknown',
+  );
+  const b = st.bridge;
+  out.push(b.exists ? `bridge  ${b.name}: ${b.up ? 'up' : 'DOWN'}, ${b.addresses.join(' ') || 'no address'}, MTU ${b.mtu}, MAC ${b.mac}, ${b.ports} port(s)` : `bridge  ${b.name}: MISSING`);
+  const v = st.vxlan;
+  if (v) out.push(v.exists ? `VXLAN   ${v.name}: ${v.up ? 'up' : 'DOWN'}, VNI ${v.vni}, local ${v.local}, UDP ${v.port}, MAC ${v.mac}, MTU ${v.mtu}` : `VXLAN   ${v.name}: MISSING`);
+  out.push('');
+  out.push(
+    st.pods.length
+      ? table(
+          ['Pod IP', 'container ID', 'ifname', 'host veth', `on ${b.name}`, 'pod netns', 'state'],
+          st.pods.map((p) => [p.ip, p.containerID, p.ifname, p.vethExists ? p.hostVeth : `${p.hostVeth} (gone)`, yes(p.onBridge), p.netns ?? '-', p.problem ?? 'ok']),
+        )
+      : 'no Pod IP reserved',
+  );
+  if (st.peers?.length) {
+    out.push('');
+    out.push(
+      table(
+        ['peer', 'Node IP', 'podCIDR', 'backend', 'route', 'neighbour', 'FDB', 'drift'],
+        st.peers.map((p) => [p.name, p.nodeIP, p.podCIDR, p.mode, p.route ?? 'MISSING', p.neighbour ?? '-', p.fdb.join(', ') || '-', p.drift.join('; ') || (st.node ? 'in sync' : '?')]),
+      ),
+    );
+  }
+  out.push('');
+  out.push(st.problems.length ? `${st.problems.length} problem(s):\n${st.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found');
+  return out.join('\n') + '\n';
+}
