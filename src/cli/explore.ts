@@ -4,7 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
+import { findPath, renderPath } from '../explore/path.js';
 import { findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
+import { readWorld } from '../explore/world.js';
+import { labNamespaces } from '../lab/netns.js';
 import { podwireBinary } from '../lab/index.js';
 import { labNodeFiles } from '../lab/lab.js';
 import { readClusterFile } from '../node/source.js';
@@ -48,5 +51,35 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     process.stdout.write(a.json ? JSON.stringify(st, null, 2) + '\n' : renderStatus(st));
     // Like a health check: scripts can act on it without parsing.
     process.exitCode = st.problems.length ? 1 : 0;
+  },
+};
+
+interface PathArgs {
+  src: string;
+  dst: string;
+  proto: string;
+  lab?: boolean;
+  json: boolean;
+}
+
+/** The lab when one is up (unless --no-lab), else this node and the pods in /run/netns. */
+const useLab = (flag: boolean | undefined): boolean => flag ?? labNamespaces().length > 0;
+
+export const pathCommand: CommandModule<object, PathArgs> = {
+  command: 'path <src> <dst>',
+  describe: 'the hops a packet takes from SRC to DST[:PORT] (Pod IP, Node IP, Cluster IP), from the live kernel',
+  builder: (y) =>
+    y
+      .positional('src', { type: 'string', demandOption: true, describe: 'source address (a pod, a node, a host in the lab)' })
+      .positional('dst', { type: 'string', demandOption: true, describe: 'destination address, optionally :port (a Cluster IP needs its port to match)' })
+      .option('proto', { choices: ['tcp', 'udp', 'icmp'], default: 'tcp', describe: 'protocol of the packet (NAT rules match on it)' })
+      .option('lab', { type: 'boolean', describe: 'look at the lab (default when one is up) or, with --no-lab, at this node' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+      .example('$0 path 10.244.1.2 10.96.0.11:80', 'a pod to a Service in the lab')
+      .example('$0 path 192.168.50.250 192.168.50.12:30080', 'outside the cluster to a nodePort'),
+  handler: async (a) => {
+    const p = await findPath(await readWorld(useLab(a.lab)), a.src, a.dst, a.proto);
+    process.stdout.write(a.json ? JSON.stringify(p, null, 2) + '\n' : renderPath(p));
+    process.exitCode = p.delivered ? 0 : 1;
   },
 };

@@ -1,0 +1,155 @@
+// Which DNAT rule a packet meets: the nat table (iptables-save -t nat) walked from PREROUTING (a packet
+// arriving) or OUTPUT (sent by the namespace itself), the way the kernel would for the first packet of a
+// connection. It knows the matches kube-proxy and podwire write (-s -d -p -i --dport, addrtype, statistic,
+// mark, comment); a Cluster IP or a nodePort/hostPort becomes the Pod IP:port that really answers. Pure.
+import { cidrContains, parseCidr, parseIP } from '../ipam/ip.js';
+
+export interface Packet {
+  src: string;
+  dst: string;
+  proto: string;
+  /** undefined: any port; a rule's --dport then fills it in (the Service's port, for a learner's path). */
+  dport?: number;
+  iif?: string;
+}
+
+export interface Rule {
+  chain: string;
+  /** [negated, option, value] as written. */
+  matches: [boolean, string, string][];
+  target: string;
+  targetArgs: Record<string, string>;
+  comment?: string;
+}
+
+export type NatTable = Map<string, Rule[]>;
+
+/** Splits a rule line into words, keeping "quoted comments" whole. */
+function words(line: string): string[] {
+  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+}
+
+// Options that take no value (modules are noted but need no evaluation of their own).
+const FLAGS = new Set(['--random-fully', '--random', '--persistent']);
+
+export function parseNat(saved: string): NatTable {
+  const t: NatTable = new Map();
+  for (const line of saved.split('\n')) {
+    if (line.startsWith(':')) t.set(line.slice(1).split(' ')[0]!, t.get(line.slice(1).split(' ')[0]!) ?? []);
+    if (!line.startsWith('-A ')) continue;
+    const w = words(line);
+    const rule: Rule = { chain: w[1]!, matches: [], target: '', targetArgs: {} };
+    let negate = false;
+    for (let i = 2; i < w.length; i++) {
+      const opt = w[i]!;
+      if (opt === '!') {
+        negate = true;
+        continue;
+      }
+      if (opt === '-j' || opt === '-g') {
+        rule.target = w[++i]!;
+        for (i++; i < w.length; i++) {
+          if (FLAGS.has(w[i]!)) rule.targetArgs[w[i]!] = '';
+          else rule.targetArgs[w[i]!] = w[++i] ?? '';
+        }
+        break;
+      }
+      const value = FLAGS.has(opt) ? '' : (w[++i] ?? '');
+      if (opt === '--comment') rule.comment = value;
+      else rule.matches.push([negate, opt, value]);
+      negate = false;
+    }
+    if (!t.has(rule.chain)) t.set(rule.chain, []);
+    t.get(rule.chain)!.push(rule);
+  }
+  return t;
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/32`);
+  const p = parseIP(ip);
+  return !!c && !!p && cidrContains(c, p);
+}
+
+/** Does the rule match? `pkt` may get its port filled in; `local` says whether an address is this namespace's. */
+function matches(r: Rule, pkt: Packet, local: (ip: string) => boolean): boolean {
+  for (const [neg, opt, v] of r.matches) {
+    let ok: boolean;
+    switch (opt) {
+      case '-s':
+        ok = inCidr(pkt.src, v);
+        break;
+      case '-d':
+        ok = inCidr(pkt.dst, v);
+        break;
+      case '-p':
+        ok = pkt.proto === v;
+        break;
+      case '-i':
+        ok = pkt.iif === v;
+        break;
+      case '--dport':
+        ok = pkt.dport === undefined || pkt.dport === Number(v);
+        break;
+      case '--dst-type':
+        ok = v === 'LOCAL' ? local(pkt.dst) : !local(pkt.dst);
+        break;
+      case '--src-type':
+        ok = v === 'LOCAL' ? local(pkt.src) : !local(pkt.src);
+        break;
+      case '--mark':
+      case '--ctstate':
+        ok = false; // a connection's first packet carries no mark and is not yet DNATed
+        break;
+      default:
+        ok = true; // -m MODULE, -o, --mode/--probability (statistic: the first endpoint is taken)
+    }
+    if (ok === neg) return false;
+  }
+  return true;
+}
+
+export interface NatResult {
+  /** The chains walked to the rule that decided, e.g. ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-…"]. */
+  chains: string[];
+  dnat?: { ip: string; port?: number };
+  comment?: string;
+  /** Endpoints the Service chain chose among (statistic rules), when there were several. */
+  choices: number;
+}
+
+/** Walks the nat table for a packet's first hook; pkt.dport is filled in from the rule that matched a port. */
+export function walkNat(t: NatTable, hook: 'PREROUTING' | 'OUTPUT', pkt: Packet, local: (ip: string) => boolean): NatResult {
+  const res: NatResult = { chains: [], choices: 0 };
+  const walk = (chain: string, depth: number): 'done' | 'return' => {
+    if (depth > 20) return 'done';
+    res.chains.push(chain);
+    const rules = t.get(chain) ?? [];
+    const statistic = rules.filter((r) => r.matches.some(([, o]) => o === '--probability')).length;
+    if (statistic) res.choices = statistic + 1;
+    for (const r of rules) {
+      const before = pkt.dport;
+      if (!matches(r, pkt, local)) continue;
+      const port = r.matches.find(([n, o]) => !n && o === '--dport');
+      if (before === undefined && port) pkt.dport = Number(port[2]);
+      if (r.target === 'DNAT') {
+        const [ip, p] = (r.targetArgs['--to-destination'] ?? '').split(':');
+        res.dnat = { ip: ip!, port: p ? Number(p) : undefined };
+        res.comment = r.comment;
+        return 'done';
+      }
+      if (r.target === 'RETURN') break;
+      if (r.target === 'ACCEPT') return 'done';
+      if (t.has(r.target)) {
+        if (walk(r.target, depth + 1) === 'done') return 'done';
+        res.chains.pop();
+        pkt.dport = before; // that chain did nothing to the packet after all
+      }
+      // MARK, MASQUERADE, SNAT, LOG: the walk goes on
+    }
+    return 'return';
+  };
+  walk(hook, 0);
+  if (!res.dnat) res.chains = [];
+  return res;
+}

@@ -1,0 +1,281 @@
+// `podwire path SRC DST[:PORT]`: the hops one packet takes, computed from the live kernel. In each namespace
+// on the way: the nat table (a Cluster IP or a nodePort/hostPort becomes a Pod IP:port), `ip route get`,
+// and for the link it leaves by: a veth's other end, the bridge's FDB (which port has the MAC), or the
+// VXLAN device's neighbour and FDB entries (which node to send the encapsulated frame to), after which
+// the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
+import { ipJson } from '../kernel/run.js';
+import { run } from '../run.js';
+import { ROUTE_PROTO } from '../node/peers.js';
+import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
+import { type Link, kind, linkByName } from './view.js';
+import { type World, addressKind, short, vethPeer } from './world.js';
+
+export interface Hop {
+  ns: string;
+  text: string;
+  /** 1 for the outer (encapsulated) packet of a VXLAN hop. */
+  depth: number;
+}
+
+export interface PathResult {
+  src: string;
+  dst: string;
+  port?: number;
+  srcKind: string;
+  dstKind: string;
+  hops: Hop[];
+  /** Where the packet ends: delivered to an address's owner, or why it goes no further. */
+  delivered: boolean;
+  end: string;
+  /** The address:port that answers, after DNAT. */
+  finalDst: string;
+  finalPort?: number;
+}
+
+interface RouteGet {
+  type?: string;
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  prefsrc?: string;
+}
+
+const CLUSTER_IP_HINT = 'Cluster IP (virtual: no interface has it; only DNAT rules for its Service ports know it)';
+
+export class PathFinder {
+  private readonly nat = new Map<string, Promise<NatTable>>();
+  readonly hops: Hop[] = [];
+
+  constructor(readonly w: World) {}
+
+  private natTable(ns: string): Promise<NatTable> {
+    let t = this.nat.get(ns);
+    if (!t) {
+      const args = ['iptables-save', '-t', 'nat'];
+      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) => parseNat(r.code === 0 ? r.stdout : ''));
+      this.nat.set(ns, t);
+    }
+    return t;
+  }
+
+  /** Whether any nat table read so far has a rule for this destination (a Cluster IP). */
+  async natMentions(ip: string): Promise<boolean> {
+    for (const t of this.nat.values()) {
+      for (const rules of (await t).values()) if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/32`))) return true;
+    }
+    return false;
+  }
+
+  private hop(ns: string, text: string, depth: number): void {
+    this.hops.push({ ns, text, depth });
+  }
+
+  /** What an address is, for the reader. */
+  kind(ip: string): string {
+    return addressKind(this.w, ip) ?? 'not an address of any namespace here';
+  }
+
+  private async routeGet(ns: string, pkt: Packet): Promise<RouteGet | string> {
+    const line = `route get ${pkt.dst}${pkt.iif ? ` from ${pkt.src} iif ${pkt.iif}` : ''}`;
+    try {
+      const [[r] = []] = await ipJson([line], ns ? `/run/netns/${ns}` : undefined);
+      return (r as RouteGet | undefined) ?? `ip ${line}: no answer`;
+    } catch (e) {
+      return `ip ${line}: ${(e as Error).message.replace(/^ip -j: /, '').split('\n')[0]}`;
+    }
+  }
+
+  /** Why that route: podwire's route to a peer's podCIDR, the pod's default route, a connected subnet. */
+  private routeReason(ns: string, r: RouteGet): string {
+    const v = this.w.views.get(ns)!;
+    const role = this.w.roles.get(ns)!;
+    const entry = v.routes.find((x) => x.dev === r.dev && x.gateway === r.gateway && x.dst !== 'default') ?? v.routes.find((x) => x.dev === r.dev && x.gateway === r.gateway);
+    if (!entry) return '';
+    if (entry.protocol === String(ROUTE_PROTO)) {
+      const how = kind(linkByName(v, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
+      return `podwire's route to ${entry.dst}, another node's podCIDR (${how})`;
+    }
+    if (entry.dst === 'default') return role.kind === 'pod' ? "the pod's default route: everything off its subnet goes to the node" : 'the default route';
+    if (!entry.gateway) return `${entry.dst} is directly connected on ${entry.dev}`;
+    return `the route to ${entry.dst}`;
+  }
+
+  /**
+   * Follows the frame from `dev` in `ns` to the interface holding `next` (the gateway, or the destination
+   * itself): across a veth, through a bridge (by its FDB), or both. Returns where it arrives.
+   */
+  private l2(ns: string, dev: string, next: string, depth: number): { ns: string; dev: string } | undefined {
+    const owner = this.w.owners.get(next);
+    if (!owner) {
+      this.hop(ns, `nobody here has ${next}: the frame leaves ${dev} and the lab/node cannot follow it further`, depth);
+      return undefined;
+    }
+    const v = this.w.views.get(ns)!;
+    const out = linkByName(v, dev);
+    if (kind(out) === 'bridge') {
+      this.switchTo(ns, dev, owner, depth);
+      return owner;
+    }
+    if (kind(out) === 'veth' && out) {
+      const peer = vethPeer(this.w, v, out);
+      if (!peer) {
+        this.hop(ns, `${dev} is a veth whose other end cannot be seen from here`, depth);
+        return undefined;
+      }
+      const master = peer.link.master;
+      this.hop(ns, `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ${short(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`, depth);
+      if (!master) return { ns: peer.ns, dev: peer.link.ifname };
+      if (owner.ns === peer.ns && owner.dev === master) {
+        this.hop(peer.ns, `${master} itself holds ${next} (${this.kind(next)}): the packet goes up into ${short(peer.ns)}'s routing`, depth);
+        return owner;
+      }
+      this.switchTo(peer.ns, master, owner, depth);
+      return owner;
+    }
+    this.hop(ns, `out of ${dev} to ${next} (${this.kind(next)})`, depth);
+    return owner;
+  }
+
+  /** A bridge forwarding a frame to the port that leads to `owner`, as its FDB says. */
+  private switchTo(ns: string, bridge: string, owner: { ns: string; dev: string }, depth: number): void {
+    const v = this.w.views.get(ns)!;
+    const mac = linkByName(this.w.views.get(owner.ns)!, owner.dev)?.address;
+    const port = v.links.find((l) => l.master === bridge && kind(l) === 'veth' && vethPeer(this.w, v, l)?.ns === owner.ns);
+    if (!port) {
+      this.hop(ns, `${bridge} has no port leading to ${short(owner.ns)}`, depth);
+      return;
+    }
+    const learned = v.fdb.some((f) => f.mac === mac && f.ifname === port.ifname && !f.flags?.includes('self'));
+    this.hop(
+      ns,
+      `${bridge} switches the frame to its port ${port.ifname}: ${learned ? `its FDB has learned ${mac} there` : `${mac} is not in its FDB yet, so it floods every port and ${port.ifname} delivers it`}`,
+      depth,
+    );
+    const peer = vethPeer(this.w, v, port);
+    if (peer) this.hop(ns, `${port.ifname} is a veth: the frame comes out of ${peer.link.ifname} in ${short(peer.ns)}`, depth);
+  }
+
+  /** The VXLAN device: neighbour (VTEP IP -> MAC), FDB (MAC -> Node IP), then the outer packet to that node. */
+  private async vxlan(ns: string, dev: Link, gw: string, pkt: Packet, depth: number): Promise<{ ns: string; dev: string } | undefined> {
+    const v = this.w.views.get(ns)!;
+    const d = dev.linkinfo?.info_data ?? {};
+    const neigh = v.neigh.find((n) => n.dst === gw && n.dev === dev.ifname);
+    if (!neigh?.lladdr) {
+      this.hop(ns, `${dev.ifname} has no neighbour entry for ${gw}: the packet is dropped (run peers sync)`, depth);
+      return undefined;
+    }
+    const fdb = v.fdb.find((f) => f.ifname === dev.ifname && f.mac === neigh.lladdr && f.dst);
+    this.hop(ns, `${dev.ifname} (VXLAN, VNI ${d.id}): neighbour ${gw} is ${neigh.lladdr} (${neigh.state?.join(' ').toLowerCase() ?? ''}, set by podwire: no ARP across the overlay)`, depth);
+    if (!fdb?.dst) {
+      this.hop(ns, `no FDB entry on ${dev.ifname} for ${neigh.lladdr}: the frame has nowhere to go (run peers sync)`, depth);
+      return undefined;
+    }
+    const local = (d.local as string | undefined) ?? '';
+    this.hop(ns, `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.kind(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ${fdb.dst}:${d.port}, VNI ${d.id}`, depth);
+    const outer: Packet = { src: local, dst: fdb.dst, proto: 'udp', dport: d.port as number };
+    const end = await this.follow(ns, outer, depth + 1);
+    if (!end) return undefined;
+    const remote = this.w.views.get(end.ns)!;
+    const decap = remote.links.find((l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id);
+    if (!decap) {
+      this.hop(end.ns, `no VXLAN device with VNI ${d.id} in ${short(end.ns)}: the UDP packet is dropped`, depth);
+      return undefined;
+    }
+    this.hop(end.ns, `${decap.ifname} (VNI ${d.id}) unwraps it: the inner packet ${pkt.src} -> ${pkt.dst} arrives on ${decap.ifname}`, depth);
+    return { ns: end.ns, dev: decap.ifname };
+  }
+
+  /**
+   * Follows a packet from `ns` (sent from there when pkt.iif is unset) until it reaches the namespace that
+   * holds pkt.dst. Returns that namespace, or undefined when it goes no further (a hop says why).
+   */
+  async follow(ns: string, pkt: Packet, depth = 0): Promise<{ ns: string; dev: string } | undefined> {
+    for (let step = 0; step < 32; step++) {
+      const v = this.w.views.get(ns)!;
+      const t = await this.natTable(ns);
+      const hook = pkt.iif ? 'PREROUTING' : 'OUTPUT';
+      const dnat = walkNat(t, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
+      if (dnat.dnat) {
+        const from = `${pkt.dst}:${pkt.dport ?? '*'}`;
+        const to = `${dnat.dnat.ip}:${dnat.dnat.port ?? pkt.dport ?? '*'}`;
+        this.hop(ns, `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} (${this.kind(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`, depth);
+        pkt.dst = dnat.dnat.ip;
+        if (dnat.dnat.port) pkt.dport = dnat.dnat.port;
+      }
+      const owner = this.w.owners.get(pkt.dst);
+      if (owner?.ns === ns) {
+        this.hop(ns, `${pkt.dst} is ${ns === '' ? 'ours' : `${short(ns)}'s`} (on ${owner.dev}): delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`, depth);
+        return owner;
+      }
+      const r = await this.routeGet(ns, pkt);
+      if (typeof r === 'string') {
+        this.hop(ns, `no route: ${r}`, depth);
+        return undefined;
+      }
+      if (r.type && r.type !== 'unicast') {
+        this.hop(ns, `route get ${pkt.dst}: ${r.type}${r.type === 'local' ? ' (but no interface here has it)' : ': dropped'}`, depth);
+        return undefined;
+      }
+      const reason = this.routeReason(ns, r);
+      this.hop(ns, `route get ${pkt.dst}${pkt.iif ? ` (arrived on ${pkt.iif})` : ''}: ${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev}${reason ? ` - ${reason}` : ''}`, depth);
+      if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
+      const dev = linkByName(v, r.dev)!;
+      const next = r.gateway ?? pkt.dst;
+      const arrived = kind(dev) === 'vxlan' ? await this.vxlan(ns, dev, next, pkt, depth) : this.l2(ns, r.dev!, next, depth);
+      if (!arrived) return undefined;
+      ns = arrived.ns;
+      pkt.iif = arrived.dev;
+    }
+    this.hop(ns, 'gave up after 32 hops (a routing loop?)', depth);
+    return undefined;
+  }
+}
+
+/** DST may carry a port: "10.96.0.10:80". */
+export function parseTarget(s: string): { ip: string; port?: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(s);
+  if (!m) throw new Error(`"${s}" is not an IPv4 address (with an optional :port)`);
+  const port = m[2] === undefined ? undefined : Number(m[2]);
+  if (port !== undefined && (port < 1 || port > 65535)) throw new Error(`port ${port} is out of range`);
+  return { ip: m[1]!, port };
+}
+
+export async function findPath(w: World, src: string, dst: string, proto = 'tcp'): Promise<PathResult> {
+  const s = parseTarget(src);
+  const d = parseTarget(dst);
+  const from = w.owners.get(s.ip);
+  if (!from) throw new Error(`${s.ip} is not an address of any namespace here${w.lab ? ' (the lab)' : ' (this node and its pods)'}`);
+  const f = new PathFinder(w);
+  const pkt: Packet = { src: s.ip, dst: d.ip, proto, dport: d.port };
+  const end = await f.follow(from.ns, pkt);
+  // No interface has it, but a nat table names it: a Service's virtual IP.
+  const dstKind = w.owners.has(d.ip) ? f.kind(d.ip) : (await f.natMentions(d.ip)) ? CLUSTER_IP_HINT : f.kind(d.ip);
+  return {
+    src: s.ip,
+    dst: d.ip,
+    port: d.port,
+    srcKind: f.kind(s.ip),
+    dstKind,
+    hops: f.hops,
+    delivered: !!end,
+    end: end
+      ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${short(end.ns)}, ${f.kind(pkt.dst)}`
+      : dstKind === CLUSTER_IP_HINT && pkt.dst === d.ip
+        ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, another port) finds no route'
+        : 'the last hop says why',
+    finalDst: pkt.dst,
+    finalPort: pkt.dport,
+  };
+}
+
+export function renderPath(p: PathResult): string {
+  const out = [
+    `from ${p.src}: ${p.srcKind}`,
+    `to   ${p.dst}${p.port ? `:${p.port}` : ''}: ${p.dstKind}`,
+    '',
+  ];
+  const width = Math.max(...p.hops.map((h) => short(h.ns).length), 4);
+  p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${short(h.ns).padEnd(width)}  ${h.text}`));
+  out.push('', `${p.delivered ? 'delivered to' : 'NOT delivered:'} ${p.end}`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,79 @@
+// The namespaces status, path and diagram look at, read from the kernel, with what each one is: a node
+// (it has a bridge with an address, or a VXLAN device), a pod (its veth's other end is on a node's
+// bridge), or another host. For the lab that is every pwlab-* namespace; on a real node, this namespace
+// and the pods' namespaces in /run/netns.
+import { execFileSync } from 'node:child_process';
+import { LAB_PREFIX } from '../lab/netns.js';
+import { type Link, type NsView, kind, linkByName, peerNs, readNs, v4Addrs } from './view.js';
+
+export type Role = { kind: 'node' } | { kind: 'pod'; node: string; hostVeth: string; bridge: string } | { kind: 'host' };
+
+export interface Owner {
+  ns: string;
+  dev: string;
+}
+
+export interface World {
+  lab: boolean;
+  views: Map<string, NsView>;
+  roles: Map<string, Role>;
+  /** Who holds each IPv4 address. */
+  owners: Map<string, Owner>;
+}
+
+/** Names of the namespaces in /run/netns. */
+export function namedNamespaces(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter(Boolean);
+}
+
+/** A namespace's name for people: "node1", "n1-pod1" in the lab; "this node" for our own. */
+export const short = (ns: string): string => (ns === '' ? 'this node' : ns.startsWith(LAB_PREFIX) ? ns.slice(LAB_PREFIX.length) : ns);
+
+const isNode = (v: NsView): boolean => v.links.some((l) => (kind(l) === 'bridge' && v4Addrs(l).length > 0) || kind(l) === 'vxlan');
+
+/** The veth in `other` whose other end is `l` of `v` (ifindexes are per namespace). */
+export function vethPeer(w: World, v: NsView, l: Link): { ns: string; link: Link } | undefined {
+  const ns = peerNs(v, l);
+  const other = ns === undefined ? v : w.views.get(ns);
+  const link = other?.links.find((x) => x.ifindex === l.link_index);
+  return other && link ? { ns: other.name, link } : undefined;
+}
+
+export async function readWorld(lab: boolean): Promise<World> {
+  const names = lab ? namedNamespaces().filter((n) => n.startsWith(LAB_PREFIX)) : ['', ...namedNamespaces()];
+  const views = new Map((await Promise.all(names.map((n) => readNs(n)))).map((v) => [v.name, v]));
+  const w: World = { lab, views, roles: new Map(), owners: new Map() };
+  for (const v of views.values()) {
+    w.roles.set(v.name, isNode(v) ? { kind: 'node' } : { kind: 'host' });
+    for (const l of v.links) for (const a of l.addr_info ?? []) if (a.family === 'inet' && !a.local.startsWith('127.')) w.owners.set(a.local, { ns: v.name, dev: l.ifname });
+  }
+  for (const v of views.values()) {
+    if (w.roles.get(v.name)!.kind === 'node') continue;
+    for (const l of v.links) {
+      if (kind(l) !== 'veth' || !v4Addrs(l).length) continue;
+      const peer = vethPeer(w, v, l);
+      if (peer && w.roles.get(peer.ns)?.kind === 'node' && peer.link.master && kind(linkByName(w.views.get(peer.ns)!, peer.link.master)) === 'bridge') {
+        w.roles.set(v.name, { kind: 'pod', node: peer.ns, hostVeth: peer.link.ifname, bridge: peer.link.master });
+      }
+    }
+  }
+  return w;
+}
+
+/** What an address is, in words: "Pod IP of n1-pod1 on node1", "Node IP of node2", "gateway (cni0 of node1)". */
+export function addressKind(w: World, ip: string): string | undefined {
+  const o = w.owners.get(ip);
+  if (!o) return undefined;
+  const role = w.roles.get(o.ns)!;
+  if (role.kind === 'pod') return `Pod IP of ${short(o.ns)} on ${short(role.node)}`;
+  if (role.kind === 'node') {
+    const k = kind(linkByName(w.views.get(o.ns)!, o.dev));
+    if (k === 'bridge') return `gateway (${o.dev} of ${short(o.ns)})`;
+    if (k === 'vxlan') return `VTEP address (${o.dev} of ${short(o.ns)})`;
+    return `Node IP of ${short(o.ns)}`;
+  }
+  return `address of ${short(o.ns)} (${o.dev})`;
+}
