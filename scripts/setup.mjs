@@ -11,11 +11,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
 // golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
 // podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests;
-// shellcheck + ruby: static checks of the Vagrant lab, which cannot run here.
-const DEBS = [
-  'iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins',
-  'golang-go', 'golang-github-appc-cni-dev', 'podman', 'runc', 'catatonit', 'containerd', 'shellcheck', 'ruby',
+// shellcheck + ruby: static checks of the Vagrant lab, which cannot run here;
+// chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows.
+// `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
+const LAB_DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins'];
+const TEST_DEBS = [
+  'golang-go', 'golang-github-appc-cni-dev', 'podman', 'runc', 'catatonit', 'containerd', 'shellcheck', 'ruby', 'chromium', 'fonts-dejavu-core',
 ];
+const DEBS = process.argv.includes('--lab') ? LAB_DEBS : [...LAB_DEBS, ...TEST_DEBS];
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
 const say = (m) => process.stderr.write(`setup: ${m}\n`);
 

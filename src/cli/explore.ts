@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
+import { diagram } from '../explore/diagram.js';
 import { findPath, renderPath } from '../explore/path.js';
+import { atomicWrite } from '../files.js';
 import { findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
 import { readWorld } from '../explore/world.js';
 import { labNamespaces } from '../lab/netns.js';
@@ -81,5 +83,29 @@ export const pathCommand: CommandModule<object, PathArgs> = {
     const p = await findPath(await readWorld(useLab(a.lab)), a.src, a.dst, a.proto);
     process.stdout.write(a.json ? JSON.stringify(p, null, 2) + '\n' : renderPath(p));
     process.exitCode = p.delivered ? 0 : 1;
+  },
+};
+
+interface DiagramArgs {
+  out?: string;
+  lab?: boolean;
+}
+
+export const diagramCommand: CommandModule<object, DiagramArgs> = {
+  command: 'diagram',
+  describe: 'an SVG picture of the lab (or this node) from live state: nodes, bridges, veth pairs, pods, tunnels/routes',
+  builder: (y) =>
+    y
+      .option('out', { alias: 'o', type: 'string', describe: 'write the SVG to this file (default: stdout)' })
+      .option('lab', { type: 'boolean', describe: 'draw the lab (default when one is up) or, with --no-lab, this node' })
+      .example('$0 diagram -o lab.svg', ''),
+  handler: async (a) => {
+    const lab = useLab(a.lab);
+    const svg = await diagram(lab, lab ? 'podwire lab: live state' : `podwire: node ${hostname()}, live state`);
+    if (!a.out) process.stdout.write(svg);
+    else {
+      atomicWrite(a.out, svg);
+      process.stderr.write(`wrote ${a.out}\n`);
+    }
   },
 };

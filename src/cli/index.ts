@@ -4,7 +4,7 @@ import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
 import { labCommand, labDownCommand } from '../lab/index.js';
 import { agentCommand } from './agent.js';
-import { pathCommand, statusCommand } from './explore.js';
+import { diagramCommand, pathCommand, statusCommand } from './explore.js';
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 
@@ -31,6 +31,7 @@ export async function cli(argv: string[]): Promise<number> {
     .command(agentCommand)
     .command(statusCommand)
     .command(pathCommand)
+    .command(diagramCommand)
     .command(labCommand)
     .command(labDownCommand)
     .demandCommand(1, 'give a command (see --help)')

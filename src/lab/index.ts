@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { table } from '../cli/table.js';
+import { diagram } from '../explore/diagram.js';
+import { atomicWrite } from '../files.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, vxlanDevice } from '../node/cluster.js';
 import { ROUTE_PROTO } from '../node/peers.js';
@@ -30,6 +32,8 @@ export interface LabOptions {
   keep: boolean;
   /** Show podwire's trace of one pod's ADD and DEL. */
   trace: boolean;
+  /** Write an SVG of the lab, drawn from live state once every pod is up, to this file. */
+  diagram?: string;
 }
 
 /** Node up and peers sync on every node; returns each node's peers and the backend carrying them. */
@@ -118,6 +122,10 @@ export async function runLab(o: LabOptions): Promise<number> {
     print(`hostPort ${HOST_PORT} -> containerPort ${TARGET_PORT}: ${svc.services[1]!.backend.name}@${svc.services[1]!.backend.node.name}'s port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`);
     checks.push(...(await proveServices(lab, svc)));
     failures = report(checks);
+    if (o.diagram) {
+      atomicWrite(o.diagram, await diagram(true, `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
+      say(`diagram of the lab written to ${o.diagram}`);
+    }
 
     if (!o.keep) {
       say('[6/7] CNI DEL of every pod, node down on every node');
@@ -149,6 +157,7 @@ interface LabArgs {
   mode: Backend;
   keep: boolean;
   trace: boolean;
+  diagram?: string;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -160,9 +169,11 @@ export const labCommand: CommandModule<object, LabArgs> = {
       .option('pods-per-node', { type: 'number', default: 2, describe: 'pods on each node' })
       .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
       .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
+      // npm runs scripts in the package's folder; INIT_CWD is where `npm run lab -- --diagram FILE` was typed.
+      .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
       .option('trace', { type: 'boolean', default: true, describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)" }),
   handler: async (a) => {
-    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep, trace: a.trace });
+    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep, trace: a.trace, diagram: a.diagram && resolve(process.env.INIT_CWD ?? '.', a.diagram) });
   },
 };
 

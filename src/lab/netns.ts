@@ -1,7 +1,7 @@
 // The lab's namespaces: all named LAB_PREFIX*, so they can be found and removed whatever state a run
 // (or a crash) left them in. Nothing here sends traffic outside them.
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { run } from '../run.js';
 
 export const LAB_PREFIX = 'pwlab-';
@@ -27,6 +27,7 @@ export function labNamespaces(): string[] {
 
 /** Deletes a namespace, and first the processes the lab started in it (web servers in pods would outlive it). */
 export function delNetns(ns: string): void {
+  if (!existsSync(`/run/netns/${ns}`)) return; // gone already (a test may delete a pod's namespace itself)
   for (const pid of ip('netns', 'pids', ns).split('\n').filter(Boolean).map(Number)) {
     try {
       process.kill(pid, 'SIGKILL');

@@ -1,6 +1,8 @@
 // The lab is the main job: run it as `npm run lab` runs it, and check it proves what it says and cleans up.
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../../src/lab/netns.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
@@ -55,10 +57,16 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     expect(existsSync('/run/podwire-lab')).toBe(false);
   });
 
-  it('--keep leaves it up for exploring, and lab-down removes it', async () => {
+  it('--keep leaves it up for exploring, --diagram draws it, and lab-down removes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'podwire-lab-'));
     try {
-      const r = await lab('--nodes', '2', '--pods-per-node', '1', '--keep');
+      const r = await lab('--nodes', '2', '--pods-per-node', '1', '--keep', '--diagram', join(dir, 'lab.svg'));
       expect(r.code, r.stderr).toBe(0);
+      // The picture has every node and pod of the lab (the explore test renders one in Chromium).
+      const svg = readFileSync(join(dir, 'lab.svg'), 'utf8');
+      const drawn = (kind: string) => [...svg.matchAll(new RegExp(`data-kind="${kind}" data-name="([^"]+)"`, 'g'))].map((m) => m[1]).sort();
+      expect(drawn('node')).toEqual(['node1', 'node2']);
+      expect(drawn('pod')).toEqual(['n1-client', 'n1-pod1', 'n1-web', 'n2-pod1', 'n2-web']);
       expect(labNamespaces().sort()).toEqual([
         'pwlab-n1-client',
         'pwlab-n1-pod1',
@@ -73,6 +81,7 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
       expect(sh('ip', ['netns', 'pids', 'pwlab-n2-web']).trim()).not.toBe(''); // its web server still serves
     } finally {
       sh(BIN, ['lab-down']);
+      rmSync(dir, { recursive: true, force: true });
     }
     expect(labNamespaces()).toEqual([]);
     // lab-down also ends the web servers the lab started in its pods.

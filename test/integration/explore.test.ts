@@ -1,0 +1,206 @@
+// status, path and diagram against a live lab (3 nodes, auto mode: node1-node2 host-gw, node3 behind a
+// router by VXLAN; Services with kube-proxy's rules). What they say is checked against the kernel and
+// against real traffic, including after the state is broken on purpose. The diagram is rendered in
+// headless Chromium. Everything lives in pwlab-* namespaces, removed in afterAll.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bringUp } from '../../src/lab/index.js';
+import { Lab, type LabPod } from '../../src/lab/lab.js';
+import { httpGet, labDown, pingAsync } from '../../src/lab/netns.js';
+import { HOST_PORT, type ServiceLab, addServices } from '../../src/lab/services.js';
+import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { renderSvg } from '../helpers/chromium.js';
+
+let lab: Lab;
+let svc: ServiceLab;
+const pod = (node: string, name: string): LabPod => lab.pods.find((p) => p.node.name === node && p.name === name)!;
+const tmp = mkdtempSync(join(tmpdir(), 'podwire-explore-'));
+
+function podwire(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(BIN, args, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+const json = async (...args: string[]) => {
+  const r = await podwire(...args, '--json');
+  return { code: r.code, out: JSON.parse(r.stdout), stderr: r.stderr };
+};
+const fdbDel = (from: string, mac: string, dst: string) => sh('ip', ['netns', 'exec', `pwlab-${from}`, 'bridge', 'fdb', 'del', mac, 'dev', 'podwire.1', 'dst', dst]);
+
+beforeAll(async () => {
+  requireRoot();
+  labDown();
+  lab = Lab.create(BIN, 'auto', 3);
+  await bringUp(lab);
+  for (const n of lab.nodes) await lab.addPod(n, 'pod1');
+  svc = await addServices(lab);
+}, 60_000);
+
+afterAll(() => {
+  labDown();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('podwire status', () => {
+  it('shows the slice, devices, every Pod IP with its veth and namespace, and the peers in sync', async () => {
+    const { code, out } = await json('status', '--lab', 'node1');
+    expect(code).toBe(0);
+    const mine = lab.pods.filter((p) => p.node.name === 'node1');
+    expect(out.node).toMatchObject({ name: 'node1', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24', backend: 'auto' });
+    expect(out.slice).toMatchObject({ cidr: '10.244.1.0/24', gateway: '10.244.1.1', size: 253, used: mine.length, free: 253 - mine.length });
+    expect(out.bridge).toMatchObject({ name: 'cni0', exists: true, up: true, addresses: ['10.244.1.1/24'], ports: mine.length });
+    expect(out.vxlan).toMatchObject({ name: 'podwire.1', exists: true, vni: 1, local: '192.168.50.11', port: 8472 });
+    expect(out.pods.map((p: any) => [p.ip, p.containerID, p.hostVeth, p.netns, p.ok])).toEqual(
+      mine.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true })).map((p) => [p.ip, p.containerID, p.veth, p.ns, true]),
+    );
+    expect(out.peers.map((p: any) => [p.name, p.mode, p.route, p.neighbour, p.fdb, p.drift])).toEqual([
+      ['node2', 'host-gw', 'via 192.168.50.12 dev eth0', undefined, [], []],
+      ['node3', 'vxlan', 'via 10.244.3.0 dev podwire.1 onlink', '10.244.3.0 -> 0e:70:c0:a8:3c:0d', ['0e:70:c0:a8:3c:0d -> 192.168.60.13'], []],
+    ]);
+    expect(out.problems).toEqual([]);
+    const text = await podwire('status', '--lab', 'node1');
+    expect(text.stdout).toMatch(/^slice\s+10\.244\.1\.0\/24: \d+ of 253 Pod IPs reserved/m);
+    expect(text.stdout).toMatch(new RegExp(`^${pod('node1', 'pod1').ip.replace(/\./g, '\\.')}\\s+lab-node1-pod1\\s+eth0\\s+veth[0-9a-f]{8}\\s+yes\\s+pwlab-n1-pod1\\s+ok$`, 'm'));
+    expect(text.stdout).toContain('no problems found');
+  });
+
+  it('flags a leaked reservation and drift, exits 1, and is clean again after DEL and peers sync', async () => {
+    const leak = await lab.addPod(lab.node('node1'), 'leak');
+    sh('ip', ['netns', 'del', leak.ns]); // the pod's namespace goes, no DEL comes
+    fdbDel('node1', '0e:70:c0:a8:3c:0d', '192.168.60.13');
+    const { code, out } = await json('status', '--lab', 'node1');
+    expect(code).toBe(1);
+    const row = out.pods.find((p: any) => p.ip === leak.ip);
+    expect(row).toMatchObject({ containerID: leak.containerID, vethExists: false, ok: false });
+    expect(row.problem).toMatch(/^LEAKED/);
+    expect(out.peers.find((p: any) => p.name === 'node3').drift).toEqual(['FDB entry 0e:70:c0:a8:3c:0d -> 192.168.60.13 missing']);
+    expect(out.problems).toHaveLength(2);
+
+    await lab.delPod(leak); // DEL with the namespace gone: releases the address
+    await lab.sync(lab.node('node1'));
+    const again = await json('status', '--lab', 'node1');
+    expect(again.out.problems).toEqual([]);
+    expect(again.code).toBe(0);
+  });
+
+  it('without a cluster file, lists podwire routes from the kernel; a bad --conflist is a clear error', async () => {
+    const f = lab.node('node2');
+    const r = await podwire('status', '--conflist', f.conflistFile); // from the host: no such bridge here
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/bridge\s+cni0: MISSING/);
+    const inNode = await new Promise<string>((resolve) =>
+      execFile('ip', ['netns', 'exec', f.ns, BIN, 'status', '--conflist', f.conflistFile, '--json'], (_e, stdout) => resolve(stdout)),
+    );
+    const st = JSON.parse(inNode);
+    expect(st.node).toBeUndefined();
+    expect(st.peers.map((p: any) => [p.podCIDR, p.mode, p.nodeIP])).toEqual([
+      ['10.244.1.0/24', 'host-gw', '192.168.50.11'],
+      ['10.244.3.0/24', 'vxlan', '192.168.60.13'],
+    ]);
+    const bad = await podwire('status', '--conflist', '/nonexistent.conflist');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/nonexistent\.conflist/);
+  });
+});
+
+describe('podwire path', () => {
+  it('pod to pod over VXLAN through the router: every hop, and it agrees with real traffic when the FDB breaks', async () => {
+    const [a, b] = [pod('node1', 'pod1'), pod('node3', 'pod1')];
+    const { code, out } = await json('path', a.ip, b.ip);
+    expect(code).toBe(0);
+    expect(out.srcKind).toBe('Pod IP of n1-pod1 on node1');
+    expect(out.dstKind).toBe('Pod IP of n3-pod1 on node3');
+    const seq = out.hops.map((h: any) => `${h.depth}:${h.ns}`);
+    expect([...new Set(seq)]).toEqual(['0:pwlab-n1-pod1', '0:pwlab-node1', '1:pwlab-node1', '1:pwlab-underlay', '1:pwlab-router', '1:pwlab-node3', '0:pwlab-node3', '0:pwlab-n3-pod1']);
+    const text = out.hops.map((h: any) => h.text).join('\n');
+    expect(text).toContain(`eth0 is one end of a veth pair: the frame comes out of the other end, ${a.veth} in node1, a port of the bridge cni0`);
+    expect(text).toContain("via 10.244.3.0 dev podwire.1 - podwire's route to 10.244.3.0/24, another node's podCIDR (vxlan");
+    expect(text).toContain('FDB: 0e:70:c0:a8:3c:0d -> dst 192.168.60.13 (Node IP of node3)');
+    expect(text).toContain(`cni0 switches the frame to its port ${b.veth}`);
+    expect(out.delivered).toBe(true);
+    expect(await pingAsync(a.ns, b.ip)).toBe(true);
+
+    fdbDel('node1', '0e:70:c0:a8:3c:0d', '192.168.60.13');
+    try {
+      const broken = await json('path', a.ip, b.ip);
+      expect(broken.code).toBe(1);
+      expect(broken.out.delivered).toBe(false);
+      expect(broken.out.hops.at(-1).text).toMatch(/^no FDB entry on podwire\.1 for 0e:70:c0:a8:3c:0d/);
+      expect(await pingAsync(a.ns, b.ip)).toBe(false);
+    } finally {
+      await lab.sync(lab.node('node1'));
+    }
+    expect((await json('path', a.ip, b.ip)).out.delivered).toBe(true);
+  });
+
+  it('pod to pod by host-gw: the route to the peer Node IP and the underlay switch', async () => {
+    const { out } = await json('path', pod('node1', 'pod1').ip, pod('node2', 'pod1').ip);
+    const text = out.hops.map((h: any) => h.text).join('\n');
+    expect(text).toContain("via 192.168.50.12 dev eth0 - podwire's route to 10.244.2.0/24, another node's podCIDR (host-gw");
+    expect(text).toContain('ul0 switches the frame to its port node2');
+    expect(out.hops.some((h: any) => h.depth > 0)).toBe(false); // no encapsulation
+    expect(out.delivered).toBe(true);
+  });
+
+  it('a Cluster IP is DNATed on the client pod\'s node to the Pod IP that really answers', async () => {
+    const other = svc.services[1]!;
+    const { out } = await json('path', svc.client.ip, `${other.clusterIP}:${other.port}`);
+    expect(out.dstKind).toMatch(/^Cluster IP/);
+    const dnat = out.hops.find((h: any) => h.text.startsWith('DNAT'));
+    expect(dnat.ns).toBe(svc.client.node.ns);
+    expect(dnat.text).toMatch(new RegExp(`^DNAT \\(nat PREROUTING > KUBE-SERVICES > KUBE-SVC-\\w+ > KUBE-SEP-\\w+\\): 10\\.96\\.0\\.11:80 -> ${other.backend.ip}:8080 \\(Pod IP of n3-web on node3\\)$`));
+    expect(out).toMatchObject({ delivered: true, finalDst: other.backend.ip, finalPort: 8080 });
+    // The backend the path names is the one that answers.
+    expect(await httpGet(svc.client.ns, other.clusterIP, other.port)).toContain('hello from web on node3');
+  });
+
+  it('ping to a Cluster IP: no DNAT for ICMP, no route, and the answer says why', async () => {
+    const r = await json('path', svc.client.ip, svc.services[0]!.clusterIP, '--proto', 'icmp');
+    expect(r.code).toBe(1);
+    expect(r.out.hops.some((h: any) => h.text.startsWith('DNAT'))).toBe(false);
+    expect(r.out.end).toMatch(/Cluster IP is on no interface: only TCP\/UDP to one of its Service ports/);
+  });
+
+  it('nodePort and hostPort from the outside host land on the backend pod', async () => {
+    const np = await json('path', '192.168.50.250', '192.168.50.12:30080');
+    expect(np.out.srcKind).toBe('address of outside (eth0)');
+    expect(np.out.dstKind).toBe('Node IP of node2');
+    expect(np.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(/KUBE-NODEPORTS > KUBE-EXT-\w+ > KUBE-SVC-\w+ > KUBE-SEP-\w+\): 192\.168\.50\.12:30080 -> 10\.244\.3\.\d+:8080/);
+    expect(np.out.end).toMatch(/in n3-web, Pod IP of n3-web on node3$/);
+    const hp = await json('path', '192.168.50.250', `192.168.60.13:${HOST_PORT}`);
+    expect(hp.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(/PODWIRE-HOSTPORTS > PW-HP-[0-9a-f]{16}\): 192\.168\.60\.13:8081 -> 10\.244\.3\.\d+:8080/);
+    expect(hp.out.delivered).toBe(true);
+  });
+
+  it('refuses what is not an address here', async () => {
+    const r = await podwire('path', '10.9.9.9', '10.244.1.2');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/10\.9\.9\.9 is not an address of any namespace here \(the lab\)/);
+    expect((await podwire('path', 'node1', '10.244.1.2')).stderr).toMatch(/"node1" is not an IPv4 address/);
+  });
+});
+
+describe('podwire diagram', () => {
+  it('draws every node and pod from live state, and Chromium shows each of them', async () => {
+    const file = join(tmp, 'lab.svg');
+    const r = await podwire('diagram', '-o', file);
+    expect(r.code, r.stderr).toBe(0);
+    const svg = readFileSync(file, 'utf8');
+    const shown = renderSvg(svg, process.env.PODWIRE_DIAGRAM_PNG);
+    const visible = (kind: string) => (shown[kind] ?? []).filter((s) => s.inside && s.onTop && s.width > 50 && s.height > 20 && s.textWidths.every((w) => w > 0));
+    expect(visible('node').map((n) => n.name).sort()).toEqual(lab.nodes.map((n) => n.name));
+    for (const n of lab.nodes) expect(visible('node').find((s) => s.name === n.name)!.text).toContain(`Node IP ${n.nodeIP}/24`);
+    expect(visible('pod').map((p) => p.name).sort()).toEqual(lab.pods.map((p) => p.ns.slice('pwlab-'.length)).sort());
+    for (const p of lab.pods) {
+      const s = visible('pod').find((x) => x.name === p.ns.slice('pwlab-'.length))!;
+      expect(s.text).toContain(`eth0 ${p.ip}/24`);
+      expect(s.text).toContain(p.veth);
+    }
+    const links = (shown.link ?? []).filter((l) => l.inside && l.textWidths.every((w) => w > 0));
+    expect(links.map((l) => l.name).sort()).toEqual(['host-gw', 'vxlan', 'vxlan']);
+    expect(links.find((l) => l.name === 'host-gw')!.text).toContain('10.244.2.0/24 via 192.168.50.12');
+  }, 90_000);
+});
