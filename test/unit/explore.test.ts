@@ -1,0 +1,79 @@
+// The pure parts of status and path: finding the network config a runtime would use, and walking nat
+// tables as kube-proxy and podwire write them.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseNat, walkNat } from '../../src/explore/nat.js';
+import { parseTarget } from '../../src/explore/path.js';
+import { findPodwireConf } from '../../src/explore/status.js';
+import { hostportLines } from '../../src/kernel/hostport.js';
+import { kubeProxyRules } from '../../src/lab/services.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'podwire-explore-unit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('findPodwireConf', () => {
+  it('takes the first file, by name, that has a podwire plugin, skipping broken ones', () => {
+    writeFileSync(join(dir, '05-broken.conflist'), '{ not json');
+    writeFileSync(join(dir, '10-other.conflist'), JSON.stringify({ name: 'other', plugins: [{ type: 'bridge' }] }));
+    writeFileSync(join(dir, '20-pw.conflist'), JSON.stringify({ name: 'pw', plugins: [{ type: 'podwire', bridge: 'br9' }, { type: 'portmap' }] }));
+    writeFileSync(join(dir, '30-pw.conf'), JSON.stringify({ name: 'single', type: 'podwire' }));
+    const c = findPodwireConf(dir);
+    expect(c).toMatchObject({ file: join(dir, '20-pw.conflist'), network: 'pw', plugin: { bridge: 'br9' } });
+    expect(() => findPodwireConf(join(dir, 'none'))).toThrow(/no network config with a podwire plugin in .*none \(give one with --conflist\)/);
+  });
+});
+
+describe('parseTarget', () => {
+  it('an IPv4 address with an optional port', () => {
+    expect(parseTarget('10.96.0.10:80')).toEqual({ ip: '10.96.0.10', port: 80 });
+    expect(parseTarget('10.244.1.2')).toEqual({ ip: '10.244.1.2', port: undefined });
+    expect(() => parseTarget('pod1')).toThrow(/not an IPv4 address/);
+    expect(() => parseTarget('10.0.0.1:70000')).toThrow(/out of range/);
+  });
+});
+
+describe('walkNat', () => {
+  const backend = { name: 'web', ip: '10.244.2.7' } as any;
+  const table = parseNat(
+    [
+      ...kubeProxyRules([
+        { name: 'web', clusterIP: '10.96.0.10', port: 80, targetPort: 8080, backend },
+        { name: 'np', clusterIP: '10.96.0.12', port: 80, targetPort: 8080, nodePort: 30080, backend },
+      ]),
+      '*nat',
+      ':PODWIRE-HOSTPORTS - [0:0]',
+      '-A PREROUTING -m addrtype --dst-type LOCAL -j PODWIRE-HOSTPORTS',
+      ...hostportLines('PW-HP-0123456789abcdef', [{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }], '10.244.1.9', '10.244.1.0/24'),
+      'COMMIT',
+    ].join('\n'),
+  );
+  const node = (ip: string) => ip === '192.168.50.11';
+
+  it("a Cluster IP and port: KUBE-SERVICES > KUBE-SVC > KUBE-SEP's DNAT", () => {
+    const pkt = { src: '10.244.1.2', dst: '10.96.0.10', proto: 'tcp', dport: 80, iif: 'cni0' };
+    const r = walkNat(table, 'PREROUTING', pkt, node);
+    expect(r.dnat).toEqual({ ip: '10.244.2.7', port: 8080 });
+    expect(r.chains).toEqual(['PREROUTING', 'KUBE-SERVICES', expect.stringMatching(/^KUBE-SVC-/), expect.stringMatching(/^KUBE-SEP-/)]);
+  });
+  it('without a port, the Service port is filled in; another port or ICMP gets no DNAT', () => {
+    const any = { src: '10.244.1.2', dst: '10.96.0.10', proto: 'tcp', iif: 'cni0' } as { dport?: number } & Record<string, any>;
+    expect(walkNat(table, 'PREROUTING', any as any, node).dnat?.ip).toBe('10.244.2.7');
+    expect(any.dport).toBe(80);
+    expect(walkNat(table, 'PREROUTING', { src: '10.244.1.2', dst: '10.96.0.10', proto: 'tcp', dport: 81 }, node).dnat).toBeUndefined();
+    expect(walkNat(table, 'PREROUTING', { src: '10.244.1.2', dst: '10.96.0.10', proto: 'icmp' }, node)).toEqual({ chains: [], choices: 0 });
+  });
+  it('a nodePort only on the node\'s own address (addrtype LOCAL), from OUTPUT too', () => {
+    const r = walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.11', proto: 'tcp', dport: 30080, iif: 'eth0' }, node);
+    expect(r.dnat).toEqual({ ip: '10.244.2.7', port: 8080 });
+    expect(r.chains.slice(0, 3)).toEqual(['PREROUTING', 'KUBE-SERVICES', 'KUBE-NODEPORTS']);
+    expect(walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.99', proto: 'tcp', dport: 30080 }, node).dnat).toBeUndefined();
+    expect(walkNat(table, 'OUTPUT', { src: '192.168.50.11', dst: '192.168.50.11', proto: 'tcp', dport: 30080 }, node).dnat?.port).toBe(8080);
+  });
+  it("podwire's hostPort chain", () => {
+    const r = walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.11', proto: 'tcp', dport: 8081, iif: 'eth0' }, node);
+    expect(r.dnat).toEqual({ ip: '10.244.1.9', port: 80 });
+    expect(r.chains).toEqual(['PREROUTING', 'PODWIRE-HOSTPORTS', 'PW-HP-0123456789abcdef']);
+  });
+});
