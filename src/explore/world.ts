@@ -34,12 +34,21 @@ export const short = (ns: string): string => (ns === '' ? 'this node' : ns.start
 
 const isNode = (v: NsView): boolean => v.links.some((l) => (kind(l) === 'bridge' && v4Addrs(l).length > 0) || kind(l) === 'vxlan');
 
-/** The veth in `other` whose other end is `l` of `v` (ifindexes are per namespace). */
+/**
+ * The other end of veth `l` of `v`. By the namespace id when that namespace has a name; our own namespace
+ * has none in /run/netns, so otherwise by the pair of ifindexes pointing at each other.
+ */
 export function vethPeer(w: World, v: NsView, l: Link): { ns: string; link: Link } | undefined {
   const ns = peerNs(v, l);
   const other = ns === undefined ? v : w.views.get(ns);
   const link = other?.links.find((x) => x.ifindex === l.link_index);
-  return other && link ? { ns: other.name, link } : undefined;
+  if (other && link) return { ns: other.name, link };
+  for (const o of w.views.values()) {
+    if (o === v) continue;
+    const x = o.links.find((c) => c.ifindex === l.link_index && c.link_index === l.ifindex && kind(c) === 'veth');
+    if (x) return { ns: o.name, link: x };
+  }
+  return undefined;
 }
 
 export async function readWorld(lab: boolean): Promise<World> {

@@ -11,7 +11,7 @@ import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabPod } from '../../src/lab/lab.js';
 import { httpGet, labDown, pingAsync } from '../../src/lab/netns.js';
 import { HOST_PORT, type ServiceLab, addServices } from '../../src/lab/services.js';
-import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
 import { renderSvg } from '../helpers/chromium.js';
 
 let lab: Lab;
@@ -204,3 +204,29 @@ describe('podwire diagram', () => {
     expect(links.find((l) => l.name === 'host-gw')!.text).toContain('10.244.2.0/24 via 192.168.50.12');
   }, 90_000);
 });
+
+describe('on a node, outside the lab (--no-lab)', () => {
+  it('status, path and diagram see the node\'s own namespace and its pods in /run/netns', () => {
+    // A private network and mount namespace play a node: nothing of the host's is touched, and both go
+    // away with the process.
+    const dir = mkdtempSync(join(tmpdir(), 'podwire-node-'));
+    try {
+      const raw = sh('unshare', ['-m', '-n', process.execPath, join(ROOT, 'test', 'helpers', 'private-node.mjs'), BIN, dir]);
+      const r = JSON.parse(raw);
+      const st = JSON.parse(r.status.out);
+      expect(st.pods.map((p: any) => [p.ip, p.containerID, p.netns, p.ok])).toEqual([
+        ['10.77.1.2', 'ctr-pod-a', 'pod-a', true],
+        ['10.77.1.3', 'ctr-pod-b', 'pod-b', true],
+      ]);
+      const path = JSON.parse(r.path.out);
+      expect(path).toMatchObject({ srcKind: 'Pod IP of pod-a on this node', dstKind: 'Pod IP of pod-b on this node', delivered: true });
+      expect(path.hops.map((h: any) => h.ns)).toEqual(['pod-a', 'pod-a', '', '', 'pod-b']);
+      const shown = renderSvg(r.svg);
+      expect(shown.node!.filter((n) => n.onTop && n.inside).map((n) => n.name)).toEqual(['this node']);
+      expect(shown.pod!.filter((p) => p.onTop && p.inside).map((p) => p.name)).toEqual(['pod-a', 'pod-b']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
