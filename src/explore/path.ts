@@ -71,7 +71,7 @@ export class PathFinder {
   }
 
   /** What an address is, for the reader. */
-  kind(ip: string): string {
+  describe(ip: string): string {
     return addressKind(this.w, ip) ?? 'not an address of any namespace here';
   }
 
@@ -126,13 +126,13 @@ export class PathFinder {
       this.hop(ns, `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ${short(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`, depth);
       if (!master) return { ns: peer.ns, dev: peer.link.ifname };
       if (owner.ns === peer.ns && owner.dev === master) {
-        this.hop(peer.ns, `${master} itself holds ${next} (${this.kind(next)}): the packet goes up into ${short(peer.ns)}'s routing`, depth);
+        this.hop(peer.ns, `${master} itself holds ${next} (${this.describe(next)}): the packet goes up into ${short(peer.ns)}'s routing`, depth);
         return owner;
       }
       this.switchTo(peer.ns, master, owner, depth);
       return owner;
     }
-    this.hop(ns, `out of ${dev} to ${next} (${this.kind(next)})`, depth);
+    this.hop(ns, `out of ${dev} to ${next} (${this.describe(next)})`, depth);
     return owner;
   }
 
@@ -171,7 +171,7 @@ export class PathFinder {
       return undefined;
     }
     const local = (d.local as string | undefined) ?? '';
-    this.hop(ns, `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.kind(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ${fdb.dst}:${d.port}, VNI ${d.id}`, depth);
+    this.hop(ns, `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.describe(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ${fdb.dst}:${d.port}, VNI ${d.id}`, depth);
     const outer: Packet = { src: local, dst: fdb.dst, proto: 'udp', dport: d.port as number };
     const end = await this.follow(ns, outer, depth + 1);
     if (!end) return undefined;
@@ -198,7 +198,7 @@ export class PathFinder {
       if (dnat.dnat) {
         const from = `${pkt.dst}:${pkt.dport ?? '*'}`;
         const to = `${dnat.dnat.ip}:${dnat.dnat.port ?? pkt.dport ?? '*'}`;
-        this.hop(ns, `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} (${this.kind(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`, depth);
+        this.hop(ns, `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} (${this.describe(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`, depth);
         pkt.dst = dnat.dnat.ip;
         if (dnat.dnat.port) pkt.dport = dnat.dnat.port;
       }
@@ -249,17 +249,17 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
   const pkt: Packet = { src: s.ip, dst: d.ip, proto, dport: d.port };
   const end = await f.follow(from.ns, pkt);
   // No interface has it, but a nat table names it: a Service's virtual IP.
-  const dstKind = w.owners.has(d.ip) ? f.kind(d.ip) : (await f.natMentions(d.ip)) ? CLUSTER_IP_HINT : f.kind(d.ip);
+  const dstKind = w.owners.has(d.ip) ? f.describe(d.ip) : (await f.natMentions(d.ip)) ? CLUSTER_IP_HINT : f.describe(d.ip);
   return {
     src: s.ip,
     dst: d.ip,
     port: d.port,
-    srcKind: f.kind(s.ip),
+    srcKind: f.describe(s.ip),
     dstKind,
     hops: f.hops,
     delivered: !!end,
     end: end
-      ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${short(end.ns)}, ${f.kind(pkt.dst)}`
+      ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${short(end.ns)}, ${f.describe(pkt.dst)}`
       : dstKind === CLUSTER_IP_HINT && pkt.dst === d.ip
         ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, another port) finds no route'
         : 'the last hop says why',

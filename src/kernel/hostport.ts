@@ -14,7 +14,8 @@
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import { parseIP } from '../ipam/ip.js';
 import { run } from '../run.js';
-import { restoreNat, saveNat } from './chains.js';
+import type { Step } from '../cni/trace.js';
+import { natCommands, restoreNat, saveNat } from './chains.js';
 import { podChain } from './masq.js';
 
 export interface PortMapping {
@@ -100,3 +101,10 @@ export async function addHostports(chain: string, mappings: readonly PortMapping
   await restoreNat(false, lines);
   return lines;
 }
+
+/** The trace's account of addHostports. */
+export const hostportStep = (mappings: readonly PortMapping[], podIP: string, lines: string[]): Step => ({
+  what: `map ${mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} to containerPort ${m.containerPort}`).join(', ')}`,
+  cmd: natCommands(false, lines),
+  why: `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${podIP}:containerPort; the masquerade rule lets pods on this node use it too (hairpin)`,
+});

@@ -2,7 +2,8 @@
 // its own nat chain, reached from POSTROUTING by a rule that carries the chain's name in a comment, so DEL
 // removes exactly what its ADD added (src/kernel/chains.ts; iptables-restore applies each change atomically).
 import { createHash } from 'node:crypto';
-import { restoreNat } from './chains.js';
+import type { Step } from '../cni/trace.js';
+import { natCommands, restoreNat } from './chains.js';
 
 /** A per-attachment chain name: prefix + 16 hex of a hash (iptables chain names are at most 28 characters). */
 export function podChain(prefix: string, network: string, containerID: string, ifname: string): string {
@@ -25,3 +26,10 @@ export async function addMasq(chain: string, podIP: string, subnet: string): Pro
   await restoreNat(v6, lines);
   return lines;
 }
+
+/** The trace's account of addMasq. */
+export const masqStep = (podIP: string, subnet: string, lines: string[]): Step => ({
+  what: `masquerade what ${podIP} sends outside ${subnet} (ipMasq)`,
+  cmd: natCommands(podIP.includes(':'), lines),
+  why: "the world outside the pod network does not know the route back to Pod IPs, so such traffic leaves with the node's address",
+});

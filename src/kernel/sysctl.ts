@@ -1,5 +1,6 @@
 // sysctls through /proc/sys, which (for net.*) follows the network namespace of this process.
 import { readFileSync, writeFileSync } from 'node:fs';
+import type { Step } from '../cni/trace.js';
 
 /** Sets a sysctl when it differs; key as a path below /proc/sys, e.g. "net/ipv4/ip_forward". True if it changed. */
 export function ensureSysctl(key: string, value: string): boolean {
@@ -8,3 +9,9 @@ export function ensureSysctl(key: string, value: string): boolean {
   writeFileSync(path, value);
   return true;
 }
+
+export const FORWARDING_STEP: Step = {
+  what: 'make sure the node forwards IPv4 packets',
+  cmd: 'sysctl -w net.ipv4.ip_forward=1',
+  why: 'the node routes between cni0, the VXLAN device and its own uplink; without forwarding, pods reach only their own node',
+};

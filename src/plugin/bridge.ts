@@ -29,10 +29,10 @@ import {
   vethLines,
 } from '../kernel/links.js';
 import { delChains, natCommands } from '../kernel/chains.js';
-import { addHostports, hostportChain, parsePortMappings } from '../kernel/hostport.js';
-import { addMasq, masqChain } from '../kernel/masq.js';
+import { addHostports, hostportChain, hostportStep, parsePortMappings } from '../kernel/hostport.js';
+import { addMasq, masqChain, masqStep } from '../kernel/masq.js';
 import { IpBatchError, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
-import { ensureSysctl } from '../kernel/sysctl.js';
+import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
 import { log } from '../log.js';
 import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
 
@@ -180,20 +180,13 @@ async function add(ctx: Context): Promise<Result> {
     await apply(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, (r) => trace?.batch(...r));
     // Step 4: forwarding, and masquerade when asked.
     const forwarding = ensureSysctl('net/ipv4/ip_forward', '1');
-    trace?.step(
-      { what: 'make sure the node forwards IPv4 packets', cmd: 'sysctl -w net.ipv4.ip_forward=1', why: 'the node routes between cni0, the VXLAN device and its own uplink; without forwarding, pods reach only their own node' },
-      forwarding ? undefined : 'it was on already: nothing written',
-    );
+    trace?.step(FORWARDING_STEP, forwarding ? undefined : 'it was on already: nothing written');
     if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
     if (bc.ipMasq) {
       masq = masqChain(conf.name, env.containerID, env.ifname);
       for (const a of addrs) {
         const lines = await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
-        trace?.step({
-          what: `masquerade what ${formatIP(a.ip)} sends outside ${formatCidr(a.cidr)} (ipMasq)`,
-          cmd: natCommands(a.cidr.family === 6, lines),
-          why: "the world outside the pod network does not know the route back to Pod IPs, so such traffic leaves with the node's address",
-        });
+        trace?.step(masqStep(formatIP(a.ip), formatCidr(a.cidr), lines));
       }
     }
     // Step 5: hostPorts, when the runtime asked for them (capabilities.portMappings).
@@ -202,11 +195,7 @@ async function add(ctx: Context): Promise<Result> {
       if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
       hostports = hostportChain(conf.name, env.containerID, env.ifname);
       const lines = await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
-      trace?.step({
-        what: `map ${mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} to containerPort ${m.containerPort}`).join(', ')}`,
-        cmd: natCommands(false, lines),
-        why: `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${formatIP(v4.ip)}:containerPort; the masquerade rule lets pods on this node use it too (hairpin)`,
-      });
+      trace?.step(hostportStep(mappings, formatIP(v4.ip), lines));
     }
 
     const iface = (i: Interface): Interface => ({ ...i, mtu });
@@ -277,8 +266,8 @@ const hostportsEnabled = (ctx: Context): boolean =>
 /** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
 async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
   const present = localLinks();
-  const [derived] = hostVeths(ctx, a);
-  const gone = hostVeths(ctx, a).filter((n) => present.has(n));
+  const names = hostVeths(ctx, a);
+  const gone = names.filter((n) => present.has(n));
   const steps: Step[] = [];
   const err = await undo(`teardown of ${a.containerID}/${a.ifname}`, undefined, [
     // A veth whose pod namespace was just deleted vanishes on its own, a moment later (the kernel tears the
@@ -296,7 +285,7 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
             why: `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the pod's namespace is gone`,
           });
         }
-        if (!gone.length) steps.push({ what: `the host end ${derived} is gone already`, why: "the pod's namespace was deleted first, and the kernel removed the pair with it" });
+        if (!gone.length) steps.push({ what: `the host end ${names[0]} is gone already`, why: "the pod's namespace was deleted first, and the kernel removed the pair with it" });
         return true;
       },
     ],
