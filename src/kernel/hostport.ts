@@ -75,15 +75,17 @@ export function hostportLines(chain: string, mappings: readonly PortMapping[], p
  * in a restore: declaring an existing chain in `iptables-restore --noflush` flushes it, which would drop
  * the jumps a concurrent ADD just added.
  */
-async function ensureSharedChains(saved: readonly string[]): Promise<void> {
+async function ensureSharedChains(saved: readonly string[]): Promise<string[]> {
   const need: [string, string, string[]][] = [
     [HOSTPORTS, 'PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL']],
     [HOSTPORTS, 'OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL']],
     [HOSTPORT_MASQ, 'POSTROUTING', []],
   ];
+  const done: string[] = [];
   const iptables = async (args: string[], ok: (stderr: string) => boolean = () => false): Promise<void> => {
     const r = await run('iptables', ['-w', '-t', 'nat', ...args]);
     if (r.code !== 0 && !ok(r.stderr)) throw new CniError(Code.Kernel, `iptables ${args.join(' ')}: ${r.stderr.trim()}`);
+    if (r.code === 0) done.push(`iptables -t nat ${args.join(' ')}`);
   };
   for (const [chain, from, match] of need) {
     // "exists" is fine: a concurrent ADD made it first.
@@ -92,19 +94,20 @@ async function ensureSharedChains(saved: readonly string[]): Promise<void> {
     if (saved.includes(`-A ${from} ${rule.join(' ')}`)) continue;
     if ((await run('iptables', ['-w', '-t', 'nat', '-C', from, ...rule])).code !== 0) await iptables(['-A', from, ...rule]);
   }
+  return done;
 }
 
-/** Returns the attachment's lines applied. */
+/** Returns what was done, as single iptables commands: the shared chains when this ADD made them, then the attachment's rules. */
 export async function addHostports(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): Promise<string[]> {
-  await ensureSharedChains(await saveNat(false));
+  const shared = await ensureSharedChains(await saveNat(false));
   const lines = hostportLines(chain, mappings, podIP, podSubnet);
   await restoreNat(false, lines);
-  return lines;
+  return [...shared, natCommands(false, lines)];
 }
 
 /** The trace's account of addHostports. */
-export const hostportStep = (mappings: readonly PortMapping[], podIP: string, lines: string[]): Step => ({
+export const hostportStep = (mappings: readonly PortMapping[], podIP: string, commands: string[]): Step => ({
   what: `map ${mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} to containerPort ${m.containerPort}`).join(', ')}`,
-  cmd: natCommands(false, lines),
+  cmd: commands.join('\n'),
   why: `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${podIP}:containerPort; the masquerade rule lets pods on this node use it too (hairpin)`,
 });

@@ -194,8 +194,8 @@ async function add(ctx: Context): Promise<Result> {
       const v4 = addrs.find((a) => a.cidr.family === 4);
       if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
       hostports = hostportChain(conf.name, env.containerID, env.ifname);
-      const lines = await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
-      trace?.step(hostportStep(mappings, formatIP(v4.ip), lines));
+      const done = await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
+      trace?.step(hostportStep(mappings, formatIP(v4.ip), done));
     }
 
     const iface = (i: Interface): Interface => ({ ...i, mtu });

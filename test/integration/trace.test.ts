@@ -120,6 +120,31 @@ describe('trace', () => {
     expect(wiring(t.node, t.pod)).toEqual(before);
   });
 
+  it('ipMasq and hostPort steps list the exact iptables commands: the rules they name exist after ADD and are gone after DEL', async () => {
+    const t = setup({ ipMasq: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80 }] } });
+    const add = await cni(t.node, t.call('ADD', { PODWIRE_TRACE: 'stderr' }), t.conf);
+    expect(add.code, add.stderr).toBe(0);
+    const nat = () => sh('ip', ['netns', 'exec', t.node, 'iptables-save', '-t', 'nat']).split('\n');
+    const ipt = (trace: string) => steps(trace).flatMap((x) => x.cmds).filter((c) => c.startsWith('iptables -t nat '));
+    const added = ipt(add.stderr);
+    // A fresh node: this ADD made the shared hostPort chains, and says so.
+    expect(added).toContain('iptables -t nat -N PODWIRE-HOSTPORTS');
+    expect(added).toContain('iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j PODWIRE-HOSTPORTS');
+    const saved = nat();
+    for (const c of added) {
+      const rule = c.slice('iptables -t nat '.length);
+      if (rule.startsWith('-A ')) expect(saved, c).toContain(rule);
+      else expect(saved.some((l) => l.startsWith(`:${rule.slice(3)} `)), c).toBe(true); // -N CHAIN
+    }
+    const del = await cni(t.node, t.call('DEL', { PODWIRE_TRACE: 'stderr' }), t.conf);
+    expect(del.code).toBe(0);
+    const removed = ipt(del.stderr).filter((c) => c.includes(' -D '));
+    expect(removed).toHaveLength(3); // the jumps to the masquerade and hostPort chains, and the hairpin rule
+    const after = nat();
+    for (const c of removed) expect(after).not.toContain(c.replace('iptables -t nat -D ', '-A '));
+    expect(after.some((l) => /PW-(MASQ|HP)-/.test(l))).toBe(false);
+  });
+
   it('"trace": true in the config writes the log only; no trace, no trace lines and nothing on stderr', async () => {
     const quiet = setup();
     const add = await cni(quiet.node, quiet.call('ADD'), quiet.conf);
