@@ -152,9 +152,12 @@ export function renderSvg(m: Model): string {
     const lift = 30 + (((x2 - x1) / (COL + GAP)) - 1) * 38 + (l.mode === 'host-gw' ? 14 : 0);
     const y = NODE_Y - 8;
     const cls = l.mode === 'vxlan' ? 'tun' : 'hgw';
-    const label = l.mode === 'vxlan' ? `VXLAN tunnel (${ls.length === 2 ? 'both ways' : `${l.from} -> ${l.to}`})` : `host-gw routes (${ls.map((x) => `${x.podCIDR} via ${x.via.split(' ')[0]}`).join(', ')})`;
+    const way = ls.length === 2 ? 'both ways' : `${l.from} -> ${l.to}`;
+    const label = l.mode === 'vxlan' ? `VXLAN tunnel (${way})` : `host-gw routes (${way})`;
+    // The routes themselves, as a tooltip: they would not fit on the arc.
+    const detail = ls.map((x) => `${x.from}: ${x.podCIDR} via ${x.via}`).join('\n');
     out.push(
-      `<g data-kind="link" data-mode="${l.mode}"><path class="${cls}" d="M ${x1 + 10 * (k % 3)} ${y} C ${x1} ${y - lift * 2}, ${x2} ${y - lift * 2}, ${x2 - 10 * (k % 3)} ${y}"/>` +
+      `<g data-kind="link" data-mode="${l.mode}"><title>${esc(detail)}</title><path class="${cls}" d="M ${x1 + 10 * (k % 3)} ${y} C ${x1} ${y - lift * 2}, ${x2} ${y - lift * 2}, ${x2 - 10 * (k % 3)} ${y}"/>` +
         `${text((x1 + x2) / 2, y - lift * 1.5 - 6, label, 's', 'middle')}</g>`,
     );
     k++;
