@@ -2,8 +2,7 @@
 // bridge and VXLAN device; under each node its pods, each hanging from the bridge by its veth pair (host
 // end name, eth0 and Pod IP); between nodes, what podwire's routes say: a VXLAN tunnel or a host-gw route.
 // The model is built from the kernel (world.ts), then laid out in columns; no layout library.
-import { ROUTE_PROTO } from '../node/peers.js';
-import { type NsView, kind, linkByName, v4Addrs } from './view.js';
+import { type NsView, kind, peerRoutes, v4Addrs } from './view.js';
 import { type World, readWorld, short, vethPeer } from './world.js';
 
 export interface DPod {
@@ -71,16 +70,12 @@ export function diagramModel(w: World, title: string): Model {
   const remotes = new Map<string, string>();
   for (const n of nodes) {
     const v = w.views.get(n.ns)!;
-    for (const r of v.routes.filter((x) => x.protocol === String(ROUTE_PROTO))) {
-      const vxlan = kind(linkByName(v, r.dev)) === 'vxlan';
-      // Which Node IP the traffic goes to: the FDB entry of the VTEP's MAC, or the route's gateway.
-      const mac = vxlan ? v.neigh.find((x) => x.dst === r.gateway && x.dev === r.dev)?.lladdr : undefined;
-      const nodeIP = vxlan ? v.fdb.find((f) => f.ifname === r.dev && f.mac === mac && f.dst)?.dst : r.gateway;
+    for (const { route: r, mode, nodeIP } of peerRoutes(v)) {
       if (!nodeIP) continue;
       const owner = w.owners.get(nodeIP);
       const to = owner && w.roles.get(owner.ns)?.kind === 'node' ? short(owner.ns) : nodeIP;
-      if (to === nodeIP) remotes.set(nodeIP, `${r.dst}`);
-      links.push({ from: n.name, to, mode: vxlan ? 'vxlan' : 'host-gw', podCIDR: r.dst, via: `${r.gateway} dev ${r.dev}` });
+      if (to === nodeIP) remotes.set(nodeIP, r.dst);
+      links.push({ from: n.name, to, mode, podCIDR: r.dst, via: `${r.gateway} dev ${r.dev}` });
     }
   }
   const hosts = [...w.views.values()]

@@ -3,6 +3,7 @@
 // and for the link it leaves by: a veth's other end, the bridge's FDB (which port has the MAC), or the
 // VXLAN device's neighbour and FDB entries (which node to send the encapsulated frame to), after which
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
+import { cidrContains, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
 import { ipJson } from '../kernel/run.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
@@ -89,7 +90,17 @@ export class PathFinder {
   private routeReason(ns: string, r: RouteGet): string {
     const v = this.w.views.get(ns)!;
     const role = this.w.roles.get(ns)!;
-    const entry = v.routes.find((x) => x.dev === r.dev && x.gateway === r.gateway && x.dst !== 'default') ?? v.routes.find((x) => x.dev === r.dev && x.gateway === r.gateway);
+    // `ip route get` does not say which route it chose: the longest prefix holding the destination, with
+    // the same device and gateway, is the one.
+    const dst = parseIP(r.dst)!;
+    const prefix = (d: string): number => {
+      if (d === 'default') return 0;
+      const c = parseCidr(d.includes('/') ? d : `${d}/32`);
+      return c && cidrContains(c, dst) ? c.prefix : -1;
+    };
+    const entry = v.routes
+      .filter((x) => x.dev === r.dev && x.gateway === r.gateway && prefix(x.dst) >= 0)
+      .sort((a, b) => prefix(b.dst) - prefix(a.dst))[0];
     if (!entry) return '';
     if (entry.protocol === String(ROUTE_PROTO)) {
       const how = kind(linkByName(v, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
@@ -233,11 +244,12 @@ export class PathFinder {
 
 /** DST may carry a port: "10.96.0.10:80". */
 export function parseTarget(s: string): { ip: string; port?: number } {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(s);
-  if (!m) throw new Error(`"${s}" is not an IPv4 address (with an optional :port)`);
-  const port = m[2] === undefined ? undefined : Number(m[2]);
-  if (port !== undefined && (port < 1 || port > 65535)) throw new Error(`port ${port} is out of range`);
-  return { ip: m[1]!, port };
+  const [host = '', portText, ...rest] = s.split(':');
+  const ip = parseIP(host);
+  if (!ip || ip.family !== 4 || rest.length) throw new Error(`"${s}" is not an IPv4 address (with an optional :port)`);
+  const port = portText === undefined ? undefined : Number(portText);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new Error(`port ${portText} is out of range`);
+  return { ip: formatIP(ip), port };
 }
 
 export async function findPath(w: World, src: string, dst: string, proto = 'tcp'): Promise<PathResult> {

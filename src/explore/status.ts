@@ -6,15 +6,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError } from '../cni/errors.js';
 import { parseIpamConfig, DEFAULT_DATA_DIR } from '../ipam/config.js';
+import { usage } from '../ipam/allocator.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
 import { hostVethName } from '../kernel/links.js';
 import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
-import { type PeerDiff, ROUTE_PROTO, desiredState, diffPeers, peersOf } from '../node/peers.js';
-import { findUnderlay, readPeers } from '../node/sync.js';
+import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
+import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../cli/table.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
-import { type NsView, isUp, kind, linkByName, peerNs, readNs, v4Addrs } from './view.js';
+import { type NsView, isUp, kind, linkByName, peerNs, peerRoutes, readNs, v4Addrs } from './view.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
 
@@ -102,12 +103,8 @@ function slice(o: StatusOptions, taken: Map<string, unknown>, problems: string[]
   const ipam = o.conf.plugin.ipam as Record<string, unknown> | undefined;
   try {
     const { pool } = parseIpamConfig(ipam);
-    const size = Number(pool.end - pool.start + 1n) - (pool.gateway.value >= pool.start && pool.gateway.value <= pool.end ? 1 : 0);
-    let used = 0;
-    for (const ip of taken.keys()) {
-      const p = parseIP(ip);
-      if (p && cidrContains(pool.subnet, p) && p.value >= pool.start && p.value <= pool.end) used++;
-    }
+    const u = usage(pool, taken.keys());
+    const [size, used] = [Number(u.size), Number(u.used)];
     const f = pool.subnet.family;
     return {
       cidr: formatCidr(pool.subnet),
@@ -134,9 +131,10 @@ function vxlanOf(v: NsView, name: string | undefined): NodeStatus['vxlan'] {
 }
 
 /** Per peer, what its entries are and how they differ from what the cluster file asks for. */
-async function peerRows(c: Cluster, nodeName: string, problems: string[], stale: string[]): Promise<PeerRow[]> {
+function peerRows(view: NsView, c: Cluster, nodeName: string, problems: string[], stale: string[]): PeerRow[] {
   const self = selfNode(c, nodeName);
-  const k = await readPeers(c.device, usesVxlan(c));
+  // What `peers sync` would read, from what status has read already.
+  const k = kernelPeers(c.device, view.links, view.routes, view.neigh, view.fdb);
   const underlay = findUnderlay(k.links, self);
   const peers = peersOf(c, self, underlay);
   const d: PeerDiff = diffPeers(k.ours, desiredState(peers, underlay, c.device), k.foreign);
@@ -226,25 +224,19 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     const self = selfNode(o.cluster, o.node);
     st.node = { name: self.name, nodeIP: self.nodeIP, podCIDR: self.podCIDR, clusterCIDR: o.cluster.clusterCIDR, backend: o.cluster.backend };
     if (st.slice && st.slice.cidr !== self.podCIDR) problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${self.podCIDR}`);
-    st.peers = await peerRows(o.cluster, o.node, problems, st.stale);
+    st.peers = peerRows(view, o.cluster, o.node, problems, st.stale);
   } else {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
-    st.peers = view.routes
-      .filter((r) => r.protocol === String(ROUTE_PROTO))
-      .map((r) => {
-        const vx = kind(linkByName(view, r.dev)) === 'vxlan';
-        const fdb = vx ? view.fdb.filter((f) => f.ifname === r.dev && f.dst && view.neigh.some((n) => n.dst === r.gateway && n.lladdr === f.mac)) : [];
-        return {
-          name: '?',
-          nodeIP: vx ? (fdb[0]?.dst ?? '?') : (r.gateway ?? '?'),
-          podCIDR: r.dst,
-          mode: vx ? 'vxlan' : 'host-gw',
-          route: `via ${r.gateway} dev ${r.dev}`,
-          neighbour: vx ? view.neigh.filter((n) => n.dst === r.gateway && n.lladdr).map((n) => `${n.dst} -> ${n.lladdr}`)[0] : undefined,
-          fdb: fdb.map((f) => `${f.mac} -> ${f.dst}`),
-          drift: [],
-        };
-      });
+    st.peers = peerRoutes(view).map(({ route: r, mode, mac, nodeIP }) => ({
+      name: '?',
+      nodeIP: nodeIP ?? '?',
+      podCIDR: r.dst,
+      mode,
+      route: `via ${r.gateway} dev ${r.dev}`,
+      neighbour: mac && `${r.gateway} -> ${mac}`,
+      fdb: mode === 'vxlan' && mac && nodeIP ? [`${mac} -> ${nodeIP}`] : [],
+      drift: [],
+    }));
   }
   return st;
 }

@@ -3,6 +3,7 @@
 // and diagram explain the network from this, never from what podwire meant to do.
 import { CniError, Code } from '../cni/errors.js';
 import { ipJson } from '../kernel/run.js';
+import { ROUTE_PROTO } from '../node/peers.js';
 import { run } from '../run.js';
 
 export interface Link {
@@ -30,6 +31,7 @@ export interface RouteEntry {
   prefsrc?: string;
   flags?: string[];
   type?: string;
+  metric?: number;
 }
 
 export interface NeighEntry {
@@ -88,4 +90,25 @@ export const v4Addrs = (l: Link | undefined): string[] =>
 export function peerNs(v: NsView, l: Link): string | undefined {
   if (l.link_netnsid === undefined) return undefined;
   return v.nsids.find((n) => n.nsid === l.link_netnsid)?.name ?? `nsid ${l.link_netnsid}`;
+}
+
+export interface PeerRoute {
+  route: RouteEntry;
+  mode: 'vxlan' | 'host-gw';
+  /** The VTEP's MAC (vxlan), from the neighbour entry of the route's gateway. */
+  mac?: string;
+  /** Where the traffic goes: the FDB entry of that MAC (vxlan), or the route's gateway (host-gw). */
+  nodeIP?: string;
+}
+
+/** podwire's routes to other nodes' podCIDRs, each with the backend and Node IP the kernel's entries lead to. */
+export function peerRoutes(v: NsView): PeerRoute[] {
+  return v.routes
+    .filter((r) => r.protocol === String(ROUTE_PROTO))
+    .map((route) => {
+      if (kind(linkByName(v, route.dev)) !== 'vxlan') return { route, mode: 'host-gw', nodeIP: route.gateway };
+      const mac = v.neigh.find((n) => n.dst === route.gateway && n.dev === route.dev)?.lladdr;
+      const nodeIP = mac ? v.fdb.find((f) => f.ifname === route.dev && f.mac === mac && f.dst)?.dst : undefined;
+      return { route, mode: 'vxlan', mac, nodeIP };
+    });
 }

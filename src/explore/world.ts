@@ -2,8 +2,7 @@
 // (it has a bridge with an address, or a VXLAN device), a pod (its veth's other end is on a node's
 // bridge), or another host. For the lab that is every pwlab-* namespace; on a real node, this namespace
 // and the pods' namespaces in /run/netns.
-import { execFileSync } from 'node:child_process';
-import { LAB_PREFIX } from '../lab/netns.js';
+import { LAB_PREFIX, labNamespaces, namedNamespaces } from '../lab/netns.js';
 import { type Link, type NsView, kind, linkByName, peerNs, readNs, v4Addrs } from './view.js';
 
 export type Role = { kind: 'node' } | { kind: 'pod'; node: string; hostVeth: string; bridge: string } | { kind: 'host' };
@@ -19,14 +18,6 @@ export interface World {
   roles: Map<string, Role>;
   /** Who holds each IPv4 address. */
   owners: Map<string, Owner>;
-}
-
-/** Names of the namespaces in /run/netns. */
-export function namedNamespaces(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0]!)
-    .filter(Boolean);
 }
 
 /** A namespace's name for people: "node1", "n1-pod1" in the lab; "this node" for our own. */
@@ -52,7 +43,7 @@ export function vethPeer(w: World, v: NsView, l: Link): { ns: string; link: Link
 }
 
 export async function readWorld(lab: boolean): Promise<World> {
-  const names = lab ? namedNamespaces().filter((n) => n.startsWith(LAB_PREFIX)) : ['', ...namedNamespaces()];
+  const names = lab ? labNamespaces() : ['', ...namedNamespaces()];
   const views = new Map((await Promise.all(names.map((n) => readNs(n)))).map((v) => [v.name, v]));
   const w: World = { lab, views, roles: new Map(), owners: new Map() };
   for (const v of views.values()) {

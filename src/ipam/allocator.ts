@@ -90,15 +90,21 @@ export function collect(store: Store, valid: readonly Attachment[]): Promise<Map
   });
 }
 
-/** Addresses still free in the pool (gateway excluded). */
-export function freeCount(store: Store, pool: Pool): bigint {
+/** How many addresses the pool hands out (gateway excluded) and how many of them `taken` holds. */
+export function usage(pool: Pool, taken: Iterable<string>): { size: bigint; used: bigint } {
   let used = 0n;
-  for (const ip of store.list().keys()) {
+  for (const ip of taken) {
     const p = parseIP(ip);
     if (p && inPool(pool, p) && p.value !== pool.gateway.value) used++;
   }
   const gatewayInRange = inPool(pool, pool.gateway) ? 1n : 0n;
-  return pool.end - pool.start + 1n - gatewayInRange - used;
+  return { size: pool.end - pool.start + 1n - gatewayInRange, used };
+}
+
+/** Addresses still free in the pool (gateway excluded). */
+export function freeCount(store: Store, pool: Pool): bigint {
+  const u = usage(pool, store.list().keys());
+  return u.size - u.used;
 }
 
 /** The addresses the owner holds (for CHECK). */

@@ -18,12 +18,15 @@ export function netns(name: string): string {
   return name;
 }
 
-export function labNamespaces(): string[] {
+/** Names of the namespaces in /run/netns. */
+export function namedNamespaces(): string[] {
   return ip('netns', 'list')
     .split('\n')
     .map((l) => l.split(' ')[0]!)
-    .filter((n) => n.startsWith(LAB_PREFIX));
+    .filter(Boolean);
 }
+
+export const labNamespaces = (): string[] => namedNamespaces().filter((n) => n.startsWith(LAB_PREFIX));
 
 /** Deletes a namespace, and first the processes the lab started in it (web servers in pods would outlive it). */
 export function delNetns(ns: string): void {

@@ -65,14 +65,34 @@ export async function readPeers(device: string, withVxlan: boolean): Promise<Ker
     'addr show',
     'route show table main',
     ...(withVxlan ? [`neigh show dev ${device} nud permanent`] : []),
-  ])) as [IpLink[]?, IpRoute[]?, { dst: string; lladdr?: string }[]?];
-  const hasDevice = links.some((l) => l.ifname === device);
-  let fdb: { mac: string; dst?: string }[] = [];
-  if (withVxlan && hasDevice) {
+  ])) as [IpLink[]?, IpRoute[]?, KernelNeigh[]?];
+  let fdb: KernelFdb[] = [];
+  if (withVxlan && links.some((l) => l.ifname === device)) {
     const r = await run('bridge', ['-j', 'fdb', 'show', 'dev', device]);
     if (r.code !== 0) throw new CniError(Code.Kernel, `bridge fdb show: ${r.stderr.trim()}`);
     fdb = JSON.parse(r.stdout || '[]');
   }
+  return kernelPeers(device, links, routes, neighs, fdb);
+}
+
+interface KernelNeigh {
+  dst: string;
+  dev?: string;
+  lladdr?: string;
+  state?: string[];
+}
+interface KernelFdb {
+  mac: string;
+  ifname?: string;
+  dst?: string;
+}
+
+/**
+ * Which of the kernel's entries are podwire's (routes with ROUTE_PROTO; the VXLAN device's permanent
+ * neighbours and its FDB entries with a destination) and which routes someone else made. Pure: status
+ * feeds it what it has read already. Neighbours and FDB entries of other devices are ignored.
+ */
+export function kernelPeers(device: string, links: IpLink[], routes: IpRoute[], neighs: KernelNeigh[], fdb: KernelFdb[]): KernelPeers {
   const ours: PeerState = { routes: [], neighs: [], fdb: [] };
   const foreign = new Set<string>();
   for (const r of routes) {
@@ -82,9 +102,9 @@ export async function readPeers(device: string, withVxlan: boolean): Promise<Ker
     }
     ours.routes.push({ dst: r.dst, via: r.gateway ?? '', dev: r.dev ?? '', onlink: r.flags?.includes('onlink') ?? false });
   }
-  if (hasDevice) {
-    for (const n of neighs) if (n.lladdr) ours.neighs.push({ ip: n.dst, mac: n.lladdr });
-    for (const f of fdb) if (f.dst) ours.fdb.push({ mac: f.mac, dst: f.dst });
+  if (links.some((l) => l.ifname === device)) {
+    for (const n of neighs) if (n.lladdr && (n.dev ?? device) === device && (!n.state || n.state.includes('PERMANENT'))) ours.neighs.push({ ip: n.dst, mac: n.lladdr });
+    for (const f of fdb) if (f.dst && (f.ifname ?? device) === device) ours.fdb.push({ mac: f.mac, dst: f.dst });
   }
   return { links, ours, foreign };
 }

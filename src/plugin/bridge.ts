@@ -91,21 +91,24 @@ async function podLinks(netns: string): Promise<string[]> {
 /** What one `ip -batch` did, for Trace.batch: steps (as single commands), ms, and the failing line. */
 type BatchRecord = [steps: Step[], ms: number, failedLine?: number, error?: string];
 
-/** Applies steps with one `ip -batch` (in `netns`, or on the host) and hands `record` what happened. */
-async function apply(steps: IpStep[], netns: string | undefined, record: (r: BatchRecord) => void): Promise<void> {
+/**
+ * Applies steps with one `ip -batch` (in `netns`, or on the host) and, when tracing, hands `record` what
+ * happened. Without a trace nothing is formatted (ipCommand looks at the filesystem for each line).
+ */
+async function apply(steps: IpStep[], netns: string | undefined, record: ((r: BatchRecord) => void) | undefined): Promise<void> {
   const started = performance.now();
   const shown = (): Step[] => steps.map((s) => ({ ...s, cmd: ipCommand(s.cmd, netns) }));
   try {
     await ipBatch(cmds(steps), netns);
   } catch (e) {
-    record([shown(), performance.now() - started, (e instanceof IpBatchError && e.line) || steps.length, (e as Error).message]);
+    record?.([shown(), performance.now() - started, (e instanceof IpBatchError && e.line) || steps.length, (e as Error).message]);
     throw e;
   }
-  record([shown(), performance.now() - started]);
+  record?.([shown(), performance.now() - started]);
 }
 
 /** Runs the host-side batch; a bridge created by a parallel ADD in the meantime is not an error. */
-async function wireHost(bridge: BridgeSpec, steps: IpStep[], record: (r: BatchRecord) => void): Promise<void> {
+async function wireHost(bridge: BridgeSpec, steps: IpStep[], record: ((r: BatchRecord) => void) | undefined): Promise<void> {
   const exists = localLinks().has(bridge.name);
   try {
     await apply([...bridgeLines(bridge, exists), ...steps], undefined, record);
@@ -140,7 +143,7 @@ async function add(ctx: Context): Promise<Result> {
     const veth = vethLines({ host, hostMac, peer: env.ifname, peerMac: podMac, netns: env.netns, mtu, bridge: bc.bridge, hairpin: bc.hairpinMode });
     const extra = more.map((g) => gatewayStep(formatCidr(g.subnet, g.ip.value), bc.bridge));
     try {
-      await wireHost(bridge, [...extra, ...veth], (r) => (hostBatch = r));
+      await wireHost(bridge, [...extra, ...veth], trace && ((r) => (hostBatch = r)));
       vethCreated = true;
     } catch (e) {
       if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
@@ -177,7 +180,7 @@ async function add(ctx: Context): Promise<Result> {
 
     // Step 3: inside the pod.
     const routes = podRoutes(addrs, got!.result.routes ?? [], bc.isDefaultGateway);
-    await apply(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, (r) => trace?.batch(...r));
+    await apply(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r)));
     // Step 4: forwarding, and masquerade when asked.
     const forwarding = ensureSysctl('net/ipv4/ip_forward', '1');
     trace?.step(FORWARDING_STEP, forwarding ? undefined : 'it was on already: nothing written');

@@ -2,17 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { parseCniArgs, readEnv } from '../../src/cni/env.js';
 import { CniError, asCniError } from '../../src/cni/errors.js';
 import { validID, validIfname, validMac, validNetnsPath } from '../../src/cni/validate.js';
+import { thrownCode } from '../helpers/errors.js';
 
 const base = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc123', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
 
-function code(f: () => unknown): number | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as CniError).code;
-  }
-  return undefined;
-}
 
 describe('validators', () => {
   it('container IDs and network names', () => {
@@ -59,10 +52,10 @@ describe('readEnv', () => {
   });
 
   it('rejects unsafe values with code 4', () => {
-    expect(code(() => readEnv({ ...base, CNI_CONTAINERID: '../../x' }, []))).toBe(4);
-    expect(code(() => readEnv({ ...base, CNI_IFNAME: 'eth0/../../x' }, []))).toBe(4);
-    expect(code(() => readEnv({ ...base, CNI_NETNS: 'netns/x' }, []))).toBe(4);
-    expect(code(() => readEnv({ ...base, CNI_COMMAND: 'ADDX' }, []))).toBe(4);
+    expect(thrownCode(() => readEnv({ ...base, CNI_CONTAINERID: '../../x' }, []))).toBe(4);
+    expect(thrownCode(() => readEnv({ ...base, CNI_IFNAME: 'eth0/../../x' }, []))).toBe(4);
+    expect(thrownCode(() => readEnv({ ...base, CNI_NETNS: 'netns/x' }, []))).toBe(4);
+    expect(thrownCode(() => readEnv({ ...base, CNI_COMMAND: 'ADDX' }, []))).toBe(4);
   });
 
   it('GC and STATUS need no attachment variables', () => {
@@ -73,9 +66,9 @@ describe('readEnv', () => {
 
 describe('CNI_ARGS', () => {
   it('unknown keys are code 2 unless IgnoreUnknown', () => {
-    expect(code(() => parseCniArgs('K8S_POD_NAME=x', ['IP']))).toBe(2);
+    expect(thrownCode(() => parseCniArgs('K8S_POD_NAME=x', ['IP']))).toBe(2);
     expect(parseCniArgs('IgnoreUnknown=true;K8S_POD_NAME=x', ['IP'])).toEqual({ IgnoreUnknown: 'true', K8S_POD_NAME: 'x' });
-    expect(code(() => parseCniArgs('IP', ['IP']))).toBe(4);
+    expect(thrownCode(() => parseCniArgs('IP', ['IP']))).toBe(4);
     expect(parseCniArgs('', [])).toEqual({});
   });
 });

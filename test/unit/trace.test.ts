@@ -1,19 +1,11 @@
 // The trace's pure parts: where it goes, how steps are numbered and batched, and that every wiring step
 // the builders produce carries a sentence and a reason.
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../src/cni/errors.js';
 import { Trace, traceTarget } from '../../src/cni/trace.js';
 import { bridgeLines, podLines, vethLines } from '../../src/kernel/links.js';
 import { ipCommand } from '../../src/kernel/run.js';
+import { thrownCode } from '../helpers/errors.js';
 
-const code = (f: () => unknown): number | undefined => {
-  try {
-    f();
-  } catch (e) {
-    return (e as CniError).code;
-  }
-  return undefined;
-};
 
 describe('traceTarget', () => {
   it('PODWIRE_TRACE wins over the config; off by default', () => {
@@ -27,9 +19,9 @@ describe('traceTarget', () => {
     expect(traceTarget(undefined, 'stderr')).toBe('stderr');
   });
   it('anything else is a CNI error naming the variable or key', () => {
-    expect(code(() => traceTarget('loud', undefined))).toBe(4);
+    expect(thrownCode(() => traceTarget('loud', undefined))).toBe(4);
     expect(() => traceTarget('loud', undefined)).toThrow(/PODWIRE_TRACE/);
-    expect(code(() => traceTarget(undefined, 1))).toBe(7);
+    expect(thrownCode(() => traceTarget(undefined, 1))).toBe(7);
     expect(() => traceTarget(undefined, 'yes')).toThrow(/trace: must be/);
   });
 });
