@@ -36,7 +36,8 @@ const common = {
 // (measured: +5 ms per plugin call without the split).
 await esbuild.build({ ...common, outfile: 'dist/podwire.mjs' });
 rmSync(join(root, 'dist', 'split'), { recursive: true, force: true });
-await esbuild.build({ ...common, outdir: 'dist/split', splitting: true, entryNames: 'podwire' });
+const { banner: _nodeOnly, ...bunCommon } = common;
+await esbuild.build({ ...bunCommon, outdir: 'dist/split', splitting: true, entryNames: 'podwire' });
 
 // A CNI plugin runs in whatever directory the runtime has: never read a .env or bunfig.toml from there.
 const bun = join(dirname(require.resolve('@oven/bun-linux-x64/package.json')), 'bin', 'bun');

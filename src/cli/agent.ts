@@ -2,7 +2,7 @@
 // The Kubernetes client is imported only here: it is big, and the plugin path never needs it.
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
-import { configureLog } from '../log.js';
+import { configurePinoLog } from './log.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 import { DEFAULT_SUBNET_FILE } from '../node/setup.js';
 
@@ -42,7 +42,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('log-file', { type: 'string', describe: 'also log (JSON lines) to this file' })
       .strict(),
   handler: async (a) => {
-    if (a['log-file']) configureLog(a['log-file'], 'info');
+    if (a['log-file']) configurePinoLog(a['log-file'], 'info');
     const { KubeConfig } = await import('@kubernetes/client-node');
     const { runAgent } = await import('../node/kube-agent.js');
     const kc = new KubeConfig();

@@ -2,7 +2,7 @@
 // described by a file (JSON, see src/node/cluster.ts). Human output goes to stderr, --json to stdout.
 import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
-import { configureLog } from '../log.js';
+import { configurePinoLog } from './log.js';
 import { peerLoop } from '../node/agent.js';
 import { DEFAULT_SUBNET_FILE, type NodeReport, nodeDown, nodeUp } from '../node/setup.js';
 import { FileSource, readClusterFile } from '../node/source.js';
@@ -28,7 +28,7 @@ function common<T>(y: Argv<T>): Argv<T & Common> {
 }
 
 function setup(a: Common): void {
-  if (a['log-file']) configureLog(a['log-file'], 'info');
+  if (a['log-file']) configurePinoLog(a['log-file'], 'info');
 }
 
 function printNode(a: Common, verb: string, r: NodeReport): void {

@@ -1,29 +1,21 @@
 // The shared skeleton every podwire plugin runs in: CNI_* env, config on stdin, version rules, the
 // result or error JSON on stdout, exit code, and one log line per call. Plugins only write verb logic.
-import { readFileSync } from 'node:fs';
 import { CniError, Code, asCniError, invalidConfig } from './errors.js';
 import { COMMANDS, readEnv } from './env.js';
 import type { Context, NetConf, Plugin } from './types.js';
 import { Trace, traceTarget } from './trace.js';
-import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor } from './version.js';
+import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor, versionReply } from './version.js';
 import { validAbsPath, validID } from './validate.js';
 import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../log.js';
+import { readStdin, writeStdout } from '../stdio.js';
+import { profileSoFar, timed } from '../profile.js';
 
 export interface SkelOptions {
   /** CNI_ARGS keys the plugin understands; others need IgnoreUnknown=1. */
   knownArgs: readonly string[];
   env?: NodeJS.ProcessEnv;
-  stdin?: () => string;
-  stdout?: (s: string) => void;
-}
-
-function readStdin(): string {
-  try {
-    return readFileSync(0, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EOF') return '';
-    throw new CniError(Code.IO, `cannot read stdin: ${(e as Error).message}`);
-  }
+  stdin?: () => string | Promise<string>;
+  stdout?: (s: string) => void | Promise<void>;
 }
 
 /** Decodes and checks the keys every plugin config shares (SPEC "Network configuration"). */
@@ -53,20 +45,10 @@ export function parseNetConf(stdin: string): NetConf {
   return conf;
 }
 
-function versionReply(stdin: string): string {
-  let asked: unknown;
-  try {
-    asked = stdin.trim() ? (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion : undefined;
-  } catch {
-    asked = undefined;
-  }
-  return JSON.stringify({ cniVersion: isSupported(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS });
-}
-
 /** Runs one CNI call and returns the process exit code. */
 export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number> {
   const env = opts.env ?? process.env;
-  const write = opts.stdout ?? ((s: string) => process.stdout.write(s + '\n'));
+  const write = opts.stdout ?? ((s: string) => writeStdout(s + '\n'));
   const started = performance.now();
   let cniVersion = LATEST;
   let command = env.CNI_COMMAND ?? '';
@@ -74,14 +56,14 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
   let trace: Trace | undefined;
   try {
     if (!(COMMANDS as readonly string[]).includes(command)) readEnv(env, opts.knownArgs); // throws, naming CNI_COMMAND
-    const stdin = (opts.stdin ?? readStdin)();
+    const stdin = await timed('read stdin', () => (opts.stdin ?? readStdin)());
     if (command === 'VERSION') {
-      write(versionReply(stdin));
+      await write(versionReply(stdin));
       return 0;
     }
-    const conf = parseNetConf(stdin);
+    const conf = timed('parse config', () => parseNetConf(stdin));
     cniVersion = conf.cniVersion;
-    configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info');
+    timed('open log', () => configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info'));
     log.debug({ ms: +(performance.now() - started).toFixed(2), sinceStart: +performance.now().toFixed(2) }, 'config read, log open');
     const cniEnv = readEnv(env, opts.knownArgs);
     command = cniEnv.command;
@@ -105,7 +87,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
       case 'ADD': {
         const result = await plugin.add(ctx);
         fields.ips = result.ips?.map((ip) => ip.address);
-        write(JSON.stringify(convertResult(result, conf.cniVersion)));
+        await timed('write result', () => write(JSON.stringify(convertResult(result, conf.cniVersion))));
         break;
       }
       case 'DEL':
@@ -122,14 +104,14 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
         break;
     }
     const ms = +(performance.now() - started).toFixed(2);
-    log.info({ ...fields, outcome: 'ok', ms }, `${command} ok`);
+    log.info({ ...fields, outcome: 'ok', ms, profile: profileSoFar() }, `${command} ok`);
     trace?.write(`${command} ok in ${ms} ms${fields.ips ? `: ${(fields.ips as string[]).join(', ')}` : ''}`);
     return 0;
   } catch (e) {
     const err = asCniError(e);
-    write(JSON.stringify(err.toJSON(cniVersion)));
+    await write(JSON.stringify(err.toJSON(cniVersion)));
     log.error(
-      { ...fields, outcome: 'error', code: err.code, err: err.message, ms: +(performance.now() - started).toFixed(2) },
+      { ...fields, outcome: 'error', code: err.code, err: err.message, ms: +(performance.now() - started).toFixed(2), profile: profileSoFar() },
       `${command} failed`,
     );
     trace?.write(`${command} failed (code ${err.code}): ${err.message}`);

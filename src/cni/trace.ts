@@ -6,6 +6,7 @@
 // plugin does no extra work. Steps are recorded as they happen and written once, when the call ends.
 import { invalidConfig, invalidEnv } from './errors.js';
 import { log } from '../log.js';
+import { writeAll } from '../files.js';
 
 /** One thing a plugin does: what (a short sentence), the command (when there is one), and why. */
 export interface Step {
@@ -85,6 +86,6 @@ export class Trace {
   write(outcome: string): void {
     this.entries.forEach((e, i) => log.info({ trace: i + 1, what: e.what, cmd: e.cmd, why: e.why, failed: e.failed }, `trace ${this.title}`));
     log.info({ trace: 'end', outcome }, `trace ${this.title}`);
-    if (this.target === 'stderr') process.stderr.write(this.text(outcome));
+    if (this.target === 'stderr') writeAll(2, this.text(outcome));
   }
 }

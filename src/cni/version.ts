@@ -80,3 +80,14 @@ export function parseResult(raw: unknown): Result | undefined {
     dns: r.dns && typeof r.dns === 'object' ? (r.dns as Result['dns']) : undefined,
   };
 }
+
+/** VERSION's answer: the versions podwire speaks, in the version the caller asked for (or the latest). */
+export function versionReply(stdin: string): string {
+  let asked: unknown;
+  try {
+    asked = stdin.trim() ? (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion : undefined;
+  } catch {
+    asked = undefined;
+  }
+  return JSON.stringify({ cniVersion: isSupported(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS });
+}

@@ -3,7 +3,7 @@
 // and for the link it leaves by: a veth's other end, the bridge's FDB (which port has the MAC), or the
 // VXLAN device's neighbour and FDB entries (which node to send the encapsulated frame to), after which
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
-import { cidrContains, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { ipJson } from '../kernel/run.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';

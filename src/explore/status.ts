@@ -8,7 +8,7 @@ import { CniError } from '../cni/errors.js';
 import { parseIpamConfig, DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { usage } from '../ipam/allocator.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { hostVethName } from '../kernel/links.js';
 import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';

@@ -1,9 +1,16 @@
-// Address allocation as pure logic over a Store. Every operation holds the store's lock from the first
-// read to the last write, so parallel ADDs never see the same free address.
+// Address allocation as pure logic over a Store.
+//
+// ADD and DEL take no lock: a reservation is made by an exclusive create (Store.reserve is link(2) on disk,
+// which fails when the name exists; host-local creates with O_EXCL), so two ADDs racing for one address
+// cannot both win, and the loser moves on to the next. What a lock would add is only an order among
+// ADDs, and it cost a process per pod and serialised every ADD and DEL of a node behind one file (the
+// burst benchmark: 8 DELs at once queued on it). The CNI spec forbids parallel calls for one container,
+// so "does this owner hold an address already" needs no lock either. GC still takes the lock: it frees
+// addresses of many owners at once and host-local's GC does the same.
 import { CniError, Code } from '../cni/errors.js';
 import type { Attachment } from '../cni/types.js';
 import type { Pool } from './config.js';
-import { type IP, cidrContains, formatIP, parseIP } from './ip.js';
+import { type IP, cidrContains, formatIP, parseIP } from '../net/ip.js';
 import { type Store, sameOwner } from './store.js';
 
 export interface Allocation {
@@ -12,73 +19,61 @@ export interface Allocation {
   existing: boolean;
 }
 
-async function locked<T>(store: Store, fn: () => T): Promise<T> {
-  const unlock = await store.lock();
-  try {
-    return fn();
-  } finally {
-    unlock();
-  }
-}
-
 const inPool = (pool: Pool, ip: IP): boolean =>
   cidrContains(pool.subnet, ip) && ip.value >= pool.start && ip.value <= pool.end;
 
-export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP): Promise<Allocation> {
-  return locked(store, () => {
-    const taken = store.list();
-    for (const [ip, o] of taken) {
-      const held = parseIP(ip);
-      if (sameOwner(o, owner) && held && cidrContains(pool.subnet, held)) {
-        if (!requested || requested.value === held.value) return { ip: held, existing: true };
-      }
+export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP): Allocation {
+  const taken = store.list();
+  for (const [ip, o] of taken) {
+    const held = parseIP(ip);
+    if (sameOwner(o, owner) && held && cidrContains(pool.subnet, held)) {
+      if (!requested || requested.value === held.value) return { ip: held, existing: true };
     }
-    const family = pool.subnet.family;
-    if (requested) {
-      const text = formatIP(requested);
-      if (!inPool(pool, requested) || requested.value === pool.gateway.value) {
-        throw new CniError(Code.AddressUnavailable, `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`);
-      }
-      if (!store.reserve(text, owner)) {
-        const holder = taken.get(text);
-        throw new CniError(Code.AddressUnavailable, `requested IP ${text} is already allocated${holder ? ` to ${holder.containerID}/${holder.ifname}` : ''}`);
-      }
-      return { ip: requested, existing: false };
+  }
+  const family = pool.subnet.family;
+  if (requested) {
+    const text = formatIP(requested);
+    if (!inPool(pool, requested) || requested.value === pool.gateway.value) {
+      throw new CniError(Code.AddressUnavailable, `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`);
     }
-    // Round-robin: resume after the last reserved address so a just-freed IP is not handed out again at once
-    // (a peer may still hold it in an ARP cache or a conntrack entry).
-    const last = parseIP(store.lastReserved() ?? '');
-    const size = pool.end - pool.start + 1n;
-    const begin = last && last.family === family && last.value >= pool.start && last.value < pool.end ? last.value + 1n : pool.start;
-    for (let i = 0n; i < size; i++) {
-      let v = begin + i;
-      if (v > pool.end) v -= size;
-      if (v === pool.gateway.value) continue;
-      const text = formatIP({ family, value: v });
-      if (taken.has(text)) continue;
-      if (store.reserve(text, owner)) return { ip: { family, value: v }, existing: false };
+    if (!store.reserve(text, owner)) {
+      const holder = taken.get(text);
+      throw new CniError(Code.AddressUnavailable, `requested IP ${text} is already allocated${holder ? ` to ${holder.containerID}/${holder.ifname}` : ''}`);
     }
-    throw new CniError(Code.NoFreeAddress, `no free IP address left in ${formatIP({ family, value: pool.start })}-${formatIP({ family, value: pool.end })}`);
-  });
+    return { ip: requested, existing: false };
+  }
+  // Round-robin: resume after the last reserved address so a just-freed IP is not handed out again at once
+  // (a peer may still hold it in an ARP cache or a conntrack entry).
+  const last = parseIP(store.lastReserved() ?? '');
+  const size = pool.end - pool.start + 1n;
+  const begin = last && last.family === family && last.value >= pool.start && last.value < pool.end ? last.value + 1n : pool.start;
+  for (let i = 0n; i < size; i++) {
+    let v = begin + i;
+    if (v > pool.end) v -= size;
+    if (v === pool.gateway.value) continue;
+    const text = formatIP({ family, value: v });
+    if (taken.has(text)) continue;
+    if (store.reserve(text, owner)) return { ip: { family, value: v }, existing: false };
+  }
+  throw new CniError(Code.NoFreeAddress, `no free IP address left in ${formatIP({ family, value: pool.start })}-${formatIP({ family, value: pool.end })}`);
 }
 
 /** Releases every address the owner holds; returns them. Releasing nothing is not an error (DEL is idempotent). */
-export function release(store: Store, owner: Attachment): Promise<string[]> {
-  return locked(store, () => {
-    const freed: string[] = [];
-    for (const [ip, o] of store.list()) {
-      if (sameOwner(o, owner)) {
-        store.release(ip);
-        freed.push(ip);
-      }
+export function release(store: Store, owner: Attachment): string[] {
+  const freed: string[] = [];
+  for (const [ip, o] of store.list()) {
+    if (sameOwner(o, owner)) {
+      store.release(ip);
+      freed.push(ip);
     }
-    return freed;
-  });
+  }
+  return freed;
 }
 
 /** GC: releases every reservation whose owner is not among the valid attachments; returns the owners. */
-export function collect(store: Store, valid: readonly Attachment[]): Promise<Map<string, Attachment>> {
-  return locked(store, () => {
+export async function collect(store: Store, valid: readonly Attachment[]): Promise<Map<string, Attachment>> {
+  const unlock = await store.lock();
+  try {
     const freed = new Map<string, Attachment>();
     for (const [ip, o] of store.list()) {
       if (!valid.some((v) => sameOwner(v, o))) {
@@ -87,7 +82,9 @@ export function collect(store: Store, valid: readonly Attachment[]): Promise<Map
       }
     }
     return freed;
-  });
+  } finally {
+    unlock();
+  }
 }
 
 /** How many addresses the pool hands out (gateway excluded) and how many of them `taken` holds. */

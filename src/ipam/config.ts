@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
-import { type Cidr, type IP, cidrContains, formatIP, parseCidr, parseIP } from './ip.js';
+import { type Cidr, type IP, cidrContains, formatIP, isIPv4Mapped, parseCidr, parseIP } from '../net/ip.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 export const IPAM_TYPE = 'podwire-ipam';
@@ -89,6 +89,7 @@ export function parseIpamConfig(ipam: Record<string, unknown> | undefined): Ipam
   const subnetText = file ? file.podCIDR : subnetRaw;
   const subnet = typeof subnetText === 'string' ? parseCidr(subnetText, true) : undefined;
   if (!subnet) throw invalidConfig(key, `"${String(subnetText)}" is not a network in CIDR notation (host bits must be zero)`);
+  if (isIPv4Mapped(subnet)) throw invalidConfig(key, `${subnetText} is an IPv4-mapped IPv6 network: write the IPv4 network instead`);
   const hostBits = (subnet.family === 4 ? 32 : 128) - subnet.prefix;
   if (hostBits < 2) throw invalidConfig(key, `${subnetText} is too small: it needs room for a gateway and pods`);
 

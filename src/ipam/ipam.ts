@@ -10,7 +10,8 @@ import { validAbsPath } from '../cni/validate.js';
 import { allocate, collect, freeCount, holdings, release } from './allocator.js';
 import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
-import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from './ip.js';
+import { timed } from '../profile.js';
+import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
 
 export interface IpamAdd {
   /** An abbreviated result: ips (no interface index), routes, dns. */
@@ -98,7 +99,7 @@ export const builtinIpam: Ipam = {
       gateway: { subnet: pool.subnet, ip: pool.gateway },
       mtu: cfg.mtu,
       async allocate() {
-        const alloc = await allocate(store, pool, owner(ctx), requested);
+        const alloc = timed('ipam: allocate', () => allocate(store, pool, owner(ctx), requested));
         const ip = formatIP(alloc.ip);
         const result: Result = {
           cniVersion: ctx.conf.cniVersion,
@@ -133,7 +134,7 @@ export const builtinIpam: Ipam = {
   async del(ctx) {
     // Only the store's location is needed: DEL must work even when the subnet file is gone.
     const store = storeFor(ctx);
-    const freed = await release(store, owner(ctx));
+    const freed = timed('ipam: release', () => release(store, owner(ctx)));
     return freed.length
       ? {
           what: `release the Pod IP ${freed.join(', ')} back to the node's slice`,

@@ -4,14 +4,17 @@
 // lock on the inherited descriptor (`flock -w T 3`). flock(2) locks belong to the open file description,
 // which the child shares with us: when flock exits the lock stays held through our descriptor, and it is
 // released when we close it - or by the kernel when this process dies, however it dies. host-local
-// flocks the same "lock" file, so the two allocators exclude each other too.
-import { spawn } from 'node:child_process';
+// flocks the same "lock" file, so the two exclude each other too.
+//
+// Only GC takes it (see allocator.ts): node:child_process is loaded here, on that path, and not by every ADD.
+import type * as ChildProcess from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { CniError, Code } from '../cni/errors.js';
 
 export const LOCK_TIMEOUT_S = 30;
 
 export function lockFile(path: string, timeoutS = LOCK_TIMEOUT_S): Promise<() => void> {
+  const { spawn } = process.getBuiltinModule('node:child_process') as typeof ChildProcess;
   const fd = openSync(path, 'a');
   return new Promise((resolve, reject) => {
     const child = spawn('flock', ['--exclusive', '--wait', String(timeoutS), '3'], {

@@ -3,11 +3,11 @@
 import type { Attachment } from '../cni/types.js';
 
 export interface Store {
-  /** Serialises allocators; resolves to the unlock function. */
+  /** Serialises GCs (and excludes host-local's); resolves to the unlock function. ADD and DEL need no lock. */
   lock(): Promise<() => void>;
   /** Every reservation, IP -> owner. */
   list(): Map<string, Attachment>;
-  /** Reserves ip for owner and records it as the last reserved; false when it is taken. */
+  /** Reserves ip for owner, atomically and exclusively, and records it as the last reserved; false when it is taken. */
   reserve(ip: string, owner: Attachment): boolean;
   release(ip: string): void;
   /** The last IP reserved, where round-robin resumes. */

@@ -12,7 +12,7 @@
 // and the client, which spoke to NodeIP, would drop it. Clients elsewhere keep their source address.
 // IPv4 only; DEL and GC remove the attachment's chain and every rule naming it (src/kernel/chains.ts).
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
-import { parseIP } from '../ipam/ip.js';
+import { parseIP } from '../net/ip.js';
 import { run } from '../run.js';
 import type { Step } from '../cni/trace.js';
 import { natCommands, restoreNat, saveNat } from './chains.js';

@@ -1,8 +1,8 @@
 // The link-level steps of wiring a pod, as `ip -batch` lines, each with what it does and why. Builders
 // are pure so they can be tested and shown (the trace, src/cni/trace.ts); ipBatch() applies them.
-import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Step } from '../cni/trace.js';
+import { sha256Hex } from '../hash.js';
 
 /** A step whose command is an `ip -batch` line. */
 export type IpStep = Step & { cmd: string };
@@ -13,7 +13,7 @@ export const cmds = (steps: readonly IpStep[]): string[] => steps.map((s) => s.c
  * remove it without entering the pod's namespace (which may be gone), and CHECK knows what to look for.
  */
 export function hostVethName(network: string, containerID: string, ifname: string): string {
-  return 'veth' + createHash('sha256').update(`${network}\0${containerID}\0${ifname}`).digest('hex').slice(0, 8);
+  return 'veth' + sha256Hex(`${network}\0${containerID}\0${ifname}`).slice(0, 8);
 }
 
 export const HOST_VETH_RE = /^veth[0-9a-f]{8}$/;
@@ -22,7 +22,7 @@ const hex = (bytes: Iterable<number>): string => [...bytes].map((b) => b.toStrin
 
 /** A random locally administered unicast MAC. We choose MACs ourselves so no read-back is needed. */
 export function randomMac(): string {
-  const b = randomBytes(6);
+  const b = crypto.getRandomValues(new Uint8Array(6));
   b[0] = (b[0]! & 0xfe) | 0x02;
   return hex(b);
 }

@@ -43,7 +43,7 @@ export async function ipBatch(lines: readonly string[], netns?: string): Promise
   if (lines.length === 0) return;
   const started = performance.now();
   const [cmd, args] = ipArgv(['-batch', '-'], netns);
-  const r = await run(cmd, args, { input: lines.join('\n') + '\n' });
+  const r = await run(cmd, args, { input: lines.join('\n') + '\n', label: netns ? 'ip -batch (netns)' : 'ip -batch' });
   log.debug({ netns, batch: lines, ms: +(performance.now() - started).toFixed(2), exit: r.code }, 'ip -batch');
   if (r.code === 0) return;
   const m = /Command failed -:(\d+)/.exec(r.stderr);

@@ -204,8 +204,11 @@ export class Lab {
     return JSON.parse(r.stdout);
   }
 
-  /** ADD through the conflist, as a runtime does for a pod's pause container; `trace` keeps podwire's trace. */
-  async addPod(n: LabNode, name: string, runtimeConfig: Record<string, unknown> = {}, trace = false): Promise<LabPod> {
+  /**
+   * ADD through the conflist, as a runtime does for a pod's pause container; `trace` keeps podwire's trace.
+   * Like containerd, it passes the sandbox's port mappings (none for most pods) on ADD and again on DEL.
+   */
+  async addPod(n: LabNode, name: string, runtimeConfig: Record<string, unknown> = { portMappings: [] }, trace = false): Promise<LabPod> {
     const ns = netns(`${LAB_PREFIX}n${n.name.slice(4)}-${name}`);
     const containerID = `lab-${n.name}-${name}`;
     const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}`, env: traceEnv(trace) }, runtimeConfig);

@@ -14,7 +14,7 @@
 // A node may carry "vtepMac"; by default it is derived from its Node IP (see vtepMac), so nobody has to
 // distribute it.
 import { validIfname, validMac } from '../cni/validate.js';
-import { type Cidr, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import { type Cidr, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 
 export type Backend = 'vxlan' | 'host-gw' | 'auto';
 export const BACKENDS: readonly Backend[] = ['vxlan', 'host-gw', 'auto'];

@@ -9,7 +9,7 @@
 //            route  peerPodCIDR via peerVTEPIP dev <vxlan> onlink
 // Added in that order, removed in reverse (as flannel does), so a route never points at a VTEP the
 // kernel cannot resolve. Our routes carry protocol ROUTE_PROTO: that is how we know they are ours.
-import { type Cidr, cidrContains, parseIP } from '../ipam/ip.js';
+import { type Cidr, cidrContains, parseIP } from '../net/ip.js';
 import type { Cluster, NodeEntry } from './cluster.js';
 
 /** rtnetlink protocol number marking podwire's routes (unassigned in iproute2's rt_protos). */

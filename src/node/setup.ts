@@ -17,7 +17,7 @@ import { ipBatch, ipJson } from '../kernel/run.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
-import { cidrContains, parseCidr } from '../ipam/ip.js';
+import { cidrContains, parseCidr } from '../net/ip.js';
 import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, usesVxlan } from './cluster.js';
 import { type IpLink, findUnderlay } from './sync.js';
 import { ROUTE_PROTO } from './peers.js';

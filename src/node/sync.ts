@@ -4,7 +4,7 @@
 import { run, spawned } from '../run.js';
 import { type BatchFailure, forceBatch, ipJson } from '../kernel/run.js';
 import { CniError, Code } from '../cni/errors.js';
-import { parseCidr } from '../ipam/ip.js';
+import { parseCidr } from '../net/ip.js';
 import { type Cluster, type NodeEntry, selfNode, usesVxlan } from './cluster.js';
 import {
   type Peer,

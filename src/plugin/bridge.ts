@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
 import { type IpamAdd, ipamFor } from '../ipam/ipam.js';
-import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/ip.js';
+import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import type { Step, Trace } from '../cni/trace.js';
 import {
   type BridgeSpec,
@@ -34,6 +34,7 @@ import { addMasq, masqChain, masqStep } from '../kernel/masq.js';
 import { IpBatchError, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
 import { log } from '../log.js';
+import { timed } from '../profile.js';
 import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
 
 interface PodAddress {
@@ -162,8 +163,10 @@ async function add(ctx: Context): Promise<Result> {
     let brMac: string;
     try {
       if (prepared.gateway) {
-        // Built-in IPAM: wire the host while the allocation waits for the IPAM lock (both ~2-3 ms).
-        const [a, w] = await Promise.allSettled([prepared.allocate().then((g) => (got = g)), wire([prepared.gateway])]);
+        // Built-in IPAM: the host-side `ip` is started first, and the address is taken (files only, no
+        // process) while it runs.
+        const wired = wire([prepared.gateway]);
+        const [w, a] = await Promise.allSettled([wired, prepared.allocate().then((g) => (got = g))]);
         if (a.status === 'rejected') throw a.reason;
         if (w.status === 'rejected') throw w.reason;
         brMac = w.value;
@@ -182,7 +185,7 @@ async function add(ctx: Context): Promise<Result> {
     const routes = podRoutes(addrs, got!.result.routes ?? [], bc.isDefaultGateway);
     await apply(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r)));
     // Step 4: forwarding, and masquerade when asked.
-    const forwarding = ensureSysctl('net/ipv4/ip_forward', '1');
+    const forwarding = timed('sysctl', () => ensureSysctl('net/ipv4/ip_forward', '1'));
     trace?.step(FORWARDING_STEP, forwarding ? undefined : 'it was on already: nothing written');
     if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
     if (bc.ipMasq) {
@@ -262,9 +265,18 @@ function hostVeths(ctx: Context, a: Attachment): string[] {
   return [...names];
 }
 
-/** Only configs that can have hostPorts pay for looking for their rules on DEL and GC. */
-const hostportsEnabled = (ctx: Context): boolean =>
-  (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(ctx.conf.runtimeConfig?.portMappings);
+/**
+ * Whether the attachment may have hostPort rules to remove (finding them costs an iptables-save). Runtimes
+ * send DEL the runtimeConfig they sent ADD (libcni injects capability arguments on every verb; containerd
+ * and CRI-O pass the sandbox's port mappings again), so an empty or null portMappings means ADD made none:
+ * the reference portmap plugin relies on the same. A DEL without the key at all, from a config that
+ * declares the capability, looks anyway; GC always looks.
+ */
+function mayHaveHostports(ctx: Context): boolean {
+  const rc = ctx.conf.runtimeConfig;
+  if (ctx.env.command !== 'GC' && rc && 'portMappings' in rc) return Array.isArray(rc.portMappings) && rc.portMappings.length > 0;
+  return (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(rc?.portMappings);
+}
 
 /** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
 async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
@@ -297,7 +309,7 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
       async () => {
         const step = await removePodChains(
           bc.ipMasq ? [masqChain(ctx.conf.name, a.containerID, a.ifname)] : [],
-          hostportsEnabled(ctx) ? [hostportChain(ctx.conf.name, a.containerID, a.ifname)] : [],
+          mayHaveHostports(ctx) ? [hostportChain(ctx.conf.name, a.containerID, a.ifname)] : [],
         );
         if (step) steps.push(step);
         return true;
@@ -310,9 +322,10 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
 
 async function del(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(ctx.conf);
-  // Release the address and remove the host side at the same time, and finish both even if one fails:
-  // whatever else goes wrong, the IP must not leak.
-  const [released, removed] = await Promise.allSettled([ipamFor(ctx).del(ctx), teardown(ctx, bc, ctx.env)]);
+  // The host veth's deletion is started first (the kernel takes ~20 ms over it) and the address released
+  // while it runs; both finish even if one fails: whatever else goes wrong, the IP must not leak.
+  const removing = teardown(ctx, bc, ctx.env);
+  const [removed, released] = await Promise.allSettled([removing, ipamFor(ctx).del(ctx)]);
   if (released.status === 'fulfilled') ctx.trace?.step(released.value, 'at the same time as the host-side steps below');
   if (removed.status === 'fulfilled') for (const s of removed.value) ctx.trace?.step(s);
   for (const o of [released, removed]) if (o.status === 'rejected') throw o.reason;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNetConf } from '../../src/cni/skel.js';
 import { parseIpamConfig } from '../../src/ipam/config.js';
-import { formatIP } from '../../src/ipam/ip.js';
+import { formatIP } from '../../src/net/ip.js';
 import { parseBridgeConf } from '../../src/plugin/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'podwire-conf-'));
@@ -41,6 +41,9 @@ describe('ipam config', () => {
     [{ subnet: '10.244.1.0/24', routes: [{ dst: '10.96.0.1/12' }] }, 'ipam.routes[0].dst'],
     [{ subnet: '10.244.1.0/24', dataDir: 'relative' }, 'ipam.dataDir'],
     [{ subnet: '10.244.1.0/24', subnetFile: '/x' }, 'ipam.subnet'],
+    // an IPv4 network written as IPv6 (ip-num used to throw its own error here: code 999)
+    [{ subnet: '::ffff:10.0.0.0/120' }, 'ipam.subnet'],
+    [{ subnet: 'fe80::%eth0/64' }, 'ipam.subnet'],
   ])('%j is code 7 naming %s', (ipam, key) => {
     const e = fails(() => parseIpamConfig(ipam));
     expect(e.code).toBe(7);

@@ -1,6 +1,6 @@
 // The disk store and its lock, on a real disk and with real processes.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,10 +23,11 @@ describe('DiskStore', () => {
   it("writes host-local's layout", async () => {
     const s = fresh();
     const pool = parseIpamConfig({ subnet: '10.244.1.0/24' }).pool;
-    await allocate(s, pool, { containerID: 'abc', ifname: 'eth0' });
+    allocate(s, pool, { containerID: 'abc', ifname: 'eth0' });
     expect(readFileSync(join(s.dir, '10.244.1.2'), 'utf8')).toBe('abc\r\neth0');
     expect(readFileSync(join(s.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.244.1.2');
-    expect(readdirSync(s.dir).sort()).toEqual(['10.244.1.2', 'last_reserved_ip.0', 'lock']);
+    // No lock file: ADD takes none (GC does, and host-local makes its own).
+    expect(readdirSync(s.dir).sort()).toEqual(['10.244.1.2', 'last_reserved_ip.0']);
   });
 
   it('reads files written by host-local, old format (ID only) included', () => {
@@ -47,11 +48,19 @@ describe('DiskStore', () => {
   it('reserve is exclusive, release idempotent, a crashed writer leaves no partial reservation', () => {
     const s = fresh();
     mkdirSync(s.dir, { recursive: true });
-    writeFileSync(join(s.dir, '.tmp-10.0.0.9-4242'), 'half'); // what a crash between write and link leaves
+    // What a crash between write and link leaves, two minutes ago; and a writer that is at it right now.
+    const crashed = join(s.dir, '.tmp-10.0.0.9-4242');
+    const inFlight = join(s.dir, '.tmp-10.0.0.10-4343');
+    writeFileSync(crashed, 'half');
+    writeFileSync(inFlight, 'c\r\neth0');
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(crashed, old, old);
     expect(s.reserve('10.0.0.9', { containerID: 'a', ifname: 'eth0' })).toBe(true);
     expect(s.reserve('10.0.0.9', { containerID: 'b', ifname: 'eth0' })).toBe(false);
     expect(s.list().get('10.0.0.9')).toEqual({ containerID: 'a', ifname: 'eth0' });
-    expect(existsSync(join(s.dir, '.tmp-10.0.0.9-4242'))).toBe(false);
+    expect(existsSync(crashed)).toBe(false);
+    expect(existsSync(inFlight)).toBe(true); // a live writer's temp file is left alone
+    expect(s.list(false).has('10.0.0.10')).toBe(false); // and is no reservation
     s.release('10.0.0.9');
     s.release('10.0.0.9');
     expect(s.list().size).toBe(0);

@@ -1,7 +1,7 @@
 // The node agent's pure parts: the cluster file, which backend carries each peer, the diff between the
 // kernel's entries and the node list, the order of the batches, and the link plan of `node up`.
 import { describe, expect, it } from 'vitest';
-import { parseCidr, parseIP } from '../../src/ipam/ip.js';
+import { parseCidr, parseIP } from '../../src/net/ip.js';
 import { type Cluster, parseCluster, selfNode, vtepMac } from '../../src/node/cluster.js';
 import { type PeerState, desiredState, diffBatches, diffPeers, diffSize, peersOf } from '../../src/node/peers.js';
 import { linkPlan, podMtu } from '../../src/node/setup.js';
