@@ -1,7 +1,7 @@
 // Files that others read while we write them (binaries, network configs, the node subnet file) are
 // replaced atomically: written to a temp file beside the target, then renamed over it. A reader sees the
 // old file or the new one, never half of one.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export function atomicCopy(src: string, dst: string, mode: number): void {
@@ -37,20 +37,3 @@ export function writeIfChanged(path: string, content: string): boolean {
   return true;
 }
 
-/**
- * Writes all of `text` to a descriptor, synchronously (stdout and stderr of the plugin). Not
- * process.stdout: under Bun its first use costs ~20 ms (measured: a binary that prints one line through it
- * takes 26 ms, through writeSync 7 ms), more than the rest of a pod's ADD. A full non-blocking pipe
- * (EAGAIN) is waited out.
- */
-export function writeAll(fd: number, text: string): void {
-  let buf = Buffer.from(text);
-  while (buf.length) {
-    try {
-      buf = buf.subarray(writeSync(fd, buf));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
-  }
-}

@@ -1,14 +1,15 @@
 // One logger per process, writing pino's JSON lines ({"level":30,"time":"<ISO>","pid":N,...fields,"msg":"..."})
 // synchronously, so the last line is on disk when the plugin exits. stdout is never used: it belongs to the
-// CNI result. Until configureLog() runs, logging goes nowhere.
+// CNI result. Until configureLog() runs, logging goes nowhere. The file is opened at the first line, not
+// by configureLog: the plugin configures its log before its first kernel command and writes after it,
+// and writes after it (see sys.ts).
 //
 // The plugin runs once per pod and pino's start-up alone costs more than a pod's whole kernel work under
 // Bun (measured: a binary that only creates a pino logger takes ~30 ms, one that does nothing ~5 ms), so
 // the per-pod path writes the lines itself. The CLI and the agent, where start-up does not matter, use pino
 // (src/cli/log.ts installs it with setLog). test/unit/log.test.ts holds both to the same lines.
-import { mkdirSync, openSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { writeAll } from './files.js';
+import { dirOf, writeAll } from './io.js';
+import { mkdirs, sys } from './sys.js';
 
 export type LogFn = (objOrMsg: Record<string, unknown> | string, msg?: string) => void;
 
@@ -46,6 +47,9 @@ export function logLine(level: number, fields: Record<string, unknown> | undefin
   return line + '}\n';
 }
 
+/** Where a LineLogger writes: a file opened at the first line, stderr, or nowhere. */
+type Sink = { file: string } | { fd: number } | undefined;
+
 class LineLogger implements Logger {
   private readonly min: number;
   readonly fatal: LogFn;
@@ -56,17 +60,32 @@ class LineLogger implements Logger {
   readonly trace: LogFn;
 
   constructor(
-    private readonly fd: number | undefined,
+    private sink: Sink,
     readonly level: string,
   ) {
-    this.min = fd === undefined ? Infinity : (LEVELS[level] ?? LEVELS.info!);
+    this.min = sink === undefined ? Infinity : (LEVELS[level] ?? LEVELS.info!);
     const at =
       (n: number): LogFn =>
       (a, b) => {
         if (n < this.min) return;
-        writeSync(this.fd!, typeof a === 'string' ? logLine(n, undefined, a) : logLine(n, a, b));
+        const fd = this.fd();
+        if (fd !== undefined) sys().write(fd, typeof a === 'string' ? logLine(n, undefined, a) : logLine(n, a, b));
       };
     [this.fatal, this.error, this.warn, this.info, this.debug, this.trace] = [60, 50, 40, 30, 20, 10].map(at) as LogFn[];
+  }
+
+  private fd(): number | undefined {
+    if (this.sink && 'file' in this.sink) {
+      const file = this.sink.file;
+      try {
+        this.sink = { fd: openAppend(file) };
+      } catch (e) {
+        // A read-only /var/log must not make pods fail to start: warn on stderr, where runtimes keep it.
+        writeAll(2, `podwire: cannot open log file ${file}: ${(e as Error).message}\n`);
+        this.sink = undefined;
+      }
+    }
+    return this.sink?.fd;
   }
 }
 
@@ -79,21 +98,15 @@ export function setLog(l: Logger): Logger {
 
 function openAppend(file: string): number {
   try {
-    return openSync(file, 'a');
+    return sys().openAppend(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    mkdirSync(dirname(file), { recursive: true });
-    return openSync(file, 'a');
+    mkdirs(dirOf(file));
+    return sys().openAppend(file);
   }
 }
 
-/** Opens the log file (or stderr) for the plugin's lines. */
+/** The plugin's log: `file` (opened at the first line written), or stderr. */
 export function configureLog(file: string, level: string, toStderr = false): Logger {
-  try {
-    return setLog(new LineLogger(toStderr ? 2 : openAppend(file), level));
-  } catch (e) {
-    // A read-only /var/log must not make pods fail to start: warn on stderr, where runtimes keep it.
-    writeAll(2, `podwire: cannot open log file ${file}: ${(e as Error).message}\n`);
-    return setLog(new LineLogger(undefined, 'silent'));
-  }
+  return setLog(new LineLogger(toStderr ? { fd: 2 } : { file }, level));
 }

@@ -6,7 +6,7 @@
 // it costs what a binary that does nothing costs.
 import { versionReply } from './cni/version.js';
 import { recordStartup, timed } from './profile.js';
-import { readStdin, writeStdout } from './stdio.js';
+import { readStdin, writeAll, writeStdout } from './io.js';
 
 function invokedAs(): string {
   // argv0 is the path the runtime executed (a link keeps its own name); execPath is the resolved binary.
@@ -32,8 +32,7 @@ async function main(): Promise<number> {
 // No top-level await: Bun's --bytecode compilation does not support it.
 main().then(
   (code) => (process.exitCode = code),
-  async (e: unknown) => {
-    const { writeAll } = await import('./files.js');
+  (e: unknown) => {
     writeAll(2, `podwire: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exitCode = 1;
   },

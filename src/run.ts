@@ -24,8 +24,20 @@ export interface RunOptions {
   label?: string;
 }
 
+/** A command that has been started and waits for its input (see start()). */
+export interface Started {
+  /** Writes `input` (may be empty), closes the command's stdin, and waits for it to end. */
+  finish(input?: string): Promise<RunResult>;
+}
+
+interface BunSink {
+  write(s: string): number;
+  end(): void;
+}
+
 interface BunSpawn {
-  spawn(o: { cmd: string[]; env?: NodeJS.ProcessEnv; stdin: Uint8Array; stdout: 'pipe'; stderr: 'pipe' }): {
+  spawn(o: { cmd: string[]; env?: NodeJS.ProcessEnv; stdin: 'pipe'; stdout: 'pipe'; stderr: 'pipe' }): {
+    stdin: BunSink;
     exited: Promise<number>;
     stdout: ReadableStream;
     stderr: ReadableStream;
@@ -34,31 +46,59 @@ interface BunSpawn {
 }
 const bun = (globalThis as { Bun?: BunSpawn }).Bun;
 
-async function runBun(b: BunSpawn, cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+function startBun(b: BunSpawn, cmd: string, args: readonly string[], opts: RunOptions): Started {
   const at = performance.now();
   // Throws (ENOENT, with syscall) when the command cannot be started, as execFile's error does.
-  const p = b.spawn({ cmd: [cmd, ...args], env: opts.env, stdin: Buffer.from(opts.input ?? ''), stdout: 'pipe', stderr: 'pipe' });
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
-  if (profile) {
-    const us = p.resourceUsage()?.cpuTime.total;
-    recordCommand(opts.label ?? cmd, at, us === undefined ? undefined : Number(us) / 1000);
-  }
-  return { code, stdout, stderr };
+  const p = b.spawn({ cmd: [cmd, ...args], env: opts.env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  // Read from the start, so a command that writes a lot before its input ends never blocks on a full pipe.
+  const out = Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  return {
+    async finish(input = '') {
+      try {
+        if (input) p.stdin.write(input);
+        p.stdin.end();
+      } catch {
+        // the command exited without reading its input: its exit code tells
+      }
+      const [code, stdout, stderr] = await out;
+      if (profile) {
+        const us = p.resourceUsage()?.cpuTime.total;
+        recordCommand(opts.label ?? cmd, at, us === undefined ? undefined : Number(us) / 1000);
+      }
+      return { code, stdout, stderr };
+    },
+  };
 }
 
-function runNode(cmd: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+function startNode(cmd: string, args: readonly string[], opts: RunOptions): Started {
   const { execFile } = process.getBuiltinModule('node:child_process') as typeof ChildProcess;
   const at = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 64 << 20, env: opts.env }, (err, stdout, stderr) => {
+  let child!: ChildProcess.ChildProcess;
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child = execFile(cmd, args, { maxBuffer: 64 << 20, env: opts.env }, (err, stdout, stderr) => {
       const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
       if (e && typeof e.code === 'string') return reject(e); // could not be started
       recordCommand(opts.label ?? cmd, at);
       resolve({ code: e ? Number(e.code ?? 1) : 0, stdout, stderr });
     });
-    child.stdin!.on('error', () => {}); // EPIPE when the command exits before reading its input
-    child.stdin!.end(opts.input ?? '');
   });
+  child.stdin!.on('error', () => {}); // EPIPE when the command exits before reading its input
+  done.catch(() => {}); // a command that could not start is reported by finish(), if anyone asks
+  return {
+    finish(input = '') {
+      child.stdin!.end(input);
+      return done;
+    },
+  };
+}
+
+/**
+ * Starts a command now and gives it its input later: what it costs to start (an `ip` needs ~1 ms before
+ * it reads its first line) then runs while the caller prepares the input, instead of after.
+ */
+export function start(cmd: string, args: readonly string[], opts: RunOptions = {}): Started {
+  spawned.count++;
+  return bun ? startBun(bun, cmd, args, opts) : startNode(cmd, args, opts);
 }
 
 /**
@@ -67,6 +107,5 @@ function runNode(cmd: string, args: readonly string[], opts: RunOptions): Promis
  * A command that exits without reading all of its input is not an error either.
  */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  spawned.count++;
-  return bun ? runBun(bun, cmd, args, opts) : runNode(cmd, args, opts);
+  return start(cmd, args, opts).finish(opts.input);
 }

@@ -1,17 +1,16 @@
 // Executes another CNI plugin (a delegated IPAM such as host-local) the way a runtime would.
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
 import { CniError, Code } from './errors.js';
 import type { CniEnv } from './types.js';
 import { validID } from './validate.js';
+import { fs } from '../io.js';
 import { run } from '../run.js';
 
 export function findPlugin(type: string, path: readonly string[]): string {
   if (!validID(type)) throw new CniError(Code.InvalidConfig, `invalid network config: ipam.type: "${type}" is not a plugin name`);
   for (const dir of path) {
-    const candidate = join(dir, type);
+    const candidate = `${dir.replace(/\/$/, '')}/${type}`;
     try {
-      accessSync(candidate, constants.X_OK);
+      fs().accessSync(candidate, fs().constants.X_OK);
       return candidate;
     } catch {
       // try the next directory

@@ -7,7 +7,7 @@ import { Trace, traceTarget } from './trace.js';
 import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor, versionReply } from './version.js';
 import { validAbsPath, validID } from './validate.js';
 import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../log.js';
-import { readStdin, writeStdout } from '../stdio.js';
+import { readStdin, writeStdout } from '../io.js';
 import { profileSoFar, timed } from '../profile.js';
 
 export interface SkelOptions {

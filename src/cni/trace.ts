@@ -6,7 +6,7 @@
 // plugin does no extra work. Steps are recorded as they happen and written once, when the call ends.
 import { invalidConfig, invalidEnv } from './errors.js';
 import { log } from '../log.js';
-import { writeAll } from '../files.js';
+import { writeAll } from '../io.js';
 
 /** One thing a plugin does: what (a short sentence), the command (when there is one), and why. */
 export interface Step {

@@ -9,7 +9,7 @@ import { parseIpamConfig, DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { usage } from '../ipam/allocator.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
-import { hostVethName } from '../kernel/links.js';
+import { attachmentNames } from '../kernel/names.js';
 import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
@@ -191,7 +191,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   const pods = [...taken]
     .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
     .map(([ip, owner]): PodRow => {
-      const hostVeth = hostVethName(network, owner.containerID, owner.ifname);
+      const { hostVeth } = attachmentNames(network, owner.containerID, owner.ifname);
       const l = linkByName(view, hostVeth);
       const row: PodRow = { ip, ...owner, hostVeth, vethExists: !!l, onBridge: l?.master === bridgeName, netns: l && peerNs(view, l), ok: true };
       if (!l) row.problem = "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it)";

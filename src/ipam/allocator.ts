@@ -22,22 +22,22 @@ export interface Allocation {
 const inPool = (pool: Pool, ip: IP): boolean =>
   cidrContains(pool.subnet, ip) && ip.value >= pool.start && ip.value <= pool.end;
 
+/**
+ * Takes an address for `owner`: the one it already holds (a repeated ADD), the one it asked for, or the
+ * next free one after the last handed out. Reads no other reservation: a taken address is found by
+ * trying it (Store.reserve fails), which round-robin makes rare.
+ */
 export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP): Allocation {
-  const taken = store.list();
-  for (const [ip, o] of taken) {
-    const held = parseIP(ip);
-    if (sameOwner(o, owner) && held && cidrContains(pool.subnet, held)) {
-      if (!requested || requested.value === held.value) return { ip: held, existing: true };
-    }
-  }
   const family = pool.subnet.family;
+  const held = parseIP(store.heldBy(owner, family) ?? '');
+  if (held && cidrContains(pool.subnet, held) && (!requested || requested.value === held.value)) return { ip: held, existing: true };
   if (requested) {
     const text = formatIP(requested);
     if (!inPool(pool, requested) || requested.value === pool.gateway.value) {
       throw new CniError(Code.AddressUnavailable, `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`);
     }
     if (!store.reserve(text, owner)) {
-      const holder = taken.get(text);
+      const holder = store.list().get(text);
       throw new CniError(Code.AddressUnavailable, `requested IP ${text} is already allocated${holder ? ` to ${holder.containerID}/${holder.ifname}` : ''}`);
     }
     return { ip: requested, existing: false };
@@ -51,9 +51,7 @@ export function allocate(store: Store, pool: Pool, owner: Attachment, requested?
     let v = begin + i;
     if (v > pool.end) v -= size;
     if (v === pool.gateway.value) continue;
-    const text = formatIP({ family, value: v });
-    if (taken.has(text)) continue;
-    if (store.reserve(text, owner)) return { ip: { family, value: v }, existing: false };
+    if (store.reserve(formatIP({ family, value: v }), owner)) return { ip: { family, value: v }, existing: false };
   }
   throw new CniError(Code.NoFreeAddress, `no free IP address left in ${formatIP({ family, value: pool.start })}-${formatIP({ family, value: pool.end })}`);
 }
@@ -63,7 +61,7 @@ export function release(store: Store, owner: Attachment): string[] {
   const freed: string[] = [];
   for (const [ip, o] of store.list()) {
     if (sameOwner(o, owner)) {
-      store.release(ip);
+      store.release(ip, owner);
       freed.push(ip);
     }
   }
@@ -77,7 +75,7 @@ export async function collect(store: Store, valid: readonly Attachment[]): Promi
     const freed = new Map<string, Attachment>();
     for (const [ip, o] of store.list()) {
       if (!valid.some((v) => sameOwner(v, o))) {
-        store.release(ip);
+        store.release(ip, o);
         freed.set(ip, o);
       }
     }

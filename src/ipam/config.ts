@@ -4,10 +4,11 @@
 // which `podwire node up` / the node agent writes. That file is JSON:
 //   {"podCIDR": "10.244.1.0/24", "clusterCIDR": "10.244.0.0/16", "mtu": 1450}
 // podCIDR is required; clusterCIDR and mtu are optional (mtu is used when the plugin config sets none).
-import { readFileSync } from 'node:fs';
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
+import { readText } from '../io.js';
+import { sys } from '../sys.js';
 import { type Cidr, type IP, cidrContains, formatIP, isIPv4Mapped, parseCidr, parseIP } from '../net/ip.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -36,17 +37,26 @@ export interface SubnetFile {
   mtu?: number;
 }
 
-function readSubnetFile(path: string): SubnetFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      // The node agent has not written it yet: the runtime should retry, not give up.
-      throw new CniError(Code.TryAgainLater, `node subnet file ${path} does not exist yet (is "podwire node up" or the agent running?)`);
-    }
-    throw new CniError(Code.IO, `cannot read node subnet file ${path}: ${(e as Error).message}`);
+function unreadable(path: string, e: unknown): CniError {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    // The node agent has not written it yet: the runtime should retry, not give up.
+    return new CniError(Code.TryAgainLater, `node subnet file ${path} does not exist yet (is "podwire node up" or the agent running?)`);
   }
+  return new CniError(Code.IO, `cannot read node subnet file ${path}: ${(e as Error).message}`);
+}
+
+function readSubnetFile(path: string): string {
+  let text: string | undefined;
+  try {
+    text = sys().readText(path);
+  } catch (e) {
+    throw unreadable(path, e);
+  }
+  if (text === undefined) throw unreadable(path, { code: 'ENOENT' });
+  return text;
+}
+
+function decodeSubnetFile(path: string, text: string): SubnetFile {
   try {
     const f = JSON.parse(text) as SubnetFile;
     if (typeof f.podCIDR !== 'string') throw new Error('podCIDR missing');
@@ -74,7 +84,21 @@ export function parseRoutes(raw: unknown, key: string): Route[] {
   });
 }
 
-export function parseIpamConfig(ipam: Record<string, unknown> | undefined): IpamConfig {
+/**
+ * parseIpamConfig for the plugin: the subnet file, if any, is read without node:fs under Bun (see io.ts),
+ * before the plugin's first kernel command.
+ */
+export async function loadIpamConfig(ipam: Record<string, unknown> | undefined): Promise<IpamConfig> {
+  const path = ipam && typeof ipam === 'object' ? ipam.subnetFile : undefined;
+  if (!validAbsPath(path)) return parseIpamConfig(ipam);
+  const text = await readText(path).catch((e: unknown) => {
+    throw unreadable(path, e);
+  });
+  return parseIpamConfig(ipam, text);
+}
+
+/** Reads and checks the ipam section; `subnetFileText`: the subnet file's content, when already read. */
+export function parseIpamConfig(ipam: Record<string, unknown> | undefined, subnetFileText?: string): IpamConfig {
   if (!ipam || typeof ipam !== 'object') throw invalidConfig('ipam', 'missing');
   const { subnet: subnetRaw, subnetFile } = ipam;
   if ((subnetRaw === undefined) === (subnetFile === undefined)) {
@@ -83,7 +107,7 @@ export function parseIpamConfig(ipam: Record<string, unknown> | undefined): Ipam
   let file: SubnetFile | undefined;
   if (subnetFile !== undefined) {
     if (!validAbsPath(subnetFile)) throw invalidConfig('ipam.subnetFile', 'must be an absolute path');
-    file = readSubnetFile(subnetFile);
+    file = decodeSubnetFile(subnetFile, subnetFileText ?? readSubnetFile(subnetFile));
   }
   const key = file ? 'ipam.subnetFile' : 'ipam.subnet';
   const subnetText = file ? file.podCIDR : subnetRaw;

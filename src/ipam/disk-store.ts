@@ -2,41 +2,42 @@
 //   <dataDir>/<network>/<ip>               "<containerID>\r\n<ifname>"
 //   <dataDir>/<network>/last_reserved_ip.0 the last address handed out
 //   <dataDir>/<network>/lock               flock(2)ed by GC (see lock.ts); host-local locks it too
+//   <dataDir>/<network>/.owner-<hash>-<4|6> a symlink to the IP its owner holds (podwire's own index)
 // A reservation appears atomically: its content is written to a temp file which is then hard-linked to the
 // IP's name (link(2) fails if the name exists), so a crash leaves either no reservation or a complete one
 // that DEL or GC can release - never an empty file nobody owns. Exclusive by itself, it needs no lock.
-import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// The owner index lets ADD ask "does this container already hold an address?" with one readlink instead of
+// reading every reservation (0.04 ms each under Bun: 4 ms on a node with 110 pods). It is a hint, written
+// after the reservation and trusted only while the reservation it names is still that owner's; DEL and GC
+// still read every reservation, so a reservation without an index entry (a crash between the two writes,
+// an older podwire, host-local) is released all the same.
 import type { Attachment } from '../cni/types.js';
+import { sha256Hex } from '../hash.js';
+import { fs } from '../io.js';
+import { mkdirs, sys } from '../sys.js';
 import { log } from '../log.js';
 import { lockFile } from './lock.js';
-import { parseIP } from '../net/ip.js';
-import type { Store } from './store.js';
+import { type Family, parseIP } from '../net/ip.js';
+import { type Store, sameOwner } from './store.js';
 
 const LAST = 'last_reserved_ip.0';
 const TMP = '.tmp-';
 /** A writer holds its temp file for microseconds: one this old belongs to a process that died. */
 const STALE_TMP_MS = 60_000;
 
-function unlinkQuiet(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-}
 
 export class DiskStore implements Store {
   constructor(readonly dir: string) {}
 
   static forNetwork(dataDir: string, network: string): DiskStore {
-    return new DiskStore(join(dataDir, network));
+    return new DiskStore(`${dataDir.replace(/\/$/, '')}/${network}`);
   }
 
   async lock(): Promise<() => void> {
     const started = performance.now();
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const unlock = await lockFile(join(this.dir, 'lock'));
+    mkdirs(this.dir);
+    const unlock = await lockFile(`${this.dir}/lock`);
     log.debug({ dir: this.dir, ms: +(performance.now() - started).toFixed(2) }, 'ipam lock acquired');
     return unlock;
   }
@@ -49,70 +50,82 @@ export class DiskStore implements Store {
     const out = new Map<string, Attachment>();
     let names: string[];
     try {
-      names = readdirSync(this.dir);
+      names = sys().readdir(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
       throw e;
     }
     for (const name of names) {
-      if (tidy && name.startsWith(TMP)) this.tidy(join(this.dir, name));
+      if (tidy && name.startsWith(TMP)) this.tidy(`${this.dir}/${name}`);
       if (!parseIP(name)) continue;
-      let text: string;
-      try {
-        text = readFileSync(join(this.dir, name), 'utf8');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw e;
-      }
-      const [id = '', ifname = ''] = text.split(/\r?\n/);
-      out.set(name, { containerID: id.trim(), ifname: ifname.trim() });
+      const owner = this.read(name);
+      if (owner) out.set(name, owner);
     }
     return out;
   }
 
+  /** The owner of one reservation; undefined when there is none. */
+  private read(ip: string): Attachment | undefined {
+    const text = sys().readText(`${this.dir}/${ip}`);
+    if (text === undefined) return undefined;
+    const [id = '', ifname = ''] = text.split(/\r?\n/);
+    return { containerID: id.trim(), ifname: ifname.trim() };
+  }
+
+  private indexEntry(owner: Attachment, family: Family): string {
+    return `${this.dir}/.owner-${sha256Hex(`${owner.containerID}\0${owner.ifname}`).slice(0, 24)}-${family}`;
+  }
+
+  heldBy(owner: Attachment, family: Family): string | undefined {
+    const ip = sys().readlink(this.indexEntry(owner, family));
+    const holder = ip && parseIP(ip) ? this.read(ip) : undefined;
+    return holder && sameOwner(holder, owner) ? ip : undefined;
+  }
+
+  /** Only ever called for a temp file (rare: a writer died), so node:fs may load here. */
   private tidy(tmp: string): void {
     try {
-      if (Date.now() - statSync(tmp).mtimeMs > STALE_TMP_MS) unlinkQuiet(tmp);
+      if (Date.now() - fs().lstatSync(tmp).mtimeMs > STALE_TMP_MS) sys().unlink(tmp);
     } catch {
       // gone already
     }
   }
 
   reserve(ip: string, owner: Attachment): boolean {
-    const tmp = join(this.dir, `${TMP}${ip}-${process.pid}`);
+    const tmp = `${this.dir}/${TMP}${ip}-${process.pid}`;
     const content = `${owner.containerID}\r\n${owner.ifname}`;
     try {
-      writeFileSync(tmp, content);
+      sys().writeText(tmp, content);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      mkdirSync(this.dir, { recursive: true, mode: 0o755 }); // the network's first reservation
-      writeFileSync(tmp, content);
+      mkdirs(this.dir); // the network's first reservation
+      sys().writeText(tmp, content);
     }
+    let taken: boolean;
     try {
-      linkSync(tmp, join(this.dir, ip));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
+      taken = sys().link(tmp, `${this.dir}/${ip}`);
     } finally {
-      unlinkQuiet(tmp);
+      sys().unlink(tmp);
     }
-    // Renamed into place: a reader racing a parallel ADD sees the old address or the new one, never an
-    // empty file (which would restart round-robin at the range's start).
-    const lastTmp = `${tmp}-last`;
-    writeFileSync(lastTmp, ip);
-    renameSync(lastTmp, join(this.dir, LAST));
+    if (!taken) return false;
+    // Both renamed into place: a reader racing a parallel ADD sees the old entry or the new one, never an
+    // empty last_reserved_ip.0 (which would restart round-robin at the range's start).
+    sys().symlink(ip, tmp);
+    sys().rename(tmp, this.indexEntry(owner, ip.includes(':') ? 6 : 4));
+    sys().writeText(tmp, ip);
+    sys().rename(tmp, `${this.dir}/${LAST}`);
     return true;
   }
 
-  release(ip: string): void {
-    unlinkQuiet(join(this.dir, ip));
+  release(ip: string, owner: Attachment): void {
+    sys().unlink(`${this.dir}/${ip}`);
+    // The owner's index entry goes too, unless it names another address (or there is none: a reservation
+    // made before the index existed, or by host-local).
+    const entry = this.indexEntry(owner, ip.includes(':') ? 6 : 4);
+    if (sys().readlink(entry) === ip) sys().unlink(entry);
   }
 
   lastReserved(): string | undefined {
-    try {
-      return readFileSync(join(this.dir, LAST), 'utf8').trim() || undefined;
-    } catch {
-      return undefined;
-    }
+    return sys().readText(`${this.dir}/${LAST}`)?.trim() || undefined;
   }
 }

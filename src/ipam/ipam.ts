@@ -8,7 +8,7 @@ import type { Attachment, Context, Result } from '../cni/types.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
 import { allocate, collect, freeCount, holdings, release } from './allocator.js';
-import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
+import { DEFAULT_DATA_DIR, IPAM_TYPE, loadIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
 import { timed } from '../profile.js';
 import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
@@ -36,7 +36,7 @@ export interface PreparedAdd {
 
 export interface Ipam {
   /** Reads and checks the IPAM config; throws before anything is allocated. */
-  prepare(ctx: Context): PreparedAdd;
+  prepare(ctx: Context): Promise<PreparedAdd>;
   /** Returns what was done, for the trace. */
   del(ctx: Context): Promise<Step>;
   check(ctx: Context): Promise<void>;
@@ -90,8 +90,8 @@ export function validAttachments(ctx: Context): Attachment[] {
 }
 
 export const builtinIpam: Ipam = {
-  prepare(ctx) {
-    const cfg = parseIpamConfig(ctx.conf.ipam);
+  async prepare(ctx) {
+    const cfg = await loadIpamConfig(ctx.conf.ipam);
     const store = storeFor(ctx, cfg.dataDir);
     const { pool } = cfg;
     const requested = requestedIP(ctx, pool.subnet.family);
@@ -124,7 +124,7 @@ export const builtinIpam: Ipam = {
           result,
           step,
           undo: async () => {
-            if (!alloc.existing) store.release(formatIP(alloc.ip));
+            if (!alloc.existing) store.release(formatIP(alloc.ip), owner(ctx));
           },
         };
       },
@@ -163,7 +163,7 @@ export const builtinIpam: Ipam = {
   },
 
   async status(ctx) {
-    const cfg = parseIpamConfig(ctx.conf.ipam);
+    const cfg = await loadIpamConfig(ctx.conf.ipam);
     if (freeCount(storeFor(ctx, cfg.dataDir), cfg.pool) <= 0n) {
       throw new CniError(Code.StatusNotAvailable, `no free IP address left in ${formatCidr(cfg.pool.subnet)}`);
     }
@@ -174,7 +174,7 @@ export const builtinIpam: Ipam = {
 export function delegatedIpam(type: string): Ipam {
   const run = (ctx: Context, command: string) => execPlugin(type, command, ctx.stdin, ctx.env);
   return {
-    prepare(ctx) {
+    async prepare(ctx) {
       return {
         async allocate() {
           // The caller checks the result's addresses (and runs undo if it has none).

@@ -8,13 +8,14 @@
 //
 // Only GC takes it (see allocator.ts): node:child_process is loaded here, on that path, and not by every ADD.
 import type * as ChildProcess from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { CniError, Code } from '../cni/errors.js';
+import { fs } from '../io.js';
 
 export const LOCK_TIMEOUT_S = 30;
 
 export function lockFile(path: string, timeoutS = LOCK_TIMEOUT_S): Promise<() => void> {
   const { spawn } = process.getBuiltinModule('node:child_process') as typeof ChildProcess;
+  const { closeSync, openSync } = fs();
   const fd = openSync(path, 'a');
   return new Promise((resolve, reject) => {
     const child = spawn('flock', ['--exclusive', '--wait', String(timeoutS), '3'], {

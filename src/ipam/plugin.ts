@@ -5,7 +5,7 @@ import { builtinIpam } from './ipam.js';
 
 export const ipamPlugin: Plugin = {
   async add(ctx) {
-    const got = await builtinIpam.prepare(ctx).allocate();
+    const got = await (await builtinIpam.prepare(ctx)).allocate();
     ctx.trace?.step(got.step);
     return got.result;
   },

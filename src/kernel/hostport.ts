@@ -16,7 +16,6 @@ import { parseIP } from '../net/ip.js';
 import { run } from '../run.js';
 import type { Step } from '../cni/trace.js';
 import { natCommands, restoreNat, saveNat } from './chains.js';
-import { podChain } from './masq.js';
 
 export interface PortMapping {
   hostPort: number;
@@ -27,8 +26,6 @@ export interface PortMapping {
 
 export const HOSTPORTS = 'PODWIRE-HOSTPORTS';
 export const HOSTPORT_MASQ = 'PODWIRE-HOSTPORT-MASQ';
-
-export const hostportChain = (network: string, containerID: string, ifname: string): string => podChain('PW-HP-', network, containerID, ifname);
 
 const port = (v: unknown, field: string): number => {
   if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) throw invalidConfig(field, `must be a port number from 1 to 65535, not ${JSON.stringify(v)}`);

@@ -1,50 +1,28 @@
 // The link-level steps of wiring a pod, as `ip -batch` lines, each with what it does and why. Builders
 // are pure so they can be tested and shown (the trace, src/cni/trace.ts); ipBatch() applies them.
-import { readFileSync } from 'node:fs';
 import type { Step } from '../cni/trace.js';
-import { sha256Hex } from '../hash.js';
+import { readText } from '../io.js';
+import { macFromIPv4 } from '../net/mac.js';
+import { IpBatchError, NO_SUCH_DEVICE, forceBatch } from './run.js';
 
 /** A step whose command is an `ip -batch` line. */
 export type IpStep = Step & { cmd: string };
 export const cmds = (steps: readonly IpStep[]): string[] => steps.map((s) => s.cmd);
 
 /**
- * The host end's name is derived from (network, container, ifname): "veth" + 8 hex chars. DEL can then
- * remove it without entering the pod's namespace (which may be gone), and CHECK knows what to look for.
+ * The bridge's MAC, derived from its gateway address (0a:58 + the address, as kubenet does). A bridge
+ * otherwise takes the lowest MAC of its ports, which changes as pods come and go and leaves every pod's
+ * ARP entry for the gateway stale.
  */
-export function hostVethName(network: string, containerID: string, ifname: string): string {
-  return 'veth' + sha256Hex(`${network}\0${containerID}\0${ifname}`).slice(0, 8);
-}
-
-export const HOST_VETH_RE = /^veth[0-9a-f]{8}$/;
-
-const hex = (bytes: Iterable<number>): string => [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
-
-/** A random locally administered unicast MAC. We choose MACs ourselves so no read-back is needed. */
-export function randomMac(): string {
-  const b = crypto.getRandomValues(new Uint8Array(6));
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return hex(b);
-}
-
-/**
- * The bridge's MAC, derived from its gateway address (0a:58 + the last 4 bytes, as kubenet does). A
- * bridge otherwise takes the lowest MAC of its ports, which changes as pods come and go and leaves every
- * pod's ARP entry for the gateway stale.
- */
-export function bridgeMac(gateway: bigint): string {
-  const b = [0x0a, 0x58];
-  for (let i = 3; i >= 0; i--) b.push(Number((gateway >> BigInt(i * 8)) & 0xffn));
-  return hex(b);
-}
+export const bridgeMac = (gateway: bigint): string => macFromIPv4([0x0a, 0x58], gateway);
 
 /**
  * Interface names in this process's network namespace. /proc/net/dev follows the reader's namespace,
- * unlike /sys, which follows whoever mounted it.
+ * unlike /sys, which follows whoever mounted it; and reading it costs no process.
  */
-export function localLinks(): Set<string> {
+export async function localLinks(): Promise<Set<string>> {
   const names = new Set<string>();
-  for (const line of readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2)) {
+  for (const line of (await readText('/proc/net/dev')).split('\n').slice(2)) {
     const i = line.indexOf(':');
     if (i > 0) names.add(line.slice(0, i).trim());
   }
@@ -155,4 +133,18 @@ export function podLines(p: PodSpec): IpStep[] {
         : 'a route from the IPAM config (ipam.routes)',
     })),
   ];
+}
+
+/**
+ * Deletes links of this namespace with one `ip -force -batch`, without reading first: a link that is gone
+ * already answers "Cannot find device", which is no error here (a veth vanishes with its pod's namespace,
+ * which the kernel tears down asynchronously, so a read before the delete proves nothing anyway).
+ * Returns the names that were missing.
+ */
+export async function deleteLinks(names: readonly string[]): Promise<string[]> {
+  const lines = names.map((n) => `link del dev ${n}`);
+  const failures = await forceBatch('ip', lines);
+  const failed = failures.find((f) => !NO_SUCH_DEVICE.test(f.error));
+  if (failed) throw new IpBatchError(lines.indexOf(failed.command) + 1, failed.command, failed.error);
+  return failures.map((f) => f.command.slice('link del dev '.length));
 }

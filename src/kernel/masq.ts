@@ -2,15 +2,8 @@
 // its own nat chain, reached from POSTROUTING by a rule that carries the chain's name in a comment, so DEL
 // removes exactly what its ADD added (src/kernel/chains.ts; iptables-restore applies each change atomically).
 import type { Step } from '../cni/trace.js';
-import { sha256Hex } from '../hash.js';
 import { natCommands, restoreNat } from './chains.js';
 
-/** A per-attachment chain name: prefix + 16 hex of a hash (iptables chain names are at most 28 characters). */
-export function podChain(prefix: string, network: string, containerID: string, ifname: string): string {
-  return prefix + sha256Hex(`${network}\0${containerID}\0${ifname}`).slice(0, 16);
-}
-
-export const masqChain = (network: string, containerID: string, ifname: string): string => podChain('PW-MASQ-', network, containerID, ifname);
 
 /** podIP without prefix, subnet in CIDR notation. Returns the lines applied. */
 export async function addMasq(chain: string, podIP: string, subnet: string): Promise<string[]> {

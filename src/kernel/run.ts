@@ -1,22 +1,21 @@
 // Running ip, nsenter, iptables: execFile with argument arrays, never a shell. Kernel changes go in one
 // `ip -batch -` per namespace; state is read with `ip -j`. Each spawn costs ~1.5-2 ms, so callers batch.
-import { existsSync } from 'node:fs';
 import { CniError, Code } from '../cni/errors.js';
 import { log } from '../log.js';
-import { run } from '../run.js';
+import { run, start } from '../run.js';
 
 const NAMED_NETNS = /^(?:\/var)?\/run\/netns\/([^/]+)$/;
 
 /**
  * ip, or ip inside the namespace at `netns`: `ip -n NAME` for a named namespace (what containerd's CRI,
- * CRI-O and podman use; one exec), nsenter for any other path such as /proc/PID/ns/net.
+ * CRI-O and podman use; one exec, and cheaper than nsenter + ip: measured 1.1 against 2.1 ms of CPU),
+ * nsenter for any other path such as /proc/PID/ns/net. `ip -n NAME` opens /var/run/netns/NAME, which is
+ * /run/netns/NAME wherever /var/run is the usual link to /run; the caller has checked the path exists.
  */
 function ipArgv(args: readonly string[], netns?: string): [string, string[]] {
   if (!netns) return ['ip', [...args]];
   const named = NAMED_NETNS.exec(netns);
-  return named && existsSync(`/var/run/netns/${named[1]}`)
-    ? ['ip', ['-n', named[1]!, ...args]]
-    : ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]];
+  return named ? ['ip', ['-n', named[1]!, ...args]] : ['nsenter', [`--net=${netns}`, '--', 'ip', ...args]];
 }
 
 /** An `ip -batch` line as the single command that does the same in the same namespace (for the trace). */
@@ -35,20 +34,43 @@ export class IpBatchError extends CniError {
   }
 }
 
+/** An `ip -batch -` started before its lines are known: apply() sends them, cancel() sends none. */
+export interface PendingBatch {
+  apply(lines: readonly string[]): Promise<void>;
+  cancel(): void;
+}
+
 /**
- * Applies lines with one `ip -batch -`. ip stops at the first failing line; the error names that line
- * (IpBatchError.line, 1-based) so callers can tell which step failed and undo the ones before it.
+ * Starts `ip -batch -` (in `netns`, or here) now, for lines that come later: the process starts while
+ * the caller still works out what to send (see run.ts start()). ip stops at the first failing line; the
+ * error names that line (IpBatchError.line, 1-based) so callers can tell which step failed and undo the
+ * ones before it.
  */
-export async function ipBatch(lines: readonly string[], netns?: string): Promise<void> {
-  if (lines.length === 0) return;
-  const started = performance.now();
+export function startIpBatch(netns?: string): PendingBatch {
   const [cmd, args] = ipArgv(['-batch', '-'], netns);
-  const r = await run(cmd, args, { input: lines.join('\n') + '\n', label: netns ? 'ip -batch (netns)' : 'ip -batch' });
-  log.debug({ netns, batch: lines, ms: +(performance.now() - started).toFixed(2), exit: r.code }, 'ip -batch');
-  if (r.code === 0) return;
-  const m = /Command failed -:(\d+)/.exec(r.stderr);
-  const line = m ? Number(m[1]) : 0;
-  throw new IpBatchError(line, lines[line - 1] ?? lines.join('; '), r.stderr.trim() || `exit ${r.code}`);
+  const started = start(cmd, args, { label: netns ? 'ip -batch (netns)' : 'ip -batch' });
+  let sent = false;
+  return {
+    async apply(lines) {
+      sent = true;
+      const at = performance.now();
+      const r = await started.finish(lines.join('\n') + '\n');
+      log.debug({ netns, batch: lines, ms: +(performance.now() - at).toFixed(2), exit: r.code }, 'ip -batch');
+      if (r.code === 0) return;
+      const m = /Command failed -:(\d+)/.exec(r.stderr);
+      const line = m ? Number(m[1]) : 0;
+      throw new IpBatchError(line, lines[line - 1] ?? lines.join('; '), r.stderr.trim() || `exit ${r.code}`);
+    },
+    cancel() {
+      if (!sent) void started.finish().catch(() => {});
+      sent = true;
+    },
+  };
+}
+
+/** Applies lines with one `ip -batch -` (see startIpBatch). */
+export async function ipBatch(lines: readonly string[], netns?: string): Promise<void> {
+  if (lines.length) await startIpBatch(netns).apply(lines);
 }
 
 export interface BatchFailure {
@@ -64,7 +86,7 @@ export interface BatchFailure {
 export async function forceBatch(tool: 'ip' | 'bridge', lines: readonly string[]): Promise<BatchFailure[]> {
   if (lines.length === 0) return [];
   const started = performance.now();
-  const r = await run(tool, ['-force', '-batch', '-'], { input: lines.join('\n') + '\n' });
+  const r = await run(tool, ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', label: `${tool} -force -batch` });
   log.debug({ tool, lines: lines.length, ms: +(performance.now() - started).toFixed(2), exit: r.code }, 'batch');
   if (r.code === 0) return [];
   const failures: BatchFailure[] = [];
@@ -96,6 +118,7 @@ export async function ipJson(lines: readonly string[], netns?: string, options: 
     .map((l) => JSON.parse(l) as unknown[]);
 }
 
-export const isNoSuchDevice = (e: unknown): boolean =>
-  e instanceof IpBatchError && /Cannot find device|does not exist|No such device/.test(e.stderr);
+/** What ip says of a link that is not there. */
+export const NO_SUCH_DEVICE = /Cannot find device|does not exist|No such device/;
+export const isNoSuchDevice = (e: unknown): boolean => e instanceof IpBatchError && NO_SUCH_DEVICE.test(e.stderr);
 export const isExists = (e: unknown): boolean => e instanceof IpBatchError && /File exists/.test(e.stderr);

@@ -15,6 +15,7 @@
 // distribute it.
 import { validIfname, validMac } from '../cni/validate.js';
 import { type Cidr, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
+import { macFromIPv4 } from '../net/mac.js';
 
 export type Backend = 'vxlan' | 'host-gw' | 'auto';
 export const BACKENDS: readonly Backend[] = ['vxlan', 'host-gw', 'auto'];
@@ -55,11 +56,7 @@ const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
  * a Node IP. Deriving it means peers never wait for it to be published, and it stays the same across
  * restarts of the node, so peers' FDB entries stay valid.
  */
-export function vtepMac(nodeIP: IP): string {
-  const b = [0x0e, 0x70];
-  for (let i = 3; i >= 0; i--) b.push(Number((nodeIP.value >> BigInt(i * 8)) & 0xffn));
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
+export const vtepMac = (nodeIP: IP): string => macFromIPv4([0x0e, 0x70], nodeIP.value);
 
 /** The VXLAN device's name unless the cluster file names one (as flannel's "flannel.1"). */
 export const vxlanDevice = (vni: number): string => `podwire.${vni}`;

@@ -8,31 +8,19 @@
 //   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
 //   4. ip_forward, and the optional ipMasq chain
 //   5. hostPorts from runtimeConfig.portMappings (capabilities.portMappings), in podwire's own nat chains
-import { statSync } from 'node:fs';
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
-import { type IpamAdd, ipamFor } from '../ipam/ipam.js';
+import { type IpamAdd, type PreparedAdd, ipamFor } from '../ipam/ipam.js';
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import type { Step, Trace } from '../cni/trace.js';
-import {
-  type BridgeSpec,
-  HOST_VETH_RE,
-  type IpStep,
-  bridgeLines,
-  bridgeMac,
-  cmds,
-  gatewayStep,
-  hostVethName,
-  localLinks,
-  podLines,
-  randomMac,
-  vethLines,
-} from '../kernel/links.js';
+import { type BridgeSpec, type IpStep, bridgeLines, bridgeMac, cmds, deleteLinks, gatewayStep, localLinks, podLines, vethLines } from '../kernel/links.js';
+import { type AttachmentNames, HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { delChains, natCommands } from '../kernel/chains.js';
-import { addHostports, hostportChain, hostportStep, parsePortMappings } from '../kernel/hostport.js';
-import { addMasq, masqChain, masqStep } from '../kernel/masq.js';
-import { IpBatchError, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice } from '../kernel/run.js';
+import { type PortMapping, addHostports, hostportStep, parsePortMappings } from '../kernel/hostport.js';
+import { addMasq, masqStep } from '../kernel/masq.js';
+import { IpBatchError, type PendingBatch, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
+import { exists } from '../io.js';
 import { log } from '../log.js';
 import { timed } from '../profile.js';
 import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
@@ -75,12 +63,8 @@ function podRoutes(addrs: PodAddress[], ipamRoutes: Route[], isDefaultGateway: b
   return [...routes.values()];
 }
 
-function requireNetns(netns: string): void {
-  try {
-    statSync(netns);
-  } catch (e) {
-    throw invalidEnv('CNI_NETNS', `cannot open ${netns}: ${(e as NodeJS.ErrnoException).code}`);
-  }
+async function requireNetns(netns: string): Promise<void> {
+  if (!(await exists(netns))) throw invalidEnv('CNI_NETNS', `${netns} does not exist`);
 }
 
 /** Names of the links in the pod's namespace (slow path only: explaining a failed ADD, CHECK). */
@@ -96,11 +80,16 @@ type BatchRecord = [steps: Step[], ms: number, failedLine?: number, error?: stri
  * Applies steps with one `ip -batch` (in `netns`, or on the host) and, when tracing, hands `record` what
  * happened. Without a trace nothing is formatted (ipCommand looks at the filesystem for each line).
  */
-async function apply(steps: IpStep[], netns: string | undefined, record: ((r: BatchRecord) => void) | undefined): Promise<void> {
+async function apply(
+  batch: PendingBatch,
+  steps: IpStep[],
+  netns: string | undefined,
+  record: ((r: BatchRecord) => void) | undefined,
+): Promise<void> {
   const started = performance.now();
   const shown = (): Step[] => steps.map((s) => ({ ...s, cmd: ipCommand(s.cmd, netns) }));
   try {
-    await ipBatch(cmds(steps), netns);
+    await batch.apply(cmds(steps));
   } catch (e) {
     record?.([shown(), performance.now() - started, (e instanceof IpBatchError && e.line) || steps.length, (e as Error).message]);
     throw e;
@@ -108,140 +97,221 @@ async function apply(steps: IpStep[], netns: string | undefined, record: ((r: Ba
   record?.([shown(), performance.now() - started]);
 }
 
-/** Runs the host-side batch; a bridge created by a parallel ADD in the meantime is not an error. */
-async function wireHost(bridge: BridgeSpec, steps: IpStep[], record: ((r: BatchRecord) => void) | undefined): Promise<void> {
-  const exists = localLinks().has(bridge.name);
+/**
+ * A failed ADD's way back: each step that made something pushes its undo right after (as the reference
+ * bridge plugin defers a cleanup after each acquisition), and on failure the undos run in reverse order,
+ * every one even if another fails.
+ */
+class Rollback {
+  private readonly undos: [label: string, undo: () => Promise<unknown>][] = [];
+
+  constructor(
+    private readonly what: string,
+    private readonly trace: Trace | undefined,
+  ) {}
+
+  push(label: string, undo: () => Promise<unknown>): void {
+    this.undos.push([label, undo]);
+  }
+
+  async run(): Promise<void> {
+    for (const [label, undo] of this.undos.reverse()) {
+      try {
+        await undo();
+        this.trace?.step({ what: `undo: ${label}`, why: `${this.what} failed: it leaves nothing behind` });
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, `cleanup step of ${this.what} failed`);
+        this.trace?.step({ what: `undo: ${label} FAILED: ${(e as Error).message}`, why: `${this.what} failed` });
+      }
+    }
+  }
+}
+
+/** What ADD wires, once its config is read. */
+interface Wiring {
+  ctx: Context;
+  bc: BridgeConf;
+  names: AttachmentNames;
+  podMac: string;
+  mtu: number;
+  mappings: PortMapping[];
+  rollback: Rollback;
+  /** The two `ip -batch` processes, started before the config was checked (see add). */
+  hostIp: PendingBatch;
+  podIp: PendingBatch;
+}
+
+/**
+ * The host side's `ip -batch`: the bridge with its gateway address, then the veth pair. The bridge
+ * exists but for a node's first pod, so the batch assumes it does; when the kernel says it is missing,
+ * the batch runs again creating it (one more process, once per node; a parallel ADD may create it in
+ * between, which is fine too). The command starts before the first await, so the caller goes on
+ * (allocating the address) while it runs.
+ */
+async function hostBatch(ip: PendingBatch, bridge: BridgeSpec, steps: IpStep[], record: ((r: BatchRecord) => void) | undefined): Promise<void> {
   try {
-    await apply([...bridgeLines(bridge, exists), ...steps], undefined, record);
+    await apply(ip, [...bridgeLines(bridge, true), ...steps], undefined, record);
   } catch (e) {
-    if (exists || !(isExists(e) && (e as IpBatchError).line === 1)) throw e;
-    await apply([...bridgeLines(bridge, true), ...steps], undefined, record);
+    if (!(isNoSuchDevice(e) && (e as IpBatchError).line === 1)) throw e;
+    try {
+      await apply(startIpBatch(), [...bridgeLines(bridge, false), ...steps], undefined, record);
+    } catch (e2) {
+      if (!(isExists(e2) && (e2 as IpBatchError).line === 1)) throw e2;
+      await apply(startIpBatch(), [...bridgeLines(bridge, true), ...steps], undefined, record);
+    }
+  }
+}
+
+/** Step 2: the bridge and the veth pair, its pod end made inside the pod as CNI_IFNAME. Returns the bridge's MAC. */
+async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record: ((r: BatchRecord) => void) | undefined): Promise<string> {
+  const { env } = w.ctx;
+  const host = w.names.hostVeth;
+  const [primary, ...more] = gateways;
+  const brMac = bridgeMac(primary!.ip.value);
+  const bridge = { name: w.bc.bridge, mtu: w.mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
+  const veth = vethLines({ host, hostMac: w.names.hostMac, peer: env.ifname, peerMac: w.podMac, netns: env.netns, mtu: w.mtu, bridge: w.bc.bridge, hairpin: w.bc.hairpinMode });
+  const extra = more.map((g) => gatewayStep(formatCidr(g.subnet, g.ip.value), w.bc.bridge));
+  const undo = () => ipBatch([`link del dev ${host}`]);
+  try {
+    await hostBatch(w.hostIp, bridge, [...extra, ...veth], record);
+  } catch (e) {
+    if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
+      if ((await podLinks(env.netns)).includes(env.ifname)) {
+        throw new CniError(Code.InterfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
+      }
+      throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
+    }
+    if ((await localLinks()).has(host)) w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo); // made before a later line failed
+    throw e;
+  }
+  w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo);
+  return brMac;
+}
+
+/**
+ * Steps 1 and 2: the Pod IP, and the host side. With the built-in IPAM the gateway is known from the
+ * config, so the host side's `ip` starts first and the address is taken (files only, no process) while it
+ * runs; a delegated IPAM plugin must answer before the host side knows its gateway.
+ */
+async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: IpamAdd; brMac: string }> {
+  const trace = w.ctx.trace;
+  let got: IpamAdd | undefined;
+  let batch: BatchRecord | undefined;
+  const record = trace && ((r: BatchRecord) => (batch = r));
+  const allocate = async (): Promise<IpamAdd> => {
+    got = await prepared.allocate();
+    w.rollback.push('release the address', got.undo);
+    return got;
+  };
+  try {
+    if (prepared.gateway) {
+      const wired = wireHost(w, [prepared.gateway], record);
+      const [host, address] = await Promise.allSettled([wired, allocate()]);
+      if (address.status === 'rejected') throw address.reason;
+      if (host.status === 'rejected') throw host.reason;
+      return { got: address.value, brMac: host.value };
+    }
+    const g = await allocate();
+    return { got: g, brMac: await wireHost(w, podAddresses(g.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })), record) };
+  } finally {
+    // Traced in the order a reader expects (address, then host side), whichever finished first.
+    if (got) trace?.step(got.step, prepared.gateway && batch ? 'ran at the same time as the host-side steps below' : undefined);
+    if (batch) trace?.batch(...batch);
+  }
+}
+
+/** Steps 3 and 4: inside the pod (lo, address, eth0 up, routes), and forwarding (files in /proc) while that runs. */
+async function wirePod(w: Wiring, addrs: PodAddress[], routes: Route[]): Promise<void> {
+  const { env, trace } = w.ctx;
+  const [inPod, forwarding] = await Promise.allSettled([
+    apply(w.podIp, podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r))),
+    Promise.resolve().then(() =>
+      timed('sysctl', () => {
+        if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
+        return ensureSysctl('net/ipv4/ip_forward', '1');
+      }),
+    ),
+  ]);
+  if (inPod.status === 'rejected') throw inPod.reason;
+  if (forwarding.status === 'rejected') throw forwarding.reason;
+  trace?.step(FORWARDING_STEP, forwarding.value ? undefined : 'it was on already: nothing written');
+}
+
+/** Step 5: the pod's nat chains: masquerade (ipMasq) and hostPorts (runtimeConfig.portMappings). */
+async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): Promise<void> {
+  const { trace } = w.ctx;
+  const masq = w.bc.ipMasq ? [w.names.masqChain] : [];
+  const hostports = mappings.length ? [w.names.hostportChain] : [];
+  if (!masq.length && !hostports.length) return;
+  // Pushed before the rules go in: whatever part of them was made, the chains go as a whole.
+  w.rollback.push("remove the pod's nat chains", () => removePodChains(masq, hostports));
+  for (const a of w.bc.ipMasq ? addrs : []) {
+    const lines = await addMasq(w.names.masqChain, formatIP(a.ip), formatCidr(a.cidr));
+    trace?.step(masqStep(formatIP(a.ip), formatCidr(a.cidr), lines));
+  }
+  if (mappings.length) {
+    const v4 = addrs.find((a) => a.cidr.family === 4);
+    if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
+    const done = await addHostports(w.names.hostportChain, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
+    trace?.step(hostportStep(mappings, formatIP(v4.ip), done));
   }
 }
 
 async function add(ctx: Context): Promise<Result> {
   const { env, conf } = ctx;
-  const bc = parseBridgeConf(conf);
-  const podMac = requestedMac(ctx) ?? randomMac();
-  const mappings = parsePortMappings(conf.runtimeConfig?.portMappings);
-  requireNetns(env.netns);
-  const prepared = ipamFor(ctx).prepare(ctx);
-  const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
-  const host = hostVethName(conf.name, env.containerID, env.ifname);
-  const hostMac = randomMac();
-
-  let got: IpamAdd | undefined;
-  let vethCreated = false;
-  let masq: string | undefined;
-  let hostports: string | undefined;
-  const trace = ctx.trace;
-  let hostBatch: BatchRecord | undefined;
-  /** Step 2: bridge and veth. Needs only the gateway, not the pod's address. */
-  const wire = async (gateways: { subnet: Cidr; ip: IP }[]): Promise<string> => {
-    const [primary, ...more] = gateways;
-    const brMac = bridgeMac(primary!.ip.value);
-    const bridge = { name: bc.bridge, mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
-    const veth = vethLines({ host, hostMac, peer: env.ifname, peerMac: podMac, netns: env.netns, mtu, bridge: bc.bridge, hairpin: bc.hairpinMode });
-    const extra = more.map((g) => gatewayStep(formatCidr(g.subnet, g.ip.value), bc.bridge));
-    try {
-      await wireHost(bridge, [...extra, ...veth], trace && ((r) => (hostBatch = r)));
-      vethCreated = true;
-    } catch (e) {
-      if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
-        if ((await podLinks(env.netns)).includes(env.ifname)) {
-          throw new CniError(Code.InterfaceExists, `interface ${env.ifname} already exists in ${env.netns}`);
-        }
-        throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
-      }
-      vethCreated = localLinks().has(host); // created before a later line failed
-      throw e;
-    }
-    return brMac;
-  };
-
+  // The two processes ADD needs start first: they are started, not told anything yet, so they change
+  // nothing, and their start-up (~1 ms each) runs while the config is read and checked (before the first
+  // change: bad input changes nothing) and while the host side is wired, instead of after.
+  const hostIp = startIpBatch();
+  const podIp = startIpBatch(env.netns);
+  let w: Wiring;
+  let prepared: PreparedAdd;
   try {
-    let brMac: string;
-    try {
-      if (prepared.gateway) {
-        // Built-in IPAM: the host-side `ip` is started first, and the address is taken (files only, no
-        // process) while it runs.
-        const wired = wire([prepared.gateway]);
-        const [w, a] = await Promise.allSettled([wired, prepared.allocate().then((g) => (got = g))]);
-        if (a.status === 'rejected') throw a.reason;
-        if (w.status === 'rejected') throw w.reason;
-        brMac = w.value;
-      } else {
-        got = await prepared.allocate();
-        brMac = await wire(podAddresses(got.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })));
-      }
-    } finally {
-      // Traced in the order a reader expects (address, then host side), whichever finished first.
-      if (got) trace?.step(got.step, prepared.gateway && hostBatch ? 'ran at the same time as the host-side steps below' : undefined);
-      if (hostBatch) trace?.batch(...hostBatch);
-    }
-    const addrs = podAddresses(got!.result);
-
-    // Step 3: inside the pod.
-    const routes = podRoutes(addrs, got!.result.routes ?? [], bc.isDefaultGateway);
-    await apply(podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r)));
-    // Step 4: forwarding, and masquerade when asked.
-    const forwarding = timed('sysctl', () => ensureSysctl('net/ipv4/ip_forward', '1'));
-    trace?.step(FORWARDING_STEP, forwarding ? undefined : 'it was on already: nothing written');
-    if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
-    if (bc.ipMasq) {
-      masq = masqChain(conf.name, env.containerID, env.ifname);
-      for (const a of addrs) {
-        const lines = await addMasq(masq, formatIP(a.ip), formatCidr(a.cidr));
-        trace?.step(masqStep(formatIP(a.ip), formatCidr(a.cidr), lines));
-      }
-    }
-    // Step 5: hostPorts, when the runtime asked for them (capabilities.portMappings).
-    if (mappings.length) {
-      const v4 = addrs.find((a) => a.cidr.family === 4);
-      if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
-      hostports = hostportChain(conf.name, env.containerID, env.ifname);
-      const done = await addHostports(hostports, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
-      trace?.step(hostportStep(mappings, formatIP(v4.ip), done));
-    }
-
+    const bc = parseBridgeConf(conf);
+    const mappings = parsePortMappings(conf.runtimeConfig?.portMappings);
+    const names = attachmentNames(conf.name, env.containerID, env.ifname);
+    const podMac = requestedMac(ctx) ?? names.podMac;
+    await requireNetns(env.netns);
+    prepared = await ipamFor(ctx).prepare(ctx);
+    const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
+    w = { ctx, bc, names, podMac, mtu, mappings, hostIp, podIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
+  } catch (e) {
+    hostIp.cancel();
+    podIp.cancel();
+    throw e;
+  }
+  const { bc, names, podMac, mtu, mappings } = w;
+  try {
+    const { got, brMac } = await addressAndHost(w, prepared);
+    const addrs = podAddresses(got.result);
+    const routes = podRoutes(addrs, got.result.routes ?? [], bc.isDefaultGateway);
+    await wirePod(w, addrs, routes);
+    await addNat(w, addrs, mappings);
     const iface = (i: Interface): Interface => ({ ...i, mtu });
     return {
       cniVersion: conf.cniVersion,
       interfaces: [
         iface({ name: bc.bridge, mac: brMac }),
-        iface({ name: host, mac: hostMac }),
+        iface({ name: names.hostVeth, mac: names.hostMac }),
         iface({ name: env.ifname, mac: podMac, sandbox: env.netns }),
       ],
       ips: addrs.map((a) => ({ address: a.address, gateway: formatIP(a.gateway), interface: 2 })),
       routes,
-      dns: conf.dns ?? got!.result.dns,
+      dns: conf.dns ?? got.result.dns,
     };
   } catch (e) {
-    await undo(`ADD of ${env.containerID}/${env.ifname}`, trace, [
-      ["remove the pod's nat chains", async () => !!(masq || hostports) && (await removePodChains(masq ? [masq] : [], hostports ? [hostports] : []), true)],
-      [`delete ${host} (its ${env.ifname} end goes with it)`, async () => vethCreated && (await ipBatch([`link del dev ${host}`]), true)],
-      ['release the address', async () => !!got && (await got.undo(), true)],
-    ]);
+    hostIp.cancel();
+    podIp.cancel();
+    await w.rollback.run();
     throw e;
   }
 }
 
-/**
- * Runs every cleanup step even when one fails; returns the first error (undo of a failed ADD logs them).
- * A step returns false when it had nothing to do (it is then left out of the trace).
- */
-async function undo(what: string, trace: Trace | undefined, steps: [label: string, run: () => Promise<boolean>][]): Promise<unknown> {
-  let first: unknown;
-  for (const [label, step] of steps) {
-    try {
-      if (await step()) trace?.step({ what: `undo: ${label}`, why: `${what} failed: it leaves nothing behind` });
-    } catch (e) {
-      log.warn({ err: (e as Error).message }, `cleanup step of ${what} failed`);
-      trace?.step({ what: `undo: ${label} FAILED: ${(e as Error).message}`, why: `${what} failed` });
-      first ??= e;
-    }
-  }
-  return first;
+/** Runs every step even when one fails, then throws the first failure: DEL must not stop half-way. */
+async function runAll(steps: (() => Promise<unknown>)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of steps) await step().catch((e: unknown) => failures.push(e));
+  if (failures.length) throw failures[0];
 }
 
 /** A pod's nat chains, IPv4 in one save/restore; masquerade chains may have IPv6 twins. Returns a trace step. */
@@ -258,7 +328,7 @@ async function removePodChains(masq: string[], hostports: string[]): Promise<Ste
 
 /** Host veths to delete for an attachment: the derived name, plus any named in prevResult. */
 function hostVeths(ctx: Context, a: Attachment): string[] {
-  const names = new Set([hostVethName(ctx.conf.name, a.containerID, a.ifname)]);
+  const names = new Set([attachmentNames(ctx.conf.name, a.containerID, a.ifname).hostVeth]);
   for (const i of ctx.conf.prevResult?.interfaces ?? []) {
     if (!i.sandbox && HOST_VETH_RE.test(i.name)) names.add(i.name);
   }
@@ -280,43 +350,29 @@ function mayHaveHostports(ctx: Context): boolean {
 
 /** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
 async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
-  const present = localLinks();
-  const names = hostVeths(ctx, a);
-  const gone = names.filter((n) => present.has(n));
+  const veths = hostVeths(ctx, a);
+  const names = attachmentNames(ctx.conf.name, a.containerID, a.ifname);
   const steps: Step[] = [];
-  const err = await undo(`teardown of ${a.containerID}/${a.ifname}`, undefined, [
-    // A veth whose pod namespace was just deleted vanishes on its own, a moment later (the kernel tears the
-    // namespace down asynchronously): "Cannot find device" between the read and the delete is success.
-    [
-      'delete the host veth',
-      async () => {
-        for (const n of gone) {
-          await ipBatch([`link del dev ${n}`]).catch((e: unknown) => {
-            if (!isNoSuchDevice(e)) throw e;
-          });
-          steps.push({
-            what: `delete the host end ${n} of the veth pair`,
-            cmd: ipCommand(`link del dev ${n}`),
-            why: `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the pod's namespace is gone`,
-          });
-        }
-        if (!gone.length) steps.push({ what: `the host end ${names[0]} is gone already`, why: "the pod's namespace was deleted first, and the kernel removed the pair with it" });
-        return true;
-      },
-    ],
-    [
-      "remove the pod's nat chains",
-      async () => {
-        const step = await removePodChains(
-          bc.ipMasq ? [masqChain(ctx.conf.name, a.containerID, a.ifname)] : [],
-          mayHaveHostports(ctx) ? [hostportChain(ctx.conf.name, a.containerID, a.ifname)] : [],
+  await runAll([
+    async () => {
+      const missing = await deleteLinks(veths);
+      for (const n of veths) {
+        steps.push(
+          missing.includes(n)
+            ? { what: `the host end ${n} is gone already`, why: "the pod's namespace was deleted first, and the kernel removed the pair with it" }
+            : {
+                what: `delete the host end ${n} of the veth pair`,
+                cmd: ipCommand(`link del dev ${n}`),
+                why: `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the pod's namespace is gone`,
+              },
         );
-        if (step) steps.push(step);
-        return true;
-      },
-    ],
+      }
+    },
+    async () => {
+      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], mayHaveHostports(ctx) ? [names.hostportChain] : []);
+      if (step) steps.push(step);
+    },
   ]);
-  if (err) throw err;
   return steps;
 }
 
@@ -352,8 +408,8 @@ async function check(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(conf);
   const prev = conf.prevResult;
   if (!prev) throw invalidConfig('prevResult', 'missing: CHECK needs the result of ADD');
-  requireNetns(env.netns);
-  const host = hostVethName(conf.name, env.containerID, env.ifname);
+  await requireNetns(env.netns);
+  const host = attachmentNames(conf.name, env.containerID, env.ifname).hostVeth;
   const v6 = (prev.routes ?? []).some((r) => r.dst.includes(':'));
   const [[hostLinks = []], [podAddrs = [], podRoutes4 = []], [podRoutes6 = []]] = await Promise.all([
     ipJson(['addr show']),

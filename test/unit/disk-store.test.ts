@@ -1,6 +1,6 @@
 // The disk store and its lock, on a real disk and with real processes.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,8 +26,10 @@ describe('DiskStore', () => {
     allocate(s, pool, { containerID: 'abc', ifname: 'eth0' });
     expect(readFileSync(join(s.dir, '10.244.1.2'), 'utf8')).toBe('abc\r\neth0');
     expect(readFileSync(join(s.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.244.1.2');
-    // No lock file: ADD takes none (GC does, and host-local makes its own).
-    expect(readdirSync(s.dir).sort()).toEqual(['10.244.1.2', 'last_reserved_ip.0']);
+    // No lock file: ADD takes none (GC does, and host-local makes its own). The owner index is a symlink.
+    const names = readdirSync(s.dir).sort();
+    expect(names).toEqual([expect.stringMatching(/^\.owner-[0-9a-f]{24}-4$/), '10.244.1.2', 'last_reserved_ip.0']);
+    expect(readlinkSync(join(s.dir, names[0]!))).toBe('10.244.1.2');
   });
 
   it('reads files written by host-local, old format (ID only) included', () => {
@@ -61,10 +63,31 @@ describe('DiskStore', () => {
     expect(existsSync(crashed)).toBe(false);
     expect(existsSync(inFlight)).toBe(true); // a live writer's temp file is left alone
     expect(s.list(false).has('10.0.0.10')).toBe(false); // and is no reservation
-    s.release('10.0.0.9');
-    s.release('10.0.0.9');
+    s.release('10.0.0.9', { containerID: 'a', ifname: 'eth0' });
+    s.release('10.0.0.9', { containerID: 'a', ifname: 'eth0' });
     expect(s.list().size).toBe(0);
     expect(s.lastReserved()).toBe('10.0.0.9');
+  });
+
+  it('the owner index finds what an owner holds, and is trusted only while the reservation is still its own', () => {
+    const s = fresh();
+    const a = { containerID: 'a', ifname: 'eth0' };
+    const b = { containerID: 'b', ifname: 'eth0' };
+    expect(s.heldBy(a, 4)).toBeUndefined();
+    expect(s.reserve('10.0.0.5', a)).toBe(true);
+    expect(s.reserve('fd00::5', a)).toBe(true);
+    expect(s.heldBy(a, 4)).toBe('10.0.0.5');
+    expect(s.heldBy(a, 6)).toBe('fd00::5');
+    expect(s.heldBy({ containerID: 'a', ifname: 'net1' }, 4)).toBeUndefined();
+    // The reservation goes behind the index's back (a crash, host-local) and another owner takes the address.
+    unlinkSync(join(s.dir, '10.0.0.5'));
+    expect(s.reserve('10.0.0.5', b)).toBe(true);
+    expect(s.heldBy(a, 4)).toBeUndefined();
+    expect(s.heldBy(b, 4)).toBe('10.0.0.5');
+    // Release removes the owner's index entry with the reservation.
+    s.release('10.0.0.5', b);
+    expect(s.heldBy(b, 4)).toBeUndefined();
+    expect(readdirSync(s.dir).filter((n) => n.startsWith('.owner-'))).toHaveLength(2); // a's two (one stale), none of b's
   });
 
   it('list of a network never used is empty', () => {

@@ -2,7 +2,8 @@
 // for an attachment, and for removing it from a live table, are exactly the attachment's.
 import { describe, expect, it } from 'vitest';
 import { delChainLines } from '../../src/kernel/chains.js';
-import { hostportChain, hostportLines, parsePortMappings } from '../../src/kernel/hostport.js';
+import { hostportLines, parsePortMappings } from '../../src/kernel/hostport.js';
+import { attachmentNames } from '../../src/kernel/names.js';
 
 describe('runtimeConfig.portMappings', () => {
   it('takes what kubelet and podman send (protocol in any case, hostIP empty or an address)', () => {
@@ -33,7 +34,7 @@ describe('runtimeConfig.portMappings', () => {
 });
 
 describe('hostPort chains', () => {
-  const chain = hostportChain('podwire', 'abc', 'eth0');
+  const chain = attachmentNames('podwire', 'abc', 'eth0').hostportChain;
   const lines = hostportLines(chain, parsePortMappings([{ hostPort: 8080, containerPort: 80 }, { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '192.168.50.11' }]), '10.244.1.5', '10.244.1.0/24');
 
   it('DNATs each hostPort to the pod and masquerades only same-subnet (hairpin) clients', () => {
@@ -50,7 +51,7 @@ describe('hostPort chains', () => {
   });
 
   it('removal takes every rule naming the chain, and no other pod\'s', () => {
-    const other = hostportChain('podwire', 'xyz', 'eth0');
+    const other = attachmentNames('podwire', 'xyz', 'eth0').hostportChain;
     const saved = ['*nat', ':PREROUTING ACCEPT [0:0]', `:${chain} - [0:0]`, `:${other} - [0:0]`, ...lines.slice(1), `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${other}" -j ${other}`, 'COMMIT'];
     const del = delChainLines(saved, chain);
     expect(del).toEqual([...lines.slice(3).map((l) => '-D' + l.slice(2)), `-F ${chain}`, `-X ${chain}`]);

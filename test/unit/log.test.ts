@@ -1,6 +1,6 @@
 // The plugin's own log writer (src/log.ts) and pino (the CLI's and agent's, src/cli/log.ts) write the same
 // lines for the same calls: same keys in the same order, same values, same levels.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -38,10 +38,18 @@ describe('log lines', () => {
     for (const line of a.trim().split('\n')) expect(JSON.parse(line).pid).toBe(process.pid);
   });
 
-  it('level "silent" writes nothing; unknown levels are refused by the config check', () => {
+  it('level "silent" writes nothing, and the file is opened at the first line, not before', () => {
     const f = join(dir, 'silent.log');
     calls(configureLog(f, 'silent'));
-    expect(readFileSync(f, 'utf8')).toBe('');
+    expect(existsSync(f)).toBe(false);
+    const lazy = join(dir, 'lazy.log');
+    const log = configureLog(lazy, 'info');
+    expect(existsSync(lazy)).toBe(false);
+    log.info('first');
+    expect(readFileSync(lazy, 'utf8')).toContain('"msg":"first"');
+  });
+
+  it('unknown levels are refused by the config check', () => {
     expect(validLogLevel('debug')).toBe(true);
     expect(validLogLevel('verbose')).toBe(false);
   });

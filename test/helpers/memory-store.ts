@@ -1,6 +1,8 @@
-// An in-memory Store for testing the allocator as pure logic.
-import type { Attachment } from '../cni/types.js';
-import type { Store } from './store.js';
+// An in-memory Store for testing the allocator as pure logic (as host-local tests its allocator with a
+// fake store); the disk store is tested on disk (test/unit/disk-store.test.ts).
+import type { Attachment } from '../../src/cni/types.js';
+import type { Store } from '../../src/ipam/store.js';
+import type { Family } from '../../src/net/ip.js';
 
 export class MemoryStore implements Store {
   readonly ips = new Map<string, Attachment>();
@@ -17,6 +19,13 @@ export class MemoryStore implements Store {
 
   list(): Map<string, Attachment> {
     return new Map(this.ips);
+  }
+
+  heldBy(owner: Attachment, family: Family): string | undefined {
+    for (const [ip, o] of this.ips) {
+      if (o.containerID === owner.containerID && o.ifname === owner.ifname && ip.includes(':') === (family === 6)) return ip;
+    }
+    return undefined;
   }
 
   reserve(ip: string, owner: Attachment): boolean {
