@@ -2,11 +2,11 @@
 // Installed (or linked) as "podwire-ipam" it is the standalone IPAM plugin.
 //
 // Each role is imported when it is chosen: the plugin runs once per pod and its start-up is most of its
-// cost. VERSION (which podman asks before every ADD and DEL) is answered here, with nothing else loaded:
-// it costs what a binary that does nothing costs.
+// cost. VERSION (which podman asks before every ADD and DEL) is answered here, with nothing else loaded
+// and nothing read: it costs what a binary that does nothing costs.
 import { versionReply } from './cni/version.js';
 import { recordStartup, timed } from './profile.js';
-import { readStdin, writeAll, writeStdout } from './io.js';
+import { writeAll, writeStdout } from './io.js';
 
 function invokedAs(): string {
   // argv0 is the path the runtime executed (a link keeps its own name); execPath is the resolved binary.
@@ -18,7 +18,7 @@ async function main(): Promise<number> {
   recordStartup();
   const command = process.env.CNI_COMMAND;
   if (command === 'VERSION') {
-    await writeStdout(versionReply(await readStdin()) + '\n');
+    await writeStdout(versionReply() + '\n');
     return 0;
   }
   if (command) {

@@ -9,6 +9,8 @@ export interface Span {
   at: number;
   ms: number;
   cpu?: number;
+  /** On the closing "end" mark: the wall-clock time (ms since 1970), to line up with the caller's clock. */
+  epoch?: number;
 }
 
 export const profile: Span[] | undefined = process.env.PODWIRE_PROFILE === '1' ? [] : undefined;
@@ -50,5 +52,6 @@ export function recordCommand(step: string, at: number, cpu?: number): void {
 /** The spans so far, in the order they began, closed by an "end" mark: what the log line carries. */
 export function profileSoFar(): Span[] | undefined {
   if (!profile) return undefined;
-  return [...profile.sort((a, b) => a.at - b.at), { step: 'end', at: round(performance.now()), ms: 0 }];
+  const now = performance.now();
+  return [...profile.sort((a, b) => a.at - b.at), { step: 'end', at: round(now), ms: 0, epoch: performance.timeOrigin + now }];
 }

@@ -56,11 +56,11 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
   let trace: Trace | undefined;
   try {
     if (!(COMMANDS as readonly string[]).includes(command)) readEnv(env, opts.knownArgs); // throws, naming CNI_COMMAND
-    const stdin = await timed('read stdin', () => (opts.stdin ?? readStdin)());
     if (command === 'VERSION') {
-      await write(versionReply(stdin));
+      await write(versionReply());
       return 0;
     }
+    const stdin = await timed('read stdin', () => (opts.stdin ?? readStdin)());
     const conf = timed('parse config', () => parseNetConf(stdin));
     cniVersion = conf.cniVersion;
     timed('open log', () => configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info'));

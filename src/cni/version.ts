@@ -81,13 +81,10 @@ export function parseResult(raw: unknown): Result | undefined {
   };
 }
 
-/** VERSION's answer: the versions podwire speaks, in the version the caller asked for (or the latest). */
-export function versionReply(stdin: string): string {
-  let asked: unknown;
-  try {
-    asked = stdin.trim() ? (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion : undefined;
-  } catch {
-    asked = undefined;
-  }
-  return JSON.stringify({ cniVersion: isSupported(asked) ? asked : LATEST, supportedVersions: SUPPORTED_VERSIONS });
-}
+/**
+ * VERSION's answer, as the reference plugins give it: the latest version podwire speaks and all it
+ * supports, whatever the caller's config says (the reply's format is the same in every version). No
+ * config is needed, so none is read: podman asks before every ADD and DEL, and this way the answer costs
+ * what starting a binary that does nothing costs.
+ */
+export const versionReply = (): string => JSON.stringify({ cniVersion: LATEST, supportedVersions: SUPPORTED_VERSIONS });

@@ -136,10 +136,17 @@ interface Wiring {
   mtu: number;
   mappings: PortMapping[];
   rollback: Rollback;
-  /** The two `ip -batch` processes, started before the config was checked (see add). */
+  /** The host's `ip -batch`, started before the config was checked (see add). */
   hostIp: PendingBatch;
-  podIp: PendingBatch;
+  /** The pod's, started once the host's has its lines (see podIp). */
+  podIp?: PendingBatch;
 }
+
+/**
+ * The pod's `ip -batch`: started as soon as the host's is told what to do, so that its start-up (~1 ms)
+ * runs while the kernel wires the host side, and not in front of it.
+ */
+const podIp = (w: Wiring): PendingBatch => (w.podIp ??= startIpBatch(w.ctx.env.netns));
 
 /**
  * The host side's `ip -batch`: the bridge with its gateway address, then the veth pair. The bridge
@@ -206,11 +213,13 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
   try {
     if (prepared.gateway) {
       const wired = wireHost(w, [prepared.gateway], record);
+      podIp(w);
       const [host, address] = await Promise.allSettled([wired, allocate()]);
       if (address.status === 'rejected') throw address.reason;
       if (host.status === 'rejected') throw host.reason;
       return { got: address.value, brMac: host.value };
     }
+    podIp(w);
     const g = await allocate();
     return { got: g, brMac: await wireHost(w, podAddresses(g.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })), record) };
   } finally {
@@ -224,7 +233,7 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
 async function wirePod(w: Wiring, addrs: PodAddress[], routes: Route[]): Promise<void> {
   const { env, trace } = w.ctx;
   const [inPod, forwarding] = await Promise.allSettled([
-    apply(w.podIp, podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r))),
+    apply(podIp(w), podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r))),
     Promise.resolve().then(() =>
       timed('sysctl', () => {
         if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
@@ -259,11 +268,10 @@ async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): 
 
 async function add(ctx: Context): Promise<Result> {
   const { env, conf } = ctx;
-  // The two processes ADD needs start first: they are started, not told anything yet, so they change
-  // nothing, and their start-up (~1 ms each) runs while the config is read and checked (before the first
-  // change: bad input changes nothing) and while the host side is wired, instead of after.
+  // The host's `ip` starts first: started, not told anything yet, it changes nothing, and its start-up
+  // (~1 ms) runs while the config is read and checked (before the first change: bad input changes
+  // nothing), instead of after.
   const hostIp = startIpBatch();
-  const podIp = startIpBatch(env.netns);
   let w: Wiring;
   let prepared: PreparedAdd;
   try {
@@ -274,10 +282,9 @@ async function add(ctx: Context): Promise<Result> {
     await requireNetns(env.netns);
     prepared = await ipamFor(ctx).prepare(ctx);
     const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
-    w = { ctx, bc, names, podMac, mtu, mappings, hostIp, podIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
+    w = { ctx, bc, names, podMac, mtu, mappings, hostIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
   } catch (e) {
     hostIp.cancel();
-    podIp.cancel();
     throw e;
   }
   const { bc, names, podMac, mtu, mappings } = w;
@@ -301,7 +308,7 @@ async function add(ctx: Context): Promise<Result> {
     };
   } catch (e) {
     hostIp.cancel();
-    podIp.cancel();
+    w.podIp?.cancel();
     await w.rollback.run();
     throw e;
   }
