@@ -70,6 +70,9 @@ function cni(bin, command, id, netns, stdin, extra = {}, stamps = {}) {
       else resolve(ms);
     });
     child.on('exit', () => (stamps.exited = epoch()));
+    // A plugin that needs no config (VERSION, the floor) may exit before reading it, as Go's os/exec
+    // (libcni, so containerd, CRI-O and podman) tolerates: so does this runner.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(stdin);
   });
 }
