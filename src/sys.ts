@@ -207,11 +207,18 @@ function nodeSys(fs: typeof Fs): Sys {
 
 let chosen: Sys | undefined;
 
-/** The calls, bound on first use. */
+/**
+ * The calls, bound on first use: libc under Bun, node:fs under Node — and under a Bun that cannot bind
+ * libc (bun:ffi needs the JIT, which BUN_JSC_useJIT=0 in the runtime's environment turns off).
+ */
 export function sys(): Sys {
   if (!chosen) {
-    const ffi = (globalThis as { Bun?: unknown }).Bun ? (process.getBuiltinModule('bun:ffi') as Ffi | undefined) : undefined;
-    chosen = ffi ? libcSys(ffi) : nodeSys(process.getBuiltinModule('node:fs') as typeof Fs);
+    try {
+      if ((globalThis as { Bun?: unknown }).Bun) chosen = libcSys(process.getBuiltinModule('bun:ffi') as Ffi);
+    } catch {
+      // fall back to node:fs below
+    }
+    chosen ??= nodeSys(process.getBuiltinModule('node:fs') as typeof Fs);
   }
   return chosen;
 }

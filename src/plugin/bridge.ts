@@ -6,8 +6,22 @@
 //      then the veth pair (peer created directly as CNI_IFNAME inside the pod), host end on the bridge.
 //      With the built-in IPAM the gateway is known from the config, so 1 and 2 run at the same time.
 //   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
-//   4. ip_forward, and the optional ipMasq chain
-//   5. hostPorts from runtimeConfig.portMappings (capabilities.portMappings), in podwire's own nat chains
+//   4. ip_forward (a file in /proc), while 3 runs
+//   5. the pod's nat chains when asked: ipMasq, and hostPorts from runtimeConfig.portMappings
+//
+// Processes, the per-pod path's largest cost after the runtime's own start-up (each ~1-2 ms of CPU):
+//   ADD: 2 — `ip -batch` on the host and `ip -n POD -batch` in the pod. Two is the least: an `ip` works
+//        in one network namespace, and the pod's addresses and routes can only be set from inside its
+//        namespace (an interface moved in afterwards loses them). Both are started before they are needed
+//        and fed later, so their start-up overlaps podwire's own work. One more on a node's first pod
+//        (the bridge is assumed to exist, and made when the kernel says it is missing). With ipMasq or
+//        hostPorts, an iptables-restore per family, and for hostPorts one iptables-save (and, on the
+//        node's first, the shared chains' iptables calls).
+//   DEL: 1 — `ip -force -batch` deleting the host veth (the pod's end goes with it), with no read first.
+//        iptables-save and -restore only when the pod may have nat rules: ipMasq, or a runtimeConfig
+//        that carries portMappings (or does not say).
+//   Neither takes a lock (see ipam/allocator.ts), reads the kernel's state first, or runs a process to
+//   learn what an earlier call's result or a derived name (kernel/names.ts) already says.
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
 import { type IpamAdd, type PreparedAdd, ipamFor } from '../ipam/ipam.js';

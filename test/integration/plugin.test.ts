@@ -345,6 +345,19 @@ describe('bad input gets the right code and changes nothing', () => {
     expect(linkNames(p.ns)).toEqual(['lo']);
   });
 
+  it('works with the JIT off in its environment (libc calls need it: node:fs instead)', async () => {
+    const n = makeNode();
+    const p = pod();
+    const call = { containerID: 'nojit', netns: p.path, ifname: 'eth0', env: { BUN_JSC_useJIT: '0' } };
+    const add = await cni(n.node, { ...call, command: 'ADD' }, n.conf());
+    expect(add.code, add.stdout).toBe(0);
+    expect(n.reservations()).toEqual([addrOf(add.json)]);
+    expect(linkNames(p.ns)).toContain('eth0');
+    const del = await cni(n.node, { ...call, command: 'DEL' }, n.conf());
+    expect(del.code, del.stdout).toBe(0);
+    n.expectNothingLeft(p.ns);
+  });
+
   it('VERSION answers without a config', async () => {
     const n = makeNode();
     const r = await cni(n.node, { command: 'VERSION' }, '');
