@@ -1,11 +1,9 @@
-// Stdio and the reads the plugin makes before its first kernel command, at the least cost to the pod.
-//
-// Under Bun, what comes before ADD's and DEL's first `ip` is on every pod's critical path, so it goes
-// through Bun's own primitives (Bun.stdin, Bun.file: a read costs ~0.2 ms), not node:fs (2.5-4 ms to
-// load) nor sys.ts (~0.8 ms to bind libc, done after the first command has started). Modules on the
-// per-pod path never import node:fs; the few rare paths that need it (a delegated IPAM plugin's lookup,
-// GC's lock, a dead writer's temp file) take it with fs(). Under Node, node:fs throughout.
-// Never process.stdout or process.stderr: the first write through them costs ~20 ms under Bun.
+// The plugin's stdio, at the least cost to the pod: under Bun, stdin through Bun.stdin (its read leaves
+// the main thread idle, and the skeleton binds sys.ts meanwhile) and stdout through Bun.write; never
+// process.stdout or process.stderr, whose first write costs ~20 ms under Bun. Files go through sys.ts;
+// modules on the per-pod path never import node:fs (2.5-4 ms to load under Bun), and the few rare paths
+// that need it (a delegated IPAM plugin's lookup, GC's lock, a dead writer's temp file) take it with fs().
+// Under Node, node:fs throughout.
 import type * as Fs from 'node:fs';
 import { sys } from './sys.js';
 
@@ -13,7 +11,6 @@ interface BunIO {
   stdin: { text(): Promise<string> };
   stdout: unknown;
   write(dest: unknown, data: string): Promise<number>;
-  file(path: string): { text(): Promise<string>; exists(): Promise<boolean> };
 }
 const bun = (globalThis as { Bun?: BunIO }).Bun;
 
@@ -30,15 +27,6 @@ export async function readStdin(): Promise<string> {
     if (code === 'EAGAIN' || code === 'EOF') return '';
     throw e;
   }
-}
-
-/** A file's text; a failure is the system's error, with `code` (ENOENT, ...). */
-export function readText(path: string): Promise<string> {
-  return bun ? bun.file(path).text() : Promise.resolve(fs().readFileSync(path, 'utf8'));
-}
-
-export function exists(path: string): Promise<boolean> {
-  return bun ? bun.file(path).exists() : Promise.resolve(fs().existsSync(path));
 }
 
 export async function writeStdout(text: string): Promise<void> {

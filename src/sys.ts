@@ -12,6 +12,7 @@ import type * as Fs from 'node:fs';
 export interface Sys {
   /** undefined when the file does not exist. */
   readText(path: string): string | undefined;
+  exists(path: string): boolean;
   /** Creates or truncates. */
   writeText(path: string, text: string): void;
   /** Opens for appending (created when missing): the log. */
@@ -33,6 +34,7 @@ export interface Sys {
 const ENOENT = 2;
 const EEXIST = 17;
 const EINVAL = 22;
+const ENOTDIR = 20;
 const ERRNO: Record<number, string> = {
   1: 'EPERM',
   2: 'ENOENT',
@@ -77,6 +79,7 @@ interface Libc {
   rename(a: Uint8Array, b: Uint8Array): number;
   unlink(path: Uint8Array): number;
   mkdir(path: Uint8Array, mode: number): number;
+  access(path: Uint8Array, mode: number): number;
   opendir(path: Uint8Array): Ptr | null;
   readdir64(dir: Ptr): Ptr | null;
   closedir(dir: Ptr): number;
@@ -101,12 +104,16 @@ function libcSys(ffi: Ffi): Sys {
     rename: { args: [p, p], returns: 'i32' },
     unlink: { args: [p], returns: 'i32' },
     mkdir: { args: [p, 'u32'], returns: 'i32' },
+    access: { args: [p, 'i32'], returns: 'i32' },
     opendir: { args: [p], returns: p },
     readdir64: { args: [p], returns: p },
     closedir: { args: [p], returns: 'i32' },
     __errno_location: { args: [], returns: p },
   }).symbols;
-  const z = (s: string): Uint8Array => Buffer.from(`${s}\0`);
+  // TextEncoder and TextDecoder, not Buffer: Buffer's first use costs ~0.4 ms under Bun (measured).
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const z = (s: string): Uint8Array => encoder.encode(`${s}\0`);
   const errno = (): number => ffi.read.i32(c.__errno_location(), 0);
   /** Returns r, or throws with errno when the call failed (r < 0). */
   const check = <T extends number | bigint>(r: T, syscall: string, path: string): number => {
@@ -121,7 +128,7 @@ function libcSys(ffi: Ffi): Sys {
     throw sysError(e, syscall, path);
   };
   const writeAll = (fd: number, text: string, path: string): void => {
-    const buf = Buffer.from(text);
+    const buf = encoder.encode(text);
     for (let off = 0; off < buf.length; ) off += check(c.write(fd, buf.subarray(off), buf.length - off), 'write', path);
   };
   return {
@@ -129,12 +136,12 @@ function libcSys(ffi: Ffi): Sys {
       const fd = c.open(z(path), O_CLOEXEC, 0);
       if (!unless(fd, [ENOENT], 'open', path)) return undefined;
       try {
-        const chunks: Buffer[] = [];
+        let text = '';
+        const buf = new Uint8Array(4096);
         for (;;) {
-          const buf = Buffer.allocUnsafe(4096);
           const n = check(c.read(fd, buf, buf.length), 'read', path);
-          if (n === 0) return Buffer.concat(chunks).toString('utf8');
-          chunks.push(buf.subarray(0, n));
+          if (n === 0) return text + decoder.decode();
+          text += decoder.decode(buf.subarray(0, n), { stream: true });
         }
       } finally {
         c.close(fd);
@@ -148,14 +155,15 @@ function libcSys(ffi: Ffi): Sys {
         c.close(fd);
       }
     },
+    exists: (path) => unless(c.access(z(path), 0), [ENOENT, ENOTDIR], 'access', path),
     openAppend: (path) => check(c.open(z(path), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644), 'open', path),
     write: (fd, text) => writeAll(fd, text, `fd ${fd}`),
     link: (a, b) => unless(c.link(z(a), z(b)), [EEXIST], 'link', b),
     symlink: (a, b) => void check(c.symlink(z(a), z(b)), 'symlink', b),
     readlink(path) {
-      const buf = Buffer.alloc(4096);
+      const buf = new Uint8Array(4096);
       const n = c.readlink(z(path), buf, buf.length);
-      return unless(n, [ENOENT, EINVAL], 'readlink', path) ? buf.toString('utf8', 0, Number(n)) : undefined;
+      return unless(n, [ENOENT, EINVAL], 'readlink', path) ? decoder.decode(buf.subarray(0, Number(n))) : undefined;
     },
     rename: (a, b) => void check(c.rename(z(a), z(b)), 'rename', b),
     unlink: (path) => unless(c.unlink(z(path)), [ENOENT], 'unlink', path),
@@ -191,6 +199,7 @@ function nodeSys(fs: typeof Fs): Sys {
   return {
     readText: (path) => unlessCode(() => fs.readFileSync(path, 'utf8'), ['ENOENT'], undefined),
     writeText: (path, text) => fs.writeFileSync(path, text),
+    exists: (path) => fs.existsSync(path),
     openAppend: (path) => fs.openSync(path, 'a'),
     write(fd, text) {
       for (let buf = Buffer.from(text); buf.length; ) buf = buf.subarray(fs.writeSync(fd, buf));

@@ -7,7 +7,6 @@
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
-import { readText } from '../io.js';
 import { sys } from '../sys.js';
 import { type Cidr, type IP, cidrContains, formatIP, isIPv4Mapped, parseCidr, parseIP } from '../net/ip.js';
 
@@ -84,21 +83,8 @@ export function parseRoutes(raw: unknown, key: string): Route[] {
   });
 }
 
-/**
- * parseIpamConfig for the plugin: the subnet file, if any, is read without node:fs under Bun (see io.ts),
- * before the plugin's first kernel command.
- */
-export async function loadIpamConfig(ipam: Record<string, unknown> | undefined): Promise<IpamConfig> {
-  const path = ipam && typeof ipam === 'object' ? ipam.subnetFile : undefined;
-  if (!validAbsPath(path)) return parseIpamConfig(ipam);
-  const text = await readText(path).catch((e: unknown) => {
-    throw unreadable(path, e);
-  });
-  return parseIpamConfig(ipam, text);
-}
-
-/** Reads and checks the ipam section; `subnetFileText`: the subnet file's content, when already read. */
-export function parseIpamConfig(ipam: Record<string, unknown> | undefined, subnetFileText?: string): IpamConfig {
+/** Reads and checks the ipam section (and the node subnet file it names). */
+export function parseIpamConfig(ipam: Record<string, unknown> | undefined): IpamConfig {
   if (!ipam || typeof ipam !== 'object') throw invalidConfig('ipam', 'missing');
   const { subnet: subnetRaw, subnetFile } = ipam;
   if ((subnetRaw === undefined) === (subnetFile === undefined)) {
@@ -107,7 +93,7 @@ export function parseIpamConfig(ipam: Record<string, unknown> | undefined, subne
   let file: SubnetFile | undefined;
   if (subnetFile !== undefined) {
     if (!validAbsPath(subnetFile)) throw invalidConfig('ipam.subnetFile', 'must be an absolute path');
-    file = decodeSubnetFile(subnetFile, subnetFileText ?? readSubnetFile(subnetFile));
+    file = decodeSubnetFile(subnetFile, readSubnetFile(subnetFile));
   }
   const key = file ? 'ipam.subnetFile' : 'ipam.subnet';
   const subnetText = file ? file.podCIDR : subnetRaw;

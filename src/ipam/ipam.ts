@@ -8,7 +8,7 @@ import type { Attachment, Context, Result } from '../cni/types.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
 import { allocate, collect, freeCount, holdings, release } from './allocator.js';
-import { DEFAULT_DATA_DIR, IPAM_TYPE, loadIpamConfig } from './config.js';
+import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
 import { timed } from '../profile.js';
 import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
@@ -91,7 +91,7 @@ export function validAttachments(ctx: Context): Attachment[] {
 
 export const builtinIpam: Ipam = {
   async prepare(ctx) {
-    const cfg = await loadIpamConfig(ctx.conf.ipam);
+    const cfg = parseIpamConfig(ctx.conf.ipam);
     const store = storeFor(ctx, cfg.dataDir);
     const { pool } = cfg;
     const requested = requestedIP(ctx, pool.subnet.family);
@@ -163,7 +163,7 @@ export const builtinIpam: Ipam = {
   },
 
   async status(ctx) {
-    const cfg = await loadIpamConfig(ctx.conf.ipam);
+    const cfg = parseIpamConfig(ctx.conf.ipam);
     if (freeCount(storeFor(ctx, cfg.dataDir), cfg.pool) <= 0n) {
       throw new CniError(Code.StatusNotAvailable, `no free IP address left in ${formatCidr(cfg.pool.subnet)}`);
     }

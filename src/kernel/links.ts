@@ -1,7 +1,7 @@
 // The link-level steps of wiring a pod, as `ip -batch` lines, each with what it does and why. Builders
 // are pure so they can be tested and shown (the trace, src/cni/trace.ts); ipBatch() applies them.
 import type { Step } from '../cni/trace.js';
-import { readText } from '../io.js';
+import { sys } from '../sys.js';
 import { macFromIPv4 } from '../net/mac.js';
 import { IpBatchError, NO_SUCH_DEVICE, forceBatch } from './run.js';
 
@@ -20,9 +20,9 @@ export const bridgeMac = (gateway: bigint): string => macFromIPv4([0x0a, 0x58], 
  * Interface names in this process's network namespace. /proc/net/dev follows the reader's namespace,
  * unlike /sys, which follows whoever mounted it; and reading it costs no process.
  */
-export async function localLinks(): Promise<Set<string>> {
+export function localLinks(): Set<string> {
   const names = new Set<string>();
-  for (const line of (await readText('/proc/net/dev')).split('\n').slice(2)) {
+  for (const line of (sys().readText('/proc/net/dev') ?? '').split('\n').slice(2)) {
     const i = line.indexOf(':');
     if (i > 0) names.add(line.slice(0, i).trim());
   }

@@ -34,7 +34,7 @@ import { type PortMapping, addHostports, hostportStep, parsePortMappings } from 
 import { addMasq, masqStep } from '../kernel/masq.js';
 import { IpBatchError, type PendingBatch, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
-import { exists } from '../io.js';
+import { sys } from '../sys.js';
 import { log } from '../log.js';
 import { timed } from '../profile.js';
 import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
@@ -77,8 +77,8 @@ function podRoutes(addrs: PodAddress[], ipamRoutes: Route[], isDefaultGateway: b
   return [...routes.values()];
 }
 
-async function requireNetns(netns: string): Promise<void> {
-  if (!(await exists(netns))) throw invalidEnv('CNI_NETNS', `${netns} does not exist`);
+function requireNetns(netns: string): void {
+  if (!sys().exists(netns)) throw invalidEnv('CNI_NETNS', `${netns} does not exist`);
 }
 
 /** Names of the links in the pod's namespace (slow path only: explaining a failed ADD, CHECK). */
@@ -202,7 +202,7 @@ async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record:
       }
       throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
     }
-    if ((await localLinks()).has(host)) w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo); // made before a later line failed
+    if (localLinks().has(host)) w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo); // made before a later line failed
     throw e;
   }
   w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo);
@@ -293,7 +293,7 @@ async function add(ctx: Context): Promise<Result> {
     const mappings = parsePortMappings(conf.runtimeConfig?.portMappings);
     const names = attachmentNames(conf.name, env.containerID, env.ifname);
     const podMac = requestedMac(ctx) ?? names.podMac;
-    await requireNetns(env.netns);
+    requireNetns(env.netns);
     prepared = await ipamFor(ctx).prepare(ctx);
     const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
     w = { ctx, bc, names, podMac, mtu, mappings, hostIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
@@ -429,7 +429,7 @@ async function check(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(conf);
   const prev = conf.prevResult;
   if (!prev) throw invalidConfig('prevResult', 'missing: CHECK needs the result of ADD');
-  await requireNetns(env.netns);
+  requireNetns(env.netns);
   const host = attachmentNames(conf.name, env.containerID, env.ifname).hostVeth;
   const v6 = (prev.routes ?? []).some((r) => r.dst.includes(':'));
   const [[hostLinks = []], [podAddrs = [], podRoutes4 = []], [podRoutes6 = []]] = await Promise.all([
