@@ -2,14 +2,14 @@
 // synchronously, so the last line is on disk when the plugin exits. stdout is never used: it belongs to the
 // CNI result. Until configureLog() runs, logging goes nowhere. The file is opened at the first line, not
 // by configureLog: the plugin configures its log before its first kernel command and writes after it,
-// and writes after it (see sys.ts).
+// and writes after it (see files.ts).
 //
 // The plugin runs once per pod and pino's start-up alone costs more than a pod's whole kernel work under
 // Bun (measured: a binary that only creates a pino logger takes ~30 ms, one that does nothing ~5 ms), so
 // the per-pod path writes the lines itself. The CLI and the agent, where start-up does not matter, use pino
 // (src/cli/log.ts installs it with setLog). test/unit/log.test.ts holds both to the same lines.
-import { dirOf, writeAll } from './io.js';
-import { mkdirs, sys } from './sys.js';
+import { dirOf, mkdirs, sys } from './files.js';
+import { writeStderr } from './stdio.js';
 
 export type LogFn = (objOrMsg: Record<string, unknown> | string, msg?: string) => void;
 
@@ -81,7 +81,7 @@ class LineLogger implements Logger {
         this.sink = { fd: openAppend(file) };
       } catch (e) {
         // A read-only /var/log must not make pods fail to start: warn on stderr, where runtimes keep it.
-        writeAll(2, `podwire: cannot open log file ${file}: ${(e as Error).message}\n`);
+        writeStderr(`podwire: cannot open log file ${file}: ${(e as Error).message}\n`);
         this.sink = undefined;
       }
     }

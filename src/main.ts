@@ -6,7 +6,7 @@
 // and nothing read: it costs what a binary that does nothing costs.
 import { versionReply } from './cni/version.js';
 import { recordStartup, timed } from './profile.js';
-import { writeAll, writeStdout } from './io.js';
+import { writeStderr, writeStdout } from './stdio.js';
 
 function invokedAs(): string {
   // argv0 is the path the runtime executed (a link keeps its own name); execPath is the resolved binary.
@@ -33,7 +33,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => (process.exitCode = code),
   (e: unknown) => {
-    writeAll(2, `podwire: ${(e as Error)?.stack ?? String(e)}\n`);
+    writeStderr(`podwire: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,7 +1,8 @@
 // Reads and validates the CNI_* environment for one verb.
 import { invalidEnv, CniError, Code } from './errors.js';
 import type { CniEnv } from './types.js';
-import { validID, validIfname, validNetnsPath } from './validate.js';
+import { validIfname } from '../kernel/names.js';
+import { validID, validNetnsPath } from './validate.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'] as const;
 

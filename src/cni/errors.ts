@@ -1,4 +1,6 @@
 // CNI error codes (SPEC "Error" section). 0-99 are the spec's; 100+ are podwire's own.
+import { KernelError } from '../kernel/errors.js';
+
 export const Code = {
   IncompatibleVersion: 1,
   UnsupportedField: 2,
@@ -34,9 +36,13 @@ export class CniError extends Error {
   }
 }
 
-/** Any thrown value as a CniError, so every failure reaches stdout in the spec's shape. */
+/**
+ * Any thrown value as a CniError, so every failure reaches stdout in the spec's shape: the kernel's refusals
+ * (plain errors from kernel/) are podwire's code 103, a system call's failure is an I/O error.
+ */
 export function asCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
+  if (e instanceof KernelError) return new CniError(Code.Kernel, e.message, e.details);
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
     return new CniError(Code.IO, `${err.syscall} failed: ${err.message}`);

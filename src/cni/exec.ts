@@ -2,7 +2,7 @@
 import { CniError, Code } from './errors.js';
 import type { CniEnv } from './types.js';
 import { validID } from './validate.js';
-import { fs } from '../io.js';
+import { fs } from '../files.js';
 import { run } from '../run.js';
 
 export function findPlugin(type: string, path: readonly string[]): string {

@@ -7,9 +7,9 @@ import { Trace, traceTarget } from './trace.js';
 import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor, versionReply } from './version.js';
 import { validAbsPath, validID } from './validate.js';
 import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../log.js';
-import { readStdin, writeStdout } from '../io.js';
+import { readStdin, writeStdout } from '../stdio.js';
 import { profileSoFar, timed } from '../profile.js';
-import { sys } from '../sys.js';
+import { sys } from '../files.js';
 
 export interface SkelOptions {
   /** CNI_ARGS keys the plugin understands; others need IgnoreUnknown=1. */
@@ -61,7 +61,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
       await write(versionReply());
       return 0;
     }
-    // While stdin arrives, the file system calls the verbs make later are bound (sys.ts: ~1 ms of this
+    // While stdin arrives, the file calls the verbs make later are bound (files.ts: ~1 ms of this
     // thread's time, otherwise spent in the middle of ADD); reading stdin leaves this thread idle.
     const reading = timed('read stdin', () => (opts.stdin ?? readStdin)());
     timed('bind libc', () => sys());

@@ -4,16 +4,11 @@
 // Off unless PODWIRE_TRACE is set in the plugin's environment (1|log: to the log file; stderr: to the log
 // file and stderr) or `"trace": true | "stderr"` is in its config. Off, ctx.trace is undefined and the
 // plugin does no extra work. Steps are recorded as they happen and written once, when the call ends.
+import type { Step } from '../kernel/step.js';
 import { invalidConfig, invalidEnv } from './errors.js';
 import { log } from '../log.js';
-import { writeAll } from '../io.js';
+import { writeStderr } from '../stdio.js';
 
-/** One thing a plugin does: what (a short sentence), the command (when there is one), and why. */
-export interface Step {
-  what: string;
-  cmd?: string;
-  why: string;
-}
 
 export type TraceTarget = 'log' | 'stderr';
 
@@ -86,6 +81,6 @@ export class Trace {
   write(outcome: string): void {
     this.entries.forEach((e, i) => log.info({ trace: i + 1, what: e.what, cmd: e.cmd, why: e.why, failed: e.failed }, `trace ${this.title}`));
     log.info({ trace: 'end', outcome }, `trace ${this.title}`);
-    if (this.target === 'stderr') writeAll(2, this.text(outcome));
+    if (this.target === 'stderr') writeStderr(this.text(outcome));
   }
 }

@@ -13,7 +13,7 @@ import { attachmentNames } from '../kernel/names.js';
 import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
-import { table } from '../cli/table.js';
+import { table } from '../table.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
 import { type NsView, isUp, kind, linkByName, peerNs, peerRoutes, readNs, v4Addrs } from './view.js';
 

@@ -7,7 +7,7 @@
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
-import { sys } from '../sys.js';
+import { sys } from '../files.js';
 import { type Cidr, type IP, cidrContains, formatIP, isIPv4Mapped, parseCidr, parseIP } from '../net/ip.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';

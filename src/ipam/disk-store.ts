@@ -14,8 +14,7 @@
 // an older podwire, host-local) is released all the same.
 import type { Attachment } from '../cni/types.js';
 import { sha256Hex } from '../hash.js';
-import { fs } from '../io.js';
-import { mkdirs, sys } from '../sys.js';
+import { fs, mkdirs, sys } from '../files.js';
 import { log } from '../log.js';
 import { lockFile } from './lock.js';
 import { type Family, parseIP } from '../net/ip.js';

@@ -1,17 +1,18 @@
-// IPAM as podwire's bridge plugin uses it: the built-in allocator in-process, or any other IPAM plugin
-// from CNI_PATH (host-local, ...) executed as the spec describes. The standalone podwire-ipam plugin
-// (plugin.ts) is the built-in one behind the CNI skeleton.
-import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
+// IPAM as a plugin uses it: the built-in allocator in-process, or any other IPAM plugin from CNI_PATH
+// (host-local, ...) executed as the spec describes. The podwire plugin uses both; the standalone
+// podwire-ipam plugin (plugin/ipam.ts) is the built-in one behind the CNI skeleton. What the runtime asks
+// for (an address, GC's list) is read by the plugin (plugin/config.ts) and handed in.
+import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import { execPlugin } from '../cni/exec.js';
-import type { Step } from '../cni/trace.js';
 import type { Attachment, Context, Result } from '../cni/types.js';
+import type { Step } from '../kernel/step.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
 import { allocate, collect, freeCount, holdings, release } from './allocator.js';
 import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
 import { timed } from '../profile.js';
-import { type Cidr, type IP, type Family, formatCidr, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
+import { type Cidr, type Family, type IP, formatCidr, formatIP, parseIP } from '../net/ip.js';
 
 export interface IpamAdd {
   /** An abbreviated result: ips (no interface index), routes, dns. */
@@ -35,66 +36,32 @@ export interface PreparedAdd {
 }
 
 export interface Ipam {
-  /** Reads and checks the IPAM config; throws before anything is allocated. */
-  prepare(ctx: Context): Promise<PreparedAdd>;
+  /**
+   * Reads and checks the IPAM config; throws before anything is allocated. `requested`: the address the
+   * runtime asked for, per family (a delegated plugin reads the same request itself).
+   */
+  prepare(ctx: Context, requested: (family: Family) => IP | undefined): Promise<PreparedAdd>;
   /** Returns what was done, for the trace. */
   del(ctx: Context): Promise<Step>;
   check(ctx: Context): Promise<void>;
-  /** Returns the attachments whose addresses it released (when it can tell). */
-  gc(ctx: Context): Promise<Attachment[]>;
+  /** Releases what `valid` does not list; returns the attachments whose addresses it released (when it can tell). */
+  gc(ctx: Context, valid: readonly Attachment[]): Promise<Attachment[]>;
   status(ctx: Context): Promise<void>;
 }
 
 const owner = (ctx: Context): Attachment => ({ containerID: ctx.env.containerID, ifname: ctx.env.ifname });
-
-/** The address a runtime asked for: CNI_ARGS IP= (podman --ip), runtimeConfig.ips, or args.cni.ips. */
-export function requestedIP(ctx: Context, family: Family): IP | undefined {
-  const fromArgs = ctx.env.args.IP;
-  if (fromArgs !== undefined) {
-    const ips = fromArgs.split(',').map((s) => ({ s, ip: parseIPMaybeCidr(s) }));
-    const bad = ips.find((x) => !x.ip);
-    if (bad) throw invalidEnv('CNI_ARGS', `IP=${bad.s} is not an IP address`);
-    const match = ips.find((x) => x.ip!.family === family);
-    if (match) return match.ip;
-  }
-  for (const [key, list] of [
-    ['runtimeConfig.ips', ctx.conf.runtimeConfig?.ips],
-    ['args.cni.ips', (ctx.conf.args?.cni as Record<string, unknown> | undefined)?.ips],
-  ] as const) {
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) throw invalidConfig(key, 'must be a list of IP addresses');
-    for (const s of list) {
-      const ip = typeof s === 'string' ? parseIPMaybeCidr(s) : undefined;
-      if (!ip) throw invalidConfig(key, `"${String(s)}" is not an IP address`);
-      if (ip.family === family) return ip;
-    }
-  }
-  return undefined;
-}
 
 function storeFor(ctx: Context, dataDir: unknown = ctx.conf.ipam?.dataDir ?? DEFAULT_DATA_DIR): DiskStore {
   if (!validAbsPath(dataDir)) throw invalidConfig('ipam.dataDir', 'must be an absolute path');
   return DiskStore.forNetwork(dataDir, ctx.conf.name);
 }
 
-/** GC's list of attachments still in use (spec 1.1 name, and the older one libcni also sends). */
-export function validAttachments(ctx: Context): Attachment[] {
-  const raw = ctx.conf['cni.dev/valid-attachments'] ?? ctx.conf['cni.dev/attachments'] ?? [];
-  if (!Array.isArray(raw)) throw invalidConfig('cni.dev/valid-attachments', 'must be a list');
-  return raw.map((a: { containerID?: unknown; ifname?: unknown }, i) => {
-    if (typeof a?.containerID !== 'string' || typeof a?.ifname !== 'string') {
-      throw invalidConfig(`cni.dev/valid-attachments[${i}]`, 'needs containerID and ifname');
-    }
-    return { containerID: a.containerID, ifname: a.ifname };
-  });
-}
-
 export const builtinIpam: Ipam = {
-  async prepare(ctx) {
+  async prepare(ctx, requestedOf) {
     const cfg = parseIpamConfig(ctx.conf.ipam);
     const store = storeFor(ctx, cfg.dataDir);
     const { pool } = cfg;
-    const requested = requestedIP(ctx, pool.subnet.family);
+    const requested = requestedOf(pool.subnet.family);
     return {
       gateway: { subnet: pool.subnet, ip: pool.gateway },
       mtu: cfg.mtu,
@@ -158,8 +125,8 @@ export const builtinIpam: Ipam = {
     }
   },
 
-  async gc(ctx) {
-    return [...(await collect(storeFor(ctx), validAttachments(ctx))).values()];
+  async gc(ctx, valid) {
+    return [...(await collect(storeFor(ctx), valid)).values()];
   },
 
   async status(ctx) {

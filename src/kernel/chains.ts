@@ -1,19 +1,19 @@
 // Per-pod nat chains (masquerade, hostPort): added with one iptables-restore --noflush (atomic), and
 // removed the same way — every rule that jumps to the chain or carries its name in a comment, then the
 // chain itself — so DEL removes exactly what its ADD added, found from the live table.
-import { CniError, Code } from '../cni/errors.js';
+import { commandFailed } from './errors.js';
 import { run } from '../run.js';
 
 const tool = (v6: boolean) => (v6 ? 'ip6tables' : 'iptables');
 
 export async function restoreNat(v6: boolean, rules: string[]): Promise<void> {
   const r = await run(`${tool(v6)}-restore`, ['--noflush', '--wait'], { input: ['*nat', ...rules, 'COMMIT', ''].join('\n') });
-  if (r.code !== 0) throw new CniError(Code.Kernel, `${tool(v6)}-restore: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw commandFailed(`${tool(v6)}-restore`, r.stderr);
 }
 
 export async function saveNat(v6: boolean): Promise<string[]> {
   const saved = await run(`${tool(v6)}-save`, ['-t', 'nat']);
-  if (saved.code !== 0) throw new CniError(Code.Kernel, `${tool(v6)}-save: ${saved.stderr.trim()}`);
+  if (saved.code !== 0) throw commandFailed(`${tool(v6)}-save`, saved.stderr);
   return saved.stdout.split('\n');
 }
 

@@ -7,7 +7,7 @@
 //                                                   its KUBE-POSTROUTING masquerades those itself
 // Rules are written in iptables-save's own format, so comparing them with `iptables-save` output tells
 // whether anything must change; a second `node up` then starts one process and changes nothing.
-import { CniError, Code } from '../cni/errors.js';
+import { commandFailed } from './errors.js';
 import { run } from '../run.js';
 
 export const FORWARD_CHAIN = 'PODWIRE-FORWARD';
@@ -58,13 +58,13 @@ function parseSave(text: string): Map<string, Saved> {
 
 async function save(): Promise<Map<string, Saved>> {
   const r = await run('iptables-save', []);
-  if (r.code !== 0) throw new CniError(Code.Kernel, `iptables-save: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw commandFailed('iptables-save', r.stderr);
   return parseSave(r.stdout);
 }
 
 async function restore(lines: string[]): Promise<void> {
   const r = await run('iptables-restore', ['--noflush', '--wait'], { input: lines.join('\n') + '\n' });
-  if (r.code !== 0) throw new CniError(Code.Kernel, `iptables-restore: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw commandFailed('iptables-restore', r.stderr);
 }
 
 const jumpsTo = (s: Saved | undefined, from: string, chain: string): string[] =>

@@ -11,12 +11,13 @@
 // NodeIP:hostPort): without it the reply would go straight back over the bridge from the pod's address,
 // and the client, which spoke to NodeIP, would drop it. Clients elsewhere keep their source address.
 // IPv4 only; DEL and GC remove the attachment's chain and every rule naming it (src/kernel/chains.ts).
-import { CniError, Code, invalidConfig } from '../cni/errors.js';
-import { parseIP } from '../net/ip.js';
+// The mappings arrive checked: the plugin reads runtimeConfig (src/plugin/config.ts).
 import { run } from '../run.js';
-import type { Step } from '../cni/trace.js';
 import { natCommands, restoreNat, saveNat } from './chains.js';
+import { commandFailed } from './errors.js';
+import type { Step } from './step.js';
 
+/** One hostPort of a pod, as runtimeConfig.portMappings gives it. */
 export interface PortMapping {
   hostPort: number;
   containerPort: number;
@@ -26,31 +27,6 @@ export interface PortMapping {
 
 export const HOSTPORTS = 'PODWIRE-HOSTPORTS';
 export const HOSTPORT_MASQ = 'PODWIRE-HOSTPORT-MASQ';
-
-const port = (v: unknown, field: string): number => {
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) throw invalidConfig(field, `must be a port number from 1 to 65535, not ${JSON.stringify(v)}`);
-  return v as number;
-};
-
-/** runtimeConfig.portMappings as runtimes send it ({hostPort, containerPort, protocol?, hostIP?}), checked. */
-export function parsePortMappings(v: unknown): PortMapping[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw invalidConfig('runtimeConfig.portMappings', 'must be a list');
-  return v.map((m: unknown, i): PortMapping => {
-    const f = (k: string) => `runtimeConfig.portMappings[${i}].${k}`;
-    if (typeof m !== 'object' || m === null) throw invalidConfig(`runtimeConfig.portMappings[${i}]`, 'must be an object');
-    const o = m as Record<string, unknown>;
-    const protocol = String(o.protocol ?? 'tcp').toLowerCase();
-    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(o.protocol)}`);
-    const mapping: PortMapping = { hostPort: port(o.hostPort, f('hostPort')), containerPort: port(o.containerPort, f('containerPort')), protocol };
-    if (o.hostIP !== undefined && o.hostIP !== '' && o.hostIP !== '0.0.0.0') {
-      const ip = typeof o.hostIP === 'string' ? parseIP(o.hostIP) : undefined;
-      if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(o.hostIP)}`);
-      mapping.hostIP = o.hostIP as string;
-    }
-    return mapping;
-  });
-}
 
 /** The iptables-restore lines for one attachment's mappings (pure). */
 export function hostportLines(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): string[] {
@@ -81,7 +57,7 @@ async function ensureSharedChains(saved: readonly string[]): Promise<string[]> {
   const done: string[] = [];
   const iptables = async (args: string[], ok: (stderr: string) => boolean = () => false): Promise<void> => {
     const r = await run('iptables', ['-w', '-t', 'nat', ...args]);
-    if (r.code !== 0 && !ok(r.stderr)) throw new CniError(Code.Kernel, `iptables ${args.join(' ')}: ${r.stderr.trim()}`);
+    if (r.code !== 0 && !ok(r.stderr)) throw commandFailed(`iptables ${args.join(' ')}`, r.stderr);
     if (r.code === 0) done.push(`iptables -t nat ${args.join(' ')}`);
   };
   for (const [chain, from, match] of need) {

@@ -1,13 +1,10 @@
 // The link-level steps of wiring a pod, as `ip -batch` lines, each with what it does and why. Builders
 // are pure so they can be tested and shown (the trace, src/cni/trace.ts); ipBatch() applies them.
-import type { Step } from '../cni/trace.js';
-import { sys } from '../sys.js';
+import type { IpStep } from './step.js';
+import { sys } from '../files.js';
 import { macFromIPv4 } from '../net/mac.js';
 import { IpBatchError, NO_SUCH_DEVICE, forceBatch } from './run.js';
 
-/** A step whose command is an `ip -batch` line. */
-export type IpStep = Step & { cmd: string };
-export const cmds = (steps: readonly IpStep[]): string[] => steps.map((s) => s.cmd);
 
 /**
  * The bridge's MAC, derived from its gateway address (0a:58 + the address, as kubenet does). A bridge

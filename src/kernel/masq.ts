@@ -1,7 +1,7 @@
 // ipMasq: traffic from a pod to anywhere outside its subnet leaves with the node's address. Each pod gets
 // its own nat chain, reached from POSTROUTING by a rule that carries the chain's name in a comment, so DEL
 // removes exactly what its ADD added (src/kernel/chains.ts; iptables-restore applies each change atomically).
-import type { Step } from '../cni/trace.js';
+import type { Step } from './step.js';
 import { natCommands, restoreNat } from './chains.js';
 
 

@@ -27,3 +27,18 @@ export function attachmentNames(network: string, containerID: string, ifname: st
     hostMac: macFromHex(h.slice(28, 40)),
   };
 }
+
+/** Bytes of `s` in UTF-8 (a loop: Buffer.byteLength's first call costs ~0.2 ms under Bun). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3;
+  }
+  return n;
+}
+
+/** Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..". */
+export function validIfname(s: unknown): s is string {
+  return typeof s === 'string' && s.length > 0 && utf8Length(s) <= 15 && s !== '.' && s !== '..' && !/[/:\s\0]/.test(s);
+}

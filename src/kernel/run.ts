@@ -1,6 +1,6 @@
 // Running ip, nsenter, iptables: execFile with argument arrays, never a shell. Kernel changes go in one
 // `ip -batch -` per namespace; state is read with `ip -j`. Each spawn costs ~1.5-2 ms, so callers batch.
-import { CniError, Code } from '../cni/errors.js';
+import { KernelError, commandFailed } from './errors.js';
 import { log } from '../log.js';
 import { run, start } from '../run.js';
 
@@ -24,13 +24,14 @@ export function ipCommand(line: string, netns?: string): string {
   return [cmd, ...args, line].join(' ');
 }
 
-export class IpBatchError extends CniError {
+/** A failed `ip -batch` line: which one (1-based), the line, and what ip said. */
+export class IpBatchError extends KernelError {
   constructor(
     readonly line: number,
     readonly command: string,
     readonly stderr: string,
   ) {
-    super(Code.Kernel, `ip: "${command}" failed: ${stderr.split('\n')[0]}`, stderr.trim());
+    super(`ip: "${command}" failed: ${stderr.split('\n')[0]}`, stderr.trim());
   }
 }
 
@@ -111,7 +112,7 @@ export async function forceBatch(tool: 'ip' | 'bridge', lines: readonly string[]
 export async function ipJson(lines: readonly string[], netns?: string, options: readonly string[] = []): Promise<unknown[][]> {
   const [cmd, args] = ipArgv(['-j', '-d', ...options, '-batch', '-'], netns);
   const r = await run(cmd, args, { input: lines.join('\n') + '\n' });
-  if (r.code !== 0 && !r.stdout) throw new CniError(Code.Kernel, `ip -j: ${r.stderr.trim()}`);
+  if (r.code !== 0 && !r.stdout) throw commandFailed('ip -j', r.stderr);
   return r.stdout
     .split('\n')
     .filter((l) => l.startsWith('['))

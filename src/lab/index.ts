@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { table } from '../cli/table.js';
+import { table } from '../table.js';
 import { diagram } from '../explore/diagram.js';
 import { atomicWrite } from '../files.js';
 import { DiskStore } from '../ipam/disk-store.js';

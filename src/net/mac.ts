@@ -21,3 +21,10 @@ export function macFromHex(hex12: string): string {
   for (let i = 2; i < 12; i += 2) mac += `:${hex12.slice(i, i + 2)}`;
   return mac;
 }
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/** A unicast Ethernet address (the low bit of the first octet is the multicast bit). */
+export function validMac(s: unknown): s is string {
+  return typeof s === 'string' && MAC_RE.test(s) && (parseInt(s.slice(0, 2), 16) & 1) === 0;
+}

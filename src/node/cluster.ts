@@ -13,9 +13,9 @@
 //
 // A node may carry "vtepMac"; by default it is derived from its Node IP (see vtepMac), so nobody has to
 // distribute it.
-import { validIfname, validMac } from '../cni/validate.js';
+import { validIfname } from '../kernel/names.js';
 import { type Cidr, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
-import { macFromIPv4 } from '../net/mac.js';
+import { macFromIPv4, validMac } from '../net/mac.js';
 
 export type Backend = 'vxlan' | 'host-gw' | 'auto';
 export const BACKENDS: readonly Backend[] = ['vxlan', 'host-gw', 'auto'];

@@ -26,18 +26,19 @@ import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
 import { type IpamAdd, type PreparedAdd, ipamFor } from '../ipam/ipam.js';
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
-import type { Step, Trace } from '../cni/trace.js';
-import { type BridgeSpec, type IpStep, bridgeLines, bridgeMac, cmds, deleteLinks, gatewayStep, localLinks, podLines, vethLines } from '../kernel/links.js';
+import type { Trace } from '../cni/trace.js';
+import { type IpStep, type Step, cmds } from '../kernel/step.js';
+import { type BridgeSpec, bridgeLines, bridgeMac, deleteLinks, gatewayStep, localLinks, podLines, vethLines } from '../kernel/links.js';
 import { type AttachmentNames, HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { delChains, natCommands } from '../kernel/chains.js';
-import { type PortMapping, addHostports, hostportStep, parsePortMappings } from '../kernel/hostport.js';
+import { type PortMapping, addHostports, hostportStep } from '../kernel/hostport.js';
 import { addMasq, masqStep } from '../kernel/masq.js';
 import { IpBatchError, type PendingBatch, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
-import { sys } from '../sys.js';
+import { sys } from '../files.js';
 import { log } from '../log.js';
 import { timed } from '../profile.js';
-import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, requestedMac } from './config.js';
+import { type BridgeConf, DEFAULT_MTU, mayHaveHostports, parseBridgeConf, parsePortMappings, requestedIP, requestedMac, validAttachments } from './config.js';
 
 interface PodAddress {
   /** As in the result: "10.244.1.5/24". */
@@ -294,7 +295,7 @@ async function add(ctx: Context): Promise<Result> {
     const names = attachmentNames(conf.name, env.containerID, env.ifname);
     const podMac = requestedMac(ctx) ?? names.podMac;
     requireNetns(env.netns);
-    prepared = await ipamFor(ctx).prepare(ctx);
+    prepared = await ipamFor(ctx).prepare(ctx, (family) => requestedIP(ctx, family));
     const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
     w = { ctx, bc, names, podMac, mtu, mappings, hostIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
   } catch (e) {
@@ -354,19 +355,6 @@ function hostVeths(ctx: Context, a: Attachment): string[] {
     if (!i.sandbox && HOST_VETH_RE.test(i.name)) names.add(i.name);
   }
   return [...names];
-}
-
-/**
- * Whether the attachment may have hostPort rules to remove (finding them costs an iptables-save). Runtimes
- * send DEL the runtimeConfig they sent ADD (libcni injects capability arguments on every verb; containerd
- * and CRI-O pass the sandbox's port mappings again), so an empty or null portMappings means ADD made none:
- * the reference portmap plugin relies on the same. A DEL without the key at all, from a config that
- * declares the capability, looks anyway; GC always looks.
- */
-function mayHaveHostports(ctx: Context): boolean {
-  const rc = ctx.conf.runtimeConfig;
-  if (ctx.env.command !== 'GC' && rc && 'portMappings' in rc) return Array.isArray(rc.portMappings) && rc.portMappings.length > 0;
-  return (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(rc?.portMappings);
 }
 
 /** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
@@ -471,7 +459,7 @@ async function check(ctx: Context): Promise<void> {
 
 async function gc(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(ctx.conf);
-  const released = await ipamFor(ctx).gc(ctx);
+  const released = await ipamFor(ctx).gc(ctx, validAttachments(ctx));
   // Host-side leftovers of the attachments whose addresses were just collected.
   for (const a of released) await teardown(ctx, bc, a);
 }

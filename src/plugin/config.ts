@@ -1,7 +1,14 @@
-// The podwire plugin's own config keys (beside name/type/cniVersion/ipam/dns, checked by the skeleton).
+// Everything the plugins read from their config and their runtime, in one place: the podwire plugin's
+// own keys (beside name/type/cniVersion/dns, checked by the skeleton, and ipam, by ipam/config.ts), and
+// what a runtime asks per pod: CNI_ARGS IP=/MAC= (podman's --ip/--mac-address), runtimeConfig.ips/mac/
+// portMappings (or args.cni.*), and GC's list of attachments. Checked before anything changes; a bad
+// value is code 7 (or 4 for CNI_ARGS) naming the key.
 import { invalidConfig, invalidEnv } from '../cni/errors.js';
-import type { Context, NetConf } from '../cni/types.js';
-import { validIfname, validMac } from '../cni/validate.js';
+import type { Attachment, Context, NetConf } from '../cni/types.js';
+import type { PortMapping } from '../kernel/hostport.js';
+import { validIfname } from '../kernel/names.js';
+import { type Family, type IP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
+import { validMac } from '../net/mac.js';
 
 export const PLUGIN_TYPE = 'podwire';
 export const DEFAULT_BRIDGE = 'cni0';
@@ -57,4 +64,79 @@ export function requestedMac(ctx: Context): string | undefined {
     return v.toLowerCase();
   }
   return undefined;
+}
+
+/** The address a runtime asked for, of `family`: CNI_ARGS IP= (podman --ip), runtimeConfig.ips, or args.cni.ips. */
+export function requestedIP(ctx: Context, family: Family): IP | undefined {
+  const fromArgs = ctx.env.args.IP;
+  if (fromArgs !== undefined) {
+    const ips = fromArgs.split(',').map((s) => ({ s, ip: parseIPMaybeCidr(s) }));
+    const bad = ips.find((x) => !x.ip);
+    if (bad) throw invalidEnv('CNI_ARGS', `IP=${bad.s} is not an IP address`);
+    const match = ips.find((x) => x.ip!.family === family);
+    if (match) return match.ip;
+  }
+  for (const [key, list] of [
+    ['runtimeConfig.ips', ctx.conf.runtimeConfig?.ips],
+    ['args.cni.ips', (ctx.conf.args?.cni as Record<string, unknown> | undefined)?.ips],
+  ] as const) {
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw invalidConfig(key, 'must be a list of IP addresses');
+    for (const s of list) {
+      const ip = typeof s === 'string' ? parseIPMaybeCidr(s) : undefined;
+      if (!ip) throw invalidConfig(key, `"${String(s)}" is not an IP address`);
+      if (ip.family === family) return ip;
+    }
+  }
+  return undefined;
+}
+
+const port = (v: unknown, field: string): number => {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) throw invalidConfig(field, `must be a port number from 1 to 65535, not ${JSON.stringify(v)}`);
+  return v as number;
+};
+
+/** runtimeConfig.portMappings as runtimes send it ({hostPort, containerPort, protocol?, hostIP?}), checked. */
+export function parsePortMappings(v: unknown): PortMapping[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw invalidConfig('runtimeConfig.portMappings', 'must be a list');
+  return v.map((m: unknown, i): PortMapping => {
+    const f = (k: string) => `runtimeConfig.portMappings[${i}].${k}`;
+    if (typeof m !== 'object' || m === null) throw invalidConfig(`runtimeConfig.portMappings[${i}]`, 'must be an object');
+    const o = m as Record<string, unknown>;
+    const protocol = String(o.protocol ?? 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(o.protocol)}`);
+    const mapping: PortMapping = { hostPort: port(o.hostPort, f('hostPort')), containerPort: port(o.containerPort, f('containerPort')), protocol };
+    if (o.hostIP !== undefined && o.hostIP !== '' && o.hostIP !== '0.0.0.0') {
+      const ip = typeof o.hostIP === 'string' ? parseIP(o.hostIP) : undefined;
+      if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(o.hostIP)}`);
+      mapping.hostIP = o.hostIP as string;
+    }
+    return mapping;
+  });
+}
+
+/**
+ * Whether the attachment may have hostPort rules to remove (finding them costs an iptables-save). Runtimes
+ * send DEL the runtimeConfig they sent ADD (libcni injects capability arguments on every verb; containerd
+ * and CRI-O pass the sandbox's port mappings again), so an empty or null portMappings means ADD made none:
+ * the reference portmap plugin relies on the same. A DEL without the key at all, from a config that
+ * declares the capability, looks anyway; GC always looks.
+ */
+export function mayHaveHostports(ctx: Context): boolean {
+  const rc = ctx.conf.runtimeConfig;
+  if (ctx.env.command !== 'GC' && rc && 'portMappings' in rc) return Array.isArray(rc.portMappings) && rc.portMappings.length > 0;
+  return (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(rc?.portMappings);
+}
+
+/** GC's list of attachments still in use (spec 1.1 name, and the older one libcni also sends). */
+export function validAttachments(ctx: Context): Attachment[] {
+  const raw = ctx.conf['cni.dev/valid-attachments'] ?? ctx.conf['cni.dev/attachments'] ?? [];
+  if (!Array.isArray(raw)) throw invalidConfig('cni.dev/valid-attachments', 'must be a list');
+  return raw.map((a: { containerID?: unknown; ifname?: unknown }, i) => {
+    if (typeof a?.containerID !== 'string' || typeof a?.ifname !== 'string') {
+      throw invalidConfig(`cni.dev/valid-attachments[${i}]`, 'needs containerID and ifname');
+    }
+    return { containerID: a.containerID, ifname: a.ifname };
+  });
 }

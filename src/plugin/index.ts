@@ -1,7 +1,7 @@
 // The plugin role of the binary: which plugin the runtime executed, run in the CNI skeleton. main.ts loads
 // this module only when CNI_COMMAND is set (and not VERSION, which main answers without loading anything).
 import { runSkel } from '../cni/skel.js';
-import { ipamPlugin } from '../ipam/plugin.js';
+import { ipamPlugin } from './ipam.js';
 import { bridgePlugin } from './bridge.js';
 
 /** CNI_ARGS keys podwire reads; runtimes send others (K8S_POD_NAME, ...) with IgnoreUnknown=1. */

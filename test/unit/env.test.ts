@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseCniArgs, readEnv } from '../../src/cni/env.js';
 import { CniError, asCniError } from '../../src/cni/errors.js';
-import { validID, validIfname, validMac, validNetnsPath } from '../../src/cni/validate.js';
+import { validID, validNetnsPath } from '../../src/cni/validate.js';
+import { validIfname } from '../../src/kernel/names.js';
+import { validMac } from '../../src/net/mac.js';
 import { thrownCode } from '../helpers/errors.js';
 
 const base = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc123', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };

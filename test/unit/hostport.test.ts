@@ -2,7 +2,8 @@
 // for an attachment, and for removing it from a live table, are exactly the attachment's.
 import { describe, expect, it } from 'vitest';
 import { delChainLines } from '../../src/kernel/chains.js';
-import { hostportLines, parsePortMappings } from '../../src/kernel/hostport.js';
+import { hostportLines } from '../../src/kernel/hostport.js';
+import { parsePortMappings } from '../../src/plugin/config.js';
 import { attachmentNames } from '../../src/kernel/names.js';
 
 describe('runtimeConfig.portMappings', () => {

@@ -1,4 +1,4 @@
-// Plain-text tables for the CLI.
+// Plain-text tables, for people (the CLI, the lab, status).
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));

@@ -1,4 +1,4 @@
-// src/sys.ts has two implementations of the same calls: libc through bun:ffi (what the plugin uses,
+// src/files.ts has two implementations of the same calls: libc through bun:ffi (what the plugin uses,
 // compiled by Bun) and node:fs. The probe makes the same calls through both, each on a fresh directory,
 // and the answers (results and error codes) must be equal.
 import { execFileSync } from 'node:child_process';
@@ -7,17 +7,17 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { probe } from '../helpers/sys-probe.js';
+import { probe } from '../helpers/files-probe.js';
 
 const root = mkdtempSync(join(tmpdir(), 'podwire-sys-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const bun = join(dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64/package.json')), 'bin', 'bun');
 
-describe('sys: libc through bun:ffi against node:fs', () => {
+describe('files: libc through bun:ffi against node:fs', () => {
   it('answers the same, errors included', () => {
     const underNode = probe(mkdtempSync(join(root, 'node-')));
     const bunDir = mkdtempSync(join(root, 'bun-'));
-    const underBun = JSON.parse(execFileSync(bun, [join(import.meta.dirname, '..', 'helpers', 'sys-probe.ts'), bunDir], { encoding: 'utf8' }));
+    const underBun = JSON.parse(execFileSync(bun, [join(import.meta.dirname, '..', 'helpers', 'files-probe.ts'), bunDir], { encoding: 'utf8' }));
     expect(underBun).toEqual(underNode);
     // and the answers are the ones a caller expects, not two equal wrong ones
     expect(underNode.slice(0, 7)).toEqual([
