@@ -2,7 +2,8 @@
 // bridge and VXLAN device; under each node its pods, each hanging from the bridge by its veth pair (host
 // end name, eth0 and Pod IP); between nodes, what podwire's routes say: a VXLAN tunnel or a host-gw route.
 // The model is built from the kernel (world.ts), then laid out in columns; no layout library.
-import { type NsView, kind, peerRoutes, v4Addrs } from './view.js';
+import { kind, v4Addrs } from '../kernel/state.js';
+import { type NsView, peerPaths } from './view.js';
 import { type World, readWorld, short, vethPeer } from './world.js';
 
 export interface DPod {
@@ -70,7 +71,7 @@ export function diagramModel(w: World, title: string): Model {
   const remotes = new Map<string, string>();
   for (const n of nodes) {
     const v = w.views.get(n.ns)!;
-    for (const { route: r, mode, nodeIP } of peerRoutes(v)) {
+    for (const { route: r, mode, nodeIP } of peerPaths(v)) {
       if (!nodeIP) continue;
       const owner = w.owners.get(nodeIP);
       const to = owner && w.roles.get(owner.ns)?.kind === 'node' ? short(owner.ns) : nodeIP;

@@ -4,11 +4,10 @@
 // VXLAN device's neighbour and FDB entries (which node to send the encapsulated frame to), after which
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
 import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
-import { ipJson } from '../kernel/run.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
-import { type Link, kind, linkByName } from './view.js';
+import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
 import { type World, addressKind, short, vethPeer } from './world.js';
 
 export interface Hop {
@@ -33,13 +32,6 @@ export interface PathResult {
   finalPort?: number;
 }
 
-interface RouteGet {
-  type?: string;
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  prefsrc?: string;
-}
 
 const CLUSTER_IP_HINT = 'Cluster IP (virtual: no interface has it; only DNAT rules for its Service ports know it)';
 
@@ -76,18 +68,17 @@ export class PathFinder {
     return addressKind(this.w, ip) ?? 'not an address of any namespace here';
   }
 
-  private async routeGet(ns: string, pkt: Packet): Promise<RouteGet | string> {
+  private async route(ns: string, pkt: Packet): Promise<Route | string> {
     const line = `route get ${pkt.dst}${pkt.iif ? ` from ${pkt.src} iif ${pkt.iif}` : ''}`;
     try {
-      const [[r] = []] = await ipJson([line], ns ? `/run/netns/${ns}` : undefined);
-      return (r as RouteGet | undefined) ?? `ip ${line}: no answer`;
+      return (await routeGet(ns ? `/run/netns/${ns}` : undefined, pkt.dst, pkt.iif ? { src: pkt.src, iif: pkt.iif } : undefined)) ?? `ip ${line}: no answer`;
     } catch (e) {
       return `ip ${line}: ${(e as Error).message.replace(/^ip -j: /, '').split('\n')[0]}`;
     }
   }
 
   /** Why that route: podwire's route to a peer's podCIDR, the pod's default route, a connected subnet. */
-  private routeReason(ns: string, r: RouteGet): string {
+  private routeReason(ns: string, r: Route): string {
     const v = this.w.views.get(ns)!;
     const role = this.w.roles.get(ns)!;
     // `ip route get` does not say which route it chose: the longest prefix holding the destination, with
@@ -103,7 +94,7 @@ export class PathFinder {
       .sort((a, b) => prefix(b.dst) - prefix(a.dst))[0];
     if (!entry) return '';
     if (entry.protocol === String(ROUTE_PROTO)) {
-      const how = kind(linkByName(v, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
+      const how = kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
       return `podwire's route to ${entry.dst}, another node's podCIDR (${how})`;
     }
     if (entry.dst === 'default') return role.kind === 'pod' ? "the pod's default route: everything off its subnet goes to the node" : 'the default route';
@@ -122,7 +113,7 @@ export class PathFinder {
       return undefined;
     }
     const v = this.w.views.get(ns)!;
-    const out = linkByName(v, dev);
+    const out = linkByName(v.links, dev);
     if (kind(out) === 'bridge') {
       this.switchTo(ns, dev, owner, depth);
       return owner;
@@ -150,7 +141,7 @@ export class PathFinder {
   /** A bridge forwarding a frame to the port that leads to `owner`, as its FDB says. */
   private switchTo(ns: string, bridge: string, owner: { ns: string; dev: string }, depth: number): void {
     const v = this.w.views.get(ns)!;
-    const mac = linkByName(this.w.views.get(owner.ns)!, owner.dev)?.address;
+    const mac = linkByName(this.w.views.get(owner.ns)!.links, owner.dev)?.address;
     const port = v.links.find((l) => l.master === bridge && kind(l) === 'veth' && vethPeer(this.w, v, l)?.ns === owner.ns);
     if (!port) {
       this.hop(ns, `${bridge} has no port leading to ${short(owner.ns)}`, depth);
@@ -170,7 +161,7 @@ export class PathFinder {
   private async vxlan(ns: string, dev: Link, gw: string, pkt: Packet, depth: number): Promise<{ ns: string; dev: string } | undefined> {
     const v = this.w.views.get(ns)!;
     const d = dev.linkinfo?.info_data ?? {};
-    const neigh = v.neigh.find((n) => n.dst === gw && n.dev === dev.ifname);
+    const neigh = v.neighs.find((n) => n.dst === gw && n.dev === dev.ifname);
     if (!neigh?.lladdr) {
       this.hop(ns, `${dev.ifname} has no neighbour entry for ${gw}: the packet is dropped (run peers sync)`, depth);
       return undefined;
@@ -218,7 +209,7 @@ export class PathFinder {
         this.hop(ns, `${pkt.dst} is ${ns === '' ? 'ours' : `${short(ns)}'s`} (on ${owner.dev}): delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`, depth);
         return owner;
       }
-      const r = await this.routeGet(ns, pkt);
+      const r = await this.route(ns, pkt);
       if (typeof r === 'string') {
         this.hop(ns, `no route: ${r}`, depth);
         return undefined;
@@ -230,7 +221,7 @@ export class PathFinder {
       const reason = this.routeReason(ns, r);
       this.hop(ns, `route get ${pkt.dst}${pkt.iif ? ` (arrived on ${pkt.iif})` : ''}: ${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev}${reason ? ` - ${reason}` : ''}`, depth);
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
-      const dev = linkByName(v, r.dev)!;
+      const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
       const arrived = kind(dev) === 'vxlan' ? await this.vxlan(ns, dev, next, pkt, depth) : this.l2(ns, r.dev!, next, depth);
       if (!arrived) return undefined;

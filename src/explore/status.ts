@@ -15,7 +15,8 @@ import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.j
 import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
-import { type NsView, isUp, kind, linkByName, peerNs, peerRoutes, readNs, v4Addrs } from './view.js';
+import { isUp, kind, linkByName, v4Addrs } from '../kernel/state.js';
+import { type NsView, peerNs, peerPaths, readNs } from './view.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
 
@@ -124,7 +125,7 @@ function slice(o: StatusOptions, taken: Map<string, unknown>, problems: string[]
 }
 
 function vxlanOf(v: NsView, name: string | undefined): NodeStatus['vxlan'] {
-  const l = name ? linkByName(v, name) : v.links.find((x) => kind(x) === 'vxlan' && x.ifname.startsWith('podwire.'));
+  const l = name ? linkByName(v.links, name) : v.links.find((x) => kind(x) === 'vxlan' && x.ifname.startsWith('podwire.'));
   if (!l) return name ? { name, exists: false, up: false } : undefined;
   const d = l.linkinfo?.info_data ?? {};
   return { name: l.ifname, exists: true, up: isUp(l), vni: d.id as number, local: d.local as string, port: d.port as number, mac: l.address, mtu: l.mtu };
@@ -134,7 +135,7 @@ function vxlanOf(v: NsView, name: string | undefined): NodeStatus['vxlan'] {
 function peerRows(view: NsView, c: Cluster, nodeName: string, problems: string[], stale: string[]): PeerRow[] {
   const self = selfNode(c, nodeName);
   // What `peers sync` would read, from what status has read already.
-  const k = kernelPeers(c.device, view.links, view.routes, view.neigh, view.fdb);
+  const k = kernelPeers(c.device, view);
   const underlay = findUnderlay(k.links, self);
   const peers = peersOf(c, self, underlay);
   const d: PeerDiff = diffPeers(k.ours, desiredState(peers, underlay, c.device), k.foreign);
@@ -183,7 +184,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   // Read without the IPAM lock, so status never holds up a pod; `false`: leave temp files to the writers.
   const taken = DiskStore.forNetwork(dataDir, network).list(false);
 
-  const br = linkByName(view, bridgeName);
+  const br = linkByName(view.links, bridgeName);
   const ports = view.links.filter((l) => l.master === bridgeName);
   if (!br) problems.push(`bridge ${bridgeName} does not exist (no pod has been added, or node up has not run)`);
   else if (!isUp(br)) problems.push(`bridge ${bridgeName} is down`);
@@ -192,7 +193,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
     .map(([ip, owner]): PodRow => {
       const { hostVeth } = attachmentNames(network, owner.containerID, owner.ifname);
-      const l = linkByName(view, hostVeth);
+      const l = linkByName(view.links, hostVeth);
       const row: PodRow = { ip, ...owner, hostVeth, vethExists: !!l, onBridge: l?.master === bridgeName, netns: l && peerNs(view, l), ok: true };
       if (!l) row.problem = "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it)";
       else if (!row.onBridge) row.problem = `host veth is not on ${bridgeName}`;
@@ -227,7 +228,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     st.peers = peerRows(view, o.cluster, o.node, problems, st.stale);
   } else {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
-    st.peers = peerRoutes(view).map(({ route: r, mode, mac, nodeIP }) => ({
+    st.peers = peerPaths(view).map(({ route: r, mode, mac, nodeIP }) => ({
       name: '?',
       nodeIP: nodeIP ?? '?',
       podCIDR: r.dst,

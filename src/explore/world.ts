@@ -3,7 +3,8 @@
 // bridge), or another host. For the lab that is every pwlab-* namespace; on a real node, this namespace
 // and the pods' namespaces in /run/netns.
 import { LAB_PREFIX, labNamespaces, namedNamespaces } from '../lab/netns.js';
-import { type Link, type NsView, kind, linkByName, peerNs, readNs, v4Addrs } from './view.js';
+import { type Link, kind, linkByName, v4Addrs } from '../kernel/state.js';
+import { type NsView, peerNs, readNs } from './view.js';
 
 export type Role = { kind: 'node' } | { kind: 'pod'; node: string; hostVeth: string; bridge: string } | { kind: 'host' };
 
@@ -55,7 +56,7 @@ export async function readWorld(lab: boolean): Promise<World> {
     for (const l of v.links) {
       if (kind(l) !== 'veth' || !v4Addrs(l).length) continue;
       const peer = vethPeer(w, v, l);
-      if (peer && w.roles.get(peer.ns)?.kind === 'node' && peer.link.master && kind(linkByName(w.views.get(peer.ns)!, peer.link.master)) === 'bridge') {
+      if (peer && w.roles.get(peer.ns)?.kind === 'node' && peer.link.master && kind(linkByName(w.views.get(peer.ns)!.links, peer.link.master)) === 'bridge') {
         w.roles.set(v.name, { kind: 'pod', node: peer.ns, hostVeth: peer.link.ifname, bridge: peer.link.master });
       }
     }
@@ -70,7 +71,7 @@ export function addressKind(w: World, ip: string): string | undefined {
   const role = w.roles.get(o.ns)!;
   if (role.kind === 'pod') return `Pod IP of ${short(o.ns)} on ${short(role.node)}`;
   if (role.kind === 'node') {
-    const k = kind(linkByName(w.views.get(o.ns)!, o.dev));
+    const k = kind(linkByName(w.views.get(o.ns)!.links, o.dev));
     if (k === 'bridge') return `gateway (${o.dev} of ${short(o.ns)})`;
     if (k === 'vxlan') return `VTEP address (${o.dev} of ${short(o.ns)})`;
     return `Node IP of ${short(o.ns)}`;

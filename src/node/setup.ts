@@ -13,13 +13,14 @@ import { existsSync, rmSync } from 'node:fs';
 import { writeIfChanged } from '../files.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { bridgeMac } from '../kernel/links.js';
-import { ipBatch, ipJson } from '../kernel/run.js';
+import { ipBatch } from '../kernel/run.js';
+import { type Link, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { ensureSysctl } from '../kernel/sysctl.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
 import { cidrContains, parseCidr } from '../net/ip.js';
 import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, usesVxlan } from './cluster.js';
-import { type IpLink, findUnderlay } from './sync.js';
+import { findUnderlay } from './sync.js';
 import { ROUTE_PROTO } from './peers.js';
 
 export const DEFAULT_SUBNET_FILE = '/run/podwire/subnet.json';
@@ -30,8 +31,6 @@ export interface NodeReport {
   warnings: string[];
 }
 
-const inet = (l: IpLink | undefined) => (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
-const isUp = (l: IpLink) => l.flags?.includes('UP') ?? false;
 
 /** The pod MTU: the cluster's, else the underlay's minus the VXLAN headers when VXLAN may carry pods. */
 export function podMtu(c: Cluster, underlayMtu: number): number {
@@ -46,7 +45,7 @@ export function podMtu(c: Cluster, underlayMtu: number): number {
  * The `ip -batch` lines that make the bridge and the VXLAN device what the cluster file asks, given the
  * links as `ip -j -d addr show` printed them, with a description of each change. Pure.
  */
-export function linkPlan(c: Cluster, self: NodeEntry, links: readonly IpLink[], mtu: number, underlayDev: string): { lines: string[]; changes: string[] } {
+export function linkPlan(c: Cluster, self: NodeEntry, links: readonly Link[], mtu: number, underlayDev: string): { lines: string[]; changes: string[] } {
   const lines: string[] = [];
   const changes: string[] = [];
   const step = (what: string, ...l: string[]) => {
@@ -63,10 +62,10 @@ export function linkPlan(c: Cluster, self: NodeEntry, links: readonly IpLink[], 
   if (!br) step(`bridge ${c.bridge} created`, `link add name ${c.bridge} address ${gwMac} mtu ${mtu} type bridge`);
   else if (br.mtu !== mtu) step(`bridge ${c.bridge} mtu ${br.mtu} -> ${mtu}`, `link set dev ${c.bridge} mtu ${mtu}`);
   const cluster = parseCidr(c.clusterCIDR)!;
-  for (const a of inet(br)) {
+  for (const a of v4Addrs(br)) {
     if (a !== gw && cidrContains(cluster, { family: 4, value: parseCidr(a)!.ip })) step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
   }
-  if (!inet(br).includes(gw)) step(`bridge ${c.bridge}: gateway ${gw}`, `addr add ${gw} dev ${c.bridge}`);
+  if (!v4Addrs(br).includes(gw)) step(`bridge ${c.bridge}: gateway ${gw}`, `addr add ${gw} dev ${c.bridge}`);
   if (!br || !isUp(br)) step(`bridge ${c.bridge} up`, `link set dev ${c.bridge} up`);
 
   // The VTEP. Kind, VNI, local address, port and learning cannot be changed on a live device: recreate.
@@ -91,8 +90,8 @@ export function linkPlan(c: Cluster, self: NodeEntry, links: readonly IpLink[], 
   }
   if (vx.address !== self.vtepMac) step(`vxlan ${c.device} MAC -> ${self.vtepMac}`, `link set dev ${c.device} address ${self.vtepMac}`);
   if (vx.mtu !== mtu) step(`vxlan ${c.device} mtu ${vx.mtu} -> ${mtu}`, `link set dev ${c.device} mtu ${mtu}`);
-  for (const a of inet(vx)) if (a !== vtep) step(`vxlan ${c.device}: stale address ${a} removed`, `addr del ${a} dev ${c.device}`);
-  if (!inet(vx).includes(vtep)) step(`vxlan ${c.device}: VTEP address ${vtep}`, `addr add ${vtep} dev ${c.device}`);
+  for (const a of v4Addrs(vx)) if (a !== vtep) step(`vxlan ${c.device}: stale address ${a} removed`, `addr del ${a} dev ${c.device}`);
+  if (!v4Addrs(vx).includes(vtep)) step(`vxlan ${c.device}: VTEP address ${vtep}`, `addr add ${vtep} dev ${c.device}`);
   if (!isUp(vx)) step(`vxlan ${c.device} up`, `link set dev ${c.device} up`);
   return { lines, changes };
 }
@@ -111,7 +110,7 @@ async function ensureBridgeNetfilter(): Promise<string | undefined> {
 
 export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport & { podMtu: number; underlay: string }> {
   const self = selfNode(c, name);
-  const [links = []] = (await ipJson(['addr show'])) as [IpLink[]?];
+  const { links } = await readState(undefined);
   const underlay = findUnderlay(links, self);
   const mtu = podMtu(c, underlay.mtu);
   const warnings: string[] = [];
@@ -133,7 +132,7 @@ export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBN
 
 export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport> {
   selfNode(c, name);
-  const [links = [], routes = []] = (await ipJson(['addr show', `route show table main proto ${ROUTE_PROTO}`])) as [IpLink[]?, { dst: string }[]?];
+  const { links, routes } = await readState(undefined, { routes: `table main proto ${ROUTE_PROTO}` });
   const changes: string[] = [];
   const warnings: string[] = [];
   const lines: string[] = [];

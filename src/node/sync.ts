@@ -1,9 +1,9 @@
 // `podwire peers sync`: read the kernel's state with `ip -j` (and `bridge -j` for the FDB), compute the
 // difference from the node list, apply it in at most three batches. A re-sync that finds nothing to do
 // starts two processes (one with host-gw) and changes nothing.
-import { run, spawned } from '../run.js';
-import { type BatchFailure, forceBatch, ipJson } from '../kernel/run.js';
-import { CniError, Code } from '../cni/errors.js';
+import { spawned } from '../run.js';
+import { type BatchFailure, forceBatch } from '../kernel/run.js';
+import { type Link, type State, readState } from '../kernel/state.js';
 import { parseCidr } from '../net/ip.js';
 import { type Cluster, type NodeEntry, selfNode, usesVxlan } from './cluster.js';
 import {
@@ -19,31 +19,8 @@ import {
   peersOf,
 } from './peers.js';
 
-interface AddrInfo {
-  family: string;
-  local: string;
-  prefixlen: number;
-}
-export interface IpLink {
-  ifname: string;
-  mtu: number;
-  address?: string;
-  master?: string;
-  flags?: string[];
-  addr_info?: AddrInfo[];
-  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
-}
-interface IpRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  protocol?: string;
-  flags?: string[];
-  metric?: number;
-}
-
 /** The link that holds `nodeIP`, and its connected IPv4 subnets. */
-export function findUnderlay(links: readonly IpLink[], self: NodeEntry): Underlay & { mtu: number } {
+export function findUnderlay(links: readonly Link[], self: NodeEntry): Underlay & { mtu: number } {
   const link = links.find((l) => l.addr_info?.some((a) => a.family === 'inet' && a.local === self.nodeIP));
   if (!link) throw new Error(`${self.name}'s Node IP ${self.nodeIP} is not an address of this machine (wrong --node, or run this on that node)`);
   const subnets = (link.addr_info ?? [])
@@ -53,38 +30,19 @@ export function findUnderlay(links: readonly IpLink[], self: NodeEntry): Underla
 }
 
 export interface KernelPeers {
-  links: IpLink[];
+  links: Link[];
   ours: PeerState;
   /** Destinations of main-table routes someone else made. */
   foreign: Set<string>;
 }
 
-/** One `ip -j -batch` (links, routes, the VXLAN device's neighbours) and, with VXLAN, one `bridge -j`. */
+/** One `ip -j -batch` (links, routes, the VXLAN device's neighbours) and, with VXLAN, one `bridge -j`, side by side. */
 export async function readPeers(device: string, withVxlan: boolean): Promise<KernelPeers> {
-  const [links = [], routes = [], neighs = []] = (await ipJson([
-    'addr show',
-    'route show table main',
-    ...(withVxlan ? [`neigh show dev ${device} nud permanent`] : []),
-  ])) as [IpLink[]?, IpRoute[]?, KernelNeigh[]?];
-  let fdb: KernelFdb[] = [];
-  if (withVxlan && links.some((l) => l.ifname === device)) {
-    const r = await run('bridge', ['-j', 'fdb', 'show', 'dev', device]);
-    if (r.code !== 0) throw new CniError(Code.Kernel, `bridge fdb show: ${r.stderr.trim()}`);
-    fdb = JSON.parse(r.stdout || '[]');
-  }
-  return kernelPeers(device, links, routes, neighs, fdb);
-}
-
-interface KernelNeigh {
-  dst: string;
-  dev?: string;
-  lladdr?: string;
-  state?: string[];
-}
-interface KernelFdb {
-  mac: string;
-  ifname?: string;
-  dst?: string;
+  const state = await readState(undefined, {
+    routes: 'table main',
+    ...(withVxlan ? { neighs: `dev ${device} nud permanent`, fdb: `dev ${device}` } : {}),
+  });
+  return kernelPeers(device, state);
 }
 
 /**
@@ -92,7 +50,7 @@ interface KernelFdb {
  * neighbours and its FDB entries with a destination) and which routes someone else made. Pure: status
  * feeds it what it has read already. Neighbours and FDB entries of other devices are ignored.
  */
-export function kernelPeers(device: string, links: IpLink[], routes: IpRoute[], neighs: KernelNeigh[], fdb: KernelFdb[]): KernelPeers {
+export function kernelPeers(device: string, { links, routes, neighs, fdb }: Pick<State, 'links' | 'routes' | 'neighs' | 'fdb'>): KernelPeers {
   const ours: PeerState = { routes: [], neighs: [], fdb: [] };
   const foreign = new Set<string>();
   for (const r of routes) {

@@ -33,7 +33,8 @@ import { type AttachmentNames, HOST_VETH_RE, attachmentNames } from '../kernel/n
 import { delChains, natCommands } from '../kernel/chains.js';
 import { type PortMapping, addHostports, hostportStep } from '../kernel/hostport.js';
 import { addMasq, masqStep } from '../kernel/masq.js';
-import { IpBatchError, type PendingBatch, ipBatch, ipCommand, ipJson, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
+import { IpBatchError, type PendingBatch, ipBatch, ipCommand, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
+import { isUp, linkByName, readState } from '../kernel/state.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
 import { sys } from '../files.js';
 import { log } from '../log.js';
@@ -82,10 +83,9 @@ function requireNetns(netns: string): void {
   if (!sys().exists(netns)) throw invalidEnv('CNI_NETNS', `${netns} does not exist`);
 }
 
-/** Names of the links in the pod's namespace (slow path only: explaining a failed ADD, CHECK). */
+/** Names of the links in the pod's namespace (slow path only: explaining a failed ADD). */
 async function podLinks(netns: string): Promise<string[]> {
-  const [addrs = []] = await ipJson(['addr show'], netns);
-  return (addrs as { ifname: string }[]).map((l) => l.ifname);
+  return (await readState(netns)).links.map((l) => l.ifname);
 }
 
 /** What one `ip -batch` did, for Trace.batch: steps (as single commands), ms, and the failing line. */
@@ -403,15 +403,6 @@ function checkFailed(msg: string): CniError {
 const sameDst = (a: string, b: string): boolean =>
   a === b || ((a === 'default' || a === '0.0.0.0/0' || a === '::/0') && (b === 'default' || b === '0.0.0.0/0' || b === '::/0'));
 
-interface JsonLink {
-  ifname: string;
-  master?: string;
-  operstate?: string;
-  flags?: string[];
-  address?: string;
-  addr_info?: { local: string; prefixlen: number }[];
-}
-
 async function check(ctx: Context): Promise<void> {
   const { env, conf } = ctx;
   const bc = parseBridgeConf(conf);
@@ -420,19 +411,17 @@ async function check(ctx: Context): Promise<void> {
   requireNetns(env.netns);
   const host = attachmentNames(conf.name, env.containerID, env.ifname).hostVeth;
   const v6 = (prev.routes ?? []).some((r) => r.dst.includes(':'));
-  const [[hostLinks = []], [podAddrs = [], podRoutes4 = []], [podRoutes6 = []]] = await Promise.all([
-    ipJson(['addr show']),
-    ipJson(['addr show', 'route show table main'], env.netns),
-    v6 ? ipJson(['route show table main'], env.netns, ['-6']) : [[]],
+  const [onHost, inPod] = await Promise.all([
+    readState(undefined),
+    readState(env.netns, { routes: 'table main', routes6: v6 }),
     ipamFor(ctx).check(ctx),
   ]);
-  const podRoutesNow = [...podRoutes4, ...podRoutes6];
 
   // The pod's side first: its interface is what the workload sees, and when it is gone the host end of
   // the pair went with it, so naming the pod's interface points at the cause.
-  const eth = (podAddrs as JsonLink[]).find((l) => l.ifname === env.ifname);
+  const eth = linkByName(inPod.links, env.ifname);
   if (!eth) throw checkFailed(`interface ${env.ifname} is missing in ${env.netns}`);
-  if (!eth.flags?.includes('UP')) throw checkFailed(`interface ${env.ifname} is down`);
+  if (!isUp(eth)) throw checkFailed(`interface ${env.ifname} is down`);
   const podIf = prev.interfaces?.find((i) => i.sandbox && i.name === env.ifname);
   if (podIf?.mac && eth.address?.toLowerCase() !== podIf.mac.toLowerCase()) {
     throw checkFailed(`interface ${env.ifname} has MAC ${eth.address}, prevResult says ${podIf.mac}`);
@@ -443,16 +432,14 @@ async function check(ctx: Context): Promise<void> {
       throw checkFailed(`address ${ip.address} is missing on ${env.ifname}`);
     }
   }
-  const routes = podRoutesNow as { dst: string; gateway?: string; dev?: string }[];
   for (const r of prev.routes ?? []) {
-    if (!routes.some((k) => sameDst(k.dst, r.dst) && (!r.gw || k.gateway === r.gw))) {
+    if (!inPod.routes.some((k) => sameDst(k.dst, r.dst) && (!r.gw || k.gateway === r.gw))) {
       throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${env.netns}`);
     }
   }
 
-  const links = hostLinks as JsonLink[];
-  if (!links.some((l) => l.ifname === bc.bridge)) throw checkFailed(`bridge ${bc.bridge} is missing`);
-  const veth = links.find((l) => l.ifname === host);
+  if (!linkByName(onHost.links, bc.bridge)) throw checkFailed(`bridge ${bc.bridge} is missing`);
+  const veth = linkByName(onHost.links, host);
   if (!veth) throw checkFailed(`host veth ${host} is missing`);
   if (veth.master !== bc.bridge) throw checkFailed(`host veth ${host} is not attached to ${bc.bridge}`);
 }

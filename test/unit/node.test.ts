@@ -5,7 +5,7 @@ import { parseCidr, parseIP } from '../../src/net/ip.js';
 import { type Cluster, parseCluster, selfNode, vtepMac } from '../../src/node/cluster.js';
 import { type PeerState, desiredState, diffBatches, diffPeers, diffSize, peersOf } from '../../src/node/peers.js';
 import { linkPlan, podMtu } from '../../src/node/setup.js';
-import type { IpLink } from '../../src/node/sync.js';
+import type { Link } from '../../src/kernel/state.js';
 
 const base = {
   clusterCIDR: '10.244.0.0/16',
@@ -151,8 +151,8 @@ describe('peers', () => {
 describe('node up plan', () => {
   const c = cluster();
   const self = selfNode(c, 'node1');
-  const eth0: IpLink = { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.168.50.11', prefixlen: 24 }] };
-  const ready: IpLink[] = [
+  const eth0: Link = { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.168.50.11', prefixlen: 24 }] };
+  const ready: Link[] = [
     eth0,
     { ifname: 'cni0', mtu: 1450, flags: ['UP'], addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }], linkinfo: { info_kind: 'bridge' } },
     {
