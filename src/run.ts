@@ -109,3 +109,14 @@ export function start(cmd: string, args: readonly string[], opts: RunOptions = {
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return start(cmd, args, opts).finish(opts.input);
 }
+
+/**
+ * The podwire binary to execute for a child (a lab pod's plugin, a command re-run in a lab node): this
+ * process's own, or dist/podwire beside the bundle when this runs under node or bun.
+ */
+export function podwireBinary(): string {
+  const name = process.execPath.slice(process.execPath.lastIndexOf('/') + 1);
+  if (!/^(node|bun)$/.test(name)) return process.execPath;
+  const script = process.argv[1] ?? './x';
+  return `${script.includes('/') ? script.slice(0, script.lastIndexOf('/')) : '.'}/podwire`;
+}

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { configurePinoLog } from './log.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
-import { DEFAULT_SUBNET_FILE } from '../node/setup.js';
+import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
 
 interface AgentArgs {
   kubeconfig?: string;

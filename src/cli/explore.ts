@@ -8,9 +8,9 @@ import { diagram } from '../explore/diagram.js';
 import { findPath, renderPath } from '../explore/path.js';
 import { atomicWrite } from '../files.js';
 import { findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
-import { readWorld } from '../explore/world.js';
-import { labNamespaces } from '../lab/netns.js';
-import { podwireBinary } from '../lab/index.js';
+import { type Scope, readWorld, thisNode } from '../explore/world.js';
+import { labNamespaces, labScope } from '../lab/netns.js';
+import { podwireBinary } from '../run.js';
 import { labNodeFiles } from '../lab/lab.js';
 import { readClusterFile } from '../node/source.js';
 
@@ -65,7 +65,9 @@ interface PathArgs {
 }
 
 /** The lab when one is up (unless --no-lab), else this node and the pods in /run/netns. */
+/** Whether to look at the lab (--lab, or by default when one is up) or at this node (--no-lab). */
 const useLab = (flag: boolean | undefined): boolean => flag ?? labNamespaces().length > 0;
+const scopeOf = (lab: boolean): Scope => (lab ? labScope() : thisNode());
 
 export const pathCommand: CommandModule<object, PathArgs> = {
   command: 'path <src> <dst>',
@@ -80,7 +82,7 @@ export const pathCommand: CommandModule<object, PathArgs> = {
       .example('$0 path 10.244.1.2 10.96.0.11:80', 'a pod to a Service in the lab')
       .example('$0 path 192.168.50.250 192.168.50.12:30080', 'outside the cluster to a nodePort'),
   handler: async (a) => {
-    const p = await findPath(await readWorld(useLab(a.lab)), a.src, a.dst, a.proto);
+    const p = await findPath(await readWorld(scopeOf(useLab(a.lab))), a.src, a.dst, a.proto);
     process.stdout.write(a.json ? JSON.stringify(p, null, 2) + '\n' : renderPath(p));
     process.exitCode = p.delivered ? 0 : 1;
   },
@@ -101,7 +103,7 @@ export const diagramCommand: CommandModule<object, DiagramArgs> = {
       .example('$0 diagram -o lab.svg', ''),
   handler: async (a) => {
     const lab = useLab(a.lab);
-    const svg = await diagram(lab, lab ? 'podwire lab: live state' : `podwire: node ${hostname()}, live state`);
+    const svg = await diagram(scopeOf(lab), lab ? 'podwire lab: live state' : `podwire: node ${hostname()}, live state`);
     if (!a.out) process.stdout.write(svg);
     else {
       atomicWrite(a.out, svg);

@@ -2,7 +2,7 @@
 import yargs from 'yargs';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
-import { labCommand, labDownCommand } from '../lab/index.js';
+import { labCommand, labDownCommand } from './lab.js';
 import { agentCommand } from './agent.js';
 import { diagramCommand, pathCommand, statusCommand } from './explore.js';
 import { installCommand } from './install.js';

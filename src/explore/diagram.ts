@@ -4,7 +4,7 @@
 // The model is built from the kernel (world.ts), then laid out in columns; no layout library.
 import { kind, v4Addrs } from '../kernel/state.js';
 import { type NsView, peerPaths } from './view.js';
-import { type World, readWorld, short, vethPeer } from './world.js';
+import { type Scope, type World, readWorld, vethPeer } from './world.js';
 
 export interface DPod {
   ns: string;
@@ -52,11 +52,11 @@ function nodeOf(w: World, v: NsView): DNode {
   for (const port of v.links.filter((l) => br && l.master === br.ifname && kind(l) === 'veth')) {
     const peer = vethPeer(w, v, port);
     if (!peer || w.roles.get(peer.ns)?.kind !== 'pod') continue;
-    pods.push({ ns: peer.ns, name: short(peer.ns), ip: v4Addrs(peer.link)[0] ?? '?', ifname: peer.link.ifname, hostVeth: port.ifname });
+    pods.push({ ns: peer.ns, name: w.scope.name(peer.ns), ip: v4Addrs(peer.link)[0] ?? '?', ifname: peer.link.ifname, hostVeth: port.ifname });
   }
   return {
     ns: v.name,
-    name: short(v.name),
+    name: w.scope.name(v.name),
     nodeIPs: plain.flatMap((l) => v4Addrs(l).map((a) => `${a} (${l.ifname})`)),
     bridge: br && { name: br.ifname, addrs: v4Addrs(br) },
     vxlan: vx && { name: vx.ifname, vni: vx.linkinfo?.info_data?.id as number, addr: v4Addrs(vx)[0] },
@@ -74,14 +74,14 @@ export function diagramModel(w: World, title: string): Model {
     for (const { route: r, mode, nodeIP } of peerPaths(v)) {
       if (!nodeIP) continue;
       const owner = w.owners.get(nodeIP);
-      const to = owner && w.roles.get(owner.ns)?.kind === 'node' ? short(owner.ns) : nodeIP;
+      const to = owner && w.roles.get(owner.ns)?.kind === 'node' ? w.scope.name(owner.ns) : nodeIP;
       if (to === nodeIP) remotes.set(nodeIP, r.dst);
       links.push({ from: n.name, to, mode, podCIDR: r.dst, via: `${r.gateway} dev ${r.dev}` });
     }
   }
   const hosts = [...w.views.values()]
     .filter((v) => w.roles.get(v.name)?.kind === 'host' && v.links.some((l) => l.ifname !== 'lo' && v4Addrs(l).length))
-    .map((v) => ({ name: short(v.name), ips: v.links.filter((l) => l.ifname !== 'lo').flatMap((l) => v4Addrs(l)) }))
+    .map((v) => ({ name: w.scope.name(v.name), ips: v.links.filter((l) => l.ifname !== 'lo').flatMap((l) => v4Addrs(l)) }))
     .sort(byName);
   return { title, nodes, links, hosts, remotes: [...remotes].map(([ip, cidr]) => ({ name: `peer ${cidr}`, ip })) };
 }
@@ -199,7 +199,7 @@ export function renderSvg(m: Model): string {
   return out.join('\n') + '\n';
 }
 
-/** Reads the lab (or this node) and draws it. */
-export async function diagram(lab: boolean, title: string): Promise<string> {
-  return renderSvg(diagramModel(await readWorld(lab), title));
+/** Reads the namespaces of `scope` (the lab, or this node) and draws them. */
+export async function diagram(scope: Scope, title: string): Promise<string> {
+  return renderSvg(diagramModel(await readWorld(scope), title));
 }

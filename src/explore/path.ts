@@ -8,10 +8,12 @@ import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
 import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
-import { type World, addressKind, short, vethPeer } from './world.js';
+import { type World, addressKind, vethPeer } from './world.js';
 
 export interface Hop {
   ns: string;
+  /** The namespace's name for people. */
+  where: string;
   text: string;
   /** 1 for the outer (encapsulated) packet of a VXLAN hop. */
   depth: number;
@@ -60,7 +62,7 @@ export class PathFinder {
   }
 
   private hop(ns: string, text: string, depth: number): void {
-    this.hops.push({ ns, text, depth });
+    this.hops.push({ ns, where: this.w.scope.name(ns), text, depth });
   }
 
   /** What an address is, for the reader. */
@@ -125,10 +127,10 @@ export class PathFinder {
         return undefined;
       }
       const master = peer.link.master;
-      this.hop(ns, `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ${short(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`, depth);
+      this.hop(ns, `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ${this.w.scope.name(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`, depth);
       if (!master) return { ns: peer.ns, dev: peer.link.ifname };
       if (owner.ns === peer.ns && owner.dev === master) {
-        this.hop(peer.ns, `${master} itself holds ${next} (${this.describe(next)}): the packet goes up into ${short(peer.ns)}'s routing`, depth);
+        this.hop(peer.ns, `${master} itself holds ${next} (${this.describe(next)}): the packet goes up into ${this.w.scope.name(peer.ns)}'s routing`, depth);
         return owner;
       }
       this.switchTo(peer.ns, master, owner, depth);
@@ -144,7 +146,7 @@ export class PathFinder {
     const mac = linkByName(this.w.views.get(owner.ns)!.links, owner.dev)?.address;
     const port = v.links.find((l) => l.master === bridge && kind(l) === 'veth' && vethPeer(this.w, v, l)?.ns === owner.ns);
     if (!port) {
-      this.hop(ns, `${bridge} has no port leading to ${short(owner.ns)}`, depth);
+      this.hop(ns, `${bridge} has no port leading to ${this.w.scope.name(owner.ns)}`, depth);
       return;
     }
     const learned = v.fdb.some((f) => f.mac === mac && f.ifname === port.ifname && !f.flags?.includes('self'));
@@ -154,7 +156,7 @@ export class PathFinder {
       depth,
     );
     const peer = vethPeer(this.w, v, port);
-    if (peer) this.hop(ns, `${port.ifname} is a veth: the frame comes out of ${peer.link.ifname} in ${short(peer.ns)}`, depth);
+    if (peer) this.hop(ns, `${port.ifname} is a veth: the frame comes out of ${peer.link.ifname} in ${this.w.scope.name(peer.ns)}`, depth);
   }
 
   /** The VXLAN device: neighbour (VTEP IP -> MAC), FDB (MAC -> Node IP), then the outer packet to that node. */
@@ -180,7 +182,7 @@ export class PathFinder {
     const remote = this.w.views.get(end.ns)!;
     const decap = remote.links.find((l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id);
     if (!decap) {
-      this.hop(end.ns, `no VXLAN device with VNI ${d.id} in ${short(end.ns)}: the UDP packet is dropped`, depth);
+      this.hop(end.ns, `no VXLAN device with VNI ${d.id} in ${this.w.scope.name(end.ns)}: the UDP packet is dropped`, depth);
       return undefined;
     }
     this.hop(end.ns, `${decap.ifname} (VNI ${d.id}) unwraps it: the inner packet ${pkt.src} -> ${pkt.dst} arrives on ${decap.ifname}`, depth);
@@ -206,7 +208,7 @@ export class PathFinder {
       }
       const owner = this.w.owners.get(pkt.dst);
       if (owner?.ns === ns) {
-        this.hop(ns, `${pkt.dst} is ${ns === '' ? 'ours' : `${short(ns)}'s`} (on ${owner.dev}): delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`, depth);
+        this.hop(ns, `${pkt.dst} is ${ns === '' ? 'ours' : `${this.w.scope.name(ns)}'s`} (on ${owner.dev}): delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`, depth);
         return owner;
       }
       const r = await this.route(ns, pkt);
@@ -247,7 +249,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
   const s = parseTarget(src);
   const d = parseTarget(dst);
   const from = w.owners.get(s.ip);
-  if (!from) throw new Error(`${s.ip} is not an address of any namespace here${w.lab ? ' (the lab)' : ' (this node and its pods)'}`);
+  if (!from) throw new Error(`${s.ip} is not an address of any namespace here (${w.scope.what})`);
   const f = new PathFinder(w);
   const pkt: Packet = { src: s.ip, dst: d.ip, proto, dport: d.port };
   const end = await f.follow(from.ns, pkt);
@@ -262,7 +264,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     hops: f.hops,
     delivered: !!end,
     end: end
-      ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${short(end.ns)}, ${f.describe(pkt.dst)}`
+      ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${w.scope.name(end.ns)}, ${f.describe(pkt.dst)}`
       : dstKind === CLUSTER_IP_HINT && pkt.dst === d.ip
         ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, another port) finds no route'
         : 'the last hop says why',
@@ -277,8 +279,8 @@ export function renderPath(p: PathResult): string {
     `to   ${p.dst}${p.port ? `:${p.port}` : ''}: ${p.dstKind}`,
     '',
   ];
-  const width = Math.max(...p.hops.map((h) => short(h.ns).length), 4);
-  p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${short(h.ns).padEnd(width)}  ${h.text}`));
+  const width = Math.max(...p.hops.map((h) => h.where.length), 4);
+  p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${h.text}`));
   out.push('', `${p.delivered ? 'delivered to' : 'NOT delivered:'} ${p.end}`);
   return out.join('\n') + '\n';
 }

@@ -1,9 +1,8 @@
 // The namespaces status, path and diagram look at, read from the kernel, with what each one is: a node
 // (it has a bridge with an address, or a VXLAN device), a pod (its veth's other end is on a node's
-// bridge), or another host. For the lab that is every pwlab-* namespace; on a real node, this namespace
-// and the pods' namespaces in /run/netns.
-import { LAB_PREFIX, labNamespaces, namedNamespaces } from '../lab/netns.js';
-import { type Link, kind, linkByName, v4Addrs } from '../kernel/state.js';
+// bridge), or another host. On a real node: this namespace and the pods' namespaces in /run/netns
+// (thisNode()); the lab hands in its own (lab/netns.ts labScope()).
+import { type Link, kind, linkByName, namedNamespaces, v4Addrs } from '../kernel/state.js';
 import { type NsView, peerNs, readNs } from './view.js';
 
 export type Role = { kind: 'node' } | { kind: 'pod'; node: string; hostVeth: string; bridge: string } | { kind: 'host' };
@@ -13,16 +12,30 @@ export interface Owner {
   dev: string;
 }
 
+/** Which namespaces to look at, and what to call them. */
+export interface Scope {
+  /** '' is this process's own namespace. */
+  namespaces: readonly string[];
+  /** A namespace's name for people ("node1", "this node"). */
+  name(ns: string): string;
+  /** The scope in words, for messages: "the lab", "this node and its pods". */
+  what: string;
+}
+
+/** This node: its own namespace and every named one (its pods'). */
+export const thisNode = (): Scope => ({
+  namespaces: ['', ...namedNamespaces()],
+  name: (ns) => (ns === '' ? 'this node' : ns),
+  what: 'this node and its pods',
+});
+
 export interface World {
-  lab: boolean;
+  scope: Scope;
   views: Map<string, NsView>;
   roles: Map<string, Role>;
   /** Who holds each IPv4 address. */
   owners: Map<string, Owner>;
 }
-
-/** A namespace's name for people: "node1", "n1-pod1" in the lab; "this node" for our own. */
-export const short = (ns: string): string => (ns === '' ? 'this node' : ns.startsWith(LAB_PREFIX) ? ns.slice(LAB_PREFIX.length) : ns);
 
 const isNode = (v: NsView): boolean => v.links.some((l) => (kind(l) === 'bridge' && v4Addrs(l).length > 0) || kind(l) === 'vxlan');
 
@@ -43,10 +56,9 @@ export function vethPeer(w: World, v: NsView, l: Link): { ns: string; link: Link
   return undefined;
 }
 
-export async function readWorld(lab: boolean): Promise<World> {
-  const names = lab ? labNamespaces() : ['', ...namedNamespaces()];
-  const views = new Map((await Promise.all(names.map((n) => readNs(n)))).map((v) => [v.name, v]));
-  const w: World = { lab, views, roles: new Map(), owners: new Map() };
+export async function readWorld(scope: Scope): Promise<World> {
+  const views = new Map((await Promise.all(scope.namespaces.map((n) => readNs(n)))).map((v) => [v.name, v]));
+  const w: World = { scope, views, roles: new Map(), owners: new Map() };
   for (const v of views.values()) {
     w.roles.set(v.name, isNode(v) ? { kind: 'node' } : { kind: 'host' });
     for (const l of v.links) for (const a of l.addr_info ?? []) if (a.family === 'inet' && !a.local.startsWith('127.')) w.owners.set(a.local, { ns: v.name, dev: l.ifname });
@@ -69,12 +81,12 @@ export function addressKind(w: World, ip: string): string | undefined {
   const o = w.owners.get(ip);
   if (!o) return undefined;
   const role = w.roles.get(o.ns)!;
-  if (role.kind === 'pod') return `Pod IP of ${short(o.ns)} on ${short(role.node)}`;
+  if (role.kind === 'pod') return `Pod IP of ${w.scope.name(o.ns)} on ${w.scope.name(role.node)}`;
   if (role.kind === 'node') {
     const k = kind(linkByName(w.views.get(o.ns)!.links, o.dev));
-    if (k === 'bridge') return `gateway (${o.dev} of ${short(o.ns)})`;
-    if (k === 'vxlan') return `VTEP address (${o.dev} of ${short(o.ns)})`;
-    return `Node IP of ${short(o.ns)}`;
+    if (k === 'bridge') return `gateway (${o.dev} of ${w.scope.name(o.ns)})`;
+    if (k === 'vxlan') return `VTEP address (${o.dev} of ${w.scope.name(o.ns)})`;
+    return `Node IP of ${w.scope.name(o.ns)}`;
   }
-  return `address of ${short(o.ns)} (${o.dev})`;
+  return `address of ${w.scope.name(o.ns)} (${o.dev})`;
 }

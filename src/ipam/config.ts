@@ -8,6 +8,7 @@ import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
 import { sys } from '../files.js';
+import type { SubnetFile } from './subnet-file.js';
 import { type Cidr, type IP, cidrContains, formatIP, isIPv4Mapped, parseCidr, parseIP } from '../net/ip.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -30,11 +31,6 @@ export interface IpamConfig {
   clusterCIDR?: string;
 }
 
-export interface SubnetFile {
-  podCIDR: string;
-  clusterCIDR?: string;
-  mtu?: number;
-}
 
 function unreadable(path: string, e: unknown): CniError {
   if ((e as NodeJS.ErrnoException).code === 'ENOENT') {

@@ -3,6 +3,7 @@
 // and one reader. A read takes at most three processes, run side by side: `ip -j -d -batch` (links with
 // their addresses, routes, neighbours, the ids of other namespaces), `ip -6` for IPv6 routes (a batch's
 // `route show` lists IPv4 only), and `bridge -j fdb show`.
+import { sys } from '../files.js';
 import { run } from '../run.js';
 import { commandFailed } from './errors.js';
 import { inNetns, ipJson } from './run.js';
@@ -126,4 +127,14 @@ export const v4Addrs = (l: Link | undefined): string[] => (l?.addr_info ?? []).f
 export async function routeGet(netns: string | undefined, dst: string, from?: { src: string; iif: string }): Promise<Route | undefined> {
   const [[r] = []] = await ipJson([`route get ${dst}${from ? ` from ${from.src} iif ${from.iif}` : ''}`], netns);
   return r as Route | undefined;
+}
+
+/** The names of the network namespaces in /run/netns (what `ip netns list` lists), without a process. */
+export function namedNamespaces(): string[] {
+  try {
+    return sys().readdir('/run/netns').sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
 }

@@ -3,27 +3,21 @@
 // proofs.ts) and removed. Nothing is created in the host's root namespace and nothing is sent outside
 // the lab's namespaces. --keep leaves it up; `podwire lab-down` (npm run lab:down) removes it.
 import { existsSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import type { CommandModule } from 'yargs';
+import { join } from 'node:path';
 import { table } from '../table.js';
 import { diagram } from '../explore/diagram.js';
 import { atomicWrite } from '../files.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, vxlanDevice } from '../node/cluster.js';
 import { ROUTE_PROTO } from '../node/peers.js';
-import { run } from '../run.js';
+import { podwireBinary, run } from '../run.js';
 import { Lab } from './lab.js';
-import { labDown, labNamespaces } from './netns.js';
+import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
 import { HOST_PORT, PORT_HEADER, TARGET_PORT, addServices, portRows, proveServices } from './services.js';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
 const print = (m: string) => process.stdout.write(`${m}\n\n`);
-
-/** The podwire binary to execute: this one, or dist/podwire beside a node-run bundle. */
-export function podwireBinary(): string {
-  return /^(node|bun)$/.test(basename(process.execPath)) ? resolve(dirname(process.argv[1] ?? '.'), 'podwire') : process.execPath;
-}
 
 export interface LabOptions {
   nodes: number;
@@ -123,7 +117,7 @@ export async function runLab(o: LabOptions): Promise<number> {
     checks.push(...(await proveServices(lab, svc)));
     failures = report(checks);
     if (o.diagram) {
-      atomicWrite(o.diagram, await diagram(true, `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
+      atomicWrite(o.diagram, await diagram(labScope(), `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
       say(`diagram of the lab written to ${o.diagram}`);
     }
 
@@ -150,38 +144,3 @@ export async function runLab(o: LabOptions): Promise<number> {
   process.stdout.write(failures ? `${failures} check(s) FAILED\n` : 'pod network works: every check passed\n');
   return failures ? 1 : 0;
 }
-
-interface LabArgs {
-  nodes: number;
-  'pods-per-node': number;
-  mode: Backend;
-  keep: boolean;
-  trace: boolean;
-  diagram?: string;
-}
-
-export const labCommand: CommandModule<object, LabArgs> = {
-  command: 'lab',
-  describe: 'build a multi-node pod network in network namespaces with the real plugin, prove it, remove it',
-  builder: (y) =>
-    y
-      .option('nodes', { type: 'number', default: 3, describe: 'number of nodes' })
-      .option('pods-per-node', { type: 'number', default: 2, describe: 'pods on each node' })
-      .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
-      .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
-      // npm runs scripts in the package's folder; INIT_CWD is where `npm run lab -- --diagram FILE` was typed.
-      .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
-      .option('trace', { type: 'boolean', default: true, describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)" }),
-  handler: async (a) => {
-    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep, trace: a.trace, diagram: a.diagram && resolve(process.env.INIT_CWD ?? '.', a.diagram) });
-  },
-};
-
-export const labDownCommand: CommandModule = {
-  command: 'lab-down',
-  describe: 'remove a lab left up by --keep',
-  handler: () => {
-    labDown();
-    say('lab removed');
-  },
-};

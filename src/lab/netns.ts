@@ -2,6 +2,8 @@
 // (or a crash) left them in. Nothing here sends traffic outside them.
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
+import type { Scope } from '../explore/world.js';
+import { namedNamespaces } from '../kernel/state.js';
 import { run } from '../run.js';
 
 export const LAB_PREFIX = 'pwlab-';
@@ -18,15 +20,14 @@ export function netns(name: string): string {
   return name;
 }
 
-/** Names of the namespaces in /run/netns. */
-export function namedNamespaces(): string[] {
-  return ip('netns', 'list')
-    .split('\n')
-    .map((l) => l.split(' ')[0]!)
-    .filter(Boolean);
-}
-
 export const labNamespaces = (): string[] => namedNamespaces().filter((n) => n.startsWith(LAB_PREFIX));
+
+/** The lab, for explore (status, path, diagram): its namespaces, called by their names without the prefix. */
+export const labScope = (): Scope => ({
+  namespaces: labNamespaces(),
+  name: (ns) => (ns.startsWith(LAB_PREFIX) ? ns.slice(LAB_PREFIX.length) : ns),
+  what: 'the lab',
+});
 
 /** Deletes a namespace, and first the processes the lab started in it (web servers in pods would outlive it). */
 export function delNetns(ns: string): void {
@@ -48,16 +49,6 @@ export function labDown(): void {
 
 /** Runs a command inside a namespace. */
 export const inNs = (ns: string, cmd: string, args: readonly string[], input?: string) => run('ip', ['netns', 'exec', ns, cmd, ...args], { input });
-
-/** One ping from inside a namespace (busybox's, installed everywhere the tests run). */
-export function ping(fromNs: string, to: string): boolean {
-  try {
-    execFileSync('ip', ['netns', 'exec', fromNs, 'busybox', 'ping', '-c', '1', '-W', '2', to], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * One ping, without blocking the event loop, so many run side by side. With `size`, iputils' ping sends

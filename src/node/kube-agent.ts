@@ -13,7 +13,7 @@ import subnetFileConflist from '../../cni-conf/podwire-subnetfile.conflist';
 import { join } from 'node:path';
 import { writeIfChanged } from '../files.js';
 import { log } from '../log.js';
-import { peerLoop } from './agent.js';
+import { peerLoop } from './reconcile.js';
 import { type Cluster, type NodeEntry, selfNode } from './cluster.js';
 import { ANNOTATION, type ClusterSettings, KubeSource, nodeFacts } from './kube.js';
 import { nodeUp } from './setup.js';

@@ -11,6 +11,7 @@
 // settings other software relies on too, not objects podwire owns.
 import { existsSync, rmSync } from 'node:fs';
 import { writeIfChanged } from '../files.js';
+import { DEFAULT_SUBNET_FILE, formatSubnetFile } from '../ipam/subnet-file.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
@@ -23,7 +24,6 @@ import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, us
 import { findUnderlay } from './sync.js';
 import { ROUTE_PROTO } from './peers.js';
 
-export const DEFAULT_SUBNET_FILE = '/run/podwire/subnet.json';
 
 export interface NodeReport {
   /** One line per thing created, changed or removed; empty when the node was already as asked. */
@@ -124,8 +124,7 @@ export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBN
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
   changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
-  const file = JSON.stringify({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu }, null, 2) + '\n';
-  if (writeIfChanged(subnetFile, file)) changes.push(`subnet file ${subnetFile} written`);
+  if (writeIfChanged(subnetFile, formatSubnetFile({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu }))) changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings }, 'node up');
   return { changes, warnings, podMtu: mtu, underlay: underlay.dev };
 }

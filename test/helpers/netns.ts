@@ -82,4 +82,12 @@ export function linkNames(ns: string): string[] {
   return links(ns).map((l) => l.ifname);
 }
 
-export { ping } from '../../src/lab/netns.js';
+/** One ping from inside a namespace (busybox's, installed everywhere the tests run). */
+export function ping(fromNs: string, to: string): boolean {
+  try {
+    execFileSync('ip', ['netns', 'exec', fromNs, 'busybox', 'ping', '-c', '1', '-W', '2', to], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

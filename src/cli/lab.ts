@@ -1,0 +1,42 @@
+// `podwire lab` and `podwire lab-down`: the command-line face of the multi-node lab (src/lab/).
+import { resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { runLab } from '../lab/index.js';
+import { labDown } from '../lab/netns.js';
+import { BACKENDS, type Backend } from '../node/cluster.js';
+
+interface LabArgs {
+  nodes: number;
+  'pods-per-node': number;
+  mode: Backend;
+  keep: boolean;
+  trace: boolean;
+  diagram?: string;
+}
+
+export const labCommand: CommandModule<object, LabArgs> = {
+  command: 'lab',
+  describe: 'build a multi-node pod network in network namespaces with the real plugin, prove it, remove it',
+  builder: (y) =>
+    y
+      .option('nodes', { type: 'number', default: 3, describe: 'number of nodes' })
+      .option('pods-per-node', { type: 'number', default: 2, describe: 'pods on each node' })
+      .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
+      .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
+      .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
+      .option('trace', { type: 'boolean', default: true, describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)" }),
+  handler: async (a) => {
+    // npm runs scripts in the package's folder; INIT_CWD is where `npm run lab -- --diagram FILE` was typed.
+    const diagram = a.diagram && resolve(process.env.INIT_CWD ?? '.', a.diagram);
+    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep, trace: a.trace, diagram });
+  },
+};
+
+export const labDownCommand: CommandModule = {
+  command: 'lab-down',
+  describe: 'remove a lab left up by --keep',
+  handler: () => {
+    labDown();
+    process.stderr.write('lab: lab removed\n');
+  },
+};
