@@ -60,7 +60,15 @@ const epoch = () => performance.timeOrigin + performance.now();
  * @returns {Promise<number>} wall ms
  */
 function cni(bin, command, id, netns, stdin, extra = {}, stamps = {}) {
-  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', ...extra };
+  const env = {
+    PATH: process.env.PATH,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_NETNS: netns,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/usr/lib/cni',
+    ...extra,
+  };
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     stamps.started = epoch();
@@ -187,7 +195,8 @@ async function alternate(r, order, times) {
   /** @type {Record<Which, any[]>} */
   const out = { podwire: [], reference: [] };
   for (let k = 0; k < times; k++) {
-    for (const which of /** @type {Which[]} */ (k % 2 ? ['reference', 'podwire'] : ['podwire', 'reference'])) out[which].push(await r[which].ask(order));
+    for (const which of /** @type {Which[]} */ (k % 2 ? ['reference', 'podwire'] : ['podwire', 'reference']))
+      out[which].push(await r[which].ask(order));
   }
   return out;
 }
@@ -233,7 +242,9 @@ async function conduct() {
       }
     }
 
-    say(`bursts of ${BURSTS.join(', ')} pods at once and ${WORKER_BURST.pods} by ${WORKER_BURST.workers} workers, ${REPEATS} times each...`);
+    say(
+      `bursts of ${BURSTS.join(', ')} pods at once and ${WORKER_BURST.pods} by ${WORKER_BURST.workers} workers, ${REPEATS} times each...`,
+    );
     /** @type {[string, Record<Which, number>, Record<Which, number>][]} */
     const bursts = [];
     for (const [pods, workers] of [...BURSTS.map((n) => [n, n]), [WORKER_BURST.pods, WORKER_BURST.workers]]) {
@@ -248,7 +259,11 @@ async function conduct() {
         }
       }
       const label = workers === pods ? `${pods} pods at once` : `${pods} pods by ${workers} workers`;
-      bursts.push([label, { podwire: median(add.podwire), reference: median(add.reference) }, { podwire: median(del.podwire), reference: median(del.reference) }]);
+      bursts.push([
+        label,
+        { podwire: median(add.podwire), reference: median(add.reference) },
+        { podwire: median(del.podwire), reference: median(del.reference) },
+      ]);
     }
 
     say('VERSION, and the do-nothing floor...');
@@ -264,7 +279,9 @@ async function conduct() {
     const profiled = await r.podwire.ask({ op: 'profile', pods: 40 });
 
     // ---------------------------------------------------------------------------------------------
-    const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ${new Date().toISOString().slice(0, 10)}`;
+    const machine =
+      `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, kernel ` +
+      `${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ${new Date().toISOString().slice(0, 10)}`;
     const pw = serial.podwire;
     const ref = serial.reference;
     /** @type {[string, number, number][]} */
@@ -277,10 +294,13 @@ async function conduct() {
       ['DEL p99 (ms)', pct(pw.del, 99), pct(ref.del, 99)],
       ['CPU per ADD (ms, plugin + its children)', median(pw.addCpu), median(ref.addCpu)],
       ['CPU per DEL (ms)', median(pw.delCpu), median(ref.delCpu)],
-      ...bursts.flatMap(([label, add, del]) => /** @type {[string, number, number][]} */ ([
-        [`ADD pods/s, ${label}`, add.podwire, add.reference],
-        [`DEL pods/s, ${label}`, del.podwire, del.reference],
-      ])),
+      ...bursts.flatMap(
+        ([label, add, del]) =>
+          /** @type {[string, number, number][]} */ ([
+            [`ADD pods/s, ${label}`, add.podwire, add.reference],
+            [`DEL pods/s, ${label}`, del.podwire, del.reference],
+          ]),
+      ),
       ['VERSION median (ms)', versionMs('podwire'), versionMs('reference')],
       ['VERSION CPU (ms)', versionCpu('podwire'), versionCpu('reference')],
     ];
@@ -292,13 +312,17 @@ async function conduct() {
       '|---|---:|---:|---:|',
       ...rows.map(([name, a, b]) => `| ${name} | ${f1(a)} | ${f1(b)} | ${(a / b).toFixed(2)} |`),
       '',
-      `the floor: a do-nothing binary built exactly like dist/podwire: ${floorMs.toFixed(1)} ms (CPU ${floorCpu.toFixed(1)} ms); podwire's VERSION ${(versionMs('podwire') - floorMs).toFixed(2)} ms above it`,
+      `the floor: a do-nothing binary built exactly like dist/podwire: ${floorMs.toFixed(1)} ms (CPU ${floorCpu.toFixed(1)} ms); ` +
+        `podwire's VERSION ${(versionMs('podwire') - floorMs).toFixed(2)} ms above it`,
       '',
       budgetTable(profiled),
     ].join('\n');
     process.stdout.write(table + '\n');
     mkdirSync(join(root, '.bench'), { recursive: true });
-    writeFileSync(join(root, '.bench', 'results.json'), JSON.stringify({ machine, rows, floor: { ms: floorMs, cpuMs: floorCpu }, serial, bursts, profiled }, null, 1));
+    writeFileSync(
+      join(root, '.bench', 'results.json'),
+      JSON.stringify({ machine, rows, floor: { ms: floorMs, cpuMs: floorCpu }, serial, bursts, profiled }, null, 1),
+    );
   } finally {
     for (const runner of Object.values(runners)) runner?.end();
     for (const n of made.reverse()) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
@@ -306,12 +330,15 @@ async function conduct() {
   }
 }
 
+/** @typedef {{ step: string, at: number, ms: number, cpu?: number, epoch?: number }} Span */
+/** @typedef {{ verb: string, wall: number, started?: number, exited?: number, profile: Span[] }} ProfiledCall */
+
 /**
  * podwire's cost budget from profiled calls: per step the median start, wall and CPU. Its clock starts
  * when Bun's runtime is up; before that, exec and the runtime's own start ("exec"), and after its last
  * recorded step the log line, the process's end and the caller seeing it ("exit"), both from the wall
  * clock stamps of caller and plugin.
- * @param {{ verb: string, wall: number, started?: number, exited?: number, profile: { step: string, at: number, ms: number, cpu?: number, epoch?: number }[] }[]} calls
+ * @param {ProfiledCall[]} calls
  */
 function budgetTable(calls) {
   const out = ["podwire's cost budget (medians of 40 profiled calls; steps that overlap are marked with their start):", ''];

@@ -1,3 +1,4 @@
+// @ts-check
 // Installs what podwire's build, tests and lab need on a fresh Debian machine (as root), then builds.
 // Idempotent and quick when everything is already there.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -16,13 +17,25 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
 const LAB_DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins'];
 const TEST_DEBS = [
-  'golang-go', 'golang-github-appc-cni-dev', 'podman', 'runc', 'catatonit', 'containerd', 'shellcheck', 'ruby', 'chromium', 'fonts-dejavu-core',
+  'golang-go',
+  'golang-github-appc-cni-dev',
+  'podman',
+  'runc',
+  'catatonit',
+  'containerd',
+  'shellcheck',
+  'ruby',
+  'chromium',
+  'fonts-dejavu-core',
 ];
 const DEBS = process.argv.includes('--lab') ? LAB_DEBS : [...LAB_DEBS, ...TEST_DEBS];
+/** @param {string} cmd @param {string[]} args @param {import('node:child_process').ExecFileSyncOptions} [opts] */
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
-const say = (m) => process.stderr.write(`setup: ${m}\n`);
+const say = (/** @type {string} */ m) => process.stderr.write(`setup: ${m}\n`);
 
-const missing = DEBS.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout?.includes('install ok installed') !== true);
+const missing = DEBS.filter(
+  (p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout?.includes('install ok installed') !== true,
+);
 if (missing.length) {
   if (process.getuid?.() !== 0) throw new Error(`missing Debian packages ${missing.join(' ')}; run as root or install them`);
   say(`installing ${missing.join(' ')}`);

@@ -133,7 +133,7 @@ function libcSys(ffi: Ffi): Sys {
   };
   const writeAll = (fd: number, text: string, path: string): void => {
     const buf = encoder.encode(text);
-    for (let off = 0; off < buf.length; ) off += check(c.write(fd, buf.subarray(off), buf.length - off), 'write', path);
+    for (let off = 0; off < buf.length;) off += check(c.write(fd, buf.subarray(off), buf.length - off), 'write', path);
   };
   return {
     readText(path) {
@@ -206,7 +206,7 @@ function nodeSys(fs: typeof Fs): Sys {
     exists: (path) => fs.existsSync(path),
     openAppend: (path) => fs.openSync(path, 'a'),
     write(fd, text) {
-      for (let buf = Buffer.from(text); buf.length; ) buf = buf.subarray(fs.writeSync(fd, buf));
+      for (let buf = Buffer.from(text); buf.length;) buf = buf.subarray(fs.writeSync(fd, buf));
     },
     link: (a, b) => unlessCode(() => (fs.linkSync(a, b), true), ['EEXIST'], false),
     symlink: (a, b) => fs.symlinkSync(a, b),

@@ -31,7 +31,8 @@ export function timed<T>(step: string, fn: () => T): T {
   if (!profile) return fn();
   const at = performance.now();
   const cpu = cpuMs();
-  const done = (sync: boolean) => profile.push({ step, at: round(at), ms: round(performance.now() - at), ...(sync ? { cpu: round(cpuMs() - cpu) } : {}) });
+  const done = (sync: boolean) =>
+    profile.push({ step, at: round(at), ms: round(performance.now() - at), ...(sync ? { cpu: round(cpuMs() - cpu) } : {}) });
   let out: T;
   try {
     out = fn();

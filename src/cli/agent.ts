@@ -28,8 +28,15 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
   describe: 'follow the Kubernetes API: set this node up and keep routes/FDB/neighbours to all nodes current',
   builder: (y) =>
     y
-      .option('kubeconfig', { type: 'string', describe: 'kubeconfig file (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)' })
-      .option('node', { type: 'string', default: process.env.NODE_NAME || hostname(), describe: "this node's name ($NODE_NAME in the DaemonSet)" })
+      .option('kubeconfig', {
+        type: 'string',
+        describe: 'kubeconfig file (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)',
+      })
+      .option('node', {
+        type: 'string',
+        default: process.env.NODE_NAME || hostname(),
+        describe: "this node's name ($NODE_NAME in the DaemonSet)",
+      })
       .option('cluster-cidr', { type: 'string', default: '10.244.0.0/16', describe: 'the cluster network (kubeadm --pod-network-cidr)' })
       .option('backend', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods reach other nodes' })
       .option('vni', { type: 'number', describe: 'VXLAN network identifier (default 1)' })
@@ -62,7 +69,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       signal: stop.signal,
       say,
       onSync: (r) => {
-        if (r.changes || r.failures.length) say(`peers ${a.node}: ${r.peers.length} peer(s), ${r.changes} change(s), ${r.failures.length} failure(s), ${r.ms.toFixed(1)} ms`);
+        if (r.changes || r.failures.length)
+          say(`peers ${a.node}: ${r.peers.length} peer(s), ${r.changes} change(s), ${r.failures.length} failure(s), ${r.ms.toFixed(1)} ms`);
         for (const f of r.failures) say(`failed: ${f.command}: ${f.error}`);
       },
     });

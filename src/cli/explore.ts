@@ -26,7 +26,11 @@ interface StatusArgs {
 function inLabNode(node: string, args: string[]): number {
   const f = labNodeFiles(node);
   if (!existsSync(f.conflistFile)) throw new Error(`no lab node ${node} (start one with \`npm run lab -- --keep\`)`);
-  const r = spawnSync('ip', ['netns', 'exec', f.ns, podwireBinary(), ...args, '--conflist', f.conflistFile, '--cluster', f.clusterFile, '--node', node], { stdio: 'inherit' });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', f.ns, podwireBinary(), ...args, '--conflist', f.conflistFile, '--cluster', f.clusterFile, '--node', node],
+    { stdio: 'inherit' },
+  );
   return r.status ?? 1;
 }
 
@@ -75,7 +79,11 @@ export const pathCommand: CommandModule<object, PathArgs> = {
   builder: (y) =>
     y
       .positional('src', { type: 'string', demandOption: true, describe: 'source address (a pod, a node, a host in the lab)' })
-      .positional('dst', { type: 'string', demandOption: true, describe: 'destination address, optionally :port (a Cluster IP needs its port to match)' })
+      .positional('dst', {
+        type: 'string',
+        demandOption: true,
+        describe: 'destination address, optionally :port (a Cluster IP needs its port to match)',
+      })
       .option('proto', { choices: ['tcp', 'udp', 'icmp'], default: 'tcp', describe: 'protocol of the packet (NAT rules match on it)' })
       .option('lab', { type: 'boolean', describe: 'look at the lab (default when one is up) or, with --no-lab, at this node' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' })

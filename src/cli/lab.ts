@@ -24,11 +24,22 @@ export const labCommand: CommandModule<object, LabArgs> = {
       .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
       .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
       .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
-      .option('trace', { type: 'boolean', default: true, describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)" }),
+      .option('trace', {
+        type: 'boolean',
+        default: true,
+        describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)",
+      }),
   handler: async (a) => {
     // npm runs scripts in the package's folder; INIT_CWD is where `npm run lab -- --diagram FILE` was typed.
     const diagram = a.diagram && resolve(process.env.INIT_CWD ?? '.', a.diagram);
-    process.exitCode = await runLab({ nodes: a.nodes, podsPerNode: a['pods-per-node'], mode: a.mode, keep: a.keep, trace: a.trace, diagram });
+    process.exitCode = await runLab({
+      nodes: a.nodes,
+      podsPerNode: a['pods-per-node'],
+      mode: a.mode,
+      keep: a.keep,
+      trace: a.trace,
+      diagram,
+    });
   },
 };
 

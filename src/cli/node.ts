@@ -56,7 +56,7 @@ function printSync(a: Common, r: SyncReport): void {
 
 export const nodeCommand: CommandModule = {
   command: 'node <action>',
-  describe: "prepare this node (bridge, VXLAN device, sysctls, iptables, subnet file) or undo that",
+  describe: 'prepare this node (bridge, VXLAN device, sysctls, iptables, subnet file) or undo that',
   builder: (y) =>
     common(y.positional('action', { choices: ['up', 'down'] as const, describe: 'up: prepare the node; down: undo it' }))
       .example('$0 node up --cluster cluster.json --node node1', '')
@@ -72,7 +72,7 @@ export const nodeCommand: CommandModule = {
 
 export const peersCommand: CommandModule = {
   command: 'peers sync',
-  describe: "reconcile routes, FDB and neighbour entries to the other nodes with the cluster file",
+  describe: 'reconcile routes, FDB and neighbour entries to the other nodes with the cluster file',
   builder: (y) =>
     common(y)
       .option('watch', { type: 'boolean', default: false, describe: 'keep running: re-sync when the file changes' })

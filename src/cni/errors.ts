@@ -53,5 +53,4 @@ export function asCniError(e: unknown): CniError {
 export const invalidConfig = (key: string, why: string): CniError =>
   new CniError(Code.InvalidConfig, `invalid network config: ${key}: ${why}`);
 
-export const invalidEnv = (name: string, why: string): CniError =>
-  new CniError(Code.InvalidEnv, `invalid environment: ${name}: ${why}`);
+export const invalidEnv = (name: string, why: string): CniError => new CniError(Code.InvalidEnv, `invalid environment: ${name}: ${why}`);

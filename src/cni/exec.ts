@@ -16,7 +16,10 @@ export function findPlugin(type: string, path: readonly string[]): string {
       // try the next directory
     }
   }
-  throw new CniError(Code.InvalidConfig, `invalid network config: ipam.type: plugin "${type}" not found in CNI_PATH (${path.join(':') || 'empty'})`);
+  throw new CniError(
+    Code.InvalidConfig,
+    `invalid network config: ipam.type: plugin "${type}" not found in CNI_PATH (${path.join(':') || 'empty'})`,
+  );
 }
 
 /** Runs `type` with command and stdin; returns its parsed stdout, or throws its CNI error. */
@@ -28,7 +31,9 @@ export async function execPlugin(type: string, command: string, stdin: string, e
     CNI_CONTAINERID: env.containerID,
     CNI_NETNS: env.netns,
     CNI_IFNAME: env.ifname,
-    CNI_ARGS: Object.entries(env.args).map(([k, v]) => `${k}=${v}`).join(';'),
+    CNI_ARGS: Object.entries(env.args)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(';'),
     CNI_PATH: env.path.join(':'),
   };
   const r = await run(bin, [], { input: stdin, env: childEnv });

@@ -68,7 +68,9 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     const stdin = await reading;
     const conf = timed('parse config', () => parseNetConf(stdin));
     cniVersion = conf.cniVersion;
-    timed('open log', () => configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info'));
+    timed('open log', () =>
+      configureLog((conf.logFile as string | undefined) ?? DEFAULT_LOG_FILE, (conf.logLevel as string | undefined) ?? 'info'),
+    );
     log.debug({ ms: +(performance.now() - started).toFixed(2), sinceStart: +performance.now().toFixed(2) }, 'config read, log open');
     const cniEnv = readEnv(env, opts.knownArgs);
     command = cniEnv.command;
@@ -116,7 +118,14 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     const err = asCniError(e);
     await write(JSON.stringify(err.toJSON(cniVersion)));
     log.error(
-      { ...fields, outcome: 'error', code: err.code, err: err.message, ms: +(performance.now() - started).toFixed(2), profile: profileSoFar() },
+      {
+        ...fields,
+        outcome: 'error',
+        code: err.code,
+        err: err.message,
+        ms: +(performance.now() - started).toFixed(2),
+        profile: profileSoFar(),
+      },
       `${command} failed`,
     );
     trace?.write(`${command} failed (code ${err.code}): ${err.message}`);

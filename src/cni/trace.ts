@@ -9,7 +9,6 @@ import { invalidConfig, invalidEnv } from './errors.js';
 import { log } from '../log.js';
 import { writeStderr } from '../stdio.js';
 
-
 export type TraceTarget = 'log' | 'stderr';
 
 /** Where the trace goes, from PODWIRE_TRACE (wins) or the config's "trace"; undefined: no trace. */
@@ -55,7 +54,8 @@ export class Trace {
     for (const s of done) this.entries.push({ ...s });
     const last = this.entries[this.entries.length - 1];
     if (!last) return;
-    if (done.length > 1) last.note = `steps ${first}-${first + done.length - 1} went to the kernel in one \`ip -batch -\`, ${ms.toFixed(1)} ms`;
+    if (done.length > 1)
+      last.note = `steps ${first}-${first + done.length - 1} went to the kernel in one \`ip -batch -\`, ${ms.toFixed(1)} ms`;
     if (failedLine) last.failed = error;
   }
 
@@ -79,7 +79,9 @@ export class Trace {
 
   /** Writes the trace: one log line per step, and the text on stderr when asked. */
   write(outcome: string): void {
-    this.entries.forEach((e, i) => log.info({ trace: i + 1, what: e.what, cmd: e.cmd, why: e.why, failed: e.failed }, `trace ${this.title}`));
+    this.entries.forEach((e, i) =>
+      log.info({ trace: i + 1, what: e.what, cmd: e.cmd, why: e.why, failed: e.failed }, `trace ${this.title}`),
+    );
     log.info({ trace: 'end', outcome }, `trace ${this.title}`);
     if (this.target === 'stderr') writeStderr(this.text(outcome));
   }

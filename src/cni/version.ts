@@ -52,9 +52,7 @@ export function convertResult(result: Result, version: string): Record<string, u
   const pre1 = compareVersions(version, '1.0.0') < 0;
   const out: Record<string, unknown> = { cniVersion: version };
   if (result.interfaces) out.interfaces = old ? result.interfaces.map((i) => without(i, INTERFACE_11_ONLY)) : result.interfaces;
-  out.ips = (result.ips ?? []).map((ip) =>
-    pre1 ? { version: ip.address.includes(':') ? '6' : '4', ...ip } : ip,
-  );
+  out.ips = (result.ips ?? []).map((ip) => (pre1 ? { version: ip.address.includes(':') ? '6' : '4', ...ip } : ip));
   if (result.routes) out.routes = old ? result.routes.map((r) => without(r, ROUTE_11_ONLY)) : result.routes;
   if (result.dns && Object.keys(result.dns).length > 0) out.dns = result.dns;
   return out;

@@ -52,7 +52,13 @@ function nodeOf(w: World, v: NsView): DNode {
   for (const port of v.links.filter((l) => br && l.master === br.ifname && kind(l) === 'veth')) {
     const peer = vethPeer(w, v, port);
     if (!peer || w.roles.get(peer.ns)?.kind !== 'pod') continue;
-    pods.push({ ns: peer.ns, name: w.scope.name(peer.ns), ip: v4Addrs(peer.link)[0] ?? '?', ifname: peer.link.ifname, hostVeth: port.ifname });
+    pods.push({
+      ns: peer.ns,
+      name: w.scope.name(peer.ns),
+      ip: v4Addrs(peer.link)[0] ?? '?',
+      ifname: peer.link.ifname,
+      hostVeth: port.ifname,
+    });
   }
   return {
     ns: v.name,
@@ -66,7 +72,10 @@ function nodeOf(w: World, v: NsView): DNode {
 
 /** The model of what is drawn, from the kernel's state. */
 export function diagramModel(w: World, title: string): Model {
-  const nodes = [...w.views.values()].filter((v) => w.roles.get(v.name)?.kind === 'node').map((v) => nodeOf(w, v)).sort(byName);
+  const nodes = [...w.views.values()]
+    .filter((v) => w.roles.get(v.name)?.kind === 'node')
+    .map((v) => nodeOf(w, v))
+    .sort(byName);
   const links: DPeerLink[] = [];
   const remotes = new Map<string, string>();
   for (const n of nodes) {
@@ -113,23 +122,35 @@ export function renderSvg(m: Model): string {
   m.remotes.forEach((r, i) => center.set(r.ip, x0(m.nodes.length + i) + COL / 2));
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif">`,
-    '<style>text{font-size:13px;fill:#1b1f24}.t{font-size:18px;font-weight:bold}.h{font-size:15px;font-weight:bold}.s{font-size:11px;fill:#555}' +
-      '.node{fill:#eef3fb;stroke:#3b6fb6;stroke-width:2}.pod{fill:#fff7e6;stroke:#c77d00;stroke-width:1.5}.br{fill:#3b6fb6}.brt{fill:#fff;font-weight:bold}' +
-      '.vx{fill:#e5f4ec;stroke:#2e8b57}.ul{stroke:#777;stroke-width:3}.veth{stroke:#c77d00;stroke-width:2}' +
-      '.tun{fill:none;stroke:#2e8b57;stroke-width:2.5;stroke-dasharray:8 5}.hgw{fill:none;stroke:#8a3ab9;stroke-width:2.5}.host{fill:#f2f2f2;stroke:#777}.remote{fill:#fafafa;stroke:#3b6fb6;stroke-dasharray:6 4}</style>',
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"` +
+      ` font-family="DejaVu Sans, Arial, sans-serif">`,
+    [
+      '<style>text{font-size:13px;fill:#1b1f24}',
+      '.t{font-size:18px;font-weight:bold}.h{font-size:15px;font-weight:bold}.s{font-size:11px;fill:#555}',
+      '.node{fill:#eef3fb;stroke:#3b6fb6;stroke-width:2}.pod{fill:#fff7e6;stroke:#c77d00;stroke-width:1.5}',
+      '.br{fill:#3b6fb6}.brt{fill:#fff;font-weight:bold}',
+      '.vx{fill:#e5f4ec;stroke:#2e8b57}.ul{stroke:#777;stroke-width:3}.veth{stroke:#c77d00;stroke-width:2}',
+      '.tun{fill:none;stroke:#2e8b57;stroke-width:2.5;stroke-dasharray:8 5}.hgw{fill:none;stroke:#8a3ab9;stroke-width:2.5}',
+      '.host{fill:#f2f2f2;stroke:#777}.remote{fill:#fafafa;stroke:#3b6fb6;stroke-dasharray:6 4}</style>',
+    ].join(''),
     `<rect width="100%" height="100%" fill="#fff"/>`,
     text(GAP, 28, m.title, 't'),
   );
 
   // The underlay: one line every node's uplink hangs from, other hosts on it.
-  out.push(`<line class="ul" x1="${GAP / 2}" y1="${TOP + 20}" x2="${width - GAP / 2}" y2="${TOP + 20}"/>`, text(GAP / 2, TOP + 12, 'underlay: the nodes\' network (Node IPs)', 's'));
+  out.push(
+    `<line class="ul" x1="${GAP / 2}" y1="${TOP + 20}" x2="${width - GAP / 2}" y2="${TOP + 20}"/>`,
+    text(GAP / 2, TOP + 12, "underlay: the nodes' network (Node IPs)", 's'),
+  );
   let hx = width - GAP;
   for (const h of [...m.hosts].reverse()) {
     const label = `${h.name} ${h.ips.join(' ')}`;
     const w = label.length * 7 + 16;
     hx -= w;
-    out.push(`<g data-kind="host" data-name="${esc(h.name)}"><rect class="host" x="${hx}" y="${TOP - 22}" width="${w}" height="24" rx="4"/>${text(hx + 8, TOP - 5, label, 's')}</g>`);
+    out.push(
+      `<g data-kind="host" data-name="${esc(h.name)}"><rect class="host" x="${hx}" y="${TOP - 22}" width="${w}" height="24" ` +
+        `rx="4"/>${text(hx + 8, TOP - 5, label, 's')}</g>`,
+    );
     hx -= 12;
   }
 
@@ -145,7 +166,7 @@ export function renderSvg(m: Model): string {
     const [a, b] = [center.get(l.from), center.get(l.to)];
     if (a === undefined || b === undefined) continue;
     const [x1, x2] = a < b ? [a, b] : [b, a];
-    const lift = 30 + (((x2 - x1) / (COL + GAP)) - 1) * 38 + (l.mode === 'host-gw' ? 14 : 0);
+    const lift = 30 + ((x2 - x1) / (COL + GAP) - 1) * 38 + (l.mode === 'host-gw' ? 14 : 0);
     const y = NODE_Y - 8;
     const cls = l.mode === 'vxlan' ? 'tun' : 'hgw';
     const way = ls.length === 2 ? 'both ways' : `${l.from} -> ${l.to}`;
@@ -153,7 +174,8 @@ export function renderSvg(m: Model): string {
     // The routes themselves, as a tooltip: they would not fit on the arc.
     const detail = ls.map((x) => `${x.from}: ${x.podCIDR} via ${x.via}`).join('\n');
     out.push(
-      `<g data-kind="link" data-mode="${l.mode}"><title>${esc(detail)}</title><path class="${cls}" d="M ${x1 + 10 * (k % 3)} ${y} C ${x1} ${y - lift * 2}, ${x2} ${y - lift * 2}, ${x2 - 10 * (k % 3)} ${y}"/>` +
+      `<g data-kind="link" data-mode="${l.mode}"><title>${esc(detail)}</title><path class="${cls}" d="M ${x1 + 10 * (k % 3)} ${y} C ` +
+        `${x1} ${y - lift * 2}, ${x2} ${y - lift * 2}, ${x2 - 10 * (k % 3)} ${y}"/>` +
         `${text((x1 + x2) / 2, y - lift * 1.5 - 6, label, 's', 'middle')}</g>`,
     );
     k++;
@@ -169,7 +191,14 @@ export function renderSvg(m: Model): string {
     n.nodeIPs.forEach((ip, j) => out.push(text(x + 12, NODE_Y + 42 + j * 16, `Node IP ${ip}`)));
     if (n.vxlan) {
       out.push(`<rect class="vx" x="${x + 12}" y="${NODE_Y + 70}" width="${COL - 24}" height="30" rx="4"/>`);
-      out.push(text(x + 20, NODE_Y + 90, `${n.vxlan.name}: VXLAN VNI ${n.vxlan.vni}${n.vxlan.addr ? `, VTEP ${n.vxlan.addr.split('/')[0]}` : ''}`, 's'));
+      out.push(
+        text(
+          x + 20,
+          NODE_Y + 90,
+          `${n.vxlan.name}: VXLAN VNI ${n.vxlan.vni}${n.vxlan.addr ? `, VTEP ${n.vxlan.addr.split('/')[0]}` : ''}`,
+          's',
+        ),
+      );
     }
     if (n.bridge) {
       out.push(`<rect class="br" x="${x + 12}" y="${NODE_Y + NODE_H - 38}" width="${COL - 24}" height="26" rx="4"/>`);
@@ -180,7 +209,10 @@ export function renderSvg(m: Model): string {
       const py = POD_Y + j * (POD_H + POD_GAP);
       const lx = x + 28 + j * 14;
       out.push(`<g data-kind="pod" data-name="${esc(p.name)}" data-ip="${esc(p.ip)}">`);
-      out.push(`<line class="veth" x1="${lx}" y1="${NODE_Y + NODE_H - 12}" x2="${lx}" y2="${py + POD_H / 2}"/><line class="veth" x1="${lx}" y1="${py + POD_H / 2}" x2="${x + 70}" y2="${py + POD_H / 2}"/>`);
+      out.push(
+        `<line class="veth" x1="${lx}" y1="${NODE_Y + NODE_H - 12}" x2="${lx}" y2="${py + POD_H / 2}"/><line class="veth" x1="${lx}" ` +
+          `y1="${py + POD_H / 2}" x2="${x + 70}" y2="${py + POD_H / 2}"/>`,
+      );
       out.push(`<rect class="pod" x="${x + 70}" y="${py}" width="${COL - 70}" height="${POD_H}" rx="6"/>`);
       out.push(text(x + 80, py + 20, `pod ${p.name}`, 'h'));
       out.push(text(x + 80, py + 38, `${p.ifname} ${p.ip}  (Pod IP)`));
@@ -191,8 +223,10 @@ export function renderSvg(m: Model): string {
   m.remotes.forEach((r, i) => {
     const x = x0(m.nodes.length + i);
     out.push(
-      `<g data-kind="remote" data-name="${esc(r.ip)}"><line class="ul" x1="${x + COL / 2}" y1="${TOP + 20}" x2="${x + COL / 2}" y2="${NODE_Y}"/>` +
-        `<rect class="remote" x="${x}" y="${NODE_Y}" width="${COL}" height="70" rx="8"/>${text(x + 12, NODE_Y + 24, `another node: Node IP ${r.ip}`, 'h')}${text(x + 12, NODE_Y + 46, r.name, 's')}</g>`,
+      `<g data-kind="remote" data-name="${esc(r.ip)}"><line class="ul" x1="${x + COL / 2}" y1="${TOP + 20}" x2="${x + COL / 2}" ` +
+        `y2="${NODE_Y}"/>` +
+        `<rect class="remote" x="${x}" y="${NODE_Y}" width="${COL}" height="70" ` +
+        `rx="8"/>${text(x + 12, NODE_Y + 24, `another node: Node IP ${r.ip}`, 'h')}${text(x + 12, NODE_Y + 46, r.name, 's')}</g>`,
     );
   });
   out.push('</svg>');

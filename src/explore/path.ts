@@ -34,7 +34,6 @@ export interface PathResult {
   finalPort?: number;
 }
 
-
 const CLUSTER_IP_HINT = 'Cluster IP (virtual: no interface has it; only DNAT rules for its Service ports know it)';
 
 export class PathFinder {
@@ -47,7 +46,9 @@ export class PathFinder {
     let t = this.nat.get(ns);
     if (!t) {
       const args = ['iptables-save', '-t', 'nat'];
-      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) => parseNat(r.code === 0 ? r.stdout : ''));
+      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) =>
+        parseNat(r.code === 0 ? r.stdout : ''),
+      );
       this.nat.set(ns, t);
     }
     return t;
@@ -56,7 +57,8 @@ export class PathFinder {
   /** Whether any nat table read so far has a rule for this destination (a Cluster IP). */
   async natMentions(ip: string): Promise<boolean> {
     for (const t of this.nat.values()) {
-      for (const rules of (await t).values()) if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/32`))) return true;
+      for (const rules of (await t).values())
+        if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/32`))) return true;
     }
     return false;
   }
@@ -73,7 +75,10 @@ export class PathFinder {
   private async route(ns: string, pkt: Packet): Promise<Route | string> {
     const line = `route get ${pkt.dst}${pkt.iif ? ` from ${pkt.src} iif ${pkt.iif}` : ''}`;
     try {
-      return (await routeGet(ns ? `/run/netns/${ns}` : undefined, pkt.dst, pkt.iif ? { src: pkt.src, iif: pkt.iif } : undefined)) ?? `ip ${line}: no answer`;
+      return (
+        (await routeGet(ns ? `/run/netns/${ns}` : undefined, pkt.dst, pkt.iif ? { src: pkt.src, iif: pkt.iif } : undefined)) ??
+        `ip ${line}: no answer`
+      );
     } catch (e) {
       return `ip ${line}: ${(e as Error).message.replace(/^ip -j: /, '').split('\n')[0]}`;
     }
@@ -96,10 +101,12 @@ export class PathFinder {
       .sort((a, b) => prefix(b.dst) - prefix(a.dst))[0];
     if (!entry) return '';
     if (entry.protocol === String(ROUTE_PROTO)) {
-      const how = kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
+      const how =
+        kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
       return `podwire's route to ${entry.dst}, another node's podCIDR (${how})`;
     }
-    if (entry.dst === 'default') return role.kind === 'pod' ? "the pod's default route: everything off its subnet goes to the node" : 'the default route';
+    if (entry.dst === 'default')
+      return role.kind === 'pod' ? "the pod's default route: everything off its subnet goes to the node" : 'the default route';
     if (!entry.gateway) return `${entry.dst} is directly connected on ${entry.dev}`;
     return `the route to ${entry.dst}`;
   }
@@ -127,10 +134,19 @@ export class PathFinder {
         return undefined;
       }
       const master = peer.link.master;
-      this.hop(ns, `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ${this.w.scope.name(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`, depth);
+      this.hop(
+        ns,
+        `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ` +
+          `${this.w.scope.name(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`,
+        depth,
+      );
       if (!master) return { ns: peer.ns, dev: peer.link.ifname };
       if (owner.ns === peer.ns && owner.dev === master) {
-        this.hop(peer.ns, `${master} itself holds ${next} (${this.describe(next)}): the packet goes up into ${this.w.scope.name(peer.ns)}'s routing`, depth);
+        this.hop(
+          peer.ns,
+          `${master} itself holds ${next} (${this.describe(next)}): the packet goes up into ${this.w.scope.name(peer.ns)}'s routing`,
+          depth,
+        );
         return owner;
       }
       this.switchTo(peer.ns, master, owner, depth);
@@ -150,11 +166,10 @@ export class PathFinder {
       return;
     }
     const learned = v.fdb.some((f) => f.mac === mac && f.ifname === port.ifname && !f.flags?.includes('self'));
-    this.hop(
-      ns,
-      `${bridge} switches the frame to its port ${port.ifname}: ${learned ? `its FDB has learned ${mac} there` : `${mac} is not in its FDB yet, so it floods every port and ${port.ifname} delivers it`}`,
-      depth,
-    );
+    const how = learned
+      ? `its FDB has learned ${mac} there`
+      : `${mac} is not in its FDB yet, so it floods every port and ${port.ifname} delivers it`;
+    this.hop(ns, `${bridge} switches the frame to its port ${port.ifname}: ${how}`, depth);
     const peer = vethPeer(this.w, v, port);
     if (peer) this.hop(ns, `${port.ifname} is a veth: the frame comes out of ${peer.link.ifname} in ${this.w.scope.name(peer.ns)}`, depth);
   }
@@ -169,13 +184,23 @@ export class PathFinder {
       return undefined;
     }
     const fdb = v.fdb.find((f) => f.ifname === dev.ifname && f.mac === neigh.lladdr && f.dst);
-    this.hop(ns, `${dev.ifname} (VXLAN, VNI ${d.id}): neighbour ${gw} is ${neigh.lladdr} (${neigh.state?.join(' ').toLowerCase() ?? ''}, set by podwire: no ARP across the overlay)`, depth);
+    this.hop(
+      ns,
+      `${dev.ifname} (VXLAN, VNI ${d.id}): neighbour ${gw} is ${neigh.lladdr} (${neigh.state?.join(' ').toLowerCase() ?? ''}, set by ` +
+        `podwire: no ARP across the overlay)`,
+      depth,
+    );
     if (!fdb?.dst) {
       this.hop(ns, `no FDB entry on ${dev.ifname} for ${neigh.lladdr}: the frame has nowhere to go (run peers sync)`, depth);
       return undefined;
     }
     const local = (d.local as string | undefined) ?? '';
-    this.hop(ns, `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.describe(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ${fdb.dst}:${d.port}, VNI ${d.id}`, depth);
+    this.hop(
+      ns,
+      `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.describe(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ` +
+        `${fdb.dst}:${d.port}, VNI ${d.id}`,
+      depth,
+    );
     const outer: Packet = { src: local, dst: fdb.dst, proto: 'udp', dport: d.port as number };
     const end = await this.follow(ns, outer, depth + 1);
     if (!end) return undefined;
@@ -185,7 +210,11 @@ export class PathFinder {
       this.hop(end.ns, `no VXLAN device with VNI ${d.id} in ${this.w.scope.name(end.ns)}: the UDP packet is dropped`, depth);
       return undefined;
     }
-    this.hop(end.ns, `${decap.ifname} (VNI ${d.id}) unwraps it: the inner packet ${pkt.src} -> ${pkt.dst} arrives on ${decap.ifname}`, depth);
+    this.hop(
+      end.ns,
+      `${decap.ifname} (VNI ${d.id}) unwraps it: the inner packet ${pkt.src} -> ${pkt.dst} arrives on ${decap.ifname}`,
+      depth,
+    );
     return { ns: end.ns, dev: decap.ifname };
   }
 
@@ -202,13 +231,23 @@ export class PathFinder {
       if (dnat.dnat) {
         const from = `${pkt.dst}:${pkt.dport ?? '*'}`;
         const to = `${dnat.dnat.ip}:${dnat.dnat.port ?? pkt.dport ?? '*'}`;
-        this.hop(ns, `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} (${this.describe(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`, depth);
+        this.hop(
+          ns,
+          `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} ` +
+            `(${this.describe(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`,
+          depth,
+        );
         pkt.dst = dnat.dnat.ip;
         if (dnat.dnat.port) pkt.dport = dnat.dnat.port;
       }
       const owner = this.w.owners.get(pkt.dst);
       if (owner?.ns === ns) {
-        this.hop(ns, `${pkt.dst} is ${ns === '' ? 'ours' : `${this.w.scope.name(ns)}'s`} (on ${owner.dev}): delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`, depth);
+        this.hop(
+          ns,
+          `${pkt.dst} is ${ns === '' ? 'ours' : `${this.w.scope.name(ns)}'s`} (on ${owner.dev}): ` +
+            `delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`,
+          depth,
+        );
         return owner;
       }
       const r = await this.route(ns, pkt);
@@ -221,7 +260,12 @@ export class PathFinder {
         return undefined;
       }
       const reason = this.routeReason(ns, r);
-      this.hop(ns, `route get ${pkt.dst}${pkt.iif ? ` (arrived on ${pkt.iif})` : ''}: ${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev}${reason ? ` - ${reason}` : ''}`, depth);
+      this.hop(
+        ns,
+        `route get ${pkt.dst}${pkt.iif ? ` (arrived on ${pkt.iif})` : ''}: ${r.gateway ? `via ${r.gateway} ` : ''}dev ` +
+          `${r.dev}${reason ? ` - ${reason}` : ''}`,
+        depth,
+      );
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
       const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
@@ -266,7 +310,8 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     end: end
       ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${w.scope.name(end.ns)}, ${f.describe(pkt.dst)}`
       : dstKind === CLUSTER_IP_HINT && pkt.dst === d.ip
-        ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, another port) finds no route'
+        ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, ' +
+          'another port) finds no route'
         : 'the last hop says why',
     finalDst: pkt.dst,
     finalPort: pkt.dport,
@@ -274,11 +319,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
 }
 
 export function renderPath(p: PathResult): string {
-  const out = [
-    `from ${p.src}: ${p.srcKind}`,
-    `to   ${p.dst}${p.port ? `:${p.port}` : ''}: ${p.dstKind}`,
-    '',
-  ];
+  const out = [`from ${p.src}: ${p.srcKind}`, `to   ${p.dst}${p.port ? `:${p.port}` : ''}: ${p.dstKind}`, ''];
   const width = Math.max(...p.hops.map((h) => h.where.length), 4);
   p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${h.text}`));
   out.push('', `${p.delivered ? 'delivered to' : 'NOT delivered:'} ${p.end}`);

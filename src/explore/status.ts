@@ -39,7 +39,9 @@ export function podwireConf(file: string): PodwireConf | undefined {
 export function findPodwireConf(dir = CNI_CONF_DIR): PodwireConf {
   let names: string[] = [];
   try {
-    names = readdirSync(dir).filter((n) => /\.(conflist|conf|json)$/.test(n)).sort();
+    names = readdirSync(dir)
+      .filter((n) => /\.(conflist|conf|json)$/.test(n))
+      .sort();
   } catch {
     // no such directory: the error below says what to do
   }
@@ -82,7 +84,17 @@ export interface NodeStatus {
   conflist: string;
   network: string;
   node?: { name: string; nodeIP: string; podCIDR: string; clusterCIDR: string; backend: string };
-  slice?: { cidr: string; gateway: string; first: string; last: string; size: number; used: number; free: number; percent: number; from: string };
+  slice?: {
+    cidr: string;
+    gateway: string;
+    first: string;
+    last: string;
+    size: number;
+    used: number;
+    free: number;
+    percent: number;
+    from: string;
+  };
   bridge: { name: string; exists: boolean; up: boolean; addresses: string[]; mtu?: number; mac?: string; ports: number };
   vxlan?: { name: string; exists: boolean; up: boolean; vni?: number; local?: string; port?: number; mac?: string; mtu?: number };
   pods: PodRow[];
@@ -128,7 +140,16 @@ function vxlanOf(v: NsView, name: string | undefined): NodeStatus['vxlan'] {
   const l = name ? linkByName(v.links, name) : v.links.find((x) => kind(x) === 'vxlan' && x.ifname.startsWith('podwire.'));
   if (!l) return name ? { name, exists: false, up: false } : undefined;
   const d = l.linkinfo?.info_data ?? {};
-  return { name: l.ifname, exists: true, up: isUp(l), vni: d.id as number, local: d.local as string, port: d.port as number, mac: l.address, mtu: l.mtu };
+  return {
+    name: l.ifname,
+    exists: true,
+    up: isUp(l),
+    vni: d.id as number,
+    local: d.local as string,
+    port: d.port as number,
+    mac: l.address,
+    mtu: l.mtu,
+  };
 }
 
 /** Per peer, what its entries are and how they differ from what the cluster file asks for. */
@@ -143,11 +164,15 @@ function peerRows(view: NsView, c: Cluster, nodeName: string, problems: string[]
     const route = k.ours.routes.find((r) => r.dst === node.podCIDR);
     const neigh = k.ours.neighs.find((n) => n.ip === node.vtepIP);
     const drift = [
-      ...d.routeSet.filter((r) => r.dst === node.podCIDR).map((r) => (route ? `route should be via ${r.via} dev ${r.dev}` : `route to ${r.dst} missing`)),
+      ...d.routeSet
+        .filter((r) => r.dst === node.podCIDR)
+        .map((r) => (route ? `route should be via ${r.via} dev ${r.dev}` : `route to ${r.dst} missing`)),
       ...d.conflicts.filter((r) => r.dst === node.podCIDR).map((r) => `a route to ${r.dst} that podwire did not make is in the way`),
       ...(mode === 'vxlan'
         ? [
-            ...d.neighSet.filter((n) => n.ip === node.vtepIP).map((n) => (neigh ? `neighbour ${n.ip} should be ${n.mac}` : `neighbour ${n.ip} missing`)),
+            ...d.neighSet
+              .filter((n) => n.ip === node.vtepIP)
+              .map((n) => (neigh ? `neighbour ${n.ip} should be ${n.mac}` : `neighbour ${n.ip} missing`)),
             ...d.fdbSet.filter((f) => f.mac === node.vtepMac).map((f) => `FDB entry ${f.mac} -> ${f.dst} missing`),
           ]
         : []),
@@ -181,7 +206,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   const view = await readNs();
   const bridgeName = String(plugin.bridge ?? DEFAULT_BRIDGE);
   const dataDir = String((plugin.ipam as Record<string, unknown> | undefined)?.dataDir ?? DEFAULT_DATA_DIR);
-  // Read without the IPAM lock, so status never holds up a pod; `false`: leave temp files to the writers.
+  // Read only: `false` leaves any temp file to its writer, so status never disturbs an ADD in flight.
   const taken = DiskStore.forNetwork(dataDir, network).list(false);
 
   const br = linkByName(view.links, bridgeName);
@@ -194,7 +219,15 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     .map(([ip, owner]): PodRow => {
       const { hostVeth } = attachmentNames(network, owner.containerID, owner.ifname);
       const l = linkByName(view.links, hostVeth);
-      const row: PodRow = { ip, ...owner, hostVeth, vethExists: !!l, onBridge: l?.master === bridgeName, netns: l && peerNs(view, l), ok: true };
+      const row: PodRow = {
+        ip,
+        ...owner,
+        hostVeth,
+        vethExists: !!l,
+        onBridge: l?.master === bridgeName,
+        netns: l && peerNs(view, l),
+        ok: true,
+      };
       if (!l) row.problem = "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it)";
       else if (!row.onBridge) row.problem = `host veth is not on ${bridgeName}`;
       else if (!row.netns) row.problem = "the veth's other end is not in another namespace";
@@ -218,13 +251,21 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     problems,
   };
   if (st.slice) {
-    for (const p of pods) if (!cidrContains(parseCidr(st.slice.cidr)!, parseIP(p.ip)!)) problems.push(`${p.ip} is outside the slice ${st.slice.cidr}`);
+    for (const p of pods)
+      if (!cidrContains(parseCidr(st.slice.cidr)!, parseIP(p.ip)!)) problems.push(`${p.ip} is outside the slice ${st.slice.cidr}`);
   }
   if (st.vxlan && !st.vxlan.exists) problems.push(`VXLAN device ${st.vxlan.name} does not exist (run node up)`);
   if (o.cluster && o.node) {
     const self = selfNode(o.cluster, o.node);
-    st.node = { name: self.name, nodeIP: self.nodeIP, podCIDR: self.podCIDR, clusterCIDR: o.cluster.clusterCIDR, backend: o.cluster.backend };
-    if (st.slice && st.slice.cidr !== self.podCIDR) problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${self.podCIDR}`);
+    st.node = {
+      name: self.name,
+      nodeIP: self.nodeIP,
+      podCIDR: self.podCIDR,
+      clusterCIDR: o.cluster.clusterCIDR,
+      backend: o.cluster.backend,
+    };
+    if (st.slice && st.slice.cidr !== self.podCIDR)
+      problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${self.podCIDR}`);
     st.peers = peerRows(view, o.cluster, o.node, problems, st.stale);
   } else {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
@@ -258,19 +299,38 @@ export function renderStatus(st: NodeStatus): string {
   const s = st.slice;
   out.push(
     s
-      ? `slice   ${s.cidr}: ${s.used} of ${s.size} Pod IPs reserved (${s.percent}%), ${s.free} free, range ${s.first}-${s.last}, gateway ${s.gateway}; from ${s.from}`
+      ? `slice   ${s.cidr}: ${s.used} of ${s.size} Pod IPs reserved (${s.percent}%), ${s.free} free, range ${s.first}-${s.last}, ` +
+          `gateway ${s.gateway}; from ${s.from}`
       : 'slice   unknown',
   );
   const b = st.bridge;
-  out.push(b.exists ? `bridge  ${b.name}: ${b.up ? 'up' : 'DOWN'}, ${b.addresses.join(' ') || 'no address'}, MTU ${b.mtu}, MAC ${b.mac}, ${b.ports} port(s)` : `bridge  ${b.name}: MISSING`);
+  out.push(
+    b.exists
+      ? `bridge  ${b.name}: ${b.up ? 'up' : 'DOWN'}, ${b.addresses.join(' ') || 'no address'}, MTU ${b.mtu}, MAC ${b.mac}, ${b.ports} ` +
+          `port(s)`
+      : `bridge  ${b.name}: MISSING`,
+  );
   const v = st.vxlan;
-  if (v) out.push(v.exists ? `VXLAN   ${v.name}: ${v.up ? 'up' : 'DOWN'}, VNI ${v.vni}, local ${v.local}, UDP ${v.port}, MAC ${v.mac}, MTU ${v.mtu}` : `VXLAN   ${v.name}: MISSING`);
+  if (v)
+    out.push(
+      v.exists
+        ? `VXLAN   ${v.name}: ${v.up ? 'up' : 'DOWN'}, VNI ${v.vni}, local ${v.local}, UDP ${v.port}, MAC ${v.mac}, MTU ${v.mtu}`
+        : `VXLAN   ${v.name}: MISSING`,
+    );
   out.push('');
   out.push(
     st.pods.length
       ? table(
           ['Pod IP', 'container ID', 'ifname', 'host veth', `on ${b.name}`, 'pod netns', 'state'],
-          st.pods.map((p) => [p.ip, p.containerID, p.ifname, p.vethExists ? p.hostVeth : `${p.hostVeth} (gone)`, yes(p.onBridge), p.netns ?? '-', p.problem ?? 'ok']),
+          st.pods.map((p) => [
+            p.ip,
+            p.containerID,
+            p.ifname,
+            p.vethExists ? p.hostVeth : `${p.hostVeth} (gone)`,
+            yes(p.onBridge),
+            p.netns ?? '-',
+            p.problem ?? 'ok',
+          ]),
         )
       : 'no Pod IP reserved',
   );
@@ -279,11 +339,22 @@ export function renderStatus(st: NodeStatus): string {
     out.push(
       table(
         ['peer', 'Node IP', 'podCIDR', 'backend', 'route', 'neighbour', 'FDB', 'drift'],
-        st.peers.map((p) => [p.name, p.nodeIP, p.podCIDR, p.mode, p.route ?? 'MISSING', p.neighbour ?? '-', p.fdb.join(', ') || '-', p.drift.join('; ') || (st.node ? 'in sync' : '?')]),
+        st.peers.map((p) => [
+          p.name,
+          p.nodeIP,
+          p.podCIDR,
+          p.mode,
+          p.route ?? 'MISSING',
+          p.neighbour ?? '-',
+          p.fdb.join(', ') || '-',
+          p.drift.join('; ') || (st.node ? 'in sync' : '?'),
+        ]),
       ),
     );
   }
   out.push('');
-  out.push(st.problems.length ? `${st.problems.length} problem(s):\n${st.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found');
+  out.push(
+    st.problems.length ? `${st.problems.length} problem(s):\n${st.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found',
+  );
   return out.join('\n') + '\n';
 }

@@ -61,14 +61,21 @@ export async function readWorld(scope: Scope): Promise<World> {
   const w: World = { scope, views, roles: new Map(), owners: new Map() };
   for (const v of views.values()) {
     w.roles.set(v.name, isNode(v) ? { kind: 'node' } : { kind: 'host' });
-    for (const l of v.links) for (const a of l.addr_info ?? []) if (a.family === 'inet' && !a.local.startsWith('127.')) w.owners.set(a.local, { ns: v.name, dev: l.ifname });
+    for (const l of v.links)
+      for (const a of l.addr_info ?? [])
+        if (a.family === 'inet' && !a.local.startsWith('127.')) w.owners.set(a.local, { ns: v.name, dev: l.ifname });
   }
   for (const v of views.values()) {
     if (w.roles.get(v.name)!.kind === 'node') continue;
     for (const l of v.links) {
       if (kind(l) !== 'veth' || !v4Addrs(l).length) continue;
       const peer = vethPeer(w, v, l);
-      if (peer && w.roles.get(peer.ns)?.kind === 'node' && peer.link.master && kind(linkByName(w.views.get(peer.ns)!.links, peer.link.master)) === 'bridge') {
+      if (
+        peer &&
+        w.roles.get(peer.ns)?.kind === 'node' &&
+        peer.link.master &&
+        kind(linkByName(w.views.get(peer.ns)!.links, peer.link.master)) === 'bridge'
+      ) {
         w.roles.set(v.name, { kind: 'pod', node: peer.ns, hostVeth: peer.link.ifname, bridge: peer.link.master });
       }
     }

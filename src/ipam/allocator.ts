@@ -19,8 +19,7 @@ export interface Allocation {
   existing: boolean;
 }
 
-const inPool = (pool: Pool, ip: IP): boolean =>
-  cidrContains(pool.subnet, ip) && ip.value >= pool.start && ip.value <= pool.end;
+const inPool = (pool: Pool, ip: IP): boolean => cidrContains(pool.subnet, ip) && ip.value >= pool.start && ip.value <= pool.end;
 
 /**
  * Takes an address for `owner`: the one it already holds (a repeated ADD), the one it asked for, or the
@@ -34,11 +33,17 @@ export function allocate(store: Store, pool: Pool, owner: Attachment, requested?
   if (requested) {
     const text = formatIP(requested);
     if (!inPool(pool, requested) || requested.value === pool.gateway.value) {
-      throw new CniError(Code.AddressUnavailable, `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`);
+      throw new CniError(
+        Code.AddressUnavailable,
+        `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`,
+      );
     }
     if (!store.reserve(text, owner)) {
       const holder = store.list().get(text);
-      throw new CniError(Code.AddressUnavailable, `requested IP ${text} is already allocated${holder ? ` to ${holder.containerID}/${holder.ifname}` : ''}`);
+      throw new CniError(
+        Code.AddressUnavailable,
+        `requested IP ${text} is already allocated${holder ? ` to ${holder.containerID}/${holder.ifname}` : ''}`,
+      );
     }
     return { ip: requested, existing: false };
   }
@@ -53,7 +58,10 @@ export function allocate(store: Store, pool: Pool, owner: Attachment, requested?
     if (v === pool.gateway.value) continue;
     if (store.reserve(formatIP({ family, value: v }), owner)) return { ip: { family, value: v }, existing: false };
   }
-  throw new CniError(Code.NoFreeAddress, `no free IP address left in ${formatIP({ family, value: pool.start })}-${formatIP({ family, value: pool.end })}`);
+  throw new CniError(
+    Code.NoFreeAddress,
+    `no free IP address left in ${formatIP({ family, value: pool.start })}-${formatIP({ family, value: pool.end })}`,
+  );
 }
 
 /** Releases every address the owner holds; returns them. Releasing nothing is not an error (DEL is idempotent). */

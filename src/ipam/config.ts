@@ -31,7 +31,6 @@ export interface IpamConfig {
   clusterCIDR?: string;
 }
 
-
 function unreadable(path: string, e: unknown): CniError {
   if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
     // The node agent has not written it yet: the runtime should retry, not give up.

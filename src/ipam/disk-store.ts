@@ -25,7 +25,6 @@ const TMP = '.tmp-';
 /** A writer holds its temp file for microseconds: one this old belongs to a process that died. */
 const STALE_TMP_MS = 60_000;
 
-
 export class DiskStore implements Store {
   constructor(readonly dir: string) {}
 

@@ -85,7 +85,9 @@ export const builtinIpam: Ipam = {
               ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
               : `take the next free address from the node's slice ${slice}: ${ip}`,
           cmd: `create file ${store.dir}/${ip} containing "${ctx.env.containerID}\\r\\n${ctx.env.ifname}"`,
-          why: `every node hands out Pod IPs from its own slice of the cluster network; the slice comes from ${from}. The file, made under a lock, makes the address this pod's alone; ${formatIP(pool.gateway)} is the gateway and never handed out`,
+          why:
+            `every node hands out Pod IPs from its own slice of the cluster network; the slice comes from ${from}. The file, made ` +
+            `under a lock, makes the address this pod's alone; ${formatIP(pool.gateway)} is the gateway and never handed out`,
         };
         return {
           result,
@@ -106,9 +108,14 @@ export const builtinIpam: Ipam = {
       ? {
           what: `release the Pod IP ${freed.join(', ')} back to the node's slice`,
           cmd: freed.map((ip) => `remove file ${store.dir}/${ip}`).join('\n'),
-          why: 'the address is free for a later pod; round-robin hands it out again only after the rest of the slice, in case a peer still caches it',
+          why:
+            'the address is free for a later pod; round-robin hands it out again only after the rest of the slice, in case a peer ' +
+            'still caches it',
         }
-      : { what: `no address is reserved for ${ctx.env.containerID}/${ctx.env.ifname}`, why: 'it was released already: DEL is repeatable, and runtimes call it again' };
+      : {
+          what: `no address is reserved for ${ctx.env.containerID}/${ctx.env.ifname}`,
+          why: 'it was released already: DEL is repeatable, and runtimes call it again',
+        };
   },
 
   async check(ctx) {
@@ -151,7 +158,9 @@ export function delegatedIpam(type: string): Ipam {
             step: {
               what: `ask the IPAM plugin ${type} for an address: ${result.ips?.map((i) => i.address).join(', ') || 'none'}`,
               cmd: `CNI_COMMAND=ADD ${type} (same config and CNI_* environment)`,
-              why: 'ipam.type names another plugin; podwire executes it from CNI_PATH, as the CNI spec says, and uses the addresses it returns',
+              why:
+                'ipam.type names another plugin; podwire executes it from CNI_PATH, as the CNI spec says, and uses the addresses it ' +
+                'returns',
             },
             undo: async () => {
               await run(ctx, 'DEL');
@@ -162,7 +171,11 @@ export function delegatedIpam(type: string): Ipam {
     },
     async del(ctx) {
       await run(ctx, 'DEL');
-      return { what: `ask the IPAM plugin ${type} to release the address`, cmd: `CNI_COMMAND=DEL ${type}`, why: 'the IPAM plugin that handed it out keeps the reservation' };
+      return {
+        what: `ask the IPAM plugin ${type} to release the address`,
+        cmd: `CNI_COMMAND=DEL ${type}`,
+        why: 'the IPAM plugin that handed it out keeps the reservation',
+      };
     },
     async check(ctx) {
       await run(ctx, 'CHECK');

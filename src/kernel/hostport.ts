@@ -34,11 +34,16 @@ export function hostportLines(chain: string, mappings: readonly PortMapping[], p
   const lines = [`:${chain} - [0:0]`];
   for (const m of mappings) {
     const dst = m.hostIP ? ` -d ${m.hostIP}/32` : '';
-    lines.push(`-A ${chain}${dst} -p ${m.protocol} -m ${m.protocol} --dport ${m.hostPort} -j DNAT --to-destination ${podIP}:${m.containerPort}`);
+    lines.push(
+      `-A ${chain}${dst} -p ${m.protocol} -m ${m.protocol} --dport ${m.hostPort} -j DNAT --to-destination ${podIP}:${m.containerPort}`,
+    );
   }
   lines.push(`-A ${HOSTPORTS} ${tag} -j ${chain}`);
   for (const m of mappings) {
-    lines.push(`-A ${HOSTPORT_MASQ} -s ${podSubnet} -d ${podIP}/32 -p ${m.protocol} -m ${m.protocol} --dport ${m.containerPort} -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`);
+    lines.push(
+      `-A ${HOSTPORT_MASQ} -s ${podSubnet} -d ${podIP}/32 -p ${m.protocol} -m ${m.protocol} --dport ${m.containerPort} -m conntrack ` +
+        `--ctstate DNAT ${tag} -j MASQUERADE`,
+    );
   }
   return lines;
 }
@@ -82,5 +87,7 @@ export async function addHostports(chain: string, mappings: readonly PortMapping
 export const hostportStep = (mappings: readonly PortMapping[], podIP: string, commands: string[]): Step => ({
   what: `map ${mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} to containerPort ${m.containerPort}`).join(', ')}`,
   cmd: commands.join('\n'),
-  why: `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${podIP}:containerPort; the masquerade rule lets pods on this node use it too (hairpin)`,
+  why:
+    `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${podIP}:containerPort; the masquerade rule lets ` +
+    `pods on this node use it too (hairpin)`,
 });

@@ -5,7 +5,6 @@ import { sys } from '../files.js';
 import { macFromIPv4 } from '../net/mac.js';
 import { IpBatchError, NO_SUCH_DEVICE, forceBatch } from './run.js';
 
-
 /**
  * The bridge's MAC, derived from its gateway address (0a:58 + the address, as kubenet does). A bridge
  * otherwise takes the lowest MAC of its ports, which changes as pods come and go and leaves every pod's
@@ -44,7 +43,9 @@ export const addrLine = (verb: 'add' | 'replace', cidr: string, dev: string): st
 export const gatewayStep = (cidr: string, bridge: string): IpStep => ({
   what: `give ${bridge} the gateway address ${cidr}`,
   cmd: addrLine('replace', cidr, bridge),
-  why: "the bridge is every pod's default gateway: what a pod sends off its own subnet (other nodes' pods, Cluster IPs, the world) enters the node's routing table here; `replace` is a no-op when it is there",
+  why:
+    "the bridge is every pod's default gateway: what a pod sends off its own subnet (other nodes' pods, Cluster IPs, the world) " +
+    "enters the node's routing table here; `replace` is a no-op when it is there",
 });
 
 /** Create (when missing) and configure the bridge. `addr replace` and `up` are idempotent. */
@@ -56,7 +57,9 @@ export function bridgeLines(b: BridgeSpec, exists: boolean): IpStep[] {
           {
             what: `create the bridge ${b.name}, the node's virtual switch for its pods`,
             cmd: `link add name ${b.name} address ${b.mac} mtu ${b.mtu} type bridge`,
-            why: `every pod's host end plugs into it, so pods on this node reach each other at layer 2; its MAC is derived from the gateway address, so it stays the same as pods come and go`,
+            why:
+              `every pod's host end plugs into it, so pods on this node reach each other at layer 2; its MAC is derived from the ` +
+              `gateway address, so it stays the same as pods come and go`,
           },
         ]),
     gatewayStep(b.gatewayCidr, b.name),
@@ -82,21 +85,31 @@ export interface VethSpec {
 export function vethLines(v: VethSpec): IpStep[] {
   return [
     {
-      what: `create the veth pair ${v.host} <-> ${v.peer}: the ${v.peer} end is made directly inside the pause container's network namespace, already named ${v.peer}`,
-      cmd: `link add name ${v.host} address ${v.hostMac} mtu ${v.mtu} type veth peer name ${v.peer} address ${v.peerMac} mtu ${v.mtu} netns ${v.netns}`,
-      why: `a veth pair is a virtual cable: what enters one end leaves the other. One netlink call does what "create the pair, move the peer into the pod's namespace, rename it to ${v.peer}" does in three`,
+      what:
+        `create the veth pair ${v.host} <-> ${v.peer}: the ${v.peer} end is made directly inside the pause container's network ` +
+        `namespace, already named ${v.peer}`,
+      cmd:
+        `link add name ${v.host} address ${v.hostMac} mtu ${v.mtu} type veth peer name ${v.peer} address ${v.peerMac} mtu ${v.mtu} ` +
+        `netns ${v.netns}`,
+      why:
+        `a veth pair is a virtual cable: what enters one end leaves the other. One netlink call does what "create the pair, move the ` +
+        `peer into the pod's namespace, rename it to ${v.peer}" does in three`,
     },
     {
       what: `attach the host end ${v.host} to ${v.bridge} and bring it up`,
       cmd: `link set dev ${v.host} master ${v.bridge} up`,
-      why: `the host end becomes a port of the bridge: the pod is now plugged into the node's switch (the pod's MAC is learned on this port)`,
+      why:
+        `the host end becomes a port of the bridge: the pod is now plugged into the node's switch (the pod's MAC is learned on this ` +
+        `port)`,
     },
     ...(v.hairpin
       ? [
           {
             what: `turn hairpin on for ${v.host}`,
             cmd: `link set dev ${v.host} type bridge_slave hairpin on`,
-            why: 'a bridge never sends a frame back out of the port it came in by; hairpin allows it, so a pod can reach itself through a Service when kube-proxy picks it as the backend',
+            why:
+              'a bridge never sends a frame back out of the port it came in by; hairpin allows it, so a pod can reach itself through ' +
+              'a Service when kube-proxy picks it as the backend',
           },
         ]
       : []),
@@ -115,18 +128,29 @@ const isDefault = (dst: string): boolean => dst === '0.0.0.0/0' || dst === '::/0
 /** Inside the pod: loopback up, address, link up, routes (default route included by the caller). */
 export function podLines(p: PodSpec): IpStep[] {
   return [
-    { what: 'bring up loopback inside the pod', cmd: 'link set dev lo up', why: 'the containers of a pod share this namespace and talk to each other over 127.0.0.1' },
+    {
+      what: 'bring up loopback inside the pod',
+      cmd: 'link set dev lo up',
+      why: 'the containers of a pod share this namespace and talk to each other over 127.0.0.1',
+    },
     ...p.addresses.map((a) => ({
       what: `give ${p.ifname} the Pod IP ${a}`,
       cmd: addrLine('add', a, p.ifname),
-      why: `the Pod IP is how every other pod, node and Service backend reaches this pod; the /${a.split('/')[1]} says which addresses are on the pod's own link (this node's pods, reached through the bridge)`,
+      why:
+        `the Pod IP is how every other pod, node and Service backend reaches this pod; the /${a.split('/')[1]} says which addresses ` +
+        `are on the pod's own link (this node's pods, reached through the bridge)`,
     })),
-    { what: `bring ${p.ifname} up`, cmd: `link set dev ${p.ifname} up`, why: 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up' },
+    {
+      what: `bring ${p.ifname} up`,
+      cmd: `link set dev ${p.ifname} up`,
+      why: 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
+    },
     ...p.routes.map((r) => ({
       what: isDefault(r.dst) ? `add the default route via ${r.gw} (the bridge)` : `add the route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''}`,
       cmd: `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${p.ifname}`,
       why: isDefault(r.dst)
-        ? "everything off the pod's subnet (pods on other nodes, Cluster IPs, the outside world) goes to the node, whose routing table decides where it goes next"
+        ? "everything off the pod's subnet (pods on other nodes, Cluster IPs, the outside world) goes to the node, whose routing table " +
+          'decides where it goes next'
         : 'a route from the IPAM config (ipam.routes)',
     })),
   ];

@@ -4,7 +4,6 @@
 import type { Step } from './step.js';
 import { natCommands, restoreNat } from './chains.js';
 
-
 /** podIP without prefix, subnet in CIDR notation. Returns the lines applied. */
 export async function addMasq(chain: string, podIP: string, subnet: string): Promise<string[]> {
   const v6 = podIP.includes(':');

@@ -27,7 +27,12 @@ export interface Link {
   /** The other end's ifindex (in link_netnsid's namespace, or this one). */
   link_index?: number;
   addr_info?: Addr[];
-  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: Record<string, unknown>;
+    info_slave_kind?: string;
+    info_slave_data?: Record<string, unknown>;
+  };
 }
 
 export interface Route {
@@ -118,7 +123,8 @@ export const linkByName = (links: readonly Link[], name: string | undefined): Li
 export const kind = (l: Link | undefined): string | undefined => l?.linkinfo?.info_kind;
 export const isUp = (l: Link | undefined): boolean => !!l?.flags?.includes('UP');
 /** A link's IPv4 addresses, "10.244.1.1/24". */
-export const v4Addrs = (l: Link | undefined): string[] => (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+export const v4Addrs = (l: Link | undefined): string[] =>
+  (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
 
 /**
  * The kernel's answer to `ip route get DST [from SRC iif DEV]` in a namespace: the route a packet takes

@@ -66,7 +66,13 @@ function report(checks: Check[]): number {
     ),
   );
   const failed = checks.filter((c) => !passed(c));
-  if (failed.length) print(table(['FAILED', 'from', 'to', 'expected'], failed.map((c) => [c.group, c.from, c.to, c.expect ? 'works' : 'refused'])));
+  if (failed.length)
+    print(
+      table(
+        ['FAILED', 'from', 'to', 'expected'],
+        failed.map((c) => [c.group, c.from, c.to, c.expect ? 'works' : 'refused']),
+      ),
+    );
   return failed.length;
 }
 
@@ -105,15 +111,30 @@ export async function runLab(o: LabOptions): Promise<number> {
     );
     const traced = lab.pods.find((p) => p.trace);
     if (traced) print(`How ${traced.name} on ${traced.node.name} got its network (PODWIRE_TRACE=stderr):\n\n${traced.trace!.trimEnd()}`);
-    print(table(['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'in the pod'], [...lab.pods].sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true })).map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0'])));
+    print(
+      table(
+        ['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'in the pod'],
+        [...lab.pods]
+          .sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true }))
+          .map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0']),
+      ),
+    );
 
     say('[4/7] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
     const { checks, counters } = await prove(lab, new Map([...peers].map(([k, v]) => [k, new Set(v.values())])));
-    print(table(['node', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`, 'plain pod packets sent on eth0', 'peers use'], counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-'])));
-    say('[5/7] Services: kube-proxy\'s iptables rules (ClusterIP, NodePort) on every node, web servers on the targetPort');
+    print(
+      table(
+        ['node', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`, 'plain pod packets sent on eth0', 'peers use'],
+        counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
+      ),
+    );
+    say("[5/7] Services: kube-proxy's iptables rules (ClusterIP, NodePort) on every node, web servers on the targetPort");
     const svc = await addServices(lab);
     print(table(PORT_HEADER, portRows(svc)));
-    print(`hostPort ${HOST_PORT} -> containerPort ${TARGET_PORT}: ${svc.services[1]!.backend.name}@${svc.services[1]!.backend.node.name}'s port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`);
+    print(
+      `hostPort ${HOST_PORT} -> containerPort ${TARGET_PORT}: ${svc.services[1]!.backend.name}@${svc.services[1]!.backend.node.name}'s ` +
+        `port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`,
+    );
     checks.push(...(await proveServices(lab, svc)));
     failures = report(checks);
     if (o.diagram) {

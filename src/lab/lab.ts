@@ -148,7 +148,8 @@ export class Lab {
       mkdirSync(dir, { recursive: true });
       const list: Conflist = structuredClone(conflist);
       for (const p of list.plugins) {
-        if (p.type === 'podwire') Object.assign(p, { logFile: join(dir, 'podwire.log'), ipam: { ...p.ipam, subnetFile, dataDir: join(dir, 'ipam') } });
+        if (p.type === 'podwire')
+          Object.assign(p, { logFile: join(dir, 'podwire.log'), ipam: { ...p.ipam, subnetFile, dataDir: join(dir, 'ipam') } });
       }
       writeFileSync(files.conflistFile, JSON.stringify(list, null, 2) + '\n');
       nodes.push({
@@ -183,7 +184,19 @@ export class Lab {
 
   /** Runs `podwire ARGS --cluster ... --node ...` in the node's namespace. */
   podwire(n: LabNode, ...args: string[]): Promise<RunResult> {
-    return run('ip', ['netns', 'exec', n.ns, this.bin, ...args, '--cluster', n.clusterFile, '--node', n.name, '--subnet-file', n.subnetFile]);
+    return run('ip', [
+      'netns',
+      'exec',
+      n.ns,
+      this.bin,
+      ...args,
+      '--cluster',
+      n.clusterFile,
+      '--node',
+      n.name,
+      '--subnet-file',
+      n.subnetFile,
+    ]);
   }
 
   async nodeUp(n: LabNode): Promise<string[]> {
@@ -214,7 +227,16 @@ export class Lab {
     const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}`, env: traceEnv(trace) }, runtimeConfig);
     if (r.code !== 0) fail(`ADD ${name} on ${n.name}`, r);
     const host = r.json.interfaces.find((x: { name: string; sandbox?: string }) => !x.sandbox && x.name.startsWith('veth'));
-    const pod: LabPod = { name, node: n, ns, containerID, ip: r.json.ips[0].address.split('/')[0], veth: host?.name ?? '?', result: r.json, runtimeConfig };
+    const pod: LabPod = {
+      name,
+      node: n,
+      ns,
+      containerID,
+      ip: r.json.ips[0].address.split('/')[0],
+      veth: host?.name ?? '?',
+      result: r.json,
+      runtimeConfig,
+    };
     if (trace) pod.trace = r.stderr;
     this.pods.push(pod);
     return pod;

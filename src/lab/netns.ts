@@ -48,14 +48,18 @@ export function labDown(): void {
 }
 
 /** Runs a command inside a namespace. */
-export const inNs = (ns: string, cmd: string, args: readonly string[], input?: string) => run('ip', ['netns', 'exec', ns, cmd, ...args], { input });
+export const inNs = (ns: string, cmd: string, args: readonly string[], input?: string) =>
+  run('ip', ['netns', 'exec', ns, cmd, ...args], { input });
 
 /**
  * One ping, without blocking the event loop, so many run side by side. With `size`, iputils' ping sends
  * that many payload bytes with Don't Fragment set: it fails rather than fragment (a path MTU proof).
  */
 export async function pingAsync(fromNs: string, to: string, size?: number): Promise<boolean> {
-  const args = size === undefined ? ['busybox', 'ping', '-c', '1', '-W', '2', to] : ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), to];
+  const args =
+    size === undefined
+      ? ['busybox', 'ping', '-c', '1', '-W', '2', to]
+      : ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), to];
   return (await inNs(fromNs, args[0]!, args.slice(1))).code === 0;
 }
 

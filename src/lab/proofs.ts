@@ -47,7 +47,14 @@ export async function installCounters(n: LabNode, vxlanPort: number): Promise<vo
 
 async function readCounters(n: LabNode): Promise<{ vxlan: number; plain: number }> {
   const r = await run('ip', ['netns', 'exec', n.ns, 'iptables', '-t', 'mangle', '-L', COUNT_CHAIN, '-v', '-x', '-n']);
-  const count = (what: string) => Number(r.stdout.split('\n').find((l) => l.includes(`/* ${what} */`))?.trim().split(/\s+/)[0] ?? NaN);
+  const count = (what: string) =>
+    Number(
+      r.stdout
+        .split('\n')
+        .find((l) => l.includes(`/* ${what} */`))
+        ?.trim()
+        .split(/\s+/)[0] ?? NaN,
+    );
   return { vxlan: count('vxlan'), plain: count('plain') };
 }
 
@@ -64,23 +71,45 @@ export async function prove(lab: Lab, modes: Map<string, Set<string>>): Promise<
 
   const pairs = pods.flatMap((a) => pods.filter((b) => b !== a).map((b) => [a, b] as const));
   const mesh = await pool(pairs, 16, ([a, b]) => pingAsync(a.ns, b.ip));
-  pairs.forEach(([a, b], i) => checks.push({ group: 'pod to pod', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} ${b.ip}`, expect: true, ok: mesh[i]! }));
+  pairs.forEach(([a, b], i) =>
+    checks.push({
+      group: 'pod to pod',
+      from: `${a.name}@${a.node.name}`,
+      to: `${b.name}@${b.node.name} ${b.ip}`,
+      expect: true,
+      ok: mesh[i]!,
+    }),
+  );
 
   const nodeToPod = lab.nodes.flatMap((n) => first.filter((p) => p.node !== n).map((p) => [n, p] as const));
   const nodeOk = await pool(nodeToPod, 16, ([n, p]) => pingAsync(n.ns, p.ip));
-  nodeToPod.forEach(([n, p], i) => checks.push({ group: 'node to remote pod', from: n.name, to: `${p.name}@${p.node.name} ${p.ip}`, expect: true, ok: nodeOk[i]! }));
+  nodeToPod.forEach(([n, p], i) =>
+    checks.push({ group: 'node to remote pod', from: n.name, to: `${p.name}@${p.node.name} ${p.ip}`, expect: true, ok: nodeOk[i]! }),
+  );
 
   // ICMP payload = MTU - 20 (IPv4) - 8 (ICMP).
   const mtuPairs = first.flatMap((a) => first.filter((b) => b.node !== a.node).map((b) => [a, b] as const));
   const mtu = new Map(lab.nodes.map((n) => [n, labPodMtu(n)]));
   const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, b.ip, mtu.get(a.node)! - 28));
   mtuPairs.forEach(([a, b], i) =>
-    checks.push({ group: 'full pod MTU, DF set', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${mtu.get(a.node)} bytes)`, expect: true, ok: full[i]! }),
+    checks.push({
+      group: 'full pod MTU, DF set',
+      from: `${a.name}@${a.node.name}`,
+      to: `${b.name}@${b.node.name} (${mtu.get(a.node)} bytes)`,
+      expect: true,
+      ok: full[i]!,
+    }),
   );
   if (mtuPairs.length) {
     const [a, b] = mtuPairs[0]!;
     const big = mtu.get(a.node)! + 1;
-    checks.push({ group: 'MTU + 1, DF set (refused)', from: `${a.name}@${a.node.name}`, to: `${b.name}@${b.node.name} (${big} bytes)`, expect: false, ok: await pingAsync(a.ns, b.ip, big - 28) });
+    checks.push({
+      group: 'MTU + 1, DF set (refused)',
+      from: `${a.name}@${a.node.name}`,
+      to: `${b.name}@${b.node.name} (${big} bytes)`,
+      expect: false,
+      ok: await pingAsync(a.ns, b.ip, big - 28),
+    });
   }
 
   const after = await Promise.all(lab.nodes.map(readCounters));
@@ -92,8 +121,20 @@ export async function prove(lab: Lab, modes: Map<string, Set<string>>): Promise<
   }));
   if (lab.pods.length > 1) {
     for (const c of counters) {
-      checks.push({ group: 'travels in VXLAN', from: c.node, to: 'UDP to the VXLAN port on eth0', expect: c.modes.has('vxlan'), ok: c.vxlan > 0 });
-      checks.push({ group: 'travels unencapsulated (host-gw)', from: c.node, to: 'plain pod packets on eth0', expect: c.modes.has('host-gw'), ok: c.plain > 0 });
+      checks.push({
+        group: 'travels in VXLAN',
+        from: c.node,
+        to: 'UDP to the VXLAN port on eth0',
+        expect: c.modes.has('vxlan'),
+        ok: c.vxlan > 0,
+      });
+      checks.push({
+        group: 'travels unencapsulated (host-gw)',
+        from: c.node,
+        to: 'plain pod packets on eth0',
+        expect: c.modes.has('host-gw'),
+        ok: c.plain > 0,
+      });
     }
   }
   return { checks, counters };

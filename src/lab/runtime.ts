@@ -62,7 +62,12 @@ export async function execCni(r: Runner, bin: string, command: string, a: Partia
   return { ...out, json };
 }
 
-export function pluginConf(list: Conflist, i: number, runtimeConfig: Record<string, unknown>, prevResult?: unknown): Record<string, unknown> {
+export function pluginConf(
+  list: Conflist,
+  i: number,
+  runtimeConfig: Record<string, unknown>,
+  prevResult?: unknown,
+): Record<string, unknown> {
   // As libcni: the plugin's config as written (capabilities included), runtimeConfig only for what it declares.
   const plugin = list.plugins[i]!;
   const rc = Object.fromEntries(Object.entries(runtimeConfig).filter(([k]) => plugin.capabilities?.[k]));
@@ -88,7 +93,13 @@ export async function addList(r: Runner, list: Conflist, a: Attach, runtimeConfi
 }
 
 /** DEL through the list in reverse; every plugin is called even if one fails. */
-export async function delList(r: Runner, list: Conflist, a: Attach, prevResult: unknown, runtimeConfig: Record<string, unknown> = {}): Promise<Reply[]> {
+export async function delList(
+  r: Runner,
+  list: Conflist,
+  a: Attach,
+  prevResult: unknown,
+  runtimeConfig: Record<string, unknown> = {},
+): Promise<Reply[]> {
   const replies: Reply[] = [];
   for (let i = list.plugins.length - 1; i >= 0; i--) {
     replies.push(await execCni(r, binFor(r, list.plugins[i]!.type), 'DEL', a, pluginConf(list, i, runtimeConfig, prevResult)));

@@ -60,7 +60,8 @@ export function kubeProxyRules(services: readonly LabService[], clusterCIDR = CL
     rules.push(
       `-A KUBE-SERVICES -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j ${svc}`,
       // From outside the pod network: masquerade, so the reply comes back through this node.
-      `-A ${svc} ! -s ${clusterCIDR} -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j KUBE-MARK-MASQ`,
+      `-A ${svc} ! -s ${clusterCIDR} -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j ` +
+        `KUBE-MARK-MASQ`,
       `-A ${svc} -m comment --comment "${key} -> ${ep}" -j ${sep}`,
       // The backend calling its own Service (hairpin): masquerade, or it would answer itself directly.
       `-A ${sep} -s ${s.backend.ip}/32 -m comment --comment "${key}" -j KUBE-MARK-MASQ`,
@@ -86,7 +87,10 @@ export function serve(p: LabPod, port = TARGET_PORT): ChildProcess {
   const www = join(p.node.dir, `www-${p.name}`);
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, 'index.html'), `hello from ${p.name} on ${p.node.name}\n`);
-  const proc = spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', String(port), '-h', www], { stdio: 'ignore', detached: true });
+  const proc = spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', String(port), '-h', www], {
+    stdio: 'ignore',
+    detached: true,
+  });
   proc.unref();
   return proc;
 }
@@ -127,13 +131,41 @@ export async function proveServices(lab: Lab, s: ServiceLab): Promise<Check[]> {
   const checks: Check[] = [];
   const get = async (group: string, fromNs: string, from: string, host: string, port: number, backend: LabPod) => {
     const body = await httpGet(fromNs, host, port);
-    checks.push({ group, from, to: `${host}:${port}`, expect: true, ok: body.includes(`hello from ${backend.name} on ${backend.node.name}`) });
+    checks.push({
+      group,
+      from,
+      to: `${host}:${port}`,
+      expect: true,
+      ok: body.includes(`hello from ${backend.name} on ${backend.node.name}`),
+    });
   };
   const [same, other, np] = s.services as [LabService, LabService, LabService];
-  await get('Service: Cluster IP, backend on the same node', s.client.ns, `${s.client.name}@${s.client.node.name}`, same.clusterIP, same.port, same.backend);
-  await get('Service: Cluster IP, backend on another node', s.client.ns, `${s.client.name}@${s.client.node.name}`, other.clusterIP, other.port, other.backend);
-  await get('Service: hairpin (backend to its own Service)', same.backend.ns, `${same.backend.name}@${same.backend.node.name}`, same.clusterIP, same.port, same.backend);
-  for (const n of lab.nodes) await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nodeIP, np.nodePort!, np.backend);
+  await get(
+    'Service: Cluster IP, backend on the same node',
+    s.client.ns,
+    `${s.client.name}@${s.client.node.name}`,
+    same.clusterIP,
+    same.port,
+    same.backend,
+  );
+  await get(
+    'Service: Cluster IP, backend on another node',
+    s.client.ns,
+    `${s.client.name}@${s.client.node.name}`,
+    other.clusterIP,
+    other.port,
+    other.backend,
+  );
+  await get(
+    'Service: hairpin (backend to its own Service)',
+    same.backend.ns,
+    `${same.backend.name}@${same.backend.node.name}`,
+    same.clusterIP,
+    same.port,
+    same.backend,
+  );
+  for (const n of lab.nodes)
+    await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nodeIP, np.nodePort!, np.backend);
   if (other.backend.node !== s.client.node) {
     const host = other.backend.node;
     await get('hostPort from outside the cluster', lab.outside, 'outside', host.nodeIP, HOST_PORT, other.backend);
@@ -153,4 +185,11 @@ export function portRows(s: ServiceLab): string[][] {
     `${x.backend.ip}:${x.targetPort} (${x.backend.name}@${x.backend.node.name})`,
   ]);
 }
-export const PORT_HEADER = ['Service', 'type', 'Cluster IP:port (virtual)', 'targetPort = containerPort', 'nodePort (every Node IP)', 'backend Pod IP:port'];
+export const PORT_HEADER = [
+  'Service',
+  'type',
+  'Cluster IP:port (virtual)',
+  'targetPort = containerPort',
+  'nodePort (every Node IP)',
+  'backend Pod IP:port',
+];

@@ -88,7 +88,7 @@ function formatV6(v: bigint): string {
   for (let shift = 112n; shift >= 0n; shift -= 16n) g.push(((v >> shift) & 0xffffn).toString(16));
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== '0') {
       i++;
       continue;

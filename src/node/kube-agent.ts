@@ -75,7 +75,14 @@ export function statusPatch(self: NodeEntry, c: Cluster, now = new Date()): obje
     metadata: { annotations: { [ANNOTATION.vtepMac]: self.vtepMac, [ANNOTATION.nodeIP]: self.nodeIP, [ANNOTATION.backend]: c.backend } },
     status: {
       conditions: [
-        { type: NETWORK_UNAVAILABLE, status: 'False', reason: 'PodwireIsUp', message: `podwire set up ${self.podCIDR} on this node`, lastTransitionTime: at, lastHeartbeatTime: at },
+        {
+          type: NETWORK_UNAVAILABLE,
+          status: 'False',
+          reason: 'PodwireIsUp',
+          message: `podwire set up ${self.podCIDR} on this node`,
+          lastTransitionTime: at,
+          lastHeartbeatTime: at,
+        },
       ],
     },
   };
@@ -84,7 +91,10 @@ export function statusPatch(self: NodeEntry, c: Cluster, now = new Date()): obje
 async function publish(kc: KubeConfig, self: NodeEntry, c: Cluster): Promise<void> {
   const k8s = await import('@kubernetes/client-node');
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  await core.patchNodeStatus({ name: self.name, body: statusPatch(self, c) }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+  await core.patchNodeStatus(
+    { name: self.name, body: statusPatch(self, c) },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+  );
 }
 
 export async function runAgent(o: AgentOptions): Promise<void> {

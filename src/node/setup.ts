@@ -24,19 +24,20 @@ import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, us
 import { findUnderlay } from './sync.js';
 import { ROUTE_PROTO } from './peers.js';
 
-
 export interface NodeReport {
   /** One line per thing created, changed or removed; empty when the node was already as asked. */
   changes: string[];
   warnings: string[];
 }
 
-
 /** The pod MTU: the cluster's, else the underlay's minus the VXLAN headers when VXLAN may carry pods. */
 export function podMtu(c: Cluster, underlayMtu: number): number {
   const max = underlayMtu - (usesVxlan(c) ? VXLAN_OVERHEAD : 0);
   if (c.mtu !== undefined && c.mtu > max) {
-    throw new Error(`cluster file: mtu ${c.mtu} does not fit: the underlay's MTU is ${underlayMtu}${usesVxlan(c) ? ` and VXLAN needs ${VXLAN_OVERHEAD} bytes` : ''} (at most ${max})`);
+    throw new Error(
+      `cluster file: mtu ${c.mtu} does not fit: the underlay's MTU is ` +
+        `${underlayMtu}${usesVxlan(c) ? ` and VXLAN needs ${VXLAN_OVERHEAD} bytes` : ''} (at most ${max})`,
+    );
   }
   return c.mtu ?? max;
 }
@@ -45,7 +46,13 @@ export function podMtu(c: Cluster, underlayMtu: number): number {
  * The `ip -batch` lines that make the bridge and the VXLAN device what the cluster file asks, given the
  * links as `ip -j -d addr show` printed them, with a description of each change. Pure.
  */
-export function linkPlan(c: Cluster, self: NodeEntry, links: readonly Link[], mtu: number, underlayDev: string): { lines: string[]; changes: string[] } {
+export function linkPlan(
+  c: Cluster,
+  self: NodeEntry,
+  links: readonly Link[],
+  mtu: number,
+  underlayDev: string,
+): { lines: string[]; changes: string[] } {
   const lines: string[] = [];
   const changes: string[] = [];
   const step = (what: string, ...l: string[]) => {
@@ -63,7 +70,8 @@ export function linkPlan(c: Cluster, self: NodeEntry, links: readonly Link[], mt
   else if (br.mtu !== mtu) step(`bridge ${c.bridge} mtu ${br.mtu} -> ${mtu}`, `link set dev ${c.bridge} mtu ${mtu}`);
   const cluster = parseCidr(c.clusterCIDR)!;
   for (const a of v4Addrs(br)) {
-    if (a !== gw && cidrContains(cluster, { family: 4, value: parseCidr(a)!.ip })) step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
+    if (a !== gw && cidrContains(cluster, { family: 4, value: parseCidr(a)!.ip }))
+      step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
   }
   if (!v4Addrs(br).includes(gw)) step(`bridge ${c.bridge}: gateway ${gw}`, `addr add ${gw} dev ${c.bridge}`);
   if (!br || !isUp(br)) step(`bridge ${c.bridge} up`, `link set dev ${c.bridge} up`);
@@ -82,7 +90,8 @@ export function linkPlan(c: Cluster, self: NodeEntry, links: readonly Link[], mt
     if (vx) step(`vxlan ${c.device} recreated (VNI, port or local address changed)`, `link del dev ${c.device}`);
     step(
       `vxlan ${c.device} created (VNI ${c.vni}, port ${c.port}, local ${self.nodeIP}, MAC ${self.vtepMac})`,
-      `link add name ${c.device} address ${self.vtepMac} mtu ${mtu} type vxlan id ${c.vni} local ${self.nodeIP} dev ${underlayDev} dstport ${c.port} nolearning`,
+      `link add name ${c.device} address ${self.vtepMac} mtu ${mtu} type vxlan id ${c.vni} local ${self.nodeIP} dev ${underlayDev} ` +
+        `dstport ${c.port} nolearning`,
       `addr add ${vtep} dev ${c.device}`,
       `link set dev ${c.device} up`,
     );
@@ -104,11 +113,18 @@ async function ensureBridgeNetfilter(): Promise<string | undefined> {
     ensureSysctl(key, '1');
     return undefined;
   } catch (e) {
-    return `cannot turn on bridge-nf-call-iptables (${(e as Error).message}): Services whose backend pod is on the same node as the client will not work (load br_netfilter)`;
+    return (
+      `cannot turn on bridge-nf-call-iptables (${(e as Error).message}): Services whose backend pod is on the same node as the ` +
+      `client will not work (load br_netfilter)`
+    );
   }
 }
 
-export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport & { podMtu: number; underlay: string }> {
+export async function nodeUp(
+  c: Cluster,
+  name: string,
+  subnetFile = DEFAULT_SUBNET_FILE,
+): Promise<NodeReport & { podMtu: number; underlay: string }> {
   const self = selfNode(c, name);
   const { links } = await readState(undefined);
   const underlay = findUnderlay(links, self);
@@ -124,7 +140,8 @@ export async function nodeUp(c: Cluster, name: string, subnetFile = DEFAULT_SUBN
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
   changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
-  if (writeIfChanged(subnetFile, formatSubnetFile({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu }))) changes.push(`subnet file ${subnetFile} written`);
+  if (writeIfChanged(subnetFile, formatSubnetFile({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu })))
+    changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings }, 'node up');
   return { changes, warnings, podMtu: mtu, underlay: underlay.dev };
 }

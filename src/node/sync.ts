@@ -22,10 +22,9 @@ import {
 /** The link that holds `nodeIP`, and its connected IPv4 subnets. */
 export function findUnderlay(links: readonly Link[], self: NodeEntry): Underlay & { mtu: number } {
   const link = links.find((l) => l.addr_info?.some((a) => a.family === 'inet' && a.local === self.nodeIP));
-  if (!link) throw new Error(`${self.name}'s Node IP ${self.nodeIP} is not an address of this machine (wrong --node, or run this on that node)`);
-  const subnets = (link.addr_info ?? [])
-    .filter((a) => a.family === 'inet')
-    .map((a) => parseCidr(`${a.local}/${a.prefixlen}`)!);
+  if (!link)
+    throw new Error(`${self.name}'s Node IP ${self.nodeIP} is not an address of this machine (wrong --node, or run this on that node)`);
+  const subnets = (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => parseCidr(`${a.local}/${a.prefixlen}`)!);
   return { dev: link.ifname, subnets, mtu: link.mtu };
 }
 
@@ -50,7 +49,10 @@ export async function readPeers(device: string, withVxlan: boolean): Promise<Ker
  * neighbours and its FDB entries with a destination) and which routes someone else made. Pure: status
  * feeds it what it has read already. Neighbours and FDB entries of other devices are ignored.
  */
-export function kernelPeers(device: string, { links, routes, neighs, fdb }: Pick<State, 'links' | 'routes' | 'neighs' | 'fdb'>): KernelPeers {
+export function kernelPeers(
+  device: string,
+  { links, routes, neighs, fdb }: Pick<State, 'links' | 'routes' | 'neighs' | 'fdb'>,
+): KernelPeers {
   const ours: PeerState = { routes: [], neighs: [], fdb: [] };
   const foreign = new Set<string>();
   for (const r of routes) {
@@ -61,7 +63,9 @@ export function kernelPeers(device: string, { links, routes, neighs, fdb }: Pick
     ours.routes.push({ dst: r.dst, via: r.gateway ?? '', dev: r.dev ?? '', onlink: r.flags?.includes('onlink') ?? false });
   }
   if (links.some((l) => l.ifname === device)) {
-    for (const n of neighs) if (n.lladdr && (n.dev ?? device) === device && (!n.state || n.state.includes('PERMANENT'))) ours.neighs.push({ ip: n.dst, mac: n.lladdr });
+    for (const n of neighs)
+      if (n.lladdr && (n.dev ?? device) === device && (!n.state || n.state.includes('PERMANENT')))
+        ours.neighs.push({ ip: n.dst, mac: n.lladdr });
     for (const f of fdb) if (f.dst && (f.ifname ?? device) === device) ours.fdb.push({ mac: f.mac, dst: f.dst });
   }
   return { links, ours, foreign };

@@ -39,7 +39,16 @@ import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
 import { sys } from '../files.js';
 import { log } from '../log.js';
 import { timed } from '../profile.js';
-import { type BridgeConf, DEFAULT_MTU, mayHaveHostports, parseBridgeConf, parsePortMappings, requestedIP, requestedMac, validAttachments } from './config.js';
+import {
+  type BridgeConf,
+  DEFAULT_MTU,
+  mayHaveHostports,
+  parseBridgeConf,
+  parsePortMappings,
+  requestedIP,
+  requestedMac,
+  validAttachments,
+} from './config.js';
 
 interface PodAddress {
   /** As in the result: "10.244.1.5/24". */
@@ -170,7 +179,12 @@ const podIp = (w: Wiring): PendingBatch => (w.podIp ??= startIpBatch(w.ctx.env.n
  * between, which is fine too). The command starts before the first await, so the caller goes on
  * (allocating the address) while it runs.
  */
-async function hostBatch(ip: PendingBatch, bridge: BridgeSpec, steps: IpStep[], record: ((r: BatchRecord) => void) | undefined): Promise<void> {
+async function hostBatch(
+  ip: PendingBatch,
+  bridge: BridgeSpec,
+  steps: IpStep[],
+  record: ((r: BatchRecord) => void) | undefined,
+): Promise<void> {
   try {
     await apply(ip, [...bridgeLines(bridge, true), ...steps], undefined, record);
   } catch (e) {
@@ -191,7 +205,16 @@ async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record:
   const [primary, ...more] = gateways;
   const brMac = bridgeMac(primary!.ip.value);
   const bridge = { name: w.bc.bridge, mtu: w.mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
-  const veth = vethLines({ host, hostMac: w.names.hostMac, peer: env.ifname, peerMac: w.podMac, netns: env.netns, mtu: w.mtu, bridge: w.bc.bridge, hairpin: w.bc.hairpinMode });
+  const veth = vethLines({
+    host,
+    hostMac: w.names.hostMac,
+    peer: env.ifname,
+    peerMac: w.podMac,
+    netns: env.netns,
+    mtu: w.mtu,
+    bridge: w.bc.bridge,
+    hairpin: w.bc.hairpinMode,
+  });
   const extra = more.map((g) => gatewayStep(formatCidr(g.subnet, g.ip.value), w.bc.bridge));
   const undo = () => ipBatch([`link del dev ${host}`]);
   try {
@@ -203,7 +226,8 @@ async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record:
       }
       throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
     }
-    if (localLinks().has(host)) w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo); // made before a later line failed
+    // Made before a later line failed?
+    if (localLinks().has(host)) w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo);
     throw e;
   }
   w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo);
@@ -236,7 +260,14 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
     }
     podIp(w);
     const g = await allocate();
-    return { got: g, brMac: await wireHost(w, podAddresses(g.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })), record) };
+    return {
+      got: g,
+      brMac: await wireHost(
+        w,
+        podAddresses(g.result).map((a) => ({ subnet: a.cidr, ip: a.gateway })),
+        record,
+      ),
+    };
   } finally {
     // Traced in the order a reader expects (address, then host side), whichever finished first.
     if (got) trace?.step(got.step, prepared.gateway && batch ? 'ran at the same time as the host-side steps below' : undefined);
@@ -248,7 +279,12 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
 async function wirePod(w: Wiring, addrs: PodAddress[], routes: Route[]): Promise<void> {
   const { env, trace } = w.ctx;
   const [inPod, forwarding] = await Promise.allSettled([
-    apply(podIp(w), podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }), env.netns, trace && ((r) => trace.batch(...r))),
+    apply(
+      podIp(w),
+      podLines({ ifname: env.ifname, addresses: addrs.map((a) => a.address), routes }),
+      env.netns,
+      trace && ((r) => trace.batch(...r)),
+    ),
     Promise.resolve().then(() =>
       timed('sysctl', () => {
         if (addrs.some((a) => a.cidr.family === 6)) ensureSysctl('net/ipv6/conf/all/forwarding', '1');
@@ -368,11 +404,16 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
       for (const n of veths) {
         steps.push(
           missing.includes(n)
-            ? { what: `the host end ${n} is gone already`, why: "the pod's namespace was deleted first, and the kernel removed the pair with it" }
+            ? {
+                what: `the host end ${n} is gone already`,
+                why: "the pod's namespace was deleted first, and the kernel removed the pair with it",
+              }
             : {
                 what: `delete the host end ${n} of the veth pair`,
                 cmd: ipCommand(`link del dev ${n}`),
-                why: `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the pod's namespace is gone`,
+                why:
+                  `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the ` +
+                  `pod's namespace is gone`,
               },
         );
       }

@@ -92,7 +92,8 @@ export function requestedIP(ctx: Context, family: Family): IP | undefined {
 }
 
 const port = (v: unknown, field: string): number => {
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) throw invalidConfig(field, `must be a port number from 1 to 65535, not ${JSON.stringify(v)}`);
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
+    throw invalidConfig(field, `must be a port number from 1 to 65535, not ${JSON.stringify(v)}`);
   return v as number;
 };
 
@@ -105,8 +106,13 @@ export function parsePortMappings(v: unknown): PortMapping[] {
     if (typeof m !== 'object' || m === null) throw invalidConfig(`runtimeConfig.portMappings[${i}]`, 'must be an object');
     const o = m as Record<string, unknown>;
     const protocol = String(o.protocol ?? 'tcp').toLowerCase();
-    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(o.protocol)}`);
-    const mapping: PortMapping = { hostPort: port(o.hostPort, f('hostPort')), containerPort: port(o.containerPort, f('containerPort')), protocol };
+    if (protocol !== 'tcp' && protocol !== 'udp')
+      throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(o.protocol)}`);
+    const mapping: PortMapping = {
+      hostPort: port(o.hostPort, f('hostPort')),
+      containerPort: port(o.containerPort, f('containerPort')),
+      protocol,
+    };
     if (o.hostIP !== undefined && o.hostIP !== '' && o.hostIP !== '0.0.0.0') {
       const ip = typeof o.hostIP === 'string' ? parseIP(o.hostIP) : undefined;
       if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(o.hostIP)}`);

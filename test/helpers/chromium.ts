@@ -43,20 +43,36 @@ document.getElementById('result').textContent = JSON.stringify(out);
 `;
 
 /** The flags a root, offline, headless Chromium needs here (see the machine notes). */
-export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 export function renderSvg(svg: string, screenshot?: string): Record<string, Shown[]> {
   const dir = mkdtempSync(join(tmpdir(), 'podwire-chromium-'));
   try {
     const [, w = '1200', h = '900'] = /<svg[^>]* width="(\d+)" height="(\d+)"/.exec(svg) ?? [];
     const page = join(dir, 'page.html');
-    writeFileSync(page, `<!doctype html><html><body style="margin:0">${svg}<pre id="result"></pre><script>${MEASURE}</script></body></html>`);
+    writeFileSync(
+      page,
+      `<!doctype html><html><body style="margin:0">${svg}<pre id="result"></pre><script>${MEASURE}</script></body></html>`,
+    );
     const run = (extra: string[]) =>
-      execFileSync('chromium', [...CHROMIUM_FLAGS, `--user-data-dir=${join(dir, 'profile')}`, `--window-size=${w},${Number(h) + 100}`, ...extra, `file://${page}`], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: 60_000,
-      });
+      execFileSync(
+        'chromium',
+        [...CHROMIUM_FLAGS, `--user-data-dir=${join(dir, 'profile')}`, `--window-size=${w},${Number(h) + 100}`, ...extra, `file://${page}`],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: 60_000,
+        },
+      );
     const dom = run(['--dump-dom']);
     if (screenshot) run([`--screenshot=${screenshot}`]);
     const m = /<pre id="result">([^<]*)<\/pre>/.exec(dom);

@@ -1,3 +1,4 @@
+// @ts-check
 // A stand-in for the Kubernetes API server, for Nodes only: list, watch (newline-delimited JSON events,
 // resourceVersion, "410 Gone" after compaction), get, and strategic-merge PATCH of nodes/status. No API
 // server can run on these machines; this speaks the same protocol with real Node objects.

@@ -74,7 +74,9 @@ export function cni(nodeNs: string, call: CniCall, conf: unknown, bin = BIN): Pr
 }
 
 /** Links in a namespace as `ip -j addr` reports them (name, flags, master, addresses). */
-export function links(ns: string): { ifname: string; master?: string; mtu: number; address: string; flags: string[]; addr_info: { local: string; prefixlen: number }[] }[] {
+export function links(
+  ns: string,
+): { ifname: string; master?: string; mtu: number; address: string; flags: string[]; addr_info: { local: string; prefixlen: number }[] }[] {
   return JSON.parse(sh('ip', ['-n', ns, '-j', 'addr', 'show']));
 }
 

@@ -23,7 +23,18 @@ export function requireCommand(cmd: string, pkg: string): void {
  * directories' entries; added() names anything new (a test asserts it is empty at the end), cleanup()
  * removes only what a runtime is known to make there, never anything else that appeared meanwhile.
  */
-export const RUNTIME_HOST_DIRS = ['/run', '/run/netns', '/var/lib', '/var/lib/cni', '/var/lib/cni/results', '/dev/shm', '/etc/cni/net.d', '/opt', '/opt/cni', '/opt/cni/bin'];
+export const RUNTIME_HOST_DIRS = [
+  '/run',
+  '/run/netns',
+  '/var/lib',
+  '/var/lib/cni',
+  '/var/lib/cni/results',
+  '/dev/shm',
+  '/etc/cni/net.d',
+  '/opt',
+  '/opt/cni',
+  '/opt/cni/bin',
+];
 const RUNTIME_MADE = [
   /^\/run\/(runc|containerd|containers|libpod|crun)$/,
   /^\/run\/netns\/(netns|cni)-[0-9a-f-]+$/,
@@ -37,13 +48,22 @@ export class HostTrail {
   private readonly before = new Map<string, Set<string>>();
 
   /** `ours`: paths the test itself puts there (a conflist, a plugin binary), removed with the rest. */
-  constructor(private readonly ours: RegExp[] = [], private readonly dirs: string[] = RUNTIME_HOST_DIRS) {
+  constructor(
+    private readonly ours: RegExp[] = [],
+    private readonly dirs: string[] = RUNTIME_HOST_DIRS,
+  ) {
     for (const d of dirs) this.before.set(d, new Set(entries(d)));
   }
 
   /** Paths that did not exist when the trail was made. */
   added(): string[] {
-    return this.dirs.flatMap((d) => (existsSync(d) ? entries(d).filter((e) => !this.before.get(d)?.has(e)).map((e) => join(d, e)) : []));
+    return this.dirs.flatMap((d) =>
+      existsSync(d)
+        ? entries(d)
+            .filter((e) => !this.before.get(d)?.has(e))
+            .map((e) => join(d, e))
+        : [],
+    );
   }
 
   cleanup(): void {
@@ -99,8 +119,12 @@ export function ociArchive(rootfs: string, out: string, name: string): string {
     return { digest: `sha256:${hex}`, size: data.length };
   };
   const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
-  const layer = blob(execFileSync('tar', ['-C', rootfs, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], { maxBuffer: 1 << 28 }));
-  const config = blob(json({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [layer.digest] } }));
+  const layer = blob(
+    execFileSync('tar', ['-C', rootfs, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], { maxBuffer: 1 << 28 }),
+  );
+  const config = blob(
+    json({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [layer.digest] } }),
+  );
   const manifest = blob(
     json({
       schemaVersion: 2,
@@ -112,7 +136,17 @@ export function ociArchive(rootfs: string, out: string, name: string): string {
   const ref = { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': name.split(':').pop() };
   writeFileSync(
     join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { architecture: 'amd64', os: 'linux' }, annotations: ref }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          platform: { architecture: 'amd64', os: 'linux' },
+          annotations: ref,
+        },
+      ],
+    }),
   );
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   execFileSync('tar', ['-C', layout, '-cf', out, '.']);
@@ -121,7 +155,12 @@ export function ociArchive(rootfs: string, out: string, name: string): string {
 
 /** Runs a command with the node namespace as its network namespace, but the host's mounts. */
 export function inNode(node: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): string {
-  return execFileSync('nsenter', [`--net=${nsPath(node)}`, cmd, ...args], { encoding: 'utf8', env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  return execFileSync('nsenter', [`--net=${nsPath(node)}`, cmd, ...args], {
+    encoding: 'utf8',
+    env: env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+  });
 }
 
 /** A client namespace on a /24 with the node: what "another host on the node's network" means here. */

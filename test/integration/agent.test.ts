@@ -44,7 +44,24 @@ const peerRoute = (n: LabNode, cidr: string) => ipn(n, 'route', 'show', cidr, 'p
 function startAgent(n: LabNode, extra: string[] = []): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
   const proc = spawn(
     'ip',
-    ['netns', 'exec', n.ns, BIN, 'agent', '--kubeconfig', kubeconfig, '--node', n.name, '--subnet-file', n.subnetFile, '--cni-conf-dir', join(n.dir, 'net.d'), '--resync', '2', ...extra],
+    [
+      'netns',
+      'exec',
+      n.ns,
+      BIN,
+      'agent',
+      '--kubeconfig',
+      kubeconfig,
+      '--node',
+      n.name,
+      '--subnet-file',
+      n.subnetFile,
+      '--cni-conf-dir',
+      join(n.dir, 'net.d'),
+      '--resync',
+      '2',
+      ...extra,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let err = '';
@@ -58,7 +75,11 @@ beforeAll(async () => {
   labDown();
   lab = Lab.create(BIN, 'vxlan', 2);
   const [n1] = lab.nodes;
-  api = spawn('ip', ['netns', 'exec', n1!.ns, process.execPath, join(ROOT, 'test', 'helpers', 'fake-apiserver.mjs'), String(PORT), '0.0.0.0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  api = spawn(
+    'ip',
+    ['netns', 'exec', n1!.ns, process.execPath, join(ROOT, 'test', 'helpers', 'fake-apiserver.mjs'), String(PORT), '0.0.0.0'],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   createInterface({ input: api.stdout! }).on('line', (l) => events.push(JSON.parse(l)));
   await until(() => events.some((e) => e.listening), 10_000, 'the API server');
   kubeconfig = join(n1!.dir, 'kubeconfig');
@@ -90,8 +111,14 @@ describe('podwire agent (Kubernetes)', () => {
 
     const patch = events.find((e) => e.patch?.name === 'node1').patch;
     expect(patch.contentType).toBe('application/strategic-merge-patch+json');
-    expect(patch.body.metadata.annotations).toEqual({ 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b', 'podwire.dev/node-ip': n1.nodeIP, 'podwire.dev/backend': 'vxlan' });
-    expect(patch.body.status.conditions).toEqual([expect.objectContaining({ type: 'NetworkUnavailable', status: 'False', reason: 'PodwireIsUp' })]);
+    expect(patch.body.metadata.annotations).toEqual({
+      'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b',
+      'podwire.dev/node-ip': n1.nodeIP,
+      'podwire.dev/backend': 'vxlan',
+    });
+    expect(patch.body.status.conditions).toEqual([
+      expect.objectContaining({ type: 'NetworkUnavailable', status: 'False', reason: 'PodwireIsUp' }),
+    ]);
 
     for (const n of [n1, n2]) {
       expect(JSON.parse(readFileSync(n.subnetFile, 'utf8')).podCIDR).toBe(n.podCIDR);
@@ -120,7 +147,8 @@ describe('podwire agent (Kubernetes)', () => {
     await until(() => fdb(n1).includes('0e:70:c0:a8:32:17 dst 192.168.50.23') && !fdb(n1).includes('192.168.50.13'), 15_000, 'node3 moved');
 
     await send({ op: 'remove', name: 'node3' });
-    for (const n of [n1, n2]) await until(() => peerRoute(n, '10.244.3.0/24') === '' && !fdb(n).includes('192.168.50.23'), 15_000, `node3 gone on ${n.name}`);
+    for (const n of [n1, n2])
+      await until(() => peerRoute(n, '10.244.3.0/24') === '' && !fdb(n).includes('192.168.50.23'), 15_000, `node3 gone on ${n.name}`);
     expect(ipn(n1, 'neigh', 'show', '10.244.3.0', 'dev', 'podwire.1').trim()).toBe('');
   });
 
@@ -143,7 +171,10 @@ describe('podwire agent (Kubernetes)', () => {
     const [n1] = lab.nodes as [LabNode];
     await send({ op: 'add', node: kubeNode('ghost', '192.168.50.99') });
     const before = ipn(n1, 'link', 'show');
-    const ghost = startAgent({ ...n1, name: 'ghost', subnetFile: join(n1.dir, 'ghost-subnet.json'), dir: join(n1.dir, 'ghost') }, ['--podcidr-timeout', '1']);
+    const ghost = startAgent({ ...n1, name: 'ghost', subnetFile: join(n1.dir, 'ghost-subnet.json'), dir: join(n1.dir, 'ghost') }, [
+      '--podcidr-timeout',
+      '1',
+    ]);
     expect(await ghost.exit).toBe(1);
     expect(ghost.stderr()).toContain('node ghost has no podCIDR: was the cluster created with --pod-network-cidr?');
     expect(ipn(n1, 'link', 'show')).toBe(before);
@@ -155,7 +186,25 @@ describe('podwire agent (Kubernetes)', () => {
     const dead = join(n1.dir, 'kubeconfig-dead');
     writeFileSync(dead, kubeconfigYaml('http://127.0.0.1:1'));
     const before = ipn(n1, 'link', 'show');
-    const proc = spawn('ip', ['netns', 'exec', n1.ns, BIN, 'agent', '--kubeconfig', dead, '--node', 'node1', '--subnet-file', join(n1.dir, 'dead-subnet.json'), '--cni-conf-dir', join(n1.dir, 'dead.d')], { stdio: 'ignore' });
+    const proc = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        n1.ns,
+        BIN,
+        'agent',
+        '--kubeconfig',
+        dead,
+        '--node',
+        'node1',
+        '--subnet-file',
+        join(n1.dir, 'dead-subnet.json'),
+        '--cni-conf-dir',
+        join(n1.dir, 'dead.d'),
+      ],
+      { stdio: 'ignore' },
+    );
     const exit = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
     await new Promise((r) => setTimeout(r, 1500)); // a few failed lists and retries
     proc.kill('SIGTERM');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox, links, nsPath, requireRoot, sh } from '../helpers/netns.js';
 import { httpGet } from '../../src/lab/netns.js';
-import { addList, delList, loadConflist } from '../helpers/runtime.js';
+import { addList, delList, loadConflist } from '../helpers/conflist.js';
 import { linkClient } from '../helpers/runtimes.js';
 
 const sb = new Sandbox();
@@ -27,7 +27,11 @@ describe('podwire + portmap + bandwidth + tuning', () => {
     const dir = sb.dir();
     writeFileSync(join(dir, 'subnet.json'), JSON.stringify({ podCIDR: '10.244.7.0/24' }));
     const list = loadConflist('podwire-chain.conflist', (pl) => {
-      if (pl.type === 'podwire') Object.assign(pl, { logFile: join(dir, 'podwire.log'), ipam: { ...pl.ipam, subnetFile: join(dir, 'subnet.json'), dataDir: join(dir, 'ipam') } });
+      if (pl.type === 'podwire')
+        Object.assign(pl, {
+          logFile: join(dir, 'podwire.log'),
+          ipam: { ...pl.ipam, subnetFile: join(dir, 'subnet.json'), dataDir: join(dir, 'ipam') },
+        });
     });
     const pod = sb.ns('chpod');
     const call = { containerID: 'chain', netns: nsPath(pod) };
@@ -59,7 +63,15 @@ describe('podwire + portmap + bandwidth + tuning', () => {
     const nat = sh('ip', ['netns', 'exec', node, 'iptables-save']);
     expect(nat).not.toContain('8080');
     expect(nat).not.toContain('10.244.7.2');
-    expect(links(node).map((l) => l.ifname).filter((n) => n.startsWith('bwp') || n === hostVeth)).toEqual([]);
-    expect(sh('ls', [join(dir, 'ipam', 'podwire-chain')]).split('\n').filter((f) => /^\d/.test(f))).toEqual([]);
+    expect(
+      links(node)
+        .map((l) => l.ifname)
+        .filter((n) => n.startsWith('bwp') || n === hostVeth),
+    ).toEqual([]);
+    expect(
+      sh('ls', [join(dir, 'ipam', 'podwire-chain')])
+        .split('\n')
+        .filter((f) => /^\d/.test(f)),
+    ).toEqual([]);
   });
 });

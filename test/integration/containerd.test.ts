@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, sym
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, Sandbox, links, nsPath, requireRoot, sh } from '../helpers/netns.js';
-import { loadConflist } from '../helpers/runtime.js';
+import { loadConflist } from '../helpers/conflist.js';
 import { HostTrail, busyboxRootfs, cniCalls, inNode, ociArchive, requireCommand, reserved } from '../helpers/runtimes.js';
 
 const TAG = `podwire-test-${process.pid}`;
@@ -30,7 +30,22 @@ const ctr = (...args: string[]): string => inNode(node, 'ctr', ['--address', soc
 
 /** `ctr run --rm --cni` in the foreground, as a user runs it: ctr sends DEL when the container exits. */
 function ctrRun(id: string, cmd: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const args = [`--net=${nsPath(node)}`, 'ctr', '--address', sock(), '-n', NS, 'run', '--rm', '--cni', '--snapshotter', 'native', IMAGE, id, ...cmd];
+  const args = [
+    `--net=${nsPath(node)}`,
+    'ctr',
+    '--address',
+    sock(),
+    '-n',
+    NS,
+    'run',
+    '--rm',
+    '--cni',
+    '--snapshotter',
+    'native',
+    IMAGE,
+    id,
+    ...cmd,
+  ];
   return new Promise((resolve) => {
     execFile('nsenter', args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -53,7 +68,13 @@ async function addressOf(containerID: string): Promise<string> {
 
 beforeAll(async () => {
   requireRoot();
-  for (const [cmd, pkg] of [['containerd', 'containerd'], ['ctr', 'containerd'], ['containerd-shim-runc-v2', 'containerd'], ['runc', 'runc']]) requireCommand(cmd, pkg);
+  for (const [cmd, pkg] of [
+    ['containerd', 'containerd'],
+    ['ctr', 'containerd'],
+    ['containerd-shim-runc-v2', 'containerd'],
+    ['runc', 'runc'],
+  ])
+    requireCommand(cmd, pkg);
   node = sb.ns('ctrnode');
   dir = sb.dir();
   trail = new HostTrail([new RegExp(`^/var/lib/cni/results/${NET}-`), new RegExp(`^(${CONFLIST}|${PLUGIN}|/opt/cni(/bin)?)$`)]);
@@ -62,12 +83,18 @@ beforeAll(async () => {
   symlinkSync(BIN, PLUGIN);
   const list = loadConflist('10-podwire.conflist', (pl) => {
     if (pl.type === 'podwire') {
-      Object.assign(pl, { type: TAG, logFile: join(dir, 'podwire.log'), ipam: { ...pl.ipam, subnet: '10.244.8.0/24', dataDir: join(dir, 'ipam') } });
+      Object.assign(pl, {
+        type: TAG,
+        logFile: join(dir, 'podwire.log'),
+        ipam: { ...pl.ipam, subnet: '10.244.8.0/24', dataDir: join(dir, 'ipam') },
+      });
     }
   });
   // ctr passes no port mappings: podwire alone.
   writeFileSync(CONFLIST, JSON.stringify({ ...list, name: NET, plugins: list.plugins.filter((p) => p.type === TAG) }));
-  const first = readdirSync('/etc/cni/net.d').filter((f) => /\.(conflist|conf|json)$/.test(f)).sort()[0];
+  const first = readdirSync('/etc/cni/net.d')
+    .filter((f) => /\.(conflist|conf|json)$/.test(f))
+    .sort()[0];
   if (join('/etc/cni/net.d', first ?? '') !== CONFLIST) throw new Error(`ctr would use /etc/cni/net.d/${first}, not the test's conflist`);
 
   writeFileSync(
@@ -106,7 +133,12 @@ afterAll(() => {
   daemon?.kill();
   // Shims outlive containerd; theirs carry the temp dir in their command line.
   if (dir) execFile('pkill', ['-f', dir], () => {});
-  if (dir) for (const m of readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((p) => p.startsWith(dir))) sh('umount', ['-l', m]);
+  if (dir)
+    for (const m of readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((p) => p.startsWith(dir)))
+      sh('umount', ['-l', m]);
   rmSync(`/run/containerd/runc/${NS}`, { recursive: true, force: true });
   sb.cleanup();
   trail?.cleanup();
@@ -136,7 +168,13 @@ describe('containerd (ctr run --cni)', () => {
     expect(delA).toMatchObject({ netns: '', outcome: 'ok' });
 
     expect(reserved(join(dir, 'ipam'), NET)).toEqual([]);
-    expect(links(node).map((l) => l.ifname).sort()).toEqual(['cni0', 'lo']);
-    expect(trail!.added().filter((f) => f.startsWith('/var/lib/cni/results/') || f.startsWith('/run/netns/') || f === '/opt/containerd')).toEqual([]);
+    expect(
+      links(node)
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(['cni0', 'lo']);
+    expect(
+      trail!.added().filter((f) => f.startsWith('/var/lib/cni/results/') || f.startsWith('/run/netns/') || f === '/opt/containerd'),
+    ).toEqual([]);
   });
 });

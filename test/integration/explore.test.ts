@@ -28,7 +28,8 @@ const json = async (...args: string[]) => {
   const r = await podwire(...args, '--json');
   return { code: r.code, out: JSON.parse(r.stdout), stderr: r.stderr };
 };
-const fdbDel = (from: string, mac: string, dst: string) => sh('ip', ['netns', 'exec', `pwlab-${from}`, 'bridge', 'fdb', 'del', mac, 'dev', 'podwire.1', 'dst', dst]);
+const fdbDel = (from: string, mac: string, dst: string) =>
+  sh('ip', ['netns', 'exec', `pwlab-${from}`, 'bridge', 'fdb', 'del', mac, 'dev', 'podwire.1', 'dst', dst]);
 
 beforeAll(async () => {
   requireRoot();
@@ -50,7 +51,13 @@ describe('podwire status', () => {
     expect(code).toBe(0);
     const mine = lab.pods.filter((p) => p.node.name === 'node1');
     expect(out.node).toMatchObject({ name: 'node1', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24', backend: 'auto' });
-    expect(out.slice).toMatchObject({ cidr: '10.244.1.0/24', gateway: '10.244.1.1', size: 253, used: mine.length, free: 253 - mine.length });
+    expect(out.slice).toMatchObject({
+      cidr: '10.244.1.0/24',
+      gateway: '10.244.1.1',
+      size: 253,
+      used: mine.length,
+      free: 253 - mine.length,
+    });
     expect(out.bridge).toMatchObject({ name: 'cni0', exists: true, up: true, addresses: ['10.244.1.1/24'], ports: mine.length });
     expect(out.vxlan).toMatchObject({ name: 'podwire.1', exists: true, vni: 1, local: '192.168.50.11', port: 8472 });
     expect(out.pods.map((p: any) => [p.ip, p.containerID, p.hostVeth, p.netns, p.ok])).toEqual(
@@ -58,12 +65,24 @@ describe('podwire status', () => {
     );
     expect(out.peers.map((p: any) => [p.name, p.mode, p.route, p.neighbour, p.fdb, p.drift])).toEqual([
       ['node2', 'host-gw', 'via 192.168.50.12 dev eth0', undefined, [], []],
-      ['node3', 'vxlan', 'via 10.244.3.0 dev podwire.1 onlink', '10.244.3.0 -> 0e:70:c0:a8:3c:0d', ['0e:70:c0:a8:3c:0d -> 192.168.60.13'], []],
+      [
+        'node3',
+        'vxlan',
+        'via 10.244.3.0 dev podwire.1 onlink',
+        '10.244.3.0 -> 0e:70:c0:a8:3c:0d',
+        ['0e:70:c0:a8:3c:0d -> 192.168.60.13'],
+        [],
+      ],
     ]);
     expect(out.problems).toEqual([]);
     const text = await podwire('status', '--lab', 'node1');
     expect(text.stdout).toMatch(/^slice\s+10\.244\.1\.0\/24: \d+ of 253 Pod IPs reserved/m);
-    expect(text.stdout).toMatch(new RegExp(`^${pod('node1', 'pod1').ip.replace(/\./g, '\\.')}\\s+lab-node1-pod1\\s+eth0\\s+veth[0-9a-f]{8}\\s+yes\\s+pwlab-n1-pod1\\s+ok$`, 'm'));
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^${pod('node1', 'pod1').ip.replace(/\./g, '\\.')}\\s+lab-node1-pod1\\s+eth0\\s+veth[0-9a-f]{8}\\s+yes\\s+pwlab-n1-pod1\\s+ok$`,
+        'm',
+      ),
+    );
     expect(text.stdout).toContain('no problems found');
   });
 
@@ -114,9 +133,20 @@ describe('podwire path', () => {
     expect(out.srcKind).toBe('Pod IP of n1-pod1 on node1');
     expect(out.dstKind).toBe('Pod IP of n3-pod1 on node3');
     const seq = out.hops.map((h: any) => `${h.depth}:${h.ns}`);
-    expect([...new Set(seq)]).toEqual(['0:pwlab-n1-pod1', '0:pwlab-node1', '1:pwlab-node1', '1:pwlab-underlay', '1:pwlab-router', '1:pwlab-node3', '0:pwlab-node3', '0:pwlab-n3-pod1']);
+    expect([...new Set(seq)]).toEqual([
+      '0:pwlab-n1-pod1',
+      '0:pwlab-node1',
+      '1:pwlab-node1',
+      '1:pwlab-underlay',
+      '1:pwlab-router',
+      '1:pwlab-node3',
+      '0:pwlab-node3',
+      '0:pwlab-n3-pod1',
+    ]);
     const text = out.hops.map((h: any) => h.text).join('\n');
-    expect(text).toContain(`eth0 is one end of a veth pair: the frame comes out of the other end, ${a.veth} in node1, a port of the bridge cni0`);
+    expect(text).toContain(
+      `eth0 is one end of a veth pair: the frame comes out of the other end, ${a.veth} in node1, a port of the bridge cni0`,
+    );
     expect(text).toContain("via 10.244.3.0 dev podwire.1 - podwire's route to 10.244.3.0/24, another node's podCIDR (vxlan");
     expect(text).toContain('FDB: 0e:70:c0:a8:3c:0d -> dst 192.168.60.13 (Node IP of node3)');
     expect(text).toContain(`cni0 switches the frame to its port ${b.veth}`);
@@ -145,13 +175,18 @@ describe('podwire path', () => {
     expect(out.delivered).toBe(true);
   });
 
-  it('a Cluster IP is DNATed on the client pod\'s node to the Pod IP that really answers', async () => {
+  it("a Cluster IP is DNATed on the client pod's node to the Pod IP that really answers", async () => {
     const other = svc.services[1]!;
     const { out } = await json('path', svc.client.ip, `${other.clusterIP}:${other.port}`);
     expect(out.dstKind).toMatch(/^Cluster IP/);
     const dnat = out.hops.find((h: any) => h.text.startsWith('DNAT'));
     expect(dnat.ns).toBe(svc.client.node.ns);
-    expect(dnat.text).toMatch(new RegExp(`^DNAT \\(nat PREROUTING > KUBE-SERVICES > KUBE-SVC-\\w+ > KUBE-SEP-\\w+\\): 10\\.96\\.0\\.11:80 -> ${other.backend.ip}:8080 \\(Pod IP of n3-web on node3\\)$`));
+    expect(dnat.text).toMatch(
+      new RegExp(
+        `^DNAT \\(nat PREROUTING > KUBE-SERVICES > KUBE-SVC-\\w+ > KUBE-SEP-\\w+\\): 10\\.96\\.0\\.11:80 -> ${other.backend.ip}:8080 ` +
+          `\\(Pod IP of n3-web on node3\\)$`,
+      ),
+    );
     expect(out).toMatchObject({ delivered: true, finalDst: other.backend.ip, finalPort: 8080 });
     // The backend the path names is the one that answers.
     expect(await httpGet(svc.client.ns, other.clusterIP, other.port)).toContain('hello from web on node3');
@@ -168,10 +203,14 @@ describe('podwire path', () => {
     const np = await json('path', '192.168.50.250', '192.168.50.12:30080');
     expect(np.out.srcKind).toBe('address of outside (eth0)');
     expect(np.out.dstKind).toBe('Node IP of node2');
-    expect(np.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(/KUBE-NODEPORTS > KUBE-EXT-\w+ > KUBE-SVC-\w+ > KUBE-SEP-\w+\): 192\.168\.50\.12:30080 -> 10\.244\.3\.\d+:8080/);
+    expect(np.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(
+      /KUBE-NODEPORTS > KUBE-EXT-\w+ > KUBE-SVC-\w+ > KUBE-SEP-\w+\): 192\.168\.50\.12:30080 -> 10\.244\.3\.\d+:8080/,
+    );
     expect(np.out.end).toMatch(/in n3-web, Pod IP of n3-web on node3$/);
     const hp = await json('path', '192.168.50.250', `192.168.60.13:${HOST_PORT}`);
-    expect(hp.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(/PODWIRE-HOSTPORTS > PW-HP-[0-9a-f]{16}\): 192\.168\.60\.13:8081 -> 10\.244\.3\.\d+:8080/);
+    expect(hp.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(
+      /PODWIRE-HOSTPORTS > PW-HP-[0-9a-f]{16}\): 192\.168\.60\.13:8081 -> 10\.244\.3\.\d+:8080/,
+    );
     expect(hp.out.delivered).toBe(true);
   });
 
@@ -190,10 +229,19 @@ describe('podwire diagram', () => {
     expect(r.code, r.stderr).toBe(0);
     const svg = readFileSync(file, 'utf8');
     const shown = renderSvg(svg, process.env.PODWIRE_DIAGRAM_PNG);
-    const visible = (kind: string) => (shown[kind] ?? []).filter((s) => s.inside && s.onTop && s.width > 50 && s.height > 20 && s.textWidths.every((w) => w > 0));
-    expect(visible('node').map((n) => n.name).sort()).toEqual(lab.nodes.map((n) => n.name));
+    const visible = (kind: string) =>
+      (shown[kind] ?? []).filter((s) => s.inside && s.onTop && s.width > 50 && s.height > 20 && s.textWidths.every((w) => w > 0));
+    expect(
+      visible('node')
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(lab.nodes.map((n) => n.name));
     for (const n of lab.nodes) expect(visible('node').find((s) => s.name === n.name)!.text).toContain(`Node IP ${n.nodeIP}/24`);
-    expect(visible('pod').map((p) => p.name).sort()).toEqual(lab.pods.map((p) => p.ns.slice('pwlab-'.length)).sort());
+    expect(
+      visible('pod')
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(lab.pods.map((p) => p.ns.slice('pwlab-'.length)).sort());
     for (const p of lab.pods) {
       const s = visible('pod').find((x) => x.name === p.ns.slice('pwlab-'.length))!;
       expect(s.text).toContain(`eth0 ${p.ip}/24`);
@@ -206,7 +254,7 @@ describe('podwire diagram', () => {
 });
 
 describe('on a node, outside the lab (--no-lab)', () => {
-  it('status, path and diagram see the node\'s own namespace and its pods in /run/netns', () => {
+  it("status, path and diagram see the node's own namespace and its pods in /run/netns", () => {
     // A private network and mount namespace play a node: nothing of the host's is touched, and both go
     // away with the process.
     const dir = mkdtempSync(join(tmpdir(), 'podwire-node-'));
@@ -229,4 +277,3 @@ describe('on a node, outside the lab (--no-lab)', () => {
     }
   }, 60_000);
 });
-

@@ -22,7 +22,8 @@ const nat = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'iptables-save', '-
 /** One UDP datagram to NodeIP:5353 from a namespace; returns what the pod's UDP listener received. */
 async function udpEcho(p: LabPod, fromNs: string, to: string): Promise<string> {
   // busybox's nc has no UDP here: node's dgram on both ends.
-  const listen = "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(m);process.exit(0)});s.bind(53);setTimeout(()=>process.exit(1),3000)";
+  const listen =
+    "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(m);process.exit(0)});s.bind(53);setTimeout(()=>process.exit(1),3000)";
   const listener = spawn('ip', ['netns', 'exec', p.ns, process.execPath, '-e', listen], { stdio: ['ignore', 'pipe', 'ignore'] });
   const exited = new Promise((r) => listener.on('exit', r));
   let got = '';
@@ -72,7 +73,7 @@ describe('hostPort built into podwire', () => {
     expect(await udpEcho(web, n2.ns, web.node.nodeIP)).toContain('udp-hello');
   });
 
-  it('DEL removes the pod\'s rules and chain; the shared chains stay for the next pod', async () => {
+  it("DEL removes the pod's rules and chain; the shared chains stay for the next pod", async () => {
     const n1 = web.node;
     const chainCount = (t: string) => t.split('\n').filter((l) => l.startsWith(':PW-HP-')).length;
     expect(chainCount(nat(n1))).toBe(1);
@@ -89,7 +90,9 @@ describe('hostPort built into podwire', () => {
   it('a failed ADD (bad portMappings) changes nothing: no address, no veth, no rule', async () => {
     const n1 = lab.nodes[0]!;
     const before = { nat: nat(n1), links: sh('ip', ['-n', n1.ns, '-o', 'link', 'show']) };
-    await expect(lab.addPod(n1, 'bad', { portMappings: [{ hostPort: 8080, containerPort: 0 }] })).rejects.toThrow(/portMappings\[0\]\.containerPort/);
+    await expect(lab.addPod(n1, 'bad', { portMappings: [{ hostPort: 8080, containerPort: 0 }] })).rejects.toThrow(
+      /portMappings\[0\]\.containerPort/,
+    );
     expect(nat(n1)).toBe(before.nat);
     expect(sh('ip', ['-n', n1.ns, '-o', 'link', 'show'])).toBe(before.links);
   });

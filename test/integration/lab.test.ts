@@ -11,10 +11,11 @@ beforeAll(requireRoot);
 
 function lab(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(BIN, ['lab', ...args], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(BIN, ['lab', ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
-
 
 /** "passed/failed" of one proof in the lab's summary table. */
 function tally(out: string, proof: string): string {
@@ -43,15 +44,37 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     const backends = [...r.stdout.matchAll(/^(node\d)\s+(node\d)\s+(vxlan|host-gw)\s/gm)].map((m) => `${m[1]}>${m[2]}:${m[3]}`);
     const expected = {
       vxlan: ['node1>node2:vxlan', 'node1>node3:vxlan', 'node2>node1:vxlan', 'node2>node3:vxlan', 'node3>node1:vxlan', 'node3>node2:vxlan'],
-      'host-gw': ['node1>node2:host-gw', 'node1>node3:host-gw', 'node2>node1:host-gw', 'node2>node3:host-gw', 'node3>node1:host-gw', 'node3>node2:host-gw'],
+      'host-gw': [
+        'node1>node2:host-gw',
+        'node1>node3:host-gw',
+        'node2>node1:host-gw',
+        'node2>node3:host-gw',
+        'node3>node1:host-gw',
+        'node3>node2:host-gw',
+      ],
       // node3 sits behind the lab's router: reached by VXLAN, while node1 and node2 share a subnet.
-      auto: ['node1>node2:host-gw', 'node1>node3:vxlan', 'node2>node1:host-gw', 'node2>node3:vxlan', 'node3>node1:vxlan', 'node3>node2:vxlan'],
+      auto: [
+        'node1>node2:host-gw',
+        'node1>node3:vxlan',
+        'node2>node1:host-gw',
+        'node2>node3:vxlan',
+        'node3>node1:vxlan',
+        'node3>node2:vxlan',
+      ],
     }[mode];
     expect(backends).toEqual(expected);
-    expect(r.stdout).toMatch(mode === 'host-gw' ? /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+-\s+1500$/m : /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+0e:70:c0:a8:32:0b\s+1450$/m);
+    expect(r.stdout).toMatch(
+      mode === 'host-gw'
+        ? /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+-\s+1500$/m
+        : /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+0e:70:c0:a8:32:0b\s+1450$/m,
+    );
     // One pod's ADD and DEL told step by step (the trace), with this pod's own names.
-    expect(r.stdout).toMatch(/How pod1 on node1 got its network[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/);
-    expect(r.stdout).toMatch(/How pod1 on node1 was removed:[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/);
+    expect(r.stdout).toMatch(
+      /How pod1 on node1 got its network[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/,
+    );
+    expect(r.stdout).toMatch(
+      /How pod1 on node1 was removed:[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/,
+    );
     expect(r.stderr).toContain('no address left reserved');
     expect(labNamespaces()).toEqual([]);
     expect(existsSync('/run/podwire-lab')).toBe(false);

@@ -61,7 +61,12 @@ const reserved = () => reservedIn(join(dir, 'ipam'), 'podwire');
 const natRules = () => sh('ip', ['netns', 'exec', node, 'iptables-save', '-t', 'nat']);
 
 // Debian's libcni is 1.1.x: it parses results up to 1.0.0 (1.1.0 arrived with libcni 1.2).
-const LIBCNI_TYPES: Record<string, string> = { '0.3.0': '*types040.Result', '0.3.1': '*types040.Result', '0.4.0': '*types040.Result', '1.0.0': '*types100.Result' };
+const LIBCNI_TYPES: Record<string, string> = {
+  '0.3.0': '*types040.Result',
+  '0.3.1': '*types040.Result',
+  '0.4.0': '*types040.Result',
+  '1.0.0': '*types100.Result',
+};
 
 describe.each(Object.keys(LIBCNI_TYPES))('libcni, cniVersion %s, podwire + portmap', (version) => {
   const id = `libcni-${version}`;

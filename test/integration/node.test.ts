@@ -145,7 +145,7 @@ describe('node up / peers sync', () => {
     expect(await reach(pods[0]!, pods[1]!)).toBe(true);
   });
 
-  it('never touches routes it did not make, even one for a peer\'s podCIDR', async () => {
+  it("never touches routes it did not make, even one for a peer's podCIDR", async () => {
     const n1 = lab.node('node1');
     ipn(n1, 'route', 'add', '10.250.0.0/16', 'via', '192.168.50.13', 'proto', 'static');
     ipn(n1, 'route', 'add', '10.244.9.0/24', 'via', '192.168.50.13', 'proto', 'static');
@@ -165,7 +165,7 @@ describe('node up / peers sync', () => {
     }
   });
 
-  it('a restarted node (down, up, sync) gets its pods\' traffic back', async () => {
+  it("a restarted node (down, up, sync) gets its pods' traffic back", async () => {
     const n2 = lab.node('node2');
     const down = await lab.podwire(n2, 'node', 'down');
     expect(down.stderr).toContain('bridge cni0 kept: pods are still attached');
@@ -224,22 +224,50 @@ describe('node up with bad input changes nothing', () => {
     const up = (cluster: unknown, name = 'node1') => {
       writeFileSync(join(dir, 'cluster.json'), JSON.stringify(cluster));
       try {
-        sh('ip', ['netns', 'exec', ns, BIN, 'node', 'up', '--cluster', join(dir, 'cluster.json'), '--node', name, '--subnet-file', join(dir, 'subnet.json')]);
+        sh('ip', [
+          'netns',
+          'exec',
+          ns,
+          BIN,
+          'node',
+          'up',
+          '--cluster',
+          join(dir, 'cluster.json'),
+          '--node',
+          name,
+          '--subnet-file',
+          join(dir, 'subnet.json'),
+        ]);
         return { code: 0, stderr: '' };
       } catch (e) {
         return { code: (e as { status: number }).status, stderr: String((e as { stderr: string }).stderr) };
       }
     };
     const state = () =>
-      [sh('ip', ['-n', ns, '-br', 'link']), sh('ip', ['netns', 'exec', ns, 'iptables-save']).replace(/^#.*$/gm, ''), sh('ip', ['netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.ip_forward']), String(existsSync(join(dir, 'subnet.json')))].join('\n');
+      [
+        sh('ip', ['-n', ns, '-br', 'link']),
+        sh('ip', ['netns', 'exec', ns, 'iptables-save']).replace(/^#.*$/gm, ''),
+        sh('ip', ['netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.ip_forward']),
+        String(existsSync(join(dir, 'subnet.json'))),
+      ].join('\n');
     return { ns, up, state };
   }
   const good = { clusterCIDR: '10.244.0.0/16', nodes: [{ name: 'node1', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24' }] };
 
   it.each([
     ['a node not in the file', good, 'node9', /node "node9" is not in the cluster file/],
-    ['a Node IP this machine does not have', { ...good, nodes: [{ ...good.nodes[0], nodeIP: '192.168.50.99' }] }, 'node1', /Node IP 192\.168\.50\.99 is not an address of this machine/],
-    ['overlapping slices', { ...good, nodes: [...good.nodes, { name: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.1.128/25' }] }, 'node1', /nodes\[1\]\.podCIDR 10\.244\.1\.128\/25 overlaps 10\.244\.1\.0\/24/],
+    [
+      'a Node IP this machine does not have',
+      { ...good, nodes: [{ ...good.nodes[0], nodeIP: '192.168.50.99' }] },
+      'node1',
+      /Node IP 192\.168\.50\.99 is not an address of this machine/,
+    ],
+    [
+      'overlapping slices',
+      { ...good, nodes: [...good.nodes, { name: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.1.128/25' }] },
+      'node1',
+      /nodes\[1\]\.podCIDR 10\.244\.1\.128\/25 overlaps 10\.244\.1\.0\/24/,
+    ],
     ['an MTU that does not fit the underlay with VXLAN', { ...good, mtu: 1480 }, 'node1', /mtu 1480 does not fit/],
   ])('%s', (_what, cluster, name, message) => {
     const n = node();

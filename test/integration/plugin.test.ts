@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUPPORTED_VERSIONS, compareVersions } from '../../src/cni/version.js';
 import { BIN, REF_PLUGINS, Sandbox, cni, linkNames, links, nsPath, ping, requireRoot, sh } from '../helpers/netns.js';
-import { addList, delList, loadConflist } from '../helpers/runtime.js';
+import { addList, delList, loadConflist } from '../helpers/conflist.js';
 
 const box = new Sandbox();
 beforeAll(requireRoot);
@@ -29,7 +29,11 @@ function makeNode(ipam: Record<string, unknown> = {}, extra: Record<string, unkn
   });
   const reservations = (): string[] => {
     const d = join(dir, 'ipam', 'podnet');
-    return existsSync(d) ? readdirSync(d).filter((n) => IP_FILE.test(n)).sort() : [];
+    return existsSync(d)
+      ? readdirSync(d)
+          .filter((n) => IP_FILE.test(n))
+          .sort()
+      : [];
   };
   const vethsOnNode = () => linkNames(node).filter((n) => n.startsWith('veth'));
   /** No address reserved, no veth on the node, nothing but lo in the pod. */
@@ -244,7 +248,11 @@ describe('on one node', () => {
   it('honours runtimeConfig.ips and runtimeConfig.mac', async () => {
     const n = makeNode();
     const p = pod();
-    const r = await cni(n.node, { command: 'ADD', containerID: 'rc', netns: p.path }, n.conf('1.0.0', { runtimeConfig: { ips: ['10.244.1.50/24'], mac: '02:00:00:00:00:50' } }));
+    const r = await cni(
+      n.node,
+      { command: 'ADD', containerID: 'rc', netns: p.path },
+      n.conf('1.0.0', { runtimeConfig: { ips: ['10.244.1.50/24'], mac: '02:00:00:00:00:50' } }),
+    );
     expect(r.code, r.stdout).toBe(0);
     expect(r.json.ips[0].address).toBe('10.244.1.50/24');
     expect(r.json.interfaces[2].mac).toBe('02:00:00:00:00:50');
@@ -297,7 +305,10 @@ describe('on one node', () => {
     expect((await cni(n.node, call, conf)).json.msg).toContain('no IP address is reserved');
     sh('ip', ['-n', p.ns, 'link', 'del', 'eth0']);
     expect((await cni(n.node, call, conf)).json.code).not.toBe(0);
-    expect((await cni(n.node, { ...call, command: 'CHECK' }, n.conf())).json).toMatchObject({ code: 7, msg: expect.stringContaining('prevResult') });
+    expect((await cni(n.node, { ...call, command: 'CHECK' }, n.conf())).json).toMatchObject({
+      code: 7,
+      msg: expect.stringContaining('prevResult'),
+    });
   });
 
   it('writes one log line per call to the log file and nothing but JSON to stdout', async () => {
@@ -307,7 +318,10 @@ describe('on one node', () => {
     await cni(n.node, { command: 'DEL', containerID: 'lg', netns: p.path }, n.conf('1.0.0', { logLevel: 'info' }));
     expect(() => JSON.parse(add.stdout)).not.toThrow();
     expect(add.stdout.trim().split('\n')).toHaveLength(1);
-    const lines = readFileSync(join(n.dir, 'podwire.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(join(n.dir, 'podwire.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.cmd, l.containerID, l.ifname, l.outcome])).toEqual([
       ['ADD', 'lg', 'eth0', 'ok'],
       ['DEL', 'lg', 'eth0', 'ok'],
@@ -385,7 +399,10 @@ describe('IPAM both ways', () => {
 
   it('podwire delegating to host-local, which is released when ADD fails later', async () => {
     const n = makeNode();
-    const hl = (more = {}) => ({ ...n.conf('1.0.0'), ipam: { type: 'host-local', subnet: '10.244.5.0/24', dataDir: join(n.dir, 'hl'), ...more } });
+    const hl = (more = {}) => ({
+      ...n.conf('1.0.0'),
+      ipam: { type: 'host-local', subnet: '10.244.5.0/24', dataDir: join(n.dir, 'hl'), ...more },
+    });
     const hostLocalIPs = () => readdirSync(join(n.dir, 'hl', 'podnet')).filter((f) => IP_FILE.test(f));
     const p = pod();
     const r = await cni(n.node, { command: 'ADD', containerID: 'hl', netns: p.path }, hl());
@@ -396,7 +413,11 @@ describe('IPAM both ways', () => {
     expect((await cni(n.node, { command: 'DEL', containerID: 'hl', netns: p.path }, hl())).code).toBe(0);
     expect(hostLocalIPs()).toEqual([]);
     // a failure after host-local allocated: podwire calls its DEL
-    const bad = await cni(n.node, { command: 'ADD', containerID: 'hl2', netns: p.path }, hl({ routes: [{ dst: '192.0.2.0/24', gw: '198.51.100.1' }] }));
+    const bad = await cni(
+      n.node,
+      { command: 'ADD', containerID: 'hl2', netns: p.path },
+      hl({ routes: [{ dst: '192.0.2.0/24', gw: '198.51.100.1' }] }),
+    );
     expect(bad.code).toBe(1);
     expect(hostLocalIPs()).toEqual([]);
     expect(n.vethsOnNode()).toEqual([]);
@@ -423,7 +444,8 @@ describe('cni-conf/', () => {
   it('10-podwire.conflist: podwire then portmap, DEL in reverse leaves no rule and no IP', async () => {
     const n = makeNode();
     const list = loadConflist('10-podwire.conflist', (pl) => {
-      if (pl.type === 'podwire') Object.assign(pl, { logFile: join(n.dir, 'podwire.log'), ipam: { ...pl.ipam, dataDir: join(n.dir, 'ipam') } });
+      if (pl.type === 'podwire')
+        Object.assign(pl, { logFile: join(n.dir, 'podwire.log'), ipam: { ...pl.ipam, dataDir: join(n.dir, 'ipam') } });
     });
     const p = pod();
     const call = { containerID: 'cl', netns: p.path };
@@ -443,7 +465,8 @@ describe('cni-conf/', () => {
     const file = join(n.dir, 'subnet.json');
     sh('sh', ['-c', `echo '{"podCIDR":"10.244.4.0/24"}' > ${file}`]);
     const list = loadConflist('podwire-subnetfile.conflist', (pl) => {
-      if (pl.type === 'podwire') Object.assign(pl, { logFile: join(n.dir, 'podwire.log'), ipam: { ...pl.ipam, subnetFile: file, dataDir: join(n.dir, 'ipam') } });
+      if (pl.type === 'podwire')
+        Object.assign(pl, { logFile: join(n.dir, 'podwire.log'), ipam: { ...pl.ipam, subnetFile: file, dataDir: join(n.dir, 'ipam') } });
     });
     const p = pod();
     const r = await addList(n.node, list, { containerID: 'sf', netns: p.path });
@@ -490,7 +513,10 @@ describe('IPv6', () => {
     expect(ping(a.ns, addrOf(rb.json))).toBe(true);
     const check = await cni(n.node, { command: 'CHECK', containerID: 'v6a', netns: a.path }, n.conf('1.1.0', { prevResult: ra.json }));
     expect(check.code, check.stdout).toBe(0);
-    for (const [id, p] of [['v6a', a], ['v6b', b]] as const) {
+    for (const [id, p] of [
+      ['v6a', a],
+      ['v6b', b],
+    ] as const) {
       expect((await cni(n.node, { command: 'DEL', containerID: id, netns: p.path }, n.conf())).code).toBe(0);
     }
     n.expectNothingLeft(a.ns);

@@ -7,7 +7,7 @@ import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, REF_PLUGINS, Sandbox, links, requireRoot, sh } from '../helpers/netns.js';
-import { loadConflist } from '../helpers/runtime.js';
+import { loadConflist } from '../helpers/conflist.js';
 import { httpGet } from '../../src/lab/netns.js';
 import { type CniCall, HostTrail, busyboxRootfs, cniCalls, inNode, linkClient, requireCommand, reserved } from '../helpers/runtimes.js';
 
@@ -29,7 +29,8 @@ class Podman {
     sh('mkdir', ['-p', join(dir, 'net'), join(dir, 'bin')]);
     symlinkSync(BIN, join(dir, 'bin', 'podwire'));
     const list = loadConflist('10-podwire.conflist', (pl) => {
-      if (pl.type === 'podwire') Object.assign(pl, { logFile: this.logFile, logLevel: 'info', ipam: { ...pl.ipam, subnet: '10.244.7.0/24', dataDir: this.data } });
+      if (pl.type === 'podwire')
+        Object.assign(pl, { logFile: this.logFile, logLevel: 'info', ipam: { ...pl.ipam, subnet: '10.244.7.0/24', dataDir: this.data } });
     });
     writeFileSync(join(dir, 'net', `${NET}.conflist`), JSON.stringify(list));
     // What podman 4 needs on these machines (FIELD-NOTES): runc (crun fails on hybrid cgroups), cgroupfs,
@@ -55,7 +56,16 @@ class Podman {
   }
 
   run(...args: string[]): string {
-    const global = ['--root', join(this.dir, 'storage'), '--runroot', join(this.dir, 'run'), '--tmpdir', join(this.dir, 'tmp'), '--storage-driver', 'vfs'];
+    const global = [
+      '--root',
+      join(this.dir, 'storage'),
+      '--runroot',
+      join(this.dir, 'run'),
+      '--tmpdir',
+      join(this.dir, 'tmp'),
+      '--storage-driver',
+      'vfs',
+    ];
     return inNode(this.node, 'podman', [...global, ...args], this.env).trim();
   }
 
@@ -75,7 +85,10 @@ class Podman {
   }
 
   teardown(): void {
-    for (const args of [['pod', 'rm', '-af', '-t', '0'], ['rm', '-af', '-t', '0']]) {
+    for (const args of [
+      ['pod', 'rm', '-af', '-t', '0'],
+      ['rm', '-af', '-t', '0'],
+    ]) {
       try {
         this.run(...args);
       } catch {
@@ -93,7 +106,12 @@ let rootfs = '';
 
 beforeAll(() => {
   requireRoot();
-  for (const [cmd, pkg] of [['podman', 'podman'], ['runc', 'runc'], ['catatonit', 'catatonit']]) requireCommand(cmd, pkg);
+  for (const [cmd, pkg] of [
+    ['podman', 'podman'],
+    ['runc', 'runc'],
+    ['catatonit', 'catatonit'],
+  ])
+    requireCommand(cmd, pkg);
   const node = sb.ns('pmnode');
   client = sb.ns('pmclient');
   linkClient(node, client, NODE_IP, '192.168.77.2');
@@ -129,7 +147,20 @@ describe('podman 4 (CNI backend)', () => {
 
   it('--ip and --mac-address arrive as IP= and MAC= in CNI_ARGS and are honoured', () => {
     const p = pm!;
-    const id = p.run('run', '-d', '--name', 'c', '--ip', '10.244.7.77', '--mac-address', '02:42:0a:f4:07:4d', '--rootfs', rootfs, 'sleep', '600');
+    const id = p.run(
+      'run',
+      '-d',
+      '--name',
+      'c',
+      '--ip',
+      '10.244.7.77',
+      '--mac-address',
+      '02:42:0a:f4:07:4d',
+      '--rootfs',
+      rootfs,
+      'sleep',
+      '600',
+    );
     expect(p.ipOf('c')).toBe('10.244.7.77');
     expect(p.run('exec', 'c', 'cat', '/sys/class/net/eth0/address')).toBe('02:42:0a:f4:07:4d');
     const add = p.calls().find((c) => c.cmd === 'ADD' && c.containerID === id);
@@ -177,7 +208,11 @@ describe('podman 4 (CNI backend)', () => {
     const p = pm!;
     p.run('rm', '-f', '-t', '0', 'a', 'b', 'c');
     expect(reserved(p.data, NET)).toEqual([]);
-    expect(links(p.node).map((l) => l.ifname).sort()).toEqual(['cni0', 'eth0', 'lo']);
+    expect(
+      links(p.node)
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(['cni0', 'eth0', 'lo']);
     expect(p.calls().filter((c) => c.outcome !== 'ok')).toEqual([]);
     expect(trail!.added().filter((f) => f.startsWith('/run/netns/') || f.startsWith('/var/lib/cni/results/'))).toEqual([]);
   });

@@ -24,10 +24,19 @@ function setup(extra: Record<string, unknown> = {}) {
     ...extra,
     ipam: { type: 'podwire-ipam', subnet: '10.244.7.0/24', dataDir: join(dir, 'ipam') },
   };
-  const call = (command: string, env?: Record<string, string>) => ({ command, containerID: 'ctr-trace', netns: nsPath(pod), ifname: 'eth0', env });
+  const call = (command: string, env?: Record<string, string>) => ({
+    command,
+    containerID: 'ctr-trace',
+    netns: nsPath(pod),
+    ifname: 'eth0',
+    env,
+  });
   const logLines = (): any[] => {
     try {
-      return readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      return readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
     } catch {
       return [];
     }
@@ -51,11 +60,25 @@ function steps(text: string): { n: number; what: string; cmds: string[]; why: st
 function wiring(node: string, pod: string) {
   const shape = (ns: string) =>
     links(ns)
-      .map((l) => ({ ifname: l.ifname, master: l.master, mtu: l.mtu, mac: l.address, up: l.flags.includes('UP'), addrs: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`) }))
+      .map((l) => ({
+        ifname: l.ifname,
+        master: l.master,
+        mtu: l.mtu,
+        mac: l.address,
+        up: l.flags.includes('UP'),
+        addrs: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`),
+      }))
       .sort((a, b) => a.ifname.localeCompare(b.ifname));
   const routes = sh('ip', ['-n', pod, 'route', 'show']).trim();
   const hairpin = (dev: string) => JSON.parse(sh('ip', ['-n', node, '-j', '-d', 'link', 'show', dev]))[0].linkinfo.info_slave_data.hairpin;
-  return { node: shape(node), pod: shape(pod), routes, hairpin: shape(node).filter((l) => l.ifname.startsWith('veth')).map((l) => hairpin(l.ifname)) };
+  return {
+    node: shape(node),
+    pod: shape(pod),
+    routes,
+    hairpin: shape(node)
+      .filter((l) => l.ifname.startsWith('veth'))
+      .map((l) => hairpin(l.ifname)),
+  };
 }
 
 describe('trace', () => {
@@ -84,13 +107,22 @@ describe('trace', () => {
       /forwards IPv4/,
     ];
     const at = order.map((re) => s.findIndex((x) => re.test(x.what)));
-    expect(at.every((i) => i >= 0), JSON.stringify(at)).toBe(true);
+    expect(
+      at.every((i) => i >= 0),
+      JSON.stringify(at),
+    ).toBe(true);
     expect([...at].sort((a, b) => a - b)).toEqual(at);
     // The exact commands, with this pod's names, addresses and MAC.
     const veth_ = s.find((x) => x.what.startsWith('create the veth pair'))!;
-    expect(veth_.cmds).toEqual([expect.stringMatching(new RegExp(`^ip link add name ${veth} .* type veth peer name eth0 address ${podMac} mtu 1500 netns ${nsPath(t.pod)}$`))]);
+    expect(veth_.cmds).toEqual([
+      expect.stringMatching(
+        new RegExp(`^ip link add name ${veth} .* type veth peer name eth0 address ${podMac} mtu 1500 netns ${nsPath(t.pod)}$`),
+      ),
+    ]);
     expect(veth_.why).toMatch(/move the peer into the pod's namespace, rename it to eth0/);
-    expect(s.find((x) => x.what.startsWith('add the default route'))!.cmds).toEqual([`ip -n ${t.pod} route replace 0.0.0.0/0 via 10.244.7.1 dev eth0`]);
+    expect(s.find((x) => x.what.startsWith('add the default route'))!.cmds).toEqual([
+      `ip -n ${t.pod} route replace 0.0.0.0/0 via 10.244.7.1 dev eth0`,
+    ]);
     expect(s[0]!.cmds).toEqual([`create file ${join(t.dir, 'ipam', 'tracenet', '10.244.7.2')} containing "ctr-trace\\r\\neth0"`]);
     expect(add.stderr).toMatch(/=> ADD ok in [\d.]+ ms: 10\.244\.7\.2\/24\n$/);
 
@@ -100,12 +132,14 @@ describe('trace', () => {
     expect(traced[3].what).toBe(s[3]!.what);
   });
 
-  it("the traced ip commands, run again by hand, rebuild exactly the same wiring", async () => {
+  it('the traced ip commands, run again by hand, rebuild exactly the same wiring', async () => {
     const t = setup();
     const add = await cni(t.node, t.call('ADD', { PODWIRE_TRACE: 'stderr' }), t.conf);
     expect(add.code, add.stderr).toBe(0);
     const before = wiring(t.node, t.pod);
-    const ipCmds = steps(add.stderr).flatMap((x) => x.cmds).filter((c) => c.startsWith('ip '));
+    const ipCmds = steps(add.stderr)
+      .flatMap((x) => x.cmds)
+      .filter((c) => c.startsWith('ip '));
     expect(ipCmds.length).toBeGreaterThanOrEqual(9);
 
     // Take it apart (the pod end goes with the host end), then replay: host-side commands ran in the node's
@@ -121,11 +155,18 @@ describe('trace', () => {
   });
 
   it('ipMasq and hostPort steps list the exact iptables commands: the rules they name exist after ADD and are gone after DEL', async () => {
-    const t = setup({ ipMasq: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80 }] } });
+    const t = setup({
+      ipMasq: true,
+      capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80 }] },
+    });
     const add = await cni(t.node, t.call('ADD', { PODWIRE_TRACE: 'stderr' }), t.conf);
     expect(add.code, add.stderr).toBe(0);
     const nat = () => sh('ip', ['netns', 'exec', t.node, 'iptables-save', '-t', 'nat']).split('\n');
-    const ipt = (trace: string) => steps(trace).flatMap((x) => x.cmds).filter((c) => c.startsWith('iptables -t nat '));
+    const ipt = (trace: string) =>
+      steps(trace)
+        .flatMap((x) => x.cmds)
+        .filter((c) => c.startsWith('iptables -t nat '));
     const added = ipt(add.stderr);
     // A fresh node: this ADD made the shared hostPort chains, and says so.
     expect(added).toContain('iptables -t nat -N PODWIRE-HOSTPORTS');
@@ -134,7 +175,11 @@ describe('trace', () => {
     for (const c of added) {
       const rule = c.slice('iptables -t nat '.length);
       if (rule.startsWith('-A ')) expect(saved, c).toContain(rule);
-      else expect(saved.some((l) => l.startsWith(`:${rule.slice(3)} `)), c).toBe(true); // -N CHAIN
+      else
+        expect(
+          saved.some((l) => l.startsWith(`:${rule.slice(3)} `)),
+          c,
+        ).toBe(true); // -N CHAIN
     }
     const del = await cni(t.node, t.call('DEL', { PODWIRE_TRACE: 'stderr' }), t.conf);
     expect(del.code).toBe(0);
@@ -167,15 +212,25 @@ describe('trace', () => {
     expect(del.code, del.stderr).toBe(0);
     expect(del.stdout).toBe('');
     const s = steps(del.stderr);
-    expect(s.map((x) => x.what)).toEqual(['release the Pod IP 10.244.7.2 back to the node\'s slice', `delete the host end ${veth} of the veth pair`]);
+    expect(s.map((x) => x.what)).toEqual([
+      "release the Pod IP 10.244.7.2 back to the node's slice",
+      `delete the host end ${veth} of the veth pair`,
+    ]);
     expect(s[1]!.cmds).toEqual([`ip link del dev ${veth}`]);
     expect(s[1]!.why).toMatch(/deletes both: the pod's eth0 goes with it/);
 
     const again = await cni(t.node, t.call('DEL', { PODWIRE_TRACE: '1' }), t.conf);
     expect(again.code).toBe(0);
     expect(again.stderr).toBe(''); // 1 = the log file only
-    const whats = t.logLines().filter((l) => typeof l.trace === 'number').slice(-2).map((l) => l.what);
-    expect(whats).toEqual(['no address is reserved for ctr-trace/eth0', expect.stringMatching(/^the host end veth[0-9a-f]{8} is gone already$/)]);
+    const whats = t
+      .logLines()
+      .filter((l) => typeof l.trace === 'number')
+      .slice(-2)
+      .map((l) => l.what);
+    expect(whats).toEqual([
+      'no address is reserved for ctr-trace/eth0',
+      expect.stringMatching(/^the host end veth[0-9a-f]{8} is gone already$/),
+    ]);
   });
 
   it('a failed ADD shows the step the kernel refused and what was undone', async () => {

@@ -63,7 +63,9 @@ describe('allocate', () => {
     const p = pool({ subnet: '10.244.1.0/24' });
     const req = { family: 4 as const, value: (10n << 24n) + (244n << 16n) + (1n << 8n) + 77n };
     expect(formatIP(allocate(s, p, owner(1), req).ip)).toBe('10.244.1.77');
-    expect(() => allocate(s, p, owner(2), req)).toThrow(expect.objectContaining({ code: 101, message: expect.stringContaining('c1/eth0') }));
+    expect(() => allocate(s, p, owner(2), req)).toThrow(
+      expect.objectContaining({ code: 101, message: expect.stringContaining('c1/eth0') }),
+    );
     expect(() => allocate(s, p, owner(3), { family: 4, value: req.value + 1000n })).toThrow(expect.objectContaining({ code: 101 }));
     expect(() => allocate(s, p, owner(4), p.gateway)).toThrow(expect.objectContaining({ code: 101 }));
   });

@@ -79,9 +79,18 @@ describe('network config', () => {
     expect(fails(() => parseNetConf('{"cniVersion": '))).toMatchObject({ code: 6 });
     expect(fails(() => parseNetConf('[]'))).toMatchObject({ code: 6 });
     expect(fails(() => parseNetConf(JSON.stringify({ ...good, cniVersion: '0.2.0' })))).toMatchObject({ code: 1 });
-    expect(fails(() => parseNetConf(JSON.stringify({ ...good, cniVersion: undefined })))).toMatchObject({ code: 7, message: expect.stringContaining('cniVersion') });
-    expect(fails(() => parseNetConf(JSON.stringify({ ...good, name: '../etc' })))).toMatchObject({ code: 7, message: expect.stringContaining('name') });
-    expect(fails(() => parseNetConf(JSON.stringify({ ...good, logLevel: 'loud' })))).toMatchObject({ code: 7, message: expect.stringContaining('logLevel') });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, cniVersion: undefined })))).toMatchObject({
+      code: 7,
+      message: expect.stringContaining('cniVersion'),
+    });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, name: '../etc' })))).toMatchObject({
+      code: 7,
+      message: expect.stringContaining('name'),
+    });
+    expect(fails(() => parseNetConf(JSON.stringify({ ...good, logLevel: 'loud' })))).toMatchObject({
+      code: 7,
+      message: expect.stringContaining('logLevel'),
+    });
     for (const [k, v] of [
       ['bridge', 'a/b'],
       ['mtu', 70000],
@@ -89,7 +98,10 @@ describe('network config', () => {
       ['hairpinMode', 'yes'],
       ['ipMasq', 1],
     ] as const) {
-      expect(fails(() => parseBridgeConf(parseNetConf(JSON.stringify({ ...good, [k]: v }))))).toMatchObject({ code: 7, message: expect.stringContaining(k) });
+      expect(fails(() => parseBridgeConf(parseNetConf(JSON.stringify({ ...good, [k]: v }))))).toMatchObject({
+        code: 7,
+        message: expect.stringContaining(k),
+      });
     }
   });
 });

@@ -14,7 +14,8 @@ const byKind = (kind: string): Obj => {
   if (!d) throw new Error(`no ${kind} in deploy/podwire.yaml`);
   return d;
 };
-const help = (cmd: string): string => execFileSync(process.execPath, [join(ROOT, 'dist', 'podwire.mjs'), cmd, '--help'], { encoding: 'utf8' });
+const help = (cmd: string): string =>
+  execFileSync(process.execPath, [join(ROOT, 'dist', 'podwire.mjs'), cmd, '--help'], { encoding: 'utf8' });
 
 describe('deploy/podwire.yaml', () => {
   it('holds a ServiceAccount, ClusterRole, ClusterRoleBinding and DaemonSet, each with apiVersion and name', () => {
@@ -27,7 +28,9 @@ describe('deploy/podwire.yaml', () => {
 
   it('grants nodes get/list/watch and nodes/status patch, and nothing else', () => {
     const rules = byKind('ClusterRole').rules as Obj[];
-    const grants = rules.flatMap((r) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups.join()}/${res}:${v}`))).sort();
+    const grants = rules
+      .flatMap((r) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups.join()}/${res}:${v}`)))
+      .sort();
     expect(grants).toEqual(['/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch']);
     const b = byKind('ClusterRoleBinding');
     const sa = byKind('ServiceAccount');

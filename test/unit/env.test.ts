@@ -6,8 +6,13 @@ import { validIfname } from '../../src/kernel/names.js';
 import { validMac } from '../../src/net/mac.js';
 import { thrownCode } from '../helpers/errors.js';
 
-const base = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc123', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
-
+const base = {
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'abc123',
+  CNI_NETNS: '/var/run/netns/x',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: '/opt/cni/bin:/usr/lib/cni',
+};
 
 describe('validators', () => {
   it('container IDs and network names', () => {

@@ -17,11 +17,16 @@ describe('findPodwireConf', () => {
   it('takes the first file, by name, that has a podwire plugin, skipping broken ones', () => {
     writeFileSync(join(dir, '05-broken.conflist'), '{ not json');
     writeFileSync(join(dir, '10-other.conflist'), JSON.stringify({ name: 'other', plugins: [{ type: 'bridge' }] }));
-    writeFileSync(join(dir, '20-pw.conflist'), JSON.stringify({ name: 'pw', plugins: [{ type: 'podwire', bridge: 'br9' }, { type: 'portmap' }] }));
+    writeFileSync(
+      join(dir, '20-pw.conflist'),
+      JSON.stringify({ name: 'pw', plugins: [{ type: 'podwire', bridge: 'br9' }, { type: 'portmap' }] }),
+    );
     writeFileSync(join(dir, '30-pw.conf'), JSON.stringify({ name: 'single', type: 'podwire' }));
     const c = findPodwireConf(dir);
     expect(c).toMatchObject({ file: join(dir, '20-pw.conflist'), network: 'pw', plugin: { bridge: 'br9' } });
-    expect(() => findPodwireConf(join(dir, 'none'))).toThrow(/no network config with a podwire plugin in .*none \(give one with --conflist\)/);
+    expect(() => findPodwireConf(join(dir, 'none'))).toThrow(
+      /no network config with a podwire plugin in .*none \(give one with --conflist\)/,
+    );
   });
 });
 
@@ -64,12 +69,16 @@ describe('walkNat', () => {
     expect(walkNat(table, 'PREROUTING', { src: '10.244.1.2', dst: '10.96.0.10', proto: 'tcp', dport: 81 }, node).dnat).toBeUndefined();
     expect(walkNat(table, 'PREROUTING', { src: '10.244.1.2', dst: '10.96.0.10', proto: 'icmp' }, node)).toEqual({ chains: [], choices: 0 });
   });
-  it('a nodePort only on the node\'s own address (addrtype LOCAL), from OUTPUT too', () => {
+  it("a nodePort only on the node's own address (addrtype LOCAL), from OUTPUT too", () => {
     const r = walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.11', proto: 'tcp', dport: 30080, iif: 'eth0' }, node);
     expect(r.dnat).toEqual({ ip: '10.244.2.7', port: 8080 });
     expect(r.chains.slice(0, 3)).toEqual(['PREROUTING', 'KUBE-SERVICES', 'KUBE-NODEPORTS']);
-    expect(walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.99', proto: 'tcp', dport: 30080 }, node).dnat).toBeUndefined();
-    expect(walkNat(table, 'OUTPUT', { src: '192.168.50.11', dst: '192.168.50.11', proto: 'tcp', dport: 30080 }, node).dnat?.port).toBe(8080);
+    expect(
+      walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.99', proto: 'tcp', dport: 30080 }, node).dnat,
+    ).toBeUndefined();
+    expect(walkNat(table, 'OUTPUT', { src: '192.168.50.11', dst: '192.168.50.11', proto: 'tcp', dport: 30080 }, node).dnat?.port).toBe(
+      8080,
+    );
   });
   it("podwire's hostPort chain", () => {
     const r = walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.11', proto: 'tcp', dport: 8081, iif: 'eth0' }, node);

@@ -17,7 +17,9 @@ describe('files: libc through bun:ffi against node:fs', () => {
   it('answers the same, errors included', () => {
     const underNode = probe(mkdtempSync(join(root, 'node-')));
     const bunDir = mkdtempSync(join(root, 'bun-'));
-    const underBun = JSON.parse(execFileSync(bun, [join(import.meta.dirname, '..', 'helpers', 'files-probe.ts'), bunDir], { encoding: 'utf8' }));
+    const underBun = JSON.parse(
+      execFileSync(bun, [join(import.meta.dirname, '..', 'helpers', 'files-probe.ts'), bunDir], { encoding: 'utf8' }),
+    );
     expect(underBun).toEqual(underNode);
     // and the answers are the ones a caller expects, not two equal wrong ones
     expect(underNode.slice(0, 7)).toEqual([

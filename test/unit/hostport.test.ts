@@ -36,7 +36,15 @@ describe('runtimeConfig.portMappings', () => {
 
 describe('hostPort chains', () => {
   const chain = attachmentNames('podwire', 'abc', 'eth0').hostportChain;
-  const lines = hostportLines(chain, parsePortMappings([{ hostPort: 8080, containerPort: 80 }, { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '192.168.50.11' }]), '10.244.1.5', '10.244.1.0/24');
+  const lines = hostportLines(
+    chain,
+    parsePortMappings([
+      { hostPort: 8080, containerPort: 80 },
+      { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '192.168.50.11' },
+    ]),
+    '10.244.1.5',
+    '10.244.1.0/24',
+  );
 
   it('DNATs each hostPort to the pod and masquerades only same-subnet (hairpin) clients', () => {
     expect(chain).toMatch(/^PW-HP-[0-9a-f]{16}$/);
@@ -46,14 +54,24 @@ describe('hostPort chains', () => {
       `-A ${chain} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.1.5:80`,
       `-A ${chain} -d 192.168.50.11/32 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.244.1.5:53`,
       `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${chain}" -j ${chain}`,
-      `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment "podwire: ${chain}" -j MASQUERADE`,
-      `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment --comment "podwire: ${chain}" -j MASQUERADE`,
+      `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment ` +
+        `--comment "podwire: ${chain}" -j MASQUERADE`,
+      `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment ` +
+        `--comment "podwire: ${chain}" -j MASQUERADE`,
     ]);
   });
 
-  it('removal takes every rule naming the chain, and no other pod\'s', () => {
+  it("removal takes every rule naming the chain, and no other pod's", () => {
     const other = attachmentNames('podwire', 'xyz', 'eth0').hostportChain;
-    const saved = ['*nat', ':PREROUTING ACCEPT [0:0]', `:${chain} - [0:0]`, `:${other} - [0:0]`, ...lines.slice(1), `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${other}" -j ${other}`, 'COMMIT'];
+    const saved = [
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      `:${chain} - [0:0]`,
+      `:${other} - [0:0]`,
+      ...lines.slice(1),
+      `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${other}" -j ${other}`,
+      'COMMIT',
+    ];
     const del = delChainLines(saved, chain);
     expect(del).toEqual([...lines.slice(3).map((l) => '-D' + l.slice(2)), `-F ${chain}`, `-X ${chain}`]);
     expect(del.join('\n')).not.toContain(other);

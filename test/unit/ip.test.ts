@@ -84,7 +84,13 @@ describe(`net/ip against ip-num (PODWIRE_SEED=${SEED})`, () => {
       const text = `${ipText}/${prefix}`;
       const range = v6 ? IPv6CidrRange.fromCidr(text) : IPv4CidrRange.fromCidr(text);
       const c = parseCidr(text);
-      expect(c, why(text)).toEqual({ family: v6 ? 6 : 4, ip: value, prefix, first: range.getFirst().getValue(), last: range.getLast().getValue() });
+      expect(c, why(text)).toEqual({
+        family: v6 ? 6 : 4,
+        ip: value,
+        prefix,
+        first: range.getFirst().getValue(),
+        last: range.getLast().getValue(),
+      });
       expect(parseCidr(text, true) !== undefined, why(text)).toBe(value === c!.first);
       expect(cidrContains(c!, { family: c!.family, value }), why(text)).toBe(true);
       expect(cidrContains(c!, { family: c!.family, value: c!.last + 1n }), why(text)).toBe(false);
@@ -136,6 +142,6 @@ describe('net/ip where it differs from ip-num on purpose', () => {
   it('parses an address with or without a prefix', () => {
     expect(parseIPMaybeCidr('10.244.1.7/24')).toEqual(parseIP('10.244.1.7'));
     expect(parseIPMaybeCidr('10.244.1.7/33')).toBeUndefined();
-    expect(parseIPMaybeCidr('fd00::7')).toEqual({ family: 6, value: 0xfd00n << 112n | 7n });
+    expect(parseIPMaybeCidr('fd00::7')).toEqual({ family: 6, value: (0xfd00n << 112n) | 7n });
   });
 });

@@ -23,7 +23,10 @@ describe('Node objects → cluster', () => {
   });
 
   it('leaves out nodes that have no podCIDR yet, and says which', () => {
-    const { cluster, waiting } = clusterFromNodes(SETTINGS, [kubeNode('b', '192.168.50.12', '10.244.2.0/24'), kubeNode('a', '192.168.50.11')]);
+    const { cluster, waiting } = clusterFromNodes(SETTINGS, [
+      kubeNode('b', '192.168.50.12', '10.244.2.0/24'),
+      kubeNode('a', '192.168.50.11'),
+    ]);
     expect(cluster.nodes.map((x) => x.name)).toEqual(['b']);
     expect(waiting).toEqual(['a']);
   });

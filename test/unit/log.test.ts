@@ -12,7 +12,20 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The calls the plugin makes, with every kind of value it logs. */
 function calls(log: Logger): void {
-  log.info({ cmd: 'ADD', net: 'podnet', containerID: 'ctr1', ifname: 'eth0', netns: '/run/netns/p1', args: undefined, outcome: 'ok', ms: 12.34, ips: ['10.244.1.2/24'] }, 'ADD ok');
+  log.info(
+    {
+      cmd: 'ADD',
+      net: 'podnet',
+      containerID: 'ctr1',
+      ifname: 'eth0',
+      netns: '/run/netns/p1',
+      args: undefined,
+      outcome: 'ok',
+      ms: 12.34,
+      ips: ['10.244.1.2/24'],
+    },
+    'ADD ok',
+  );
   log.error({ cmd: 'ADD', outcome: 'error', code: 7, err: 'invalid network config: ipam: missing "quoted" \\ \n newline' }, 'ADD failed');
   log.debug({ netns: undefined, batch: ['link set dev lo up', 'addr add 10.244.1.2/24 dev eth0'], ms: 2.5, exit: 0 }, 'ip -batch');
   log.info({ profile: { startup: 5.1, ipam: { wall: 0.4, cpu: 0.3 } }, flag: true, none: null }, 'nested');

@@ -23,7 +23,13 @@ describe('cluster file', () => {
   it('fills defaults and derives each VTEP from the node', () => {
     const c = cluster();
     expect(c).toMatchObject({ backend: 'vxlan', vni: 1, port: 8472, device: 'podwire.1', bridge: 'cni0', mtu: undefined });
-    expect(c.nodes[1]).toEqual({ name: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.2.0/24', vtepMac: '0e:70:c0:a8:32:0c', vtepIP: '10.244.2.0' });
+    expect(c.nodes[1]).toEqual({
+      name: 'node2',
+      nodeIP: '192.168.50.12',
+      podCIDR: '10.244.2.0/24',
+      vtepMac: '0e:70:c0:a8:32:0c',
+      vtepIP: '10.244.2.0',
+    });
     expect(cluster({ vxlan: { vni: 42, port: 4789 } })).toMatchObject({ vni: 42, port: 4789, device: 'podwire.42' });
   });
 
@@ -98,7 +104,9 @@ describe('peers', () => {
 
   it('from empty: everything is added; once applied, nothing is left to do', () => {
     const d = diffPeers(empty, want(cluster()));
-    expect([d.neighSet.length, d.fdbSet.length, d.routeSet.length, d.routeDel.length, d.neighDel.length, d.fdbDel.length]).toEqual([2, 2, 2, 0, 0, 0]);
+    expect([d.neighSet.length, d.fdbSet.length, d.routeSet.length, d.routeDel.length, d.neighDel.length, d.fdbDel.length]).toEqual([
+      2, 2, 2, 0, 0, 0,
+    ]);
     expect(diffSize(diffPeers(want(cluster()), want(cluster())))).toBe(0);
   });
 
@@ -154,7 +162,13 @@ describe('node up plan', () => {
   const eth0: Link = { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.168.50.11', prefixlen: 24 }] };
   const ready: Link[] = [
     eth0,
-    { ifname: 'cni0', mtu: 1450, flags: ['UP'], addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }], linkinfo: { info_kind: 'bridge' } },
+    {
+      ifname: 'cni0',
+      mtu: 1450,
+      flags: ['UP'],
+      addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }],
+      linkinfo: { info_kind: 'bridge' },
+    },
     {
       ifname: 'podwire.1',
       mtu: 1450,
@@ -168,7 +182,9 @@ describe('node up plan', () => {
   it('creates bridge and VTEP on a bare node, and does nothing on a ready one', () => {
     const bare = linkPlan(c, self, [eth0], 1450, 'eth0');
     expect(bare.lines).toContain('link add name cni0 address 0a:58:0a:f4:01:01 mtu 1450 type bridge');
-    expect(bare.lines).toContain('link add name podwire.1 address 0e:70:c0:a8:32:0b mtu 1450 type vxlan id 1 local 192.168.50.11 dev eth0 dstport 8472 nolearning');
+    expect(bare.lines).toContain(
+      'link add name podwire.1 address 0e:70:c0:a8:32:0b mtu 1450 type vxlan id 1 local 192.168.50.11 dev eth0 dstport 8472 nolearning',
+    );
     expect(linkPlan(c, self, ready, 1450, 'eth0')).toEqual({ lines: [], changes: [] });
   });
 

@@ -30,6 +30,8 @@ describe('kube-proxy rules for the lab', () => {
     const services = lines.filter((l) => l.startsWith('-A KUBE-SERVICES '));
     expect(services.pop()).toContain('--dst-type LOCAL -j KUBE-NODEPORTS');
     expect(lines.some((l) => l.startsWith('-A KUBE-NODEPORTS ') && l.includes('--dport 30080'))).toBe(true);
-    expect(lines).toContain('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully');
+    expect(lines).toContain(
+      '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+    );
   });
 });

@@ -6,7 +6,6 @@ import { bridgeLines, podLines, vethLines } from '../../src/kernel/links.js';
 import { ipCommand } from '../../src/kernel/run.js';
 import { thrownCode } from '../helpers/errors.js';
 
-
 describe('traceTarget', () => {
   it('PODWIRE_TRACE wins over the config; off by default', () => {
     expect(traceTarget(undefined, undefined)).toBeUndefined();
@@ -35,7 +34,9 @@ describe('Trace', () => {
     t.batch([step('e')], 1);
     const text = t.text('ok');
     expect(text.split('\n')[0]).toBe('podwire ADD c/eth0');
-    expect(text).toMatch(/ 4\. d\n\s+\$ cmd d\n\s+why: because d\n\s+\(steps 2-4 went to the kernel in one `ip -batch -`, 2\.3 ms\)\n\s+5\. e\n/);
+    expect(text).toMatch(
+      / 4\. d\n\s+\$ cmd d\n\s+why: because d\n\s+\(steps 2-4 went to the kernel in one `ip -batch -`, 2\.3 ms\)\n\s+5\. e\n/,
+    );
     expect(text).not.toMatch(/steps 5-5/);
     expect(text.trimEnd().endsWith('=> ok')).toBe(true);
     expect(t.length).toBe(5);
@@ -51,8 +52,21 @@ describe('Trace', () => {
 describe('wiring steps', () => {
   const all = [
     ...bridgeLines({ name: 'cni0', mtu: 1450, gatewayCidr: '10.244.1.1/24', mac: '0a:58:0a:f4:01:01' }, false),
-    ...vethLines({ host: 'veth01234567', hostMac: '02:00:00:00:00:01', peer: 'eth0', peerMac: '02:00:00:00:00:02', netns: '/run/netns/p', mtu: 1450, bridge: 'cni0', hairpin: true }),
-    ...podLines({ ifname: 'eth0', addresses: ['10.244.1.5/24'], routes: [{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.96.0.0/12' }] }),
+    ...vethLines({
+      host: 'veth01234567',
+      hostMac: '02:00:00:00:00:01',
+      peer: 'eth0',
+      peerMac: '02:00:00:00:00:02',
+      netns: '/run/netns/p',
+      mtu: 1450,
+      bridge: 'cni0',
+      hairpin: true,
+    }),
+    ...podLines({
+      ifname: 'eth0',
+      addresses: ['10.244.1.5/24'],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.96.0.0/12' }],
+    }),
   ];
   it('every step has a command, a sentence and a reason', () => {
     expect(all).toHaveLength(11);

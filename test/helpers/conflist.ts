@@ -13,7 +13,8 @@ export function loadConflist(file: string, patch: (plugin: Record<string, any>) 
 
 const runner = (node: string): Runner => ({ node, podwire: BIN, cniPath: [REF_PLUGINS] });
 
-export const addList = (node: string, list: Conflist, a: Attach, rc: Record<string, unknown> = {}): Promise<Reply> => add(runner(node), list, a, rc);
+export const addList = (node: string, list: Conflist, a: Attach, rc: Record<string, unknown> = {}): Promise<Reply> =>
+  add(runner(node), list, a, rc);
 
 export const delList = (node: string, list: Conflist, a: Attach, prev: unknown, rc: Record<string, unknown> = {}): Promise<Reply[]> =>
   del(runner(node), list, a, prev, rc);

@@ -1,0 +1,22 @@
+// What the plugin loads per pod (from src/plugin/index.ts, everything it reaches) must earn its start-up
+// cost (README, "The per-pod path"). Type-only imports load nothing, so they do not count here
+// (tsPreCompilationDeps: false); the floors are checked with them in .dependency-cruiser.cjs.
+module.exports = {
+  forbidden: [
+    {
+      name: 'per-pod-path-loads-little',
+      comment:
+        'what the plugin loads per pod must earn its start-up cost: under Bun, node:fs costs 2.5-4 ms, node:child_process ~10 ms, ' +
+        'node:crypto ~6 ms, node:path ~1 ms, pino ~30 ms, ip-num ~5 ms, yargs and the Kubernetes client more (README, "The per-pod path")',
+      severity: 'error',
+      from: { path: '^src/plugin/index\\.ts$' },
+      to: { path: '^(node:)?(fs|path|child_process|crypto|os)$|node_modules/(pino|ip-num|yargs|@kubernetes)', reachable: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '\\.conflist$' },
+    tsPreCompilationDeps: false,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};
