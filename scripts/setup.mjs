@@ -13,7 +13,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
 // podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests;
 // shellcheck + ruby: static checks of the Vagrant lab, which cannot run here;
-// chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows.
+// chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows;
+// kubernetes-client where no kubectl is on PATH.
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
 const LAB_DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins'];
 const TEST_DEBS = [
@@ -28,6 +29,9 @@ const TEST_DEBS = [
   'chromium',
   'fonts-dejavu-core',
 ];
+// kubectl (a real client for the fake API server's test): the one on PATH, else Debian's kubernetes-client.
+const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { stdio: 'ignore' }).status === 0;
+if (!hasKubectl) TEST_DEBS.push('kubernetes-client');
 const DEBS = process.argv.includes('--lab') ? LAB_DEBS : [...LAB_DEBS, ...TEST_DEBS];
 /** @param {string} cmd @param {string[]} args @param {import('node:child_process').ExecFileSyncOptions} [opts] */
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });

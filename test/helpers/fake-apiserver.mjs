@@ -1,7 +1,9 @@
 // @ts-check
 // A stand-in for the Kubernetes API server, for Nodes only: list, watch (newline-delimited JSON events,
-// resourceVersion, "410 Gone" after compaction), get, and strategic-merge PATCH of nodes/status. No API
-// server can run on these machines; this speaks the same protocol with real Node objects.
+// resourceVersion, "410 Gone" after compaction), get, PATCH of nodes and nodes/status (strategic merge,
+// JSON merge), and the discovery endpoints a real client reads first (/version, /api, /apis, /api/v1).
+// No API server can run on these machines; this speaks the same protocol with real Node objects, and a
+// test holds it to what kubectl, a client nobody here wrote, expects of it (test/integration/kubectl.test.ts).
 //
 // In-process: `const api = fakeApiServer(); await api.listen(0, '127.0.0.1')`.
 // As a process (so it can run inside a test's network namespace): `node fake-apiserver.mjs PORT HOST`,
@@ -29,6 +31,42 @@ export function kubeNode(name, internalIP, podCIDR) {
 }
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
+
+const isObject = (v) => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * A patch applied to an object, as the API server does for the kinds of patch clients send: JSON merge
+ * (RFC 7386: objects merged key by key, null deletes, anything else replaced) and, for strategic merge,
+ * the same except that lists with a merge key (status.conditions by type, status.addresses by type) are
+ * merged item by item.
+ */
+function applyPatch(target, patch, strategic, path = '') {
+  for (const [k, v] of Object.entries(patch)) {
+    const at = `${path}.${k}`;
+    if (v === undefined) continue;
+    if (v === null) delete target[k];
+    else if (strategic && Array.isArray(v) && (at === '.status.conditions' || at === '.status.addresses')) {
+      const list = (target[k] ??= []);
+      for (const item of v) {
+        const i = list.findIndex((x) => x.type === item.type);
+        if (i >= 0) list[i] = { ...list[i], ...item };
+        else list.push(item);
+      }
+    } else if (isObject(v)) applyPatch(isObject(target[k]) ? target[k] : (target[k] = {}), v, strategic, at);
+    else target[k] = clone(v);
+  }
+}
+
+/** What discovery says of the one resource served here. */
+const NODE_RESOURCES = {
+  kind: 'APIResourceList',
+  apiVersion: 'v1',
+  groupVersion: 'v1',
+  resources: [
+    { name: 'nodes', singularName: 'node', namespaced: false, kind: 'Node', verbs: ['get', 'list', 'patch', 'watch'], shortNames: ['no'] },
+    { name: 'nodes/status', singularName: '', namespaced: false, kind: 'Node', verbs: ['get', 'patch'] },
+  ],
+};
 
 export function fakeApiServer({ nodes = [] } = {}) {
   let rv = 1;
@@ -62,6 +100,19 @@ export function fakeApiServer({ nodes = [] } = {}) {
   const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
     const parts = url.pathname.split('/').filter(Boolean); // api v1 nodes [name] [status]
+    if (req.method === 'GET' && url.pathname === '/version') {
+      return send(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-podwire-fake', platform: 'linux/amd64' });
+    }
+    if (req.method === 'GET' && url.pathname === '/api') {
+      const serverAddress = `${where.host}:${where.port}`;
+      return send(res, 200, {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }],
+      });
+    }
+    if (req.method === 'GET' && url.pathname === '/apis') return send(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] });
+    if (req.method === 'GET' && url.pathname === '/api/v1') return send(res, 200, NODE_RESOURCES);
     if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'nodes') return send(res, 404, status(404, 'NotFound', url.pathname));
     const name = parts[3];
     if (req.method === 'GET' && !name && url.searchParams.get('watch') === 'true') {
@@ -88,25 +139,30 @@ export function fakeApiServer({ nodes = [] } = {}) {
     const node = name ? store.get(name) : undefined;
     if (!node) return send(res, 404, status(404, 'NotFound', `nodes "${name}" not found`));
     if (req.method === 'GET' && parts.length === 4) return send(res, 200, node);
-    if (req.method === 'PATCH' && parts[4] === 'status') {
+    // PATCH of a node (kubectl annotate, label, patch) or of its status (the agent).
+    if (req.method === 'PATCH' && (parts.length === 4 || parts[4] === 'status')) {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        const patch = JSON.parse(body);
-        const contentType = req.headers['content-type'];
+        const contentType = String(req.headers['content-type'] ?? '').split(';')[0];
+        if (contentType !== 'application/strategic-merge-patch+json' && contentType !== 'application/merge-patch+json') {
+          return send(res, 415, status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format: ${contentType}`));
+        }
+        let patch;
+        try {
+          patch = JSON.parse(body);
+        } catch (e) {
+          return send(res, 400, status(400, 'BadRequest', `error decoding patch: ${e.message}`));
+        }
         patches.push({ name, body: patch, contentType });
         emitter.onPatch({ name, body: patch, contentType });
-        // Strategic merge, for the fields a CNI agent patches: annotations by key, conditions by type.
-        for (const [k, v] of Object.entries(patch.metadata?.annotations ?? {})) {
-          if (v === null) delete node.metadata.annotations[k];
-          else node.metadata.annotations[k] = v;
-        }
-        for (const c of patch.status?.conditions ?? []) {
-          const list = (node.status.conditions ??= []);
-          const i = list.findIndex((x) => x.type === c.type);
-          if (i >= 0) list[i] = { ...list[i], ...c };
-          else list.push(c);
-        }
+        // A status patch changes only the status and metadata; a node patch anything but the status.
+        const { status: st, ...rest } = patch;
+        applyPatch(
+          node,
+          parts[4] === 'status' ? { metadata: patch.metadata, status: st } : rest,
+          contentType.startsWith('application/strategic'),
+        );
         record('MODIFIED', node);
         send(res, 200, node);
       });
