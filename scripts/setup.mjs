@@ -13,11 +13,13 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
 // podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests;
 // shellcheck + ruby: static checks of the Vagrant lab, which cannot run here;
+// curl: the agent's /healthz, /readyz and /metrics read from inside a lab node;
 // chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows;
 // kubernetes-client where no kubectl is on PATH.
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
 const LAB_DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins'];
 const TEST_DEBS = [
+  'curl',
   'golang-go',
   'golang-github-appc-cni-dev',
   'podman',

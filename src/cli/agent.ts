@@ -2,7 +2,9 @@
 // The Kubernetes client is imported only here: it is big, and the plugin path never needs it.
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
+import { readFileSync } from 'node:fs';
 import { configurePinoLog } from './log.js';
+import { detectIptablesBackend, useIptablesBackend } from '../kernel/iptables.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
 
@@ -19,6 +21,19 @@ interface AgentArgs {
   resync: number;
   'podcidr-timeout': number;
   'log-file'?: string;
+  'status-addr': string;
+  'conflist-template'?: string;
+  iptables: 'auto' | 'legacy' | 'nft' | 'plain';
+}
+
+/** "HOST:PORT", ":PORT" or "PORT" (all addresses); "" or "off": no status server. */
+function parseAddr(s: string): { host: string; port: number } | undefined {
+  if (s === '' || s === 'off') return undefined;
+  const i = s.lastIndexOf(':');
+  const host = i < 0 ? '0.0.0.0' : s.slice(0, i) || '0.0.0.0';
+  const port = Number(i < 0 ? s : s.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--status-addr: "${s}" is not HOST:PORT`);
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
@@ -47,9 +62,34 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('resync', { type: 'number', default: 30, describe: 'seconds between syncs when nothing happens' })
       .option('podcidr-timeout', { type: 'number', default: 300, describe: "seconds to wait for this node's podCIDR" })
       .option('log-file', { type: 'string', describe: 'also log (JSON lines) to this file' })
+      .option('status-addr', {
+        type: 'string',
+        default: ':9471',
+        describe: 'serve /healthz, /readyz and /metrics (Prometheus) on HOST:PORT ("off": not at all)',
+      })
+      .option('conflist-template', {
+        type: 'string',
+        describe: 'the network config list to install, with a podwire plugin (its subnetFile is set); default: podwire alone',
+      })
+      .option('iptables', {
+        choices: ['auto', 'legacy', 'nft', 'plain'] as const,
+        default: 'auto' as const,
+        describe: "which iptables backend: auto picks the host's (as kube-proxy's image does); plain runs `iptables` as it is",
+      })
       .strict(),
   handler: async (a) => {
     if (a['log-file']) configurePinoLog(a['log-file'], 'info');
+    const addr = parseAddr(a['status-addr']);
+    const template = a['conflist-template'] === undefined ? undefined : readFileSync(a['conflist-template'], 'utf8');
+    if (a.iptables !== 'plain') {
+      const found = a.iptables === 'auto' ? await detectIptablesBackend() : { backend: a.iptables, why: 'as --iptables says' };
+      useIptablesBackend(found.backend);
+      say(`agent ${a.node}: iptables ${found.backend} (${found.why})`);
+    }
+    const { AgentStatus, serveStatus } = await import('../node/agent-status.js');
+    const status = new AgentStatus(Math.max(3 * a.resync, 60) * 1000);
+    const server = addr && (await serveStatus(status, addr.host, addr.port));
+    if (server) say(`agent ${a.node}: /healthz, /readyz and /metrics on ${addr!.host}:${server.port}`);
     const { KubeConfig } = await import('@kubernetes/client-node');
     const { runAgent } = await import('../node/kube-agent.js');
     const kc = new KubeConfig();
@@ -58,21 +98,29 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const stop = new AbortController();
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
     const vxlan = a.vni !== undefined || a.port !== undefined ? { vni: a.vni, port: a.port } : undefined;
-    await runAgent({
-      kc,
-      node: a.node,
-      settings: { clusterCIDR: a['cluster-cidr'], backend: a.backend, ...(vxlan ? { vxlan } : {}), ...(a.mtu ? { mtu: a.mtu } : {}) },
-      subnetFile: a['subnet-file'],
-      confDir: a['cni-conf-dir'],
-      resync: a.resync,
-      podCIDRTimeout: a['podcidr-timeout'],
-      signal: stop.signal,
-      say,
-      onSync: (r) => {
-        if (r.changes || r.failures.length)
-          say(`peers ${a.node}: ${r.peers.length} peer(s), ${r.changes} change(s), ${r.failures.length} failure(s), ${r.ms.toFixed(1)} ms`);
-        for (const f of r.failures) say(`failed: ${f.command}: ${f.error}`);
-      },
-    });
+    try {
+      await runAgent({
+        kc,
+        node: a.node,
+        settings: { clusterCIDR: a['cluster-cidr'], backend: a.backend, ...(vxlan ? { vxlan } : {}), ...(a.mtu ? { mtu: a.mtu } : {}) },
+        subnetFile: a['subnet-file'],
+        confDir: a['cni-conf-dir'],
+        resync: a.resync,
+        podCIDRTimeout: a['podcidr-timeout'],
+        signal: stop.signal,
+        say,
+        status,
+        ...(template === undefined ? {} : { conflistTemplate: template }),
+        onSync: (r) => {
+          if (r.changes || r.failures.length)
+            say(
+              `peers ${a.node}: ${r.peers.length} peer(s), ${r.changes} change(s), ${r.failures.length} failure(s), ${r.ms.toFixed(1)} ms`,
+            );
+          for (const f of r.failures) say(`failed: ${f.command}: ${f.error}`);
+        },
+      });
+    } finally {
+      server?.server.close();
+    }
   },
 };

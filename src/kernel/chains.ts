@@ -2,17 +2,19 @@
 // removed the same way — every rule that jumps to the chain or carries its name in a comment, then the
 // chain itself — so DEL removes exactly what its ADD added, found from the live table.
 import { commandFailed } from './errors.js';
+import { iptablesCmd } from './iptables.js';
 import { run } from '../run.js';
 
 const tool = (v6: boolean) => (v6 ? 'ip6tables' : 'iptables');
+const cmd = (v6: boolean, suffix: '' | '-save' | '-restore') => iptablesCmd(tool(v6), suffix);
 
 export async function restoreNat(v6: boolean, rules: string[]): Promise<void> {
-  const r = await run(`${tool(v6)}-restore`, ['--noflush', '--wait'], { input: ['*nat', ...rules, 'COMMIT', ''].join('\n') });
+  const r = await run(cmd(v6, '-restore'), ['--noflush', '--wait'], { input: ['*nat', ...rules, 'COMMIT', ''].join('\n') });
   if (r.code !== 0) throw commandFailed(`${tool(v6)}-restore`, r.stderr);
 }
 
 export async function saveNat(v6: boolean): Promise<string[]> {
-  const saved = await run(`${tool(v6)}-save`, ['-t', 'nat']);
+  const saved = await run(cmd(v6, '-save'), ['-t', 'nat']);
   if (saved.code !== 0) throw commandFailed(`${tool(v6)}-save`, saved.stderr);
   return saved.stdout.split('\n');
 }

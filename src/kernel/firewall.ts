@@ -8,6 +8,7 @@
 // Rules are written in iptables-save's own format, so comparing them with `iptables-save` output tells
 // whether anything must change; a second `node up` then starts one process and changes nothing.
 import { commandFailed } from './errors.js';
+import { iptablesCmd } from './iptables.js';
 import { run } from '../run.js';
 
 export const FORWARD_CHAIN = 'PODWIRE-FORWARD';
@@ -57,13 +58,13 @@ function parseSave(text: string): Map<string, Saved> {
 }
 
 async function save(): Promise<Map<string, Saved>> {
-  const r = await run('iptables-save', []);
+  const r = await run(iptablesCmd('iptables', '-save'), []);
   if (r.code !== 0) throw commandFailed('iptables-save', r.stderr);
   return parseSave(r.stdout);
 }
 
 async function restore(lines: string[]): Promise<void> {
-  const r = await run('iptables-restore', ['--noflush', '--wait'], { input: lines.join('\n') + '\n' });
+  const r = await run(iptablesCmd('iptables', '-restore'), ['--noflush', '--wait'], { input: lines.join('\n') + '\n' });
   if (r.code !== 0) throw commandFailed('iptables-restore', r.stderr);
 }
 

@@ -15,6 +15,7 @@
 import { run } from '../run.js';
 import { natCommands, restoreNat, saveNat } from './chains.js';
 import { commandFailed } from './errors.js';
+import { iptablesCmd } from './iptables.js';
 import type { Step } from './step.js';
 
 /** One hostPort of a pod, as runtimeConfig.portMappings gives it. */
@@ -61,7 +62,7 @@ async function ensureSharedChains(saved: readonly string[]): Promise<string[]> {
   ];
   const done: string[] = [];
   const iptables = async (args: string[], ok: (stderr: string) => boolean = () => false): Promise<void> => {
-    const r = await run('iptables', ['-w', '-t', 'nat', ...args]);
+    const r = await run(iptablesCmd('iptables'), ['-w', '-t', 'nat', ...args]);
     if (r.code !== 0 && !ok(r.stderr)) throw commandFailed(`iptables ${args.join(' ')}`, r.stderr);
     if (r.code === 0) done.push(`iptables -t nat ${args.join(' ')}`);
   };
@@ -70,7 +71,7 @@ async function ensureSharedChains(saved: readonly string[]): Promise<string[]> {
     if (!saved.some((l) => l.startsWith(`:${chain} `))) await iptables(['-N', chain], (e) => /exists/i.test(e));
     const rule = [...match, '-j', chain];
     if (saved.includes(`-A ${from} ${rule.join(' ')}`)) continue;
-    if ((await run('iptables', ['-w', '-t', 'nat', '-C', from, ...rule])).code !== 0) await iptables(['-A', from, ...rule]);
+    if ((await run(iptablesCmd('iptables'), ['-w', '-t', 'nat', '-C', from, ...rule])).code !== 0) await iptables(['-A', from, ...rule]);
   }
   return done;
 }

@@ -18,6 +18,7 @@ import { type Cluster, type NodeEntry, selfNode } from './cluster.js';
 import { ANNOTATION, type ClusterSettings, KubeSource, nodeFacts } from './kube.js';
 import { nodeUp } from './setup.js';
 import type { SyncReport } from './sync.js';
+import type { AgentStatus } from './agent-status.js';
 
 export const CONFLIST_NAME = '10-podwire.conflist';
 export const NETWORK_UNAVAILABLE = 'NetworkUnavailable';
@@ -36,33 +37,75 @@ export interface AgentOptions {
   signal: AbortSignal;
   say(msg: string): void;
   onSync?(r: SyncReport): void;
-}
-
-/**
- * The network config the agent installs: cni-conf/podwire-subnetfile.conflist (podwire alone, hostPorts
- * built in), its slice read from the subnet file the agent writes, so the config never changes when the
- * node's podCIDR does.
- */
-export function agentConflist(subnetFile: string): string {
-  const list = structuredClone(subnetFileConflist);
-  for (const p of list.plugins) if (p.type === 'podwire') p.ipam = { ...p.ipam, subnetFile };
-  return JSON.stringify(list, null, 2) + '\n';
+  /** Health, readiness and metrics (served by the CLI, see agent-status.ts). */
+  status?: AgentStatus;
+  /** The conflist template's text (--conflist-template); the bundled one when undefined. */
+  conflistTemplate?: string;
 }
 
 export class AgentError extends Error {}
 
-/** Resolves true once this node has a podCIDR and an InternalIP, false when stopped first. */
-async function waitForPodCIDR(source: KubeSource, name: string, seconds: number, signal: AbortSignal): Promise<boolean> {
-  const end = Date.now() + seconds * 1000;
+/**
+ * The network config the agent installs: a template (the DaemonSet's ConfigMap, so a user can chain
+ * bandwidth or tuning without rebuilding anything; by default cni-conf/podwire-subnetfile.conflist:
+ * podwire alone, hostPorts built in) with the podwire plugin's slice read from the subnet file the agent
+ * writes, so the config never changes when the node's podCIDR does. A template that is not a conflist
+ * with a podwire plugin is refused before anything on the node changes.
+ */
+export function agentConflist(subnetFile: string, template?: string): string {
+  let list: { name?: unknown; cniVersion?: unknown; plugins?: unknown };
+  try {
+    list = template === undefined ? structuredClone(subnetFileConflist) : JSON.parse(template);
+  } catch (e) {
+    throw new AgentError(`conflist template: not JSON (${(e as Error).message})`);
+  }
+  if (
+    !list ||
+    typeof list !== 'object' ||
+    typeof list.name !== 'string' ||
+    typeof list.cniVersion !== 'string' ||
+    !Array.isArray(list.plugins)
+  ) {
+    throw new AgentError('conflist template: not a network configuration list (it needs name, cniVersion and plugins)');
+  }
+  const plugins = list.plugins as Record<string, unknown>[];
+  const ours = plugins.filter((p) => p && typeof p === 'object' && p.type === 'podwire');
+  if (ours.length !== 1) throw new AgentError(`conflist template: needs exactly one plugin of type podwire (found ${ours.length})`);
+  ours[0]!.ipam = { ...(ours[0]!.ipam as object), type: 'podwire-ipam', subnetFile };
+  return JSON.stringify(list, null, 2) + '\n';
+}
+
+/** What a node still lacks before the agent can set it up, in words; undefined when nothing. */
+function missing(source: KubeSource, name: string): string | undefined {
+  const n = source.node(name);
+  const facts = n && nodeFacts(n);
+  if (!facts) return `node ${name} to be registered with the API server (by kubelet, with this node name)`;
+  if (!facts.podCIDR) return `node ${name}'s podCIDR (kube-controller-manager gives one when the cluster was made with --pod-network-cidr)`;
+  if (!facts.nodeIP) return `node ${name}'s IPv4 InternalIP (kubelet --node-ip)`;
+  return undefined;
+}
+
+/**
+ * Resolves true once this node has a podCIDR and an InternalIP, false when stopped first. Says what it
+ * waits for when it starts waiting and every 10 s after, instead of staying silent.
+ */
+async function waitForPodCIDR(o: AgentOptions, source: KubeSource): Promise<boolean> {
+  const end = Date.now() + o.podCIDRTimeout * 1000;
+  let said = 0;
   for (;;) {
-    if (signal.aborted) return false;
-    const n = source.node(name);
-    const facts = n && nodeFacts(n);
-    if (facts?.podCIDR && facts.nodeIP) return true;
+    if (o.signal.aborted) return false;
+    const lack = missing(source, o.node);
+    o.status?.waiting(lack);
+    if (!lack) return true;
     if (Date.now() >= end) {
-      if (!facts) throw new AgentError(`node ${name} is not registered with the API server (is kubelet running, with this node name?)`);
-      if (!facts.podCIDR) throw new AgentError(`node ${name} has no podCIDR: was the cluster created with --pod-network-cidr?`);
-      throw new AgentError(`node ${name} has no IPv4 InternalIP (kubelet --node-ip)`);
+      if (!source.node(o.node))
+        throw new AgentError(`node ${o.node} is not registered with the API server (is kubelet running, with this node name?)`);
+      if (lack.includes('podCIDR')) throw new AgentError(`node ${o.node} has no podCIDR: was the cluster created with --pod-network-cidr?`);
+      throw new AgentError(`node ${o.node} has no IPv4 InternalIP (kubelet --node-ip)`);
+    }
+    if (Date.now() - said >= 10_000) {
+      o.say(`agent ${o.node}: waiting for ${lack}`);
+      said = Date.now();
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -98,14 +141,25 @@ async function publish(kc: KubeConfig, self: NodeEntry, c: Cluster): Promise<voi
 }
 
 export async function runAgent(o: AgentOptions): Promise<void> {
-  const source = new KubeSource(o.kc, o.settings, { onError: (e) => o.say(`API server: ${e.message}`) });
+  // Bad input changes nothing on the node: the template is checked before anything else happens.
+  const conflist = agentConflist(o.subnetFile, o.conflistTemplate);
+  let listed = false;
+  const source = new KubeSource(o.kc, o.settings, {
+    onError: (e) => {
+      o.say(`API server: ${e.message}`);
+      if (!listed) o.status?.waiting(`the API server (${e.message})`);
+    },
+    onRestart: () => o.status?.watchRestarted(),
+    onListed: () => (listed = true),
+  });
   o.say(`agent ${o.node}: listing nodes from ${source.name}`);
+  o.status?.waiting(`the API server (listing nodes from ${source.name})`);
   // Stopped while the API server is unreachable or the podCIDR is pending: leave without touching the node.
   const stop = () => source.stop();
   o.signal.addEventListener('abort', stop, { once: true });
   try {
     await source.start();
-    if (!(await waitForPodCIDR(source, o.node, o.podCIDRTimeout, o.signal))) return;
+    if (!(await waitForPodCIDR(o, source))) return;
     let applied = '';
     const prepare = async (c: Cluster): Promise<void> => {
       const self = selfNode(c, o.node);
@@ -115,8 +169,9 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       for (const w of up.warnings) o.say(`warning: ${w}`);
       for (const ch of up.changes) o.say(`node ${o.node}: ${ch}`);
       const conf = join(o.confDir, CONFLIST_NAME);
-      if (writeIfChanged(conf, agentConflist(o.subnetFile))) o.say(`node ${o.node}: ${conf} written`);
+      if (writeIfChanged(conf, conflist)) o.say(`node ${o.node}: ${conf} written`);
       await publish(o.kc, self, c);
+      o.status?.nodeIsUp();
       o.say(`node ${o.node}: ${self.podCIDR} ready, NetworkUnavailable=False`);
       log.info({ node: o.node, podCIDR: self.podCIDR }, 'node ready');
       applied = key;
@@ -126,8 +181,14 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       resync: o.resync,
       signal: o.signal,
       prepare,
-      onSync: (r) => o.onSync?.(r),
-      onError: (e) => o.say(`sync failed: ${e.message}`),
+      onSync: (r) => {
+        o.status?.synced(r);
+        o.onSync?.(r);
+      },
+      onError: (e, ms) => {
+        o.status?.syncFailed(e, ms);
+        o.say(`sync failed: ${e.message}`);
+      },
     });
   } finally {
     o.signal.removeEventListener('abort', stop);

@@ -63,6 +63,10 @@ export function clusterFromNodes(s: ClusterSettings, nodes: readonly V1Node[]): 
 export interface KubeSourceOptions {
   /** Called for every failure of list or watch (the source retries by itself). */
   onError?(e: Error): void;
+  /** Called when the watch is started again: after the server ended it, a 410 Gone, or a failure. */
+  onRestart?(): void;
+  /** Called after each successful list (the first one, and every re-list). */
+  onListed?(): void;
   /** First pause before restarting a failed informer, in ms (doubles up to 30 s). */
   retryMs?: number;
 }
@@ -96,6 +100,7 @@ export class KubeSource implements NodeSource {
     const informer = k8s.makeInformer(this.kc, '/api/v1/nodes', async () => {
       const list = await core.listNode();
       this.synced = true;
+      this.opts.onListed?.();
       pause = first;
       listed();
       return list;
@@ -107,6 +112,11 @@ export class KubeSource implements NodeSource {
     informer.on('add', changed);
     informer.on('update', changed);
     informer.on('delete', changed);
+    // Every (re)start of the watch connects; all but the first are restarts.
+    let connects = 0;
+    informer.on('connect', () => {
+      if (connects++) this.opts.onRestart?.();
+    });
     informer.on('error', (e: unknown) => {
       this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
       if (this.stopped) return;

@@ -13,7 +13,8 @@ export interface LoopOptions {
   /** Runs before each sync with the cluster it will use (the Kubernetes agent sets its own node up here). */
   prepare?(c: Cluster): Promise<void>;
   onSync(r: SyncReport): void;
-  onError(e: Error): void;
+  /** A sync that failed as a whole, after `ms`. */
+  onError(e: Error, ms: number): void;
 }
 
 export async function peerLoop(source: NodeSource, o: LoopOptions): Promise<void> {
@@ -28,12 +29,13 @@ export async function peerLoop(source: NodeSource, o: LoopOptions): Promise<void
     try {
       do {
         again = false;
+        const started = performance.now();
         try {
           const c = await source.load();
           await o.prepare?.(c);
           o.onSync(await syncPeers(c, o.node));
         } catch (e) {
-          o.onError(e as Error);
+          o.onError(e as Error, performance.now() - started);
         }
       } while (again && !o.signal.aborted);
     } finally {

@@ -106,16 +106,40 @@ export function linkPlan(
 }
 
 /** Turns on bridge-nf-call-iptables, loading br_netfilter if needed; a warning when the kernel says no. */
+/**
+ * Turns on bridge-nf-call-iptables, loading br_netfilter if needed. From a container (the DaemonSet) both
+ * may be impossible (/proc/sys is read-only, modules cannot be loaded): then a warning that says what to do
+ * on the host. kubeadm no longer checks this one (since 1.30), so the warning may be the only word of it.
+ */
 async function ensureBridgeNetfilter(): Promise<string | undefined> {
   const key = 'net/bridge/bridge-nf-call-iptables';
-  if (!existsSync(`/proc/sys/${key}`)) await run('modprobe', ['br_netfilter']);
+  if (!existsSync(`/proc/sys/${key}`)) await run('modprobe', ['br_netfilter']).catch(() => undefined);
+  if (!existsSync(`/proc/sys/${key}`)) {
+    return (
+      "br_netfilter is not loaded and cannot be loaded from here: Services whose backend pod is on the client's own node will " +
+      'not work. On the host: modprobe br_netfilter (and list it in /etc/modules-load.d/)'
+    );
+  }
   try {
     ensureSysctl(key, '1');
     return undefined;
   } catch (e) {
     return (
-      `cannot turn on bridge-nf-call-iptables (${(e as Error).message}): Services whose backend pod is on the same node as the ` +
-      `client will not work (load br_netfilter)`
+      `cannot turn on bridge-nf-call-iptables (${(e as Error).message}): Services whose backend pod is on the client's own node ` +
+      'will not work. On the host: sysctl -w net.bridge.bridge-nf-call-iptables=1 (and in /etc/sysctl.d/)'
+    );
+  }
+}
+
+/** ip_forward on; a warning saying what to do on the host when this process cannot write it (a container). */
+function ensureForwarding(): string | undefined {
+  try {
+    ensureSysctl('net/ipv4/ip_forward', '1');
+    return undefined;
+  } catch (e) {
+    return (
+      `net.ipv4.ip_forward is off and cannot be turned on from here (${(e as Error).message}): pods reach only their own node. ` +
+      "On the host: sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/); kubeadm's preflight refuses a node without it"
     );
   }
 }
@@ -134,9 +158,7 @@ export async function nodeUp(
 
   // Everything that can refuse (wrong kind of link, MTU) is decided before the first change.
   const plan = linkPlan(c, self, links, mtu, underlay.dev);
-  ensureSysctl('net/ipv4/ip_forward', '1');
-  const nf = await ensureBridgeNetfilter();
-  if (nf) warnings.push(nf);
+  for (const w of [ensureForwarding(), await ensureBridgeNetfilter()]) if (w) warnings.push(w);
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
   changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));

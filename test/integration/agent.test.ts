@@ -29,19 +29,35 @@ function send(op: object): Promise<void> {
   return until(() => events.slice(seen).some((e) => e.done === name));
 }
 
-async function until(what: () => boolean, ms = 15_000, why = 'condition'): Promise<void> {
+async function until(what: () => boolean | Promise<boolean>, ms = 15_000, why = 'condition'): Promise<void> {
   const end = Date.now() + ms;
-  while (!what()) {
+  while (!(await what())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${why}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 const ipn = (n: LabNode, ...args: string[]) => sh('ip', ['-n', n.ns, ...args]);
+
+/** GET of the agent's status server inside a node's namespace: the HTTP code and the body. */
+async function status(n: LabNode, path: string, port = 9471): Promise<{ code: number; body: string }> {
+  const r = await run('ip', ['netns', 'exec', n.ns, 'curl', '-s', '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:${port}${path}`]);
+  const i = r.stdout.lastIndexOf('\n');
+  return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i).trim() };
+}
+/** One sample's value from Prometheus text, e.g. metric(text, 'podwire_peers{backend="vxlan"}'). */
+const metric = (text: string, sample: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(sample + ' '));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+};
 const fdb = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'bridge', 'fdb', 'show', 'dev', 'podwire.1']);
 const peerRoute = (n: LabNode, cidr: string) => ipn(n, 'route', 'show', cidr, 'proto', '112').trim();
 
-function startAgent(n: LabNode, extra: string[] = []): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
+function startAgent(
+  n: LabNode,
+  extra: string[] = [],
+  config = kubeconfig,
+): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
   const proc = spawn(
     'ip',
     [
@@ -51,7 +67,7 @@ function startAgent(n: LabNode, extra: string[] = []): { proc: ChildProcess; std
       BIN,
       'agent',
       '--kubeconfig',
-      kubeconfig,
+      config,
       '--node',
       n.name,
       '--subnet-file',
@@ -103,7 +119,11 @@ describe('podwire agent (Kubernetes)', () => {
     await until(() => events.some((e) => e.patch?.name === 'node1'), 15_000, 'node1 to publish');
     await new Promise((r) => setTimeout(r, 500));
     expect(events.some((e) => e.patch?.name === 'node2')).toBe(false);
-    expect(a2.stderr()).not.toMatch(/ready/);
+    expect(a2.stderr()).not.toContain('NetworkUnavailable=False');
+    // It says what it waits for, to its log and to kubelet's probes: alive, not ready.
+    expect(a2.stderr()).toContain("waiting for node node2's podCIDR");
+    expect(await status(n2, '/healthz')).toEqual({ code: 200, body: 'ok' });
+    expect(await status(n2, '/readyz')).toMatchObject({ code: 503, body: expect.stringContaining("waiting for node node2's podCIDR") });
 
     // kube-controller-manager gives node2 its slice: its agent goes on.
     await send({ op: 'update', node: kubeNode('node2', n2.nodeIP, n2.podCIDR) });
@@ -127,6 +147,17 @@ describe('podwire agent (Kubernetes)', () => {
       expect(existsSync(join(n.dir, 'net.d', `10-podwire.conflist.tmp-${a1.proc.pid}`))).toBe(false);
     }
     await until(() => peerRoute(n1, n2.podCIDR) !== '' && peerRoute(n2, n1.podCIDR) !== '', 15_000, 'peer routes');
+
+    // Ready once set up and synced; the metrics say so, with the peers and the syncs.
+    for (const n of [n1, n2]) {
+      await until(async () => (await status(n, '/readyz')).code === 200, 10_000, `${n.name} ready`);
+      const m = (await status(n, '/metrics')).body;
+      expect(metric(m, 'podwire_node_ready')).toBe(1);
+      expect(metric(m, 'podwire_peers{backend="vxlan"}')).toBe(1);
+      expect(metric(m, 'podwire_syncs_total{outcome="ok"}')).toBeGreaterThan(0);
+      expect(metric(m, 'podwire_sync_duration_seconds_count{outcome="ok"}')).toBeGreaterThan(0);
+      expect(metric(m, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    }
 
     // Pods on the two nodes reach each other.
     const p1 = await lab.addPod(n1, 'pod1');
@@ -154,6 +185,8 @@ describe('podwire agent (Kubernetes)', () => {
 
   it('a dropped watch and a 410 Gone are recovered from: changes made meanwhile still arrive', async () => {
     const [n1, n2] = lab.nodes as [LabNode, LabNode];
+    const restarts = async () => metric((await status(n1, '/metrics')).body, 'podwire_api_watch_restarts_total') ?? 0;
+    const before = await restarts();
     await send({ op: 'drop' });
     await send({ op: 'add', node: kubeNode('node4', '192.168.50.14', '10.244.4.0/24') });
     for (const n of [n1, n2]) await until(() => peerRoute(n, '10.244.4.0/24') !== '', 15_000, `node4 on ${n.name}`);
@@ -165,6 +198,51 @@ describe('podwire agent (Kubernetes)', () => {
     for (const n of [n1, n2]) {
       await until(() => peerRoute(n, '10.244.5.0/24') !== '' && peerRoute(n, '10.244.4.0/24') === '', 15_000, `re-list on ${n.name}`);
     }
+    expect(await restarts()).toBeGreaterThan(before);
+  });
+
+  it('bad input gets a clear message and changes nothing: a template that is not JSON, an API server that answers garbage, a Node with an invalid podCIDR', async () => {
+    const [n1] = lab.nodes as [LabNode];
+    const before = ipn(n1, 'link', 'show');
+    const other = (name: string) => ({ ...n1, name, subnetFile: join(n1.dir, `${name}-subnet.json`), dir: join(n1.dir, name) });
+
+    const template = join(n1.dir, 'template.json');
+    writeFileSync(template, '{"cniVersion": "1.0.0", "name": ');
+    const t = startAgent(other('node1'), ['--conflist-template', template, '--status-addr', 'off']);
+    expect(await t.exit).toBe(1);
+    expect(t.stderr()).toContain('conflist template: not JSON');
+
+    // An "API server" that answers anything with text.
+    const junk = spawn('ip', [
+      'netns',
+      'exec',
+      n1.ns,
+      process.execPath,
+      '-e',
+      "require('http').createServer((q, s) => s.end('hello')).listen(6444)",
+    ]);
+    agents.push(junk);
+    const junkConfig = join(n1.dir, 'kubeconfig-junk');
+    writeFileSync(junkConfig, kubeconfigYaml('http://127.0.0.1:6444'));
+    const g = startAgent(other('garbled'), ['--status-addr', '127.0.0.1:9481'], junkConfig);
+    await until(() => /API server: .+/.test(g.stderr()), 15_000, 'the garbled answer to be reported').catch((e) => {
+      throw new Error(`${e.message}; stderr: ${g.stderr()}`);
+    });
+    expect((await status(n1, '/readyz', 9481)).body).toContain('waiting for the API server');
+    g.proc.kill('SIGTERM');
+    expect(await g.exit).toBe(0);
+
+    await send({ op: 'add', node: kubeNode('broken', '192.168.50.98', '10.244.300.0/24') });
+    const b = startAgent(other('broken'), ['--status-addr', '127.0.0.1:9482']);
+    await until(() => b.stderr().includes('sync failed'), 15_000, 'the invalid podCIDR to be reported');
+    expect(b.stderr()).toMatch(/sync failed: .*podCIDR.*10\.244\.300\.0\/24/);
+    expect((await status(n1, '/readyz', 9482)).code).toBe(503);
+    b.proc.kill('SIGTERM');
+    expect(await b.exit).toBe(0);
+    await send({ op: 'remove', name: 'broken' });
+
+    expect(ipn(n1, 'link', 'show')).toBe(before);
+    for (const name of ['garbled', 'broken']) expect(existsSync(join(n1.dir, `${name}-subnet.json`))).toBe(false);
   });
 
   it('a node whose podCIDR never comes fails with a message that says why, and changes nothing', async () => {
@@ -174,6 +252,8 @@ describe('podwire agent (Kubernetes)', () => {
     const ghost = startAgent({ ...n1, name: 'ghost', subnetFile: join(n1.dir, 'ghost-subnet.json'), dir: join(n1.dir, 'ghost') }, [
       '--podcidr-timeout',
       '1',
+      '--status-addr',
+      'off',
     ]);
     expect(await ghost.exit).toBe(1);
     expect(ghost.stderr()).toContain('node ghost has no podCIDR: was the cluster created with --pod-network-cidr?');
@@ -202,6 +282,8 @@ describe('podwire agent (Kubernetes)', () => {
         join(n1.dir, 'dead-subnet.json'),
         '--cni-conf-dir',
         join(n1.dir, 'dead.d'),
+        '--status-addr',
+        'off',
       ],
       { stdio: 'ignore' },
     );
@@ -214,7 +296,7 @@ describe('podwire agent (Kubernetes)', () => {
   });
 
   it('stops cleanly on SIGTERM', async () => {
-    const running = agents.filter((a) => a.exitCode === null);
+    const running = agents.filter((a) => a.exitCode === null && a.spawnargs.includes('agent'));
     expect(running.length).toBe(2);
     const exits = running.map((a) => new Promise<number | null>((r) => a.on('exit', (c) => r(c))));
     for (const a of running) a.kill('SIGTERM');

@@ -1,0 +1,155 @@
+// What `podwire agent` tells an operator and kubelet, on a local HTTP port (--status-addr):
+//   /healthz  the process is alive and its loop is not stuck: it reported progress (a sync, or a check of
+//             what it is waiting for) within the last max(3 x resync, 60) s. kubelet restarts it otherwise.
+//   /readyz   the node is set up, its CNI config written, and the last peer sync went through; until
+//             then 503 and what it is waiting for (the API server, this node's podCIDR, ...).
+//   /metrics  Prometheus text (prom-client): syncs and their duration by outcome, peers per backend,
+//             API watch restarts, whether the node is ready, and the process's own (memory, CPU, ...).
+// Loaded by the agent only: prom-client and node:http never reach the per-pod path.
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SyncReport } from './sync.js';
+
+export class AgentStatus {
+  readonly registry = new Registry();
+  private readonly syncs = new Counter({
+    name: 'podwire_syncs_total',
+    help: 'peer syncs, by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  private readonly syncSeconds = new Histogram({
+    name: 'podwire_sync_duration_seconds',
+    help: 'duration of a peer sync (read, diff, apply), by outcome',
+    labelNames: ['outcome'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly peers = new Gauge({
+    name: 'podwire_peers',
+    help: 'other nodes, by the backend that reaches them',
+    labelNames: ['backend'],
+    registers: [this.registry],
+  });
+  private readonly failedEntries = new Gauge({
+    name: 'podwire_sync_failed_entries',
+    help: 'route, neighbour and FDB entries the last sync could not apply (retried by the next)',
+    registers: [this.registry],
+  });
+  private readonly watchRestarts = new Counter({
+    name: 'podwire_api_watch_restarts_total',
+    help: 'restarts of the list/watch of Nodes after the API server failed or ended it',
+    registers: [this.registry],
+  });
+  private readonly ready = new Gauge({
+    name: 'podwire_node_ready',
+    help: '1 when this node is set up, its CNI config written and the last sync ok',
+    registers: [this.registry],
+  });
+  private beat = Date.now();
+  private waitingFor = 'the API server (listing nodes)';
+  private nodeUp = false;
+  private lastSync: { ok: boolean; error?: string } | undefined;
+
+  constructor(private readonly stuckAfterMs: number) {
+    collectDefaultMetrics({ register: this.registry });
+    this.ready.set(0);
+    for (const backend of ['host-gw', 'vxlan']) this.peers.set({ backend }, 0);
+  }
+
+  /** The loop is alive (it checked what it waits for, or finished a sync). */
+  heartbeat(): void {
+    this.beat = Date.now();
+  }
+
+  /** What the agent waits for, in words; undefined once it waits for nothing but the next event. */
+  waiting(what: string | undefined): void {
+    this.heartbeat();
+    this.waitingFor = what ?? '';
+    this.update();
+  }
+
+  /** The node is set up and its CNI config is written. */
+  nodeIsUp(): void {
+    this.nodeUp = true;
+    this.update();
+  }
+
+  watchRestarted(): void {
+    this.watchRestarts.inc();
+  }
+
+  synced(r: SyncReport): void {
+    const outcome = r.failures.length ? 'failed' : 'ok';
+    this.syncs.inc({ outcome });
+    this.syncSeconds.observe({ outcome }, r.ms / 1000);
+    for (const backend of ['host-gw', 'vxlan'] as const) this.peers.set({ backend }, r.peers.filter((p) => p.mode === backend).length);
+    this.failedEntries.set(r.failures.length);
+    this.lastSync = r.failures.length
+      ? { ok: false, error: `${r.failures.length} entries failed, e.g. ${r.failures[0]!.command}: ${r.failures[0]!.error}` }
+      : { ok: true };
+    this.heartbeat();
+    this.update();
+  }
+
+  syncFailed(e: Error, ms: number): void {
+    this.syncs.inc({ outcome: 'failed' });
+    this.syncSeconds.observe({ outcome: 'failed' }, ms / 1000);
+    this.lastSync = { ok: false, error: e.message };
+    this.heartbeat();
+    this.update();
+  }
+
+  /** Why the node is not ready, or undefined when it is. */
+  notReady(): string | undefined {
+    if (this.waitingFor) return `waiting for ${this.waitingFor}`;
+    if (!this.nodeUp) return 'node not set up yet';
+    if (!this.lastSync) return 'no peer sync yet';
+    if (!this.lastSync.ok) return `last peer sync failed: ${this.lastSync.error}`;
+    return undefined;
+  }
+
+  stuck(): string | undefined {
+    const quiet = Date.now() - this.beat;
+    return quiet > this.stuckAfterMs ? `no progress for ${Math.round(quiet / 1000)} s (the loop may be stuck)` : undefined;
+  }
+
+  private update(): void {
+    this.ready.set(this.notReady() ? 0 : 1);
+  }
+
+  /** Answers /healthz, /readyz and /metrics. */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const text = (code: number, body: string) => {
+      res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(body + '\n');
+    };
+    if (path === '/healthz' || path === '/livez') {
+      const stuck = this.stuck();
+      return text(stuck ? 503 : 200, stuck ?? 'ok');
+    }
+    if (path === '/readyz') {
+      const why = this.notReady();
+      return text(why ? 503 : 200, why ?? 'ok');
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'Content-Type': this.registry.contentType });
+      res.end(await this.registry.metrics());
+      return;
+    }
+    text(404, 'not found: /healthz, /readyz, /metrics');
+  }
+}
+
+/** Serves the status on host:port; resolves once listening (the port, when 0 was asked for). */
+export function serveStatus(status: AgentStatus, host: string, port: number): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((req, res) => void status.handle(req, res).catch(() => res.destroy()));
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const addr = server.address();
+      resolve({ server, port: typeof addr === 'object' && addr ? addr.port : port });
+    });
+  });
+}

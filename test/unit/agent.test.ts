@@ -1,0 +1,120 @@
+// The agent's pure parts: the conflist it installs from a template, the iptables commands it runs, and the
+// status it serves (health, readiness, metrics) as its loop reports progress.
+import { afterEach, describe, expect, it } from 'vitest';
+import { iptablesCmd, useIptablesBackend } from '../../src/kernel/iptables.js';
+import { AgentStatus } from '../../src/node/agent-status.js';
+import { AgentError, agentConflist } from '../../src/node/kube-agent.js';
+import type { SyncReport } from '../../src/node/sync.js';
+
+describe('the installed conflist', () => {
+  it('is the bundled one by default, its podwire plugin reading the subnet file', () => {
+    const c = JSON.parse(agentConflist('/run/podwire/subnet.json'));
+    expect(c.plugins).toHaveLength(1);
+    expect(c.plugins[0]).toMatchObject({
+      type: 'podwire',
+      capabilities: { portMappings: true },
+      ipam: { type: 'podwire-ipam', subnetFile: '/run/podwire/subnet.json' },
+    });
+  });
+
+  it('follows a template (a ConfigMap): plugins chained after podwire are kept as written', () => {
+    const template = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'podnet',
+      plugins: [
+        { type: 'podwire', mtu: 1400, ipam: { subnet: 'ignored' } },
+        { type: 'bandwidth', capabilities: { bandwidth: true } },
+      ],
+    });
+    const c = JSON.parse(agentConflist('/s.json', template));
+    expect(c.plugins[0]).toEqual({ type: 'podwire', mtu: 1400, ipam: { subnet: 'ignored', type: 'podwire-ipam', subnetFile: '/s.json' } });
+    expect(c.plugins[1]).toEqual({ type: 'bandwidth', capabilities: { bandwidth: true } });
+  });
+
+  it.each([
+    ['{"cniVersion": "1.0.0", "name": ', /not JSON/],
+    ['[1, 2]', /not a network configuration list/],
+    ['{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}]}', /exactly one plugin of type podwire \(found 0\)/],
+    ['{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "podwire"}, {"type": "podwire"}]}', /found 2/],
+  ])('refuses %s with a message that says why', (template, why) => {
+    expect(() => agentConflist('/s.json', template)).toThrow(AgentError);
+    expect(() => agentConflist('/s.json', template)).toThrow(why);
+  });
+});
+
+describe('iptables commands', () => {
+  afterEach(() => useIptablesBackend(undefined));
+  it('are the plain ones on a host, the backend-named ones once a backend is chosen', () => {
+    expect([iptablesCmd('iptables'), iptablesCmd('iptables', '-save'), iptablesCmd('ip6tables', '-restore')]).toEqual([
+      'iptables',
+      'iptables-save',
+      'ip6tables-restore',
+    ]);
+    useIptablesBackend('legacy');
+    expect([iptablesCmd('iptables'), iptablesCmd('iptables', '-save')]).toEqual(['iptables-legacy', 'iptables-legacy-save']);
+    useIptablesBackend('nft');
+    expect(iptablesCmd('ip6tables', '-restore')).toBe('ip6tables-nft-restore');
+  });
+});
+
+describe('the status the agent serves', () => {
+  const report = (failures = 0): SyncReport => ({
+    peers: [
+      { name: 'a', mode: 'vxlan' },
+      { name: 'b', mode: 'host-gw' },
+      { name: 'c', mode: 'vxlan' },
+    ] as unknown as SyncReport['peers'],
+    diff: {} as SyncReport['diff'],
+    changes: 3,
+    failures: Array.from({ length: failures }, () => ({
+      command: 'route replace 10.244.9.0/24 via 10.244.9.0',
+      error: 'Nexthop has invalid gateway',
+    })),
+    processes: 4,
+    ms: 12,
+  });
+
+  it('is not ready until set up and synced, and says what it waits for', () => {
+    const s = new AgentStatus(60_000);
+    expect(s.notReady()).toBe('waiting for the API server (listing nodes)');
+    s.waiting("node n1's podCIDR");
+    expect(s.notReady()).toBe("waiting for node n1's podCIDR");
+    s.waiting(undefined);
+    expect(s.notReady()).toBe('node not set up yet');
+    s.nodeIsUp();
+    expect(s.notReady()).toBe('no peer sync yet');
+    s.synced(report(1));
+    expect(s.notReady()).toMatch(/last peer sync failed: 1 entries failed, e.g. route replace/);
+    s.synced(report());
+    expect(s.notReady()).toBeUndefined();
+    s.syncFailed(new Error('the VXLAN device podwire.1 does not exist'), 5);
+    expect(s.notReady()).toBe('last peer sync failed: the VXLAN device podwire.1 does not exist');
+  });
+
+  it('is alive while its loop reports progress, stuck when it stops', async () => {
+    const s = new AgentStatus(50);
+    expect(s.stuck()).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 80));
+    expect(s.stuck()).toMatch(/no progress for \d+ s/);
+    s.heartbeat();
+    expect(s.stuck()).toBeUndefined();
+  });
+
+  it('counts syncs, peers per backend, failures and restarts in Prometheus text', async () => {
+    const s = new AgentStatus(60_000);
+    s.waiting(undefined);
+    s.nodeIsUp();
+    s.synced(report());
+    s.synced(report(2));
+    s.watchRestarted();
+    const text = await s.registry.metrics();
+    expect(text).toContain('podwire_syncs_total{outcome="ok"} 1');
+    expect(text).toContain('podwire_syncs_total{outcome="failed"} 1');
+    expect(text).toContain('podwire_peers{backend="vxlan"} 2');
+    expect(text).toContain('podwire_peers{backend="host-gw"} 1');
+    expect(text).toContain('podwire_sync_failed_entries 2');
+    expect(text).toContain('podwire_api_watch_restarts_total 1');
+    expect(text).toContain('podwire_node_ready 0');
+    expect(text).toMatch(/podwire_sync_duration_seconds_bucket\{le="0.025",outcome="ok"\} 1/);
+  });
+});
