@@ -255,11 +255,34 @@ export function mkdirs(path: string, mode = 0o755): void {
   }
 }
 
+/**
+ * Copies src to dst through a temp file in dst's directory, flushed to disk, then renamed over dst: a
+ * process executing dst meanwhile keeps the old inode (no ETXTBSY, no half-written binary), and a crash
+ * leaves the old file or the new one, never a truncated one.
+ */
 export function atomicCopy(src: string, dst: string, mode: number): void {
   const tmp = `${dst}.tmp-${process.pid}`;
   try {
     fs().copyFileSync(src, tmp);
     fs().chmodSync(tmp, mode);
+    const fd = fs().openSync(tmp, 'r');
+    try {
+      fs().fsyncSync(fd);
+    } finally {
+      fs().closeSync(fd);
+    }
+    fs().renameSync(tmp, dst);
+  } finally {
+    fs().rmSync(tmp, { force: true });
+  }
+}
+
+/** Points dst at target (a symlink), replacing whatever dst was in one rename: dst never goes missing. */
+export function atomicSymlink(target: string, dst: string): void {
+  const tmp = `${dst}.tmp-${process.pid}`;
+  try {
+    fs().rmSync(tmp, { force: true });
+    fs().symlinkSync(target, tmp);
     fs().renameSync(tmp, dst);
   } finally {
     fs().rmSync(tmp, { force: true });

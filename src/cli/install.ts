@@ -1,15 +1,34 @@
-// `podwire install`: puts this binary where runtimes look for CNI plugins (as podwire and podwire-ipam)
-// and, optionally, a network config where they look for configs. Files are replaced atomically (temp +
-// rename) so a runtime never executes or reads a half-written file.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { atomicCopy, atomicWrite } from '../files.js';
+// `podwire install`: puts this binary where runtimes look for CNI plugins and, optionally, a network
+// config where they look for configs.
+//
+// The binary is written once, as `podwire`; `podwire-ipam` is a relative symlink to it (the binary picks
+// its role from the name it was executed as), so a node holds one copy instead of two, and the link
+// stays right when the directory is mounted elsewhere (/host/opt/cni/bin in the DaemonSet's init
+// container is /opt/cni/bin on the host). Every file is replaced by a rename, so an ADD that starts
+// during an upgrade runs the old binary or the new one, never a half-written one or none.
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
+import { atomicCopy, atomicSymlink, atomicWrite, mkdirs } from '../files.js';
 
 interface InstallArgs {
   'bin-dir': string;
   'conf-dir': string;
   conflist?: string;
+}
+
+const BINARY = 'podwire';
+const LINKS = ['podwire-ipam'];
+
+/** The config's text, refused when runtimes would fail to read it. */
+function readConflist(file: string): string {
+  const text = readFileSync(file, 'utf8');
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    throw new Error(`--conflist ${file} is not JSON: ${(e as Error).message}`);
+  }
+  return text;
 }
 
 export const installCommand: CommandModule<object, InstallArgs> = {
@@ -25,16 +44,18 @@ export const installCommand: CommandModule<object, InstallArgs> = {
     if (/^(node|bun)$/.test(basename(self))) {
       throw new Error('install copies the single-file binary: run it as dist/podwire, not through node');
     }
-    mkdirSync(a['bin-dir'], { recursive: true });
-    for (const name of ['podwire', 'podwire-ipam']) {
-      atomicCopy(self, join(a['bin-dir'], name), 0o755);
-      process.stdout.write(`installed ${join(a['bin-dir'], name)}\n`);
+    // Read and check the config first: a bad --conflist changes nothing.
+    const conflist = a.conflist ? readConflist(a.conflist) : undefined;
+    mkdirs(a['bin-dir']);
+    atomicCopy(self, join(a['bin-dir'], BINARY), 0o755);
+    process.stdout.write(`installed ${join(a['bin-dir'], BINARY)}\n`);
+    for (const name of LINKS) {
+      atomicSymlink(BINARY, join(a['bin-dir'], name));
+      process.stdout.write(`linked ${join(a['bin-dir'], name)} -> ${BINARY}\n`);
     }
-    if (a.conflist) {
-      const text = readFileSync(a.conflist, 'utf8');
-      JSON.parse(text); // refuse to install a config runtimes would fail to read
-      mkdirSync(a['conf-dir'], { recursive: true });
-      atomicWrite(join(a['conf-dir'], basename(a.conflist)), text);
+    if (a.conflist && conflist !== undefined) {
+      mkdirs(a['conf-dir']);
+      atomicWrite(join(a['conf-dir'], basename(a.conflist)), conflist);
       process.stdout.write(`installed ${join(a['conf-dir'], basename(a.conflist))}\n`);
     }
   },
