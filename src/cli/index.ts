@@ -1,5 +1,5 @@
 // The podwire command line (human use). Output goes to stdout/stderr here: this is not the plugin path.
-import yargs from 'yargs';
+import yargs, { type CommandModule } from 'yargs';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
 import { labCommand, labDownCommand } from './lab.js';
@@ -8,43 +8,65 @@ import { diagramCommand, pathCommand, statusCommand } from './explore.js';
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 
+const cniVersionsCommand: CommandModule<object, { json: boolean }> = {
+  command: 'cni-versions',
+  describe: 'print the CNI spec versions this plugin speaks',
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'print a JSON array' }),
+  handler: (a) => {
+    process.stdout.write(a.json ? JSON.stringify(SUPPORTED_VERSIONS) + '\n' : SUPPORTED_VERSIONS.join('\n') + '\n');
+  },
+};
+
+const COMMANDS: CommandModule<any, any>[] = [
+  cniVersionsCommand,
+  installCommand,
+  nodeCommand,
+  peersCommand,
+  agentCommand,
+  statusCommand,
+  pathCommand,
+  diagramCommand,
+  labCommand,
+  labDownCommand,
+];
+
+/** Where to look after a usage mistake: the help of the command that was given, if it exists. */
+function helpFor(argv: string[]): string {
+  const known = new Set(COMMANDS.map((c) => String(c.command).split(' ')[0]));
+  return argv[0] && known.has(argv[0]) ? `podwire ${argv[0]} --help` : 'podwire --help';
+}
+
 export async function cli(argv: string[]): Promise<number> {
   let code = 0;
-  await yargs(argv)
+  let y = yargs(argv)
     .scriptName('podwire')
     .usage(
       'podwire: a CNI plugin + IPAM for a bridge/VXLAN pod network.\n\n' +
         'As a CNI plugin it is executed by the container runtime with CNI_COMMAND set;\n' +
         'without CNI_COMMAND it is this command line.',
-    )
-    .command(
-      'cni-versions',
-      'print the CNI spec versions this plugin speaks',
-      () => {},
-      () => {
-        process.stdout.write(SUPPORTED_VERSIONS.join('\n') + '\n');
-      },
-    )
-    .command(installCommand)
-    .command(nodeCommand)
-    .command(peersCommand)
-    .command(agentCommand)
-    .command(statusCommand)
-    .command(pathCommand)
-    .command(diagramCommand)
-    .command(labCommand)
-    .command(labDownCommand)
-    .demandCommand(1, 'give a command (see --help)')
+    );
+  for (const c of COMMANDS) y = y.command(c);
+  const parsing = y
+    .completion('completion', 'print a bash/zsh completion script (e.g. podwire completion >> ~/.bashrc)')
+    .demandCommand(1, 'give a command')
     .strict()
     .version(VERSION)
     .alias('h', 'help')
-    .fail((msg, err, y) => {
-      // Usage mistakes get the help text; failures of a command get their message, once.
-      if (msg) y.showHelp();
-      process.stderr.write(msg ? `\n${msg}\n` : `podwire: ${err?.message}\n`);
+    // --help, --version and completion end here without process.exit(): main() sets the exit code.
+    .exitProcess(false)
+    .fail((msg, err) => {
+      // A usage mistake gets one line saying what was wrong and where to look, not the whole help with
+      // the error at its end; a command that failed gets its message, once.
+      // Throwing stops yargs here: without it, the command would still run after a usage mistake.
+      process.stderr.write(msg ? `podwire: ${msg.replace(/\s*\n\s*/g, ' ')} (see ${helpFor(argv)})\n` : `podwire: ${err?.message}\n`);
       code = 1;
-    })
-    .parseAsync()
-    .catch(() => {});
+      throw err ?? new Error(msg);
+    });
+  // The error fail() throws may come out synchronously or as a rejection; it has been reported either way.
+  try {
+    await parsing.parseAsync();
+  } catch {
+    code ||= 1;
+  }
   return code || Number(process.exitCode ?? 0);
 }

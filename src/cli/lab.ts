@@ -12,6 +12,7 @@ interface LabArgs {
   keep: boolean;
   trace: boolean;
   diagram?: string;
+  json: boolean;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -24,6 +25,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
       .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
       .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
       .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON report on stdout instead of tables' })
       .option('trace', {
         type: 'boolean',
         default: true,
@@ -39,6 +41,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
       keep: a.keep,
       trace: a.trace,
       diagram,
+      json: a.json,
     });
   },
 };

@@ -14,10 +14,35 @@ import { podwireBinary, run } from '../run.js';
 import { Lab } from './lab.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
-import { HOST_PORT, PORT_HEADER, TARGET_PORT, addServices, portRows, proveServices } from './services.js';
+import { HOST_PORT, PORT_COLUMNS, TARGET_PORT, addServices, portRows, proveServices } from './services.js';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
-const print = (m: string) => process.stdout.write(`${m}\n\n`);
+
+/** A column: its key in --json output, its header in the table. */
+type Col = readonly [key: string, header: string];
+
+/** What the lab shows: tables for people on stdout, or (--json) the same rows, keyed, in one document at the end. */
+class Report {
+  readonly data: Record<string, unknown> = {};
+  constructor(readonly json: boolean) {}
+
+  table(section: string, cols: readonly Col[], rows: (string | number)[][]): void {
+    if (this.json) this.data[section] = rows.map((r) => Object.fromEntries(cols.map(([k], i) => [k, r[i]])));
+    else
+      this.text(
+        table(
+          cols.map(([, h]) => h),
+          rows,
+        ),
+      );
+  }
+
+  /** Text for people; with a section, kept in the JSON as that value. */
+  text(m: string, section?: string, value: unknown = m): void {
+    if (!this.json) process.stdout.write(`${m}\n\n`);
+    else if (section) this.data[section] = value;
+  }
+}
 
 export interface LabOptions {
   nodes: number;
@@ -28,6 +53,8 @@ export interface LabOptions {
   trace: boolean;
   /** Write an SVG of the lab, drawn from live state once every pod is up, to this file. */
   diagram?: string;
+  /** One JSON document on stdout instead of tables. */
+  json?: boolean;
 }
 
 /** Node up and peers sync on every node; returns each node's peers and the backend carrying them. */
@@ -37,41 +64,68 @@ export async function bringUp(lab: Lab): Promise<Map<string, Map<string, string>
   return new Map(lab.nodes.map((n, i) => [n.name, new Map(reports[i]!.peers.map((p) => [p.name, p.mode]))]));
 }
 
-async function liveTables(lab: Lab, peers: Map<string, Map<string, string>>): Promise<void> {
-  const nodeRows: string[][] = [];
+async function liveTables(out: Report, lab: Lab, peers: Map<string, Map<string, string>>): Promise<void> {
+  const nodeRows: (string | number)[][] = [];
   const peerRows: string[][] = [];
   for (const n of lab.nodes) {
     const vx = await run('ip', ['-n', n.ns, '-j', 'link', 'show', vxlanDevice(DEFAULT_VNI)]);
     const mac = vx.code === 0 ? (JSON.parse(vx.stdout)[0]?.address ?? '-') : '-';
-    nodeRows.push([n.name, n.nodeIP, n.podCIDR, mac, String(labPodMtu(n))]);
+    nodeRows.push([n.name, n.nodeIP, n.podCIDR, mac, labPodMtu(n)]);
     const routes = (await run('ip', ['-n', n.ns, 'route', 'show', 'proto', String(ROUTE_PROTO)])).stdout.trim().split('\n');
     for (const [peer, mode] of peers.get(n.name) ?? []) {
       const cidr = lab.node(peer).podCIDR;
       peerRows.push([n.name, peer, mode, routes.find((r) => r.startsWith(cidr)) ?? 'MISSING']);
     }
   }
-  print(table(['node', 'Node IP', 'podCIDR (its slice of 10.244.0.0/16)', 'VTEP MAC', 'pod MTU'], nodeRows));
-  if (peerRows.length) print(table(['node', 'peer', 'backend', 'route (from the kernel)'], peerRows));
+  out.table(
+    'nodes',
+    [
+      ['node', 'node'],
+      ['nodeIP', 'Node IP'],
+      ['podCIDR', 'podCIDR (its slice of 10.244.0.0/16)'],
+      ['vtepMac', 'VTEP MAC'],
+      ['podMtu', 'pod MTU'],
+    ],
+    nodeRows,
+  );
+  if (peerRows.length)
+    out.table(
+      'peers',
+      [
+        ['node', 'node'],
+        ['peer', 'peer'],
+        ['backend', 'backend'],
+        ['route', 'route (from the kernel)'],
+      ],
+      peerRows,
+    );
 }
 
-function report(checks: Check[]): number {
+function report(out: Report, checks: Check[]): number {
   const groups = [...new Set(checks.map((c) => c.group))];
-  print(
-    table(
-      ['proof', 'passed', 'failed'],
-      groups.map((g) => {
-        const cs = checks.filter((c) => c.group === g);
-        return [g, cs.filter(passed).length, cs.filter((c) => !passed(c)).length];
-      }),
-    ),
+  out.table(
+    'proofs',
+    [
+      ['proof', 'proof'],
+      ['passed', 'passed'],
+      ['failed', 'failed'],
+    ],
+    groups.map((g) => {
+      const cs = checks.filter((c) => c.group === g);
+      return [g, cs.filter(passed).length, cs.filter((c) => !passed(c)).length];
+    }),
   );
   const failed = checks.filter((c) => !passed(c));
-  if (failed.length)
-    print(
-      table(
-        ['FAILED', 'from', 'to', 'expected'],
-        failed.map((c) => [c.group, c.from, c.to, c.expect ? 'works' : 'refused']),
-      ),
+  if (failed.length || out.json)
+    out.table(
+      'failed',
+      [
+        ['proof', 'FAILED'],
+        ['from', 'from'],
+        ['to', 'to'],
+        ['expected', 'expected'],
+      ],
+      failed.map((c) => [c.group, c.from, c.to, c.expect ? 'works' : 'refused']),
     );
   return failed.length;
 }
@@ -88,6 +142,7 @@ export async function runLab(o: LabOptions): Promise<number> {
   const bin = podwireBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run npm run build`);
   let failures = 0;
+  const out = new Report(!!o.json);
   // Ctrl-C: the lab goes away as it would at the end (unless --keep), then the usual exit code.
   const interrupted = () => {
     if (!o.keep) labDown();
@@ -101,7 +156,7 @@ export async function runLab(o: LabOptions): Promise<number> {
     await Promise.all(lab.nodes.map((n) => installCounters(n, DEFAULT_VXLAN_PORT)));
     say('[2/7] podwire node up, then podwire peers sync, on every node');
     const peers = await bringUp(lab);
-    await liveTables(lab, peers);
+    await liveTables(out, lab, peers);
 
     say(`[3/7] ${o.podsPerNode} pod(s) per node: CNI ADD through cni-conf/podwire-subnetfile.conflist (podwire, hostPorts built in)`);
     await Promise.all(
@@ -110,33 +165,46 @@ export async function runLab(o: LabOptions): Promise<number> {
       }),
     );
     const traced = lab.pods.find((p) => p.trace);
-    if (traced) print(`How ${traced.name} on ${traced.node.name} got its network (PODWIRE_TRACE=stderr):\n\n${traced.trace!.trimEnd()}`);
-    print(
-      table(
-        ['pod', 'node', 'Pod IP', 'host veth (on cni0)', 'in the pod'],
-        [...lab.pods]
-          .sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true }))
-          .map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0']),
-      ),
+    if (traced)
+      out.text(
+        `How ${traced.name} on ${traced.node.name} got its network (PODWIRE_TRACE=stderr):\n\n${traced.trace!.trimEnd()}`,
+        'traceAdd',
+      );
+    out.table(
+      'pods',
+      [
+        ['pod', 'pod'],
+        ['node', 'node'],
+        ['podIP', 'Pod IP'],
+        ['veth', 'host veth (on cni0)'],
+        ['ifname', 'in the pod'],
+      ],
+      [...lab.pods]
+        .sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true }))
+        .map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0']),
     );
 
     say('[4/7] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
     const { checks, counters } = await prove(lab, new Map([...peers].map(([k, v]) => [k, new Set(v.values())])));
-    print(
-      table(
-        ['node', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`, 'plain pod packets sent on eth0', 'peers use'],
-        counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
-      ),
+    out.table(
+      'traffic',
+      [
+        ['node', 'node'],
+        ['vxlanPackets', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`],
+        ['plainPackets', 'plain pod packets sent on eth0'],
+        ['peersUse', 'peers use'],
+      ],
+      counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
     );
     say("[5/7] Services: kube-proxy's iptables rules (ClusterIP, NodePort) on every node, web servers on the targetPort");
     const svc = await addServices(lab);
-    print(table(PORT_HEADER, portRows(svc)));
-    print(
+    out.table('services', PORT_COLUMNS, portRows(svc));
+    out.text(
       `hostPort ${HOST_PORT} -> containerPort ${TARGET_PORT}: ${svc.services[1]!.backend.name}@${svc.services[1]!.backend.node.name}'s ` +
         `port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`,
     );
     checks.push(...(await proveServices(lab, svc)));
-    failures = report(checks);
+    failures = report(out, checks);
     if (o.diagram) {
       atomicWrite(o.diagram, await diagram(labScope(), `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
       say(`diagram of the lab written to ${o.diagram}`);
@@ -146,7 +214,7 @@ export async function runLab(o: LabOptions): Promise<number> {
       say('[6/7] CNI DEL of every pod, node down on every node');
       for (const p of [...lab.pods]) {
         const trace = await lab.delPod(p, p === traced);
-        if (trace) print(`How ${p.name} on ${p.node.name} was removed:\n\n${trace.trimEnd()}`);
+        if (trace) out.text(`How ${p.name} on ${p.node.name} was removed:\n\n${trace.trimEnd()}`, 'traceDel');
       }
       await Promise.all(lab.nodes.map((n) => lab.nodeDown(n)));
       const left = lab.nodes.flatMap((n) => [...DiskStore.forNetwork(join(n.dir, 'ipam'), n.list.name).list().keys()]);
@@ -162,6 +230,7 @@ export async function runLab(o: LabOptions): Promise<number> {
       say('lab kept: explore with `ip netns` (pwlab-*); remove it with `npm run lab:down`');
     }
   }
-  process.stdout.write(failures ? `${failures} check(s) FAILED\n` : 'pod network works: every check passed\n');
+  if (out.json) process.stdout.write(JSON.stringify({ mode: o.mode, ...out.data, ok: !failures }, null, 2) + '\n');
+  else process.stdout.write(failures ? `${failures} check(s) FAILED\n` : 'pod network works: every check passed\n');
   return failures ? 1 : 0;
 }

@@ -185,11 +185,12 @@ export function portRows(s: ServiceLab): string[][] {
     `${x.backend.ip}:${x.targetPort} (${x.backend.name}@${x.backend.node.name})`,
   ]);
 }
-export const PORT_HEADER = [
-  'Service',
-  'type',
-  'Cluster IP:port (virtual)',
-  'targetPort = containerPort',
-  'nodePort (every Node IP)',
-  'backend Pod IP:port',
-];
+/** portRows' columns: key (for JSON) and header (for the table). */
+export const PORT_COLUMNS = [
+  ['service', 'Service'],
+  ['type', 'type'],
+  ['clusterIP', 'Cluster IP:port (virtual)'],
+  ['targetPort', 'targetPort = containerPort'],
+  ['nodePort', 'nodePort (every Node IP)'],
+  ['backend', 'backend Pod IP:port'],
+] as const;

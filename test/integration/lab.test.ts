@@ -80,11 +80,29 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     expect(existsSync('/run/podwire-lab')).toBe(false);
   });
 
-  it('--keep leaves it up for exploring, --diagram draws it, and lab-down removes it', async () => {
+  it('--keep leaves it up for exploring, --diagram draws it, --json reports it, and lab-down removes it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'podwire-lab-'));
     try {
-      const r = await lab('--nodes', '2', '--pods-per-node', '1', '--keep', '--diagram', join(dir, 'lab.svg'));
+      const r = await lab('--nodes', '2', '--pods-per-node', '1', '--keep', '--json', '--diagram', join(dir, 'lab.svg'));
       expect(r.code, r.stderr).toBe(0);
+      // --json: the tables' rows, keyed, in one document (and nothing else on stdout)
+      const report = JSON.parse(r.stdout);
+      expect(report).toMatchObject({ mode: 'vxlan', ok: true, failed: [] });
+      expect(report.nodes).toEqual([
+        { node: 'node1', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24', vtepMac: '0e:70:c0:a8:32:0b', podMtu: 1450 },
+        { node: 'node2', nodeIP: '192.168.50.12', podCIDR: '10.244.2.0/24', vtepMac: expect.stringMatching(/^0e:70:/), podMtu: 1450 },
+      ]);
+      expect(report.peers.map((p: any) => `${p.node}>${p.peer}:${p.backend}`)).toEqual(['node1>node2:vxlan', 'node2>node1:vxlan']);
+      expect(report.pods).toContainEqual({
+        pod: 'pod1',
+        node: 'node2',
+        podIP: expect.stringMatching(/^10\.244\.2\./),
+        veth: expect.any(String),
+        ifname: 'eth0',
+      });
+      expect(report.proofs.find((p: any) => p.proof === 'pod to pod')).toEqual({ proof: 'pod to pod', passed: 2, failed: 0 });
+      expect(report.services.map((s: any) => s.service)).toContain('web-nodeport');
+      expect(report.traceAdd).toMatch(/podwire ADD lab-node1-pod1\/eth0/);
       // The picture has every node and pod of the lab (the explore test renders one in Chromium).
       const svg = readFileSync(join(dir, 'lab.svg'), 'utf8');
       const drawn = (kind: string) => [...svg.matchAll(new RegExp(`data-kind="${kind}" data-name="([^"]+)"`, 'g'))].map((m) => m[1]).sort();

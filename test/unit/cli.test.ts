@@ -1,0 +1,74 @@
+// The command line's manners: a usage mistake is one line naming what was wrong and where to look, and
+// nothing runs; completion works; commands that print tables can print JSON instead.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cli } from '../../src/cli/index.js';
+
+/** Runs the CLI in-process, capturing what it writes. */
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+  vi.spyOn(console, 'log').mockImplementation((...a) => void (out += a.join(' ') + '\n'));
+  vi.spyOn(console, 'error').mockImplementation((...a) => void (err += a.join(' ') + '\n'));
+  const code = await cli(argv);
+  vi.restoreAllMocks();
+  return { code, out, err };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  process.exitCode = undefined;
+});
+
+describe('usage mistakes', () => {
+  it.each([
+    [['frob'], 'podwire: Unknown argument: frob (see podwire --help)\n'],
+    [[], 'podwire: give a command (see podwire --help)\n'],
+    [['status', '--frob'], 'podwire: Unknown argument: frob (see podwire status --help)\n'],
+    [['path', '10.0.0.1'], 'podwire: Not enough non-option arguments: got 1, need at least 2 (see podwire path --help)\n'],
+    [
+      ['lab', '--mode', 'carrier-pigeon'],
+      'podwire: Invalid values: Argument: mode, Given: "carrier-pigeon", Choices: "vxlan", "host-gw", "auto" (see podwire lab --help)\n',
+    ],
+  ])('podwire %j: one line on stderr, exit 1, nothing run', async (argv, line) => {
+    const r = await run(...argv);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(line);
+    expect(r.out).toBe('');
+  });
+
+  it('the help is still there when asked for', async () => {
+    const r = await run('--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('podwire install');
+    expect(r.out).toContain('podwire completion');
+  });
+});
+
+describe('completion', () => {
+  it('prints a bash completion script for podwire', async () => {
+    const r = await run('completion');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('complete -o bashdefault -o default -F _podwire_yargs_completions podwire');
+  });
+
+  it('completes commands and their flags', async () => {
+    const cmds = await run('--get-yargs-completions', 'podwire', '');
+    expect(cmds.out.split('\n')).toEqual(expect.arrayContaining(['status', 'lab', 'install', 'agent', 'completion']));
+    const flags = await run('--get-yargs-completions', 'podwire', 'lab', '--');
+    expect(flags.out.split('\n')).toEqual(expect.arrayContaining(['--json', '--mode', '--nodes']));
+  });
+});
+
+describe('--json', () => {
+  it('cni-versions', async () => {
+    const r = await run('cni-versions', '--json');
+    expect(JSON.parse(r.out)).toContain('1.1.0');
+  });
+
+  it.each(['status', 'path', 'lab', 'node', 'peers'])('%s --help offers --json', async (cmd) => {
+    const r = await run(cmd, '--help');
+    expect(r.out).toMatch(/--json\b/);
+  });
+});
