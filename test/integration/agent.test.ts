@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAll } from 'js-yaml';
 import { Lab, type LabNode } from '../../src/lab/lab.js';
 import { labDown, pingAsync } from '../../src/lab/netns.js';
 import { run } from '../../src/run.js';
@@ -295,9 +296,21 @@ describe('podwire agent (Kubernetes)', () => {
     expect(existsSync(join(n1.dir, 'dead-subnet.json')) || existsSync(join(n1.dir, 'dead.d'))).toBe(false);
   });
 
-  it('stops cleanly on SIGTERM', async () => {
+  it('fits the memory the DaemonSet gives it, and stops cleanly on SIGTERM', async () => {
     const running = agents.filter((a) => a.exitCode === null && a.spawnargs.includes('agent'));
     expect(running.length).toBe(2);
+    // The DaemonSet's memory request and limit come from this measurement: the agent's peak resident
+    // memory after setting up, syncing, watching and serving metrics must fit the request, which must not
+    // be more than twice it, and the limit must leave it room to grow with the cluster.
+    const mi = (q: string) => Number(/^(\d+)Mi$/.exec(q)![1]) * 2 ** 20;
+    const ds = (loadAll(readFileSync(join(ROOT, 'deploy', 'podwire.yaml'), 'utf8')) as any[]).find((d) => d.kind === 'DaemonSet');
+    const resources = ds.spec.template.spec.containers.find((c: any) => c.name === 'agent').resources;
+    for (const a of running) {
+      const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${a.pid}/status`, 'utf8'))![1]) * 1024;
+      expect(peak).toBeLessThanOrEqual(mi(resources.requests.memory));
+      expect(mi(resources.requests.memory)).toBeLessThanOrEqual(2 * peak);
+      expect(mi(resources.limits.memory)).toBeGreaterThanOrEqual(2 * peak);
+    }
     const exits = running.map((a) => new Promise<number | null>((r) => a.on('exit', (c) => r(c))));
     for (const a of running) a.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual([0, 0]);

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { agentConflist } from '../../src/node/kube-agent.js';
 import { ROOT } from '../helpers/netns.js';
 
 type Obj = Record<string, any>;
@@ -18,8 +19,8 @@ const help = (cmd: string): string =>
   execFileSync(process.execPath, [join(ROOT, 'dist', 'podwire.mjs'), cmd, '--help'], { encoding: 'utf8' });
 
 describe('deploy/podwire.yaml', () => {
-  it('holds a ServiceAccount, ClusterRole, ClusterRoleBinding and DaemonSet, each with apiVersion and name', () => {
-    expect(docs.map((d) => d.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet']);
+  it('holds a ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap and DaemonSet, each with apiVersion and name', () => {
+    expect(docs.map((d) => d.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet']);
     for (const d of docs) {
       expect(d.apiVersion, d.kind).toMatch(/^(v1|rbac\.authorization\.k8s\.io\/v1|apps\/v1)$/);
       expect(d.metadata?.name, d.kind).toBe('podwire');
@@ -79,5 +80,47 @@ describe('deploy/podwire.yaml', () => {
     for (const f of flags([...agent.command, ...agent.args])) expect(agentHelp, f).toContain(`${f} `);
     const installHelp = help('install');
     for (const f of flags(install.command)) expect(installHelp, f).toContain(`${f} `);
+  });
+
+  const agentOf = () => byKind('DaemonSet').spec.template.spec.containers.find((c: Obj) => c.name === 'agent');
+  const argOf = (k: string) => (agentOf().args as string[]).find((a) => a.startsWith(`--${k}=`))?.split('=')[1];
+
+  it('runs on Linux nodes only, with probes on the agent status port', () => {
+    const pod = byKind('DaemonSet').spec.template.spec;
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+    const agent = agentOf();
+    const port = Number(argOf('status-addr')!.split(':').pop());
+    const named = (p: string | number) => (typeof p === 'number' ? p : agent.ports.find((x: Obj) => x.name === p)?.containerPort);
+    expect(agent.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(agent.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(named(agent.livenessProbe.httpGet.port)).toBe(port);
+    expect(named(agent.readinessProbe.httpGet.port)).toBe(port);
+    // hostNetwork: the declared port is the node's
+    expect(agent.ports).toContainEqual(expect.objectContaining({ containerPort: port, hostPort: port }));
+    expect(byKind('DaemonSet').spec.template.metadata.annotations['prometheus.io/port']).toBe(String(port));
+    // liveness gives the loop longer than its own stuck threshold (3 x resync, at least 60 s) would
+    expect(agent.livenessProbe.periodSeconds * agent.livenessProbe.failureThreshold).toBeGreaterThanOrEqual(60);
+  });
+
+  it('installs the conflist template from its ConfigMap, and the template is one the agent takes', () => {
+    const pod = byKind('DaemonSet').spec.template.spec;
+    const file = argOf('conflist-template')!;
+    const mount = agentOf().volumeMounts.find((m: Obj) => file.startsWith(m.mountPath + '/'));
+    const volume = pod.volumes.find((v: Obj) => v.name === mount.name);
+    const cm = byKind('ConfigMap');
+    expect(volume.configMap.name).toBe(cm.metadata.name);
+    expect(cm.metadata.namespace).toBe(byKind('DaemonSet').metadata.namespace);
+    const template = cm.data[file.slice(mount.mountPath.length + 1)];
+    const conf = JSON.parse(agentConflist(argOf('subnet-file')!, template));
+    expect(conf.plugins[0]).toMatchObject({ type: 'podwire', ipam: { type: 'podwire-ipam', subnetFile: argOf('subnet-file') } });
+    expect(conf.plugins[0].capabilities).toEqual({ portMappings: true });
+  });
+
+  it("picks the host's iptables backend, and has a memory request and limit but no CPU limit", () => {
+    expect(argOf('iptables')).toBe('auto');
+    const r = agentOf().resources;
+    expect(r.requests.memory).toMatch(/^\d+Mi$/);
+    expect(parseInt(r.limits.memory)).toBeGreaterThan(parseInt(r.requests.memory));
+    expect(r.limits.cpu).toBeUndefined();
   });
 });
