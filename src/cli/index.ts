@@ -56,17 +56,18 @@ export async function cli(argv: string[]): Promise<number> {
     .exitProcess(false)
     .fail((msg, err) => {
       // A usage mistake gets one line saying what was wrong and where to look, not the whole help with
-      // the error at its end; a command that failed gets its message, once.
-      // Throwing stops yargs here: without it, the command would still run after a usage mistake.
-      process.stderr.write(msg ? `podwire: ${msg.replace(/\s*\n\s*/g, ' ')} (see ${helpFor(argv)})\n` : `podwire: ${err?.message}\n`);
+      // the error at its end. Throwing stops yargs here: without it, the command would still run.
+      if (!msg) throw err;
       code = 1;
-      throw err ?? new Error(msg);
+      process.stderr.write(`podwire: ${msg.replace(/\s*\n\s*/g, ' ')} (see ${helpFor(argv)})\n`);
+      throw new Error(msg);
     });
-  // The error fail() throws may come out synchronously or as a rejection; it has been reported either way.
   try {
     await parsing.parseAsync();
-  } catch {
-    code ||= 1;
+  } catch (e) {
+    // A command that failed (yargs does not always pass a handler's error through fail()): its message, once.
+    if (!code) process.stderr.write(`podwire: ${(e as Error)?.message ?? String(e)}\n`);
+    code = 1;
   }
   return code || Number(process.exitCode ?? 0);
 }

@@ -38,6 +38,12 @@ describe('usage mistakes', () => {
     expect(r.out).toBe('');
   });
 
+  it('a command that fails prints its message once, not the help', async () => {
+    const r = await run('install', '--bin-dir', '/nonexistent/bin'); // through node: refused before anything is written
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('podwire: install copies the single-file binary: run it as dist/podwire, not through node\n');
+  });
+
   it('the help is still there when asked for', async () => {
     const r = await run('--help');
     expect(r.code).toBe(0);
