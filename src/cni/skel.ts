@@ -82,6 +82,9 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
       ifname: cniEnv.ifname || undefined,
       netns: attach ? cniEnv.netns : undefined,
       args: env.CNI_ARGS || undefined,
+      // Kubernetes runtimes name the pod in CNI_ARGS: an operator greps the log for a pod, not an ID.
+      pod: cniEnv.args.K8S_POD_NAME || undefined,
+      podNamespace: cniEnv.args.K8S_POD_NAMESPACE || undefined,
     });
     requireVersionFor(command, conf.cniVersion);
     const ctx: Context = { env: cniEnv, conf, stdin };

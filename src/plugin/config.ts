@@ -98,6 +98,18 @@ const port = (v: unknown, field: string): number => {
 };
 
 /** runtimeConfig.portMappings as runtimes send it ({hostPort, containerPort, protocol?, hostIP?}), checked. */
+/**
+ * A field as Go's encoding/json finds it, which is what the reference plugins accept: the exact key, else
+ * any key equal to it ignoring case. containerd's CRI (go-cni) sends each port mapping with Go's own
+ * field names, {"HostPort", "ContainerPort", "Protocol", "HostIP"}; podman and CRI-O send hostPort...
+ */
+function goField(o: Record<string, unknown>, key: string): unknown {
+  if (key in o) return o[key];
+  const lower = key.toLowerCase();
+  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
+  return undefined;
+}
+
 export function parsePortMappings(v: unknown): PortMapping[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw invalidConfig('runtimeConfig.portMappings', 'must be a list');
@@ -105,18 +117,20 @@ export function parsePortMappings(v: unknown): PortMapping[] {
     const f = (k: string) => `runtimeConfig.portMappings[${i}].${k}`;
     if (typeof m !== 'object' || m === null) throw invalidConfig(`runtimeConfig.portMappings[${i}]`, 'must be an object');
     const o = m as Record<string, unknown>;
-    const protocol = String(o.protocol ?? 'tcp').toLowerCase();
+    const rawProtocol = goField(o, 'protocol');
+    const protocol = String(rawProtocol || 'tcp').toLowerCase();
     if (protocol !== 'tcp' && protocol !== 'udp')
-      throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(o.protocol)}`);
+      throw invalidConfig(f('protocol'), `must be tcp or udp, not ${JSON.stringify(rawProtocol)}`);
     const mapping: PortMapping = {
-      hostPort: port(o.hostPort, f('hostPort')),
-      containerPort: port(o.containerPort, f('containerPort')),
+      hostPort: port(goField(o, 'hostPort'), f('hostPort')),
+      containerPort: port(goField(o, 'containerPort'), f('containerPort')),
       protocol,
     };
-    if (o.hostIP !== undefined && o.hostIP !== '' && o.hostIP !== '0.0.0.0') {
-      const ip = typeof o.hostIP === 'string' ? parseIP(o.hostIP) : undefined;
-      if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(o.hostIP)}`);
-      mapping.hostIP = o.hostIP as string;
+    const hostIP = goField(o, 'hostIP');
+    if (hostIP !== undefined && hostIP !== '' && hostIP !== '0.0.0.0') {
+      const ip = typeof hostIP === 'string' ? parseIP(hostIP) : undefined;
+      if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(hostIP)}`);
+      mapping.hostIP = hostIP as string;
     }
     return mapping;
   });

@@ -2,8 +2,8 @@
 // makes (through nsenter --net, so the runtime's own mounts of /run/netns stay visible to later commands),
 // with its state under a temp dir. What a runtime still puts on the host outside that dir (its libcni
 // cache, runc's state dir, podman's shm lock, netns files) is tracked by HostTrail and removed again.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DiskStore } from '../../src/ipam/disk-store.js';
@@ -109,7 +109,7 @@ export function busyboxRootfs(dir: string): string {
  * uncompressed layer, so its digest is its diff ID. `ctr images import` takes the name from the
  * io.containerd.image.name annotation.
  */
-export function ociArchive(rootfs: string, out: string, name: string): string {
+export function ociArchive(rootfs: string, out: string, name: string, cmd: string[] = ['sh']): string {
   const layout = `${out}.d`;
   const blobs = join(layout, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
@@ -123,7 +123,12 @@ export function ociArchive(rootfs: string, out: string, name: string): string {
     execFileSync('tar', ['-C', rootfs, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], { maxBuffer: 1 << 28 }),
   );
   const config = blob(
-    json({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [layer.digest] } }),
+    json({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: cmd, Env: ['PATH=/bin'] },
+      rootfs: { type: 'layers', diff_ids: [layer.digest] },
+    }),
   );
   const manifest = blob(
     json({
@@ -190,4 +195,48 @@ export function cniCalls(logFile: string): CniCall[] {
     .filter(Boolean)
     .map((l) => JSON.parse(l))
     .filter((l) => l.outcome);
+}
+
+/** containerd, its shim, ctr and runc, and nsenter (to start it in a node's network namespace). */
+export function requireContainerd(): void {
+  for (const cmd of ['containerd', 'ctr', 'containerd-shim-runc-v2']) requireCommand(cmd, 'containerd');
+  requireCommand('runc', 'runc');
+  requireCommand('nsenter', 'util-linux');
+}
+
+/**
+ * A containerd config (version 2) keeping everything in `dir`: root, state, the gRPC and ttrpc sockets
+ * (`dir/containerd.sock`), and the "opt" plugin's dir (otherwise /opt/containerd on the host). `extra` is
+ * appended (plugin sections).
+ */
+export function containerdConfig(dir: string, extra: string[] = [], top: string[] = []): string {
+  return [
+    'version = 2',
+    `root = "${join(dir, 'root')}"`,
+    `state = "${join(dir, 'state')}"`,
+    ...top,
+    '[grpc]',
+    `  address = "${join(dir, 'containerd.sock')}"`,
+    '[ttrpc]',
+    `  address = "${join(dir, 'containerd.ttrpc.sock')}"`,
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = "${join(dir, 'opt')}"`,
+    ...extra,
+  ].join('\n');
+}
+
+/** Starts containerd with dir/config.toml, its network namespace the node's (nsenter --net: runc needs the host's /sys). */
+export function spawnContainerd(node: string, dir: string): ChildProcess {
+  const log = openSync(join(dir, 'containerd.log'), 'a');
+  return spawn('nsenter', [`--net=${nsPath(node)}`, 'containerd', '--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
+}
+
+/** After containerd: its shims (which outlive it and carry `dir` in their command line) killed, mounts under `dir` gone. */
+export function cleanupContainerd(dir: string): void {
+  spawnSync('pkill', ['-9', '-f', dir]);
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((p) => p.startsWith(dir));
+  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
 }

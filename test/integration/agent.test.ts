@@ -7,36 +7,24 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAll } from 'js-yaml';
 import { Lab, type LabNode } from '../../src/lab/lab.js';
 import { labDown, pingAsync } from '../../src/lab/netns.js';
 import { run } from '../../src/run.js';
 import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
+import { ApiServerProcess } from '../helpers/apiserver-process.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
+import { until } from '../helpers/wait.js';
 
 let lab: Lab;
-let api: ChildProcess | undefined;
+let api: ApiServerProcess | undefined;
 const agents: ChildProcess[] = [];
-const events: any[] = [];
+let events: any[] = [];
 const PORT = 6443;
 let kubeconfig = '';
 
-function send(op: object): Promise<void> {
-  const name = (op as { op: string }).op;
-  const seen = events.length;
-  api!.stdin!.write(JSON.stringify(op) + '\n');
-  return until(() => events.slice(seen).some((e) => e.done === name));
-}
-
-async function until(what: () => boolean | Promise<boolean>, ms = 15_000, why = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${why}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const send = (op: { op: string; [k: string]: unknown }) => api!.send(op);
 
 const ipn = (n: LabNode, ...args: string[]) => sh('ip', ['-n', n.ns, ...args]);
 
@@ -92,13 +80,8 @@ beforeAll(async () => {
   labDown();
   lab = Lab.create(BIN, 'vxlan', 2);
   const [n1] = lab.nodes;
-  api = spawn(
-    'ip',
-    ['netns', 'exec', n1!.ns, process.execPath, join(ROOT, 'test', 'helpers', 'fake-apiserver.mjs'), String(PORT), '0.0.0.0'],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  createInterface({ input: api.stdout! }).on('line', (l) => events.push(JSON.parse(l)));
-  await until(() => events.some((e) => e.listening), 10_000, 'the API server');
+  api = await ApiServerProcess.start(n1!.ns, PORT, '0.0.0.0');
+  events = api.events;
   kubeconfig = join(n1!.dir, 'kubeconfig');
   writeFileSync(kubeconfig, kubeconfigYaml(`http://${n1!.nodeIP}:${PORT}`));
 }, 60_000);

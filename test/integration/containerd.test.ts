@@ -4,13 +4,24 @@
 // root, state and sockets in a temp dir, inside a node namespace; the image is busybox built locally as
 // an OCI archive and imported. ctr reads the first conflist in /etc/cni/net.d and plugins from
 // /opt/cni/bin: the test puts its own there under unique names and removes them again.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, Sandbox, links, nsPath, requireRoot, sh } from '../helpers/netns.js';
+import { BIN, Sandbox, links, nsPath, requireRoot } from '../helpers/netns.js';
 import { loadConflist } from '../helpers/conflist.js';
-import { HostTrail, busyboxRootfs, cniCalls, inNode, ociArchive, requireCommand, reserved } from '../helpers/runtimes.js';
+import {
+  HostTrail,
+  busyboxRootfs,
+  cleanupContainerd,
+  cniCalls,
+  containerdConfig,
+  inNode,
+  ociArchive,
+  requireContainerd,
+  reserved,
+  spawnContainerd,
+} from '../helpers/runtimes.js';
 
 const TAG = `podwire-test-${process.pid}`;
 const NET = `podwire-ctr${process.pid}`;
@@ -68,13 +79,7 @@ async function addressOf(containerID: string): Promise<string> {
 
 beforeAll(async () => {
   requireRoot();
-  for (const [cmd, pkg] of [
-    ['containerd', 'containerd'],
-    ['ctr', 'containerd'],
-    ['containerd-shim-runc-v2', 'containerd'],
-    ['runc', 'runc'],
-  ])
-    requireCommand(cmd, pkg);
+  requireContainerd();
   node = sb.ns('ctrnode');
   dir = sb.dir();
   trail = new HostTrail([new RegExp(`^/var/lib/cni/results/${NET}-`), new RegExp(`^(${CONFLIST}|${PLUGIN}|/opt/cni(/bin)?)$`)]);
@@ -97,24 +102,8 @@ beforeAll(async () => {
     .sort()[0];
   if (join('/etc/cni/net.d', first ?? '') !== CONFLIST) throw new Error(`ctr would use /etc/cni/net.d/${first}, not the test's conflist`);
 
-  writeFileSync(
-    join(dir, 'config.toml'),
-    [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${sock()}"`,
-      '[ttrpc]',
-      `  address = "${join(dir, 'containerd.ttrpc.sock')}"`,
-      // The "opt" plugin would otherwise make /opt/containerd on the host.
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = "${join(dir, 'opt')}"`,
-    ].join('\n'),
-  );
-  const log = openSync(join(dir, 'containerd.log'), 'a');
-  daemon = spawn('nsenter', [`--net=${nsPath(node)}`, 'containerd', '--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
+  writeFileSync(join(dir, 'config.toml'), containerdConfig(dir, [], ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']));
+  daemon = spawnContainerd(node, dir);
   for (let i = 0; i < 100 && !existsSync(sock()); i++) await new Promise((r) => setTimeout(r, 50));
   if (!existsSync(sock())) throw new Error(`containerd did not start: ${readFileSync(join(dir, 'containerd.log'), 'utf8').slice(-2000)}`);
 
@@ -131,14 +120,7 @@ afterAll(() => {
     }
   }
   daemon?.kill();
-  // Shims outlive containerd; theirs carry the temp dir in their command line.
-  if (dir) execFile('pkill', ['-f', dir], () => {});
-  if (dir)
-    for (const m of readFileSync('/proc/mounts', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[1] ?? '')
-      .filter((p) => p.startsWith(dir)))
-      sh('umount', ['-l', m]);
+  if (dir) cleanupContainerd(dir);
   rmSync(`/run/containerd/runc/${NS}`, { recursive: true, force: true });
   sb.cleanup();
   trail?.cleanup();

@@ -238,6 +238,13 @@ describe('on one node', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(r.json.ips[0].address).toBe('10.244.1.77/24');
     expect(links(p.ns).find((l) => l.ifname === 'eth0')!.address).toBe('02:aa:bb:cc:dd:ee');
+    // the log line names the pod, so an operator can grep for it
+    const logged = readFileSync(join(n.dir, 'podwire.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.outcome === 'ok' && l.containerID === 'pm');
+    expect(logged).toMatchObject({ pod: 'web', podNamespace: 'default', ips: ['10.244.1.77/24'] });
     const taken = await cni(n.node, { command: 'ADD', containerID: 'pm2', netns: pod().path, args }, n.conf());
     expect(taken.json).toMatchObject({ code: 101, msg: expect.stringContaining('already allocated') });
     const unknown = await cni(n.node, { command: 'ADD', containerID: 'pm3', netns: pod().path, args: 'K8S_POD_NAME=x' }, n.conf());

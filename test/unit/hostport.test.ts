@@ -22,6 +22,17 @@ describe('runtimeConfig.portMappings', () => {
     expect(parsePortMappings(undefined)).toEqual([]);
   });
 
+  it("takes containerd CRI's Go field names, as Go's decoder (and so the reference portmap) does", () => {
+    expect(parsePortMappings([{ HostPort: 8081, ContainerPort: 8080, Protocol: 'tcp', HostIP: '' }])).toEqual([
+      { hostPort: 8081, containerPort: 8080, protocol: 'tcp' },
+    ]);
+    // the exact key wins over one that differs only in case
+    expect(parsePortMappings([{ hostport: 1, hostPort: 2, containerPort: 3 }])).toEqual([
+      { hostPort: 2, containerPort: 3, protocol: 'tcp' },
+    ]);
+    expect(() => parsePortMappings([{ HostPort: 0, ContainerPort: 80 }])).toThrow(/portMappings\[0\]\.hostPort/);
+  });
+
   it.each([
     [{}, /portMappings: must be a list/],
     [[{ hostPort: 0, containerPort: 80 }], /portMappings\[0\]\.hostPort: must be a port number/],

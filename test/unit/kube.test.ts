@@ -4,6 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ClusterSettings, KubeSource, clusterFromNodes, nodeFacts } from '../../src/node/kube.js';
 import { type FakeApiServer, fakeApiServer, kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
+import { until } from '../helpers/wait.js';
 
 const SETTINGS: ClusterSettings = { clusterCIDR: '10.244.0.0/16', backend: 'vxlan' };
 
@@ -59,13 +60,6 @@ describe('KubeSource (list + watch)', () => {
   }
 
   const names = async () => (await source!.load()).nodes.map((n) => `${n.name}=${n.nodeIP},${n.podCIDR}`);
-  async function until(what: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await what())) {
-      if (Date.now() > end) throw new Error('timed out waiting');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 
   it('lists, then follows add, change and delete', async () => {
     const s = await start();
