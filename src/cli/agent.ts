@@ -7,6 +7,8 @@ import { configurePinoLog } from './log.js';
 import { detectIptablesBackend, useIptablesBackend } from '../kernel/iptables.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
+import { DEFAULT_DATA_DIR } from '../ipam/config.js';
+import { DiskStore } from '../ipam/disk-store.js';
 
 interface AgentArgs {
   kubeconfig?: string;
@@ -91,12 +93,22 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const server = addr && (await serveStatus(status, addr.host, addr.port));
     if (server) say(`agent ${a.node}: /healthz, /readyz and /metrics on ${addr!.host}:${server.port}`);
     const { KubeConfig } = await import('@kubernetes/client-node');
-    const { runAgent } = await import('../node/kube-agent.js');
+    const { agentConflist, runAgent } = await import('../node/kube-agent.js');
     const kc = new KubeConfig();
     if (a.kubeconfig) kc.loadFromFile(a.kubeconfig);
     else kc.loadFromDefault();
     const stop = new AbortController();
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+    // The plugin records what it reclaims in its IPAM store (see ipam/disk-store.ts); the metric reads it.
+    const reclaimCount = (): number => {
+      try {
+        const list = JSON.parse(agentConflist(a['subnet-file'], template));
+        const ipam = list.plugins.find((p: { type?: string }) => p.type === 'podwire').ipam;
+        return DiskStore.forNetwork(ipam.dataDir ?? DEFAULT_DATA_DIR, list.name).reclaims().count;
+      } catch {
+        return 0;
+      }
+    };
     const vxlan = a.vni !== undefined || a.port !== undefined ? { vni: a.vni, port: a.port } : undefined;
     try {
       await runAgent({
@@ -112,6 +124,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         status,
         ...(template === undefined ? {} : { conflistTemplate: template }),
         onSync: (r) => {
+          status.reclaims(reclaimCount());
           if (r.changes || r.failures.length)
             say(
               `peers ${a.node}: ${r.peers.length} peer(s), ${r.changes} change(s), ${r.failures.length} failure(s), ${r.ms.toFixed(1)} ms`,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CniError } from '../cni/errors.js';
 import { parseIpamConfig, DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { usage } from '../ipam/allocator.js';
-import { DiskStore } from '../ipam/disk-store.js';
+import { DiskStore, type ReclaimLog } from '../ipam/disk-store.js';
 import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { attachmentNames } from '../kernel/names.js';
 import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
@@ -103,6 +103,8 @@ export interface NodeStatus {
   peers?: PeerRow[];
   /** podwire's entries that belong to no node in the cluster file. */
   stale: string[];
+  /** Stale reservations reclaimed when the slice was full (earlier boots, pods gone without DEL). */
+  reclaimed: ReclaimLog;
   problems: string[];
 }
 
@@ -207,7 +209,8 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   const bridgeName = String(plugin.bridge ?? DEFAULT_BRIDGE);
   const dataDir = String((plugin.ipam as Record<string, unknown> | undefined)?.dataDir ?? DEFAULT_DATA_DIR);
   // Read only: `false` leaves any temp file to its writer, so status never disturbs an ADD in flight.
-  const taken = DiskStore.forNetwork(dataDir, network).list(false);
+  const store = DiskStore.forNetwork(dataDir, network);
+  const taken = store.list(false);
 
   const br = linkByName(view.links, bridgeName);
   const ports = view.links.filter((l) => l.master === bridgeName);
@@ -228,7 +231,9 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
         netns: l && peerNs(view, l),
         ok: true,
       };
-      if (!l) row.problem = "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it)";
+      if (!l)
+        row.problem =
+          "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it; a full slice reclaims it)";
       else if (!row.onBridge) row.problem = `host veth is not on ${bridgeName}`;
       else if (!row.netns) row.problem = "the veth's other end is not in another namespace";
       row.ok = !row.problem;
@@ -248,6 +253,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     pods,
     strayVeths,
     stale: [],
+    reclaimed: store.reclaims(),
     problems,
   };
   if (st.slice) {
@@ -310,6 +316,13 @@ export function renderStatus(st: NodeStatus): string {
           `port(s)`
       : `bridge  ${b.name}: MISSING`,
   );
+  const rc = st.reclaimed;
+  if (rc.count) {
+    const last = rc.last.at(-1)!;
+    out.push(
+      `reclaim ${rc.count} stale reservation(s) reclaimed; last: ${last.ip} of ${last.owner.containerID} at ${last.at} (${last.why})`,
+    );
+  }
   const v = st.vxlan;
   if (v)
     out.push(

@@ -11,7 +11,7 @@ import { CniError, Code } from '../cni/errors.js';
 import type { Attachment } from '../cni/types.js';
 import type { Pool } from './config.js';
 import { type IP, cidrContains, formatIP, parseIP } from '../net/ip.js';
-import { type Store, sameOwner } from './store.js';
+import { type Reclaimable, type Reclaimed, type Store, sameOwner } from './store.js';
 
 export interface Allocation {
   ip: IP;
@@ -88,6 +88,48 @@ export async function collect(store: Store, valid: readonly Attachment[]): Promi
       }
     }
     return freed;
+  } finally {
+    unlock();
+  }
+}
+
+/**
+ * An ADD takes milliseconds from reserving its address to its host veth existing (podwire starts the veth
+ * before it allocates). A reservation younger than this may belong to an ADD still in flight, so its
+ * missing veth proves nothing: only older ones are judged by their veth. Wall-clock age, so a clock
+ * stepped forward by more than this in those milliseconds could misjudge one; an earlier boot's
+ * reservations do not depend on clocks at all.
+ */
+export const IN_FLIGHT_MS = 60_000;
+
+/**
+ * For each owner, why its pod is certainly gone (e.g. its host veth no longer exists), or undefined when
+ * it may live. Only the plugin that wired the pods can tell; without one only earlier boots are judged.
+ */
+export type GoneCheck = (owners: Attachment[]) => Promise<(string | undefined)[]>;
+
+/**
+ * Called when the slice is full: under the lock, releases the reservations whose pods cannot exist any
+ * more, and returns them. Stale are: (1) reservations made in an earlier boot — every pod of that boot
+ * died with it; (2) reservations older than IN_FLIGHT_MS whose pod `gone` says is gone (a pod namespace
+ * deleted without DEL, a runtime that crashed). Never taken: a live pod's (its veth exists), an ADD's in
+ * flight (this boot, and young), or one whose origin is unknown and whose pod nobody can check.
+ */
+export async function reclaimStale(store: Store & Reclaimable, gone?: GoneCheck): Promise<Reclaimed[]> {
+  const unlock = await store.lock();
+  try {
+    const held = [...store.list()].map(([ip, owner]) => ({ ip, owner, from: store.provenance(ip) }));
+    const earlier = held.filter((h) => h.from?.boot === 'earlier');
+    const old = held.filter((h) => h.from && h.from.boot !== 'earlier' && h.from.ageMs > IN_FLIGHT_MS);
+    const verdicts = gone && old.length ? await gone(old.map((h) => h.owner)) : [];
+    const stale: Reclaimed[] = [
+      ...earlier.map(({ ip, owner }) => ({ ip, owner, why: 'reserved in an earlier boot: every pod of that boot died with it' })),
+      ...old.flatMap(({ ip, owner }, i) => (verdicts[i] ? [{ ip, owner, why: verdicts[i]! }] : [])),
+    ];
+    const done = stale.filter((r) => store.releaseIfHeld(r.ip, r.owner));
+    store.forgetEarlierBoots();
+    if (done.length) store.recordReclaims(done);
+    return done;
   } finally {
     unlock();
   }

@@ -8,10 +8,12 @@ import type { Attachment, Context, Result } from '../cni/types.js';
 import type { Step } from '../kernel/step.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
-import { allocate, collect, freeCount, holdings, release } from './allocator.js';
+import { type Allocation, type GoneCheck, allocate, collect, freeCount, holdings, reclaimStale, release } from './allocator.js';
 import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
+import { log } from '../log.js';
 import { timed } from '../profile.js';
+import type { Reclaimed } from './store.js';
 import { type Cidr, type Family, type IP, formatCidr, formatIP, parseIP } from '../net/ip.js';
 
 export interface IpamAdd {
@@ -35,18 +37,26 @@ export interface PreparedAdd {
   allocate(): Promise<IpamAdd>;
 }
 
+/** What the plugin that wires the pods lends the IPAM for reclaiming stale reservations (allocator.ts). */
+export interface ReclaimHooks {
+  gone: GoneCheck;
+  /** Removes what reclaimed attachments left on the host besides their address (rules, a veth). */
+  cleanup(owners: Attachment[]): Promise<void>;
+}
+
 export interface Ipam {
   /**
    * Reads and checks the IPAM config; throws before anything is allocated. `requested`: the address the
-   * runtime asked for, per family (a delegated plugin reads the same request itself).
+   * runtime asked for, per family (a delegated plugin reads the same request itself). `hooks`: when the
+   * slice is full, stale reservations are reclaimed (earlier boots always; with hooks, gone pods too).
    */
-  prepare(ctx: Context, requested: (family: Family) => IP | undefined): Promise<PreparedAdd>;
+  prepare(ctx: Context, requested: (family: Family) => IP | undefined, hooks?: ReclaimHooks): Promise<PreparedAdd>;
   /** Returns what was done, for the trace. */
   del(ctx: Context): Promise<Step>;
   check(ctx: Context): Promise<void>;
   /** Releases what `valid` does not list; returns the attachments whose addresses it released (when it can tell). */
   gc(ctx: Context, valid: readonly Attachment[]): Promise<Attachment[]>;
-  status(ctx: Context): Promise<void>;
+  status(ctx: Context, hooks?: ReclaimHooks): Promise<void>;
 }
 
 const owner = (ctx: Context): Attachment => ({ containerID: ctx.env.containerID, ifname: ctx.env.ifname });
@@ -56,8 +66,29 @@ function storeFor(ctx: Context, dataDir: unknown = ctx.conf.ipam?.dataDir ?? DEF
   return DiskStore.forNetwork(dataDir, ctx.conf.name);
 }
 
+/** Reclaims stale reservations (the slice is full), says so in the log, and lets the plugin clean up after them. */
+async function reclaim(store: DiskStore, hooks: ReclaimHooks | undefined): Promise<Reclaimed[]> {
+  const done = await reclaimStale(store, hooks?.gone);
+  for (const r of done)
+    log.warn({ ip: r.ip, containerID: r.owner.containerID, ifname: r.owner.ifname, why: r.why }, 'reclaimed a stale reservation');
+  if (done.length) await hooks?.cleanup(done.map((r) => r.owner));
+  return done;
+}
+
+/** A full slice makes ADD try reclaiming stale reservations once before it gives up (code 100). */
+async function allocateOrReclaim(store: DiskStore, hooks: ReclaimHooks | undefined, take: () => Allocation) {
+  try {
+    return { alloc: take(), reclaimed: [] as Reclaimed[] };
+  } catch (e) {
+    if (!(e instanceof CniError) || e.code !== Code.NoFreeAddress) throw e;
+    // Tried again even when this call reclaimed nothing: a parallel ADD that held the lock first may have.
+    const reclaimed = await reclaim(store, hooks);
+    return { alloc: take(), reclaimed };
+  }
+}
+
 export const builtinIpam: Ipam = {
-  async prepare(ctx, requestedOf) {
+  async prepare(ctx, requestedOf, hooks) {
     const cfg = parseIpamConfig(ctx.conf.ipam);
     const store = storeFor(ctx, cfg.dataDir);
     const { pool } = cfg;
@@ -66,7 +97,9 @@ export const builtinIpam: Ipam = {
       gateway: { subnet: pool.subnet, ip: pool.gateway },
       mtu: cfg.mtu,
       async allocate() {
-        const alloc = timed('ipam: allocate', () => allocate(store, pool, owner(ctx), requested));
+        const { alloc, reclaimed } = await allocateOrReclaim(store, hooks, () =>
+          timed('ipam: allocate', () => allocate(store, pool, owner(ctx), requested)),
+        );
         const ip = formatIP(alloc.ip);
         const result: Result = {
           cniVersion: ctx.conf.cniVersion,
@@ -78,12 +111,17 @@ export const builtinIpam: Ipam = {
         const from = ctx.conf.ipam?.subnetFile
           ? `${String(ctx.conf.ipam.subnetFile)} (written by \`podwire node up\` or the agent from the Node's podCIDR)`
           : 'the config (ipam.subnet)';
+        const reclaimNote = reclaimed.length
+          ? `the slice was full; reclaimed ${reclaimed.map((r) => `${r.ip} (${r.owner.containerID}: ${r.why})`).join(', ')}; then `
+          : '';
         const step: Step = {
-          what: alloc.existing
-            ? `keep ${ip}: this container already holds it (a repeated ADD)`
-            : requested
-              ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
-              : `take the next free address from the node's slice ${slice}: ${ip}`,
+          what:
+            reclaimNote +
+            (alloc.existing
+              ? `keep ${ip}: this container already holds it (a repeated ADD)`
+              : requested
+                ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
+                : `take the next free address from the node's slice ${slice}: ${ip}`),
           cmd: `create file ${store.dir}/${ip} containing "${ctx.env.containerID}\\r\\n${ctx.env.ifname}"`,
           why:
             `every node hands out Pod IPs from its own slice of the cluster network; the slice comes from ${from}. The file, made ` +
@@ -136,9 +174,21 @@ export const builtinIpam: Ipam = {
     return [...(await collect(storeFor(ctx), valid)).values()];
   },
 
-  async status(ctx) {
-    const cfg = parseIpamConfig(ctx.conf.ipam);
-    if (freeCount(storeFor(ctx, cfg.dataDir), cfg.pool) <= 0n) {
+  async status(ctx, hooks) {
+    let cfg;
+    try {
+      cfg = parseIpamConfig(ctx.conf.ipam);
+    } catch (e) {
+      // A node whose agent has not written the subnet file yet is not ready: STATUS says so (50), so a
+      // runtime that asks holds pods back, while ADD keeps "try again later" (11) for those that do not.
+      if (e instanceof CniError && e.code === Code.TryAgainLater) throw new CniError(Code.StatusNotAvailable, e.message);
+      throw e;
+    }
+    const store = storeFor(ctx, cfg.dataDir);
+    // Full: stale reservations are reclaimed here too, or a runtime that waits for STATUS would never
+    // send the ADD that reclaims them.
+    if (freeCount(store, cfg.pool) <= 0n) await reclaim(store, hooks);
+    if (freeCount(store, cfg.pool) <= 0n) {
       throw new CniError(Code.StatusNotAvailable, `no free IP address left in ${formatCidr(cfg.pool.subnet)}`);
     }
   },

@@ -18,3 +18,27 @@ export interface Store {
 }
 
 export const sameOwner = (a: Attachment, b: Attachment): boolean => a.containerID === b.containerID && a.ifname === b.ifname;
+
+/** Where a reservation comes from: made in an earlier boot, in this one, or unknown (before podwire recorded boots, or by host-local). */
+export interface Provenance {
+  boot: 'earlier' | 'this' | 'unknown';
+  /** Since the reservation was written (wall clock). */
+  ageMs: number;
+}
+
+export interface Reclaimed {
+  ip: string;
+  owner: Attachment;
+  why: string;
+}
+
+/** What reclaiming stale reservations needs of a store, beyond Store (called under its lock). */
+export interface Reclaimable {
+  provenance(ip: string): Provenance | undefined;
+  /** Releases ip only while `owner` still holds it (a late DEL and a new ADD may race): true when it did. */
+  releaseIfHeld(ip: string, owner: Attachment): boolean;
+  /** Drops what earlier boots left behind (their boot records). */
+  forgetEarlierBoots(): void;
+  /** Adds to the record of reclaims that status reads. */
+  recordReclaims(r: Reclaimed[]): void;
+}

@@ -41,6 +41,12 @@ export class AgentStatus {
     help: 'restarts of the list/watch of Nodes after the API server failed or ended it',
     registers: [this.registry],
   });
+  private readonly reclaimed = new Counter({
+    name: 'podwire_reservations_reclaimed_total',
+    help: 'stale reservations the plugin reclaimed when the slice was full (earlier boots, pods gone without DEL)',
+    registers: [this.registry],
+  });
+  private reclaimedSeen = 0;
   private readonly ready = new Gauge({
     name: 'podwire_node_ready',
     help: '1 when this node is set up, its CNI config written and the last sync ok',
@@ -73,6 +79,12 @@ export class AgentStatus {
   nodeIsUp(): void {
     this.nodeUp = true;
     this.update();
+  }
+
+  /** The store's count of reclaims (the plugin records them; the agent only reads): counted from here on. */
+  reclaims(count: number): void {
+    if (count > this.reclaimedSeen) this.reclaimed.inc(count - this.reclaimedSeen);
+    this.reclaimedSeen = Math.max(this.reclaimedSeen, count);
   }
 
   watchRestarted(): void {

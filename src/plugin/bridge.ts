@@ -24,7 +24,7 @@
 //   learn what an earlier call's result or a derived name (kernel/names.ts) already says.
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, Interface, Plugin, Result, Route } from '../cni/types.js';
-import { type IpamAdd, type PreparedAdd, ipamFor } from '../ipam/ipam.js';
+import { type IpamAdd, type PreparedAdd, type ReclaimHooks, ipamFor } from '../ipam/ipam.js';
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import type { Trace } from '../cni/trace.js';
 import { type IpStep, type Step, cmds } from '../kernel/step.js';
@@ -331,7 +331,7 @@ async function add(ctx: Context): Promise<Result> {
     const names = attachmentNames(conf.name, env.containerID, env.ifname);
     const podMac = requestedMac(ctx) ?? names.podMac;
     requireNetns(env.netns);
-    prepared = await ipamFor(ctx).prepare(ctx, (family) => requestedIP(ctx, family));
+    prepared = await ipamFor(ctx).prepare(ctx, (family) => requestedIP(ctx, family), reclaimHooks(ctx, bc));
     const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
     w = { ctx, bc, names, podMac, mtu, mappings, hostIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
   } catch (e) {
@@ -384,7 +384,7 @@ async function removePodChains(masq: string[], hostports: string[]): Promise<Ste
   };
 }
 
-/** Host veths to delete for an attachment: the derived name, plus any named in prevResult. */
+/** Host veths to delete for the call's own attachment: the derived name, plus any named in prevResult. */
 function hostVeths(ctx: Context, a: Attachment): string[] {
   const names = new Set([attachmentNames(ctx.conf.name, a.containerID, a.ifname).hostVeth]);
   for (const i of ctx.conf.prevResult?.interfaces ?? []) {
@@ -393,9 +393,13 @@ function hostVeths(ctx: Context, a: Attachment): string[] {
   return [...names];
 }
 
-/** Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end. */
-async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
-  const veths = hostVeths(ctx, a);
+/**
+ * Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end.
+ * `other`: an attachment other than the call's own (GC, reclaim), whose prevResult and runtimeConfig
+ * this call does not have: its derived veth, and its hostPort chain whether or not it had one.
+ */
+async function teardown(ctx: Context, bc: BridgeConf, a: Attachment, other = false): Promise<Step[]> {
+  const veths = other ? [attachmentNames(ctx.conf.name, a.containerID, a.ifname).hostVeth] : hostVeths(ctx, a);
   const names = attachmentNames(ctx.conf.name, a.containerID, a.ifname);
   const steps: Step[] = [];
   await runAll([
@@ -419,7 +423,7 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
       }
     },
     async () => {
-      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], mayHaveHostports(ctx) ? [names.hostportChain] : []);
+      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], other || mayHaveHostports(ctx) ? [names.hostportChain] : []);
       if (step) steps.push(step);
     },
   ]);
@@ -489,12 +493,35 @@ async function gc(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(ctx.conf);
   const released = await ipamFor(ctx).gc(ctx, validAttachments(ctx));
   // Host-side leftovers of the attachments whose addresses were just collected.
-  for (const a of released) await teardown(ctx, bc, a);
+  for (const a of released) await teardown(ctx, bc, a, true);
 }
 
 async function status(ctx: Context): Promise<void> {
-  parseBridgeConf(ctx.conf);
-  await ipamFor(ctx).status(ctx);
+  const bc = parseBridgeConf(ctx.conf);
+  await ipamFor(ctx).status(ctx, reclaimHooks(ctx, bc));
+}
+
+/**
+ * How podwire tells the IPAM that a reserved address's pod is gone, for reclaiming it when the slice is
+ * full: every podwire pod has a host veth whose name derives from its attachment, and the kernel deletes
+ * it with the pod's namespace. So a reservation (old enough not to be an ADD in flight) whose veth is
+ * missing belongs to a pod whose namespace was deleted without a DEL. What it left besides the address
+ * (hostPort and masquerade rules) goes with it.
+ */
+function reclaimHooks(ctx: Context, bc: BridgeConf): ReclaimHooks {
+  return {
+    async gone(owners) {
+      const { links } = await readState(undefined);
+      const present = new Set(links.map((l) => l.ifname));
+      return owners.map((o) => {
+        const veth = attachmentNames(ctx.conf.name, o.containerID, o.ifname).hostVeth;
+        return present.has(veth) ? undefined : `its host veth ${veth} is gone: the pod's network namespace was deleted without a DEL`;
+      });
+    },
+    async cleanup(owners) {
+      for (const a of owners) await teardown(ctx, bc, a, true);
+    },
+  };
 }
 
 export const bridgePlugin: Plugin = { add, del, check, gc, status };

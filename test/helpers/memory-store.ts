@@ -1,11 +1,15 @@
 // An in-memory Store for testing the allocator as pure logic (as host-local tests its allocator with a
 // fake store); the disk store is tested on disk (test/unit/disk-store.test.ts).
 import type { Attachment } from '../../src/cni/types.js';
-import type { Store } from '../../src/ipam/store.js';
+import type { Provenance, Reclaimable, Reclaimed, Store } from '../../src/ipam/store.js';
 import type { Family } from '../../src/net/ip.js';
 
-export class MemoryStore implements Store {
+export class MemoryStore implements Store, Reclaimable {
   readonly ips = new Map<string, Attachment>();
+  /** Where each reservation comes from; a test sets it (reserve() records 'this' boot, age 0). */
+  readonly from = new Map<string, Provenance>();
+  readonly reclaimed: Reclaimed[] = [];
+  earlierBootsForgotten = 0;
   last: string | undefined;
   private queue: Promise<void> = Promise.resolve();
 
@@ -31,12 +35,33 @@ export class MemoryStore implements Store {
   reserve(ip: string, owner: Attachment): boolean {
     if (this.ips.has(ip)) return false;
     this.ips.set(ip, owner);
+    this.from.set(ip, { boot: 'this', ageMs: 0 });
     this.last = ip;
     return true;
   }
 
   release(ip: string): void {
     this.ips.delete(ip);
+    this.from.delete(ip);
+  }
+
+  provenance(ip: string): Provenance | undefined {
+    return this.ips.has(ip) ? this.from.get(ip) : undefined;
+  }
+
+  releaseIfHeld(ip: string, owner: Attachment): boolean {
+    const o = this.ips.get(ip);
+    if (!o || o.containerID !== owner.containerID || o.ifname !== owner.ifname) return false;
+    this.release(ip);
+    return true;
+  }
+
+  forgetEarlierBoots(): void {
+    this.earlierBootsForgotten++;
+  }
+
+  recordReclaims(r: Reclaimed[]): void {
+    this.reclaimed.push(...r);
   }
 
   lastReserved(): string | undefined {

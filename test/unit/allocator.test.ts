@@ -1,6 +1,6 @@
 // The allocator as pure logic over the in-memory store.
 import { describe, expect, it } from 'vitest';
-import { allocate, collect, freeCount, holdings, release } from '../../src/ipam/allocator.js';
+import { IN_FLIGHT_MS, allocate, collect, freeCount, holdings, reclaimStale, release } from '../../src/ipam/allocator.js';
 import { type Pool, parseIpamConfig } from '../../src/ipam/config.js';
 import { formatIP } from '../../src/net/ip.js';
 import { MemoryStore } from '../helpers/memory-store.js';
@@ -111,5 +111,59 @@ describe('release, collect, holdings', () => {
     expect([...freed.keys()].sort()).toEqual(['10.244.1.2', '10.244.1.4']);
     expect([...freed.values()].map((o) => o.containerID).sort()).toEqual(['c1', 'c3']);
     expect([...s.ips.keys()]).toEqual(['10.244.1.3']);
+  });
+});
+
+describe('reclaimStale (the slice is full)', () => {
+  const full = () => {
+    const s = new MemoryStore();
+    const p = pool({ subnet: '10.244.1.0/29' });
+    for (let i = 0; i < 5; i++) ipOf(s, p, i); // .2 .. .6
+    return { s, p };
+  };
+  const OLD = IN_FLIGHT_MS + 1000;
+
+  it("takes an earlier boot's reservations without asking anyone, and no others", async () => {
+    const { s, p } = full();
+    s.from.set('10.244.1.2', { boot: 'earlier', ageMs: 5 });
+    s.from.set('10.244.1.3', { boot: 'earlier', ageMs: OLD });
+    const asked: string[] = [];
+    const done = await reclaimStale(s, async (owners) => owners.map((o) => void asked.push(o.containerID)));
+    expect(done.map((r) => [r.ip, r.owner.containerID])).toEqual([
+      ['10.244.1.2', 'c0'],
+      ['10.244.1.3', 'c1'],
+    ]);
+    expect(done[0]!.why).toMatch(/earlier boot/);
+    expect(asked).toEqual([]); // this boot's are all young: maybe ADDs in flight, not even judged
+    expect(freeCount(s, p)).toBe(2n);
+    expect(s.reclaimed).toEqual(done);
+    expect(s.earlierBootsForgotten).toBe(1);
+  });
+
+  it('takes an old reservation whose pod is gone; keeps live ones, young ones (in flight) and unknown ones nobody can check', async () => {
+    const { s } = full();
+    s.from.set('10.244.1.2', { boot: 'this', ageMs: OLD }); // gone
+    s.from.set('10.244.1.3', { boot: 'this', ageMs: OLD }); // alive
+    s.from.set('10.244.1.4', { boot: 'this', ageMs: 10 }); // in flight: its veth does not exist yet
+    s.from.set('10.244.1.5', { boot: 'unknown', ageMs: OLD }); // made before boots were recorded: gone
+    const asked: string[] = [];
+    const done = await reclaimStale(s, async (owners) =>
+      owners.map((o) => (asked.push(o.containerID), ['c0', 'c3'].includes(o.containerID) ? 'its host veth is gone' : undefined)),
+    );
+    expect(asked).toEqual(['c0', 'c1', 'c3']); // c4 (.6) is young
+    expect(done.map((r) => r.ip)).toEqual(['10.244.1.2', '10.244.1.5']);
+    expect([...s.ips.keys()].sort()).toEqual(['10.244.1.3', '10.244.1.4', '10.244.1.6']);
+    // without a check (podwire-ipam under another plugin) only earlier boots go
+    s.from.set('10.244.1.3', { boot: 'unknown', ageMs: OLD });
+    expect(await reclaimStale(s)).toEqual([]);
+  });
+
+  it('counts only what it released: a reservation released meanwhile by a late DEL is not reclaimed twice', async () => {
+    const { s } = full();
+    s.from.set('10.244.1.2', { boot: 'earlier', ageMs: OLD });
+    const releaseIfHeld = s.releaseIfHeld.bind(s);
+    s.releaseIfHeld = (ip, o) => (s.release(ip), releaseIfHeld(ip, o)); // the DEL wins the race
+    expect(await reclaimStale(s)).toEqual([]);
+    expect(s.reclaimed).toEqual([]);
   });
 });

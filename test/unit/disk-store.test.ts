@@ -7,6 +7,8 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
+  statSync,
   rmSync,
   unlinkSync,
   utimesSync,
@@ -17,7 +19,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { allocate } from '../../src/ipam/allocator.js';
 import { parseIpamConfig } from '../../src/ipam/config.js';
-import { DiskStore } from '../../src/ipam/disk-store.js';
+import { DiskStore, currentBoot } from '../../src/ipam/disk-store.js';
 import { lockFile } from '../../src/ipam/lock.js';
 
 const root = mkdtempSync(join(tmpdir(), 'podwire-store-'));
@@ -38,9 +40,63 @@ describe('DiskStore', () => {
     expect(readFileSync(join(s.dir, '10.244.1.2'), 'utf8')).toBe('abc\r\neth0');
     expect(readFileSync(join(s.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.244.1.2');
     // No lock file: ADD takes none (GC does, and host-local makes its own). The owner index is a symlink.
+    // The boot record is a second name of the same file, in this boot's directory.
     const names = readdirSync(s.dir).sort();
-    expect(names).toEqual([expect.stringMatching(/^\.owner-[0-9a-f]{24}-4$/), '10.244.1.2', 'last_reserved_ip.0']);
-    expect(readlinkSync(join(s.dir, names[0]!))).toBe('10.244.1.2');
+    expect(names).toEqual([
+      `.boot-${currentBoot()}`,
+      expect.stringMatching(/^\.owner-[0-9a-f]{24}-4$/),
+      '10.244.1.2',
+      'last_reserved_ip.0',
+    ]);
+    expect(readlinkSync(join(s.dir, names[1]!))).toBe('10.244.1.2');
+    expect(statSync(join(s.dir, names[0]!, '10.244.1.2')).ino).toBe(statSync(join(s.dir, '10.244.1.2')).ino);
+    expect(readdirSync(join(s.dir, names[0]!))).toEqual(['10.244.1.2']);
+  });
+
+  it('knows which boot a reservation was made in; after a reboot, it is an earlier one', () => {
+    const s = fresh();
+    const a = { containerID: 'a', ifname: 'eth0' };
+    s.reserve('10.0.0.5', a);
+    expect(currentBoot()).toMatch(/^[0-9a-f-]{36}$/);
+    expect(s.provenance('10.0.0.5')).toMatchObject({ boot: 'this' });
+    expect(s.provenance('10.0.0.5')!.ageMs).toBeLessThan(5000);
+    // A reboot, as the disk sees it: the boot directory is another boot's.
+    renameSync(join(s.dir, `.boot-${currentBoot()}`), join(s.dir, '.boot-00000000-0000-0000-0000-000000000000'));
+    expect(s.provenance('10.0.0.5')).toMatchObject({ boot: 'earlier' });
+    // One made before boots were recorded (an older podwire, host-local): unknown, never "earlier".
+    writeFileSync(join(s.dir, '10.0.0.6'), 'h\r\neth0');
+    expect(s.provenance('10.0.0.6')).toMatchObject({ boot: 'unknown' });
+    expect(s.provenance('10.0.0.7')).toBeUndefined();
+    // Released in an earlier boot's terms: both names go; the earlier boot's directory goes once forgotten.
+    expect(s.releaseIfHeld('10.0.0.5', a)).toBe(true);
+    expect(s.list().has('10.0.0.5')).toBe(false);
+    s.forgetEarlierBoots();
+    expect(readdirSync(s.dir).filter((n) => n.startsWith('.boot-'))).toEqual([]);
+    // DEL of this boot's reservation removes its boot record too.
+    s.reserve('10.0.0.8', a);
+    s.release('10.0.0.8', a);
+    expect(readdirSync(join(s.dir, `.boot-${currentBoot()}`))).toEqual([]);
+  });
+
+  it('releaseIfHeld releases nothing that another owner holds by now, and puts it back', () => {
+    const s = fresh();
+    s.reserve('10.0.0.5', { containerID: 'new', ifname: 'eth0' });
+    expect(s.releaseIfHeld('10.0.0.5', { containerID: 'old', ifname: 'eth0' })).toBe(false);
+    expect(s.list().get('10.0.0.5')).toEqual({ containerID: 'new', ifname: 'eth0' });
+    expect(s.provenance('10.0.0.5')).toMatchObject({ boot: 'this' }); // still the same file
+    expect(s.releaseIfHeld('10.0.0.9', { containerID: 'old', ifname: 'eth0' })).toBe(false); // nothing there
+    expect(readdirSync(s.dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('keeps a record of reclaims: a count and the last ones', () => {
+    const s = fresh();
+    expect(s.reclaims()).toEqual({ count: 0, last: [] });
+    mkdirSync(s.dir, { recursive: true });
+    for (let i = 0; i < 25; i++) s.recordReclaims([{ ip: `10.0.0.${i}`, owner: { containerID: `c${i}`, ifname: 'eth0' }, why: 'test' }]);
+    const r = s.reclaims();
+    expect(r.count).toBe(25);
+    expect(r.last).toHaveLength(20);
+    expect(r.last.at(-1)).toMatchObject({ ip: '10.0.0.24', owner: { containerID: 'c24' }, why: 'test', at: expect.any(String) });
   });
 
   it('reads files written by host-local, old format (ID only) included', () => {
