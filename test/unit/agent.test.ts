@@ -117,4 +117,16 @@ describe('the status the agent serves', () => {
     expect(text).toContain('podwire_node_ready 0');
     expect(text).toMatch(/podwire_sync_duration_seconds_bucket\{le="0.025",outcome="ok"\} 1/);
   });
+
+  it("counts the plugin's reclaims from the store's record, never backwards", async () => {
+    const s = new AgentStatus(60_000);
+    const count = async () => (await s.registry.metrics()).match(/^podwire_reservations_reclaimed_total (\d+)$/m)?.[1];
+    expect(await count()).toBe('0');
+    s.reclaims(3);
+    s.reclaims(3);
+    expect(await count()).toBe('3');
+    s.reclaims(5);
+    s.reclaims(1); // the record was reset (a new dataDir): the counter does not go down
+    expect(await count()).toBe('5');
+  });
 });
