@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // iproute2: ip, bridge; util-linux: nsenter, flock; busybox-static: ping inside test namespaces;
 // iputils-ping: ping with Don't Fragment (-M do) for the lab's MTU proof; kmod: modprobe br_netfilter; procps: sysctl;
+// ethtool: node up turns TX checksum offload off on the VXLAN device;
 // containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
 // golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
 // podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests;
@@ -17,7 +18,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows;
 // kubernetes-client where no kubectl is on PATH.
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
-const LAB_DEBS = ['iproute2', 'iptables', 'util-linux', 'kmod', 'procps', 'busybox-static', 'iputils-ping', 'containernetworking-plugins'];
+const LAB_DEBS = [
+  'iproute2',
+  'iptables',
+  'util-linux',
+  'kmod',
+  'procps',
+  'ethtool',
+  'busybox-static',
+  'iputils-ping',
+  'containernetworking-plugins',
+];
 const TEST_DEBS = [
   'curl',
   'golang-go',

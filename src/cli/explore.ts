@@ -7,9 +7,11 @@ import type { CommandModule } from 'yargs';
 import { diagram } from '../explore/diagram.js';
 import { findPath, renderPath } from '../explore/path.js';
 import { atomicWrite } from '../files.js';
-import { findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
+import { type PodwireConf, findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
+import { type DoctorOptions, applySafeFixes, doctor, renderDoctor } from '../explore/doctor.js';
+import { VERSION } from '../version.js';
 import { type Scope, readWorld, thisNode } from '../explore/world.js';
-import { labNamespaces, labScope } from '../lab/netns.js';
+import { LAB_PREFIX, labNamespaces, labScope } from '../lab/netns.js';
 import { podwireBinary } from '../run.js';
 import { labNodeFiles } from '../lab/lab.js';
 import { readClusterFile } from '../node/source.js';
@@ -117,5 +119,84 @@ export const diagramCommand: CommandModule<object, DiagramArgs> = {
       atomicWrite(a.out, svg);
       process.stderr.write(`wrote ${a.out}\n`);
     }
+  },
+};
+
+interface DoctorArgs {
+  conflist?: string;
+  cluster?: string;
+  node: string;
+  lab?: string;
+  'lab-prefix'?: string;
+  'cni-bin-dir': string;
+  json: boolean;
+  fix: boolean;
+  probe: boolean;
+}
+
+export const doctorCommand: CommandModule<object, DoctorArgs> = {
+  command: 'doctor',
+  describe: 'check this node for what stops pods talking; say why and print the fix (--fix applies the safe ones)',
+  builder: (y) =>
+    y
+      .option('conflist', { type: 'string', describe: 'the network config (default: the first in /etc/cni/net.d with a podwire plugin)' })
+      .option('cluster', { type: 'string', describe: 'cluster file: compare peers with it, and fix with node up / peers sync' })
+      .option('node', { type: 'string', default: hostname(), describe: "this node's name in the cluster file" })
+      .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'where the runtime finds the podwire plugin' })
+      .option('lab', { type: 'string', describe: 'a node of a running lab (npm run lab -- --keep), e.g. node1' })
+      .option('lab-prefix', { type: 'string', hidden: true })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+      .option('fix', {
+        type: 'boolean',
+        default: false,
+        describe: 'apply the safe fixes (what node up and peers sync do), then check again',
+      })
+      .option('probe', { type: 'boolean', default: true, describe: 'ping each VXLAN peer through the overlay (--no-probe: do not)' })
+      .example('$0 doctor --lab node1', 'a lab node')
+      .example('$0 doctor --cluster /etc/podwire/cluster.json --fix', ''),
+  handler: async (a) => {
+    const self = podwireBinary();
+    if (a.lab) {
+      const flags = [...(a.json ? ['--json'] : []), ...(a.fix ? ['--fix'] : []), ...(a.probe ? [] : ['--no-probe'])];
+      const binDir = self.slice(0, self.lastIndexOf('/'));
+      process.exitCode = inLabNode(a.lab, ['doctor', ...flags, '--cni-bin-dir', binDir, '--lab-prefix', LAB_PREFIX]);
+      return;
+    }
+    let conf: PodwireConf | undefined;
+    let confError: string | undefined;
+    try {
+      conf = a.conflist ? podwireConf(a.conflist) : findPodwireConf();
+      if (!conf) confError = `${a.conflist} has no podwire plugin`;
+    } catch (e) {
+      confError = (e as Error).message;
+    }
+    // In a lab node, a fix is run from the host: `ip netns exec pwlab-NODE ...`.
+    const prefix = a['lab-prefix'];
+    const where = (node?: string): string[] => (prefix ? ['ip', 'netns', 'exec', `${prefix}${node ?? a.node}`] : []);
+    const opts: DoctorOptions = {
+      ...(conf ? { conf } : {}),
+      ...(confError ? { confError } : {}),
+      ...(a.cluster ? { cluster: readClusterFile(a.cluster), clusterFile: a.cluster } : {}),
+      node: a.node,
+      binDir: a['cni-bin-dir'],
+      self,
+      version: VERSION,
+      where,
+      probe: a.probe,
+    };
+    let report = await doctor(opts);
+    let fixed: Awaited<ReturnType<typeof applySafeFixes>> | undefined;
+    if (a.fix && report.problems) {
+      // The fixes are commands for this node as the user sees it: from the host in a lab (ip netns exec).
+      fixed = await applySafeFixes(report);
+      report = await doctor(opts);
+    }
+    if (a.json) process.stdout.write(JSON.stringify({ ...report, ...(fixed ? { fixed } : {}) }, null, 2) + '\n');
+    else {
+      for (const f of fixed ?? []) process.stdout.write(`fixed${f.ok ? '' : ' (FAILED)'}: ${f.line}${f.ok ? '' : `: ${f.output}`}\n`);
+      if (fixed) process.stdout.write('\n');
+      process.stdout.write(renderDoctor(report));
+    }
+    process.exitCode = report.problems ? 1 : 0;
   },
 };

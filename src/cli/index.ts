@@ -4,7 +4,7 @@ import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
 import { labCommand, labDownCommand } from './lab.js';
 import { agentCommand } from './agent.js';
-import { diagramCommand, pathCommand, statusCommand } from './explore.js';
+import { diagramCommand, doctorCommand, pathCommand, statusCommand } from './explore.js';
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 
@@ -24,6 +24,7 @@ const COMMANDS: CommandModule<any, any>[] = [
   peersCommand,
   agentCommand,
   statusCommand,
+  doctorCommand,
   pathCommand,
   diagramCommand,
   labCommand,

@@ -40,15 +40,20 @@ interface Saved {
   /** Per table: rule lines of each chain ("-A CHAIN ..." with the prefix removed), chains declared. */
   rules: Map<string, string[]>;
   chains: Set<string>;
+  /** Built-in chains' policies. */
+  policies: Map<string, string>;
 }
 
 function parseSave(text: string): Map<string, Saved> {
   const tables = new Map<string, Saved>();
   let cur: Saved | undefined;
   for (const line of text.split('\n')) {
-    if (line.startsWith('*')) tables.set(line.slice(1), (cur = { rules: new Map(), chains: new Set() }));
-    else if (cur && line.startsWith(':')) cur.chains.add(line.slice(1).split(' ')[0]!);
-    else if (cur && line.startsWith('-A ')) {
+    if (line.startsWith('*')) tables.set(line.slice(1), (cur = { rules: new Map(), chains: new Set(), policies: new Map() }));
+    else if (cur && line.startsWith(':')) {
+      const [chain = '', policy = '-'] = line.slice(1).split(' ');
+      cur.chains.add(chain);
+      if (policy !== '-') cur.policies.set(chain, policy);
+    } else if (cur && line.startsWith('-A ')) {
       const sp = line.indexOf(' ', 3);
       const chain = line.slice(3, sp);
       cur.rules.set(chain, [...(cur.rules.get(chain) ?? []), line.slice(sp + 1)]);
@@ -96,6 +101,21 @@ export async function ensureNodeRules(clusterCIDR: string): Promise<string[]> {
   }
   if (out.length) await restore(out);
   return changed;
+}
+
+/** What FORWARD does with pod traffic: its policy, and whether podwire's chain (first, complete) accepts it. */
+export async function forwardState(clusterCIDR: string): Promise<{ policy: string; ours: boolean; accepted: boolean }> {
+  const s = (await save()).get('filter');
+  const [t] = nodeRules(clusterCIDR);
+  const jumps = jumpsTo(s, t!.from, t!.chain);
+  const first = s?.rules.get(t!.from)?.[0];
+  const ours =
+    !!s?.chains.has(t!.chain) &&
+    (s.rules.get(t!.chain) ?? []).join('\n') === t!.rules.join('\n') &&
+    jumps.length === 1 &&
+    first === jumps[0];
+  const policy = s?.policies.get('FORWARD') ?? 'ACCEPT';
+  return { policy, ours, accepted: ours || policy === 'ACCEPT' };
 }
 
 /** Removes podwire's chains and every jump to them; nothing to remove is fine. */

@@ -144,3 +144,9 @@ export function namedNamespaces(): string[] {
     throw e;
   }
 }
+
+/** Packets a device has received (`ip -s`): what doctor counts around a probe. NaN when the device is not there. */
+export async function rxPackets(netns: string | undefined, dev: string): Promise<number> {
+  const [[l] = []] = await ipJson([`link show dev ${dev}`], netns, ['-s']).catch(() => [[]]);
+  return Number((l as { stats64?: { rx?: { packets?: number } } } | undefined)?.stats64?.rx?.packets ?? NaN);
+}

@@ -3,7 +3,8 @@
 //   sysctls    ip_forward; br_netfilter + bridge-nf-call-iptables (Services to a pod on the same bridge)
 //   bridge     cni0 with the slice's gateway address, MAC derived from it, pod MTU
 //   vxlan      (vxlan/auto) the VTEP: VNI, local Node IP, port, nolearning, derived MAC, podCIDR's network
-//              address /32, MTU = underlay - 50
+//              address /32, MTU = underlay - 50; loose rp_filter where it was strict, no TX checksum
+//              offload (see tuneVxlan)
 //   iptables   PODWIRE-FORWARD and PODWIRE-POSTROUTING (kernel/firewall.ts)
 //   file       the node subnet file the plugin's IPAM reads ({podCIDR, clusterCIDR, mtu})
 // `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
@@ -16,7 +17,8 @@ import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
 import { type Link, isUp, readState, v4Addrs } from '../kernel/state.js';
-import { ensureSysctl } from '../kernel/sysctl.js';
+import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
+import { setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
 import { cidrContains, parseCidr } from '../net/ip.js';
@@ -144,6 +146,34 @@ function ensureForwarding(): string | undefined {
   }
 }
 
+/**
+ * The VXLAN device's two settings that break pods quietly. Strict reverse-path filtering (rp_filter 1, on
+ * the device or "all") drops what a peer's own processes send from their Node IP (hostNetwork pods, a
+ * daemon bound to its address): it arrives here on the VXLAN device, but the route back to a Node IP
+ * leaves by the underlay; loose (2) only asks that some route exists. TX checksum offload: see ethtool.ts.
+ */
+async function tuneVxlan(dev: string): Promise<{ changes: string[]; warnings: string[] }> {
+  const changes: string[] = [];
+  const warnings: string[] = [];
+  if (rpFilter(dev) === 1) {
+    try {
+      ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '2');
+      changes.push(`${devSysctl(dev, 'rp_filter')}=2 (loose: strict drops peers' traffic sent from their Node IPs)`);
+    } catch (e) {
+      warnings.push(
+        `rp_filter is strict on ${dev} and cannot be changed from here (${(e as Error).message}): on the host, sysctl -w ${devSysctl(dev, 'rp_filter')}=2`,
+      );
+    }
+  }
+  const offload = await txChecksum(dev);
+  if (offload === undefined) warnings.push(`cannot read ${dev}'s TX checksum offload: is ethtool installed?`);
+  else if (offload) {
+    await setTxChecksum(dev, false);
+    changes.push(`${dev}: TX checksum offload off`);
+  }
+  return { changes, warnings };
+}
+
 export async function nodeUp(
   c: Cluster,
   name: string,
@@ -161,6 +191,11 @@ export async function nodeUp(
   for (const w of [ensureForwarding(), await ensureBridgeNetfilter()]) if (w) warnings.push(w);
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
+  if (usesVxlan(c)) {
+    const tuned = await tuneVxlan(c.device);
+    changes.push(...tuned.changes);
+    warnings.push(...tuned.warnings);
+  }
   changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
   if (writeIfChanged(subnetFile, formatSubnetFile({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu })))
     changes.push(`subnet file ${subnetFile} written`);

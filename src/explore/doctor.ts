@@ -1,0 +1,502 @@
+// `podwire doctor`: one node checked against the ways pods stop talking that people keep reporting
+// (flannel's tracker is full of them): forwarding off, br_netfilter missing, strict rp_filter, a FORWARD
+// policy of DROP, an MTU too big for the overlay, VXLAN's UDP port dropped on the way, checksum offload,
+// stale or missing routes/neighbours/FDB entries, the node subnet file missing or wrong, a plugin binary of
+// another version, leaked reservations. Each finding says what is wrong, why pods break, and the exact
+// commands that fix it; the safe ones (what `node up` and `peers sync` would do anyway) are marked so
+// --fix can apply them. It reads the kernel, the CNI config and the IPAM store; the only packets it sends
+// are pings through the overlay to peers' VTEP addresses, which travel to the cluster's own Node IPs.
+import { existsSync } from 'node:fs';
+import { IN_FLIGHT_MS } from '../ipam/allocator.js';
+import { DEFAULT_DATA_DIR } from '../ipam/config.js';
+import { DiskStore } from '../ipam/disk-store.js';
+import { txChecksum, txChecksumOff } from '../kernel/ethtool.js';
+import { forwardState } from '../kernel/firewall.js';
+import { type Link, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
+import { devSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
+import { VXLAN_OVERHEAD, type Cluster, selfNode } from '../node/cluster.js';
+import { findUnderlay } from '../node/sync.js';
+import { run } from '../run.js';
+import { type NodeStatus, type PodwireConf, nodeStatus } from './status.js';
+
+/** A command that fixes a finding, as an argument vector (with its stdin): run as it is, never through a shell. */
+export interface Fix {
+  argv: string[];
+  input?: string;
+  /** Where it must run when that is not this node (a peer, a machine with kubectl). */
+  on?: string;
+}
+
+export interface Finding {
+  check: string;
+  ok: boolean;
+  what: string;
+  why?: string;
+  fix?: Fix[];
+  /** `doctor --fix` applies it: what `node up` or `peers sync` would do anyway. */
+  safe?: boolean;
+}
+
+export interface DoctorOptions {
+  conf?: PodwireConf;
+  /** Why no config was found. */
+  confError?: string;
+  cluster?: Cluster;
+  clusterFile?: string;
+  node?: string;
+  /** The CNI plugin directory the runtime executes podwire from. */
+  binDir: string;
+  /** This binary (fixes run it) and its version. */
+  self: string;
+  version: string;
+  /** Prefix of a command run on `node` (this one when undefined) from where the user is: [] on a real node. */
+  where(node?: string): string[];
+  /** Send the VXLAN probes (default on). */
+  probe?: boolean;
+}
+
+export interface DoctorReport {
+  node?: string;
+  findings: Finding[];
+  problems: number;
+}
+
+const ok = (check: string, what: string): Finding => ({ check, ok: true, what });
+const bad = (check: string, what: string, why: string, fix: Fix[] = [], safe = false): Finding => ({
+  check,
+  ok: false,
+  what,
+  why,
+  fix,
+  safe,
+});
+
+/** Runs the checks; nothing on the node changes. */
+export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
+  const here = (argv: string[], input?: string): Fix => ({ argv: [...o.where(), ...argv], ...(input === undefined ? {} : { input }) });
+  const subnetFile = o.conf?.plugin.ipam?.subnetFile as string | undefined;
+  const nodeUp: Fix[] =
+    o.clusterFile && o.node
+      ? [here([o.self, 'node', 'up', '--cluster', o.clusterFile, '--node', o.node, ...(subnetFile ? ['--subnet-file', subnetFile] : [])])]
+      : [restartAgent(o.node)];
+  const peersSync: Fix[] =
+    o.clusterFile && o.node ? [here([o.self, 'peers', 'sync', '--cluster', o.clusterFile, '--node', o.node])] : [restartAgent(o.node)];
+  const f: Finding[] = [];
+
+  // The CNI config and the binary the runtime runs.
+  let st: NodeStatus | undefined;
+  if (!o.conf) {
+    f.push(
+      bad(
+        'cni-config',
+        o.confError ?? 'no network config with a podwire plugin',
+        'the runtime reports NetworkReady=false and starts no pod on this node until a config is in its conf dir',
+        [here([o.self, 'install', '--conflist', 'cni-conf/podwire-subnetfile.conflist'])],
+      ),
+    );
+  } else {
+    f.push(ok('cni-config', `${o.conf.file}: network ${o.conf.network}`));
+    f.push(await checkBinary(o, here));
+    st = await nodeStatus({ conf: o.conf, cluster: o.cluster, node: o.node });
+    f.push(checkSubnetFile(o, st, subnetFile, nodeUp));
+  }
+
+  // Settings every pod depends on.
+  f.push(
+    readSysctl('net/ipv4/ip_forward') === '1'
+      ? ok('ip-forward', 'net.ipv4.ip_forward=1')
+      : bad(
+          'ip-forward',
+          'net.ipv4.ip_forward is 0: this node does not route',
+          "packets between cni0, the VXLAN device and the uplink are dropped: pods reach only their own node's pods",
+          [here(['sysctl', '-w', 'net.ipv4.ip_forward=1'])],
+          true,
+        ),
+  );
+  const brnf = readSysctl('net/bridge/bridge-nf-call-iptables');
+  f.push(
+    brnf === '1'
+      ? ok('br-netfilter', 'br_netfilter loaded, net.bridge.bridge-nf-call-iptables=1')
+      : bad(
+          'br-netfilter',
+          brnf === undefined ? 'br_netfilter is not loaded' : 'net.bridge.bridge-nf-call-iptables is 0',
+          "traffic between two pods on the same cni0 never meets iptables, so kube-proxy's DNAT of a Service whose backend is on " +
+            "the client's own node is not undone on the reply: those connections hang",
+          [here(['modprobe', 'br_netfilter']), here(['sysctl', '-w', 'net.bridge.bridge-nf-call-iptables=1'])],
+          true,
+        ),
+  );
+  const clusterCIDR = o.cluster?.clusterCIDR ?? st?.node?.clusterCIDR;
+  if (clusterCIDR) f.push(await checkForward(clusterCIDR, nodeUp));
+
+  if (st) {
+    f.push(...checkDevices(st, nodeUp));
+    const { links } = await readState(undefined);
+    const vx = st.vxlan?.exists ? st.vxlan.name : undefined;
+    if (vx) f.push(...(await checkVxlanDevice(vx, here)));
+    if (o.cluster && o.node) f.push(...(await checkUnderlay(o, links, st, here)));
+    f.push(...(await checkMtu(o, links, st, nodeUp, here)));
+    if (o.cluster && o.node) f.push(checkPeers(st, peersSync));
+    if (vx && o.probe !== false) f.push(...(await probePeers(o, st, vx)));
+    f.push(...checkReservations(o, st, here));
+  }
+  return { node: o.node, findings: f, problems: f.filter((x) => !x.ok).length };
+}
+
+function restartAgent(node: string | undefined): Fix {
+  return {
+    argv: [
+      'kubectl',
+      '-n',
+      'kube-system',
+      'delete',
+      'pod',
+      '-l',
+      'app=podwire',
+      '--field-selector',
+      `spec.nodeName=${node ?? '$(hostname)'}`,
+    ],
+    on: 'a machine with kubectl (the agent sets this node up again when it restarts)',
+  };
+}
+
+async function checkBinary(o: DoctorOptions, here: (argv: string[]) => Fix): Promise<Finding> {
+  const bin = `${o.binDir}/podwire`;
+  const install = [here([o.self, 'install', '--bin-dir', o.binDir])];
+  if (!existsSync(bin)) {
+    return bad('plugin-binary', `${bin} does not exist`, 'the runtime finds no plugin of type podwire: every ADD fails', install);
+  }
+  const r = await run(bin, ['--version']).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
+  const version = r.stdout.trim();
+  return r.code === 0 && version === o.version
+    ? ok('plugin-binary', `${bin} is podwire ${version}, as this one`)
+    : bad(
+        'plugin-binary',
+        `${bin} is ${r.code === 0 ? `podwire ${version}` : 'not runnable'}, this is ${o.version}`,
+        'pods are wired by another version than the one checking and syncing the node: their idea of names, rules and files may differ',
+        install,
+      );
+}
+
+function checkSubnetFile(o: DoctorOptions, st: NodeStatus, file: string | undefined, nodeUp: Fix[]): Finding {
+  if (!file) return ok('subnet-file', 'the slice is written in the config (ipam.subnet)');
+  if (!existsSync(file)) {
+    return bad(
+      'subnet-file',
+      `the node subnet file ${file} does not exist`,
+      'every ADD fails with "try again later" (11) and STATUS says the network is not ready (50): no pod starts on this node',
+      nodeUp,
+      true,
+    );
+  }
+  const want = o.cluster && o.node ? selfNode(o.cluster, o.node).podCIDR : undefined;
+  if (!st.slice) return bad('subnet-file', `${file} cannot be read as a subnet file`, 'every ADD fails', nodeUp, true);
+  if (want && st.slice.cidr !== want) {
+    return bad(
+      'subnet-file',
+      `${file} says ${st.slice.cidr}, the node's podCIDR is ${want}`,
+      "new pods get addresses from another node's slice: the other nodes route those to that node, so replies never come back",
+      nodeUp,
+      true,
+    );
+  }
+  return ok('subnet-file', `${file}: ${st.slice.cidr}${want ? ", the node's podCIDR" : ''}`);
+}
+
+async function checkForward(clusterCIDR: string, nodeUp: Fix[]): Promise<Finding> {
+  const s = await forwardState(clusterCIDR);
+  if (s.ours) return ok('forward-chain', `FORWARD (policy ${s.policy}) sends pod traffic to PODWIRE-FORWARD first, which accepts it`);
+  return s.accepted
+    ? ok('forward-chain', `FORWARD's policy ACCEPT lets pod traffic through (PODWIRE-FORWARD is missing: node up adds it)`)
+    : bad(
+        'forward-chain',
+        `FORWARD's policy is ${s.policy} and podwire's PODWIRE-FORWARD chain is missing or not first`,
+        'every packet a node routes for pods (to other nodes, from Services) is dropped: pods reach only pods on their own bridge',
+        nodeUp,
+        true,
+      );
+}
+
+function checkDevices(st: NodeStatus, nodeUp: Fix[]): Finding[] {
+  const out: Finding[] = [];
+  const b = st.bridge;
+  if (!b.exists || !b.up) {
+    out.push(
+      bad(
+        'bridge',
+        `bridge ${b.name} ${b.exists ? 'is down' : 'does not exist'}`,
+        "pods' veths have nothing to join: pods are cut off",
+        nodeUp,
+        true,
+      ),
+    );
+  } else out.push(ok('bridge', `${b.name} up, ${b.addresses.join(' ')}`));
+  const v = st.vxlan;
+  if (v && (!v.exists || !v.up)) {
+    out.push(
+      bad(
+        'vxlan-device',
+        `VXLAN device ${v.name} ${v.exists ? 'is down' : 'does not exist'}`,
+        'pods on other nodes are unreachable',
+        nodeUp,
+        true,
+      ),
+    );
+  } else if (v) out.push(ok('vxlan-device', `${v.name} up: VNI ${v.vni}, UDP ${v.port}, local ${v.local}`));
+  return out;
+}
+
+async function checkVxlanDevice(dev: string, here: (argv: string[]) => Fix): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const rp = rpFilter(dev);
+  out.push(
+    rp === 1
+      ? bad(
+          'rp-filter-vxlan',
+          `reverse-path filtering is strict on ${dev} (rp_filter 1, on the device or "all")`,
+          "a peer's own processes that send from their Node IP (hostNetwork pods, daemons bound to it) reach this node's pods " +
+            'through the VXLAN device, but the route back to a Node IP leaves by the underlay: the kernel drops them as spoofed',
+          [here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`])],
+          true,
+        )
+      : ok('rp-filter-vxlan', `rp_filter on ${dev}: ${rp === 2 ? 'loose' : 'off'}`),
+  );
+  const offload = await txChecksum(dev);
+  out.push(
+    offload === undefined
+      ? ok('checksum-offload', `TX checksum offload of ${dev}: unknown (ethtool not installed)`)
+      : offload
+        ? bad(
+            'checksum-offload',
+            `TX checksum offload is on for ${dev}`,
+            "on some kernels VXLAN packets that kube-proxy's SNAT rewrote leave with a wrong inner checksum and the peer drops them: " +
+              'connections to Services across nodes stall (the 63-second delay)',
+            [here(txChecksumOff(dev))],
+            true,
+          )
+        : ok('checksum-offload', `TX checksum offload of ${dev}: off`),
+  );
+  return out;
+}
+
+/** Strict rp_filter on the underlay drops a peer's packets when the route back to them leaves by another device. */
+async function checkUnderlay(o: DoctorOptions, links: Link[], st: NodeStatus, here: (argv: string[]) => Fix): Promise<Finding[]> {
+  const self = selfNode(o.cluster!, o.node!);
+  let dev: string;
+  try {
+    dev = findUnderlay(links, self).dev;
+  } catch (e) {
+    return [bad('underlay', (e as Error).message, 'podwire cannot tell which device carries pod traffic to other nodes')];
+  }
+  if (rpFilter(dev) !== 1) return [ok('rp-filter-underlay', `rp_filter on ${dev}: ${rpFilter(dev) === 2 ? 'loose' : 'off'}`)];
+  const back = await Promise.all((st.peers ?? []).map((p) => routeGet(undefined, p.nodeIP).catch(() => undefined)));
+  const asymmetric = (st.peers ?? []).filter((_, i) => back[i]?.dev !== undefined && back[i]!.dev !== dev);
+  return [
+    asymmetric.length
+      ? bad(
+          'rp-filter-underlay',
+          `rp_filter is strict on ${dev}, and the routes back to ${asymmetric.map((p) => p.name).join(', ')} leave by another device`,
+          `their packets (VXLAN or host-gw) arrive on ${dev}; strict reverse-path filtering drops them as spoofed`,
+          [here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`])],
+        )
+      : ok('rp-filter-underlay', `rp_filter is strict on ${dev}, and every peer's route comes back through it`),
+  ];
+}
+
+async function checkMtu(o: DoctorOptions, links: Link[], st: NodeStatus, nodeUp: Fix[], here: (argv: string[]) => Fix): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const underlay = o.cluster && o.node ? safeUnderlay(links, o) : undefined;
+  const vx = st.vxlan?.exists ? st.vxlan : undefined;
+  const vxlanPeers = (st.peers ?? []).some((p) => p.mode === 'vxlan');
+  if (vx && underlay && vx.mtu! > underlay.mtu - VXLAN_OVERHEAD) {
+    out.push(
+      bad(
+        'mtu',
+        `${vx.name}'s MTU ${vx.mtu} does not fit ${underlay.dev}'s ${underlay.mtu} minus VXLAN's ${VXLAN_OVERHEAD} bytes`,
+        'full-size packets to other nodes are dropped once encapsulated: small pings work, real connections hang',
+        nodeUp,
+        true,
+      ),
+    );
+  }
+  // The largest packet a pod may send: what the overlay carries (with VXLAN peers), else the underlay.
+  const limit = Math.min(...[vx && (vxlanPeers || !underlay) ? vx.mtu! : Infinity, underlay?.mtu ?? Infinity]);
+  if (!Number.isFinite(limit)) return out;
+  const too: string[] = [];
+  const fixes: Fix[] = [];
+  for (const p of st.pods) {
+    const veth = linkByName(links, p.hostVeth);
+    if (veth && veth.mtu > limit) {
+      too.push(`host veth ${p.hostVeth} ${veth.mtu}`);
+      fixes.push(here(['ip', 'link', 'set', 'dev', p.hostVeth, 'mtu', String(limit)]));
+    }
+    if (!p.netns || p.netns.startsWith('nsid')) continue;
+    const pod = (await readState(`/run/netns/${p.netns}`).catch(() => undefined))?.links;
+    const eth = pod && linkByName(pod, p.ifname);
+    if (eth && eth.mtu > limit) {
+      too.push(`${p.ifname} of ${p.netns} (${p.ip}) ${eth.mtu}`);
+      fixes.push(here(['ip', '-n', p.netns, 'link', 'set', 'dev', p.ifname, 'mtu', String(limit)]));
+    }
+  }
+  out.push(
+    too.length
+      ? bad(
+          'mtu',
+          `MTU above the path's ${limit}: ${too.join(', ')}`,
+          `a pod sends packets up to its MTU; those bigger than ${limit} are dropped on the way (at the host veth, or once ` +
+            'encapsulated) without an error: small pings work, large transfers hang',
+          fixes,
+        )
+      : ok('mtu', `pods, veths and ${vx ? vx.name : 'the underlay'} fit the path: at most ${limit} bytes`),
+  );
+  return out;
+}
+
+function safeUnderlay(links: Link[], o: DoctorOptions): { dev: string; mtu: number } | undefined {
+  try {
+    return findUnderlay(links, selfNode(o.cluster!, o.node!));
+  } catch {
+    return undefined;
+  }
+}
+
+function checkPeers(st: NodeStatus, peersSync: Fix[]): Finding {
+  const drift = (st.peers ?? []).flatMap((p) => p.drift.map((d) => `${p.name}: ${d}`));
+  const wrong = [...drift, ...st.stale.map((s) => `stale: ${s}`)];
+  return wrong.length
+    ? bad(
+        'peers',
+        `routes, neighbours or FDB entries differ from the node list: ${wrong.join('; ')}`,
+        'a missing route, neighbour or FDB entry leaves pods of that node unreachable; a stale one sends their packets to a ' +
+          "node that no longer has them (a node's MAC or IP changed)",
+        peersSync,
+        true,
+      )
+    : ok('peers', `${(st.peers ?? []).length} peer(s): routes, neighbours and FDB entries as the node list says`);
+}
+
+/**
+ * One ping through the overlay to each VXLAN peer's VTEP address: the packet travels in UDP to that
+ * peer's Node IP, and the answer shows on this node's VXLAN device. Sent only where the route to the
+ * VTEP address is podwire's through the VXLAN device, so it never leaves for anywhere else.
+ */
+async function probePeers(o: DoctorOptions, st: NodeStatus, dev: string): Promise<Finding[]> {
+  const peers = (st.peers ?? []).filter((p) => p.mode === 'vxlan' && p.route?.endsWith(`dev ${dev} onlink`));
+  const rx = () => rxPackets(undefined, dev);
+  return Promise.all(
+    peers.map(async (p) => {
+      const vtep = p.route!.split(' ')[1]!;
+      const before = await rx();
+      const r = await run('ping', ['-n', '-q', '-c', '2', '-i', '0.2', '-W', '1', vtep]).catch(() => ({ code: 1 }));
+      const got = (await rx()) - before;
+      const port = st.vxlan?.port ?? 8472;
+      return r.code === 0
+        ? ok('vxlan-port', `${p.name} answers through the overlay (UDP ${port} to ${p.nodeIP}; ${got} packet(s) in on ${dev})`)
+        : bad(
+            'vxlan-port',
+            `${p.name} does not answer through the overlay: a ping to its VTEP ${vtep} (UDP ${port} to ${p.nodeIP}) got no reply`,
+            `pods on ${p.name} are unreachable: something between the nodes drops UDP ${port} (a firewall, a cloud security ` +
+              `group), or ${p.name}'s VXLAN device is missing or down`,
+            [
+              {
+                argv: [
+                  ...o.where(p.name),
+                  'iptables',
+                  '-I',
+                  'INPUT',
+                  '-p',
+                  'udp',
+                  '--dport',
+                  String(port),
+                  '-s',
+                  st.vxlan?.local ?? '',
+                  '-j',
+                  'ACCEPT',
+                ],
+                on: `${p.name} (and any firewall or security group between the nodes: allow UDP ${port} between Node IPs)`,
+              },
+            ],
+          );
+    }),
+  );
+}
+
+function checkReservations(o: DoctorOptions, st: NodeStatus, here: (argv: string[], input?: string) => Fix): Finding[] {
+  const dataDir = String(o.conf!.plugin.ipam?.dataDir ?? DEFAULT_DATA_DIR);
+  const store = DiskStore.forNetwork(dataDir, o.conf!.network);
+  // A reservation of an ADD in flight has no veth yet: only older ones are leaks.
+  const leaked = st.pods.filter((p) => !p.vethExists && (store.provenance(p.ip)?.ageMs ?? 0) > IN_FLIGHT_MS);
+  const config = JSON.stringify({ cniVersion: '1.0.0', name: o.conf!.network, ...o.conf!.plugin });
+  const out: Finding[] = leaked.map((p) =>
+    bad(
+      'leaked-reservation',
+      `${p.ip} is reserved for ${p.containerID}/${p.ifname}, whose host veth ${p.hostVeth} is gone`,
+      "its pod's namespace was deleted without a DEL: the address (and any hostPort rule) is held by nobody; a full slice " +
+        'reclaims it, this DEL releases it now',
+      [
+        here(
+          [
+            'env',
+            'CNI_COMMAND=DEL',
+            `CNI_CONTAINERID=${p.containerID}`,
+            `CNI_IFNAME=${p.ifname}`,
+            'CNI_NETNS=',
+            `CNI_PATH=${o.binDir}`,
+            o.self,
+          ],
+          config,
+        ),
+      ],
+    ),
+  );
+  for (const v of st.strayVeths) {
+    out.push(
+      bad(
+        'stray-veth',
+        `${v} is on ${st.bridge.name} but no reservation names it`,
+        'a veth left by a failed or foreign ADD: its pod (if any) has an address the IPAM may hand out again',
+        [here(['ip', 'link', 'del', 'dev', v])],
+      ),
+    );
+  }
+  if (!out.length) out.push(ok('reservations', `${st.pods.length} reservation(s), each with its veth on ${st.bridge.name}`));
+  return out;
+}
+
+/** A command line for people: arguments quoted where a shell would split or expand them. */
+export function shellLine(fix: Fix): string {
+  const q = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const line = fix.argv.map(q).join(' ');
+  return fix.input === undefined ? line : `printf '%s' ${q(fix.input)} | ${line}`;
+}
+
+export function renderDoctor(r: DoctorReport): string {
+  const out: string[] = [];
+  for (const x of r.findings) {
+    out.push(`${x.ok ? 'ok  ' : 'FAIL'} ${x.check.padEnd(18)} ${x.what}`);
+    if (x.ok) continue;
+    out.push(`     why: ${x.why}`);
+    for (const fix of x.fix ?? [])
+      out.push(`     fix${x.safe ? ' (--fix does it)' : ''}${fix.on ? `, on ${fix.on}` : ''}: ${shellLine(fix)}`);
+  }
+  out.push('', r.problems ? `${r.problems} problem(s) on ${r.node ?? 'this node'}` : `${r.node ?? 'this node'}: no problems found`);
+  return out.join('\n') + '\n';
+}
+
+/** Applies the safe fixes (each command once, in order); returns what ran and how it ended. */
+export async function applySafeFixes(r: DoctorReport): Promise<{ line: string; ok: boolean; output: string }[]> {
+  const seen = new Set<string>();
+  const done: { line: string; ok: boolean; output: string }[] = [];
+  for (const fix of r.findings.filter((x) => !x.ok && x.safe).flatMap((x) => x.fix ?? [])) {
+    const line = shellLine(fix);
+    if (fix.on || seen.has(line)) continue;
+    seen.add(line);
+    const res = await run(fix.argv[0]!, fix.argv.slice(1), { input: fix.input }).catch((e: Error) => ({
+      code: 1,
+      stdout: '',
+      stderr: e.message,
+    }));
+    done.push({ line, ok: res.code === 0, output: (res.stderr || res.stdout).trim() });
+  }
+  return done;
+}
