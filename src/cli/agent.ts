@@ -54,7 +54,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: process.env.NODE_NAME || hostname(),
         describe: "this node's name ($NODE_NAME in the DaemonSet)",
       })
-      .option('cluster-cidr', { type: 'string', default: '10.244.0.0/16', describe: 'the cluster network (kubeadm --pod-network-cidr)' })
+      .option('cluster-cidr', {
+        type: 'string',
+        default: '10.244.0.0/16',
+        describe: 'the cluster network: one, or IPv4,IPv6 (kubeadm --pod-network-cidr)',
+      })
       .option('backend', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods reach other nodes' })
       .option('vni', { type: 'number', describe: 'VXLAN network identifier (default 1)' })
       .option('port', { type: 'number', describe: 'VXLAN UDP port (default 8472)' })
@@ -114,7 +118,12 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       await runAgent({
         kc,
         node: a.node,
-        settings: { clusterCIDR: a['cluster-cidr'], backend: a.backend, ...(vxlan ? { vxlan } : {}), ...(a.mtu ? { mtu: a.mtu } : {}) },
+        settings: {
+          clusterCIDRs: a['cluster-cidr'].split(',').map((x) => x.trim()),
+          backend: a.backend,
+          ...(vxlan ? { vxlan } : {}),
+          ...(a.mtu ? { mtu: a.mtu } : {}),
+        },
         subnetFile: a['subnet-file'],
         confDir: a['cni-conf-dir'],
         resync: a.resync,

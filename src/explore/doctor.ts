@@ -14,10 +14,10 @@ import { txChecksum, txChecksumOff } from '../kernel/ethtool.js';
 import { forwardState } from '../kernel/firewall.js';
 import { type Link, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
 import { devSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
-import { VXLAN_OVERHEAD, type Cluster, selfNode } from '../node/cluster.js';
+import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, selfNode } from '../node/cluster.js';
 import { findUnderlay } from '../node/sync.js';
 import { run } from '../run.js';
-import { type NodeStatus, type PodwireConf, nodeStatus } from './status.js';
+import { type NodeStatus, type PodwireConf, type VxlanRow, nodeStatus } from './status.js';
 
 /** A command that fixes a finding, as an argument vector (with its stdin): run as it is, never through a shell. */
 export interface Fix {
@@ -101,43 +101,54 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
     f.push(checkSubnetFile(o, st, subnetFile, nodeUp));
   }
 
-  // Settings every pod depends on.
+  // Settings every pod depends on, per family.
+  const fams: Family[] = o.cluster
+    ? families(o.cluster)
+    : st?.node
+      ? (st.node.clusterCIDRs.map((c) => (c.includes(':') ? 6 : 4)) as Family[])
+      : [4];
+  for (const fam of fams) {
+    const [key, name] =
+      fam === 4 ? ['net/ipv4/ip_forward', 'net.ipv4.ip_forward'] : ['net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding'];
+    f.push(
+      readSysctl(key) === '1'
+        ? ok('ip-forward', `${name}=1`)
+        : bad(
+            'ip-forward',
+            `${name} is 0: this node does not route ${familyName(fam)}`,
+            `${familyName(fam)} packets between cni0, the VXLAN device and the uplink are dropped: pods reach only their own node's pods`,
+            [here(['sysctl', '-w', `${name}=1`])],
+            true,
+          ),
+    );
+  }
+  const brKeys = fams.map((fam) => `net.bridge.bridge-nf-call-ip${fam === 6 ? '6' : ''}tables`);
+  const brOff = brKeys.filter((k) => readSysctl(k.replace(/\./g, '/')) !== '1');
+  const loaded = readSysctl('net/bridge/bridge-nf-call-iptables') !== undefined;
   f.push(
-    readSysctl('net/ipv4/ip_forward') === '1'
-      ? ok('ip-forward', 'net.ipv4.ip_forward=1')
-      : bad(
-          'ip-forward',
-          'net.ipv4.ip_forward is 0: this node does not route',
-          "packets between cni0, the VXLAN device and the uplink are dropped: pods reach only their own node's pods",
-          [here(['sysctl', '-w', 'net.ipv4.ip_forward=1'])],
-          true,
-        ),
-  );
-  const brnf = readSysctl('net/bridge/bridge-nf-call-iptables');
-  f.push(
-    brnf === '1'
-      ? ok('br-netfilter', 'br_netfilter loaded, net.bridge.bridge-nf-call-iptables=1')
+    !brOff.length
+      ? ok('br-netfilter', `br_netfilter loaded, ${brKeys.map((k) => `${k}=1`).join(', ')}`)
       : bad(
           'br-netfilter',
-          brnf === undefined ? 'br_netfilter is not loaded' : 'net.bridge.bridge-nf-call-iptables is 0',
+          loaded ? `${brOff.join(' and ')} ${brOff.length > 1 ? 'are' : 'is'} 0` : 'br_netfilter is not loaded',
           "traffic between two pods on the same cni0 never meets iptables, so kube-proxy's DNAT of a Service whose backend is on " +
             "the client's own node is not undone on the reply: those connections hang",
-          [here(['modprobe', 'br_netfilter']), here(['sysctl', '-w', 'net.bridge.bridge-nf-call-iptables=1'])],
+          [...(loaded ? [] : [here(['modprobe', 'br_netfilter'])]), ...brOff.map((k) => here(['sysctl', '-w', `${k}=1`]))],
           true,
         ),
   );
-  const clusterCIDR = o.cluster?.clusterCIDR ?? st?.node?.clusterCIDR;
-  if (clusterCIDR) f.push(await checkForward(clusterCIDR, nodeUp));
+  const cidrs = o.cluster ? o.cluster.nets.map((n) => n.clusterCIDR) : (st?.node?.clusterCIDRs ?? []);
+  for (const cidr of cidrs) f.push(await checkForward(cidr, cidr.includes(':') ? 6 : 4, nodeUp));
 
   if (st) {
     f.push(...checkDevices(st, nodeUp));
     const { links } = await readState(undefined);
-    const vx = st.vxlan?.exists ? st.vxlan.name : undefined;
-    if (vx) f.push(...(await checkVxlanDevice(vx, here)));
+    const vxlans = st.vxlans.filter((v) => v.exists);
+    for (const v of vxlans) f.push(...(await checkVxlanDevice(v.name, familyOfDevice(v), here)));
     if (o.cluster && o.node) f.push(...(await checkUnderlay(o, links, st, here)));
     f.push(...(await checkMtu(o, links, st, nodeUp, here)));
     if (o.cluster && o.node) f.push(checkPeers(st, peersSync));
-    if (vx && o.probe !== false) f.push(...(await probePeers(o, st, vx)));
+    if (o.probe !== false) for (const v of vxlans) f.push(...(await probePeers(o, st, v)));
     f.push(...checkReservations(o, st, here));
   }
   return { node: o.node, findings: f, problems: f.filter((x) => !x.ok).length };
@@ -189,7 +200,8 @@ function checkSubnetFile(o: DoctorOptions, st: NodeStatus, file: string | undefi
       true,
     );
   }
-  const want = o.cluster && o.node ? selfNode(o.cluster, o.node).podCIDR : undefined;
+  // The subnet file's first slice; podwire's IPAM reads every one (see status slices).
+  const want = o.cluster && o.node ? selfNode(o.cluster, o.node)[0]!.podCIDR : undefined;
   if (!st.slice) return bad('subnet-file', `${file} cannot be read as a subnet file`, 'every ADD fails', nodeUp, true);
   if (want && st.slice.cidr !== want) {
     return bad(
@@ -203,14 +215,19 @@ function checkSubnetFile(o: DoctorOptions, st: NodeStatus, file: string | undefi
   return ok('subnet-file', `${file}: ${st.slice.cidr}${want ? ", the node's podCIDR" : ''}`);
 }
 
-async function checkForward(clusterCIDR: string, nodeUp: Fix[]): Promise<Finding> {
-  const s = await forwardState(clusterCIDR);
-  if (s.ours) return ok('forward-chain', `FORWARD (policy ${s.policy}) sends pod traffic to PODWIRE-FORWARD first, which accepts it`);
+/** The family a VXLAN device carries: from its local address. */
+const familyOfDevice = (v: VxlanRow): Family => (v.local?.includes(':') ? 6 : 4);
+
+async function checkForward(clusterCIDR: string, family: Family, nodeUp: Fix[]): Promise<Finding> {
+  const s = await forwardState(clusterCIDR, family);
+  const tool = family === 4 ? 'iptables' : 'ip6tables';
+  if (s.ours)
+    return ok('forward-chain', `${tool}: FORWARD (policy ${s.policy}) sends pod traffic to PODWIRE-FORWARD first, which accepts it`);
   return s.accepted
-    ? ok('forward-chain', `FORWARD's policy ACCEPT lets pod traffic through (PODWIRE-FORWARD is missing: node up adds it)`)
+    ? ok('forward-chain', `${tool}: FORWARD's policy ACCEPT lets pod traffic through (PODWIRE-FORWARD is missing: node up adds it)`)
     : bad(
         'forward-chain',
-        `FORWARD's policy is ${s.policy} and podwire's PODWIRE-FORWARD chain is missing or not first`,
+        `${tool}: FORWARD's policy is ${s.policy} and podwire's PODWIRE-FORWARD chain is missing or not first`,
         'every packet a node routes for pods (to other nodes, from Services) is dropped: pods reach only pods on their own bridge',
         nodeUp,
         true,
@@ -231,36 +248,39 @@ function checkDevices(st: NodeStatus, nodeUp: Fix[]): Finding[] {
       ),
     );
   } else out.push(ok('bridge', `${b.name} up, ${b.addresses.join(' ')}`));
-  const v = st.vxlan;
-  if (v && (!v.exists || !v.up)) {
-    out.push(
-      bad(
-        'vxlan-device',
-        `VXLAN device ${v.name} ${v.exists ? 'is down' : 'does not exist'}`,
-        'pods on other nodes are unreachable',
-        nodeUp,
-        true,
-      ),
-    );
-  } else if (v) out.push(ok('vxlan-device', `${v.name} up: VNI ${v.vni}, UDP ${v.port}, local ${v.local}`));
+  for (const v of st.vxlans) {
+    if (!v.exists || !v.up) {
+      out.push(
+        bad(
+          'vxlan-device',
+          `VXLAN device ${v.name} ${v.exists ? 'is down' : 'does not exist'}`,
+          'pods on other nodes are unreachable',
+          nodeUp,
+          true,
+        ),
+      );
+    } else out.push(ok('vxlan-device', `${v.name} up: VNI ${v.vni}, UDP ${v.port}, local ${v.local}`));
+  }
   return out;
 }
 
-async function checkVxlanDevice(dev: string, here: (argv: string[]) => Fix): Promise<Finding[]> {
+async function checkVxlanDevice(dev: string, family: Family, here: (argv: string[]) => Fix): Promise<Finding[]> {
   const out: Finding[] = [];
   const rp = rpFilter(dev);
-  out.push(
-    rp === 1
-      ? bad(
-          'rp-filter-vxlan',
-          `reverse-path filtering is strict on ${dev} (rp_filter 1, on the device or "all")`,
-          "a peer's own processes that send from their Node IP (hostNetwork pods, daemons bound to it) reach this node's pods " +
-            'through the VXLAN device, but the route back to a Node IP leaves by the underlay: the kernel drops them as spoofed',
-          [here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`])],
-          true,
-        )
-      : ok('rp-filter-vxlan', `rp_filter on ${dev}: ${rp === 2 ? 'loose' : 'off'}`),
-  );
+  // IPv6 has no rp_filter.
+  if (family === 4)
+    out.push(
+      rp === 1
+        ? bad(
+            'rp-filter-vxlan',
+            `reverse-path filtering is strict on ${dev} (rp_filter 1, on the device or "all")`,
+            "a peer's own processes that send from their Node IP (hostNetwork pods, daemons bound to it) reach this node's pods " +
+              'through the VXLAN device, but the route back to a Node IP leaves by the underlay: the kernel drops them as spoofed',
+            [here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`])],
+            true,
+          )
+        : ok('rp-filter-vxlan', `rp_filter on ${dev}: ${rp === 2 ? 'loose' : 'off'}`),
+    );
   const offload = await txChecksum(dev);
   out.push(
     offload === undefined
@@ -281,7 +301,10 @@ async function checkVxlanDevice(dev: string, here: (argv: string[]) => Fix): Pro
 
 /** Strict rp_filter on the underlay drops a peer's packets when the route back to them leaves by another device. */
 async function checkUnderlay(o: DoctorOptions, links: Link[], st: NodeStatus, here: (argv: string[]) => Fix): Promise<Finding[]> {
-  const self = selfNode(o.cluster!, o.node!);
+  // rp_filter is IPv4's only: IPv6 has none.
+  const i = o.cluster!.nets.findIndex((n) => n.family === 4);
+  if (i < 0) return [];
+  const self = selfNode(o.cluster!, o.node!)[i]!;
   let dev: string;
   try {
     dev = findUnderlay(links, self).dev;
@@ -289,8 +312,9 @@ async function checkUnderlay(o: DoctorOptions, links: Link[], st: NodeStatus, he
     return [bad('underlay', (e as Error).message, 'podwire cannot tell which device carries pod traffic to other nodes')];
   }
   if (rpFilter(dev) !== 1) return [ok('rp-filter-underlay', `rp_filter on ${dev}: ${rpFilter(dev) === 2 ? 'loose' : 'off'}`)];
-  const back = await Promise.all((st.peers ?? []).map((p) => routeGet(undefined, p.nodeIP).catch(() => undefined)));
-  const asymmetric = (st.peers ?? []).filter((_, i) => back[i]?.dev !== undefined && back[i]!.dev !== dev);
+  const peers4 = (st.peers ?? []).filter((p) => p.family === 4);
+  const back = await Promise.all(peers4.map((p) => routeGet(undefined, p.nodeIP).catch(() => undefined)));
+  const asymmetric = peers4.filter((_, k) => back[k]?.dev !== undefined && back[k]!.dev !== dev);
   return [
     asymmetric.length
       ? bad(
@@ -303,24 +327,35 @@ async function checkUnderlay(o: DoctorOptions, links: Link[], st: NodeStatus, he
   ];
 }
 
+/**
+ * MTU along the path, per family: each VXLAN device must fit its underlay minus that family's headers
+ * (50 bytes over IPv4, 70 over IPv6); pods and their host veths must fit the smallest path a pod's
+ * packets take (a pod has one eth0 for both families).
+ */
 async function checkMtu(o: DoctorOptions, links: Link[], st: NodeStatus, nodeUp: Fix[], here: (argv: string[]) => Fix): Promise<Finding[]> {
   const out: Finding[] = [];
-  const underlay = o.cluster && o.node ? safeUnderlay(links, o) : undefined;
-  const vx = st.vxlan?.exists ? st.vxlan : undefined;
-  const vxlanPeers = (st.peers ?? []).some((p) => p.mode === 'vxlan');
-  if (vx && underlay && vx.mtu! > underlay.mtu - VXLAN_OVERHEAD) {
-    out.push(
-      bad(
-        'mtu',
-        `${vx.name}'s MTU ${vx.mtu} does not fit ${underlay.dev}'s ${underlay.mtu} minus VXLAN's ${VXLAN_OVERHEAD} bytes`,
-        'full-size packets to other nodes are dropped once encapsulated: small pings work, real connections hang',
-        nodeUp,
-        true,
-      ),
-    );
+  const underlays = o.cluster && o.node ? safeUnderlays(links, o) : [];
+  const paths: number[] = [];
+  for (const v of st.vxlans.filter((x) => x.exists)) {
+    const fam = familyOfDevice(v);
+    const u = underlays.find((x) => x.family === fam);
+    const room = u ? u.mtu - VXLAN_OVERHEAD[fam] : undefined;
+    if (u && room !== undefined && v.mtu! > room) {
+      out.push(
+        bad(
+          'mtu',
+          `${v.name}'s MTU ${v.mtu} does not fit ${u.dev}'s ${u.mtu} minus VXLAN's ${VXLAN_OVERHEAD[fam]} bytes over ${familyName(fam)}`,
+          'full-size packets to other nodes are dropped once encapsulated: small pings work, real connections hang',
+          nodeUp,
+          true,
+        ),
+      );
+    }
+    if ((st.peers ?? []).some((p) => p.family === fam && p.mode === 'vxlan') || !u) paths.push(Math.min(v.mtu!, room ?? Infinity));
   }
-  // The largest packet a pod may send: what the overlay carries (with VXLAN peers), else the underlay.
-  const limit = Math.min(...[vx && (vxlanPeers || !underlay) ? vx.mtu! : Infinity, underlay?.mtu ?? Infinity]);
+  for (const u of underlays) paths.push(u.mtu);
+  // The largest packet a pod may send: the smallest path its packets take.
+  const limit = Math.min(...paths);
   if (!Number.isFinite(limit)) return out;
   const too: string[] = [];
   const fixes: Fix[] = [];
@@ -338,6 +373,7 @@ async function checkMtu(o: DoctorOptions, links: Link[], st: NodeStatus, nodeUp:
       fixes.push(here(['ip', '-n', p.netns, 'link', 'set', 'dev', p.ifname, 'mtu', String(limit)]));
     }
   }
+  const through = st.vxlans.filter((v) => v.exists).map((v) => v.name);
   out.push(
     too.length
       ? bad(
@@ -347,17 +383,19 @@ async function checkMtu(o: DoctorOptions, links: Link[], st: NodeStatus, nodeUp:
             'encapsulated) without an error: small pings work, large transfers hang',
           fixes,
         )
-      : ok('mtu', `pods, veths and ${vx ? vx.name : 'the underlay'} fit the path: at most ${limit} bytes`),
+      : ok('mtu', `pods, veths and ${through.length ? through.join(', ') : 'the underlay'} fit the path: at most ${limit} bytes`),
   );
   return out;
 }
 
-function safeUnderlay(links: Link[], o: DoctorOptions): { dev: string; mtu: number } | undefined {
-  try {
-    return findUnderlay(links, selfNode(o.cluster!, o.node!));
-  } catch {
-    return undefined;
-  }
+function safeUnderlays(links: Link[], o: DoctorOptions): { family: Family; dev: string; mtu: number }[] {
+  return selfNode(o.cluster!, o.node!).flatMap((self, i) => {
+    try {
+      return [{ family: o.cluster!.nets[i]!.family, ...findUnderlay(links, self) }];
+    } catch {
+      return [];
+    }
+  });
 }
 
 function checkPeers(st: NodeStatus, peersSync: Fix[]): Finding {
@@ -380,16 +418,19 @@ function checkPeers(st: NodeStatus, peersSync: Fix[]): Finding {
  * peer's Node IP, and the answer shows on this node's VXLAN device. Sent only where the route to the
  * VTEP address is podwire's through the VXLAN device, so it never leaves for anywhere else.
  */
-async function probePeers(o: DoctorOptions, st: NodeStatus, dev: string): Promise<Finding[]> {
+async function probePeers(o: DoctorOptions, st: NodeStatus, v: VxlanRow): Promise<Finding[]> {
+  const dev = v.name;
   const peers = (st.peers ?? []).filter((p) => p.mode === 'vxlan' && p.route?.endsWith(`dev ${dev} onlink`));
   const rx = () => rxPackets(undefined, dev);
   return Promise.all(
     peers.map(async (p) => {
       const vtep = p.route!.split(' ')[1]!;
       const before = await rx();
-      const r = await run('ping', ['-n', '-q', '-c', '2', '-i', '0.2', '-W', '1', vtep]).catch(() => ({ code: 1 }));
+      // An IPv6 VTEP is a link-local address: the ping must say which link.
+      const via = vtep.startsWith('fe80:') ? ['-I', dev] : [];
+      const r = await run('ping', ['-n', '-q', '-c', '2', '-i', '0.2', '-W', '1', ...via, vtep]).catch(() => ({ code: 1 }));
       const got = (await rx()) - before;
-      const port = st.vxlan?.port ?? 8472;
+      const port = v.port ?? 8472;
       return r.code === 0
         ? ok('vxlan-port', `${p.name} answers through the overlay (UDP ${port} to ${p.nodeIP}; ${got} packet(s) in on ${dev})`)
         : bad(
@@ -401,7 +442,7 @@ async function probePeers(o: DoctorOptions, st: NodeStatus, dev: string): Promis
               {
                 argv: [
                   ...o.where(p.name),
-                  'iptables',
+                  p.family === 6 ? 'ip6tables' : 'iptables',
                   '-I',
                   'INPUT',
                   '-p',
@@ -409,7 +450,7 @@ async function probePeers(o: DoctorOptions, st: NodeStatus, dev: string): Promis
                   '--dport',
                   String(port),
                   '-s',
-                  st.vxlan?.local ?? '',
+                  v.local ?? '',
                   '-j',
                   'ACCEPT',
                 ],

@@ -10,7 +10,7 @@ import { usage } from '../ipam/allocator.js';
 import { DiskStore, type ReclaimLog } from '../ipam/disk-store.js';
 import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { attachmentNames } from '../kernel/names.js';
-import { type Cluster, selfNode, usesVxlan } from '../node/cluster.js';
+import { type Cluster, type Net, nodeIn, selfNode, usesVxlan } from '../node/cluster.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
@@ -71,6 +71,7 @@ export interface PodRow {
 
 export interface PeerRow {
   name: string;
+  family: 4 | 6;
   nodeIP: string;
   podCIDR: string;
   mode: string;
@@ -83,7 +84,7 @@ export interface PeerRow {
 export interface NodeStatus {
   conflist: string;
   network: string;
-  node?: { name: string; nodeIP: string; podCIDR: string; clusterCIDR: string; backend: string };
+  node?: { name: string; nodeIPs: string[]; podCIDRs: string[]; clusterCIDRs: string[]; backend: string };
   slice?: {
     cidr: string;
     gateway: string;
@@ -96,7 +97,8 @@ export interface NodeStatus {
     from: string;
   };
   bridge: { name: string; exists: boolean; up: boolean; addresses: string[]; mtu?: number; mac?: string; ports: number };
-  vxlan?: { name: string; exists: boolean; up: boolean; vni?: number; local?: string; port?: number; mac?: string; mtu?: number };
+  /** The VXLAN devices, one per family (the cluster file's; without one, podwire's that exist). */
+  vxlans: VxlanRow[];
   pods: PodRow[];
   /** Veths on the bridge that no reservation explains. */
   strayVeths: string[];
@@ -106,6 +108,17 @@ export interface NodeStatus {
   /** Stale reservations reclaimed when the slice was full (earlier boots, pods gone without DEL). */
   reclaimed: ReclaimLog;
   problems: string[];
+}
+
+export interface VxlanRow {
+  name: string;
+  exists: boolean;
+  up: boolean;
+  vni?: number;
+  local?: string;
+  port?: number;
+  mac?: string;
+  mtu?: number;
 }
 
 export interface StatusOptions {
@@ -138,30 +151,40 @@ function slice(o: StatusOptions, taken: Map<string, unknown>, problems: string[]
   }
 }
 
-function vxlanOf(v: NsView, name: string | undefined): NodeStatus['vxlan'] {
-  const l = name ? linkByName(v.links, name) : v.links.find((x) => kind(x) === 'vxlan' && x.ifname.startsWith('podwire.'));
-  if (!l) return name ? { name, exists: false, up: false } : undefined;
+function vxlanRow(v: NsView, name: string): VxlanRow {
+  const l = linkByName(v.links, name);
+  if (!l || kind(l) !== 'vxlan') return { name, exists: false, up: false };
   const d = l.linkinfo?.info_data ?? {};
   return {
     name: l.ifname,
     exists: true,
     up: isUp(l),
     vni: d.id as number,
-    local: d.local as string,
+    local: (d.local ?? d.local6) as string,
     port: d.port as number,
     mac: l.address,
     mtu: l.mtu,
   };
 }
 
-/** Per peer, what its entries are and how they differ from what the cluster file asks for. */
+/** The cluster file's VXLAN devices, or without one, podwire's that exist. */
+function vxlansOf(v: NsView, c: Cluster | undefined): VxlanRow[] {
+  if (c) return usesVxlan(c) ? c.nets.map((n) => vxlanRow(v, n.device)) : [];
+  return v.links.filter((l) => kind(l) === 'vxlan' && l.ifname.startsWith('podwire')).map((l) => vxlanRow(v, l.ifname));
+}
+
+/** Per peer and family, what its entries are and how they differ from what the cluster file asks for. */
 function peerRows(view: NsView, c: Cluster, nodeName: string, problems: string[], stale: string[]): PeerRow[] {
-  const self = selfNode(c, nodeName);
+  return c.nets.flatMap((net) => familyPeerRows(view, c, net, nodeName, problems, stale));
+}
+
+function familyPeerRows(view: NsView, c: Cluster, net: Net, nodeName: string, problems: string[], stale: string[]): PeerRow[] {
+  const self = nodeIn(net, nodeName);
   // What `peers sync` would read, from what status has read already.
-  const k = kernelPeers(c.device, view);
+  const k = kernelPeers(net.device, view, net.family);
   const underlay = findUnderlay(k.links, self);
-  const peers = peersOf(c, self, underlay);
-  const d: PeerDiff = diffPeers(k.ours, desiredState(peers, underlay, c.device), k.foreign);
+  const peers = peersOf(c.backend, net, self, underlay);
+  const d: PeerDiff = diffPeers(k.ours, desiredState(peers, underlay, net.device), k.foreign);
   const rows = peers.map(({ node, mode }): PeerRow => {
     const route = k.ours.routes.find((r) => r.dst === node.podCIDR);
     const neigh = k.ours.neighs.find((n) => n.ip === node.vtepIP);
@@ -182,6 +205,7 @@ function peerRows(view: NsView, c: Cluster, nodeName: string, problems: string[]
     ];
     return {
       name: node.name,
+      family: net.family,
       nodeIP: node.nodeIP,
       podCIDR: node.podCIDR,
       mode,
@@ -249,7 +273,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     network,
     slice: slice(o, taken, problems),
     bridge: { name: bridgeName, exists: !!br, up: isUp(br), addresses: v4Addrs(br), mtu: br?.mtu, mac: br?.address, ports: ports.length },
-    vxlan: vxlanOf(view, o.cluster && usesVxlan(o.cluster) ? o.cluster.device : undefined),
+    vxlans: vxlansOf(view, o.cluster),
     pods,
     strayVeths,
     stale: [],
@@ -260,23 +284,24 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     for (const p of pods)
       if (!cidrContains(parseCidr(st.slice.cidr)!, parseIP(p.ip)!)) problems.push(`${p.ip} is outside the slice ${st.slice.cidr}`);
   }
-  if (st.vxlan && !st.vxlan.exists) problems.push(`VXLAN device ${st.vxlan.name} does not exist (run node up)`);
+  for (const v of st.vxlans) if (!v.exists) problems.push(`VXLAN device ${v.name} does not exist (run node up)`);
   if (o.cluster && o.node) {
-    const self = selfNode(o.cluster, o.node);
+    const selfs = selfNode(o.cluster, o.node);
     st.node = {
-      name: self.name,
-      nodeIP: self.nodeIP,
-      podCIDR: self.podCIDR,
-      clusterCIDR: o.cluster.clusterCIDR,
+      name: o.node,
+      nodeIPs: selfs.map((x) => x.nodeIP),
+      podCIDRs: selfs.map((x) => x.podCIDR),
+      clusterCIDRs: o.cluster.nets.map((n) => n.clusterCIDR),
       backend: o.cluster.backend,
     };
-    if (st.slice && st.slice.cidr !== self.podCIDR)
-      problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${self.podCIDR}`);
+    if (st.slice && !st.node.podCIDRs.includes(st.slice.cidr))
+      problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${st.node.podCIDRs.join(' or ')}`);
     st.peers = peerRows(view, o.cluster, o.node, problems, st.stale);
   } else {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
     st.peers = peerPaths(view).map(({ route: r, mode, mac, nodeIP }) => ({
       name: '?',
+      family: r.dst.includes(':') ? (6 as const) : (4 as const),
       nodeIP: nodeIP ?? '?',
       podCIDR: r.dst,
       mode,
@@ -297,7 +322,8 @@ export function renderStatus(st: NodeStatus): string {
   const n = st.node;
   out.push(
     n
-      ? `node ${n.name}: Node IP ${n.nodeIP}, podCIDR ${n.podCIDR} (its slice of ${n.clusterCIDR}), backend ${n.backend}`
+      ? `node ${n.name}: Node IP ${n.nodeIPs.join(', ')}, podCIDR ${n.podCIDRs.join(', ')} (its slice of ${n.clusterCIDRs.join(', ')}), ` +
+          `backend ${n.backend}`
       : 'node: (no cluster file given: peers are shown as the kernel has them, without drift)',
     `network ${st.network}, from ${st.conflist}`,
     '',
@@ -323,8 +349,7 @@ export function renderStatus(st: NodeStatus): string {
       `reclaim ${rc.count} stale reservation(s) reclaimed; last: ${last.ip} of ${last.owner.containerID} at ${last.at} (${last.why})`,
     );
   }
-  const v = st.vxlan;
-  if (v)
+  for (const v of st.vxlans)
     out.push(
       v.exists
         ? `VXLAN   ${v.name}: ${v.up ? 'up' : 'DOWN'}, VNI ${v.vni}, local ${v.local}, UDP ${v.port}, MAC ${v.mac}, MTU ${v.mtu}`

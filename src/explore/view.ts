@@ -1,5 +1,5 @@
 // One namespace as status, path and diagram see it: what the kernel holds there (kernel/state.ts: links
-// with addresses, IPv4 routes, neighbours, the ids of other namespaces, the FDB), read in two processes.
+// with addresses, IPv4 and IPv6 routes, neighbours, the ids of other namespaces, the FDB), read in three processes.
 // Everything explore says comes from this, never from what podwire meant to do.
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type Link, type Route, type State, kind, linkByName, readState } from '../kernel/state.js';
@@ -11,7 +11,13 @@ export interface NsView extends State {
 
 /** Reads a namespace: a name from /run/netns, or '' for this process's own. */
 export async function readNs(name = ''): Promise<NsView> {
-  const state = await readState(name ? `/run/netns/${name}` : undefined, { routes: 'table main', neighs: '', nsids: true, fdb: '' });
+  const state = await readState(name ? `/run/netns/${name}` : undefined, {
+    routes: 'table main',
+    routes6: true,
+    neighs: '',
+    nsids: true,
+    fdb: '',
+  });
   return { name, ...state };
 }
 

@@ -2,11 +2,17 @@
 // reads it (ipam/config.ts, "ipam": {"subnetFile": ...}). One type for both sides, and nothing of the CNI
 // protocol, so the node agent can use it without knowing a plugin.
 //   {"podCIDR": "10.244.1.0/24", "clusterCIDR": "10.244.0.0/16", "mtu": 1450}
+// A dual-stack node also lists both slices (and cluster networks), IPv4 first; podCIDR stays the first,
+// so a reader that knows one family reads it as before:
+//   {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"], ...}
 
 export interface SubnetFile {
-  /** The node's slice of the cluster network: required. */
+  /** The node's slice of the cluster network (the first, when there are two): required. */
   podCIDR: string;
+  /** Both slices on a dual-stack node, IPv4 first. */
+  podCIDRs?: string[];
   clusterCIDR?: string;
+  clusterCIDRs?: string[];
   /** The pod MTU, used when the plugin's config sets none. */
   mtu?: number;
 }

@@ -6,7 +6,8 @@
 //                                                   but not packets kube-proxy marked (0x4000/0x4000):
 //                                                   its KUBE-POSTROUTING masquerades those itself
 // Rules are written in iptables-save's own format, so comparing them with `iptables-save` output tells
-// whether anything must change; a second `node up` then starts one process and changes nothing.
+// whether anything must change; a second `node up` then starts one process per family and changes
+// nothing. IPv6 gets the same chains through ip6tables.
 import { commandFailed } from './errors.js';
 import { iptablesCmd } from './iptables.js';
 import { run } from '../run.js';
@@ -21,7 +22,11 @@ const CHAINS = [
   { table: 'nat', chain: NAT_CHAIN, from: 'POSTROUTING' },
 ] as const;
 
-export function nodeRules(clusterCIDR: string): ((typeof CHAINS)[number] & { rules: string[] })[] {
+type Family = 4 | 6;
+const MULTICAST = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
+const tool = (f: Family) => (f === 4 ? 'iptables' : 'ip6tables');
+
+export function nodeRules(clusterCIDR: string, family: Family = 4): ((typeof CHAINS)[number] & { rules: string[] })[] {
   const [forward, nat] = CHAINS;
   return [
     { ...forward, rules: [`-s ${clusterCIDR} -j ACCEPT`, `-d ${clusterCIDR} -j ACCEPT`] },
@@ -30,7 +35,7 @@ export function nodeRules(clusterCIDR: string): ((typeof CHAINS)[number] & { rul
       rules: [
         '-m mark --mark 0x4000/0x4000 -j RETURN',
         `-s ${clusterCIDR} -d ${clusterCIDR} -j RETURN`,
-        `-s ${clusterCIDR} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully`,
+        `-s ${clusterCIDR} ! -d ${MULTICAST[family]} -j MASQUERADE --random-fully`,
       ],
     },
   ];
@@ -62,26 +67,31 @@ function parseSave(text: string): Map<string, Saved> {
   return tables;
 }
 
-async function save(): Promise<Map<string, Saved>> {
-  const r = await run(iptablesCmd('iptables', '-save'), []);
-  if (r.code !== 0) throw commandFailed('iptables-save', r.stderr);
+async function save(f: Family = 4): Promise<Map<string, Saved>> {
+  const r = await run(iptablesCmd(tool(f), '-save'), []);
+  if (r.code !== 0) throw commandFailed(`${tool(f)}-save`, r.stderr);
   return parseSave(r.stdout);
 }
 
-async function restore(lines: string[]): Promise<void> {
-  const r = await run(iptablesCmd('iptables', '-restore'), ['--noflush', '--wait'], { input: lines.join('\n') + '\n' });
-  if (r.code !== 0) throw commandFailed('iptables-restore', r.stderr);
+async function restore(lines: string[], f: Family = 4): Promise<void> {
+  const r = await run(iptablesCmd(tool(f), '-restore'), ['--noflush', '--wait'], { input: lines.join('\n') + '\n' });
+  if (r.code !== 0) throw commandFailed(`${tool(f)}-restore`, r.stderr);
 }
 
 const jumpsTo = (s: Saved | undefined, from: string, chain: string): string[] =>
   (s?.rules.get(from) ?? []).filter((r) => r.endsWith(`-j ${chain}`));
 
-/** Makes podwire's chains and the jumps to them exactly as nodeRules says; returns what it changed. */
-export async function ensureNodeRules(clusterCIDR: string): Promise<string[]> {
-  const saved = await save();
+/** Makes podwire's chains and the jumps to them exactly as nodeRules says, per family; returns what it changed. */
+export async function ensureNodeRules(nets: readonly { family: Family; clusterCIDR: string }[]): Promise<string[]> {
+  const changed = await Promise.all(nets.map((n) => ensureFamilyRules(n.clusterCIDR, n.family)));
+  return changed.flat();
+}
+
+async function ensureFamilyRules(clusterCIDR: string, family: Family): Promise<string[]> {
+  const saved = await save(family);
   const out: string[] = [];
   const changed: string[] = [];
-  for (const t of nodeRules(clusterCIDR)) {
+  for (const t of nodeRules(clusterCIDR, family)) {
     const s = saved.get(t.table);
     const have = s?.rules.get(t.chain) ?? [];
     const jumps = jumpsTo(s, t.from, t.chain);
@@ -89,7 +99,7 @@ export async function ensureNodeRules(clusterCIDR: string): Promise<string[]> {
     const rulesOk = s?.chains.has(t.chain) && have.join('\n') === t.rules.join('\n');
     const jumpOk = jumps.length === 1 && jumps[0] === want;
     if (rulesOk && jumpOk) continue;
-    changed.push(`${t.table} ${t.chain}`);
+    changed.push(`${tool(family)} ${t.table} ${t.chain}`);
     out.push(`*${t.table}`);
     if (!rulesOk) out.push(`:${t.chain} - [0:0]`, ...t.rules.map((r) => `-A ${t.chain} ${r}`)); // declaring flushes it
     if (!jumpOk) {
@@ -99,14 +109,14 @@ export async function ensureNodeRules(clusterCIDR: string): Promise<string[]> {
     }
     out.push('COMMIT');
   }
-  if (out.length) await restore(out);
+  if (out.length) await restore(out, family);
   return changed;
 }
 
 /** What FORWARD does with pod traffic: its policy, and whether podwire's chain (first, complete) accepts it. */
-export async function forwardState(clusterCIDR: string): Promise<{ policy: string; ours: boolean; accepted: boolean }> {
-  const s = (await save()).get('filter');
-  const [t] = nodeRules(clusterCIDR);
+export async function forwardState(clusterCIDR: string, family: Family = 4): Promise<{ policy: string; ours: boolean; accepted: boolean }> {
+  const s = (await save(family)).get('filter');
+  const [t] = nodeRules(clusterCIDR, family);
   const jumps = jumpsTo(s, t!.from, t!.chain);
   const first = s?.rules.get(t!.from)?.[0];
   const ours =
@@ -118,20 +128,24 @@ export async function forwardState(clusterCIDR: string): Promise<{ policy: strin
   return { policy, ours, accepted: ours || policy === 'ACCEPT' };
 }
 
-/** Removes podwire's chains and every jump to them; nothing to remove is fine. */
-export async function removeNodeRules(): Promise<string[]> {
-  const saved = await save();
+/** Removes podwire's chains and every jump to them, per family; nothing to remove is fine. */
+export async function removeNodeRules(families: readonly Family[] = [4]): Promise<string[]> {
+  return (await Promise.all(families.map(removeFamilyRules))).flat();
+}
+
+async function removeFamilyRules(family: Family): Promise<string[]> {
+  const saved = await save(family);
   const out: string[] = [];
   const removed: string[] = [];
   for (const t of CHAINS) {
     const s = saved.get(t.table);
     const jumps = jumpsTo(s, t.from, t.chain);
     if (!jumps.length && !s?.chains.has(t.chain)) continue;
-    removed.push(`${t.table} ${t.chain}`);
+    removed.push(`${tool(family)} ${t.table} ${t.chain}`);
     out.push(`*${t.table}`, ...jumps.map((j) => `-D ${t.from} ${j}`));
     if (s?.chains.has(t.chain)) out.push(`-F ${t.chain}`, `-X ${t.chain}`);
     out.push('COMMIT');
   }
-  if (out.length) await restore(out);
+  if (out.length) await restore(out, family);
   return removed;
 }

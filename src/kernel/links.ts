@@ -3,14 +3,16 @@
 import type { IpStep } from './step.js';
 import { sys } from '../files.js';
 import { macFromIPv4 } from '../net/mac.js';
+import type { IP } from '../net/ip.js';
 import { IpBatchError, NO_SUCH_DEVICE, forceBatch } from './run.js';
 
 /**
- * The bridge's MAC, derived from its gateway address (0a:58 + the address, as kubenet does). A bridge
- * otherwise takes the lowest MAC of its ports, which changes as pods come and go and leaves every pod's
- * ARP entry for the gateway stale.
+ * The bridge's MAC, derived from its gateway address (0a:58 + an IPv4 address, as kubenet does; for IPv6
+ * the 32 bits before the interface ID, which tell /64 slices apart). A bridge otherwise takes the lowest
+ * MAC of its ports, which changes as pods come and go and leaves every pod's ARP entry for the gateway stale.
  */
-export const bridgeMac = (gateway: bigint): string => macFromIPv4([0x0a, 0x58], gateway);
+export const bridgeMac = (gateway: IP): string =>
+  macFromIPv4([0x0a, 0x58], gateway.family === 4 ? gateway.value : (gateway.value >> 64n) & 0xffffffffn);
 
 /**
  * Interface names in this process's network namespace. /proc/net/dev follows the reader's namespace,

@@ -89,6 +89,8 @@ export interface Query {
   nsids?: boolean;
   /** e.g. "" (all), "dev podwire.1": a device that does not exist reads as no entries. */
   fdb?: string;
+  /** 6: one IPv6 read (`ip -6`: links with their IPv6 addresses, IPv6 routes and neighbours) instead of the default. */
+  family?: 4 | 6;
 }
 
 /** Reads a namespace (a path: /run/netns/NAME, /proc/PID/ns/net) or, without one, this process's own. */
@@ -98,7 +100,7 @@ export async function readState(netns: string | undefined, q: Query = {}): Promi
   if (q.neighs !== undefined) lines.push(`neigh show ${q.neighs}`);
   if (q.nsids) lines.push('netns list-id');
   const [main, v6, fdb] = await Promise.all([
-    ipJson(lines, netns),
+    ipJson(lines, netns, q.family === 6 ? ['-6'] : []),
     q.routes6 ? ipJson([`route show ${q.routes}`], netns, ['-6']) : undefined,
     q.fdb !== undefined ? run(...inNetns('bridge', ['-j', 'fdb', 'show', ...q.fdb.split(' ').filter(Boolean)], netns)) : undefined,
   ]);
@@ -125,6 +127,11 @@ export const isUp = (l: Link | undefined): boolean => !!l?.flags?.includes('UP')
 /** A link's IPv4 addresses, "10.244.1.1/24". */
 export const v4Addrs = (l: Link | undefined): string[] =>
   (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+/** A link's addresses of a family, link-local IPv6 left out (the kernel makes those itself). */
+export const addrsOf = (l: Link | undefined, family: 4 | 6): string[] =>
+  family === 4
+    ? v4Addrs(l)
+    : (l?.addr_info ?? []).filter((a) => a.family === 'inet6' && !a.local.startsWith('fe80:')).map((a) => `${a.local}/${a.prefixlen}`);
 
 /**
  * The kernel's answer to `ip route get DST [from SRC iif DEV]` in a namespace: the route a packet takes

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { writeIfChanged } from '../files.js';
 import { log } from '../log.js';
 import { peerLoop } from './reconcile.js';
-import { type Cluster, type NodeEntry, selfNode } from './cluster.js';
-import { ANNOTATION, type ClusterSettings, KubeSource, nodeFacts } from './kube.js';
+import { type Cluster, type Family, type NodeEntry, joinPodCIDRs, selfNode } from './cluster.js';
+import { ANNOTATION, type ClusterSettings, KubeSource, lacking, nodeFacts, settingsFamilies } from './kube.js';
 import { nodeUp } from './setup.js';
 import type { SyncReport } from './sync.js';
 import type { AgentStatus } from './agent-status.js';
@@ -76,12 +76,14 @@ export function agentConflist(subnetFile: string, template?: string): string {
 }
 
 /** What a node still lacks before the agent can set it up, in words; undefined when nothing. */
-function missing(source: KubeSource, name: string): string | undefined {
+function missing(source: KubeSource, name: string, fams: readonly Family[]): string | undefined {
   const n = source.node(name);
   const facts = n && nodeFacts(n);
   if (!facts) return `node ${name} to be registered with the API server (by kubelet, with this node name)`;
-  if (!facts.podCIDR) return `node ${name}'s podCIDR (kube-controller-manager gives one when the cluster was made with --pod-network-cidr)`;
-  if (!facts.nodeIP) return `node ${name}'s IPv4 InternalIP (kubelet --node-ip)`;
+  const lack = lacking(facts, fams);
+  if (lack?.includes('podCIDR'))
+    return `node ${name}'s ${lack.slice(4)} (kube-controller-manager gives one when the cluster was made with --pod-network-cidr)`;
+  if (lack) return `node ${name}'s ${lack.slice(4)} (kubelet --node-ip)`;
   return undefined;
 }
 
@@ -91,17 +93,19 @@ function missing(source: KubeSource, name: string): string | undefined {
  */
 async function waitForPodCIDR(o: AgentOptions, source: KubeSource): Promise<boolean> {
   const end = Date.now() + o.podCIDRTimeout * 1000;
+  const fams = settingsFamilies(o.settings);
   let said = 0;
   for (;;) {
     if (o.signal.aborted) return false;
-    const lack = missing(source, o.node);
+    const lack = missing(source, o.node, fams);
     o.status?.waiting(lack);
     if (!lack) return true;
     if (Date.now() >= end) {
       if (!source.node(o.node))
         throw new AgentError(`node ${o.node} is not registered with the API server (is kubelet running, with this node name?)`);
-      if (lack.includes('podCIDR')) throw new AgentError(`node ${o.node} has no podCIDR: was the cluster created with --pod-network-cidr?`);
-      throw new AgentError(`node ${o.node} has no IPv4 InternalIP (kubelet --node-ip)`);
+      const what = lacking(nodeFacts(source.node(o.node)!), fams)!.slice(4);
+      if (what.includes('podCIDR')) throw new AgentError(`node ${o.node} has no ${what}: was the cluster created with --pod-network-cidr?`);
+      throw new AgentError(`node ${o.node} has no ${what} (kubelet --node-ip)`);
     }
     if (Date.now() - said >= 10_000) {
       o.say(`agent ${o.node}: waiting for ${lack}`);
@@ -112,17 +116,24 @@ async function waitForPodCIDR(o: AgentOptions, source: KubeSource): Promise<bool
 }
 
 /** Annotations and the NetworkUnavailable=False condition, in one strategic-merge patch of nodes/status. */
-export function statusPatch(self: NodeEntry, c: Cluster, now = new Date()): object {
+export function statusPatch(selfs: readonly NodeEntry[], c: Cluster, now = new Date()): object {
   const at = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  const annotations: Record<string, string> = {};
+  c.nets.forEach((net, i) => {
+    const [mac, ip] = net.family === 4 ? [ANNOTATION.vtepMac, ANNOTATION.nodeIP] : [ANNOTATION.vtepMac6, ANNOTATION.nodeIP6];
+    annotations[mac] = selfs[i]!.vtepMac;
+    annotations[ip] = selfs[i]!.nodeIP;
+  });
+  annotations[ANNOTATION.backend] = c.backend;
   return {
-    metadata: { annotations: { [ANNOTATION.vtepMac]: self.vtepMac, [ANNOTATION.nodeIP]: self.nodeIP, [ANNOTATION.backend]: c.backend } },
+    metadata: { annotations },
     status: {
       conditions: [
         {
           type: NETWORK_UNAVAILABLE,
           status: 'False',
           reason: 'PodwireIsUp',
-          message: `podwire set up ${self.podCIDR} on this node`,
+          message: `podwire set up ${joinPodCIDRs(selfs)} on this node`,
           lastTransitionTime: at,
           lastHeartbeatTime: at,
         },
@@ -131,11 +142,11 @@ export function statusPatch(self: NodeEntry, c: Cluster, now = new Date()): obje
   };
 }
 
-async function publish(kc: KubeConfig, self: NodeEntry, c: Cluster): Promise<void> {
+async function publish(kc: KubeConfig, self: NodeEntry[], c: Cluster): Promise<void> {
   const k8s = await import('@kubernetes/client-node');
   const core = kc.makeApiClient(k8s.CoreV1Api);
   await core.patchNodeStatus(
-    { name: self.name, body: statusPatch(self, c) },
+    { name: self[0]!.name, body: statusPatch(self, c) },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
   );
 }
@@ -172,8 +183,8 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       if (writeIfChanged(conf, conflist)) o.say(`node ${o.node}: ${conf} written`);
       await publish(o.kc, self, c);
       o.status?.nodeIsUp();
-      o.say(`node ${o.node}: ${self.podCIDR} ready, NetworkUnavailable=False`);
-      log.info({ node: o.node, podCIDR: self.podCIDR }, 'node ready');
+      o.say(`node ${o.node}: ${joinPodCIDRs(self)} ready, NetworkUnavailable=False`);
+      log.info({ node: o.node, podCIDRs: self.map((x) => x.podCIDR) }, 'node ready');
       applied = key;
     };
     await peerLoop(source, {

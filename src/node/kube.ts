@@ -7,57 +7,93 @@
 // "410 Gone" (its resourceVersion was compacted away); any other failure (API server restarting,
 // connection refused) stops it, and we start it again after a short, growing pause.
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { type Backend, type Cluster, ClusterError, parseCluster } from './cluster.js';
+import { type Backend, type Cluster, ClusterError, type Family, familyName, parseCluster } from './cluster.js';
 import type { NodeSource } from './source.js';
 
 /** Annotations podwire publishes on its Node (status patch) and reads from the others. */
 export const ANNOTATION = {
   vtepMac: 'podwire.dev/vtep-mac',
   nodeIP: 'podwire.dev/node-ip',
+  vtepMac6: 'podwire.dev/vtep-mac-v6',
+  nodeIP6: 'podwire.dev/node-ip-v6',
   backend: 'podwire.dev/backend',
 } as const;
 
 /** The cluster file's settings that are not per node: they come from the agent's flags. */
 export interface ClusterSettings {
-  clusterCIDR: string;
+  /** One or two (kubeadm's --pod-network-cidr=10.244.0.0/16,fd00:10:244::/56). */
+  clusterCIDRs: string[];
   backend: Backend;
   vxlan?: { vni?: number; port?: number; device?: string };
   mtu?: number;
   bridge?: string;
 }
 
+/** What podwire needs from a Node object, per family; missing until the cluster provides it. */
 export interface NodeFacts {
   name: string;
-  nodeIP?: string;
-  podCIDR?: string;
-  vtepMac?: string;
-}
-
-const isV4 = (s: string): boolean => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(s);
-
-/** What podwire needs from a Node object; nodeIP/podCIDR are missing until the cluster provides them. */
-export function nodeFacts(n: V1Node): NodeFacts {
-  const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
-  return {
-    name: n.metadata?.name ?? '',
-    nodeIP: n.status?.addresses?.find((a) => a.type === 'InternalIP' && isV4(a.address))?.address,
-    podCIDR: cidrs.find(isV4),
-    vtepMac: n.metadata?.annotations?.[ANNOTATION.vtepMac],
-  };
+  nodeIP: Partial<Record<Family, string>>;
+  podCIDR: Partial<Record<Family, string>>;
+  vtepMac: Partial<Record<Family, string>>;
 }
 
 /**
- * The cluster as the API server describes it. A node without a podCIDR or an InternalIP yet is left out
- * (it has no pods to reach); it joins on the update that gives it one.
+ * The family a value is meant for: a colon says IPv6. Not parsed here: a malformed podCIDR still goes to
+ * the cluster's own checks, which refuse it naming the field, instead of the node waiting forever.
+ */
+const familyOf = (s: string): Family => (s.includes(':') ? 6 : 4);
+
+/** A Node's InternalIPs and podCIDRs by family (kubelet --node-ip=v4,v6; kube-controller-manager one podCIDR per cluster CIDR). */
+export function nodeFacts(n: V1Node): NodeFacts {
+  const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
+  const f: NodeFacts = { name: n.metadata?.name ?? '', nodeIP: {}, podCIDR: {}, vtepMac: {} };
+  for (const a of n.status?.addresses ?? []) {
+    const fam = a.type === 'InternalIP' ? familyOf(a.address) : undefined;
+    if (fam && !f.nodeIP[fam]) f.nodeIP[fam] = a.address;
+  }
+  for (const c of cidrs) {
+    const fam = familyOf(c);
+    if (fam && !f.podCIDR[fam]) f.podCIDR[fam] = c;
+  }
+  const ann = n.metadata?.annotations ?? {};
+  if (ann[ANNOTATION.vtepMac]) f.vtepMac[4] = ann[ANNOTATION.vtepMac];
+  if (ann[ANNOTATION.vtepMac6]) f.vtepMac[6] = ann[ANNOTATION.vtepMac6];
+  return f;
+}
+
+/** The cluster's families, from its CIDRs. */
+export const settingsFamilies = (s: ClusterSettings): Family[] => s.clusterCIDRs.map(familyOf).sort();
+
+/** What a node lacks for the cluster's families, in words ("its IPv6 podCIDR"); undefined when nothing. */
+export function lacking(f: NodeFacts, fams: readonly Family[]): string | undefined {
+  for (const fam of fams) {
+    if (!f.podCIDR[fam]) return `its ${fams.length > 1 ? `${familyName(fam)} ` : ''}podCIDR`;
+    if (!f.nodeIP[fam]) return `its ${familyName(fam)} InternalIP`;
+  }
+  return undefined;
+}
+
+/**
+ * The cluster as the API server describes it. A node without a podCIDR or an InternalIP of every family
+ * yet is left out (it has no pods to reach); it joins on the update that gives it them.
  */
 export function clusterFromNodes(s: ClusterSettings, nodes: readonly V1Node[]): { cluster: Cluster; waiting: string[] } {
+  const fams = settingsFamilies(s);
   const facts = nodes.map(nodeFacts).sort((a, b) => a.name.localeCompare(b.name));
-  const ready = facts.filter((f) => f.nodeIP && f.podCIDR);
+  const ready = facts.filter((f) => !lacking(f, fams));
+  const { clusterCIDRs, ...rest } = s;
   const cluster = parseCluster({
-    ...s,
-    nodes: ready.map((f) => ({ name: f.name, nodeIP: f.nodeIP, podCIDR: f.podCIDR, ...(f.vtepMac ? { vtepMac: f.vtepMac } : {}) })),
+    ...rest,
+    clusterCIDRs,
+    nodes: ready.map((f) => ({
+      name: f.name,
+      nodeIPs: fams.map((x) => f.nodeIP[x]),
+      podCIDRs: fams.map((x) => f.podCIDR[x]),
+      ...(f.vtepMac[4] && fams.includes(4) ? { vtepMac: f.vtepMac[4] } : {}),
+      ...(f.vtepMac[6] && fams.includes(6) ? { vtepMac6: f.vtepMac[6] } : {}),
+    })),
   });
-  return { cluster, waiting: facts.filter((f) => !(f.nodeIP && f.podCIDR)).map((f) => f.name) };
+  return { cluster, waiting: facts.filter((f) => lacking(f, fams)).map((f) => f.name) };
 }
 
 export interface KubeSourceOptions {

@@ -10,7 +10,7 @@
 // Added in that order, removed in reverse (as flannel does), so a route never points at a VTEP the
 // kernel cannot resolve. Our routes carry protocol ROUTE_PROTO: that is how we know they are ours.
 import { type Cidr, cidrContains, parseIP } from '../net/ip.js';
-import type { Cluster, NodeEntry } from './cluster.js';
+import type { Backend, Family, Net, NodeEntry } from './cluster.js';
 
 /** rtnetlink protocol number marking podwire's routes (unassigned in iproute2's rt_protos). */
 export const ROUTE_PROTO = 112;
@@ -42,6 +42,7 @@ export interface PeerState {
 export interface Peer {
   node: NodeEntry;
   mode: PeerMode;
+  family: Family;
 }
 
 export interface Underlay {
@@ -51,14 +52,19 @@ export interface Underlay {
   subnets: Cidr[];
 }
 
-/** Which backend carries traffic to each peer. auto: host-gw when the peer is on a connected subnet. */
-export function peersOf(c: Cluster, self: NodeEntry, underlay: Underlay): Peer[] {
-  return c.nodes
+/**
+ * Which backend carries one family's traffic to each peer. auto: host-gw when the peer's Node IP of that
+ * family is on a connected subnet, so a dual-stack peer may be reached directly in one family and
+ * through VXLAN in the other.
+ */
+export function peersOf(backend: Backend, net: Net, self: NodeEntry, underlay: Underlay): Peer[] {
+  return net.nodes
     .filter((n) => n.name !== self.name)
     .map((node) => {
-      if (c.backend !== 'auto') return { node, mode: c.backend };
+      const family = net.family;
+      if (backend !== 'auto') return { node, mode: backend, family };
       const ip = parseIP(node.nodeIP)!;
-      return { node, mode: underlay.subnets.some((s) => cidrContains(s, ip)) ? 'host-gw' : 'vxlan' };
+      return { node, mode: underlay.subnets.some((s) => cidrContains(s, ip)) ? 'host-gw' : 'vxlan', family };
     });
 }
 

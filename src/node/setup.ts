@@ -12,17 +12,28 @@
 // settings other software relies on too, not objects podwire owns.
 import { existsSync, rmSync } from 'node:fs';
 import { writeIfChanged } from '../files.js';
-import { DEFAULT_SUBNET_FILE, formatSubnetFile } from '../ipam/subnet-file.js';
+import { DEFAULT_SUBNET_FILE, type SubnetFile, formatSubnetFile } from '../ipam/subnet-file.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
-import { bridgeMac } from '../kernel/links.js';
+import { addrLine, bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
-import { type Link, isUp, readState, v4Addrs } from '../kernel/state.js';
+import { type Link, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
 import { setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
-import { cidrContains, parseCidr } from '../net/ip.js';
-import { type Cluster, type NodeEntry, VXLAN_OVERHEAD, gatewayCidr, selfNode, usesVxlan } from './cluster.js';
+import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
+import {
+  type Cluster,
+  type Family,
+  type NodeEntry,
+  VXLAN_OVERHEAD,
+  familyName,
+  families,
+  gatewayCidr,
+  selfNode,
+  usesVxlan,
+} from './cluster.js';
+import type { Underlay } from './peers.js';
 import { findUnderlay } from './sync.js';
 import { ROUTE_PROTO } from './peers.js';
 
@@ -32,28 +43,37 @@ export interface NodeReport {
   warnings: string[];
 }
 
-/** The pod MTU: the cluster's, else the underlay's minus the VXLAN headers when VXLAN may carry pods. */
-export function podMtu(c: Cluster, underlayMtu: number): number {
-  const max = underlayMtu - (usesVxlan(c) ? VXLAN_OVERHEAD : 0);
+/** A family's underlay: the link holding the Node IP of that family. */
+type Underlays = (Underlay & { mtu: number })[];
+
+/**
+ * The pod MTU: the cluster's, else what every family's path carries: the underlay's MTU, minus the VXLAN
+ * headers of that family (50 bytes over IPv4, 70 over IPv6) when VXLAN may carry pods. A pod has one
+ * eth0 for both families, so a dual-stack pod gets the smaller.
+ */
+export function podMtu(c: Cluster, underlays: readonly { mtu: number }[]): number {
+  const fits = c.nets.map((n, i) => underlays[i]!.mtu - (usesVxlan(c) ? VXLAN_OVERHEAD[n.family] : 0));
+  const max = Math.min(...fits);
   if (c.mtu !== undefined && c.mtu > max) {
-    throw new Error(
-      `cluster file: mtu ${c.mtu} does not fit: the underlay's MTU is ` +
-        `${underlayMtu}${usesVxlan(c) ? ` and VXLAN needs ${VXLAN_OVERHEAD} bytes` : ''} (at most ${max})`,
+    const why = c.nets.map(
+      (n, i) => `${familyName(n.family)}: underlay ${underlays[i]!.mtu}${usesVxlan(c) ? ` - ${VXLAN_OVERHEAD[n.family]}` : ''}`,
     );
+    throw new Error(`cluster file: mtu ${c.mtu} does not fit the path (${why.join(', ')}; at most ${max})`);
   }
   return c.mtu ?? max;
 }
 
 /**
- * The `ip -batch` lines that make the bridge and the VXLAN device what the cluster file asks, given the
- * links as `ip -j -d addr show` printed them, with a description of each change. Pure.
+ * The `ip -batch` lines that make the bridge (with a gateway per family) and the VXLAN devices (one per
+ * family) what the cluster file asks, given the links as `ip -j -d addr show` printed them, with a
+ * description of each change. Pure.
  */
 export function linkPlan(
   c: Cluster,
-  self: NodeEntry,
+  selfs: readonly NodeEntry[],
   links: readonly Link[],
   mtu: number,
-  underlayDev: string,
+  underlays: readonly { dev: string; mtu: number }[],
 ): { lines: string[]; changes: string[] } {
   const lines: string[] = [];
   const changes: string[] = [];
@@ -64,86 +84,116 @@ export function linkPlan(
   const byName = new Map(links.map((l) => [l.ifname, l]));
 
   // The bridge. Existing addresses inside the cluster network but not ours are a previous slice's.
-  const gw = gatewayCidr(self);
   const br = byName.get(c.bridge);
-  const gwMac = bridgeMac(parseCidr(gw)!.ip);
   if (br && br.linkinfo?.info_kind !== 'bridge') throw new Error(`${c.bridge} exists and is not a bridge`);
+  const gw0 = parseCidr(gatewayCidr(selfs[0]!))!;
+  const gwMac = bridgeMac({ family: gw0.family, value: gw0.ip });
   if (!br) step(`bridge ${c.bridge} created`, `link add name ${c.bridge} address ${gwMac} mtu ${mtu} type bridge`);
   else if (br.mtu !== mtu) step(`bridge ${c.bridge} mtu ${br.mtu} -> ${mtu}`, `link set dev ${c.bridge} mtu ${mtu}`);
-  const cluster = parseCidr(c.clusterCIDR)!;
-  for (const a of v4Addrs(br)) {
-    if (a !== gw && cidrContains(cluster, { family: 4, value: parseCidr(a)!.ip }))
-      step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
-  }
-  if (!v4Addrs(br).includes(gw)) step(`bridge ${c.bridge}: gateway ${gw}`, `addr add ${gw} dev ${c.bridge}`);
+  c.nets.forEach((net, i) => {
+    const gw = gatewayCidr(selfs[i]!);
+    const cluster = parseCidr(net.clusterCIDR)!;
+    const have = addrsOf(br, net.family);
+    for (const a of have) {
+      if (!sameCidr(a, gw) && cidrContains(cluster, { family: net.family, value: parseCidr(a)!.ip }))
+        step(`bridge ${c.bridge}: stale address ${a} removed`, `addr del ${a} dev ${c.bridge}`);
+    }
+    if (!have.some((a) => sameCidr(a, gw))) step(`bridge ${c.bridge}: gateway ${gw}`, addrLine('add', gw, c.bridge));
+  });
   if (!br || !isUp(br)) step(`bridge ${c.bridge} up`, `link set dev ${c.bridge} up`);
 
-  // The VTEP. Kind, VNI, local address, port and learning cannot be changed on a live device: recreate.
-  const vx = byName.get(c.device);
-  if (vx && vx.linkinfo?.info_kind !== 'vxlan') throw new Error(`${c.device} exists and is not a VXLAN device`);
-  if (!usesVxlan(c)) {
-    if (vx) step(`vxlan ${c.device} removed (backend host-gw)`, `link del dev ${c.device}`);
-    return { lines, changes };
-  }
-  const d = vx?.linkinfo?.info_data ?? {};
-  const fits = vx && d.id === c.vni && d.local === self.nodeIP && d.port === c.port && d.learning === false;
-  const vtep = `${self.vtepIP}/32`;
-  if (!fits) {
-    if (vx) step(`vxlan ${c.device} recreated (VNI, port or local address changed)`, `link del dev ${c.device}`);
-    step(
-      `vxlan ${c.device} created (VNI ${c.vni}, port ${c.port}, local ${self.nodeIP}, MAC ${self.vtepMac})`,
-      `link add name ${c.device} address ${self.vtepMac} mtu ${mtu} type vxlan id ${c.vni} local ${self.nodeIP} dev ${underlayDev} ` +
-        `dstport ${c.port} nolearning`,
-      `addr add ${vtep} dev ${c.device}`,
-      `link set dev ${c.device} up`,
-    );
-    return { lines, changes };
-  }
-  if (vx.address !== self.vtepMac) step(`vxlan ${c.device} MAC -> ${self.vtepMac}`, `link set dev ${c.device} address ${self.vtepMac}`);
-  if (vx.mtu !== mtu) step(`vxlan ${c.device} mtu ${vx.mtu} -> ${mtu}`, `link set dev ${c.device} mtu ${mtu}`);
-  for (const a of v4Addrs(vx)) if (a !== vtep) step(`vxlan ${c.device}: stale address ${a} removed`, `addr del ${a} dev ${c.device}`);
-  if (!v4Addrs(vx).includes(vtep)) step(`vxlan ${c.device}: VTEP address ${vtep}`, `addr add ${vtep} dev ${c.device}`);
-  if (!isUp(vx)) step(`vxlan ${c.device} up`, `link set dev ${c.device} up`);
+  // The VTEPs, one per family. Kind, VNI, local address, port and learning cannot be changed on a live
+  // device: recreate.
+  c.nets.forEach((net, i) => {
+    const self = selfs[i]!;
+    const dev = net.device;
+    const vx = byName.get(dev);
+    if (vx && vx.linkinfo?.info_kind !== 'vxlan') throw new Error(`${dev} exists and is not a VXLAN device`);
+    if (!usesVxlan(c)) {
+      if (vx) step(`vxlan ${dev} removed (backend host-gw)`, `link del dev ${dev}`);
+      return;
+    }
+    const vmtu = underlays[i]!.mtu - VXLAN_OVERHEAD[net.family];
+    const d = vx?.linkinfo?.info_data ?? {};
+    const local = net.family === 4 ? d.local : d.local6;
+    const fits = vx && d.id === c.vni && sameIP(local, self.nodeIP) && d.port === c.port && d.learning === false;
+    // IPv4 peers route through this node's podCIDR network address on the device; IPv6 peers through the
+    // link-local address the kernel derives from the device's MAC, so the device needs no IPv6 address.
+    const vtep = net.family === 4 ? `${self.vtepIP}/32` : undefined;
+    if (!fits) {
+      if (vx) step(`vxlan ${dev} recreated (VNI, port or local address changed)`, `link del dev ${dev}`);
+      step(
+        `vxlan ${dev} created (${familyName(net.family)}, VNI ${c.vni}, port ${c.port}, local ${self.nodeIP}, MAC ${self.vtepMac}, MTU ${vmtu})`,
+        `link add name ${dev} address ${self.vtepMac} mtu ${vmtu} type vxlan id ${c.vni} local ${self.nodeIP} dev ${underlays[i]!.dev} ` +
+          `dstport ${c.port} nolearning`,
+        ...(vtep ? [`addr add ${vtep} dev ${dev}`] : []),
+        `link set dev ${dev} up`,
+      );
+      return;
+    }
+    if (vx.address !== self.vtepMac) step(`vxlan ${dev} MAC -> ${self.vtepMac}`, `link set dev ${dev} address ${self.vtepMac}`);
+    if (vx.mtu !== vmtu) step(`vxlan ${dev} mtu ${vx.mtu} -> ${vmtu}`, `link set dev ${dev} mtu ${vmtu}`);
+    if (vtep) {
+      for (const a of v4Addrs(vx)) if (a !== vtep) step(`vxlan ${dev}: stale address ${a} removed`, `addr del ${a} dev ${dev}`);
+      if (!v4Addrs(vx).includes(vtep)) step(`vxlan ${dev}: VTEP address ${vtep}`, `addr add ${vtep} dev ${dev}`);
+    }
+    if (!isUp(vx)) step(`vxlan ${dev} up`, `link set dev ${dev} up`);
+  });
   return { lines, changes };
 }
 
-/** Turns on bridge-nf-call-iptables, loading br_netfilter if needed; a warning when the kernel says no. */
+const sameIP = (a: unknown, b: string): boolean => typeof a === 'string' && parseIP(a)?.value === parseIP(b)?.value;
+const sameCidr = (a: string, b: string): boolean => {
+  const [x, y] = [parseCidr(a), parseCidr(b)];
+  return !!x && !!y && x.family === y.family && x.ip === y.ip && x.prefix === y.prefix;
+};
+
 /**
- * Turns on bridge-nf-call-iptables, loading br_netfilter if needed. From a container (the DaemonSet) both
- * may be impossible (/proc/sys is read-only, modules cannot be loaded): then a warning that says what to do
- * on the host. kubeadm no longer checks this one (since 1.30), so the warning may be the only word of it.
+ * Turns on bridge-nf-call-iptables (and -ip6tables for IPv6), loading br_netfilter if needed. From a
+ * container (the DaemonSet) both may be impossible (/proc/sys is read-only, modules cannot be loaded):
+ * then a warning that says what to do on the host. kubeadm no longer checks this one (since 1.30), so the
+ * warning may be the only word of it.
  */
-async function ensureBridgeNetfilter(): Promise<string | undefined> {
-  const key = 'net/bridge/bridge-nf-call-iptables';
-  if (!existsSync(`/proc/sys/${key}`)) await run('modprobe', ['br_netfilter']).catch(() => undefined);
-  if (!existsSync(`/proc/sys/${key}`)) {
-    return (
+async function ensureBridgeNetfilter(fams: readonly Family[]): Promise<string[]> {
+  const keys = fams.map((f) => `net/bridge/bridge-nf-call-ip${f === 6 ? '6' : ''}tables`);
+  if (!existsSync(`/proc/sys/${keys[0]}`)) await run('modprobe', ['br_netfilter']).catch(() => undefined);
+  if (!existsSync(`/proc/sys/${keys[0]}`)) {
+    return [
       "br_netfilter is not loaded and cannot be loaded from here: Services whose backend pod is on the client's own node will " +
-      'not work. On the host: modprobe br_netfilter (and list it in /etc/modules-load.d/)'
-    );
+        'not work. On the host: modprobe br_netfilter (and list it in /etc/modules-load.d/)',
+    ];
   }
-  try {
-    ensureSysctl(key, '1');
-    return undefined;
-  } catch (e) {
-    return (
-      `cannot turn on bridge-nf-call-iptables (${(e as Error).message}): Services whose backend pod is on the client's own node ` +
-      'will not work. On the host: sysctl -w net.bridge.bridge-nf-call-iptables=1 (and in /etc/sysctl.d/)'
-    );
+  const out: string[] = [];
+  for (const key of keys) {
+    try {
+      ensureSysctl(key, '1');
+    } catch (e) {
+      const name = key.replace(/\//g, '.');
+      out.push(
+        `cannot turn on ${name} (${(e as Error).message}): Services whose backend pod is on the client's own node will not work. ` +
+          `On the host: sysctl -w ${name}=1 (and in /etc/sysctl.d/)`,
+      );
+    }
   }
+  return out;
 }
 
-/** ip_forward on; a warning saying what to do on the host when this process cannot write it (a container). */
-function ensureForwarding(): string | undefined {
-  try {
-    ensureSysctl('net/ipv4/ip_forward', '1');
-    return undefined;
-  } catch (e) {
-    return (
-      `net.ipv4.ip_forward is off and cannot be turned on from here (${(e as Error).message}): pods reach only their own node. ` +
-      "On the host: sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/); kubeadm's preflight refuses a node without it"
-    );
+/** Forwarding on for each family; a warning saying what to do on the host when this process cannot write it (a container). */
+function ensureForwarding(fams: readonly Family[]): string[] {
+  const out: string[] = [];
+  for (const f of fams) {
+    const [key, name] =
+      f === 4 ? ['net/ipv4/ip_forward', 'net.ipv4.ip_forward'] : ['net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding'];
+    try {
+      ensureSysctl(key, '1');
+    } catch (e) {
+      out.push(
+        `${name} is off and cannot be turned on from here (${(e as Error).message}): pods reach only their own node. ` +
+          `On the host: sysctl -w ${name}=1 (and in /etc/sysctl.d/)${f === 4 ? "; kubeadm's preflight refuses a node without it" : ''}`,
+      );
+    }
   }
+  return out;
 }
 
 /**
@@ -152,10 +202,11 @@ function ensureForwarding(): string | undefined {
  * daemon bound to its address): it arrives here on the VXLAN device, but the route back to a Node IP
  * leaves by the underlay; loose (2) only asks that some route exists. TX checksum offload: see ethtool.ts.
  */
-async function tuneVxlan(dev: string): Promise<{ changes: string[]; warnings: string[] }> {
+async function tuneVxlan(dev: string, family: Family): Promise<{ changes: string[]; warnings: string[] }> {
   const changes: string[] = [];
   const warnings: string[] = [];
-  if (rpFilter(dev) === 1) {
+  // IPv6 has no rp_filter (only an ip6tables match nobody sets by default).
+  if (family === 4 && rpFilter(dev) === 1) {
     try {
       ensureSysctl(`net/ipv4/conf/${dev}/rp_filter`, '2');
       changes.push(`${devSysctl(dev, 'rp_filter')}=2 (loose: strict drops peers' traffic sent from their Node IPs)`);
@@ -179,44 +230,62 @@ export async function nodeUp(
   name: string,
   subnetFile = DEFAULT_SUBNET_FILE,
 ): Promise<NodeReport & { podMtu: number; underlay: string }> {
-  const self = selfNode(c, name);
+  const selfs = selfNode(c, name);
   const { links } = await readState(undefined);
-  const underlay = findUnderlay(links, self);
-  const mtu = podMtu(c, underlay.mtu);
+  const underlays: Underlays = selfs.map((self) => findUnderlay(links, self));
+  const mtu = podMtu(c, underlays);
   const warnings: string[] = [];
   const changes: string[] = [];
+  const fams = families(c);
 
   // Everything that can refuse (wrong kind of link, MTU) is decided before the first change.
-  const plan = linkPlan(c, self, links, mtu, underlay.dev);
-  for (const w of [ensureForwarding(), await ensureBridgeNetfilter()]) if (w) warnings.push(w);
+  const plan = linkPlan(c, selfs, links, mtu, underlays);
+  warnings.push(...ensureForwarding(fams), ...(await ensureBridgeNetfilter(fams)));
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
-  if (usesVxlan(c)) {
-    const tuned = await tuneVxlan(c.device);
-    changes.push(...tuned.changes);
-    warnings.push(...tuned.warnings);
+  if (fams.includes(6)) {
+    // A host may turn IPv6 off for new links by default; the bridge and the VTEP need it (gateway, link-local).
+    for (const dev of [c.bridge, ...(usesVxlan(c) ? [c.nets.find((n) => n.family === 6)!.device] : [])]) {
+      if (ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '0')) changes.push(`${dev}: IPv6 turned on`);
+    }
   }
-  changes.push(...(await ensureNodeRules(c.clusterCIDR)).map((x) => `iptables ${x} written`));
-  if (writeIfChanged(subnetFile, formatSubnetFile({ podCIDR: self.podCIDR, clusterCIDR: c.clusterCIDR, mtu })))
-    changes.push(`subnet file ${subnetFile} written`);
+  if (usesVxlan(c)) {
+    for (const net of c.nets) {
+      const tuned = await tuneVxlan(net.device, net.family);
+      changes.push(...tuned.changes);
+      warnings.push(...tuned.warnings);
+    }
+  }
+  changes.push(...(await ensureNodeRules(c.nets)).map((x) => `${x} written`));
+  const file: SubnetFile = {
+    podCIDR: selfs[0]!.podCIDR,
+    ...(selfs.length > 1 ? { podCIDRs: selfs.map((x) => x.podCIDR) } : {}),
+    clusterCIDR: c.nets[0]!.clusterCIDR,
+    ...(c.nets.length > 1 ? { clusterCIDRs: c.nets.map((n) => n.clusterCIDR) } : {}),
+    mtu,
+  };
+  if (writeIfChanged(subnetFile, formatSubnetFile(file))) changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings }, 'node up');
-  return { changes, warnings, podMtu: mtu, underlay: underlay.dev };
+  return { changes, warnings, podMtu: mtu, underlay: underlays[0]!.dev };
 }
 
 export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport> {
   selfNode(c, name);
-  const { links, routes } = await readState(undefined, { routes: `table main proto ${ROUTE_PROTO}` });
+  const { links, routes } = await readState(undefined, { routes: `table main proto ${ROUTE_PROTO}`, routes6: true });
   const changes: string[] = [];
   const warnings: string[] = [];
   const lines: string[] = [];
+  // One line per route: a batch line cannot say "IPv6" for a flush, but a prefix says its family.
   if (routes.length) {
-    lines.push(`route flush table main proto ${ROUTE_PROTO}`);
+    lines.push(...routes.map((r) => `route del ${r.dst} proto ${ROUTE_PROTO}`));
     changes.push(`${routes.length} peer route(s) removed`);
   }
-  const vx = links.find((l) => l.ifname === c.device);
-  if (vx?.linkinfo?.info_kind === 'vxlan') {
-    lines.push(`link del dev ${c.device}`);
-    changes.push(`vxlan ${c.device} removed, with its FDB and neighbour entries`);
+  for (const net of c.nets) {
+    const vx = links.find((l) => l.ifname === net.device);
+    if (vx?.linkinfo?.info_kind === 'vxlan') {
+      lines.push(`link del dev ${net.device}`);
+      changes.push(`vxlan ${net.device} removed, with its FDB and neighbour entries`);
+    }
   }
   const br = links.find((l) => l.ifname === c.bridge);
   if (br?.linkinfo?.info_kind === 'bridge') {
@@ -228,7 +297,7 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
     }
   }
   await ipBatch(lines);
-  changes.push(...(await removeNodeRules()).map((x) => `iptables ${x} removed`));
+  changes.push(...(await removeNodeRules(families(c))).map((x) => `${x} removed`));
   if (existsSync(subnetFile)) {
     rmSync(subnetFile);
     changes.push(`subnet file ${subnetFile} removed`);

@@ -1,11 +1,12 @@
 // `podwire peers sync`: read the kernel's state with `ip -j` (and `bridge -j` for the FDB), compute the
-// difference from the node list, apply it in at most three batches. A re-sync that finds nothing to do
-// starts two processes (one with host-gw) and changes nothing.
+// difference from the node list, apply it in at most three batches — per address family, side by side:
+// a dual-stack node does what an IPv4 one does, once for IPv4 and once for IPv6. A re-sync that finds
+// nothing to do starts two processes per family (one with host-gw) and changes nothing.
 import { spawned } from '../run.js';
 import { type BatchFailure, forceBatch } from '../kernel/run.js';
 import { type Link, type State, readState } from '../kernel/state.js';
-import { parseCidr } from '../net/ip.js';
-import { type Cluster, type NodeEntry, selfNode, usesVxlan } from './cluster.js';
+import { formatIP, parseCidr, parseIP } from '../net/ip.js';
+import { type Cluster, type Family, type Net, type NodeEntry, familyName, nodeIn, usesVxlan } from './cluster.js';
 import {
   type Peer,
   type PeerDiff,
@@ -19,12 +20,17 @@ import {
   peersOf,
 } from './peers.js';
 
-/** The link that holds `nodeIP`, and its connected IPv4 subnets. */
+/** The link that holds `nodeIP`, and its connected subnets of that family. */
 export function findUnderlay(links: readonly Link[], self: NodeEntry): Underlay & { mtu: number } {
-  const link = links.find((l) => l.addr_info?.some((a) => a.family === 'inet' && a.local === self.nodeIP));
+  const ip = parseIP(self.nodeIP)!;
+  const fam = ip.family === 4 ? 'inet' : 'inet6';
+  const same = (a: { family: string; local: string }) => a.family === fam && parseIP(a.local)?.value === ip.value;
+  const link = links.find((l) => l.addr_info?.some(same));
   if (!link)
     throw new Error(`${self.name}'s Node IP ${self.nodeIP} is not an address of this machine (wrong --node, or run this on that node)`);
-  const subnets = (link.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => parseCidr(`${a.local}/${a.prefixlen}`)!);
+  const subnets = (link.addr_info ?? [])
+    .filter((a) => a.family === fam && !a.local.startsWith('fe80:'))
+    .map((a) => parseCidr(`${a.local}/${a.prefixlen}`)!);
   return { dev: link.ifname, subnets, mtu: link.mtu };
 }
 
@@ -35,13 +41,17 @@ export interface KernelPeers {
   foreign: Set<string>;
 }
 
-/** One `ip -j -batch` (links, routes, the VXLAN device's neighbours) and, with VXLAN, one `bridge -j`, side by side. */
-export async function readPeers(device: string, withVxlan: boolean): Promise<KernelPeers> {
+/**
+ * One family's entries: one `ip -j -batch` (links, routes, the VXLAN device's neighbours; `ip -6` for
+ * IPv6) and, with VXLAN, one `bridge -j`, side by side.
+ */
+export async function readPeers(net: Pick<Net, 'device' | 'family'>, withVxlan: boolean): Promise<KernelPeers> {
   const state = await readState(undefined, {
     routes: 'table main',
-    ...(withVxlan ? { neighs: `dev ${device} nud permanent`, fdb: `dev ${device}` } : {}),
+    family: net.family,
+    ...(withVxlan ? { neighs: `dev ${net.device} nud permanent`, fdb: `dev ${net.device}` } : {}),
   });
-  return kernelPeers(device, state);
+  return kernelPeers(net.device, state);
 }
 
 /**
@@ -52,24 +62,35 @@ export async function readPeers(device: string, withVxlan: boolean): Promise<Ker
 export function kernelPeers(
   device: string,
   { links, routes, neighs, fdb }: Pick<State, 'links' | 'routes' | 'neighs' | 'fdb'>,
+  family?: Family,
 ): KernelPeers {
   const ours: PeerState = { routes: [], neighs: [], fdb: [] };
   const foreign = new Set<string>();
+  // A view of both families (status) asks for one: an address's family is whether it has a colon.
+  const mine = (addr: string) => family === undefined || addr.includes(':') === (family === 6);
   for (const r of routes) {
+    if (!mine(r.dst === 'default' ? (r.gateway ?? '') : r.dst)) continue;
     if (r.protocol !== String(ROUTE_PROTO)) {
-      if (!r.metric) foreign.add(r.dst);
+      // Only a route `route replace` would replace is in the way: IPv4's metric 0, IPv6's default 1024.
+      if (!r.metric || (r.dst.includes(':') && r.metric === 1024)) foreign.add(r.dst);
       continue;
     }
     ours.routes.push({ dst: r.dst, via: r.gateway ?? '', dev: r.dev ?? '', onlink: r.flags?.includes('onlink') ?? false });
   }
   if (links.some((l) => l.ifname === device)) {
     for (const n of neighs)
-      if (n.lladdr && (n.dev ?? device) === device && (!n.state || n.state.includes('PERMANENT')))
+      if (n.lladdr && mine(n.dst) && (n.dev ?? device) === device && (!n.state || n.state.includes('PERMANENT')))
         ours.neighs.push({ ip: n.dst, mac: n.lladdr });
-    for (const f of fdb) if (f.dst && (f.ifname ?? device) === device) ours.fdb.push({ mac: f.mac, dst: f.dst });
+    for (const f of fdb) if (f.dst && mine(f.dst) && (f.ifname ?? device) === device) ours.fdb.push({ mac: f.mac, dst: canonical(f.dst) });
   }
   return { links, ours, foreign };
 }
+
+/** An address as podwire writes it (bridge prints IPv6 as given; a Node IP from a file may be written otherwise). */
+const canonical = (ip: string): string => {
+  const p = parseIP(ip);
+  return p ? formatIP(p) : ip;
+};
 
 export interface SyncReport {
   peers: Peer[];
@@ -86,18 +107,35 @@ export async function applyPeerDiff(d: PeerDiff, device: string): Promise<BatchF
   return [...(await forceBatch('ip', b.ip1)), ...(await forceBatch('bridge', b.bridge)), ...(await forceBatch('ip', b.ip2))];
 }
 
-/** Reconciles this node's routes, FDB and neighbour entries with the cluster's node list. */
+/** One family: read, diff, apply. */
+async function syncNet(c: Cluster, net: Net, nodeName: string): Promise<Omit<SyncReport, 'processes' | 'ms'>> {
+  const self = nodeIn(net, nodeName);
+  const k = await readPeers(net, usesVxlan(c));
+  const underlay = findUnderlay(k.links, self);
+  const peers = peersOf(c.backend, net, self, underlay);
+  if (peers.some((p) => p.mode === 'vxlan') && !k.links.some((l) => l.ifname === net.device)) {
+    throw new Error(`the ${familyName(net.family)} VXLAN device ${net.device} does not exist: run "podwire node up" first`);
+  }
+  const diff = diffPeers(k.ours, desiredState(peers, underlay, net.device), k.foreign);
+  const failures = diffSize(diff) ? await applyPeerDiff(diff, net.device) : [];
+  return { peers, diff, changes: diffSize(diff), failures };
+}
+
+const emptyDiff = (): PeerDiff => ({ routeDel: [], routeSet: [], neighDel: [], neighSet: [], fdbDel: [], fdbSet: [], conflicts: [] });
+
+/** Reconciles this node's routes, FDB and neighbour entries with the cluster's node list, every family side by side. */
 export async function syncPeers(c: Cluster, nodeName: string): Promise<SyncReport> {
   const started = performance.now();
   const before = spawned.count;
-  const self = selfNode(c, nodeName);
-  const k = await readPeers(c.device, usesVxlan(c));
-  const underlay = findUnderlay(k.links, self);
-  const peers = peersOf(c, self, underlay);
-  if (peers.some((p) => p.mode === 'vxlan') && !k.links.some((l) => l.ifname === c.device)) {
-    throw new Error(`the VXLAN device ${c.device} does not exist: run "podwire node up" first`);
-  }
-  const diff = diffPeers(k.ours, desiredState(peers, underlay, c.device), k.foreign);
-  const failures = diffSize(diff) ? await applyPeerDiff(diff, c.device) : [];
-  return { peers, diff, changes: diffSize(diff), failures, processes: spawned.count - before, ms: performance.now() - started };
+  const parts = await Promise.all(c.nets.map((net) => syncNet(c, net, nodeName)));
+  const diff = emptyDiff();
+  for (const p of parts) for (const k of Object.keys(diff) as (keyof PeerDiff)[]) (diff[k] as unknown[]).push(...p.diff[k]);
+  return {
+    peers: parts.flatMap((p) => p.peers),
+    diff,
+    changes: parts.reduce((n, p) => n + p.changes, 0),
+    failures: parts.flatMap((p) => p.failures),
+    processes: spawned.count - before,
+    ms: performance.now() - started,
+  };
 }

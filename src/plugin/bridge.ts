@@ -203,7 +203,7 @@ async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record:
   const { env } = w.ctx;
   const host = w.names.hostVeth;
   const [primary, ...more] = gateways;
-  const brMac = bridgeMac(primary!.ip.value);
+  const brMac = bridgeMac(primary!.ip);
   const bridge = { name: w.bc.bridge, mtu: w.mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
   const veth = vethLines({
     host,

@@ -6,10 +6,11 @@ import { type ClusterSettings, KubeSource, clusterFromNodes, nodeFacts } from '.
 import { type FakeApiServer, fakeApiServer, kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { until } from '../helpers/wait.js';
 
-const SETTINGS: ClusterSettings = { clusterCIDR: '10.244.0.0/16', backend: 'vxlan' };
+const SETTINGS: ClusterSettings = { clusterCIDRs: ['10.244.0.0/16'], backend: 'vxlan' };
+const DUAL: ClusterSettings = { clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'], backend: 'vxlan' };
 
 describe('Node objects → cluster', () => {
-  it('takes the IPv4 podCIDR and InternalIP, and the published VTEP MAC', () => {
+  it('takes the podCIDR and InternalIP of each family, and the published VTEP MACs', () => {
     const n = kubeNode('a', '192.168.50.11', '10.244.1.0/24');
     n.spec = { podCIDR: 'fd00:10::/64', podCIDRs: ['fd00:10::/64', '10.244.1.0/24'] };
     n.status!.addresses = [
@@ -17,10 +18,15 @@ describe('Node objects → cluster', () => {
       { type: 'InternalIP', address: 'fd00::11' },
       { type: 'InternalIP', address: '192.168.50.11' },
     ];
-    n.metadata!.annotations = { 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b' };
-    expect(nodeFacts(n)).toEqual({ name: 'a', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24', vtepMac: '0e:70:c0:a8:32:0b' });
+    n.metadata!.annotations = { 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b', 'podwire.dev/vtep-mac-v6': '0e:76:00:00:00:11' };
+    expect(nodeFacts(n)).toEqual({
+      name: 'a',
+      nodeIP: { 4: '192.168.50.11', 6: 'fd00::11' },
+      podCIDR: { 4: '10.244.1.0/24', 6: 'fd00:10::/64' },
+      vtepMac: { 4: '0e:70:c0:a8:32:0b', 6: '0e:76:00:00:00:11' },
+    });
     // Older clusters set only spec.podCIDR.
-    expect(nodeFacts({ ...kubeNode('b', '192.168.50.12'), spec: { podCIDR: '10.244.2.0/24' } }).podCIDR).toBe('10.244.2.0/24');
+    expect(nodeFacts({ ...kubeNode('b', '192.168.50.12'), spec: { podCIDR: '10.244.2.0/24' } }).podCIDR).toEqual({ 4: '10.244.2.0/24' });
   });
 
   it('leaves out nodes that have no podCIDR yet, and says which', () => {
@@ -28,8 +34,21 @@ describe('Node objects → cluster', () => {
       kubeNode('b', '192.168.50.12', '10.244.2.0/24'),
       kubeNode('a', '192.168.50.11'),
     ]);
-    expect(cluster.nodes.map((x) => x.name)).toEqual(['b']);
+    expect(cluster.nets[0]!.nodes.map((x) => x.name)).toEqual(['b']);
     expect(waiting).toEqual(['a']);
+  });
+
+  it('dual-stack: a node joins once it has both podCIDRs and both InternalIPs', () => {
+    const both = kubeNode('a', '192.168.50.11', '10.244.1.0/24');
+    both.spec = { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] };
+    both.status!.addresses!.push({ type: 'InternalIP', address: 'fd00:50::11' });
+    const v4only = kubeNode('b', '192.168.50.12', '10.244.2.0/24'); // its IPv6 podCIDR is still to come
+    const { cluster, waiting } = clusterFromNodes(DUAL, [both, v4only]);
+    expect(cluster.nets.map((n) => [n.family, n.nodes.map((x) => `${x.name}=${x.nodeIP},${x.podCIDR}`)])).toEqual([
+      [4, ['a=192.168.50.11,10.244.1.0/24']],
+      [6, ['a=fd00:50::11,fd00:10:244:1::/64']],
+    ]);
+    expect(waiting).toEqual(['b']);
   });
 
   it('checks the list like a cluster file (overlapping slices refused, naming the field)', () => {
@@ -59,7 +78,7 @@ describe('KubeSource (list + watch)', () => {
     return { errors, changes: () => changes };
   }
 
-  const names = async () => (await source!.load()).nodes.map((n) => `${n.name}=${n.nodeIP},${n.podCIDR}`);
+  const names = async () => (await source!.load()).nets[0]!.nodes.map((n) => `${n.name}=${n.nodeIP},${n.podCIDR}`);
 
   it('lists, then follows add, change and delete', async () => {
     const s = await start();

@@ -2,7 +2,7 @@
 // kernel's entries and the node list, the order of the batches, and the link plan of `node up`.
 import { describe, expect, it } from 'vitest';
 import { parseCidr, parseIP } from '../../src/net/ip.js';
-import { type Cluster, parseCluster, selfNode, vtepMac } from '../../src/node/cluster.js';
+import { type Cluster, linkLocal, parseCluster, selfNode, vtepMac } from '../../src/node/cluster.js';
 import { type PeerState, desiredState, diffBatches, diffPeers, diffSize, peersOf } from '../../src/node/peers.js';
 import { linkPlan, podMtu } from '../../src/node/setup.js';
 import type { Link } from '../../src/kernel/state.js';
@@ -18,19 +18,89 @@ const base = {
 };
 const cluster = (patch: Record<string, unknown> = {}): Cluster => parseCluster({ ...structuredClone(base), ...patch });
 const underlay = { dev: 'eth0', subnets: [parseCidr('192.168.50.0/24')!] };
+const dual = {
+  clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+  backend: 'vxlan',
+  nodes: [
+    { name: 'node1', nodeIPs: ['192.168.50.11', 'fd00:50::11'], podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] },
+    { name: 'node2', nodeIPs: ['fd00:50::12', '192.168.50.12'], podCIDRs: ['fd00:10:244:2::/64', '10.244.2.0/24'] },
+  ],
+};
+const dualCluster = (patch: Record<string, unknown> = {}): Cluster => parseCluster({ ...structuredClone(dual), ...patch });
 
 describe('cluster file', () => {
   it('fills defaults and derives each VTEP from the node', () => {
     const c = cluster();
-    expect(c).toMatchObject({ backend: 'vxlan', vni: 1, port: 8472, device: 'podwire.1', bridge: 'cni0', mtu: undefined });
-    expect(c.nodes[1]).toEqual({
+    expect(c).toMatchObject({ backend: 'vxlan', vni: 1, port: 8472, bridge: 'cni0' });
+    expect(c.mtu).toBeUndefined();
+    expect(c.nets.map((n) => [n.family, n.clusterCIDR, n.device])).toEqual([[4, '10.244.0.0/16', 'podwire.1']]);
+    expect(c.nets[0]!.nodes[1]).toEqual({
       name: 'node2',
       nodeIP: '192.168.50.12',
       podCIDR: '10.244.2.0/24',
       vtepMac: '0e:70:c0:a8:32:0c',
       vtepIP: '10.244.2.0',
     });
-    expect(cluster({ vxlan: { vni: 42, port: 4789 } })).toMatchObject({ vni: 42, port: 4789, device: 'podwire.42' });
+    const c42 = cluster({ vxlan: { vni: 42, port: 4789 } });
+    expect([c42.vni, c42.port, c42.nets[0]!.device]).toEqual([42, 4789, 'podwire.42']);
+  });
+
+  it('dual-stack: one net per family, IPv4 first, whatever order a node lists its addresses in', () => {
+    const c = dualCluster();
+    expect(c.nets.map((n) => [n.family, n.clusterCIDR, n.device])).toEqual([
+      [4, '10.244.0.0/16', 'podwire.1'],
+      [6, 'fd00:10:244::/56', 'podwire-v6.1'],
+    ]);
+    expect(c.nets[1]!.nodes[1]).toEqual({
+      name: 'node2',
+      nodeIP: 'fd00:50::12',
+      podCIDR: 'fd00:10:244:2::/64',
+      vtepMac: '0e:76:00:00:00:12',
+      vtepIP: 'fe80::c76:ff:fe00:12', // the link-local address the kernel derives from that MAC (EUI-64)
+    });
+    expect(c.nets[0]!.nodes[1]!.podCIDR).toBe('10.244.2.0/24');
+    expect(selfNode(c, 'node2').map((n) => n.nodeIP)).toEqual(['192.168.50.12', 'fd00:50::12']);
+    expect(linkLocal('0e:70:c0:a8:32:0b')).toBe('fe80::c70:c0ff:fea8:320b');
+    // IPv6 only
+    const v6 = parseCluster({
+      clusterCIDR: 'fd00:10:244::/56',
+      nodes: [{ name: 'n1', nodeIP: 'fd00:50::11', podCIDR: 'fd00:10:244:1::/64' }],
+    });
+    expect(v6.nets.map((n) => [n.family, n.device])).toEqual([[6, 'podwire-v6.1']]);
+  });
+
+  it.each([
+    [{ clusterCIDRs: ['10.244.0.0/16', '10.245.0.0/16'] }, 'clusterCIDRs', /one IPv4 and one IPv6/],
+    [
+      { nodes: [{ name: 'n1', nodeIP: '192.168.50.11', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] }] },
+      'nodes[0].nodeIP',
+      /has no IPv6 address, but the cluster is dual-stack/,
+    ],
+    [
+      { nodes: [{ name: 'n1', nodeIPs: ['192.168.50.11', 'fd00:50::11'], podCIDR: '10.244.1.0/24' }] },
+      'nodes[0].podCIDR',
+      /has no IPv6 podCIDR, but the cluster is dual-stack/,
+    ],
+    [
+      { nodes: [{ name: 'n1', nodeIPs: ['192.168.50.11', '192.168.50.12'], podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] }] },
+      'nodes[0].nodeIPs',
+      /has two IPv4 addresss|has two IPv4 address/,
+    ],
+    [
+      { nodes: [{ name: 'n1', nodeIPs: ['192.168.50.11', 'fd00:50::11'], podCIDRs: ['10.244.1.0/24', 'fd00:10:245:1::/64'] }] },
+      'nodes[0].podCIDRs',
+      /not inside clusterCIDR fd00:10:244::\/56/,
+    ],
+    [{ vxlan: { device6: 'podwire.1' } }, 'vxlan.device6', /must differ/],
+  ])('dual-stack: rejects %j, naming %s', (patch, field, why) => {
+    expect(() => dualCluster(patch)).toThrow(`cluster file: ${field} `);
+    expect(() => dualCluster(patch)).toThrow(why);
+  });
+
+  it('a node with an IPv6 address in an IPv4 cluster is refused too', () => {
+    expect(() => cluster({ nodes: [{ name: 'n1', nodeIPs: ['192.168.50.11', 'fd00:50::11'], podCIDR: '10.244.1.0/24' }] })).toThrow(
+      /nodes\[0\]\.nodeIPs has an IPv6 address, but the cluster is IPv4 only/,
+    );
   });
 
   it('VTEP MACs are locally administered unicast, and differ for different Node IPs', () => {
@@ -44,7 +114,6 @@ describe('cluster file', () => {
 
   it.each([
     [{ clusterCIDR: '10.244.0.1/16' }, 'clusterCIDR'],
-    [{ clusterCIDR: 'fd00::/48' }, 'clusterCIDR'],
     [{ backend: 'udp' }, 'backend'],
     [{ vxlan: { vni: 0 } }, 'vxlan.vni'],
     [{ vxlan: { port: 70000 } }, 'vxlan.port'],
@@ -66,30 +135,35 @@ describe('cluster file', () => {
     expect(() => selfNode(cluster(), 'node9')).toThrow(/node "node9" is not in the cluster file \(nodes: node1, node2, node3\)/);
   });
 
-  it('pod MTU: underlay minus 50 with VXLAN, the underlay with host-gw; a cluster MTU that does not fit is refused', () => {
-    expect(podMtu(cluster(), 1500)).toBe(1450);
-    expect(podMtu(cluster({ backend: 'auto' }), 9000)).toBe(8950);
-    expect(podMtu(cluster({ backend: 'host-gw' }), 1500)).toBe(1500);
-    expect(podMtu(cluster({ mtu: 1400 }), 1500)).toBe(1400);
-    expect(() => podMtu(cluster({ mtu: 1500 }), 1500)).toThrow(/at most 1450/);
+  it('pod MTU: underlay minus 50 (IPv4) or 70 (IPv6) with VXLAN, the smaller for dual-stack; a cluster MTU that does not fit is refused', () => {
+    const u = (mtu: number) => [{ mtu }, { mtu }];
+    expect(podMtu(cluster(), u(1500))).toBe(1450);
+    expect(podMtu(cluster({ backend: 'auto' }), u(9000))).toBe(8950);
+    expect(podMtu(cluster({ backend: 'host-gw' }), u(1500))).toBe(1500);
+    expect(podMtu(cluster({ mtu: 1400 }), u(1500))).toBe(1400);
+    expect(() => podMtu(cluster({ mtu: 1500 }), u(1500))).toThrow(/at most 1450/);
+    expect(podMtu(dualCluster(), u(1500))).toBe(1430);
+    expect(podMtu(dualCluster({ backend: 'host-gw' }), u(1500))).toBe(1500);
+    expect(() => podMtu(dualCluster({ mtu: 1450 }), u(1500))).toThrow(/IPv6: underlay 1500 - 70; at most 1430/);
   });
 });
 
 describe('peers', () => {
-  const self = (c: Cluster) => selfNode(c, 'node1');
+  const self = (c: Cluster) => selfNode(c, 'node1')[0]!;
+  const peers = (c: Cluster, sc: Cluster = c) => peersOf(c.backend, c.nets[0]!, self(sc), underlay);
 
   it('auto: host-gw on the connected subnet, vxlan beyond a router', () => {
     const c = cluster({ backend: 'auto' });
-    expect(peersOf(c, self(c), underlay).map((p) => [p.node.name, p.mode])).toEqual([
+    expect(peers(c).map((p) => [p.node.name, p.mode])).toEqual([
       ['node2', 'host-gw'],
       ['node3', 'vxlan'],
     ]);
-    expect(peersOf(cluster(), self(c), underlay).every((p) => p.mode === 'vxlan')).toBe(true);
+    expect(peers(cluster(), c).every((p) => p.mode === 'vxlan')).toBe(true);
   });
 
   it('desired entries per backend', () => {
     const c = cluster({ backend: 'auto' });
-    expect(desiredState(peersOf(c, self(c), underlay), underlay, c.device)).toEqual({
+    expect(desiredState(peers(c), underlay, c.nets[0]!.device)).toEqual({
       routes: [
         { dst: '10.244.2.0/24', via: '192.168.50.12', dev: 'eth0', onlink: false },
         { dst: '10.244.3.0/24', via: '10.244.3.0', dev: 'podwire.1', onlink: true },
@@ -99,7 +173,23 @@ describe('peers', () => {
     });
   });
 
-  const want = (c: Cluster): PeerState => desiredState(peersOf(c, self(c), underlay), underlay, c.device);
+  const want = (c: Cluster): PeerState => desiredState(peers(c), underlay, c.nets[0]!.device);
+
+  it("IPv6 peers: the route goes through the peer VTEP's link-local address, the FDB entry to its IPv6 Node IP; auto decides per family", () => {
+    const c = dualCluster({ backend: 'auto' });
+    const v6 = c.nets[1]!;
+    const me = selfNode(c, 'node1')[1]!;
+    const u6 = { dev: 'eth0', subnets: [parseCidr('fd00:60::/64')!] }; // node2's IPv6 Node IP is not on it
+    const p = peersOf(c.backend, v6, me, u6);
+    expect(p.map((x) => [x.node.name, x.mode, x.family])).toEqual([['node2', 'vxlan', 6]]);
+    expect(desiredState(p, u6, v6.device)).toEqual({
+      routes: [{ dst: 'fd00:10:244:2::/64', via: 'fe80::c76:ff:fe00:12', dev: 'podwire-v6.1', onlink: true }],
+      neighs: [{ ip: 'fe80::c76:ff:fe00:12', mac: '0e:76:00:00:00:12' }],
+      fdb: [{ mac: '0e:76:00:00:00:12', dst: 'fd00:50::12' }],
+    });
+    // in IPv4 the same peer is on the connected subnet: host-gw
+    expect(peersOf(c.backend, c.nets[0]!, selfNode(c, 'node1')[0]!, underlay).map((x) => x.mode)).toEqual(['host-gw']);
+  });
   const empty: PeerState = { routes: [], neighs: [], fdb: [] };
 
   it('from empty: everything is added; once applied, nothing is left to do', () => {
@@ -159,6 +249,7 @@ describe('peers', () => {
 describe('node up plan', () => {
   const c = cluster();
   const self = selfNode(c, 'node1');
+  const u = [{ dev: 'eth0', mtu: 1500 }];
   const eth0: Link = { ifname: 'eth0', mtu: 1500, addr_info: [{ family: 'inet', local: '192.168.50.11', prefixlen: 24 }] };
   const ready: Link[] = [
     eth0,
@@ -180,22 +271,41 @@ describe('node up plan', () => {
   ];
 
   it('creates bridge and VTEP on a bare node, and does nothing on a ready one', () => {
-    const bare = linkPlan(c, self, [eth0], 1450, 'eth0');
+    const bare = linkPlan(c, self, [eth0], 1450, u);
     expect(bare.lines).toContain('link add name cni0 address 0a:58:0a:f4:01:01 mtu 1450 type bridge');
     expect(bare.lines).toContain(
       'link add name podwire.1 address 0e:70:c0:a8:32:0b mtu 1450 type vxlan id 1 local 192.168.50.11 dev eth0 dstport 8472 nolearning',
     );
-    expect(linkPlan(c, self, ready, 1450, 'eth0')).toEqual({ lines: [], changes: [] });
+    expect(linkPlan(c, self, ready, 1450, u)).toEqual({ lines: [], changes: [] });
   });
 
   it('recreates the VTEP when the VNI changed, and removes it for host-gw', () => {
-    const changed = linkPlan(cluster({ vxlan: { vni: 1, port: 4789 } }), self, ready, 1450, 'eth0');
+    const changed = linkPlan(cluster({ vxlan: { vni: 1, port: 4789 } }), self, ready, 1450, u);
     expect(changed.lines.slice(0, 2)).toEqual(['link del dev podwire.1', expect.stringContaining('dstport 4789')]);
-    expect(linkPlan(cluster({ backend: 'host-gw' }), self, ready, 1450, 'eth0').lines).toEqual(['link del dev podwire.1']);
+    expect(linkPlan(cluster({ backend: 'host-gw' }), self, ready, 1450, u).lines).toEqual(['link del dev podwire.1']);
   });
 
   it('refuses to take over a link of the wrong kind', () => {
     const wrong = [eth0, { ifname: 'cni0', mtu: 1500, linkinfo: { info_kind: 'veth' } }];
-    expect(() => linkPlan(c, self, wrong, 1450, 'eth0')).toThrow(/cni0 exists and is not a bridge/);
+    expect(() => linkPlan(c, self, wrong, 1450, u)).toThrow(/cni0 exists and is not a bridge/);
+  });
+
+  it('dual-stack: a gateway per family on the bridge (IPv6 without DAD), a VTEP per family, each with its MTU', () => {
+    const d = dualCluster();
+    const lines = linkPlan(d, selfNode(d, 'node1'), [eth0], 1430, [
+      { dev: 'eth0', mtu: 1500 },
+      { dev: 'eth0', mtu: 1500 },
+    ]).lines;
+    expect(lines).toEqual([
+      'link add name cni0 address 0a:58:0a:f4:01:01 mtu 1430 type bridge',
+      'addr add 10.244.1.1/24 dev cni0',
+      'addr add fd00:10:244:1::1/64 dev cni0 nodad',
+      'link set dev cni0 up',
+      'link add name podwire.1 address 0e:70:c0:a8:32:0b mtu 1450 type vxlan id 1 local 192.168.50.11 dev eth0 dstport 8472 nolearning',
+      'addr add 10.244.1.0/32 dev podwire.1',
+      'link set dev podwire.1 up',
+      'link add name podwire-v6.1 address 0e:76:00:00:00:11 mtu 1430 type vxlan id 1 local fd00:50::11 dev eth0 dstport 8472 nolearning',
+      'link set dev podwire-v6.1 up',
+    ]);
   });
 });
