@@ -200,19 +200,20 @@ function checkSubnetFile(o: DoctorOptions, st: NodeStatus, file: string | undefi
       true,
     );
   }
-  // The subnet file's first slice; podwire's IPAM reads every one (see status slices).
-  const want = o.cluster && o.node ? selfNode(o.cluster, o.node)[0]!.podCIDR : undefined;
-  if (!st.slice) return bad('subnet-file', `${file} cannot be read as a subnet file`, 'every ADD fails', nodeUp, true);
-  if (want && st.slice.cidr !== want) {
+  const want = o.cluster && o.node ? selfNode(o.cluster, o.node).map((x) => x.podCIDR) : undefined;
+  if (!st.slices.length) return bad('subnet-file', `${file} cannot be read as a subnet file`, 'every ADD fails', nodeUp, true);
+  const have = st.slices.map((x) => x.cidr);
+  if (want && have.join() !== want.join()) {
     return bad(
       'subnet-file',
-      `${file} says ${st.slice.cidr}, the node's podCIDR is ${want}`,
-      "new pods get addresses from another node's slice: the other nodes route those to that node, so replies never come back",
+      `${file} says ${have.join(', ')}, the node's podCIDR${want.length > 1 ? 's are' : ' is'} ${want.join(', ')}`,
+      "new pods get addresses from another node's slice (or miss a family): the other nodes route those to that node, so " +
+        'replies never come back',
       nodeUp,
       true,
     );
   }
-  return ok('subnet-file', `${file}: ${st.slice.cidr}${want ? ", the node's podCIDR" : ''}`);
+  return ok('subnet-file', `${file}: ${have.join(', ')}${want ? `, the node's podCIDR${want.length > 1 ? 's' : ''}` : ''}`);
 }
 
 /** The family a VXLAN device carries: from its local address. */

@@ -85,17 +85,8 @@ export interface NodeStatus {
   conflist: string;
   network: string;
   node?: { name: string; nodeIPs: string[]; podCIDRs: string[]; clusterCIDRs: string[]; backend: string };
-  slice?: {
-    cidr: string;
-    gateway: string;
-    first: string;
-    last: string;
-    size: number;
-    used: number;
-    free: number;
-    percent: number;
-    from: string;
-  };
+  /** The node's slices (one per family on a dual-stack node); empty when the config cannot be read. */
+  slices: SliceRow[];
   bridge: { name: string; exists: boolean; up: boolean; addresses: string[]; mtu?: number; mac?: string; ports: number };
   /** The VXLAN devices, one per family (the cluster file's; without one, podwire's that exist). */
   vxlans: VxlanRow[];
@@ -108,6 +99,18 @@ export interface NodeStatus {
   /** Stale reservations reclaimed when the slice was full (earlier boots, pods gone without DEL). */
   reclaimed: ReclaimLog;
   problems: string[];
+}
+
+export interface SliceRow {
+  cidr: string;
+  gateway: string;
+  first: string;
+  last: string;
+  size: number;
+  used: number;
+  free: number;
+  percent: number;
+  from: string;
 }
 
 export interface VxlanRow {
@@ -127,27 +130,28 @@ export interface StatusOptions {
   node?: string;
 }
 
-function slice(o: StatusOptions, taken: Map<string, unknown>, problems: string[]): NodeStatus['slice'] {
+function slices(o: StatusOptions, taken: Map<string, unknown>, problems: string[]): SliceRow[] {
   const ipam = o.conf.plugin.ipam as Record<string, unknown> | undefined;
   try {
-    const { pool } = parseIpamConfig(ipam);
-    const u = usage(pool, taken.keys());
-    const [size, used] = [Number(u.size), Number(u.used)];
-    const f = pool.subnet.family;
-    return {
-      cidr: formatCidr(pool.subnet),
-      gateway: formatIP(pool.gateway),
-      first: formatIP({ family: f, value: pool.start }),
-      last: formatIP({ family: f, value: pool.end }),
-      size,
-      used,
-      free: size - used,
-      percent: Math.round((used / size) * 1000) / 10,
-      from: ipam?.subnetFile ? String(ipam.subnetFile) : 'ipam.subnet in the config',
-    };
+    return parseIpamConfig(ipam).pools.map((pool) => {
+      const u = usage(pool, taken.keys());
+      const [size, used] = [Number(u.size), Number(u.used)];
+      const f = pool.subnet.family;
+      return {
+        cidr: formatCidr(pool.subnet),
+        gateway: formatIP(pool.gateway),
+        first: formatIP({ family: f, value: pool.start }),
+        last: formatIP({ family: f, value: pool.end }),
+        size,
+        used,
+        free: size - used,
+        percent: Math.round((used / size) * 1000) / 10,
+        from: ipam?.subnetFile ? String(ipam.subnetFile) : 'the config',
+      };
+    });
   } catch (e) {
     problems.push(`slice unknown: ${(e as CniError).message}`);
-    return undefined;
+    return [];
   }
 }
 
@@ -271,7 +275,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   const st: NodeStatus = {
     conflist: o.conf.file,
     network,
-    slice: slice(o, taken, problems),
+    slices: slices(o, taken, problems),
     bridge: { name: bridgeName, exists: !!br, up: isUp(br), addresses: v4Addrs(br), mtu: br?.mtu, mac: br?.address, ports: ports.length },
     vxlans: vxlansOf(view, o.cluster),
     pods,
@@ -280,9 +284,10 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     reclaimed: store.reclaims(),
     problems,
   };
-  if (st.slice) {
+  if (st.slices.length) {
     for (const p of pods)
-      if (!cidrContains(parseCidr(st.slice.cidr)!, parseIP(p.ip)!)) problems.push(`${p.ip} is outside the slice ${st.slice.cidr}`);
+      if (!st.slices.some((x) => cidrContains(parseCidr(x.cidr)!, parseIP(p.ip)!)))
+        problems.push(`${p.ip} is outside the slice${st.slices.length > 1 ? 's' : ''} ${st.slices.map((x) => x.cidr).join(', ')}`);
   }
   for (const v of st.vxlans) if (!v.exists) problems.push(`VXLAN device ${v.name} does not exist (run node up)`);
   if (o.cluster && o.node) {
@@ -294,8 +299,9 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
       clusterCIDRs: o.cluster.nets.map((n) => n.clusterCIDR),
       backend: o.cluster.backend,
     };
-    if (st.slice && !st.node.podCIDRs.includes(st.slice.cidr))
-      problems.push(`the plugin's slice ${st.slice.cidr} is not this node's podCIDR ${st.node.podCIDRs.join(' or ')}`);
+    for (const x of st.slices)
+      if (!st.node.podCIDRs.includes(x.cidr))
+        problems.push(`the plugin's slice ${x.cidr} is not this node's podCIDR ${st.node.podCIDRs.join(' or ')}`);
     st.peers = peerRows(view, o.cluster, o.node, problems, st.stale);
   } else {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
@@ -328,13 +334,12 @@ export function renderStatus(st: NodeStatus): string {
     `network ${st.network}, from ${st.conflist}`,
     '',
   );
-  const s = st.slice;
-  out.push(
-    s
-      ? `slice   ${s.cidr}: ${s.used} of ${s.size} Pod IPs reserved (${s.percent}%), ${s.free} free, range ${s.first}-${s.last}, ` +
-          `gateway ${s.gateway}; from ${s.from}`
-      : 'slice   unknown',
-  );
+  for (const s of st.slices)
+    out.push(
+      `slice   ${s.cidr}: ${s.used} of ${s.size} Pod IPs reserved (${s.percent}%), ${s.free} free, range ${s.first}-${s.last}, ` +
+        `gateway ${s.gateway}; from ${s.from}`,
+    );
+  if (!st.slices.length) out.push('slice   unknown');
   const b = st.bridge;
   out.push(
     b.exists

@@ -26,7 +26,7 @@ const inPool = (pool: Pool, ip: IP): boolean => cidrContains(pool.subnet, ip) &&
  * next free one after the last handed out. Reads no other reservation: a taken address is found by
  * trying it (Store.reserve fails), which round-robin makes rare.
  */
-export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP): Allocation {
+export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP, range = 0): Allocation {
   const family = pool.subnet.family;
   const held = parseIP(store.heldBy(owner, family) ?? '');
   if (held && cidrContains(pool.subnet, held) && (!requested || requested.value === held.value)) return { ip: held, existing: true };
@@ -38,7 +38,7 @@ export function allocate(store: Store, pool: Pool, owner: Attachment, requested?
         `requested IP ${text} is not in the allocatable range of ${formatIP({ family, value: pool.subnet.first })}/${pool.subnet.prefix}`,
       );
     }
-    if (!store.reserve(text, owner)) {
+    if (!store.reserve(text, owner, range)) {
       const holder = store.list().get(text);
       throw new CniError(
         Code.AddressUnavailable,
@@ -49,14 +49,14 @@ export function allocate(store: Store, pool: Pool, owner: Attachment, requested?
   }
   // Round-robin: resume after the last reserved address so a just-freed IP is not handed out again at once
   // (a peer may still hold it in an ARP cache or a conntrack entry).
-  const last = parseIP(store.lastReserved() ?? '');
+  const last = parseIP(store.lastReserved(range) ?? '');
   const size = pool.end - pool.start + 1n;
   const begin = last && last.family === family && last.value >= pool.start && last.value < pool.end ? last.value + 1n : pool.start;
   for (let i = 0n; i < size; i++) {
     let v = begin + i;
     if (v > pool.end) v -= size;
     if (v === pool.gateway.value) continue;
-    if (store.reserve(formatIP({ family, value: v }), owner)) return { ip: { family, value: v }, existing: false };
+    if (store.reserve(formatIP({ family, value: v }), owner, range)) return { ip: { family, value: v }, existing: false };
   }
   throw new CniError(
     Code.NoFreeAddress,
@@ -151,6 +151,9 @@ export function freeCount(store: Store, pool: Pool): bigint {
   const u = usage(pool, store.list().keys());
   return u.size - u.used;
 }
+
+/** The first of the pools with no address left, if any: an ADD would fail on it. */
+export const fullPool = (store: Store, pools: readonly Pool[]): Pool | undefined => pools.find((p) => freeCount(store, p) <= 0n);
 
 /** The addresses the owner holds (for CHECK). */
 export function holdings(store: Store, owner: Attachment): string[] {

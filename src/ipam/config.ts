@@ -1,9 +1,11 @@
-// The "ipam" section: where the node's slice comes from and which part of it pods may use.
+// The "ipam" section: where the node's slices come from and which part of each pods may use.
 //
-// The slice is either given inline (ipam.subnet) or read from the node subnet file (ipam.subnetFile),
-// which `podwire node up` / the node agent writes. That file is JSON:
+// The slices are given inline (ipam.subnet; or ipam.ranges, host-local's list of range sets, one per
+// family for dual-stack) or read from the node subnet file (ipam.subnetFile), which `podwire node up` /
+// the node agent writes. That file is JSON:
 //   {"podCIDR": "10.244.1.0/24", "clusterCIDR": "10.244.0.0/16", "mtu": 1450}
-// podCIDR is required; clusterCIDR and mtu are optional (mtu is used when the plugin config sets none).
+// podCIDR is required; a dual-stack node's file also lists "podCIDRs" (IPv4 first); clusterCIDR and mtu
+// are optional (mtu is used when the plugin config sets none). A pod gets one address from each slice.
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
@@ -23,7 +25,8 @@ export interface Pool {
 }
 
 export interface IpamConfig {
-  pool: Pool;
+  /** One per slice (per family on a dual-stack node), in the order given; a pod gets an address from each. */
+  pools: Pool[];
   routes: Route[];
   dataDir: string;
   /** From the subnet file, for the plugin to use when its own config has no mtu. */
@@ -54,6 +57,9 @@ function decodeSubnetFile(path: string, text: string): SubnetFile {
   try {
     const f = JSON.parse(text) as SubnetFile;
     if (typeof f.podCIDR !== 'string') throw new Error('podCIDR missing');
+    if (f.podCIDRs !== undefined && (!Array.isArray(f.podCIDRs) || f.podCIDRs.some((c) => typeof c !== 'string'))) {
+      throw new Error('podCIDRs must be a list of networks');
+    }
     return f;
   } catch (e) {
     throw invalidConfig('ipam.subnetFile', `${path} is not a valid subnet file: ${(e as Error).message}`);
@@ -78,35 +84,53 @@ export function parseRoutes(raw: unknown, key: string): Route[] {
   });
 }
 
-/** Reads and checks the ipam section (and the node subnet file it names). */
-export function parseIpamConfig(ipam: Record<string, unknown> | undefined): IpamConfig {
-  if (!ipam || typeof ipam !== 'object') throw invalidConfig('ipam', 'missing');
-  const { subnet: subnetRaw, subnetFile } = ipam;
-  if ((subnetRaw === undefined) === (subnetFile === undefined)) {
-    throw invalidConfig('ipam.subnet', 'give exactly one of ipam.subnet or ipam.subnetFile');
-  }
-  let file: SubnetFile | undefined;
-  if (subnetFile !== undefined) {
-    if (!validAbsPath(subnetFile)) throw invalidConfig('ipam.subnetFile', 'must be an absolute path');
-    file = decodeSubnetFile(subnetFile, readSubnetFile(subnetFile));
-  }
-  const key = file ? 'ipam.subnetFile' : 'ipam.subnet';
-  const subnetText = file ? file.podCIDR : subnetRaw;
+/** A slice and the part of it handed out: the checks host-local makes of a range. */
+function parsePool(r: Record<string, unknown>, at: string, subnetText: unknown, subnetKey: string): Pool {
   const subnet = typeof subnetText === 'string' ? parseCidr(subnetText, true) : undefined;
-  if (!subnet) throw invalidConfig(key, `"${String(subnetText)}" is not a network in CIDR notation (host bits must be zero)`);
-  if (isIPv4Mapped(subnet)) throw invalidConfig(key, `${subnetText} is an IPv4-mapped IPv6 network: write the IPv4 network instead`);
+  if (!subnet) throw invalidConfig(subnetKey, `"${String(subnetText)}" is not a network in CIDR notation (host bits must be zero)`);
+  if (isIPv4Mapped(subnet)) throw invalidConfig(subnetKey, `${subnetText} is an IPv4-mapped IPv6 network: write the IPv4 network instead`);
   const hostBits = (subnet.family === 4 ? 32 : 128) - subnet.prefix;
-  if (hostBits < 2) throw invalidConfig(key, `${subnetText} is too small: it needs room for a gateway and pods`);
+  if (hostBits < 2) throw invalidConfig(subnetKey, `${subnetText} is too small: it needs room for a gateway and pods`);
 
   // IPv4 keeps its network and broadcast addresses out; IPv6 has no broadcast, only the subnet-router anycast.
   const usableFirst = subnet.first + 1n;
   const usableLast = subnet.family === 4 ? subnet.last - 1n : subnet.last;
-  const gateway = ipam.gateway === undefined ? { family: subnet.family, value: usableFirst } : ipIn(subnet, 'ipam.gateway', ipam.gateway);
-  const start = ipam.rangeStart === undefined ? usableFirst : ipIn(subnet, 'ipam.rangeStart', ipam.rangeStart).value;
-  const end = ipam.rangeEnd === undefined ? usableLast : ipIn(subnet, 'ipam.rangeEnd', ipam.rangeEnd).value;
-  if (start < usableFirst || start > usableLast) throw invalidConfig('ipam.rangeStart', 'is the network or broadcast address');
-  if (end < usableFirst || end > usableLast) throw invalidConfig('ipam.rangeEnd', 'is the network or broadcast address');
-  if (start > end) throw invalidConfig('ipam.rangeStart', `is after ipam.rangeEnd (${formatIP({ family: subnet.family, value: end })})`);
+  const gateway = r.gateway === undefined ? { family: subnet.family, value: usableFirst } : ipIn(subnet, `${at}gateway`, r.gateway);
+  const start = r.rangeStart === undefined ? usableFirst : ipIn(subnet, `${at}rangeStart`, r.rangeStart).value;
+  const end = r.rangeEnd === undefined ? usableLast : ipIn(subnet, `${at}rangeEnd`, r.rangeEnd).value;
+  if (start < usableFirst || start > usableLast) throw invalidConfig(`${at}rangeStart`, 'is the network or broadcast address');
+  if (end < usableFirst || end > usableLast) throw invalidConfig(`${at}rangeEnd`, 'is the network or broadcast address');
+  if (start > end) throw invalidConfig(`${at}rangeStart`, `is after ${at}rangeEnd (${formatIP({ family: subnet.family, value: end })})`);
+  return { subnet, start, end, gateway };
+}
+
+/** Reads and checks the ipam section (and the node subnet file it names). */
+export function parseIpamConfig(ipam: Record<string, unknown> | undefined): IpamConfig {
+  if (!ipam || typeof ipam !== 'object') throw invalidConfig('ipam', 'missing');
+  const { subnet: subnetRaw, subnetFile, ranges } = ipam;
+  if ([subnetRaw, subnetFile, ranges].filter((x) => x !== undefined).length !== 1) {
+    throw invalidConfig('ipam.subnet', 'give exactly one of ipam.subnet, ipam.ranges or ipam.subnetFile');
+  }
+  let file: SubnetFile | undefined;
+  let pools: Pool[];
+  if (subnetFile !== undefined) {
+    if (!validAbsPath(subnetFile)) throw invalidConfig('ipam.subnetFile', 'must be an absolute path');
+    file = decodeSubnetFile(subnetFile, readSubnetFile(subnetFile));
+    const slices = file.podCIDRs?.length ? file.podCIDRs : [file.podCIDR];
+    pools = slices.map((c) => parsePool(ipam, 'ipam.', c, 'ipam.subnetFile'));
+  } else if (ranges !== undefined) {
+    // host-local's shape: a list of range sets, each a list of ranges; podwire uses the first of each set.
+    if (!Array.isArray(ranges) || !ranges.length || ranges.length > 2)
+      throw invalidConfig('ipam.ranges', 'must list one or two range sets');
+    pools = ranges.map((set: unknown, i) => {
+      const r = Array.isArray(set) ? (set[0] as Record<string, unknown> | undefined) : undefined;
+      if (!r || typeof r !== 'object') throw invalidConfig(`ipam.ranges[${i}]`, 'must be a list of ranges ({"subnet": ...})');
+      return parsePool(r, `ipam.ranges[${i}][0].`, r.subnet, `ipam.ranges[${i}][0].subnet`);
+    });
+  } else pools = [parsePool(ipam, 'ipam.', subnetRaw, 'ipam.subnet')];
+  if (pools.length === 2 && pools[0]!.subnet.family === pools[1]!.subnet.family) {
+    throw invalidConfig(subnetFile !== undefined ? 'ipam.subnetFile' : 'ipam.ranges', 'two slices must be one IPv4 and one IPv6');
+  }
 
   const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
   if (!validAbsPath(dataDir)) throw invalidConfig('ipam.dataDir', 'must be an absolute path');
@@ -114,7 +138,7 @@ export function parseIpamConfig(ipam: Record<string, unknown> | undefined): Ipam
     throw invalidConfig('ipam.subnetFile', `mtu ${file.mtu} is out of range`);
   }
   return {
-    pool: { subnet, start, end, gateway },
+    pools,
     routes: parseRoutes(ipam.routes, 'ipam.routes'),
     dataDir,
     mtu: file?.mtu,

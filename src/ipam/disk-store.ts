@@ -1,6 +1,6 @@
 // The Store on disk, in host-local's layout so existing tools can read it:
 //   <dataDir>/<network>/<ip>               "<containerID>\r\n<ifname>"
-//   <dataDir>/<network>/last_reserved_ip.0 the last address handed out
+//   <dataDir>/<network>/last_reserved_ip.N the last address handed out from slice N (0, and 1 for dual-stack)
 //   <dataDir>/<network>/lock               flock(2)ed by GC and reclaim (see lock.ts); host-local locks it too
 //   <dataDir>/<network>/.owner-<hash>-<4|6> a symlink to the IP its owner holds (podwire's own index)
 //   <dataDir>/<network>/.boot-<boot_id>/<ip> a second name (hard link) of a reservation made in that boot
@@ -30,7 +30,7 @@ import { lockFile } from './lock.js';
 import { type Family, parseIP } from '../net/ip.js';
 import { type Provenance, type Reclaimable, type Reclaimed, type Store, sameOwner } from './store.js';
 
-const LAST = 'last_reserved_ip.0';
+const LAST = 'last_reserved_ip.';
 const TMP = '.tmp-';
 const BOOT = '.boot-';
 const RECLAIMED = '.reclaimed';
@@ -119,7 +119,7 @@ export class DiskStore implements Store, Reclaimable {
     }
   }
 
-  reserve(ip: string, owner: Attachment): boolean {
+  reserve(ip: string, owner: Attachment, range = 0): boolean {
     const boot = this.bootDir;
     const tmp = `${boot}/${TMP}${ip}-${process.pid}`;
     const content = `${owner.containerID}\r\n${owner.ifname}`;
@@ -144,7 +144,7 @@ export class DiskStore implements Store, Reclaimable {
     sys().symlink(ip, tmp);
     sys().rename(tmp, this.indexEntry(owner, ip.includes(':') ? 6 : 4));
     sys().writeText(tmp, ip);
-    sys().rename(tmp, `${this.dir}/${LAST}`);
+    sys().rename(tmp, `${this.dir}/${LAST}${range}`);
     return true;
   }
 
@@ -234,7 +234,7 @@ export class DiskStore implements Store, Reclaimable {
     }
   }
 
-  lastReserved(): string | undefined {
-    return sys().readText(`${this.dir}/${LAST}`)?.trim() || undefined;
+  lastReserved(range = 0): string | undefined {
+    return sys().readText(`${this.dir}/${LAST}${range}`)?.trim() || undefined;
   }
 }

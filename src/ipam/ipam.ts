@@ -8,8 +8,8 @@ import type { Attachment, Context, Result } from '../cni/types.js';
 import type { Step } from '../kernel/step.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
-import { type Allocation, type GoneCheck, allocate, collect, freeCount, holdings, reclaimStale, release } from './allocator.js';
-import { DEFAULT_DATA_DIR, IPAM_TYPE, parseIpamConfig } from './config.js';
+import { type Allocation, type GoneCheck, allocate, collect, fullPool, holdings, reclaimStale, release } from './allocator.js';
+import { DEFAULT_DATA_DIR, IPAM_TYPE, type Pool, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
 import { log } from '../log.js';
 import { timed } from '../profile.js';
@@ -28,10 +28,10 @@ export interface IpamAdd {
 /** An ADD whose config has been read but whose address is not yet allocated. */
 export interface PreparedAdd {
   /**
-   * The gateway, when it is known before allocation (built-in IPAM: from the config). The caller can then
-   * wire the host side while the allocation waits for its lock.
+   * The gateways (one per slice), when they are known before allocation (built-in IPAM: from the config).
+   * The caller can then wire the host side while the allocation runs.
    */
-  gateway?: { subnet: Cidr; ip: IP };
+  gateways?: { subnet: Cidr; ip: IP }[];
   /** MTU from the node subnet file, when the slice came from there. */
   mtu?: number;
   allocate(): Promise<IpamAdd>;
@@ -76,9 +76,13 @@ async function reclaim(store: DiskStore, hooks: ReclaimHooks | undefined): Promi
 }
 
 /** A full slice makes ADD try reclaiming stale reservations once before it gives up (code 100). */
-async function allocateOrReclaim(store: DiskStore, hooks: ReclaimHooks | undefined, take: () => Allocation) {
+async function allocateOrReclaim<T>(
+  store: DiskStore,
+  hooks: ReclaimHooks | undefined,
+  take: () => T,
+): Promise<{ alloc: T; reclaimed: Reclaimed[] }> {
   try {
-    return { alloc: take(), reclaimed: [] as Reclaimed[] };
+    return { alloc: take(), reclaimed: [] };
   } catch (e) {
     if (!(e instanceof CniError) || e.code !== Code.NoFreeAddress) throw e;
     // Tried again even when this call reclaimed nothing: a parallel ADD that held the lock first may have.
@@ -87,51 +91,69 @@ async function allocateOrReclaim(store: DiskStore, hooks: ReclaimHooks | undefin
   }
 }
 
+/** One address per slice; undoes the ones taken when a later one fails, so a failed ADD holds nothing. */
+function allocateAll(store: DiskStore, pools: readonly Pool[], who: Attachment, requested: readonly (IP | undefined)[]): Allocation[] {
+  const got: Allocation[] = [];
+  try {
+    for (const [i, pool] of pools.entries()) got.push(allocate(store, pool, who, requested[i], i));
+    return got;
+  } catch (e) {
+    for (const a of got) if (!a.existing) store.release(formatIP(a.ip), who);
+    throw e;
+  }
+}
+
 export const builtinIpam: Ipam = {
   async prepare(ctx, requestedOf, hooks) {
     const cfg = parseIpamConfig(ctx.conf.ipam);
     const store = storeFor(ctx, cfg.dataDir);
-    const { pool } = cfg;
-    const requested = requestedOf(pool.subnet.family);
+    const { pools } = cfg;
+    const who = owner(ctx);
+    // Read (and checked) now: a bad request changes nothing.
+    const requested = pools.map((p) => requestedOf(p.subnet.family));
     return {
-      gateway: { subnet: pool.subnet, ip: pool.gateway },
+      gateways: pools.map((p) => ({ subnet: p.subnet, ip: p.gateway })),
       mtu: cfg.mtu,
       async allocate() {
-        const { alloc, reclaimed } = await allocateOrReclaim(store, hooks, () =>
-          timed('ipam: allocate', () => allocate(store, pool, owner(ctx), requested)),
+        const { alloc: allocs, reclaimed } = await allocateOrReclaim(store, hooks, () =>
+          timed('ipam: allocate', () => allocateAll(store, pools, who, requested)),
         );
-        const ip = formatIP(alloc.ip);
         const result: Result = {
           cniVersion: ctx.conf.cniVersion,
-          ips: [{ address: formatCidr(pool.subnet, alloc.ip.value), gateway: formatIP(pool.gateway) }],
+          ips: allocs.map((a, i) => ({ address: formatCidr(pools[i]!.subnet, a.ip.value), gateway: formatIP(pools[i]!.gateway) })),
           routes: cfg.routes,
           dns: ctx.conf.dns,
         };
-        const slice = formatCidr(pool.subnet);
         const from = ctx.conf.ipam?.subnetFile
-          ? `${String(ctx.conf.ipam.subnetFile)} (written by \`podwire node up\` or the agent from the Node's podCIDR)`
-          : 'the config (ipam.subnet)';
+          ? `${String(ctx.conf.ipam.subnetFile)} (written by \`podwire node up\` or the agent from the Node's podCIDR${pools.length > 1 ? 's' : ''})`
+          : 'the config';
         const reclaimNote = reclaimed.length
           ? `the slice was full; reclaimed ${reclaimed.map((r) => `${r.ip} (${r.owner.containerID}: ${r.why})`).join(', ')}; then `
           : '';
+        const what = allocs.map((a, i) => {
+          const ip = formatIP(a.ip);
+          const slice = formatCidr(pools[i]!.subnet);
+          return a.existing
+            ? `keep ${ip}: this container already holds it (a repeated ADD)`
+            : requested[i]
+              ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
+              : `take the next free address from the node's slice ${slice}: ${ip}`;
+        });
         const step: Step = {
-          what:
-            reclaimNote +
-            (alloc.existing
-              ? `keep ${ip}: this container already holds it (a repeated ADD)`
-              : requested
-                ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
-                : `take the next free address from the node's slice ${slice}: ${ip}`),
-          cmd: `create file ${store.dir}/${ip} containing "${ctx.env.containerID}\\r\\n${ctx.env.ifname}"`,
+          what: reclaimNote + what.join('; and '),
+          cmd: allocs
+            .map((a) => `create file ${store.dir}/${formatIP(a.ip)} containing "${ctx.env.containerID}\\r\\n${ctx.env.ifname}"`)
+            .join('\n'),
           why:
-            `every node hands out Pod IPs from its own slice of the cluster network; the slice comes from ${from}. The file, made ` +
-            `under a lock, makes the address this pod's alone; ${formatIP(pool.gateway)} is the gateway and never handed out`,
+            `every node hands out Pod IPs from its own slice of the cluster network${pools.length > 1 ? ' (one per address family)' : ''}; ` +
+            `the slice comes from ${from}. The file makes the address this pod's alone; ` +
+            `${pools.map((p) => formatIP(p.gateway)).join(' and ')} ${pools.length > 1 ? 'are gateways' : 'is the gateway'} and never handed out`,
         };
         return {
           result,
           step,
           undo: async () => {
-            if (!alloc.existing) store.release(formatIP(alloc.ip), owner(ctx));
+            for (const a of allocs) if (!a.existing) store.release(formatIP(a.ip), who);
           },
         };
       },
@@ -187,10 +209,9 @@ export const builtinIpam: Ipam = {
     const store = storeFor(ctx, cfg.dataDir);
     // Full: stale reservations are reclaimed here too, or a runtime that waits for STATUS would never
     // send the ADD that reclaims them.
-    if (freeCount(store, cfg.pool) <= 0n) await reclaim(store, hooks);
-    if (freeCount(store, cfg.pool) <= 0n) {
-      throw new CniError(Code.StatusNotAvailable, `no free IP address left in ${formatCidr(cfg.pool.subnet)}`);
-    }
+    if (fullPool(store, cfg.pools)) await reclaim(store, hooks);
+    const full = fullPool(store, cfg.pools);
+    if (full) throw new CniError(Code.StatusNotAvailable, `no free IP address left in ${formatCidr(full.subnet)}`);
   },
 };
 

@@ -10,11 +10,14 @@ export interface Store {
   list(): Map<string, Attachment>;
   /** The address of `family` the owner holds, found without reading every reservation (ADD). */
   heldBy(owner: Attachment, family: Family): string | undefined;
-  /** Reserves ip for owner, atomically and exclusively, and records it as the last reserved; false when it is taken. */
-  reserve(ip: string, owner: Attachment): boolean;
+  /**
+   * Reserves ip for owner, atomically and exclusively, and records it as the last reserved of range set
+   * `range` (one per slice, as host-local numbers them); false when it is taken.
+   */
+  reserve(ip: string, owner: Attachment, range?: number): boolean;
   release(ip: string, owner: Attachment): void;
-  /** The last IP reserved, where round-robin resumes. */
-  lastReserved(): string | undefined;
+  /** The last IP reserved in range set `range` (default 0), where round-robin resumes. */
+  lastReserved(range?: number): string | undefined;
 }
 
 export const sameOwner = (a: Attachment, b: Attachment): boolean => a.containerID === b.containerID && a.ifname === b.ifname;

@@ -250,8 +250,8 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
     return got;
   };
   try {
-    if (prepared.gateway) {
-      const wired = wireHost(w, [prepared.gateway], record);
+    if (prepared.gateways) {
+      const wired = wireHost(w, prepared.gateways, record);
       podIp(w);
       const [host, address] = await Promise.allSettled([wired, allocate()]);
       if (address.status === 'rejected') throw address.reason;
@@ -270,7 +270,7 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
     };
   } finally {
     // Traced in the order a reader expects (address, then host side), whichever finished first.
-    if (got) trace?.step(got.step, prepared.gateway && batch ? 'ran at the same time as the host-side steps below' : undefined);
+    if (got) trace?.step(got.step, prepared.gateways && batch ? 'ran at the same time as the host-side steps below' : undefined);
     if (batch) trace?.batch(...batch);
   }
 }
@@ -304,17 +304,34 @@ async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): 
   const hostports = mappings.length ? [w.names.hostportChain] : [];
   if (!masq.length && !hostports.length) return;
   // Pushed before the rules go in: whatever part of them was made, the chains go as a whole.
-  w.rollback.push("remove the pod's nat chains", () => removePodChains(masq, hostports));
+  w.rollback.push("remove the pod's nat chains", () =>
+    removePodChains(
+      masq,
+      hostports,
+      addrs.some((a) => a.cidr.family === 6),
+    ),
+  );
   for (const a of w.bc.ipMasq ? addrs : []) {
     const lines = await addMasq(w.names.masqChain, formatIP(a.ip), formatCidr(a.cidr));
     trace?.step(masqStep(formatIP(a.ip), formatCidr(a.cidr), lines));
   }
-  if (mappings.length) {
-    const v4 = addrs.find((a) => a.cidr.family === 4);
-    if (!v4) throw invalidConfig('runtimeConfig.portMappings', 'hostPorts need an IPv4 pod address');
-    const done = await addHostports(w.names.hostportChain, mappings, formatIP(v4.ip), formatCidr(v4.cidr));
-    trace?.step(hostportStep(mappings, formatIP(v4.ip), done));
+  // A hostPort answers in every family the pod has, unless its hostIP names one: each family's rules
+  // go to that family's iptables.
+  for (const a of mappings.length ? addrs : []) {
+    const mine = mappings.filter((m) => !m.hostIP || m.hostIP.includes(':') === (a.cidr.family === 6));
+    if (!mine.length) continue;
+    const done = await addHostports(w.names.hostportChain, mine, formatIP(a.ip), formatCidr(a.cidr));
+    trace?.step(hostportStep(mine, formatIP(a.ip), done));
   }
+}
+
+/** Refuses a hostIP of a family the pod has no address in (before anything is made). */
+function checkHostIPs(mappings: readonly PortMapping[], families: readonly number[]): void {
+  mappings.forEach((m, i) => {
+    if (m.hostIP && !families.includes(m.hostIP.includes(':') ? 6 : 4)) {
+      throw invalidConfig(`runtimeConfig.portMappings[${i}].hostIP`, `${m.hostIP}: the pod has no address of that family`);
+    }
+  });
 }
 
 async function add(ctx: Context): Promise<Result> {
@@ -332,6 +349,12 @@ async function add(ctx: Context): Promise<Result> {
     const podMac = requestedMac(ctx) ?? names.podMac;
     requireNetns(env.netns);
     prepared = await ipamFor(ctx).prepare(ctx, (family) => requestedIP(ctx, family), reclaimHooks(ctx, bc));
+    // Bad input changes nothing: a hostIP of a family the pod will not have is refused before the first change.
+    if (prepared.gateways)
+      checkHostIPs(
+        mappings,
+        prepared.gateways.map((g) => g.subnet.family),
+      );
     const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
     w = { ctx, bc, names, podMac, mtu, mappings, hostIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
   } catch (e) {
@@ -342,6 +365,12 @@ async function add(ctx: Context): Promise<Result> {
   try {
     const { got, brMac } = await addressAndHost(w, prepared);
     const addrs = podAddresses(got.result);
+    // A delegated IPAM tells the pod's families only now (its ADD is undone with the rest).
+    if (!prepared.gateways)
+      checkHostIPs(
+        mappings,
+        addrs.map((a) => a.cidr.family),
+      );
     const routes = podRoutes(addrs, got.result.routes ?? [], bc.isDefaultGateway);
     await wirePod(w, addrs, routes);
     await addNat(w, addrs, mappings);
@@ -372,10 +401,15 @@ async function runAll(steps: (() => Promise<unknown>)[]): Promise<void> {
   if (failures.length) throw failures[0];
 }
 
-/** A pod's nat chains, IPv4 in one save/restore; masquerade chains may have IPv6 twins. Returns a trace step. */
-async function removePodChains(masq: string[], hostports: string[]): Promise<Step | undefined> {
-  const v4 = await delChains([...masq, ...hostports], false);
-  const v6 = masq.length ? await delChains(masq, true).catch(() => []) : []; // ip6tables may be absent on IPv4-only nodes
+/**
+ * A pod's nat chains, one save/restore per family; `withV6` when the pod may have had an IPv6 address
+ * (its chains then have IPv6 twins). Returns a trace step.
+ */
+async function removePodChains(masq: string[], hostports: string[], withV6 = true): Promise<Step | undefined> {
+  const chains = [...masq, ...hostports];
+  const v4 = await delChains(chains, false);
+  // ip6tables may be absent on IPv4-only nodes
+  const v6 = withV6 && chains.length ? await delChains(chains, true).catch(() => []) : [];
   if (!v4.length && !v6.length) return undefined;
   return {
     what: "remove the pod's nat chains (masquerade, hostPorts)",
@@ -423,7 +457,14 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment, other = fal
       }
     },
     async () => {
-      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], other || mayHaveHostports(ctx) ? [names.hostportChain] : []);
+      // The call's own attachment had IPv6 rules only if its result had an IPv6 address (when DEL carries it).
+      const ips = other ? undefined : ctx.conf.prevResult?.ips;
+      const withV6 = !ips?.length || ips.some((i) => i.address.includes(':'));
+      const step = await removePodChains(
+        bc.ipMasq ? [names.masqChain] : [],
+        other || mayHaveHostports(ctx) ? [names.hostportChain] : [],
+        withV6,
+      );
       if (step) steps.push(step);
     },
   ]);

@@ -7,7 +7,7 @@ import { invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, NetConf } from '../cni/types.js';
 import type { PortMapping } from '../kernel/hostport.js';
 import { validIfname } from '../kernel/names.js';
-import { type Family, type IP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
+import { type Family, type IP, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
 import { validMac } from '../net/mac.js';
 
 export const PLUGIN_TYPE = 'podwire';
@@ -127,10 +127,13 @@ export function parsePortMappings(v: unknown): PortMapping[] {
       protocol,
     };
     const hostIP = goField(o, 'hostIP');
+    // "", 0.0.0.0 and :: mean every address of the node.
     if (hostIP !== undefined && hostIP !== '' && hostIP !== '0.0.0.0') {
-      const ip = typeof hostIP === 'string' ? parseIP(hostIP) : undefined;
-      if (!ip || ip.family !== 4) throw invalidConfig(f('hostIP'), `must be an IPv4 address of this node, not ${JSON.stringify(hostIP)}`);
-      mapping.hostIP = hostIP as string;
+      const ip = typeof hostIP === 'string' && hostIP !== '::' ? parseIP(hostIP) : undefined;
+      if (hostIP !== '::') {
+        if (!ip) throw invalidConfig(f('hostIP'), `must be an address of this node, not ${JSON.stringify(hostIP)}`);
+        mapping.hostIP = formatIP(ip);
+      }
     }
     return mapping;
   });

@@ -10,7 +10,7 @@ export class MemoryStore implements Store, Reclaimable {
   readonly from = new Map<string, Provenance>();
   readonly reclaimed: Reclaimed[] = [];
   earlierBootsForgotten = 0;
-  last: string | undefined;
+  readonly last = new Map<number, string>();
   private queue: Promise<void> = Promise.resolve();
 
   lock(): Promise<() => void> {
@@ -32,11 +32,11 @@ export class MemoryStore implements Store, Reclaimable {
     return undefined;
   }
 
-  reserve(ip: string, owner: Attachment): boolean {
+  reserve(ip: string, owner: Attachment, range = 0): boolean {
     if (this.ips.has(ip)) return false;
     this.ips.set(ip, owner);
     this.from.set(ip, { boot: 'this', ageMs: 0 });
-    this.last = ip;
+    this.last.set(range, ip);
     return true;
   }
 
@@ -64,7 +64,7 @@ export class MemoryStore implements Store, Reclaimable {
     this.reclaimed.push(...r);
   }
 
-  lastReserved(): string | undefined {
-    return this.last;
+  lastReserved(range = 0): string | undefined {
+    return this.last.get(range);
   }
 }

@@ -5,7 +5,7 @@ import { type Pool, parseIpamConfig } from '../../src/ipam/config.js';
 import { formatIP } from '../../src/net/ip.js';
 import { MemoryStore } from '../helpers/memory-store.js';
 
-const pool = (ipam: Record<string, unknown>): Pool => parseIpamConfig(ipam).pool;
+const pool = (ipam: Record<string, unknown>): Pool => parseIpamConfig(ipam).pools[0]!;
 const owner = (n: number | string, ifname = 'eth0') => ({ containerID: `c${n}`, ifname });
 const ipOf = (s: MemoryStore, p: Pool, n: number | string) => formatIP(allocate(s, p, owner(n)).ip);
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNetConf } from '../../src/cni/skel.js';
-import { parseIpamConfig } from '../../src/ipam/config.js';
-import { formatIP } from '../../src/net/ip.js';
+import { type Pool, parseIpamConfig } from '../../src/ipam/config.js';
+import { formatCidr, formatIP } from '../../src/net/ip.js';
 import { parseBridgeConf } from '../../src/plugin/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'podwire-conf-'));
@@ -22,9 +22,11 @@ function fails(f: () => unknown): { code: number; message: string } {
 describe('ipam config', () => {
   it('defaults: gateway is the first address, range is the rest', () => {
     const c = parseIpamConfig({ subnet: '10.244.1.0/24' });
-    expect(formatIP(c.pool.gateway)).toBe('10.244.1.1');
-    expect(formatIP({ family: 4, value: c.pool.start })).toBe('10.244.1.1');
-    expect(formatIP({ family: 4, value: c.pool.end })).toBe('10.244.1.254');
+    const [pool] = c.pools as [Pool];
+    expect(c.pools).toHaveLength(1);
+    expect(formatIP(pool.gateway)).toBe('10.244.1.1');
+    expect(formatIP({ family: 4, value: pool.start })).toBe('10.244.1.1');
+    expect(formatIP({ family: 4, value: pool.end })).toBe('10.244.1.254');
     expect(c.dataDir).toBe('/var/lib/cni/networks');
   });
 
@@ -44,6 +46,10 @@ describe('ipam config', () => {
     // an IPv4 network written as IPv6 (ip-num used to throw its own error here: code 999)
     [{ subnet: '::ffff:10.0.0.0/120' }, 'ipam.subnet'],
     [{ subnet: 'fe80::%eth0/64' }, 'ipam.subnet'],
+    [{ ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: '10.245.1.0/24' }]] }, 'ipam.ranges'],
+    [{ ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00::/64', gateway: 'fd01::1' }]] }, 'ipam.ranges[1][0].gateway'],
+    [{ ranges: [{ subnet: '10.244.1.0/24' }] }, 'ipam.ranges[0]'],
+    [{ ranges: [] }, 'ipam.ranges'],
   ])('%j is code 7 naming %s', (ipam, key) => {
     const e = fails(() => parseIpamConfig(ipam));
     expect(e.code).toBe(7);
@@ -54,11 +60,31 @@ describe('ipam config', () => {
     const f = join(dir, 'subnet.json');
     writeFileSync(f, JSON.stringify({ podCIDR: '10.244.7.0/24', clusterCIDR: '10.244.0.0/16', mtu: 1450 }));
     const c = parseIpamConfig({ subnetFile: f });
-    expect(formatIP(c.pool.gateway)).toBe('10.244.7.1');
+    expect(formatIP(c.pools[0]!.gateway)).toBe('10.244.7.1');
     expect(c.mtu).toBe(1450);
     expect(fails(() => parseIpamConfig({ subnetFile: join(dir, 'absent.json') })).code).toBe(11);
     writeFileSync(f, '{"podCIDR": 5}');
     expect(fails(() => parseIpamConfig({ subnetFile: f }))).toMatchObject({ code: 7, message: expect.stringContaining('ipam.subnetFile') });
+  });
+
+  it('dual-stack: a slice per family, from the subnet file or host-local style ranges, in the order given', () => {
+    const f = join(dir, 'dual.json');
+    writeFileSync(f, JSON.stringify({ podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', 'fd00:10:244:7::/64'], mtu: 1430 }));
+    const fromFile = parseIpamConfig({ subnetFile: f });
+    expect(fromFile.pools.map((p) => [formatCidr(p.subnet), formatIP(p.gateway)])).toEqual([
+      ['10.244.7.0/24', '10.244.7.1'],
+      ['fd00:10:244:7::/64', 'fd00:10:244:7::1'],
+    ]);
+    const ranges = parseIpamConfig({
+      ranges: [[{ subnet: 'fd00:10:244:7::/64', rangeStart: 'fd00:10:244:7::10' }], [{ subnet: '10.244.7.0/24' }]],
+    });
+    expect(ranges.pools.map((p) => formatCidr(p.subnet))).toEqual(['fd00:10:244:7::/64', '10.244.7.0/24']);
+    expect(formatIP({ family: 6, value: ranges.pools[0]!.start })).toBe('fd00:10:244:7::10');
+    writeFileSync(f, JSON.stringify({ podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', '10.244.8.0/24'] }));
+    expect(fails(() => parseIpamConfig({ subnetFile: f }))).toMatchObject({
+      code: 7,
+      message: expect.stringContaining('one IPv4 and one IPv6'),
+    });
   });
 });
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { allocate } from '../../src/ipam/allocator.js';
-import { parseIpamConfig } from '../../src/ipam/config.js';
+import { type Pool, parseIpamConfig } from '../../src/ipam/config.js';
 import { DiskStore, currentBoot } from '../../src/ipam/disk-store.js';
 import { lockFile } from '../../src/ipam/lock.js';
 
@@ -35,7 +35,7 @@ function probe(file: string): Promise<number> {
 describe('DiskStore', () => {
   it("writes host-local's layout", async () => {
     const s = fresh();
-    const pool = parseIpamConfig({ subnet: '10.244.1.0/24' }).pool;
+    const pool = parseIpamConfig({ subnet: '10.244.1.0/24' }).pools[0]!;
     allocate(s, pool, { containerID: 'abc', ifname: 'eth0' });
     expect(readFileSync(join(s.dir, '10.244.1.2'), 'utf8')).toBe('abc\r\neth0');
     expect(readFileSync(join(s.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.244.1.2');
@@ -155,6 +155,17 @@ describe('DiskStore', () => {
     s.release('10.0.0.5', b);
     expect(s.heldBy(b, 4)).toBeUndefined();
     expect(readdirSync(s.dir).filter((n) => n.startsWith('.owner-'))).toHaveLength(2); // a's two (one stale), none of b's
+  });
+
+  it('keeps round-robin per slice: last_reserved_ip.0 and .1, as host-local numbers its range sets', () => {
+    const s = fresh();
+    const [v4, v6] = parseIpamConfig({ ranges: [[{ subnet: '10.244.1.0/24' }], [{ subnet: 'fd00:10:244:1::/64' }]] }).pools as [Pool, Pool];
+    const a = { containerID: 'a', ifname: 'eth0' };
+    allocate(s, v4, a, undefined, 0);
+    allocate(s, v6, a, undefined, 1);
+    expect(readFileSync(join(s.dir, 'last_reserved_ip.0'), 'utf8')).toBe('10.244.1.2');
+    expect(readFileSync(join(s.dir, 'last_reserved_ip.1'), 'utf8')).toBe('fd00:10:244:1::2');
+    expect([s.heldBy(a, 4), s.heldBy(a, 6)]).toEqual(['10.244.1.2', 'fd00:10:244:1::2']);
   });
 
   it('list of a network never used is empty', () => {

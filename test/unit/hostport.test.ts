@@ -38,7 +38,7 @@ describe('runtimeConfig.portMappings', () => {
     [[{ hostPort: 0, containerPort: 80 }], /portMappings\[0\]\.hostPort: must be a port number/],
     [[{ hostPort: 80, containerPort: 70000 }], /portMappings\[0\]\.containerPort/],
     [[{ hostPort: 80, containerPort: 80, protocol: 'sctp' }], /portMappings\[0\]\.protocol: must be tcp or udp/],
-    [[{ hostPort: 80, containerPort: 80, hostIP: 'fd00::1' }], /portMappings\[0\]\.hostIP/],
+    [[{ hostPort: 80, containerPort: 80, hostIP: 'nope' }], /portMappings\[0\]\.hostIP/],
     [['8080:80'], /portMappings\[0\]: must be an object/],
   ])('refuses %j, naming the field', (v, msg) => {
     expect(() => parsePortMappings(v)).toThrow(msg);
@@ -70,6 +70,25 @@ describe('hostPort chains', () => {
       `-A PODWIRE-HOSTPORT-MASQ -s 10.244.1.0/24 -d 10.244.1.5/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -m comment ` +
         `--comment "podwire: ${chain}" -j MASQUERADE`,
     ]);
+  });
+
+  it('IPv6: the same rules for ip6tables, the DNAT target in brackets, /128 host addresses', () => {
+    const v6 = hostportLines(
+      chain,
+      parsePortMappings([{ HostPort: 8080, ContainerPort: 80, HostIP: 'fd00:50::11' }]),
+      'fd00:10:244:1::5',
+      'fd00:10:244:1::/64',
+    );
+    expect(v6).toEqual([
+      `:${chain} - [0:0]`,
+      `-A ${chain} -d fd00:50::11/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:10:244:1::5]:80`,
+      `-A PODWIRE-HOSTPORTS -m comment --comment "podwire: ${chain}" -j ${chain}`,
+      `-A PODWIRE-HOSTPORT-MASQ -s fd00:10:244:1::/64 -d fd00:10:244:1::5/128 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ` +
+        `-m comment --comment "podwire: ${chain}" -j MASQUERADE`,
+    ]);
+    // "::" is every address, as "" and 0.0.0.0 are; an address is written as the kernel writes it
+    expect(parsePortMappings([{ hostPort: 1, containerPort: 2, hostIP: '::' }])[0]!.hostIP).toBeUndefined();
+    expect(parsePortMappings([{ hostPort: 1, containerPort: 2, hostIP: 'FD00:0::1' }])[0]!.hostIP).toBe('fd00::1');
   });
 
   it("removal takes every rule naming the chain, and no other pod's", () => {
