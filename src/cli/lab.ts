@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { runLab } from '../lab/index.js';
 import { labDown } from '../lab/netns.js';
+import { LAB_FAMILIES, type LabFamily } from '../lab/lab.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 
 interface LabArgs {
@@ -13,6 +14,7 @@ interface LabArgs {
   trace: boolean;
   diagram?: string;
   json: boolean;
+  family: LabFamily;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -26,6 +28,11 @@ export const labCommand: CommandModule<object, LabArgs> = {
       .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
       .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON report on stdout instead of tables' })
+      .option('family', {
+        choices: LAB_FAMILIES,
+        default: 'ipv4' as LabFamily,
+        describe: 'address families of nodes, pods and Services: ipv4, ipv6, or dual (both)',
+      })
       .option('trace', {
         type: 'boolean',
         default: true,
@@ -42,6 +49,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
       trace: a.trace,
       diagram,
       json: a.json,
+      family: a.family,
     });
   },
 };

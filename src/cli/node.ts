@@ -42,7 +42,9 @@ function printNode(a: Common, verb: string, r: NodeReport): void {
 function printSync(a: Common, r: SyncReport): void {
   if (a.json) {
     const { peers, diff, ...rest } = r;
-    process.stdout.write(JSON.stringify({ ...rest, peers: peers.map((p) => ({ name: p.node.name, mode: p.mode })), diff }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ ...rest, peers: peers.map((p) => ({ name: p.node.name, mode: p.mode, family: p.family })), diff }) + '\n',
+    );
   }
   for (const f of r.failures) say(`failed: ${f.command}: ${f.error}`);
   for (const c of r.diff.conflicts) say(`skipped: a route to ${c.dst} exists that podwire did not make; leaving it`);

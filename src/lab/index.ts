@@ -8,10 +8,10 @@ import { table } from '../table.js';
 import { diagram } from '../explore/diagram.js';
 import { atomicWrite } from '../files.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, vxlanDevice } from '../node/cluster.js';
+import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, type Family, familyName, vxlanDevice } from '../node/cluster.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { podwireBinary, run } from '../run.js';
-import { Lab } from './lab.js';
+import { Lab, type LabFamily, PLANS } from './lab.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
 import { HOST_PORT, PORT_COLUMNS, TARGET_PORT, addServices, portRows, proveServices } from './services.js';
@@ -55,26 +55,51 @@ export interface LabOptions {
   diagram?: string;
   /** One JSON document on stdout instead of tables. */
   json?: boolean;
+  /** The address families: ipv4 (default), ipv6 or dual. */
+  family?: LabFamily;
 }
 
-/** Node up and peers sync on every node; returns each node's peers and the backend carrying them. */
-export async function bringUp(lab: Lab): Promise<Map<string, Map<string, string>>> {
+/** Each node's peers: per family, the backend carrying it. */
+type PeerModes = Map<string, { peer: string; family: Family; mode: string }[]>;
+
+/** Node up and peers sync on every node; returns each node's peers and the backend carrying each family. */
+export async function bringUp(lab: Lab): Promise<PeerModes> {
   await Promise.all(lab.nodes.map((n) => lab.nodeUp(n)));
   const reports = await Promise.all(lab.nodes.map((n) => lab.sync(n)));
-  return new Map(lab.nodes.map((n, i) => [n.name, new Map(reports[i]!.peers.map((p) => [p.name, p.mode]))]));
+  return new Map(lab.nodes.map((n, i) => [n.name, reports[i]!.peers.map((p) => ({ peer: p.name, family: p.family, mode: p.mode }))]));
 }
 
-async function liveTables(out: Report, lab: Lab, peers: Map<string, Map<string, string>>): Promise<void> {
+/** The backends a node's peers use, per family (what the traffic counters must show). */
+const modesByFamily = (peers: PeerModes): Map<string, Map<Family, Set<string>>> =>
+  new Map(
+    [...peers].map(([node, ps]) => {
+      const m = new Map<Family, Set<string>>();
+      for (const p of ps) m.set(p.family, (m.get(p.family) ?? new Set()).add(p.mode));
+      return [node, m];
+    }),
+  );
+
+async function liveTables(out: Report, lab: Lab, peers: PeerModes): Promise<void> {
   const nodeRows: (string | number)[][] = [];
   const peerRows: string[][] = [];
+  // A column for the family only where there is more than IPv4 to tell apart.
+  const showFamily = lab.family !== 'ipv4';
   for (const n of lab.nodes) {
-    const vx = await run('ip', ['-n', n.ns, '-j', 'link', 'show', vxlanDevice(DEFAULT_VNI)]);
-    const mac = vx.code === 0 ? (JSON.parse(vx.stdout)[0]?.address ?? '-') : '-';
-    nodeRows.push([n.name, n.nodeIP, n.podCIDR, mac, labPodMtu(n)]);
-    const routes = (await run('ip', ['-n', n.ns, 'route', 'show', 'proto', String(ROUTE_PROTO)])).stdout.trim().split('\n');
-    for (const [peer, mode] of peers.get(n.name) ?? []) {
-      const cidr = lab.node(peer).podCIDR;
-      peerRows.push([n.name, peer, mode, routes.find((r) => r.startsWith(cidr)) ?? 'MISSING']);
+    const macs = await Promise.all(
+      lab.families.map(async (f) => {
+        const vx = await run('ip', ['-n', n.ns, '-j', 'link', 'show', vxlanDevice(DEFAULT_VNI, f)]);
+        return vx.code === 0 ? (JSON.parse(vx.stdout)[0]?.address ?? '-') : '-';
+      }),
+    );
+    nodeRows.push([n.name, n.nets.map((x) => x.nodeIP).join(', '), n.nets.map((x) => x.podCIDR).join(', '), macs.join(', '), labPodMtu(n)]);
+    const routes = [
+      ...(await run('ip', ['-n', n.ns, 'route', 'show', 'proto', String(ROUTE_PROTO)])).stdout.trim().split('\n'),
+      ...(await run('ip', ['-n', n.ns, '-6', 'route', 'show', 'proto', String(ROUTE_PROTO)])).stdout.trim().split('\n'),
+    ];
+    for (const { peer, family, mode } of peers.get(n.name) ?? []) {
+      const cidr = lab.node(peer).nets.find((x) => x.family === family)!.podCIDR;
+      const route = routes.find((r) => r.startsWith(cidr)) ?? 'MISSING';
+      peerRows.push(showFamily ? [n.name, peer, familyName(family), mode, route] : [n.name, peer, mode, route]);
     }
   }
   out.table(
@@ -82,7 +107,7 @@ async function liveTables(out: Report, lab: Lab, peers: Map<string, Map<string, 
     [
       ['node', 'node'],
       ['nodeIP', 'Node IP'],
-      ['podCIDR', 'podCIDR (its slice of 10.244.0.0/16)'],
+      ['podCIDR', `podCIDR (its slice of ${lab.families.map((f) => PLANS[f].clusterCIDR).join(' and ')})`],
       ['vtepMac', 'VTEP MAC'],
       ['podMtu', 'pod MTU'],
     ],
@@ -94,6 +119,7 @@ async function liveTables(out: Report, lab: Lab, peers: Map<string, Map<string, 
       [
         ['node', 'node'],
         ['peer', 'peer'],
+        ...(showFamily ? [['family', 'family'] as const] : []),
         ['backend', 'backend'],
         ['route', 'route (from the kernel)'],
       ],
@@ -151,9 +177,9 @@ export async function runLab(o: LabOptions): Promise<number> {
   };
   process.once('SIGINT', interrupted);
   try {
-    say(`[1/7] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode})`);
-    const lab = Lab.create(bin, o.mode, o.nodes);
-    await Promise.all(lab.nodes.map((n) => installCounters(n, DEFAULT_VXLAN_PORT)));
+    say(`[1/7] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode}, ${o.family ?? 'ipv4'})`);
+    const lab = Lab.create(bin, o.mode, o.nodes, o.family ?? 'ipv4');
+    await Promise.all(lab.nodes.flatMap((n) => lab.families.map((f) => installCounters(n, DEFAULT_VXLAN_PORT, f))));
     say('[2/7] podwire node up, then podwire peers sync, on every node');
     const peers = await bringUp(lab);
     await liveTables(out, lab, peers);
@@ -181,20 +207,22 @@ export async function runLab(o: LabOptions): Promise<number> {
       ],
       [...lab.pods]
         .sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true }))
-        .map((p) => [p.name, p.node.name, p.ip, p.veth, 'eth0']),
+        .map((p) => [p.name, p.node.name, p.ips.join(', '), p.veth, 'eth0']),
     );
 
     say('[4/7] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
-    const { checks, counters } = await prove(lab, new Map([...peers].map(([k, v]) => [k, new Set(v.values())])));
+    const { checks, counters } = await prove(lab, modesByFamily(peers));
+    const dual = lab.family !== 'ipv4';
     out.table(
       'traffic',
       [
         ['node', 'node'],
+        ...(dual ? [['family', 'family'] as const] : []),
         ['vxlanPackets', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`],
         ['plainPackets', 'plain pod packets sent on eth0'],
         ['peersUse', 'peers use'],
       ],
-      counters.map((c) => [c.node, c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
+      counters.map((c) => [c.node, ...(dual ? [familyName(c.family)] : []), c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
     );
     say("[5/7] Services: kube-proxy's iptables rules (ClusterIP, NodePort) on every node, web servers on the targetPort");
     const svc = await addServices(lab);

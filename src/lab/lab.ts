@@ -2,18 +2,22 @@
 // on it. Every node and pod step executes the real podwire binary inside the node's namespace, exactly as
 // an administrator (node up, peers sync) or a runtime (CNI ADD/DEL) would.
 //
-//   pwlab-underlay   bridge ul0: the nodes' L2 segment 192.168.50.0/24 (nothing in the root namespace)
-//   pwlab-nodeI      eth0 = Node IP 192.168.50.(10+I), podCIDR 10.244.I.0/24, cni0, podwire.1
-//   pwlab-router     (auto mode) routes between 192.168.50.0/24 and 192.168.60.0/24, where the last
-//                    node lives: that node is reached by VXLAN, the others by host-gw
+//   pwlab-underlay   bridge ul0: the nodes' L2 segment 192.168.50.0/24 and fd00:50::/64 (nothing in the
+//                    root namespace)
+//   pwlab-nodeI      eth0 = Node IP 192.168.50.(10+I) / fd00:50::(10+I), podCIDR 10.244.I.0/24 /
+//                    fd00:10:244:I::/64, cni0, podwire.1 / podwire-v6.1
+//   pwlab-router     (auto mode) routes between 192.168.50.0/24 and 192.168.60.0/24 (fd00:50::/64 and
+//                    fd00:60::/64), where the last node lives: that node is reached by VXLAN, the others
+//                    by host-gw
 //   pwlab-nI-podJ    a pod's network namespace (what the pause container holds)
+// --family picks the address families: ipv4 (the default), ipv6, or dual (both, on every node and pod).
 //
 // Each node keeps its own state under LAB_STATE/nodeI (cluster file, subnet file, IPAM dataDir, log), so
 // nodes never share a file.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import conflist from '../../cni-conf/podwire-subnetfile.conflist';
-import type { Backend } from '../node/cluster.js';
+import type { Backend, Family } from '../node/cluster.js';
 import type { SyncReport } from '../node/sync.js';
 import { type RunResult, run } from '../run.js';
 import { LAB_PREFIX, LAB_STATE, delNetns, ip, netns } from './netns.js';
@@ -22,11 +26,77 @@ import { type Conflist, type Runner, addList, delList } from './runtime.js';
 export const CLUSTER_CIDR = '10.244.0.0/16';
 const REF_PLUGINS = '/usr/lib/cni';
 
+export type LabFamily = 'ipv4' | 'ipv6' | 'dual';
+export const LAB_FAMILIES: readonly LabFamily[] = ['ipv4', 'ipv6', 'dual'];
+export const labFamilies = (f: LabFamily): Family[] => (f === 'ipv4' ? [4] : f === 'ipv6' ? [6] : [4, 6]);
+
+/** The lab's addresses in one family: the same plan in both, IPv6's ULA mirroring IPv4's private ranges. */
+export interface FamilyPlan {
+  family: Family;
+  clusterCIDR: string;
+  /** The Service network (kubeadm's defaults: 10.96.0.0/12, and a /108 for IPv6). */
+  serviceCIDR: string;
+  podCIDR(i: number): string;
+  nodeIP(i: number, routed: boolean): string;
+  /** The nodes' segment, the routed one (auto mode), and the prefix length of both. */
+  subnet: string;
+  routedSubnet: string;
+  prefix: number;
+  router: string;
+  routerRouted: string;
+  outside: string;
+  clusterIP(k: number): string;
+}
+
+export const PLANS: Record<Family, FamilyPlan> = {
+  4: {
+    family: 4,
+    clusterCIDR: CLUSTER_CIDR,
+    serviceCIDR: '10.96.0.0/12',
+    podCIDR: (i) => `10.244.${i}.0/24`,
+    nodeIP: (i, routed) => `192.168.${routed ? 60 : 50}.${10 + i}`,
+    subnet: '192.168.50.0/24',
+    routedSubnet: '192.168.60.0/24',
+    prefix: 24,
+    router: '192.168.50.1',
+    routerRouted: '192.168.60.1',
+    outside: '192.168.50.250',
+    clusterIP: (k) => `10.96.0.${10 + k}`,
+  },
+  6: {
+    family: 6,
+    clusterCIDR: 'fd00:10:244::/48',
+    serviceCIDR: 'fd00:10:96::/108',
+    podCIDR: (i) => `fd00:10:244:${i}::/64`,
+    nodeIP: (i, routed) => `fd00:${routed ? 60 : 50}::${10 + i}`,
+    subnet: 'fd00:50::/64',
+    routedSubnet: 'fd00:60::/64',
+    prefix: 64,
+    router: 'fd00:50::1',
+    routerRouted: 'fd00:60::1',
+    outside: 'fd00:50::250',
+    clusterIP: (k) => `fd00:10:96::${10 + k}`,
+  },
+};
+
+/** `ip addr add`, IPv6 without duplicate address detection (the lab's addresses are its own). */
+const addAddr = (ns: string, cidr: string, dev: string) =>
+  ip('-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : []));
+
+/** A node's address and slice in one family. */
+export interface NodeNet {
+  family: Family;
+  nodeIP: string;
+  podCIDR: string;
+}
+
 export interface LabNode {
   name: string;
   ns: string;
+  /** The first family's (IPv4 unless the lab is IPv6 only); `nets` has every family's. */
   nodeIP: string;
   podCIDR: string;
+  nets: NodeNet[];
   /** On the far side of the router (auto mode). */
   routed: boolean;
   dir: string;
@@ -43,7 +113,9 @@ export interface LabPod {
   node: LabNode;
   ns: string;
   containerID: string;
+  /** The first family's Pod IP; `ips` has one per family. */
   ip: string;
+  ips: string[];
   veth: string;
   result: unknown;
   /** What the runtime passed (portMappings, ...); DEL gets it again, as libcni does. */
@@ -52,14 +124,19 @@ export interface LabPod {
   trace?: string;
 }
 
+/** A node as the cluster file lists it: one family (nodeIP, podCIDR) or two (nodeIPs, podCIDRs). */
 export interface ClusterNodeJson {
   name: string;
-  nodeIP: string;
-  podCIDR: string;
+  nodeIP?: string;
+  podCIDR?: string;
+  nodeIPs?: string[];
+  podCIDRs?: string[];
   vtepMac?: string;
+  vtepMac6?: string;
 }
 export interface ClusterJson {
-  clusterCIDR: string;
+  clusterCIDR?: string;
+  clusterCIDRs?: string[];
   backend: Backend;
   nodes: ClusterNodeJson[];
 }
@@ -93,19 +170,33 @@ export class Lab {
     readonly bin: string,
     readonly mode: Backend,
     readonly nodes: LabNode[],
-    /** A host outside the cluster on the nodes' network (192.168.50.250): a NodePort/hostPort client. */
+    /** A host outside the cluster on the nodes' network (192.168.50.250, fd00:50::250): a NodePort/hostPort client. */
     readonly outside: string,
+    readonly family: LabFamily,
   ) {
+    const fams = labFamilies(family);
+    const one = fams.length === 1;
     this.cluster = {
-      clusterCIDR: CLUSTER_CIDR,
+      ...(one ? { clusterCIDR: PLANS[fams[0]!].clusterCIDR } : { clusterCIDRs: fams.map((f) => PLANS[f].clusterCIDR) }),
       backend: mode,
-      nodes: nodes.map((n) => ({ name: n.name, nodeIP: n.nodeIP, podCIDR: n.podCIDR })),
+      nodes: nodes.map((n) =>
+        one
+          ? { name: n.name, nodeIP: n.nodeIP, podCIDR: n.podCIDR }
+          : { name: n.name, nodeIPs: n.nets.map((x) => x.nodeIP), podCIDRs: n.nets.map((x) => x.podCIDR) },
+      ),
     };
   }
 
+  /** The lab's families, in order (IPv4 first). */
+  get families(): Family[] {
+    return labFamilies(this.family);
+  }
+
   /** Creates the namespaces and the underlay; nodes are not set up yet (see nodeUp). */
-  static create(bin: string, mode: Backend, count: number): Lab {
+  static create(bin: string, mode: Backend, count: number, family: LabFamily = 'ipv4'): Lab {
     if (count < 1 || count > 200) throw new LabError('--nodes must be from 1 to 200');
+    if (!LAB_FAMILIES.includes(family)) throw new LabError(`--family must be one of ${LAB_FAMILIES.join(', ')}`);
+    const plans = labFamilies(family).map((f) => PLANS[f]);
     const underlay = netns(`${LAB_PREFIX}underlay`);
     ip('-n', underlay, 'link', 'add', 'ul0', 'type', 'bridge');
     ip('-n', underlay, 'link', 'set', 'ul0', 'up');
@@ -120,29 +211,40 @@ export class Lab {
     if (routedIndex) {
       router = netns(`${LAB_PREFIX}router`);
       plug(router, 'router');
-      ip('-n', router, 'addr', 'add', '192.168.50.1/24', 'dev', 'eth0');
-      ip('netns', 'exec', router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+      ip(
+        '-n',
+        router,
+        'link',
+        'add',
+        'eth1',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        netns(labNodeFiles(`node${routedIndex}`).ns),
+      );
+      ip('-n', router, 'link', 'set', 'eth1', 'up');
+      for (const p of plans) {
+        addAddr(router, `${p.router}/${p.prefix}`, 'eth0');
+        addAddr(router, `${p.routerRouted}/${p.prefix}`, 'eth1');
+      }
+      ip('netns', 'exec', router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1');
     }
     const nodes: LabNode[] = [];
     for (let i = 1; i <= count; i++) {
       const name = `node${i}`;
       const files = labNodeFiles(name);
-      const ns = netns(files.ns);
       const routed = i === routedIndex;
-      let nodeIP: string;
-      if (routed) {
-        ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1', 'netns', router!);
-        ip('-n', router!, 'addr', 'add', '192.168.60.1/24', 'dev', 'eth1');
-        ip('-n', router!, 'link', 'set', 'eth1', 'up');
-        ip('-n', ns, 'link', 'set', 'eth0', 'up');
-        nodeIP = `192.168.60.${10 + i}`;
-        ip('-n', ns, 'addr', 'add', `${nodeIP}/24`, 'dev', 'eth0');
-        ip('-n', ns, 'route', 'add', 'default', 'via', '192.168.60.1');
-      } else {
-        plug(ns, name);
-        nodeIP = `192.168.50.${10 + i}`;
-        ip('-n', ns, 'addr', 'add', `${nodeIP}/24`, 'dev', 'eth0');
-        if (router) ip('-n', ns, 'route', 'add', '192.168.60.0/24', 'via', '192.168.50.1');
+      const ns = routed ? files.ns : netns(files.ns);
+      if (routed) ip('-n', ns, 'link', 'set', 'eth0', 'up');
+      else plug(ns, name);
+      const nets: NodeNet[] = plans.map((p) => ({ family: p.family, nodeIP: p.nodeIP(i, routed), podCIDR: p.podCIDR(i) }));
+      for (const [k, p] of plans.entries()) {
+        addAddr(ns, `${nets[k]!.nodeIP}/${p.prefix}`, 'eth0');
+        if (routed) ip('-n', ns, 'route', 'add', 'default', 'via', p.routerRouted);
+        else if (router) ip('-n', ns, 'route', 'add', p.routedSubnet, 'via', p.router);
       }
       const { dir, subnetFile } = files;
       mkdirSync(dir, { recursive: true });
@@ -155,8 +257,9 @@ export class Lab {
       nodes.push({
         ...files,
         name,
-        nodeIP,
-        podCIDR: `10.244.${i}.0/24`,
+        nodeIP: nets[0]!.nodeIP,
+        podCIDR: nets[0]!.podCIDR,
+        nets,
         routed,
         list,
         runner: { node: ns, podwire: bin, cniPath: [REF_PLUGINS] },
@@ -164,9 +267,11 @@ export class Lab {
     }
     const outside = netns(`${LAB_PREFIX}outside`);
     plug(outside, 'outside');
-    ip('-n', outside, 'addr', 'add', '192.168.50.250/24', 'dev', 'eth0');
-    if (router) ip('-n', outside, 'route', 'add', '192.168.60.0/24', 'via', '192.168.50.1');
-    const lab = new Lab(bin, mode, nodes, outside);
+    for (const p of plans) {
+      addAddr(outside, `${p.outside}/${p.prefix}`, 'eth0');
+      if (router) ip('-n', outside, 'route', 'add', p.routedSubnet, 'via', p.router);
+    }
+    const lab = new Lab(bin, mode, nodes, outside, family);
     lab.writeCluster();
     return lab;
   }
@@ -211,7 +316,7 @@ export class Lab {
     return (JSON.parse(r.stdout) as { changes: string[] }).changes;
   }
 
-  async sync(n: LabNode): Promise<Pick<SyncReport, 'changes' | 'processes'> & { peers: { name: string; mode: string }[] }> {
+  async sync(n: LabNode): Promise<Pick<SyncReport, 'changes' | 'processes'> & { peers: { name: string; mode: string; family: Family }[] }> {
     const r = await this.podwire(n, 'peers', 'sync', '--json');
     if (r.code !== 0) fail(`${n.name}: podwire peers sync`, r);
     return JSON.parse(r.stdout);
@@ -233,6 +338,7 @@ export class Lab {
       ns,
       containerID,
       ip: r.json.ips[0].address.split('/')[0],
+      ips: r.json.ips.map((x: { address: string }) => x.address.split('/')[0]),
       veth: host?.name ?? '?',
       result: r.json,
       runtimeConfig,

@@ -13,10 +13,17 @@ export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Creates a lab namespace (every one is named LAB_PREFIX*: labDown() finds them all) with lo up. */
+/**
+ * Creates a lab namespace (every one is named LAB_PREFIX*: labDown() finds them all) with lo up. Its links
+ * skip IPv6 duplicate address detection: the lab makes every link a moment before it is used, and until
+ * DAD has passed on a link's link-local address the kernel sends no neighbour solicitation for a packet
+ * it forwards (host-gw traffic would be lost for the first second). A real node's uplink has been up for
+ * long; the lab's addresses are its own.
+ */
 export function netns(name: string): string {
   ip('netns', 'add', name);
   ip('-n', name, 'link', 'set', 'lo', 'up');
+  execFileSync('ip', ['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   return name;
 }
 

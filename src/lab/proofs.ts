@@ -6,9 +6,12 @@
 //   - how it travelled: counters on each node's underlay interface count VXLAN packets (UDP to the VXLAN
 //     port) and plain pod packets (pod to pod addresses, unencapsulated). VXLAN peers must show the first,
 //     host-gw peers the second, and never the other kind.
+// Each proof runs once per family of the lab (a dual-stack lab proves IPv4 and IPv6 side by side); IPv6's
+// groups are named so ("pod to pod (IPv6)"), and counted by ip6tables.
 import { readFileSync } from 'node:fs';
 import { run } from '../run.js';
-import { CLUSTER_CIDR, type Lab, type LabNode } from './lab.js';
+import type { Family } from '../node/cluster.js';
+import { type Lab, type LabNode, PLANS } from './lab.js';
 import { inNs, pingAsync, pool } from './netns.js';
 
 export interface Check {
@@ -21,32 +24,38 @@ export interface Check {
 
 export interface Counters {
   node: string;
+  family: Family;
   vxlan: number;
   plain: number;
-  /** What the node's peers use, from `peers sync`. */
+  /** What the node's peers use in this family, from `peers sync`. */
   modes: Set<string>;
 }
 
+const tables = (f: Family) => (f === 4 ? 'iptables' : 'ip6tables');
+/** A proof's group name: IPv4's as it always was, IPv6's marked. */
+export const groupName = (group: string, f: Family): string => (f === 4 ? group : `${group} (IPv6)`);
+
 const COUNT_CHAIN = 'PWLAB-COUNT';
 
-/** The lab's own counting rules (its own chain, in the node's namespace only). */
-export async function installCounters(n: LabNode, vxlanPort: number): Promise<void> {
+/** The lab's own counting rules (its own chain, in the node's namespace only), per family. */
+export async function installCounters(n: LabNode, vxlanPort: number, f: Family = 4): Promise<void> {
+  const cluster = PLANS[f].clusterCIDR;
   const rules = [
     // mangle POSTROUTING sees both forwarded and locally sent packets, and podwire has no rules there
     // that could end a packet's walk before it is counted.
     '*mangle',
     `:${COUNT_CHAIN} - [0:0]`,
     `-A ${COUNT_CHAIN} -o eth0 -p udp --dport ${vxlanPort} -m comment --comment vxlan`,
-    `-A ${COUNT_CHAIN} -o eth0 -s ${CLUSTER_CIDR} -d ${CLUSTER_CIDR} -m comment --comment plain`,
+    `-A ${COUNT_CHAIN} -o eth0 -s ${cluster} -d ${cluster} -m comment --comment plain`,
     `-A POSTROUTING -j ${COUNT_CHAIN}`,
     'COMMIT',
   ];
-  const r = await inNs(n.ns, 'iptables-restore', ['--noflush'], rules.join('\n') + '\n');
+  const r = await inNs(n.ns, `${tables(f)}-restore`, ['--noflush'], rules.join('\n') + '\n');
   if (r.code !== 0) throw new Error(`${n.name}: counters: ${r.stderr.trim()}`);
 }
 
-async function readCounters(n: LabNode): Promise<{ vxlan: number; plain: number }> {
-  const r = await run('ip', ['netns', 'exec', n.ns, 'iptables', '-t', 'mangle', '-L', COUNT_CHAIN, '-v', '-x', '-n']);
+async function readCounters(n: LabNode, f: Family): Promise<{ vxlan: number; plain: number }> {
+  const r = await run('ip', ['netns', 'exec', n.ns, tables(f), '-t', 'mangle', '-L', COUNT_CHAIN, '-v', '-x', '-n']);
   const count = (what: string) =>
     Number(
       r.stdout
@@ -63,37 +72,55 @@ export function labPodMtu(n: LabNode): number {
   return (JSON.parse(readFileSync(n.subnetFile, 'utf8')) as { mtu: number }).mtu;
 }
 
-export async function prove(lab: Lab, modes: Map<string, Set<string>>): Promise<{ checks: Check[]; counters: Counters[] }> {
-  const before = await Promise.all(lab.nodes.map(readCounters));
+/** IP and ICMP headers: what a ping's payload leaves of the MTU. */
+const ICMP_HEADERS: Record<Family, number> = { 4: 28, 6: 48 };
+
+export async function prove(lab: Lab, modes: Map<string, Map<Family, Set<string>>>): Promise<{ checks: Check[]; counters: Counters[] }> {
+  // One family after the other: each counts only its own packets, and the machine is not flooded.
+  const results = [];
+  for (const [k, f] of lab.families.entries()) results.push(await proveFamily(lab, f, k, modes));
+  return { checks: results.flatMap((r) => r.checks), counters: results.flatMap((r) => r.counters) };
+}
+
+/** The proofs in one family: `k` is the family's index in every pod's and node's address lists. */
+async function proveFamily(
+  lab: Lab,
+  f: Family,
+  k: number,
+  modes: Map<string, Map<Family, Set<string>>>,
+): Promise<{ checks: Check[]; counters: Counters[] }> {
+  const before = await Promise.all(lab.nodes.map((n) => readCounters(n, f)));
   const checks: Check[] = [];
+  const g = (group: string) => groupName(group, f);
   const pods = lab.pods;
+  const ipOf = (p: (typeof pods)[number]) => p.ips[k]!;
   const first = lab.nodes.map((n) => pods.find((p) => p.node === n)).filter((p) => p !== undefined);
 
   const pairs = pods.flatMap((a) => pods.filter((b) => b !== a).map((b) => [a, b] as const));
-  const mesh = await pool(pairs, 16, ([a, b]) => pingAsync(a.ns, b.ip));
+  const mesh = await pool(pairs, 16, ([a, b]) => pingAsync(a.ns, ipOf(b)));
   pairs.forEach(([a, b], i) =>
     checks.push({
-      group: 'pod to pod',
+      group: g('pod to pod'),
       from: `${a.name}@${a.node.name}`,
-      to: `${b.name}@${b.node.name} ${b.ip}`,
+      to: `${b.name}@${b.node.name} ${ipOf(b)}`,
       expect: true,
       ok: mesh[i]!,
     }),
   );
 
   const nodeToPod = lab.nodes.flatMap((n) => first.filter((p) => p.node !== n).map((p) => [n, p] as const));
-  const nodeOk = await pool(nodeToPod, 16, ([n, p]) => pingAsync(n.ns, p.ip));
+  const nodeOk = await pool(nodeToPod, 16, ([n, p]) => pingAsync(n.ns, ipOf(p)));
   nodeToPod.forEach(([n, p], i) =>
-    checks.push({ group: 'node to remote pod', from: n.name, to: `${p.name}@${p.node.name} ${p.ip}`, expect: true, ok: nodeOk[i]! }),
+    checks.push({ group: g('node to remote pod'), from: n.name, to: `${p.name}@${p.node.name} ${ipOf(p)}`, expect: true, ok: nodeOk[i]! }),
   );
 
-  // ICMP payload = MTU - 20 (IPv4) - 8 (ICMP).
+  // ICMP payload = MTU - IP header (20 or 40) - ICMP header (8).
   const mtuPairs = first.flatMap((a) => first.filter((b) => b.node !== a.node).map((b) => [a, b] as const));
   const mtu = new Map(lab.nodes.map((n) => [n, labPodMtu(n)]));
-  const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, b.ip, mtu.get(a.node)! - 28));
+  const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, ipOf(b), mtu.get(a.node)! - ICMP_HEADERS[f]));
   mtuPairs.forEach(([a, b], i) =>
     checks.push({
-      group: 'full pod MTU, DF set',
+      group: g('full pod MTU, DF set'),
       from: `${a.name}@${a.node.name}`,
       to: `${b.name}@${b.node.name} (${mtu.get(a.node)} bytes)`,
       expect: true,
@@ -104,32 +131,33 @@ export async function prove(lab: Lab, modes: Map<string, Set<string>>): Promise<
     const [a, b] = mtuPairs[0]!;
     const big = mtu.get(a.node)! + 1;
     checks.push({
-      group: 'MTU + 1, DF set (refused)',
+      group: g('MTU + 1, DF set (refused)'),
       from: `${a.name}@${a.node.name}`,
       to: `${b.name}@${b.node.name} (${big} bytes)`,
       expect: false,
-      ok: await pingAsync(a.ns, b.ip, big - 28),
+      ok: await pingAsync(a.ns, ipOf(b), big - ICMP_HEADERS[f]),
     });
   }
 
-  const after = await Promise.all(lab.nodes.map(readCounters));
+  const after = await Promise.all(lab.nodes.map((n) => readCounters(n, f)));
   const counters = lab.nodes.map((n, i) => ({
     node: n.name,
+    family: f,
     vxlan: after[i]!.vxlan - before[i]!.vxlan,
     plain: after[i]!.plain - before[i]!.plain,
-    modes: modes.get(n.name) ?? new Set<string>(),
+    modes: modes.get(n.name)?.get(f) ?? new Set<string>(),
   }));
   if (lab.pods.length > 1) {
     for (const c of counters) {
       checks.push({
-        group: 'travels in VXLAN',
+        group: g('travels in VXLAN'),
         from: c.node,
-        to: 'UDP to the VXLAN port on eth0',
+        to: `UDP to the VXLAN port on eth0`,
         expect: c.modes.has('vxlan'),
         ok: c.vxlan > 0,
       });
       checks.push({
-        group: 'travels unencapsulated (host-gw)',
+        group: g('travels unencapsulated (host-gw)'),
         from: c.node,
         to: 'plain pod packets on eth0',
         expect: c.modes.has('host-gw'),

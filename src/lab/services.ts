@@ -3,25 +3,30 @@
 // along with kube-proxy: a Cluster IP reaches a backend on the same node and on another node, a backend
 // reaches itself through its own Service (hairpin), and a host outside the cluster reaches NodeIP:nodePort
 // on every node. Chain names and rule shapes follow kube-proxy's (KUBE-SERVICES → KUBE-SVC-… →
-// KUBE-SEP-… DNAT, KUBE-MARK-MASQ, KUBE-POSTROUTING, KUBE-NODEPORTS).
+// KUBE-SEP-… DNAT, KUBE-MARK-MASQ, KUBE-POSTROUTING, KUBE-NODEPORTS). A dual-stack lab's Services have
+// both families (ipFamilies: [IPv4, IPv6], a Cluster IP in each): kube-proxy writes the IPv6 half with
+// ip6tables, and every proof runs in both.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../run.js';
-import { CLUSTER_CIDR, type Lab, type LabPod } from './lab.js';
-import type { Check } from './proofs.js';
+import type { Family } from '../node/cluster.js';
+import { type Lab, type LabPod, PLANS } from './lab.js';
+import { type Check, groupName } from './proofs.js';
 import { httpGet } from './netns.js';
 
 /** kubeadm's default Service network: Cluster IPs are virtual, only kube-proxy's DNAT rules know them. */
-export const SERVICE_CIDR = '10.96.0.0/12';
+export const SERVICE_CIDR = PLANS[4].serviceCIDR;
 export const TARGET_PORT = 8080;
 /** The last node's backend also publishes its port on that node's IP (hostPort, done by podwire). */
 export const HOST_PORT = 8081;
 
 export interface LabService {
   name: string;
+  /** The first family's Cluster IP; `clusterIPs` has one per family of the lab (as Service.spec.clusterIPs). */
   clusterIP: string;
+  clusterIPs: string[];
   port: number;
   targetPort: number;
   nodePort?: number;
@@ -39,8 +44,14 @@ function chainName(prefix: string, key: string): string {
   return prefix + out;
 }
 
-/** The nat table kube-proxy would write for these Services (iptables-restore input; pure). */
-export function kubeProxyRules(services: readonly LabService[], clusterCIDR = CLUSTER_CIDR): string[] {
+/**
+ * The nat table kube-proxy would write for these Services in one family (iptables-restore input for
+ * iptables or ip6tables; pure). `k` is the family's index in the Services' and pods' address lists.
+ */
+export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k = 0): string[] {
+  const clusterCIDR = PLANS[f].clusterCIDR;
+  const host = f === 4 ? 32 : 128;
+  const at = (ip: string, port: number) => (f === 4 ? `${ip}:${port}` : `[${ip}]:${port}`);
   const chains = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ'];
   const rules = [
     '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
@@ -54,17 +65,19 @@ export function kubeProxyRules(services: readonly LabService[], clusterCIDR = CL
   for (const s of services) {
     const key = `lab/${s.name}:http`;
     const svc = chainName('KUBE-SVC-', key);
-    const sep = chainName('KUBE-SEP-', `${key}:${s.backend.ip}`);
-    const ep = `${s.backend.ip}:${s.targetPort}`;
+    const backend = s.backend.ips[k]!;
+    const clusterIP = s.clusterIPs[k]!;
+    const sep = chainName('KUBE-SEP-', `${key}:${backend}`);
+    const ep = at(backend, s.targetPort);
     chains.push(svc, sep);
     rules.push(
-      `-A KUBE-SERVICES -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j ${svc}`,
+      `-A KUBE-SERVICES -d ${clusterIP}/${host} -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j ${svc}`,
       // From outside the pod network: masquerade, so the reply comes back through this node.
-      `-A ${svc} ! -s ${clusterCIDR} -d ${s.clusterIP}/32 -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} -j ` +
-        `KUBE-MARK-MASQ`,
+      `-A ${svc} ! -s ${clusterCIDR} -d ${clusterIP}/${host} -p tcp -m comment --comment "${key} cluster IP" -m tcp --dport ${s.port} ` +
+        `-j KUBE-MARK-MASQ`,
       `-A ${svc} -m comment --comment "${key} -> ${ep}" -j ${sep}`,
       // The backend calling its own Service (hairpin): masquerade, or it would answer itself directly.
-      `-A ${sep} -s ${s.backend.ip}/32 -m comment --comment "${key}" -j KUBE-MARK-MASQ`,
+      `-A ${sep} -s ${backend}/${host} -m comment --comment "${key}" -j KUBE-MARK-MASQ`,
       `-A ${sep} -p tcp -m comment --comment "${key}" -m tcp -j DNAT --to-destination ${ep}`,
     );
     if (s.nodePort) {
@@ -111,65 +124,71 @@ export async function addServices(lab: Lab): Promise<ServiceLab> {
   const hostPort = { portMappings: [{ hostPort: HOST_PORT, containerPort: TARGET_PORT, protocol: 'tcp' }] };
   const webLast = last === first ? webFirst : await lab.addPod(last, 'web', hostPort);
   const client = await lab.addPod(first, 'client');
+  const ips = (i: number) => lab.families.map((f) => PLANS[f].clusterIP(i));
+  const svc = (name: string, i: number, backend: LabPod, nodePort?: number): LabService => ({
+    name,
+    clusterIP: ips(i)[0]!,
+    clusterIPs: ips(i),
+    port: 80,
+    targetPort: TARGET_PORT,
+    ...(nodePort ? { nodePort } : {}),
+    backend,
+  });
   const services: LabService[] = [
-    { name: 'web-same-node', clusterIP: '10.96.0.10', port: 80, targetPort: TARGET_PORT, backend: webFirst },
-    { name: 'web-other-node', clusterIP: '10.96.0.11', port: 80, targetPort: TARGET_PORT, backend: webLast },
-    { name: 'web-nodeport', clusterIP: '10.96.0.12', port: 80, targetPort: TARGET_PORT, nodePort: 30080, backend: webLast },
+    svc('web-same-node', 0, webFirst),
+    svc('web-other-node', 1, webLast),
+    svc('web-nodeport', 2, webLast, 30080),
   ];
   for (const p of new Set([webFirst, webLast])) serve(p);
-  const rules = kubeProxyRules(services).join('\n');
-  for (const n of lab.nodes) {
-    const r = await run('ip', ['netns', 'exec', n.ns, 'iptables-restore', '--noflush', '--wait'], { input: rules });
-    if (r.code !== 0) throw new Error(`kube-proxy rules on ${n.name}: ${r.stderr.trim()}`);
+  for (const [k, f] of lab.families.entries()) {
+    const rules = kubeProxyRules(services, f, k).join('\n');
+    const tool = f === 4 ? 'iptables-restore' : 'ip6tables-restore';
+    for (const n of lab.nodes) {
+      const r = await run('ip', ['netns', 'exec', n.ns, tool, '--noflush', '--wait'], { input: rules });
+      if (r.code !== 0) throw new Error(`kube-proxy rules (${tool}) on ${n.name}: ${r.stderr.trim()}`);
+    }
   }
   await new Promise((r) => setTimeout(r, 300)); // httpd listening
   return { services, client };
 }
 
-/** The Service proofs, each one HTTP request answered by the expected backend. */
+/** The Service proofs, each one HTTP request answered by the expected backend, in every family of the lab. */
 export async function proveServices(lab: Lab, s: ServiceLab): Promise<Check[]> {
+  const checks: Check[] = [];
+  for (const [k, f] of lab.families.entries()) checks.push(...(await proveServicesIn(lab, s, f, k)));
+  return checks;
+}
+
+async function proveServicesIn(lab: Lab, s: ServiceLab, f: Family, k: number): Promise<Check[]> {
   const checks: Check[] = [];
   const get = async (group: string, fromNs: string, from: string, host: string, port: number, backend: LabPod) => {
     const body = await httpGet(fromNs, host, port);
     checks.push({
-      group,
+      group: groupName(group, f),
       from,
-      to: `${host}:${port}`,
+      to: `${f === 6 ? `[${host}]` : host}:${port}`,
       expect: true,
       ok: body.includes(`hello from ${backend.name} on ${backend.node.name}`),
     });
   };
   const [same, other, np] = s.services as [LabService, LabService, LabService];
-  await get(
-    'Service: Cluster IP, backend on the same node',
-    s.client.ns,
-    `${s.client.name}@${s.client.node.name}`,
-    same.clusterIP,
-    same.port,
-    same.backend,
-  );
-  await get(
-    'Service: Cluster IP, backend on another node',
-    s.client.ns,
-    `${s.client.name}@${s.client.node.name}`,
-    other.clusterIP,
-    other.port,
-    other.backend,
-  );
+  const client = `${s.client.name}@${s.client.node.name}`;
+  await get('Service: Cluster IP, backend on the same node', s.client.ns, client, same.clusterIPs[k]!, same.port, same.backend);
+  await get('Service: Cluster IP, backend on another node', s.client.ns, client, other.clusterIPs[k]!, other.port, other.backend);
   await get(
     'Service: hairpin (backend to its own Service)',
     same.backend.ns,
     `${same.backend.name}@${same.backend.node.name}`,
-    same.clusterIP,
+    same.clusterIPs[k]!,
     same.port,
     same.backend,
   );
   for (const n of lab.nodes)
-    await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nodeIP, np.nodePort!, np.backend);
+    await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nets[k]!.nodeIP, np.nodePort!, np.backend);
   if (other.backend.node !== s.client.node) {
-    const host = other.backend.node;
-    await get('hostPort from outside the cluster', lab.outside, 'outside', host.nodeIP, HOST_PORT, other.backend);
-    await get('hostPort from another node', s.client.node.ns, s.client.node.name, host.nodeIP, HOST_PORT, other.backend);
+    const host = other.backend.node.nets[k]!.nodeIP;
+    await get('hostPort from outside the cluster', lab.outside, 'outside', host, HOST_PORT, other.backend);
+    await get('hostPort from another node', s.client.node.ns, s.client.node.name, host, HOST_PORT, other.backend);
   }
   return checks;
 }
@@ -179,10 +198,10 @@ export function portRows(s: ServiceLab): string[][] {
   return s.services.map((x) => [
     x.name,
     x.nodePort ? 'NodePort' : 'ClusterIP',
-    `${x.clusterIP}:${x.port}`,
+    x.clusterIPs.map((ip) => (ip.includes(':') ? `[${ip}]:${x.port}` : `${ip}:${x.port}`)).join(', '),
     `${x.targetPort}`,
     x.nodePort ? `${x.nodePort}` : '-',
-    `${x.backend.ip}:${x.targetPort} (${x.backend.name}@${x.backend.node.name})`,
+    `${x.backend.ips.map((ip) => (ip.includes(':') ? `[${ip}]` : ip) + `:${x.targetPort}`).join(', ')} (${x.backend.name}@${x.backend.node.name})`,
   ]);
 }
 /** portRows' columns: key (for JSON) and header (for the table). */

@@ -51,13 +51,15 @@ describe('podwire status', () => {
     expect(code).toBe(0);
     const mine = lab.pods.filter((p) => p.node.name === 'node1');
     expect(out.node).toMatchObject({ name: 'node1', nodeIPs: ['192.168.50.11'], podCIDRs: ['10.244.1.0/24'], backend: 'auto' });
-    expect(out.slice).toMatchObject({
-      cidr: '10.244.1.0/24',
-      gateway: '10.244.1.1',
-      size: 253,
-      used: mine.length,
-      free: 253 - mine.length,
-    });
+    expect(out.slices).toEqual([
+      expect.objectContaining({
+        cidr: '10.244.1.0/24',
+        gateway: '10.244.1.1',
+        size: 253,
+        used: mine.length,
+        free: 253 - mine.length,
+      }),
+    ]);
     expect(out.bridge).toMatchObject({ name: 'cni0', exists: true, up: true, addresses: ['10.244.1.1/24'], ports: mine.length });
     expect(out.vxlans).toEqual([expect.objectContaining({ name: 'podwire.1', exists: true, vni: 1, local: '192.168.50.11', port: 8472 })]);
     expect(out.pods.map((p: any) => [p.ip, p.containerID, p.hostVeth, p.netns, p.ok])).toEqual(

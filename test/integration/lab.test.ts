@@ -129,3 +129,52 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     expect(spawnSync('pgrep', ['-f', '/run/podwire-lab/node.*/www-web']).status).toBe(1);
   });
 });
+
+describe('podwire lab --family ipv6 and dual, every backend', () => {
+  const proof = (report: any, group: string) => {
+    const p = report.proofs.find((x: any) => x.proof === group);
+    return p ? `${p.passed}/${p.failed}` : 'missing';
+  };
+  it.each([
+    ['ipv6', 'vxlan'],
+    ['ipv6', 'host-gw'],
+    ['ipv6', 'auto'],
+    ['dual', 'vxlan'],
+    ['dual', 'host-gw'],
+    ['dual', 'auto'],
+  ])('--family %s --mode %s: every proof in every family, nothing left', async (family, mode) => {
+    const r = await lab('--family', family, '--mode', mode, '--nodes', '3', '--pods-per-node', '2', '--json', '--no-trace');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.failed).toEqual([]);
+    const families = family === 'dual' ? ['', ' (IPv6)'] : [' (IPv6)'];
+    if (family === 'dual') expect(proof(report, 'pod to pod')).toBe('30/0');
+    else expect(proof(report, 'pod to pod')).toBe('missing'); // IPv6 only: no IPv4 anywhere
+    for (const f of families) {
+      expect(proof(report, `pod to pod${f}`)).toBe('30/0');
+      expect(proof(report, `node to remote pod${f}`)).toBe('6/0');
+      expect(proof(report, `full pod MTU, DF set${f}`)).toBe('6/0');
+      expect(proof(report, `travels in VXLAN${f}`)).toBe('3/0');
+      expect(proof(report, `Service: Cluster IP, backend on another node${f}`)).toBe('1/0');
+      expect(proof(report, `Service: NodePort from outside the cluster${f}`)).toBe('3/0');
+      expect(proof(report, `hostPort from outside the cluster${f}`)).toBe('1/0');
+    }
+    // Both addresses of every node and pod; the pod MTU fits IPv6's 70 bytes of VXLAN headers.
+    expect(report.nodes[0]).toMatchObject({
+      node: 'node1',
+      nodeIP: family === 'dual' ? '192.168.50.11, fd00:50::11' : 'fd00:50::11',
+      podCIDR: family === 'dual' ? '10.244.1.0/24, fd00:10:244:1::/64' : 'fd00:10:244:1::/64',
+      podMtu: mode === 'host-gw' ? 1500 : 1430,
+    });
+    expect(report.pods.find((p: any) => p.pod === 'pod1' && p.node === 'node2').podIP).toMatch(
+      family === 'dual' ? /^10\.244\.2\.\d+, fd00:10:244:2::\d+$/ : /^fd00:10:244:2::\d+$/,
+    );
+    // auto decides per family: node3 (behind the router in both families) by VXLAN, the others directly.
+    const modes = report.peers.filter((p: any) => p.node === 'node1').map((p: any) => `${p.peer}/${p.family}:${p.backend}`);
+    const want = (peer: string) => (mode === 'auto' ? (peer === 'node3' ? 'vxlan' : 'host-gw') : mode);
+    const fams = family === 'dual' ? ['IPv4', 'IPv6'] : ['IPv6'];
+    expect(modes.sort()).toEqual(fams.flatMap((f) => ['node2', 'node3'].map((p) => `${p}/${f}:${want(p)}`)).sort());
+    expect(labNamespaces()).toEqual([]);
+  });
+});

@@ -40,12 +40,12 @@ describe('parseTarget', () => {
 });
 
 describe('walkNat', () => {
-  const backend = { name: 'web', ip: '10.244.2.7' } as any;
+  const backend = { name: 'web', ip: '10.244.2.7', ips: ['10.244.2.7'] } as any;
   const table = parseNat(
     [
       ...kubeProxyRules([
-        { name: 'web', clusterIP: '10.96.0.10', port: 80, targetPort: 8080, backend },
-        { name: 'np', clusterIP: '10.96.0.12', port: 80, targetPort: 8080, nodePort: 30080, backend },
+        { name: 'web', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], port: 80, targetPort: 8080, backend },
+        { name: 'np', clusterIP: '10.96.0.12', clusterIPs: ['10.96.0.12'], port: 80, targetPort: 8080, nodePort: 30080, backend },
       ]),
       '*nat',
       ':PODWIRE-HOSTPORTS - [0:0]',

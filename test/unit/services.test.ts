@@ -4,12 +4,20 @@ import { describe, expect, it } from 'vitest';
 import type { LabPod } from '../../src/lab/lab.js';
 import { kubeProxyRules } from '../../src/lab/services.js';
 
-const pod = (ip: string) => ({ ip, name: 'web', node: { name: 'node1' } }) as unknown as LabPod;
+const pod = (...ips: string[]) => ({ ip: ips[0], ips, name: 'web', node: { name: 'node1' } }) as unknown as LabPod;
 
 describe('kube-proxy rules for the lab', () => {
   const lines = kubeProxyRules([
-    { name: 'a', clusterIP: '10.96.0.10', port: 80, targetPort: 8080, backend: pod('10.244.1.4') },
-    { name: 'np', clusterIP: '10.96.0.12', port: 80, targetPort: 8080, nodePort: 30080, backend: pod('10.244.3.4') },
+    { name: 'a', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], port: 80, targetPort: 8080, backend: pod('10.244.1.4') },
+    {
+      name: 'np',
+      clusterIP: '10.96.0.12',
+      clusterIPs: ['10.96.0.12'],
+      port: 80,
+      targetPort: 8080,
+      nodePort: 30080,
+      backend: pod('10.244.3.4'),
+    },
   ]);
   const chains = lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]!);
 
@@ -24,6 +32,15 @@ describe('kube-proxy rules for the lab', () => {
     const sep = lines.find((l) => l.startsWith(`-A ${svc} `) && l.includes('-j KUBE-SEP-'))!.split(' -j ')[1]!;
     expect(lines).toContain(`-A ${sep} -s 10.244.1.4/32 -m comment --comment "lab/a:http" -j KUBE-MARK-MASQ`);
     expect(lines.filter((l) => l.startsWith(`-A ${sep} `)).pop()).toMatch(/-j DNAT --to-destination 10\.244\.1\.4:8080$/);
+  });
+
+  it("IPv6 (a dual-stack Service's second Cluster IP): /128 matches and a bracketed DNAT target, for ip6tables", () => {
+    const dual = { name: 'a', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10', 'fd00:10:96::10'], port: 80, targetPort: 8080 };
+    const v6 = kubeProxyRules([{ ...dual, backend: pod('10.244.1.4', 'fd00:10:244:1::4') }], 6, 1);
+    expect(v6.some((l) => l.startsWith('-A KUBE-SERVICES -d fd00:10:96::10/128 -p tcp'))).toBe(true);
+    expect(v6.some((l) => l.includes('! -s fd00:10:244::/48 -d fd00:10:96::10/128'))).toBe(true);
+    expect(v6.find((l) => l.includes('-j DNAT'))).toMatch(/--to-destination \[fd00:10:244:1::4\]:8080$/);
+    expect(v6.join('\n')).not.toContain('10.96.0.10');
   });
 
   it('nodePorts are matched last in KUBE-SERVICES, and masqueraded', () => {
