@@ -2,7 +2,7 @@
 // bridge and VXLAN device; under each node its pods, each hanging from the bridge by its veth pair (host
 // end name, eth0 and Pod IP); between nodes, what podwire's routes say: a VXLAN tunnel or a host-gw route.
 // The model is built from the kernel (world.ts), then laid out in columns; no layout library.
-import { kind, v4Addrs } from '../kernel/state.js';
+import { ipAddrs, kind } from '../kernel/state.js';
 import { type NsView, peerPaths } from './view.js';
 import { type Scope, type World, readWorld, vethPeer } from './world.js';
 
@@ -19,7 +19,8 @@ export interface DNode {
   name: string;
   nodeIPs: string[];
   bridge?: { name: string; addrs: string[] };
-  vxlan?: { name: string; vni: number; addr?: string };
+  /** The VXLAN devices (one per family). */
+  vxlans: { name: string; vni: number; addr?: string }[];
   pods: DPod[];
 }
 
@@ -46,8 +47,8 @@ const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompar
 
 function nodeOf(w: World, v: NsView): DNode {
   const plain = v.links.filter((l) => l.ifname !== 'lo' && !l.master && !['bridge', 'vxlan'].includes(kind(l) ?? ''));
-  const br = v.links.find((l) => kind(l) === 'bridge' && v4Addrs(l).length);
-  const vx = v.links.find((l) => kind(l) === 'vxlan');
+  const br = v.links.find((l) => kind(l) === 'bridge' && ipAddrs(l).length);
+  const vxs = v.links.filter((l) => kind(l) === 'vxlan');
   const pods: DPod[] = [];
   for (const port of v.links.filter((l) => br && l.master === br.ifname && kind(l) === 'veth')) {
     const peer = vethPeer(w, v, port);
@@ -55,7 +56,7 @@ function nodeOf(w: World, v: NsView): DNode {
     pods.push({
       ns: peer.ns,
       name: w.scope.name(peer.ns),
-      ip: v4Addrs(peer.link)[0] ?? '?',
+      ip: ipAddrs(peer.link).join(', ') || '?',
       ifname: peer.link.ifname,
       hostVeth: port.ifname,
     });
@@ -63,9 +64,9 @@ function nodeOf(w: World, v: NsView): DNode {
   return {
     ns: v.name,
     name: w.scope.name(v.name),
-    nodeIPs: plain.flatMap((l) => v4Addrs(l).map((a) => `${a} (${l.ifname})`)),
-    bridge: br && { name: br.ifname, addrs: v4Addrs(br) },
-    vxlan: vx && { name: vx.ifname, vni: vx.linkinfo?.info_data?.id as number, addr: v4Addrs(vx)[0] },
+    nodeIPs: plain.flatMap((l) => ipAddrs(l).map((a) => `${a} (${l.ifname})`)),
+    bridge: br && { name: br.ifname, addrs: ipAddrs(br) },
+    vxlans: vxs.map((vx) => ({ name: vx.ifname, vni: vx.linkinfo?.info_data?.id as number, addr: ipAddrs(vx)[0] })),
     pods: pods.sort(byName),
   };
 }
@@ -89,8 +90,8 @@ export function diagramModel(w: World, title: string): Model {
     }
   }
   const hosts = [...w.views.values()]
-    .filter((v) => w.roles.get(v.name)?.kind === 'host' && v.links.some((l) => l.ifname !== 'lo' && v4Addrs(l).length))
-    .map((v) => ({ name: w.scope.name(v.name), ips: v.links.filter((l) => l.ifname !== 'lo').flatMap((l) => v4Addrs(l)) }))
+    .filter((v) => w.roles.get(v.name)?.kind === 'host' && v.links.some((l) => l.ifname !== 'lo' && ipAddrs(l).length))
+    .map((v) => ({ name: w.scope.name(v.name), ips: v.links.filter((l) => l.ifname !== 'lo').flatMap((l) => ipAddrs(l)) }))
     .sort(byName);
   return { title, nodes, links, hosts, remotes: [...remotes].map(([ip, cidr]) => ({ name: `peer ${cidr}`, ip })) };
 }
@@ -189,16 +190,10 @@ export function renderSvg(m: Model): string {
     out.push(`<rect class="node" x="${x}" y="${NODE_Y}" width="${COL}" height="${NODE_H}" rx="8"/>`);
     out.push(text(x + 12, NODE_Y + 22, n.name, 'h'));
     n.nodeIPs.forEach((ip, j) => out.push(text(x + 12, NODE_Y + 42 + j * 16, `Node IP ${ip}`)));
-    if (n.vxlan) {
+    if (n.vxlans.length) {
       out.push(`<rect class="vx" x="${x + 12}" y="${NODE_Y + 70}" width="${COL - 24}" height="30" rx="4"/>`);
-      out.push(
-        text(
-          x + 20,
-          NODE_Y + 90,
-          `${n.vxlan.name}: VXLAN VNI ${n.vxlan.vni}${n.vxlan.addr ? `, VTEP ${n.vxlan.addr.split('/')[0]}` : ''}`,
-          's',
-        ),
-      );
+      const vtep = (v: DNode['vxlans'][number]) => `${v.name}${v.addr ? ` (VTEP ${v.addr.split('/')[0]})` : ''}`;
+      out.push(text(x + 20, NODE_Y + 90, `VXLAN VNI ${n.vxlans[0]!.vni}: ${n.vxlans.map(vtep).join(', ')}`, 's'));
     }
     if (n.bridge) {
       out.push(`<rect class="br" x="${x + 12}" y="${NODE_Y + NODE_H - 38}" width="${COL - 24}" height="26" rx="4"/>`);

@@ -66,7 +66,7 @@ export function parseNat(saved: string): NatTable {
 }
 
 function inCidr(ip: string, cidr: string): boolean {
-  const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/32`);
+  const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/${cidr.includes(':') ? 128 : 32}`);
   const p = parseIP(ip);
   return !!c && !!p && cidrContains(c, p);
 }
@@ -118,6 +118,15 @@ export interface NatResult {
   choices: number;
 }
 
+/** A DNAT target: "10.244.1.5:80", "10.244.1.5", "[fd00::5]:80" (ip6tables brackets an address with a port), "fd00::5". */
+export function parseEndpoint(s: string): { ip: string; port?: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (m) return { ip: m[1]!, port: m[2] ? Number(m[2]) : undefined };
+  if (s.split(':').length > 2) return { ip: s }; // a bare IPv6 address
+  const [ip, p] = s.split(':');
+  return { ip: ip!, port: p ? Number(p) : undefined };
+}
+
 /** Walks the nat table for a packet's first hook; pkt.dport is filled in from the rule that matched a port. */
 export function walkNat(t: NatTable, hook: 'PREROUTING' | 'OUTPUT', pkt: Packet, local: (ip: string) => boolean): NatResult {
   const res: NatResult = { chains: [], choices: 0 };
@@ -133,8 +142,7 @@ export function walkNat(t: NatTable, hook: 'PREROUTING' | 'OUTPUT', pkt: Packet,
       const port = r.matches.find(([n, o]) => !n && o === '--dport');
       if (before === undefined && port) pkt.dport = Number(port[2]);
       if (r.target === 'DNAT') {
-        const [ip, p] = (r.targetArgs['--to-destination'] ?? '').split(':');
-        res.dnat = { ip: ip!, port: p ? Number(p) : undefined };
+        res.dnat = parseEndpoint(r.targetArgs['--to-destination'] ?? '');
         res.comment = r.comment;
         return 'done';
       }

@@ -42,14 +42,16 @@ export class PathFinder {
 
   constructor(readonly w: World) {}
 
-  private natTable(ns: string): Promise<NatTable> {
-    let t = this.nat.get(ns);
+  /** A namespace's nat table of the packet's family: iptables for IPv4, ip6tables for IPv6. */
+  private natTable(ns: string, v6: boolean): Promise<NatTable> {
+    const key = `${ns}|${v6 ? 6 : 4}`;
+    let t = this.nat.get(key);
     if (!t) {
-      const args = ['iptables-save', '-t', 'nat'];
+      const args = [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'];
       t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) =>
         parseNat(r.code === 0 ? r.stdout : ''),
       );
-      this.nat.set(ns, t);
+      this.nat.set(key, t);
     }
     return t;
   }
@@ -58,7 +60,7 @@ export class PathFinder {
   async natMentions(ip: string): Promise<boolean> {
     for (const t of this.nat.values()) {
       for (const rules of (await t).values())
-        if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/32`))) return true;
+        if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/${ip.includes(':') ? 128 : 32}`))) return true;
     }
     return false;
   }
@@ -93,7 +95,7 @@ export class PathFinder {
     const dst = parseIP(r.dst)!;
     const prefix = (d: string): number => {
       if (d === 'default') return 0;
-      const c = parseCidr(d.includes('/') ? d : `${d}/32`);
+      const c = parseCidr(d.includes('/') ? d : `${d}/${d.includes(':') ? 128 : 32}`);
       return c && cidrContains(c, dst) ? c.prefix : -1;
     };
     const entry = v.routes
@@ -194,7 +196,7 @@ export class PathFinder {
       this.hop(ns, `no FDB entry on ${dev.ifname} for ${neigh.lladdr}: the frame has nowhere to go (run peers sync)`, depth);
       return undefined;
     }
-    const local = (d.local as string | undefined) ?? '';
+    const local = ((d.local ?? d.local6) as string | undefined) ?? '';
     this.hop(
       ns,
       `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.describe(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ` +
@@ -205,7 +207,11 @@ export class PathFinder {
     const end = await this.follow(ns, outer, depth + 1);
     if (!end) return undefined;
     const remote = this.w.views.get(end.ns)!;
-    const decap = remote.links.find((l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id);
+    // The device of the same VNI and family (a dual-stack node has one per family, often with one VNI).
+    const v6 = outer.dst.includes(':');
+    const decap = remote.links.find(
+      (l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id && (l.linkinfo?.info_data?.local6 !== undefined) === v6,
+    );
     if (!decap) {
       this.hop(end.ns, `no VXLAN device with VNI ${d.id} in ${this.w.scope.name(end.ns)}: the UDP packet is dropped`, depth);
       return undefined;
@@ -225,12 +231,12 @@ export class PathFinder {
   async follow(ns: string, pkt: Packet, depth = 0): Promise<{ ns: string; dev: string } | undefined> {
     for (let step = 0; step < 32; step++) {
       const v = this.w.views.get(ns)!;
-      const t = await this.natTable(ns);
+      const t = await this.natTable(ns, pkt.dst.includes(':'));
       const hook = pkt.iif ? 'PREROUTING' : 'OUTPUT';
       const dnat = walkNat(t, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
       if (dnat.dnat) {
-        const from = `${pkt.dst}:${pkt.dport ?? '*'}`;
-        const to = `${dnat.dnat.ip}:${dnat.dnat.port ?? pkt.dport ?? '*'}`;
+        const from = hostPort(pkt.dst, pkt.dport ?? '*');
+        const to = hostPort(dnat.dnat.ip, dnat.dnat.port ?? pkt.dport ?? '*');
         this.hop(
           ns,
           `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} ` +
@@ -279,11 +285,15 @@ export class PathFinder {
   }
 }
 
-/** DST may carry a port: "10.96.0.10:80". */
+/** An address with a port, as people write it: 10.96.0.10:80, [fd00:10:96::10]:80. */
+const hostPort = (ip: string, port: number | string): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** DST may carry a port: "10.96.0.10:80", "[fd00:10:96::10]:80"; an IPv6 address without one is written bare. */
 export function parseTarget(s: string): { ip: string; port?: number } {
-  const [host = '', portText, ...rest] = s.split(':');
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(s);
+  const [host = '', portText, ...rest] = bracketed ? [bracketed[1]!, bracketed[2]] : s.split(':').length > 2 ? [s] : s.split(':');
   const ip = parseIP(host);
-  if (!ip || ip.family !== 4 || rest.length) throw new Error(`"${s}" is not an IPv4 address (with an optional :port)`);
+  if (!ip || rest.length) throw new Error(`"${s}" is not an address (with an optional :port; IPv6 as [address]:port)`);
   const port = portText === undefined ? undefined : Number(portText);
   if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new Error(`port ${portText} is out of range`);
   return { ip: formatIP(ip), port };
@@ -308,7 +318,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     hops: f.hops,
     delivered: !!end,
     end: end
-      ? `${pkt.dst}${pkt.dport ? `:${pkt.dport}` : ''} in ${w.scope.name(end.ns)}, ${f.describe(pkt.dst)}`
+      ? `${pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst} in ${w.scope.name(end.ns)}, ${f.describe(pkt.dst)}`
       : dstKind === CLUSTER_IP_HINT && pkt.dst === d.ip
         ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, ' +
           'another port) finds no route'
@@ -319,7 +329,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
 }
 
 export function renderPath(p: PathResult): string {
-  const out = [`from ${p.src}: ${p.srcKind}`, `to   ${p.dst}${p.port ? `:${p.port}` : ''}: ${p.dstKind}`, ''];
+  const out = [`from ${p.src}: ${p.srcKind}`, `to   ${p.port ? hostPort(p.dst, p.port) : p.dst}: ${p.dstKind}`, ''];
   const width = Math.max(...p.hops.map((h) => h.where.length), 4);
   p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${h.text}`));
   out.push('', `${p.delivered ? 'delivered to' : 'NOT delivered:'} ${p.end}`);

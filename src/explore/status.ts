@@ -15,7 +15,7 @@ import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.j
 import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
-import { isUp, kind, linkByName, v4Addrs } from '../kernel/state.js';
+import { ipAddrs, isUp, kind, linkByName } from '../kernel/state.js';
 import { type NsView, peerNs, peerPaths, readNs } from './view.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
@@ -276,7 +276,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     conflist: o.conf.file,
     network,
     slices: slices(o, taken, problems),
-    bridge: { name: bridgeName, exists: !!br, up: isUp(br), addresses: v4Addrs(br), mtu: br?.mtu, mac: br?.address, ports: ports.length },
+    bridge: { name: bridgeName, exists: !!br, up: isUp(br), addresses: ipAddrs(br), mtu: br?.mtu, mac: br?.address, ports: ports.length },
     vxlans: vxlansOf(view, o.cluster),
     pods,
     strayVeths,
@@ -321,6 +321,8 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
 }
 
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
+/** A count for people: an IPv6 slice's is a power of two too large to write out. */
+const count = (n: number): string => (n > Number.MAX_SAFE_INTEGER ? `~2^${Math.round(Math.log2(n))}` : String(n));
 
 /** The status as text: a header, the node's devices, a table of pods, a table of peers, the problems. */
 export function renderStatus(st: NodeStatus): string {
@@ -336,7 +338,7 @@ export function renderStatus(st: NodeStatus): string {
   );
   for (const s of st.slices)
     out.push(
-      `slice   ${s.cidr}: ${s.used} of ${s.size} Pod IPs reserved (${s.percent}%), ${s.free} free, range ${s.first}-${s.last}, ` +
+      `slice   ${s.cidr}: ${s.used} of ${count(s.size)} Pod IPs reserved (${s.percent}%), ${count(s.free)} free, range ${s.first}-${s.last}, ` +
         `gateway ${s.gateway}; from ${s.from}`,
     );
   if (!st.slices.length) out.push('slice   unknown');

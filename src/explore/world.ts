@@ -2,7 +2,7 @@
 // (it has a bridge with an address, or a VXLAN device), a pod (its veth's other end is on a node's
 // bridge), or another host. On a real node: this namespace and the pods' namespaces in /run/netns
 // (thisNode()); the lab hands in its own (lab/netns.ts labScope()).
-import { type Link, kind, linkByName, namedNamespaces, v4Addrs } from '../kernel/state.js';
+import { type Link, ipAddrs, kind, linkByName, namedNamespaces } from '../kernel/state.js';
 import { type NsView, peerNs, readNs } from './view.js';
 
 export type Role = { kind: 'node' } | { kind: 'pod'; node: string; hostVeth: string; bridge: string } | { kind: 'host' };
@@ -33,11 +33,11 @@ export interface World {
   scope: Scope;
   views: Map<string, NsView>;
   roles: Map<string, Role>;
-  /** Who holds each IPv4 address. */
+  /** Who holds each address (IPv4, and IPv6 but link-local). */
   owners: Map<string, Owner>;
 }
 
-const isNode = (v: NsView): boolean => v.links.some((l) => (kind(l) === 'bridge' && v4Addrs(l).length > 0) || kind(l) === 'vxlan');
+const isNode = (v: NsView): boolean => v.links.some((l) => (kind(l) === 'bridge' && ipAddrs(l).length > 0) || kind(l) === 'vxlan');
 
 /**
  * The other end of veth `l` of `v`. By the namespace id when that namespace has a name; our own namespace
@@ -63,12 +63,16 @@ export async function readWorld(scope: Scope): Promise<World> {
     w.roles.set(v.name, isNode(v) ? { kind: 'node' } : { kind: 'host' });
     for (const l of v.links)
       for (const a of l.addr_info ?? [])
-        if (a.family === 'inet' && !a.local.startsWith('127.')) w.owners.set(a.local, { ns: v.name, dev: l.ifname });
+        if (
+          (a.family === 'inet' && !a.local.startsWith('127.')) ||
+          (a.family === 'inet6' && a.local !== '::1' && !a.local.startsWith('fe80:'))
+        )
+          w.owners.set(a.local, { ns: v.name, dev: l.ifname });
   }
   for (const v of views.values()) {
     if (w.roles.get(v.name)!.kind === 'node') continue;
     for (const l of v.links) {
-      if (kind(l) !== 'veth' || !v4Addrs(l).length) continue;
+      if (kind(l) !== 'veth' || !ipAddrs(l).length) continue;
       const peer = vethPeer(w, v, l);
       if (
         peer &&

@@ -140,7 +140,11 @@ export function podLines(p: PodSpec): IpStep[] {
       cmd: addrLine('add', a, p.ifname),
       why:
         `the Pod IP is how every other pod, node and Service backend reaches this pod; the /${a.split('/')[1]} says which addresses ` +
-        `are on the pod's own link (this node's pods, reached through the bridge)`,
+        `are on the pod's own link (this node's pods, reached through the bridge)` +
+        (a.includes(':')
+          ? '. nodad: no duplicate address detection, which would keep the address unusable ("tentative") for a second or two ' +
+            "while the pod starts; the IPAM made it this pod's alone already"
+          : ''),
     })),
     {
       what: `bring ${p.ifname} up`,

@@ -127,6 +127,8 @@ export const isUp = (l: Link | undefined): boolean => !!l?.flags?.includes('UP')
 /** A link's IPv4 addresses, "10.244.1.1/24". */
 export const v4Addrs = (l: Link | undefined): string[] =>
   (l?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+/** A link's global addresses of both families, IPv4 first ("10.244.1.1/24", "fd00:10:244:1::1/64"). */
+export const ipAddrs = (l: Link | undefined): string[] => [...addrsOf(l, 4), ...addrsOf(l, 6)];
 /** A link's addresses of a family, link-local IPv6 left out (the kernel makes those itself). */
 export const addrsOf = (l: Link | undefined, family: 4 | 6): string[] =>
   family === 4

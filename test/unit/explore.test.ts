@@ -31,10 +31,14 @@ describe('findPodwireConf', () => {
 });
 
 describe('parseTarget', () => {
-  it('an IPv4 address with an optional port', () => {
+  it('an address with an optional port, IPv6 in brackets when it has one', () => {
     expect(parseTarget('10.96.0.10:80')).toEqual({ ip: '10.96.0.10', port: 80 });
     expect(parseTarget('10.244.1.2')).toEqual({ ip: '10.244.1.2', port: undefined });
-    expect(() => parseTarget('pod1')).toThrow(/not an IPv4 address/);
+    expect(parseTarget('[fd00:10:96::10]:80')).toEqual({ ip: 'fd00:10:96::10', port: 80 });
+    expect(parseTarget('FD00:10:244:1:0::2')).toEqual({ ip: 'fd00:10:244:1::2', port: undefined });
+    expect(parseTarget('[fd00::2]')).toEqual({ ip: 'fd00::2', port: undefined });
+    expect(() => parseTarget('pod1')).toThrow(/"pod1" is not an address/);
+    expect(() => parseTarget('[fd00::2]:99999')).toThrow(/out of range/);
     expect(() => parseTarget('10.0.0.1:70000')).toThrow(/out of range/);
   });
 });
