@@ -6,6 +6,8 @@
 //   plugin and every process it started, from the kernel's accounting of waited-for children);
 // - bursts: 8, 30 and 100 pods started at once, and 48 pods by 8 workers (ADD, then DEL): pods/s;
 // - the floor: VERSION of both, and of a do-nothing binary built exactly like dist/podwire;
+// - dual-stack: podwire's ADD and DEL with an address of each family, beside its IPv4-only ADD and DEL
+//   (serial, interleaved with the others): the budget is 1.2x;
 // - podwire's cost budget: PODWIRE_PROFILE=1 records each step of ADD and DEL (src/profile.ts); the
 //   medians, and the exit (wall time after podwire's last recorded step), make the README's table.
 //
@@ -28,12 +30,16 @@ const REPEATS = 3;
 const PODS = Math.max(BLOCK, ...BURSTS, WORKER_BURST.pods);
 const FLOOR = join(root, '.bench', 'floor');
 
-/** @typedef {'podwire' | 'reference'} Which */
-/** @type {Record<Which, { bin: string, type: string, ipam: string }>} */
+/** @typedef {'podwire' | 'reference' | 'dual'} Which */
+/** @typedef {'podwire' | 'reference'} Pair  what the bursts and VERSION compare */
+/** @type {Record<Which, { bin: string, type: string, ipam: string, dual?: boolean }>} */
 const PLUGINS = {
   podwire: { bin: join(root, 'dist', 'podwire'), type: 'podwire', ipam: 'podwire-ipam' },
   reference: { bin: '/usr/lib/cni/bridge', type: 'bridge', ipam: 'host-local' },
+  dual: { bin: join(root, 'dist', 'podwire'), type: 'podwire', ipam: 'podwire-ipam', dual: true },
 };
+/** Dual-stack ADD and DEL against IPv4-only: at most this much slower (issue 16's budget). */
+const DUAL_BUDGET = 1.2;
 
 /** @param {number[]} xs @param {number} p */
 const pct = (xs, p) => {
@@ -95,7 +101,9 @@ async function runner(which, podPrefix, dir) {
     bridge: 'cni0',
     isGateway: true,
     logFile: join(dir, 'podwire.log'),
-    ipam: { type: p.ipam, subnet: '10.244.0.0/16', dataDir: join(dir, 'ipam') },
+    ipam: p.dual
+      ? { type: p.ipam, ranges: [[{ subnet: '10.244.0.0/16' }], [{ subnet: 'fd00:10:244::/48' }]], dataDir: join(dir, 'ipam') }
+      : { type: p.ipam, subnet: '10.244.0.0/16', dataDir: join(dir, 'ipam') },
   });
   const ns = (/** @type {number} */ i) => `/run/netns/${podPrefix}${i}`;
   let seq = 0;
@@ -192,10 +200,10 @@ async function buildFloor() {
 
 /** @param {Record<Which, Runner>} r @param {Record<string, unknown>} order @param {number} times */
 async function alternate(r, order, times) {
-  /** @type {Record<Which, any[]>} */
+  /** @type {Record<Pair, any[]>} */
   const out = { podwire: [], reference: [] };
   for (let k = 0; k < times; k++) {
-    for (const which of /** @type {Which[]} */ (k % 2 ? ['reference', 'podwire'] : ['podwire', 'reference']))
+    for (const which of /** @type {Pair[]} */ (k % 2 ? ['reference', 'podwire'] : ['podwire', 'reference']))
       out[which].push(await r[which].ask(order));
   }
   return out;
@@ -215,7 +223,7 @@ async function conduct() {
   /** @type {Partial<Record<Which, Runner>>} */
   const runners = {};
   try {
-    for (const which of /** @type {Which[]} */ (['podwire', 'reference'])) {
+    for (const which of /** @type {Which[]} */ (['podwire', 'reference', 'dual'])) {
       const node = `${tag}${which[0]}n`;
       const podPrefix = `${tag}${which[0]}p`;
       netns(node);
@@ -228,11 +236,23 @@ async function conduct() {
     const r = /** @type {Record<Which, Runner>} */ (runners);
     const say = (/** @type {string} */ m) => process.stderr.write(`bench: ${m}\n`);
 
-    say(`serial ADD and DEL, ${SERIAL} of each, in blocks of ${BLOCK}, podwire and the reference in turn...`);
+    say(`serial ADD and DEL, ${SERIAL} of each, in blocks of ${BLOCK}, podwire, the reference and dual-stack podwire in turn...`);
+    const blank = () => ({
+      add: /** @type {number[]} */ ([]),
+      del: /** @type {number[]} */ ([]),
+      addCpu: /** @type {number[]} */ ([]),
+      delCpu: /** @type {number[]} */ ([]),
+    });
     /** @type {Record<Which, { add: number[], del: number[], addCpu: number[], delCpu: number[] }>} */
-    const serial = { podwire: { add: [], del: [], addCpu: [], delCpu: [] }, reference: { add: [], del: [], addCpu: [], delCpu: [] } };
+    const serial = { podwire: blank(), reference: blank(), dual: blank() };
+    /** @type {Which[][]} */
+    const orders = [
+      ['podwire', 'reference', 'dual'],
+      ['dual', 'podwire', 'reference'],
+      ['reference', 'dual', 'podwire'],
+    ];
     for (let b = 0; b < SERIAL / BLOCK; b++) {
-      for (const which of /** @type {Which[]} */ (b % 2 ? ['reference', 'podwire'] : ['podwire', 'reference'])) {
+      for (const which of orders[b % orders.length]) {
         const add = await r[which].ask({ op: 'serial', verb: 'ADD', pods: BLOCK });
         const del = await r[which].ask({ op: 'serial', verb: 'DEL', pods: BLOCK });
         serial[which].add.push(...add.ms);
@@ -245,15 +265,15 @@ async function conduct() {
     say(
       `bursts of ${BURSTS.join(', ')} pods at once and ${WORKER_BURST.pods} by ${WORKER_BURST.workers} workers, ${REPEATS} times each...`,
     );
-    /** @type {[string, Record<Which, number>, Record<Which, number>][]} */
+    /** @type {[string, Record<Pair, number>, Record<Pair, number>][]} */
     const bursts = [];
     for (const [pods, workers] of [...BURSTS.map((n) => [n, n]), [WORKER_BURST.pods, WORKER_BURST.workers]]) {
-      /** @type {Record<Which, number[]>} */
+      /** @type {Record<Pair, number[]>} */
       const add = { podwire: [], reference: [] };
-      /** @type {Record<Which, number[]>} */
+      /** @type {Record<Pair, number[]>} */
       const del = { podwire: [], reference: [] };
       for (let k = 0; k < REPEATS; k++) {
-        for (const which of /** @type {Which[]} */ (k % 2 ? ['reference', 'podwire'] : ['podwire', 'reference'])) {
+        for (const which of /** @type {Pair[]} */ (k % 2 ? ['reference', 'podwire'] : ['podwire', 'reference'])) {
           add[which].push((await r[which].ask({ op: 'burst', verb: 'ADD', pods, workers })).podsPerS);
           del[which].push((await r[which].ask({ op: 'burst', verb: 'DEL', pods, workers })).podsPerS);
         }
@@ -269,8 +289,8 @@ async function conduct() {
     say('VERSION, and the do-nothing floor...');
     const version = await alternate(r, { op: 'version', pods: 50 }, 4);
     const floor = await alternate(r, { op: 'version', pods: 50, floor: true }, 2);
-    const versionMs = (/** @type {Which} */ w) => median(version[w].flatMap((a) => a.ms));
-    const versionCpu = (/** @type {Which} */ w) => median(version[w].map((a) => a.cpuMs));
+    const versionMs = (/** @type {Pair} */ w) => median(version[w].flatMap((a) => a.ms));
+    const versionCpu = (/** @type {Pair} */ w) => median(version[w].map((a) => a.cpuMs));
     const floorRuns = floor.podwire.concat(floor.reference);
     const floorMs = median(floorRuns.flatMap((a) => a.ms));
     const floorCpu = median(floorRuns.map((a) => a.cpuMs));
@@ -315,6 +335,8 @@ async function conduct() {
       `the floor: a do-nothing binary built exactly like dist/podwire: ${floorMs.toFixed(1)} ms (CPU ${floorCpu.toFixed(1)} ms); ` +
         `podwire's VERSION ${(versionMs('podwire') - floorMs).toFixed(2)} ms above it`,
       '',
+      dualTable(serial.podwire, serial.dual),
+      '',
       budgetTable(profiled),
     ].join('\n');
     process.stdout.write(table + '\n');
@@ -328,6 +350,29 @@ async function conduct() {
     for (const n of made.reverse()) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
+}
+
+/**
+ * Dual-stack podwire beside IPv4-only podwire, from the same interleaved serial runs, against the budget.
+ * @param {{ add: number[], del: number[], addCpu: number[], delCpu: number[] }} v4
+ * @param {{ add: number[], del: number[], addCpu: number[], delCpu: number[] }} dual
+ */
+function dualTable(v4, dual) {
+  /** @type {[string, number, number][]} */
+  const rows = [
+    ['ADD median (ms)', median(v4.add), median(dual.add)],
+    ['ADD p90 (ms)', pct(v4.add, 90), pct(dual.add, 90)],
+    ['DEL median (ms)', median(v4.del), median(dual.del)],
+    ['CPU per ADD (ms)', median(v4.addCpu), median(dual.addCpu)],
+  ];
+  const within = rows.filter(([n]) => n.includes('median')).every(([, a, b]) => b / a <= DUAL_BUDGET);
+  return [
+    '| dual-stack (an address of each family) | podwire IPv4 | podwire dual-stack | dual / IPv4 |',
+    '|---|---:|---:|---:|',
+    ...rows.map(([name, a, b]) => `| ${name} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(b / a).toFixed(2)} |`),
+    '',
+    `dual-stack ADD and DEL medians within ${DUAL_BUDGET}x of IPv4's: ${within ? 'yes' : 'NO'}`,
+  ].join('\n');
 }
 
 /** @typedef {{ step: string, at: number, ms: number, cpu?: number, epoch?: number }} Span */
