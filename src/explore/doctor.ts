@@ -505,9 +505,12 @@ function checkReservations(o: DoctorOptions, st: NodeStatus, here: (argv: string
   return out;
 }
 
+const SHELL_SAFE = new RegExp('^[A-Za-z0-9_@%+=:,./-]+$');
+
 /** A command line for people: arguments quoted where a shell would split or expand them. */
 export function shellLine(fix: Fix): string {
-  const q = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  // Words a shell leaves alone stay bare; anything else goes in single quotes (a quote inside as '\'').
+  const q = (a: string) => (SHELL_SAFE.test(a) ? a : "'" + a.split("'").join("'\\''") + "'");
   const line = fix.argv.map(q).join(' ');
   return fix.input === undefined ? line : `printf '%s' ${q(fix.input)} | ${line}`;
 }
