@@ -76,18 +76,26 @@ export function release(store: Store, owner: Attachment): string[] {
   return freed;
 }
 
-/** GC: releases every reservation whose owner is not among the valid attachments; returns the owners. */
-export async function collect(store: Store, valid: readonly Attachment[]): Promise<Map<string, Attachment>> {
+/**
+ * Removes what attachments left outside the store (their veths, their rules). Only the plugin that wired
+ * them knows what that is; it runs before their addresses are released, so that a failure leaves the
+ * reservation for a later try instead of an address whose old rules (a hostPort DNAT) would greet the
+ * next pod to get it.
+ */
+export type Cleanup = (owners: Attachment[]) => Promise<void>;
+
+/** Each owner once: a dual-stack attachment holds a reservation per family. */
+const uniqueOwners = (xs: readonly { owner: Attachment }[]): Attachment[] =>
+  xs.map((x) => x.owner).filter((o, i, all) => all.findIndex((p) => sameOwner(p, o)) === i);
+
+/** GC: releases every reservation whose owner is not among the valid attachments, after `cleanup`; returns them. */
+export async function collect(store: Store, valid: readonly Attachment[], cleanup?: Cleanup): Promise<Map<string, Attachment>> {
   const unlock = await store.lock();
   try {
-    const freed = new Map<string, Attachment>();
-    for (const [ip, o] of store.list()) {
-      if (!valid.some((v) => sameOwner(v, o))) {
-        store.release(ip, o);
-        freed.set(ip, o);
-      }
-    }
-    return freed;
+    const stale = [...store.list()].filter(([, o]) => !valid.some((v) => sameOwner(v, o))).map(([ip, owner]) => ({ ip, owner }));
+    if (stale.length) await cleanup?.(uniqueOwners(stale));
+    for (const { ip, owner } of stale) store.release(ip, owner);
+    return new Map(stale.map(({ ip, owner }) => [ip, owner]));
   } finally {
     unlock();
   }
@@ -109,13 +117,13 @@ export const IN_FLIGHT_MS = 60_000;
 export type GoneCheck = (owners: Attachment[]) => Promise<(string | undefined)[]>;
 
 /**
- * Called when the slice is full: under the lock, releases the reservations whose pods cannot exist any
- * more, and returns them. Stale are: (1) reservations made in an earlier boot — every pod of that boot
+ * Called when the slice is full: under the lock, cleans up after and releases the reservations whose
+ * pods cannot exist any more, and returns them. Stale are: (1) reservations made in an earlier boot — every pod of that boot
  * died with it; (2) reservations older than IN_FLIGHT_MS whose pod `gone` says is gone (a pod namespace
  * deleted without DEL, a runtime that crashed). Never taken: a live pod's (its veth exists), an ADD's in
  * flight (this boot, and young), or one whose origin is unknown and whose pod nobody can check.
  */
-export async function reclaimStale(store: Store & Reclaimable, gone?: GoneCheck): Promise<Reclaimed[]> {
+export async function reclaimStale(store: Store & Reclaimable, gone?: GoneCheck, cleanup?: Cleanup): Promise<Reclaimed[]> {
   const unlock = await store.lock();
   try {
     const held = [...store.list()].map(([ip, owner]) => ({ ip, owner, from: store.provenance(ip) }));
@@ -126,6 +134,7 @@ export async function reclaimStale(store: Store & Reclaimable, gone?: GoneCheck)
       ...earlier.map(({ ip, owner }) => ({ ip, owner, why: 'reserved in an earlier boot: every pod of that boot died with it' })),
       ...old.flatMap(({ ip, owner }, i) => (verdicts[i] ? [{ ip, owner, why: verdicts[i]! }] : [])),
     ];
+    if (stale.length) await cleanup?.(uniqueOwners(stale));
     const done = stale.filter((r) => store.releaseIfHeld(r.ip, r.owner));
     store.forgetEarlierBoots();
     if (done.length) store.recordReclaims(done);

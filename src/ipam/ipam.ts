@@ -8,7 +8,17 @@ import type { Attachment, Context, Result } from '../cni/types.js';
 import type { Step } from '../kernel/step.js';
 import { parseResult } from '../cni/version.js';
 import { validAbsPath } from '../cni/validate.js';
-import { type Allocation, type GoneCheck, allocate, collect, fullPool, holdings, reclaimStale, release } from './allocator.js';
+import {
+  type Allocation,
+  type Cleanup,
+  type GoneCheck,
+  allocate,
+  collect,
+  fullPool,
+  holdings,
+  reclaimStale,
+  release,
+} from './allocator.js';
 import { DEFAULT_DATA_DIR, IPAM_TYPE, type Pool, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
 import { log } from '../log.js';
@@ -40,8 +50,8 @@ export interface PreparedAdd {
 /** What the plugin that wires the pods lends the IPAM for reclaiming stale reservations (allocator.ts). */
 export interface ReclaimHooks {
   gone: GoneCheck;
-  /** Removes what reclaimed attachments left on the host besides their address (rules, a veth). */
-  cleanup(owners: Attachment[]): Promise<void>;
+  /** Removes what reclaimed attachments left on the host besides their address (rules, a veth), before it is released. */
+  cleanup: Cleanup;
 }
 
 export interface Ipam {
@@ -54,8 +64,8 @@ export interface Ipam {
   /** Returns what was done, for the trace. */
   del(ctx: Context): Promise<Step>;
   check(ctx: Context): Promise<void>;
-  /** Releases what `valid` does not list; returns the attachments whose addresses it released (when it can tell). */
-  gc(ctx: Context, valid: readonly Attachment[]): Promise<Attachment[]>;
+  /** Releases what `valid` does not list, after `cleanup` removed what those attachments left on the host. */
+  gc(ctx: Context, valid: readonly Attachment[], cleanup?: Cleanup): Promise<void>;
   status(ctx: Context, hooks?: ReclaimHooks): Promise<void>;
 }
 
@@ -66,12 +76,11 @@ function storeFor(ctx: Context, dataDir: unknown = ctx.conf.ipam?.dataDir ?? DEF
   return DiskStore.forNetwork(dataDir, ctx.conf.name);
 }
 
-/** Reclaims stale reservations (the slice is full), says so in the log, and lets the plugin clean up after them. */
+/** Reclaims stale reservations (the slice is full), the plugin cleaning up after them first, and says so in the log. */
 async function reclaim(store: DiskStore, hooks: ReclaimHooks | undefined): Promise<Reclaimed[]> {
-  const done = await reclaimStale(store, hooks?.gone);
+  const done = await reclaimStale(store, hooks?.gone, hooks?.cleanup);
   for (const r of done)
     log.warn({ ip: r.ip, containerID: r.owner.containerID, ifname: r.owner.ifname, why: r.why }, 'reclaimed a stale reservation');
-  if (done.length) await hooks?.cleanup(done.map((r) => r.owner));
   return done;
 }
 
@@ -192,8 +201,8 @@ export const builtinIpam: Ipam = {
     }
   },
 
-  async gc(ctx, valid) {
-    return [...(await collect(storeFor(ctx), valid)).values()];
+  async gc(ctx, valid, cleanup) {
+    await collect(storeFor(ctx), valid, cleanup);
   },
 
   async status(ctx, hooks) {
@@ -253,7 +262,6 @@ export function delegatedIpam(type: string): Ipam {
     },
     async gc(ctx) {
       await run(ctx, 'GC');
-      return [];
     },
     async status(ctx) {
       await run(ctx, 'STATUS');

@@ -427,13 +427,9 @@ function hostVeths(ctx: Context, a: Attachment): string[] {
   return [...names];
 }
 
-/**
- * Removes what ADD made on the host for an attachment; the pod end of a veth goes with its host end.
- * `other`: an attachment other than the call's own (GC, reclaim), whose prevResult and runtimeConfig
- * this call does not have: its derived veth, and its hostPort chain whether or not it had one.
- */
-async function teardown(ctx: Context, bc: BridgeConf, a: Attachment, other = false): Promise<Step[]> {
-  const veths = other ? [attachmentNames(ctx.conf.name, a.containerID, a.ifname).hostVeth] : hostVeths(ctx, a);
+/** Removes what ADD made on the host for the call's own attachment; the pod end of a veth goes with its host end. */
+async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
+  const veths = hostVeths(ctx, a);
   const names = attachmentNames(ctx.conf.name, a.containerID, a.ifname);
   const steps: Step[] = [];
   await runAll([
@@ -457,18 +453,32 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment, other = fal
       }
     },
     async () => {
-      // The call's own attachment had IPv6 rules only if its result had an IPv6 address (when DEL carries it).
-      const ips = other ? undefined : ctx.conf.prevResult?.ips;
+      // It had IPv6 rules only if its result had an IPv6 address (when DEL carries the result).
+      const ips = ctx.conf.prevResult?.ips;
       const withV6 = !ips?.length || ips.some((i) => i.address.includes(':'));
-      const step = await removePodChains(
-        bc.ipMasq ? [names.masqChain] : [],
-        other || mayHaveHostports(ctx) ? [names.hostportChain] : [],
-        withV6,
-      );
+      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], mayHaveHostports(ctx) ? [names.hostportChain] : [], withV6);
       if (step) steps.push(step);
     },
   ]);
   return steps;
+}
+
+/**
+ * The same for attachments other than the call's own (GC, reclaim), whose prevResult and runtimeConfig
+ * this call does not have: their derived veths, and their nat chains whether or not they had any — all of
+ * them at once: one `ip` and one save/restore per family, however many there are (a node back from a
+ * reboot may reclaim a hundred).
+ */
+async function teardownOthers(ctx: Context, bc: BridgeConf, owners: Attachment[]): Promise<void> {
+  const names = owners.map((a) => attachmentNames(ctx.conf.name, a.containerID, a.ifname));
+  await runAll([
+    () => deleteLinks(names.map((n) => n.hostVeth)),
+    () =>
+      removePodChains(
+        bc.ipMasq ? names.map((n) => n.masqChain) : [],
+        names.map((n) => n.hostportChain),
+      ),
+  ]);
 }
 
 async function del(ctx: Context): Promise<void> {
@@ -532,9 +542,8 @@ async function check(ctx: Context): Promise<void> {
 
 async function gc(ctx: Context): Promise<void> {
   const bc = parseBridgeConf(ctx.conf);
-  const released = await ipamFor(ctx).gc(ctx, validAttachments(ctx));
-  // Host-side leftovers of the attachments whose addresses were just collected.
-  for (const a of released) await teardown(ctx, bc, a, true);
+  // Host-side leftovers of the attachments collected go first, then their addresses.
+  await ipamFor(ctx).gc(ctx, validAttachments(ctx), (owners) => teardownOthers(ctx, bc, owners));
 }
 
 async function status(ctx: Context): Promise<void> {
@@ -559,9 +568,7 @@ function reclaimHooks(ctx: Context, bc: BridgeConf): ReclaimHooks {
         return present.has(veth) ? undefined : `its host veth ${veth} is gone: the pod's network namespace was deleted without a DEL`;
       });
     },
-    async cleanup(owners) {
-      for (const a of owners) await teardown(ctx, bc, a, true);
-    },
+    cleanup: (owners) => teardownOthers(ctx, bc, owners),
   };
 }
 

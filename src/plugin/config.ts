@@ -144,12 +144,12 @@ export function parsePortMappings(v: unknown): PortMapping[] {
  * send DEL the runtimeConfig they sent ADD (libcni injects capability arguments on every verb; containerd
  * and CRI-O pass the sandbox's port mappings again), so an empty or null portMappings means ADD made none:
  * the reference portmap plugin relies on the same. A DEL without the key at all, from a config that
- * declares the capability, looks anyway; GC always looks.
+ * declares the capability, looks anyway. (GC and reclaim, removing other attachments, always look.)
  */
 export function mayHaveHostports(ctx: Context): boolean {
   const rc = ctx.conf.runtimeConfig;
-  if (ctx.env.command !== 'GC' && rc && 'portMappings' in rc) return Array.isArray(rc.portMappings) && rc.portMappings.length > 0;
-  return (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true || Array.isArray(rc?.portMappings);
+  if (rc && 'portMappings' in rc) return Array.isArray(rc.portMappings) && rc.portMappings.length > 0;
+  return (ctx.conf.capabilities as Record<string, unknown> | undefined)?.portMappings === true;
 }
 
 /** GC's list of attachments still in use (spec 1.1 name, and the older one libcni also sends). */

@@ -167,3 +167,37 @@ describe('reclaimStale (the slice is full)', () => {
     expect(s.reclaimed).toEqual([]);
   });
 });
+
+describe('cleanup before release (GC and reclaim)', () => {
+  it('cleans up after each owner once, while its addresses are still reserved, then releases them', async () => {
+    const s = new MemoryStore();
+    const v4 = pool({ subnet: '10.244.1.0/24' });
+    const v6 = pool({ subnet: 'fd00:10:244:1::/64' });
+    for (const i of [1, 2]) {
+      allocate(s, v4, owner(i), undefined, 0);
+      allocate(s, v6, owner(i), undefined, 1);
+    }
+    const seen: string[][] = [];
+    await collect(s, [owner(2)], async (owners) => {
+      seen.push(owners.map((o) => o.containerID));
+      expect(holdings(s, owner(1))).toHaveLength(2); // not released yet
+    });
+    expect(seen).toEqual([['c1']]);
+    expect(holdings(s, owner(1))).toEqual([]);
+  });
+
+  it('a cleanup that fails releases nothing: the reservations stay for a later try', async () => {
+    const s = new MemoryStore();
+    const p = pool({ subnet: '10.244.1.0/29' });
+    for (let i = 0; i < 5; i++) ipOf(s, p, i);
+    const fail = async () => {
+      throw new Error('iptables-restore: locked');
+    };
+    await expect(collect(s, [], fail)).rejects.toThrow(/locked/);
+    expect(s.ips.size).toBe(5);
+    s.from.set('10.244.1.2', { boot: 'earlier', ageMs: 5 });
+    await expect(reclaimStale(s, undefined, fail)).rejects.toThrow(/locked/);
+    expect(s.ips.get('10.244.1.2')).toEqual(owner(0));
+    expect(s.reclaimed).toEqual([]);
+  });
+});
