@@ -29,7 +29,10 @@ const inPool = (pool: Pool, ip: IP): boolean => cidrContains(pool.subnet, ip) &&
 export function allocate(store: Store, pool: Pool, owner: Attachment, requested?: IP, range = 0): Allocation {
   const family = pool.subnet.family;
   const held = parseIP(store.heldBy(owner, family) ?? '');
-  if (held && cidrContains(pool.subnet, held) && (!requested || requested.value === held.value)) return { ip: held, existing: true };
+  // A repeated ADD (a retry, a container started again after a reboot) keeps its address, which is
+  // from then on this boot's and new again: reclaiming must not take it for a dead pod's.
+  if (held && cidrContains(pool.subnet, held) && (!requested || requested.value === held.value) && store.keep(formatIP(held), owner))
+    return { ip: held, existing: true };
   if (requested) {
     const text = formatIP(requested);
     if (!inPool(pool, requested) || requested.value === pool.gateway.value) {

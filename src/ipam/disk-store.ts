@@ -148,6 +148,32 @@ export class DiskStore implements Store, Reclaimable {
     return true;
   }
 
+  /**
+   * A second name in this boot's directory for the reservation's own file (never a new file: one made
+   * meanwhile by another owner would be replaced), checked to be still the owner's, and its mtime now.
+   * Rare (a repeated ADD), so node:fs may load here.
+   */
+  keep(ip: string, owner: Attachment): boolean {
+    const boot = this.bootDir;
+    const tmp = `${boot}/${TMP}keep-${ip}-${process.pid}`;
+    const file = `${this.dir}/${ip}`;
+    try {
+      mkdirs(boot);
+      sys().unlink(tmp); // a dead writer's of the same pid
+      sys().link(file, tmp);
+      const [id = '', ifname = ''] = (sys().readText(tmp) ?? '').split(/\r?\n/);
+      if (!sameOwner({ containerID: id.trim(), ifname: ifname.trim() }, owner)) return false;
+      sys().rename(tmp, `${boot}/${ip}`);
+      const now = new Date();
+      fs().utimesSync(file, now, now);
+      return true;
+    } catch {
+      return false; // released meanwhile
+    } finally {
+      sys().unlink(tmp);
+    }
+  }
+
   release(ip: string, owner: Attachment): void {
     // The boot record first: once <ip> is gone another ADD may take the address and write its own.
     sys().unlink(`${this.bootDir}/${ip}`);
@@ -164,9 +190,11 @@ export class DiskStore implements Store, Reclaimable {
     const st = fs().lstatSync(`${this.dir}/${ip}`, { throwIfNoEntry: false });
     if (!st) return undefined;
     const ageMs = Date.now() - st.mtimeMs;
-    for (const d of this.bootDirs()) {
+    // This boot's directory first: a reservation kept by a repeated ADD has a record in an earlier one too.
+    const current = `${BOOT}${currentBoot()}`;
+    for (const d of [current, ...this.bootDirs().filter((x) => x !== current)]) {
       const rec = fs().lstatSync(`${this.dir}/${d}/${ip}`, { throwIfNoEntry: false });
-      if (rec?.ino === st.ino && rec.dev === st.dev) return { boot: d === `${BOOT}${currentBoot()}` ? 'this' : 'earlier', ageMs };
+      if (rec?.ino === st.ino && rec.dev === st.dev) return { boot: d === current ? 'this' : 'earlier', ageMs };
     }
     return { boot: 'unknown', ageMs };
   }

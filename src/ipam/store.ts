@@ -11,6 +11,11 @@ export interface Store {
   /** The address of `family` the owner holds, found without reading every reservation (ADD). */
   heldBy(owner: Attachment, family: Family): string | undefined;
   /**
+   * The owner is being set up again with the address it holds: the reservation counts as made now, in
+   * this boot. False when it is not the owner's any more (released meanwhile): the ADD takes a new one.
+   */
+  keep(ip: string, owner: Attachment): boolean;
+  /**
    * Reserves ip for owner, atomically and exclusively, and records it as the last reserved of range set
    * `range` (one per slice, as host-local numbers them); false when it is taken.
    */

@@ -32,6 +32,13 @@ export class MemoryStore implements Store, Reclaimable {
     return undefined;
   }
 
+  keep(ip: string, owner: Attachment): boolean {
+    const o = this.ips.get(ip);
+    if (!o || o.containerID !== owner.containerID || o.ifname !== owner.ifname) return false;
+    this.from.set(ip, { boot: 'this', ageMs: 0 });
+    return true;
+  }
+
   reserve(ip: string, owner: Attachment, range = 0): boolean {
     if (this.ips.has(ip)) return false;
     this.ips.set(ip, owner);

@@ -21,6 +21,7 @@ import { allocate } from '../../src/ipam/allocator.js';
 import { type Pool, parseIpamConfig } from '../../src/ipam/config.js';
 import { DiskStore, currentBoot } from '../../src/ipam/disk-store.js';
 import { lockFile } from '../../src/ipam/lock.js';
+import { formatIP } from '../../src/net/ip.js';
 
 const root = mkdtempSync(join(tmpdir(), 'podwire-store-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -213,5 +214,37 @@ describe('lockFile (flock on an inherited descriptor)', () => {
     } finally {
       process.kill(-holder.pid!, 'SIGKILL'); // and its sleep
     }
+  });
+});
+
+describe('DiskStore.keep (a repeated ADD)', () => {
+  it("makes the owner's reservation this boot's and new again, the same file; refuses another owner's", () => {
+    const s = fresh();
+    const a = { containerID: 'a', ifname: 'eth0' };
+    s.reserve('10.0.0.5', a);
+    // What a reboot and a while leave: an earlier boot's record, and an old file.
+    renameSync(join(s.dir, `.boot-${currentBoot()}`), join(s.dir, '.boot-00000000-0000-0000-0000-000000000000'));
+    const old = new Date(Date.now() - 600_000);
+    utimesSync(join(s.dir, '10.0.0.5'), old, old);
+    const ino = statSync(join(s.dir, '10.0.0.5')).ino;
+    expect(s.provenance('10.0.0.5')).toMatchObject({ boot: 'earlier' });
+
+    expect(s.keep('10.0.0.5', a)).toBe(true);
+    expect(s.provenance('10.0.0.5')).toMatchObject({ boot: 'this' });
+    expect(s.provenance('10.0.0.5')!.ageMs).toBeLessThan(5000);
+    expect(statSync(join(s.dir, '10.0.0.5')).ino).toBe(ino);
+    expect(s.keep('10.0.0.5', { containerID: 'b', ifname: 'eth0' })).toBe(false);
+    expect(s.keep('10.0.0.9', a)).toBe(false);
+    expect(readdirSync(join(s.dir, `.boot-${currentBoot()}`)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('allocate keeps a repeated ADD on its address and protects it from reclaiming', async () => {
+    const s = fresh();
+    const pool = parseIpamConfig({ subnet: '10.0.0.0/29' }).pools[0]!;
+    const a = { containerID: 'a', ifname: 'eth0' };
+    expect(formatIP(allocate(s, pool, a).ip)).toBe('10.0.0.2');
+    renameSync(join(s.dir, `.boot-${currentBoot()}`), join(s.dir, '.boot-00000000-0000-0000-0000-000000000000'));
+    expect(allocate(s, pool, a)).toMatchObject({ existing: true });
+    expect(s.provenance('10.0.0.2')).toMatchObject({ boot: 'this' });
   });
 });
