@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { CommandModule } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { diagram } from '../explore/diagram.js';
 import { findPath, renderPath } from '../explore/path.js';
 import { atomicWrite } from '../files.js';
@@ -24,6 +24,16 @@ interface StatusArgs {
   lab?: string;
 }
 
+/** What status and doctor look at: a network config, a cluster file, this node's name (or a lab node), JSON out. */
+function nodeOptions<T>(y: Argv<T>, cluster: string) {
+  return y
+    .option('conflist', { type: 'string', describe: 'the network config (default: the first in /etc/cni/net.d with a podwire plugin)' })
+    .option('cluster', { type: 'string', describe: `cluster file: ${cluster}` })
+    .option('node', { type: 'string', default: hostname(), describe: "this node's name in the cluster file" })
+    .option('lab', { type: 'string', describe: 'a node of a running lab (npm run lab -- --keep), e.g. node1' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON' });
+}
+
 /** Runs this command again inside a lab node's namespace, with that node's files. */
 function inLabNode(node: string, args: string[]): number {
   const f = labNodeFiles(node);
@@ -40,12 +50,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   command: 'status',
   describe: "this node's slice, bridge, VXLAN device, Pod IPs (leaks flagged) and peers (drift flagged)",
   builder: (y) =>
-    y
-      .option('conflist', { type: 'string', describe: 'the network config (default: the first in /etc/cni/net.d with a podwire plugin)' })
-      .option('cluster', { type: 'string', describe: 'cluster file: compare peers with it (drift)' })
-      .option('node', { type: 'string', default: hostname(), describe: "this node's name in the cluster file" })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-      .option('lab', { type: 'string', describe: 'a node of a running lab (npm run lab -- --keep), e.g. node1' })
+    nodeOptions(y, 'compare peers with it (drift)')
       .example('$0 status --lab node1', 'a lab node, with its own conflist and cluster file')
       .example('$0 status --cluster /etc/podwire/cluster.json --json', ''),
   handler: async (a) => {
@@ -138,14 +143,9 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
   command: 'doctor',
   describe: 'check this node for what stops pods talking; say why and print the fix (--fix applies the safe ones)',
   builder: (y) =>
-    y
-      .option('conflist', { type: 'string', describe: 'the network config (default: the first in /etc/cni/net.d with a podwire plugin)' })
-      .option('cluster', { type: 'string', describe: 'cluster file: compare peers with it, and fix with node up / peers sync' })
-      .option('node', { type: 'string', default: hostname(), describe: "this node's name in the cluster file" })
+    nodeOptions(y, 'compare peers with it, and fix with node up / peers sync')
       .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'where the runtime finds the podwire plugin' })
-      .option('lab', { type: 'string', describe: 'a node of a running lab (npm run lab -- --keep), e.g. node1' })
       .option('lab-prefix', { type: 'string', hidden: true })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
       .option('fix', {
         type: 'boolean',
         default: false,

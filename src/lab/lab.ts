@@ -22,6 +22,7 @@ import type { SyncReport } from '../node/sync.js';
 import { type RunResult, run } from '../run.js';
 import { LAB_PREFIX, LAB_STATE, delNetns, ip, netns } from './netns.js';
 import { type Conflist, type Runner, addList, delList } from './runtime.js';
+import { addrLine } from '../kernel/links.js';
 
 export const CLUSTER_CIDR = '10.244.0.0/16';
 const REF_PLUGINS = '/usr/lib/cni';
@@ -79,9 +80,8 @@ export const PLANS: Record<Family, FamilyPlan> = {
   },
 };
 
-/** `ip addr add`, IPv6 without duplicate address detection (the lab's addresses are its own). */
-const addAddr = (ns: string, cidr: string, dev: string) =>
-  ip('-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : []));
+/** `ip addr add` (IPv6 without duplicate address detection: the lab's addresses are its own), as the plugin writes it. */
+const addAddr = (ns: string, cidr: string, dev: string) => ip('-n', ns, ...addrLine('add', cidr, dev).split(' '));
 
 /** A node's address and slice in one family. */
 export interface NodeNet {

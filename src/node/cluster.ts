@@ -231,9 +231,6 @@ export function nodeIn(net: Net, name: string): NodeEntry {
 /** This node, one entry per family (in the order of c.nets). */
 export const selfNode = (c: Cluster, name: string): NodeEntry[] => c.nets.map((net) => nodeIn(net, name));
 
-/** The node names, in file order. */
-export const nodeNames = (c: Cluster): string[] => c.nets[0]?.nodes.map((n) => n.name) ?? [];
-
 /** The bridge's gateway in a family: the first address of the node's slice, with the slice's prefix. */
 export function gatewayCidr(n: NodeEntry): string {
   const s = parseCidr(n.podCIDR)!;

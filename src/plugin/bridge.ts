@@ -15,8 +15,8 @@
 //        namespace (an interface moved in afterwards loses them). Both are started before they are needed
 //        and fed later, so their start-up overlaps podwire's own work. One more on a node's first pod
 //        (the bridge is assumed to exist, and made when the kernel says it is missing). With ipMasq or
-//        hostPorts, an iptables-restore per family, and for hostPorts one iptables-save (and, on the
-//        node's first, the shared chains' iptables calls).
+//        hostPorts, an iptables-restore per family of the pod, and for hostPorts an iptables-save per
+//        family (and, on the node's first, the shared chains' iptables calls).
 //   DEL: 1 — `ip -force -batch` deleting the host veth (the pod's end goes with it), with no read first.
 //        iptables-save and -restore only when the pod may have nat rules: ipMasq, or a runtimeConfig
 //        that carries portMappings (or does not say).

@@ -168,11 +168,18 @@ export function inNode(node: string, cmd: string, args: string[], env?: NodeJS.P
   });
 }
 
-/** A client namespace on a /24 with the node: what "another host on the node's network" means here. */
-export function linkClient(node: string, client: string, nodeIP: string, clientIP: string): void {
+/**
+ * A client namespace on a /24 with the node: what "another host on the node's network" means here; with
+ * `v6`, also on a /64 (node's address, client's), without duplicate address detection.
+ */
+export function linkClient(node: string, client: string, nodeIP: string, clientIP: string, v6?: [string, string]): void {
   sh('ip', ['-n', node, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
   sh('ip', ['-n', node, 'addr', 'add', `${nodeIP}/24`, 'dev', 'eth0']);
   sh('ip', ['-n', client, 'addr', 'add', `${clientIP}/24`, 'dev', 'eth0']);
+  if (v6) {
+    sh('ip', ['-n', node, 'addr', 'add', `${v6[0]}/64`, 'dev', 'eth0', 'nodad']);
+    sh('ip', ['-n', client, 'addr', 'add', `${v6[1]}/64`, 'dev', 'eth0', 'nodad']);
+  }
   for (const ns of [node, client]) sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
   sh('ip', ['netns', 'exec', node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 }

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUPPORTED_VERSIONS, compareVersions } from '../../src/cni/version.js';
 import { DiskStore } from '../../src/ipam/disk-store.js';
-import { Sandbox, cni, linkNames, links, nsPath, requireRoot, sh } from '../helpers/netns.js';
+import { Sandbox, cni, linkNames, links, nsPath, ping, requireRoot, sh } from '../helpers/netns.js';
+import { linkClient } from '../helpers/runtimes.js';
 
 const box = new Sandbox();
 beforeAll(requireRoot);
@@ -36,14 +37,6 @@ function makeNode() {
 
 const pod = () => box.ns('p');
 const ip6 = (ns: string, ...args: string[]) => sh('ip', ['-n', ns, '-6', ...args]);
-const ping = (ns: string, to: string) => {
-  try {
-    sh('ip', ['netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '2', to]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe.each(SUPPORTED_VERSIONS)('dual-stack, cniVersion %s', (v) => {
   it('one address per family, default routes for both, no DAD wait; CHECK and DEL cover both', async () => {
@@ -101,15 +94,7 @@ describe('dual-stack pods on one node', () => {
     const n = makeNode();
     // A client on the node's network, both families.
     const client = box.ns('c');
-    sh('ip', ['-n', n.node, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
-    for (const [ns, a4, a6] of [
-      [n.node, '192.168.77.1/24', 'fd00:77::1/64'],
-      [client, '192.168.77.2/24', 'fd00:77::2/64'],
-    ] as const) {
-      sh('ip', ['-n', ns, 'addr', 'add', a4, 'dev', 'eth0']);
-      sh('ip', ['-n', ns, 'addr', 'add', a6, 'dev', 'eth0', 'nodad']);
-      sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-    }
+    linkClient(n.node, client, '192.168.77.1', '192.168.77.2', ['fd00:77::1', 'fd00:77::2']);
     const web = pod();
     const rc = { runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 8080, protocol: 'tcp' }] } };
     const add = await cni(n.node, { command: 'ADD', containerID: 'web', netns: nsPath(web) }, n.conf('1.1.0', rc));
