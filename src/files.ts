@@ -33,6 +33,8 @@ export interface Sys {
   /** One level; EEXIST when it is there. */
   mkdir(path: string, mode: number): void;
   readdir(path: string): string[];
+  /** Whether two paths name the same file (device and inode): how two namespace files are compared. */
+  sameFile(a: string, b: string): boolean;
 }
 
 const ENOENT = 2;
@@ -84,6 +86,7 @@ interface Libc {
   unlink(path: Uint8Array): number;
   mkdir(path: Uint8Array, mode: number): number;
   access(path: Uint8Array, mode: number): number;
+  stat(path: Uint8Array, buf: Uint8Array): number;
   opendir(path: Uint8Array): Ptr | null;
   readdir64(dir: Ptr): Ptr | null;
   closedir(dir: Ptr): number;
@@ -109,6 +112,7 @@ function libcSys(ffi: Ffi): Sys {
     unlink: { args: [p], returns: 'i32' },
     mkdir: { args: [p, 'u32'], returns: 'i32' },
     access: { args: [p, 'i32'], returns: 'i32' },
+    stat: { args: [p, p], returns: 'i32' },
     opendir: { args: [p], returns: p },
     readdir64: { args: [p], returns: p },
     closedir: { args: [p], returns: 'i32' },
@@ -172,6 +176,17 @@ function libcSys(ffi: Ffi): Sys {
     rename: (a, b) => void check(c.rename(z(a), z(b)), 'rename', b),
     unlink: (path) => unless(c.unlink(z(path)), [ENOENT], 'unlink', path),
     mkdir: (path, mode) => void check(c.mkdir(z(path), mode), 'mkdir', path),
+    sameFile(a, b) {
+      // struct stat on x86_64: st_dev at 0, st_ino at 8 (u64 each); 144 bytes in all.
+      const id = (path: string): [bigint, bigint] => {
+        const buf = new Uint8Array(144);
+        check(c.stat(z(path), buf), 'stat', path);
+        const v = new DataView(buf.buffer);
+        return [v.getBigUint64(0, true), v.getBigUint64(8, true)];
+      };
+      const [x, y] = [id(a), id(b)];
+      return x[0] === y[0] && x[1] === y[1];
+    },
     readdir(path) {
       const dir = c.opendir(z(path));
       if (!dir) throw sysError(ffi.read.i32(c.__errno_location(), 0), 'opendir', path);
@@ -215,6 +230,10 @@ function nodeSys(fs: typeof Fs): Sys {
     unlink: (path) => unlessCode(() => (fs.unlinkSync(path), true), ['ENOENT'], false),
     mkdir: (path, mode) => fs.mkdirSync(path, { mode }),
     readdir: (path) => fs.readdirSync(path),
+    sameFile(a, b) {
+      const [x, y] = [fs.statSync(a, { bigint: true }), fs.statSync(b, { bigint: true })];
+      return x.dev === y.dev && x.ino === y.ino;
+    },
   };
 }
 

@@ -12,7 +12,9 @@ import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { txChecksum, txChecksumOff } from '../kernel/ethtool.js';
 import { forwardState } from '../kernel/firewall.js';
-import { type Link, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
+import { type Link, type Route, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
+import { subnetClash } from '../kernel/guard.js';
+import { parseCidr } from '../net/ip.js';
 import { devSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
 import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, selfNode } from '../node/cluster.js';
 import { findUnderlay } from '../node/sync.js';
@@ -142,7 +144,8 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
 
   if (st) {
     f.push(...checkDevices(st, nodeUp));
-    const { links } = await readState(undefined);
+    const { links, routes } = await readState(undefined, { routes: 'default', routes6: true });
+    f.push(...checkPodSubnets(st, links, routes));
     const vxlans = st.vxlans.filter((v) => v.exists);
     for (const v of vxlans) f.push(...(await checkVxlanDevice(v.name, familyOfDevice(v), here)));
     if (o.cluster && o.node) f.push(...(await checkUnderlay(o, links, st, here)));
@@ -214,6 +217,24 @@ function checkSubnetFile(o: DoctorOptions, st: NodeStatus, file: string | undefi
     );
   }
   return ok('subnet-file', `${file}: ${have.join(', ')}${want ? `, the node's podCIDR${want.length > 1 ? 's' : ''}` : ''}`);
+}
+
+/** The pod subnets against the node's own networks (what the plugin and node up refuse; a node may have changed since). */
+function checkPodSubnets(st: NodeStatus, links: Link[], routes: Route[]): Finding[] {
+  const ours = [st.bridge.name, ...st.vxlans.map((v) => v.name)];
+  return st.slices.map((slice) => {
+    const cidr = parseCidr(slice.cidr);
+    const why = cidr && subnetClash(cidr, links, routes, ours);
+    return why
+      ? bad(
+          'pod-subnet',
+          `the pod subnet ${slice.cidr} ${why}`,
+          `the gateway's connected route on ${st.bridge.name} competes with the node's own: traffic of the node (or to its gateway) ` +
+            "goes to the pods, and the node loses part of its network. Give the cluster a pod network apart from the nodes' (kubeadm " +
+            '--pod-network-cidr) or renumber the node',
+        )
+      : ok('pod-subnet', `the pod subnet ${slice.cidr} is apart from every network the node is on`);
+  });
 }
 
 /** The family a VXLAN device carries: from its local address. */

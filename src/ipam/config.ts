@@ -22,6 +22,8 @@ export interface Pool {
   start: bigint;
   end: bigint;
   gateway: IP;
+  /** Where the slice was given, for messages: "ipam.subnet", "ipam.ranges[0][0].subnet", "ipam.subnetFile". */
+  field: string;
 }
 
 export interface IpamConfig {
@@ -101,7 +103,7 @@ function parsePool(r: Record<string, unknown>, at: string, subnetText: unknown, 
   if (start < usableFirst || start > usableLast) throw invalidConfig(`${at}rangeStart`, 'is the network or broadcast address');
   if (end < usableFirst || end > usableLast) throw invalidConfig(`${at}rangeEnd`, 'is the network or broadcast address');
   if (start > end) throw invalidConfig(`${at}rangeStart`, `is after ${at}rangeEnd (${formatIP({ family: subnet.family, value: end })})`);
-  return { subnet, start, end, gateway };
+  return { subnet, start, end, gateway, field: subnetKey };
 }
 
 /** Reads and checks the ipam section (and the node subnet file it names). */

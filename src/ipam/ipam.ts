@@ -41,7 +41,9 @@ export interface PreparedAdd {
    * The gateways (one per slice), when they are known before allocation (built-in IPAM: from the config).
    * The caller can then wire the host side while the allocation runs.
    */
-  gateways?: { subnet: Cidr; ip: IP }[];
+  gateways?: { subnet: Cidr; ip: IP; field: string }[];
+  /** The built-in IPAM's store directory for this network: where the plugin may keep a small note of its own. */
+  storeDir?: string;
   /** MTU from the node subnet file, when the slice came from there. */
   mtu?: number;
   allocate(): Promise<IpamAdd>;
@@ -121,7 +123,8 @@ export const builtinIpam: Ipam = {
     // Read (and checked) now: a bad request changes nothing.
     const requested = pools.map((p) => requestedOf(p.subnet.family));
     return {
-      gateways: pools.map((p) => ({ subnet: p.subnet, ip: p.gateway })),
+      gateways: pools.map((p) => ({ subnet: p.subnet, ip: p.gateway, field: p.field })),
+      storeDir: store.dir,
       mtu: cfg.mtu,
       async allocate() {
         const { alloc: allocs, reclaimed } = await allocateOrReclaim(store, hooks, () =>

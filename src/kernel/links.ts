@@ -30,8 +30,8 @@ export function localLinks(): Set<string> {
 export interface BridgeSpec {
   name: string;
   mtu: number;
-  /** Gateway address with the subnet's prefix, e.g. "10.244.1.1/24". */
-  gatewayCidr: string;
+  /** Gateway addresses with their subnets' prefixes, one per family, e.g. ["10.244.1.1/24"]. */
+  gatewayCidrs: string[];
   mac: string;
 }
 
@@ -42,7 +42,7 @@ export interface BridgeSpec {
 export const addrLine = (verb: 'add' | 'replace', cidr: string, dev: string): string =>
   `addr ${verb} ${cidr} dev ${dev}${cidr.includes(':') ? ' nodad' : ''}`;
 
-export const gatewayStep = (cidr: string, bridge: string): IpStep => ({
+const gatewayStep = (cidr: string, bridge: string): IpStep => ({
   what: `give ${bridge} the gateway address ${cidr}`,
   cmd: addrLine('replace', cidr, bridge),
   why:
@@ -64,7 +64,7 @@ export function bridgeLines(b: BridgeSpec, exists: boolean): IpStep[] {
               `gateway address, so it stays the same as pods come and go`,
           },
         ]),
-    gatewayStep(b.gatewayCidr, b.name),
+    ...b.gatewayCidrs.map((g) => gatewayStep(g, b.name)),
     { what: `bring ${b.name} up`, cmd: `link set dev ${b.name} up`, why: 'a bridge that is down forwards nothing (a no-op when it is up)' },
   ];
 }

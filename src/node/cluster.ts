@@ -38,6 +38,8 @@ export interface NodeEntry {
   vtepMac: string;
   /** IPv4: the podCIDR's network address, put on the device (as flannel). IPv6: the link-local address the kernel derives from the MAC. */
   vtepIP: string;
+  /** Where the podCIDR was given, for messages ("nodes[1].podCIDR" of the cluster file, a Node's "spec.podCIDRs[0]"). */
+  podCIDRField?: string;
 }
 
 /** The cluster in one address family. */
@@ -124,9 +126,14 @@ function byFamily<T extends { family: Family }>(items: T[], field: string, want:
 
 const clusterKind = (fs: readonly Family[]): string => (fs.length === 2 ? 'dual-stack' : `${familyName(fs[0]!)} only`);
 
-export function parseCluster(json: unknown): Cluster {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('', 'must be a JSON object');
-  const o = json as Record<string, unknown>;
+/** A cluster without its nodes yet, with its networks parsed (one per family, IPv4 first). */
+export interface Base {
+  cluster: Cluster;
+  clusters: Cidr[];
+}
+
+/** The settings that are not per node (the cluster file's, or the agent's flags). */
+export function parseBase(o: Record<string, unknown>): Base {
   const cc = oneOrTwo(o, 'clusterCIDR', '');
   const clusters = cc.values.map((v) => cidr(v, cc.field));
   if (clusters.length === 2 && clusters[0]!.family === clusters[1]!.family) throw bad(cc.field, 'must be one IPv4 and one IPv6 network');
@@ -147,29 +154,218 @@ export function parseCluster(json: unknown): Cluster {
   const bridge = o.bridge ?? 'cni0';
   if (!validIfname(bridge)) throw bad('bridge', `"${String(bridge)}" is not a valid interface name`);
   const mtu = int(o.mtu, 'mtu', families.includes(6) ? 1280 : 576, 65535); // IPv6 needs 1280
-  if (!Array.isArray(o.nodes)) throw bad('nodes', 'must be a list');
-
   const nets: Net[] = clusters.map((c) => ({
     family: c.family,
     clusterCIDR: formatCidr(c),
     device: devices[c.family] as string,
     nodes: [],
   }));
-  const seen = { name: new Set<string>(), ip: new Set<string>() };
-  const slices: { slice: Cidr; i: number }[] = [];
-  o.nodes.forEach((n: unknown, i) => {
+  const cluster = { backend: backend as Backend, vni, port, bridge: bridge as string, ...(mtu === undefined ? {} : { mtu }), nets };
+  return { cluster, clusters };
+}
+
+// One set of rules for what of a node may reach the kernel, whichever source it came from: a cluster file
+// (refused whole, naming the entry: it is typed by hand) or the API server's Node objects (each judged on
+// its own: a bad one is left out and every other node synced as usual).
+
+/** One value a source gives for a node, and the field it came from ("nodes[1].podCIDR", "spec.podCIDRs[0]"). */
+export interface Given {
+  value: unknown;
+  field: string;
+}
+
+/** What a source says of one node: per family of the cluster, its address, its slice and, optionally, its VTEP MAC. */
+export interface NodeClaim {
+  name: Given;
+  nodeIP: Partial<Record<Family, Given>>;
+  podCIDR: Partial<Record<Family, Given>>;
+  vtepMac: Partial<Record<Family, Given>>;
+}
+
+export type LeftOutReason = 'name' | 'node-ip' | 'pod-cidr' | 'vtep-mac' | 'conflict';
+export const LEFT_OUT_REASONS: readonly LeftOutReason[] = ['name', 'node-ip', 'pod-cidr', 'vtep-mac', 'conflict'];
+
+/** A node that was not used, the field at fault and why ("10.99.0.0/24 is outside the cluster network 10.244.0.0/16"). */
+export interface LeftOut {
+  name: string;
+  field: string;
+  why: string;
+  reason: LeftOutReason;
+}
+
+/** Why an address cannot be a node's (unicast, routable); undefined when it can. */
+export function nodeIPProblem(ip: IP): string | undefined {
+  const v = ip.value;
+  if (ip.family === 4) {
+    const a = Number(v >> 24n);
+    if (a === 0) return 'is unspecified (0.0.0.0/8)';
+    if (a === 127) return 'is a loopback address';
+    if (v >> 16n === 0xa9fen) return 'is link-local (169.254.0.0/16)';
+    if (a >= 224 && a < 240) return 'is a multicast address';
+    if (a >= 240) return 'is reserved or broadcast (240.0.0.0/4)';
+    return undefined;
+  }
+  if (v === 0n) return 'is unspecified (::)';
+  if (v === 1n) return 'is the loopback address';
+  if (v >> 120n === 0xffn) return 'is a multicast address';
+  if (v >> 118n === 0x3fan) return 'is link-local (fe80::/10)';
+  if (v >> 32n === 0xffffn) return 'is an IPv4-mapped address';
+  return undefined;
+}
+
+class Refused extends Error {
+  constructor(readonly left: Omit<LeftOut, 'name'>) {
+    super(`${left.field} ${left.why}`);
+  }
+}
+const refuse = (field: string, why: string, reason: LeftOutReason): Refused => new Refused({ field, why, reason });
+
+/** One node's entries, one per net, from what its source says; throws Refused naming the field. */
+function judge(claim: NodeClaim, base: Base): NodeEntry[] {
+  const name = claim.name.value;
+  if (typeof name !== 'string' || !NODE_NAME.test(name)) throw refuse(claim.name.field, 'must be a DNS name (lower case)', 'name');
+  return base.cluster.nets.map((net, k) => {
+    const f = net.family;
+    const ipG = claim.nodeIP[f]!;
+    const ip = typeof ipG.value === 'string' ? parseIP(ipG.value) : undefined;
+    if (!ip || ip.family !== f) throw refuse(ipG.field, `"${String(ipG.value)}" is not an ${familyName(f)} address`, 'node-ip');
+    const problem = nodeIPProblem(ip);
+    if (problem) throw refuse(ipG.field, `${formatIP(ip)} ${problem}: no node is reached there`, 'node-ip');
+    const cG = claim.podCIDR[f]!;
+    const slice = typeof cG.value === 'string' ? parseCidr(cG.value, true) : undefined;
+    if (!slice || slice.family !== f)
+      throw refuse(cG.field, `"${String(cG.value)}" is not an ${familyName(f)} subnet in CIDR notation (host bits zero)`, 'pod-cidr');
+    const cluster = base.clusters[k]!;
+    if (!(cidrContains(cluster, { family: f, value: slice.first }) && cidrContains(cluster, { family: f, value: slice.last }))) {
+      throw refuse(cG.field, `${formatCidr(slice)} is outside the cluster network ${formatCidr(cluster)}`, 'pod-cidr');
+    }
+    if (slice.prefix > (f === 4 ? 30 : 126))
+      throw refuse(cG.field, `${formatCidr(slice)} must leave room for a gateway and pods`, 'pod-cidr');
+    const macG = claim.vtepMac[f];
+    if (macG && !validMac(macG.value)) throw refuse(macG.field, `"${String(macG.value)}" is not a unicast MAC address`, 'vtep-mac');
+    const mac = ((macG?.value as string | undefined) ?? vtepMac(ip)).toLowerCase();
+    return {
+      name,
+      nodeIP: formatIP(ip),
+      podCIDR: formatCidr(slice),
+      vtepMac: mac,
+      vtepIP: f === 4 ? formatIP({ family: 4, value: slice.first }) : linkLocal(mac),
+      podCIDRField: cG.field,
+    };
+  });
+}
+
+interface Held {
+  first: bigint;
+  last: bigint;
+  cidr: string;
+  name: string;
+}
+
+/**
+ * What the nodes admitted so far hold: addresses, VTEP MACs, and slices (kept sorted: they never overlap,
+ * so one binary search finds the only one that can overlap a new slice; thousands of nodes stay cheap).
+ */
+class Holdings {
+  private readonly ips = new Map<string, string>();
+  private readonly macs = new Map<string, string>();
+  private readonly slices: Record<Family, Held[]> = { 4: [], 6: [] };
+
+  /** The first thing of `entries` another node holds, as a refusal; undefined when none. */
+  clash(claim: NodeClaim, entries: readonly NodeEntry[], families: readonly Family[]): Refused | undefined {
+    for (const [k, e] of entries.entries()) {
+      const f = families[k]!;
+      const ipHolder = this.ips.get(e.nodeIP);
+      if (ipHolder) return refuse(claim.nodeIP[f]!.field, `${e.nodeIP} is node ${ipHolder}'s address`, 'conflict');
+      const macHolder = this.macs.get(`${f} ${e.vtepMac}`);
+      if (macHolder)
+        return refuse(
+          (claim.vtepMac[f] ?? claim.nodeIP[f])!.field,
+          `gives the VTEP MAC ${e.vtepMac}, which is node ${macHolder}'s`,
+          'conflict',
+        );
+      const s = parseCidr(e.podCIDR)!;
+      const held = this.slices[f];
+      const i = this.below(held, s.last);
+      if (i >= 0 && held[i]!.last >= s.first)
+        return refuse(e.podCIDRField ?? 'podCIDR', `${e.podCIDR} overlaps ${held[i]!.cidr} (node ${held[i]!.name}'s)`, 'conflict');
+    }
+    return undefined;
+  }
+
+  take(entries: readonly NodeEntry[], families: readonly Family[]): void {
+    for (const [k, e] of entries.entries()) {
+      const f = families[k]!;
+      this.ips.set(e.nodeIP, e.name);
+      this.macs.set(`${f} ${e.vtepMac}`, e.name);
+      const s = parseCidr(e.podCIDR)!;
+      const held = this.slices[f];
+      held.splice(this.below(held, s.last) + 1, 0, { first: s.first, last: s.last, cidr: e.podCIDR, name: e.name });
+    }
+  }
+
+  /** The index of the last slice that starts at or before `x`; -1 when none. */
+  private below(held: readonly Held[], x: bigint): number {
+    let [lo, hi] = [0, held.length - 1];
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (held[mid]!.first <= x) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return hi;
+  }
+}
+
+/**
+ * The nodes of `claims`, in order of precedence (the first to claim an address, a slice or a MAC keeps
+ * it): each judged on its own and against those admitted before it. Returns the cluster with the nodes
+ * admitted, and the others with the reason; `strict` throws at the first instead (a cluster file).
+ */
+export function admitNodes(
+  base: Base,
+  claims: readonly NodeClaim[],
+  strict?: (field: string, why: string) => Error,
+): { cluster: Cluster; leftOut: LeftOut[] } {
+  const cluster: Cluster = { ...base.cluster, nets: base.cluster.nets.map((n) => ({ ...n, nodes: [] })) };
+  const fams = cluster.nets.map((n) => n.family);
+  const held = new Holdings();
+  const names = new Set<string>();
+  const leftOut: LeftOut[] = [];
+  for (const claim of claims) {
+    try {
+      const entries = judge(claim, base);
+      if (names.has(entries[0]!.name)) throw refuse(claim.name.field, `"${entries[0]!.name}" appears twice`, 'name');
+      const clash = held.clash(claim, entries, fams);
+      if (clash) throw clash;
+      held.take(entries, fams);
+      names.add(entries[0]!.name);
+      entries.forEach((e, k) => cluster.nets[k]!.nodes.push(e));
+    } catch (e) {
+      if (!(e instanceof Refused)) throw e;
+      if (strict) throw strict(e.left.field, e.left.why);
+      leftOut.push({ name: String(claim.name.value), ...e.left });
+    }
+  }
+  return { cluster, leftOut };
+}
+
+export function parseCluster(json: unknown): Cluster {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('', 'must be a JSON object');
+  const o = json as Record<string, unknown>;
+  const base = parseBase(o);
+  const families = base.clusters.map((c) => c.family);
+  if (!Array.isArray(o.nodes)) throw bad('nodes', 'must be a list');
+  // The file's own shape first (one or two values, exactly the cluster's families), then the rules every source shares.
+  const claims = o.nodes.map((n: unknown, i): NodeClaim => {
     const at = `nodes[${i}].`;
     if (typeof n !== 'object' || n === null) throw bad(`nodes[${i}]`, 'must be an object');
     const e = n as Record<string, unknown>;
-    if (typeof e.name !== 'string' || !NODE_NAME.test(e.name)) throw bad(`${at}name`, 'must be a DNS name (lower case)');
-    if (seen.name.has(e.name)) throw bad(`${at}name`, `"${e.name}" appears twice`);
-    seen.name.add(e.name);
     const ipsIn = oneOrTwo(e, 'nodeIP', at);
     const ips = byFamily(
       ipsIn.values.map((v) => {
         const ip = typeof v === 'string' ? parseIP(v) : undefined;
         if (!ip) throw bad(ipsIn.field, `"${String(v)}" is not an IP address`);
-        return ip;
+        return { family: ip.family, value: v };
       }),
       ipsIn.field,
       families,
@@ -177,48 +373,23 @@ export function parseCluster(json: unknown): Cluster {
     );
     const cidrsIn = oneOrTwo(e, 'podCIDR', at);
     const pods = byFamily(
-      cidrsIn.values.map((v) => cidr(v, cidrsIn.field)),
+      cidrsIn.values.map((v) => ({ family: cidr(v, cidrsIn.field).family, value: v })),
       cidrsIn.field,
       families,
       'podCIDR',
     );
-    for (const [k, net] of nets.entries()) {
-      const f = net.family;
-      const ip = ips.get(f)!;
-      const slice = pods.get(f)!;
-      const ipText = formatIP(ip);
-      if (seen.ip.has(ipText)) throw bad(ipsIn.field, `${ipText} appears twice`);
-      seen.ip.add(ipText);
-      const cluster = clusters[k]!;
-      if (!(cidrContains(cluster, { family: f, value: slice.first }) && cidrContains(cluster, { family: f, value: slice.last }))) {
-        throw bad(cidrsIn.field, `${formatCidr(slice)} is not inside clusterCIDR ${formatCidr(cluster)}`);
-      }
-      if (slice.prefix > (f === 4 ? 30 : 126)) throw bad(cidrsIn.field, `${formatCidr(slice)} must leave room for a gateway and pods`);
+    const claim: NodeClaim = { name: { value: e.name, field: `${at}name` }, nodeIP: {}, podCIDR: {}, vtepMac: {} };
+    for (const f of families) {
+      claim.nodeIP[f] = { value: ips.get(f)!.value, field: ipsIn.field };
+      claim.podCIDR[f] = { value: pods.get(f)!.value, field: cidrsIn.field };
       const macKey = f === 4 ? 'vtepMac' : 'vtepMac6';
-      if (e[macKey] !== undefined && !validMac(e[macKey]))
-        throw bad(`${at}${macKey}`, `"${String(e[macKey])}" is not a unicast MAC address`);
-      const mac = ((e[macKey] as string | undefined) ?? vtepMac(ip)).toLowerCase();
-      slices.push({ slice, i });
-      net.nodes.push({
-        name: e.name,
-        nodeIP: ipText,
-        podCIDR: formatCidr(slice),
-        vtepMac: mac,
-        vtepIP: f === 4 ? formatIP({ family: 4, value: slice.first }) : linkLocal(mac),
-      });
+      if (e[macKey] !== undefined) claim.vtepMac[f] = { value: e[macKey], field: `${at}${macKey}` };
     }
+    return claim;
   });
-  // Overlapping slices, by sorting (a list can hold thousands of nodes): only neighbours can overlap.
-  const key = (s: Cidr) => BigInt(s.family) * (1n << 130n) + s.first;
-  slices.sort((a, b) => (key(a.slice) < key(b.slice) ? -1 : key(a.slice) > key(b.slice) ? 1 : a.i - b.i));
-  for (let k = 1; k < slices.length; k++) {
-    const [prev, cur] = [slices[k - 1]!, slices[k]!];
-    if (cur.slice.family === prev.slice.family && cur.slice.first <= prev.slice.last) {
-      const [early, late] = prev.i < cur.i ? [prev, cur] : [cur, prev];
-      throw bad(`nodes[${late.i}].podCIDR`, `${formatCidr(late.slice)} overlaps ${formatCidr(early.slice)}`);
-    }
-  }
-  return { backend: backend as Backend, vni, port, bridge: bridge as string, ...(mtu === undefined ? {} : { mtu }), nets };
+  const { cluster } = admitNodes(base, claims, bad);
+  for (const net of cluster.nets) for (const n of net.nodes) n.podCIDRField = `cluster file ${n.podCIDRField}`;
+  return cluster;
 }
 
 /** This node's entry in one family; a clear error when the name is not in the list. */

@@ -16,7 +16,8 @@ import { DEFAULT_SUBNET_FILE, type SubnetFile, formatSubnetFile } from '../ipam/
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { addrLine, bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
-import { type Link, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
+import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
+import { subnetClash } from '../kernel/guard.js';
 import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
 import { setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../run.js';
@@ -225,14 +226,28 @@ async function tuneVxlan(dev: string, family: Family): Promise<{ changes: string
   return { changes, warnings };
 }
 
+/**
+ * The node is not a pod: a podCIDR that overlaps a network the node is on (its underlay above all), or
+ * holds its default gateway, would put the bridge's connected route over the node's own. Refused before
+ * any change, naming the node and where its podCIDR came from.
+ */
+function guardSlices(c: Cluster, selfs: readonly NodeEntry[], links: readonly Link[], routes: readonly Route[]): void {
+  const ours = [c.bridge, ...c.nets.map((n) => n.device)];
+  for (const self of selfs) {
+    const why = subnetClash(parseCidr(self.podCIDR)!, links, routes, ours);
+    if (why) throw new Error(`node ${self.name}: ${self.podCIDRField ?? 'podCIDR'} ${self.podCIDR} ${why}: refused, nothing was changed`);
+  }
+}
+
 export async function nodeUp(
   c: Cluster,
   name: string,
   subnetFile = DEFAULT_SUBNET_FILE,
 ): Promise<NodeReport & { podMtu: number; underlay: string }> {
   const selfs = selfNode(c, name);
-  const { links } = await readState(undefined);
+  const { links, routes } = await readState(undefined, { routes: 'default', routes6: families(c).includes(6) });
   const underlays: Underlays = selfs.map((self) => findUnderlay(links, self));
+  guardSlices(c, selfs, links, routes);
   const mtu = podMtu(c, underlays);
   const warnings: string[] = [];
   const changes: string[] = [];

@@ -2,8 +2,10 @@
 //
 // ADD, each step undone if a later one fails:
 //   1. IPAM: an address from the node's slice (built-in allocator, or a delegated IPAM plugin)
-//   2. host side, one `ip -batch`: bridge (created if missing) with the gateway address and a pinned MAC,
-//      then the veth pair (peer created directly as CNI_IFNAME inside the pod), host end on the bridge.
+//   2. host side, one `ip -batch`: the veth pair (peer created directly as CNI_IFNAME inside the pod), host
+//      end on the bridge, then the bridge's gateway address (the bridge created if missing, with a pinned
+//      MAC). The node is never a pod: its own namespace as CNI_NETNS, a `bridge` that is another kind of
+//      link and a pod subnet on top of the node's networks are refused before anything changes (guardNode).
 //      With the built-in IPAM the gateway is known from the config, so 1 and 2 run at the same time.
 //   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
 //   4. ip_forward (a file in /proc), while 3 runs
@@ -14,7 +16,8 @@
 //        in one network namespace, and the pod's addresses and routes can only be set from inside its
 //        namespace (an interface moved in afterwards loses them). Both are started before they are needed
 //        and fed later, so their start-up overlaps podwire's own work. One more on a node's first pod
-//        (the bridge is assumed to exist, and made when the kernel says it is missing). With ipMasq or
+//        (the bridge is assumed to exist, and made when the kernel says it is missing), and one or two
+//        reading the node (guardNode) when the bridge is made or gets gateways it has not been checked with. With ipMasq or
 //        hostPorts, an iptables-restore per family of the pod, and for hostPorts an iptables-save per
 //        family (and, on the node's first, the shared chains' iptables calls).
 //   DEL: 1 — `ip -force -batch` deleting the host veth (the pod's end goes with it), with no read first.
@@ -28,15 +31,16 @@ import { type IpamAdd, type PreparedAdd, type ReclaimHooks, ipamFor } from '../i
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import type { Trace } from '../cni/trace.js';
 import { type IpStep, type Step, cmds } from '../kernel/step.js';
-import { type BridgeSpec, bridgeLines, bridgeMac, deleteLinks, gatewayStep, localLinks, podLines, vethLines } from '../kernel/links.js';
+import { type BridgeSpec, bridgeLines, bridgeMac, deleteLinks, localLinks, podLines, vethLines } from '../kernel/links.js';
 import { type AttachmentNames, HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { delChains, natCommands } from '../kernel/chains.js';
 import { type PortMapping, addHostports, hostportStep } from '../kernel/hostport.js';
 import { addMasq, masqStep } from '../kernel/masq.js';
 import { IpBatchError, type PendingBatch, ipBatch, ipCommand, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
-import { isUp, linkByName, readState } from '../kernel/state.js';
+import { isUp, kind, linkByName, readState } from '../kernel/state.js';
+import { subnetClash } from '../kernel/guard.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
-import { sys } from '../files.js';
+import { dirOf, sys } from '../files.js';
 import { log } from '../log.js';
 import { timed } from '../profile.js';
 import {
@@ -91,6 +95,54 @@ function podRoutes(addrs: PodAddress[], ipamRoutes: Route[], isDefaultGateway: b
 function requireNetns(netns: string): void {
   if (!sys().exists(netns)) throw invalidEnv('CNI_NETNS', `${netns} does not exist`);
 }
+
+/**
+ * The pod's namespace is never the node's: wired as a pod, the node would get an eth0 with a Pod IP and
+ * its default route replaced by one via the pods' gateway. Two stat(2) calls (the same test as `ip netns
+ * identify`: device and inode of the namespace files), a few microseconds.
+ */
+function refuseOwnNetns(netns: string): void {
+  if (sys().sameFile(netns, '/proc/self/ns/net')) {
+    throw invalidEnv('CNI_NETNS', `${netns} is the node's own network namespace (this plugin's), not a pod's: nothing was changed`);
+  }
+}
+
+/** A slice's gateway on the bridge; `field` says where the slice was given. */
+type Gateway = { subnet: Cidr; ip: IP; field?: string };
+
+/** The note (in the built-in IPAM's store) of the bridge and gateways last checked against the node's networks. */
+const GUARD_NOTE = '.gateways';
+const guardNote = (bridge: string, gws: readonly Gateway[]): string =>
+  `${bridge} ${gws.map((g) => formatCidr(g.subnet, g.ip.value)).join(' ')}\n`;
+
+/**
+ * The node is not a pod (what a wrong config must never do to it): before podwire makes the bridge, or
+ * gives it gateways it has not had, it reads the node's links and default routes (one or two `ip`, on
+ * those rare ADDs only) and refuses, changing nothing, a `bridge` that is some other kind of link (the
+ * uplink, a VXLAN device, lo: the gateway address would land on it) and a pod subnet that overlaps a
+ * network the node is on or holds its default gateway.
+ */
+async function guardNode(bridge: string, gws: readonly Gateway[]): Promise<void> {
+  const { links, routes } = await readState(undefined, { routes: 'default', routes6: gws.some((g) => g.subnet.family === 6) });
+  const br = linkByName(links, bridge);
+  if (br && kind(br) !== 'bridge') throw notABridge(bridge, kind(br));
+  for (const g of gws) {
+    const why = subnetClash(g.subnet, links, routes, [bridge]);
+    if (why) {
+      throw invalidConfig(
+        g.field ?? 'ipam',
+        `the pod subnet ${formatCidr(g.subnet)} ${why}: its gateway on ${bridge} would take the node's own traffic (nothing was changed)`,
+      );
+    }
+  }
+}
+
+const notABridge = (bridge: string, k: string | undefined): CniError =>
+  invalidConfig(
+    'bridge',
+    `${bridge} exists and is not a bridge (it is ${k ? `a ${k} device` : 'a device of another kind'}): it is not podwire's, and the pods' ` +
+      'gateway address must not go on it (nothing was changed)',
+  );
 
 /** Names of the links in the pod's namespace (slow path only: explaining a failed ADD). */
 async function podLinks(netns: string): Promise<string[]> {
@@ -173,38 +225,55 @@ interface Wiring {
 const podIp = (w: Wiring): PendingBatch => (w.podIp ??= startIpBatch(w.ctx.env.netns));
 
 /**
- * The host side's `ip -batch`: the bridge with its gateway address, then the veth pair. The bridge
- * exists but for a node's first pod, so the batch assumes it does; when the kernel says it is missing,
- * the batch runs again creating it (one more process, once per node; a parallel ADD may create it in
+ * The host side's `ip -batch`: the veth pair first, its host end put on the bridge, then the bridge's
+ * gateway address(es) and `up`. In that order because `master` is the first line that touches the bridge
+ * and the kernel refuses it (EOPNOTSUPP) for a link that is no bridge — before any address lands on a
+ * node's uplink, VXLAN device or lo. The bridge exists but for a node's first pod, so the batch assumes it
+ * does; when `master` names a missing device, the node is checked (guardNode) and the batch goes on in a
+ * second one that creates the bridge (one more process, once per node; a parallel ADD may create it in
  * between, which is fine too). The command starts before the first await, so the caller goes on
  * (allocating the address) while it runs.
  */
 async function hostBatch(
   ip: PendingBatch,
   bridge: BridgeSpec,
-  steps: IpStep[],
+  veth: IpStep[],
+  guard: () => Promise<void>,
   record: ((r: BatchRecord) => void) | undefined,
 ): Promise<void> {
+  const [create, ...attach] = veth;
+  // For the trace, what reached the kernel: the first batch, or (a node's first pod) the veth it made
+  // followed by the batch that made the bridge.
+  let first: BatchRecord | undefined;
+  let then: BatchRecord | undefined;
   try {
-    await apply(ip, [...bridgeLines(bridge, true), ...steps], undefined, record);
+    await apply(ip, [create!, ...attach, ...bridgeLines(bridge, true)], undefined, record && ((r) => (first = r)));
   } catch (e) {
-    if (!(isNoSuchDevice(e) && (e as IpBatchError).line === 1)) throw e;
+    if (!(e instanceof IpBatchError)) throw e;
+    if (e.line === 2 && /Operation not supported/.test(e.stderr)) throw notABridge(bridge.name, undefined);
+    // `master` naming a missing device: ip stops at the argument, with no line number.
+    if (!(isNoSuchDevice(e) && e.stderr.includes(`"${bridge.name}"`))) throw e;
+    await guard();
+    const keep = record && ((r: BatchRecord) => (then = r));
     try {
-      await apply(startIpBatch(), [...bridgeLines(bridge, false), ...steps], undefined, record);
+      await apply(startIpBatch(), [...bridgeLines(bridge, false), ...attach], undefined, keep);
     } catch (e2) {
       if (!(isExists(e2) && (e2 as IpBatchError).line === 1)) throw e2;
-      await apply(startIpBatch(), [...bridgeLines(bridge, true), ...steps], undefined, record);
+      await apply(startIpBatch(), [...attach, ...bridgeLines(bridge, true)], undefined, keep);
+    }
+  } finally {
+    if (record && first) {
+      record(then ? [[first[0][0]!, ...then[0]], first[1] + then[1], then[2] && then[2] + 1, then[3]] : first);
     }
   }
 }
 
 /** Step 2: the bridge and the veth pair, its pod end made inside the pod as CNI_IFNAME. Returns the bridge's MAC. */
-async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record: ((r: BatchRecord) => void) | undefined): Promise<string> {
+async function wireHost(w: Wiring, gateways: Gateway[], record: ((r: BatchRecord) => void) | undefined): Promise<string> {
   const { env } = w.ctx;
   const host = w.names.hostVeth;
-  const [primary, ...more] = gateways;
-  const brMac = bridgeMac(primary!.ip);
-  const bridge = { name: w.bc.bridge, mtu: w.mtu, mac: brMac, gatewayCidr: formatCidr(primary!.subnet, primary!.ip.value) };
+  const brMac = bridgeMac(gateways[0]!.ip);
+  const bridge = { name: w.bc.bridge, mtu: w.mtu, mac: brMac, gatewayCidrs: gateways.map((g) => formatCidr(g.subnet, g.ip.value)) };
   const veth = vethLines({
     host,
     hostMac: w.names.hostMac,
@@ -215,10 +284,9 @@ async function wireHost(w: Wiring, gateways: { subnet: Cidr; ip: IP }[], record:
     bridge: w.bc.bridge,
     hairpin: w.bc.hairpinMode,
   });
-  const extra = more.map((g) => gatewayStep(formatCidr(g.subnet, g.ip.value), w.bc.bridge));
   const undo = () => ipBatch([`link del dev ${host}`]);
   try {
-    await hostBatch(w.hostIp, bridge, [...extra, ...veth], record);
+    await hostBatch(w.hostIp, bridge, veth, () => guardNode(w.bc.bridge, gateways), record);
   } catch (e) {
     if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
       if ((await podLinks(env.netns)).includes(env.ifname)) {
@@ -348,6 +416,7 @@ async function add(ctx: Context): Promise<Result> {
     const names = attachmentNames(conf.name, env.containerID, env.ifname);
     const podMac = requestedMac(ctx) ?? names.podMac;
     requireNetns(env.netns);
+    timed('netns: not the node', () => refuseOwnNetns(env.netns));
     prepared = await ipamFor(ctx).prepare(ctx, (family) => requestedIP(ctx, family), reclaimHooks(ctx, bc));
     // Bad input changes nothing: a hostIP of a family the pod will not have is refused before the first change.
     if (prepared.gateways)
@@ -363,7 +432,13 @@ async function add(ctx: Context): Promise<Result> {
   }
   const { bc, names, podMac, mtu, mappings } = w;
   try {
+    // Gateways this bridge has not been checked with (the note is one small file read per ADD).
+    const note = prepared.gateways && prepared.storeDir ? `${prepared.storeDir}/${GUARD_NOTE}` : undefined;
+    const noted = note && guardNote(bc.bridge, prepared.gateways!);
+    const guarded = note !== undefined && timed('guard: note', () => sys().readText(note)) !== noted;
+    if (guarded) await guardNode(bc.bridge, prepared.gateways!);
     const { got, brMac } = await addressAndHost(w, prepared);
+    if (guarded) writeNote(note, noted!);
     const addrs = podAddresses(got.result);
     // A delegated IPAM tells the pod's families only now (its ADD is undone with the rest).
     if (!prepared.gateways)
@@ -392,6 +467,13 @@ async function add(ctx: Context): Promise<Result> {
     await w.rollback.run();
     throw e;
   }
+}
+
+/** Replaced by rename, so a parallel ADD reads the old note or the new one (a `.tmp-` name the store tidies). */
+function writeNote(path: string, text: string): void {
+  const tmp = `${dirOf(path)}/.tmp-note-${process.pid}`;
+  sys().writeText(tmp, text);
+  sys().rename(tmp, path);
 }
 
 /** Runs every step even when one fails, then throws the first failure: DEL must not stop half-way. */

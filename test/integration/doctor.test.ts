@@ -73,6 +73,7 @@ describe('podwire doctor', () => {
           'br-netfilter',
           'forward-chain',
           'rp-filter-vxlan',
+          'pod-subnet',
           'checksum-offload',
           'mtu',
           'peers',
@@ -81,6 +82,23 @@ describe('podwire doctor', () => {
       );
     }
     expect(await podsTalk()).toBe(true);
+  });
+
+  it('a network the node joined later on top of the pod subnet: named, with why', async () => {
+    // A second address on the uplink, inside node1's slice (an operator renumbering the node).
+    inNode(n1, 'ip', 'addr', 'add', '10.244.1.200/25', 'dev', 'eth0');
+    try {
+      const { code, report } = await doctor();
+      expect(code).toBe(1);
+      const f = failing(report);
+      expect(f.map((x) => x.check)).toEqual(['pod-subnet']);
+      expect(f[0]!.what).toContain(
+        'the pod subnet 10.244.1.0/24 overlaps 10.244.1.128/25, a network the node is on (eth0 has 10.244.1.200/25)',
+      );
+    } finally {
+      inNode(n1, 'ip', 'addr', 'del', '10.244.1.200/25', 'dev', 'eth0');
+    }
+    expect(failing((await doctor()).report)).toEqual([]);
   });
 
   it('forwarding off', async () => {

@@ -2,7 +2,7 @@
 // is idempotent, peers reconcile on add/remove/change with no stale entry, routes podwire did not make are
 // left alone, a restarted node gets its pods' traffic back, --watch follows the file, node down leaves
 // nothing. Everything lives in pwlab-* namespaces and is removed in afterAll.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { labDown, pingAsync } from '../../src/lab/netns.js';
 import { BIN, Sandbox, requireRoot, sh } from '../helpers/netns.js';
 
+const box = new Sandbox();
 let lab: Lab;
 let pods: LabPod[];
 const bare = new Map<string, string>();
@@ -58,7 +59,10 @@ beforeAll(async () => {
   for (const n of lab.nodes) pods.push(await lab.addPod(n, 'pod1'));
 }, 60_000);
 
-afterAll(() => labDown());
+afterAll(() => {
+  labDown();
+  box.cleanup();
+});
 
 describe('node up / peers sync', () => {
   it('pods on different nodes reach each other by Pod IP', async () => {
@@ -197,6 +201,23 @@ describe('node up / peers sync', () => {
     } finally {
       watcher.kill('SIGTERM');
     }
+  });
+
+  it("a podCIDR on top of the node's underlay is refused by node up, naming the node and field; the node is unchanged", async () => {
+    const n = lab.node('node3');
+    const before = snapshot(n);
+    const f = join(box.dir(), 'cluster.json');
+    const good = JSON.parse(readFileSync(n.clusterFile, 'utf8'));
+    const bad = { ...good, clusterCIDR: '192.168.0.0/16' };
+    bad.nodes = good.nodes.map((x: { name: string; podCIDR: string }, i: number) => ({ ...x, podCIDR: `192.168.${48 + i}.0/24` }));
+    writeFileSync(f, JSON.stringify(bad));
+    const args = ['netns', 'exec', n.ns, BIN, 'node', 'up', '--cluster', f, '--node', n.name, '--subnet-file', join(box.dir(), 's')];
+    const r = spawnSync('ip', args, { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(
+      'node node3: cluster file nodes[2].podCIDR 192.168.50.0/24 overlaps 192.168.50.0/24, a network the node is on (eth0 has 192.168.50.13/24)',
+    );
+    expect(snapshot(n)).toBe(before);
   });
 
   it('node down, with no pod left, leaves each node as it was before node up', async () => {

@@ -179,7 +179,7 @@ describe('on one node', () => {
     const p = pod();
     const add = await cni(n.node, { command: 'ADD', containerID: 'half', netns: p.path }, n.conf());
     expect(add.code).toBe(1);
-    expect(add.json.msg).toContain('master notabridge');
+    expect(add.json).toMatchObject({ code: 7, msg: expect.stringContaining('bridge: notabridge exists and is not a bridge') });
     n.expectNothingLeft(p.ns);
   });
 

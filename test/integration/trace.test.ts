@@ -97,9 +97,9 @@ describe('trace', () => {
     // The story a learner reads, in order.
     const order = [
       /take the next free address from the node's slice 10\.244\.7\.0\/24: 10\.244\.7\.2/,
+      new RegExp(`create the veth pair ${veth} <-> eth0: .*pause container's network namespace, already named eth0`),
       /create the bridge cni0/,
       /give cni0 the gateway address 10\.244\.7\.1\/24/,
-      new RegExp(`create the veth pair ${veth} <-> eth0: .*pause container's network namespace, already named eth0`),
       new RegExp(`attach the host end ${veth} to cni0`),
       new RegExp(`turn hairpin on for ${veth}`),
       /give eth0 the Pod IP 10\.244\.7\.2\/24/,

@@ -40,6 +40,7 @@ describe('cluster file', () => {
       podCIDR: '10.244.2.0/24',
       vtepMac: '0e:70:c0:a8:32:0c',
       vtepIP: '10.244.2.0',
+      podCIDRField: 'cluster file nodes[1].podCIDR',
     });
     const c42 = cluster({ vxlan: { vni: 42, port: 4789 } });
     expect([c42.vni, c42.port, c42.nets[0]!.device]).toEqual([42, 4789, 'podwire.42']);
@@ -57,6 +58,7 @@ describe('cluster file', () => {
       podCIDR: 'fd00:10:244:2::/64',
       vtepMac: '0e:76:00:00:00:12',
       vtepIP: 'fe80::c76:ff:fe00:12', // the link-local address the kernel derives from that MAC (EUI-64)
+      podCIDRField: 'cluster file nodes[1].podCIDRs',
     });
     expect(c.nets[0]!.nodes[1]!.podCIDR).toBe('10.244.2.0/24');
     expect(selfNode(c, 'node2').map((n) => n.nodeIP)).toEqual(['192.168.50.12', 'fd00:50::12']);
@@ -89,7 +91,7 @@ describe('cluster file', () => {
     [
       { nodes: [{ name: 'n1', nodeIPs: ['192.168.50.11', 'fd00:50::11'], podCIDRs: ['10.244.1.0/24', 'fd00:10:245:1::/64'] }] },
       'nodes[0].podCIDRs',
-      /not inside clusterCIDR fd00:10:244::\/56/,
+      /is outside the cluster network fd00:10:244::\/56/,
     ],
     [{ vxlan: { device6: 'podwire.1' } }, 'vxlan.device6', /must differ/],
   ])('dual-stack: rejects %j, naming %s', (patch, field, why) => {

@@ -51,7 +51,7 @@ describe('Trace', () => {
 
 describe('wiring steps', () => {
   const all = [
-    ...bridgeLines({ name: 'cni0', mtu: 1450, gatewayCidr: '10.244.1.1/24', mac: '0a:58:0a:f4:01:01' }, false),
+    ...bridgeLines({ name: 'cni0', mtu: 1450, gatewayCidrs: ['10.244.1.1/24'], mac: '0a:58:0a:f4:01:01' }, false),
     ...vethLines({
       host: 'veth01234567',
       hostMac: '02:00:00:00:00:01',
