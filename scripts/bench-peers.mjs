@@ -5,10 +5,11 @@
 // (start-up included) and the number of processes podwire started (from its --json report).
 // Everything happens inside namespaces made here and removed at the end; nothing is sent anywhere.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { saveResults } from './bench-results.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(root, 'dist', 'podwire');
@@ -85,28 +86,13 @@ const lines = [
   ),
 ];
 process.stdout.write('\npeers sync (vxlan: neighbour + FDB + route per peer), whole command incl. start-up:\n' + lines.join('\n') + '\n');
-mkdirSync(join(root, '.bench'), { recursive: true });
-const prev = (() => {
-  try {
-    return JSON.parse(readFileSync(join(root, '.bench', 'results.json'), 'utf8'));
-  } catch {
-    return {};
-  }
-})();
-writeFileSync(
-  join(root, '.bench', 'results.json'),
-  JSON.stringify(
-    {
-      ...prev,
-      peers: rows.map((r) => ({
-        peers: r.peers,
-        full: r.full.ms,
-        noop: r.noop.ms,
-        one: r.one.ms,
-        processes: [r.full.report.processes, r.noop.report.processes, r.one.report.processes],
-      })),
-    },
-    null,
-    1,
-  ),
+saveResults(
+  'peers',
+  rows.map((r) => ({
+    peers: r.peers,
+    full: r.full.ms,
+    noop: r.noop.ms,
+    one: r.one.ms,
+    processes: [r.full.report.processes, r.noop.report.processes, r.one.report.processes],
+  })),
 );

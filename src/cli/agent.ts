@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { readFileSync } from 'node:fs';
 import { configurePinoLog } from './log.js';
 import { detectIptablesBackend, useIptablesBackend } from '../kernel/iptables.js';
+import { OFFLOAD_SETTINGS, type OffloadSetting } from '../kernel/ethtool.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
@@ -24,6 +25,7 @@ interface AgentArgs {
   'podcidr-timeout': number;
   'log-file'?: string;
   'status-addr': string;
+  'checksum-offload': OffloadSetting;
   'conflist-template'?: string;
   iptables: 'auto' | 'legacy' | 'nft' | 'plain';
 }
@@ -62,6 +64,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('backend', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods reach other nodes' })
       .option('vni', { type: 'number', describe: 'VXLAN network identifier (default 1)' })
       .option('port', { type: 'number', describe: 'VXLAN UDP port (default 8472)' })
+      .option('checksum-offload', {
+        choices: OFFLOAD_SETTINGS,
+        default: 'auto' as OffloadSetting,
+        describe: 'TX checksum offload on the VXLAN device: auto (on where the kernel has the fix, 5.7+), on, off',
+      })
       .option('mtu', { type: 'number', describe: 'pod MTU (default: underlay MTU, - 50 with VXLAN)' })
       .option('subnet-file', { type: 'string', default: DEFAULT_SUBNET_FILE, describe: 'node subnet file the plugin reads' })
       .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'where to write 10-podwire.conflist' })
@@ -113,7 +120,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         return 0;
       }
     };
-    const vxlan = a.vni !== undefined || a.port !== undefined ? { vni: a.vni, port: a.port } : undefined;
+    const vxlan = { vni: a.vni, port: a.port, checksumOffload: a['checksum-offload'] };
     try {
       await runAgent({
         kc,
@@ -121,7 +128,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         settings: {
           clusterCIDRs: a['cluster-cidr'].split(',').map((x) => x.trim()),
           backend: a.backend,
-          ...(vxlan ? { vxlan } : {}),
+          vxlan,
           ...(a.mtu ? { mtu: a.mtu } : {}),
         },
         subnetFile: a['subnet-file'],

@@ -35,6 +35,7 @@ function setup(a: Common): void {
 function printNode(a: Common, verb: string, r: NodeReport): void {
   if (a.json) process.stdout.write(JSON.stringify(r) + '\n');
   for (const w of r.warnings) say(`warning: ${w}`);
+  for (const n of r.notes ?? []) say(`node ${a.node}: ${n}`);
   if (!r.changes.length) say(`node ${a.node} ${verb}: nothing to change`);
   for (const c of r.changes) say(`node ${a.node} ${verb}: ${c}`);
 }

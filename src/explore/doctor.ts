@@ -10,13 +10,14 @@ import { existsSync } from 'node:fs';
 import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { txChecksum, txChecksumOff } from '../kernel/ethtool.js';
+import { offloadDecision, txChecksum, txChecksumSet } from '../kernel/ethtool.js';
+import { sys } from '../files.js';
 import { forwardState } from '../kernel/firewall.js';
 import { type Link, type Route, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
 import { parseCidr } from '../net/ip.js';
 import { devSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
-import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, selfNode } from '../node/cluster.js';
+import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, leftOutMessage, selfNode } from '../node/cluster.js';
 import { findUnderlay } from '../node/sync.js';
 import { run } from '../run.js';
 import { type NodeStatus, type PodwireConf, type VxlanRow, nodeStatus } from './status.js';
@@ -147,12 +148,25 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
     const { links, routes } = await readState(undefined, { routes: 'default', routes6: true });
     f.push(...checkPodSubnets(st, links, routes));
     const vxlans = st.vxlans.filter((v) => v.exists);
-    for (const v of vxlans) f.push(...(await checkVxlanDevice(v.name, familyOfDevice(v), here)));
+    const offload = offloadDecision(o.cluster?.checksumOffload ?? 'auto');
+    for (const v of vxlans) f.push(...(await checkVxlanDevice(v.name, familyOfDevice(v), offload, here)));
     if (o.cluster && o.node) f.push(...(await checkUnderlay(o, links, st, here)));
     f.push(...(await checkMtu(o, links, st, nodeUp, here)));
     if (o.cluster && o.node) f.push(checkPeers(st, peersSync));
+    const csum = { errors: udpChecksumErrors(), rx: vxlans.length ? await rxPackets(undefined, vxlans[0]!.name) : NaN };
     if (o.probe !== false) for (const v of vxlans) f.push(...(await probePeers(o, st, v)));
+    if (vxlans.length) f.push(await checkChecksumErrors(csum, vxlans[0]!.name));
     f.push(...checkReservations(o, st, here));
+    f.push(
+      st.leftOut.length
+        ? bad(
+            'nodes-left-out',
+            `the agent leaves out ${st.leftOut.map((l) => leftOutMessage(l)).join('; ')}`,
+            "no node routes to those nodes' pods (and their pods reach no one) until their Node objects are fixed or deleted: " +
+              'kubectl describe node shows the same as a Warning Event',
+          )
+        : ok('nodes-left-out', 'the agent uses every Node it was given'),
+    );
   }
   return { node: o.node, findings: f, problems: f.filter((x) => !x.ok).length };
 }
@@ -286,7 +300,12 @@ function checkDevices(st: NodeStatus, nodeUp: Fix[]): Finding[] {
   return out;
 }
 
-async function checkVxlanDevice(dev: string, family: Family, here: (argv: string[]) => Fix): Promise<Finding[]> {
+async function checkVxlanDevice(
+  dev: string,
+  family: Family,
+  decided: { on: boolean; why: string },
+  here: (argv: string[]) => Fix,
+): Promise<Finding[]> {
   const out: Finding[] = [];
   const rp = rpFilter(dev);
   // IPv6 has no rp_filter.
@@ -304,21 +323,53 @@ async function checkVxlanDevice(dev: string, family: Family, here: (argv: string
         : ok('rp-filter-vxlan', `rp_filter on ${dev}: ${rp === 2 ? 'loose' : 'off'}`),
     );
   const offload = await txChecksum(dev);
+  const state = (on: boolean) => (on ? 'on' : 'off');
   out.push(
     offload === undefined
       ? ok('checksum-offload', `TX checksum offload of ${dev}: unknown (ethtool not installed)`)
-      : offload
-        ? bad(
+      : offload === decided.on
+        ? ok('checksum-offload', `TX checksum offload of ${dev}: ${state(offload)} (${decided.why})`)
+        : bad(
             'checksum-offload',
-            `TX checksum offload is on for ${dev}`,
-            "on some kernels VXLAN packets that kube-proxy's SNAT rewrote leave with a wrong inner checksum and the peer drops them: " +
-              'connections to Services across nodes stall (the 63-second delay)',
-            [here(txChecksumOff(dev))],
+            `TX checksum offload is ${state(offload)} for ${dev}, and should be ${state(decided.on)}: ${decided.why}`,
+            offload
+              ? "this kernel sends VXLAN packets that kube-proxy's SNAT rewrote with a wrong checksum and peers drop them: " +
+                  'connections to Services across nodes stall (the 63-second delay)'
+              : "every VXLAN packet is checksummed in software: pods on other nodes get a fraction of the wire's throughput",
+            [here(txChecksumSet(dev, decided.on))],
             true,
-          )
-        : ok('checksum-offload', `TX checksum offload of ${dev}: off`),
+          ),
   );
   return out;
+}
+
+/** UDP packets this node dropped for a bad checksum since boot (/proc/net/snmp, Udp InCsumErrors). */
+function udpChecksumErrors(): number | undefined {
+  const lines = (sys().readText('/proc/net/snmp') ?? '').split('\n').filter((l) => l.startsWith('Udp:'));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  const i = names?.indexOf('InCsumErrors') ?? -1;
+  return i > 0 && values ? Number(values[i]) : undefined;
+}
+
+/**
+ * The symptom of checksum offload on a kernel that needs the workaround, seen from the receiving side:
+ * UDP checksum errors growing while VXLAN traffic arrives (doctor's own probes, and whatever pods send).
+ */
+async function checkChecksumErrors(was: { errors?: number; rx: number }, dev: string): Promise<Finding> {
+  const [before, rx] = [was.errors, was.rx];
+  const [after, rx2] = [udpChecksumErrors(), await rxPackets(undefined, dev)];
+  if (before === undefined || after === undefined) return ok('udp-checksum-errors', 'UDP checksum errors: not counted by this kernel');
+  if (after > before) {
+    return bad(
+      'udp-checksum-errors',
+      `UDP checksum errors grew from ${before} to ${after} while doctor ran (${dev} received ${Number.isNaN(rx2 - rx) ? '?' : rx2 - rx} packets meanwhile)`,
+      'packets reach this node with bad UDP checksums: typically VXLAN from a peer whose kernel (before 5.7) offloads TX ' +
+        "checksums of packets kube-proxy's MASQUERADE --random-fully rewrote. On every peer, turn the offload off " +
+        '(the fix below, run there), and keep it off with checksumOffload "off" in the cluster file or the agent\'s --checksum-offload off',
+      [{ argv: txChecksumSet(dev, false), on: 'every peer' }],
+    );
+  }
+  return ok('udp-checksum-errors', `UDP checksum errors: ${after} since boot, none while doctor ran`);
 }
 
 /** Strict rp_filter on the underlay drops a peer's packets when the route back to them leaves by another device. */

@@ -10,7 +10,7 @@ import { usage } from '../ipam/allocator.js';
 import { DiskStore, type ReclaimLog } from '../ipam/disk-store.js';
 import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { attachmentNames } from '../kernel/names.js';
-import { type Cluster, type Net, nodeIn, selfNode, usesVxlan } from '../node/cluster.js';
+import { type Cluster, type LeftOut, type Net, leftOutFile, leftOutMessage, nodeIn, selfNode, usesVxlan } from '../node/cluster.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
@@ -98,6 +98,8 @@ export interface NodeStatus {
   stale: string[];
   /** Stale reservations reclaimed when the slice was full (earlier boots, pods gone without DEL). */
   reclaimed: ReclaimLog;
+  /** Nodes the agent leaves out of every sync (their Node objects cannot be used), as it last wrote them. */
+  leftOut: LeftOut[];
   problems: string[];
 }
 
@@ -128,6 +130,18 @@ export interface StatusOptions {
   conf: PodwireConf;
   cluster?: Cluster;
   node?: string;
+}
+
+/** The agent's list of Nodes left out (beside the subnet file the config names); none without one. */
+function readLeftOut(conf: PodwireConf): LeftOut[] {
+  const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
+  if (typeof subnetFile !== 'string') return [];
+  try {
+    const list = JSON.parse(readFileSync(leftOutFile(subnetFile), 'utf8')) as LeftOut[];
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
 }
 
 function slices(o: StatusOptions, taken: Map<string, unknown>, problems: string[]): SliceRow[] {
@@ -282,8 +296,10 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     strayVeths,
     stale: [],
     reclaimed: store.reclaims(),
+    leftOut: readLeftOut(o.conf),
     problems,
   };
+  for (const l of st.leftOut) problems.push(`left out by the agent: ${leftOutMessage(l)}`);
   if (st.slices.length) {
     for (const p of pods)
       if (!st.slices.some((x) => cidrContains(parseCidr(x.cidr)!, parseIP(p.ip)!)))
@@ -394,6 +410,15 @@ export function renderStatus(st: NodeStatus): string {
           p.fdb.join(', ') || '-',
           p.drift.join('; ') || (st.node ? 'in sync' : '?'),
         ]),
+      ),
+    );
+  }
+  if (st.leftOut.length) {
+    out.push('');
+    out.push(
+      table(
+        ['node left out by the agent', 'field', 'why'],
+        st.leftOut.map((l) => [l.name, l.field, l.why]),
       ),
     );
   }

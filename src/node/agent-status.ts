@@ -9,6 +9,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SyncReport } from './sync.js';
+import { LEFT_OUT_REASONS, type LeftOut } from './cluster.js';
 
 export class AgentStatus {
   readonly registry = new Registry();
@@ -52,6 +53,12 @@ export class AgentStatus {
     help: '1 when this node is set up, its CNI config written and the last sync ok',
     registers: [this.registry],
   });
+  private readonly leftOutNodes = new Gauge({
+    name: 'podwire_nodes_left_out',
+    help: 'Nodes from the API server whose values cannot be used (left out of every sync), by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private beat = Date.now();
   private waitingFor = 'the API server (listing nodes)';
   private nodeUp = false;
@@ -61,6 +68,12 @@ export class AgentStatus {
     collectDefaultMetrics({ register: this.registry });
     this.ready.set(0);
     for (const backend of ['host-gw', 'vxlan']) this.peers.set({ backend }, 0);
+    this.leftOut([]);
+  }
+
+  /** The Nodes left out now (this node stays ready: they are other nodes' problem). */
+  leftOut(nodes: readonly LeftOut[]): void {
+    for (const reason of LEFT_OUT_REASONS) this.leftOutNodes.set({ reason }, nodes.filter((n) => n.reason === reason).length);
   }
 
   /** The loop is alive (it checked what it waits for, or finished a sync). */

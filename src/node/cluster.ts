@@ -5,7 +5,8 @@
 //   {
 //     "clusterCIDR": "10.244.0.0/16",         // or "clusterCIDRs": ["10.244.0.0/16", "fd00:10:244::/56"]
 //     "backend": "vxlan",                     // "vxlan" | "host-gw" | "auto"
-//     "vxlan": { "vni": 1, "port": 8472, "device": "podwire.1", "device6": "podwire-v6.1" },  // all optional
+//     "vxlan": { "vni": 1, "port": 8472, "device": "podwire.1", "device6": "podwire-v6.1",  // all optional
+//                "checksumOffload": "auto" },  // TX checksum offload: auto (by the kernel), on, off
 //     "mtu": 1450,                            // optional pod MTU; default: what every family's path carries
 //     "bridge": "cni0",                       // optional
 //     "nodes": [ { "name": "node1", "nodeIP": "192.168.50.11", "podCIDR": "10.244.1.0/24" }, ... ]
@@ -19,6 +20,7 @@
 import { validIfname } from '../kernel/names.js';
 import { type Cidr, type Family, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { macFromIPv4, validMac } from '../net/mac.js';
+import { OFFLOAD_SETTINGS, type OffloadSetting } from '../kernel/ethtool.js';
 
 export type { Family } from '../net/ip.js';
 export type Backend = 'vxlan' | 'host-gw' | 'auto';
@@ -55,10 +57,14 @@ export interface Cluster {
   backend: Backend;
   vni: number;
   port: number;
+  /** TX checksum offload on the VXLAN devices: `auto` (default) decides by the kernel (kernel/ethtool.ts). */
+  checksumOffload: OffloadSetting;
   bridge: string;
   mtu?: number;
   /** One per family, IPv4 first. */
   nets: Net[];
+  /** Nodes the source gave that could not be used, and why (the API server's; a cluster file is refused whole instead). */
+  leftOut?: LeftOut[];
 }
 
 export class ClusterError extends Error {}
@@ -145,6 +151,9 @@ export function parseBase(o: Record<string, unknown>): Base {
   if (typeof vx !== 'object' || Array.isArray(vx)) throw bad('vxlan', 'must be an object');
   const vni = int(vx.vni, 'vxlan.vni', 1, 0xffffff, DEFAULT_VNI)!;
   const port = int(vx.port, 'vxlan.port', 1, 65535, DEFAULT_VXLAN_PORT)!;
+  const checksumOffload = vx.checksumOffload ?? 'auto';
+  if (!OFFLOAD_SETTINGS.includes(checksumOffload as OffloadSetting))
+    throw bad('vxlan.checksumOffload', `must be one of ${OFFLOAD_SETTINGS.join(', ')}`);
   const devices: Record<Family, unknown> = { 4: vx.device ?? vxlanDevice(vni, 4), 6: vx.device6 ?? vxlanDevice(vni, 6) };
   for (const f of families) {
     const key = f === 4 ? 'vxlan.device' : 'vxlan.device6';
@@ -160,7 +169,15 @@ export function parseBase(o: Record<string, unknown>): Base {
     device: devices[c.family] as string,
     nodes: [],
   }));
-  const cluster = { backend: backend as Backend, vni, port, bridge: bridge as string, ...(mtu === undefined ? {} : { mtu }), nets };
+  const cluster = {
+    backend: backend as Backend,
+    vni,
+    port,
+    checksumOffload: checksumOffload as OffloadSetting,
+    bridge: bridge as string,
+    ...(mtu === undefined ? {} : { mtu }),
+    nets,
+  };
   return { cluster, clusters };
 }
 
@@ -192,6 +209,13 @@ export interface LeftOut {
   why: string;
   reason: LeftOutReason;
 }
+
+/** How a left-out Node is told to an operator: the object, the field and why. */
+export const leftOutMessage = (l: LeftOut): string => `node ${l.name}: ${l.field} ${l.why}`;
+
+/** Where the agent lists the Nodes it leaves out: beside the subnet file, for `podwire status` and `doctor`. */
+export const leftOutFile = (subnetFile: string): string =>
+  `${subnetFile.slice(0, Math.max(1, subnetFile.lastIndexOf('/')))}/nodes-left-out.json`;
 
 /** Why an address cannot be a node's (unicast, routable); undefined when it can. */
 export function nodeIPProblem(ip: IP): string | undefined {

@@ -10,11 +10,12 @@
 //      code as `podwire peers sync`. Its own node is set up again if its podCIDR or Node IP changes.
 import type { KubeConfig } from '@kubernetes/client-node';
 import subnetFileConflist from '../../cni-conf/podwire-subnetfile.conflist';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeIfChanged } from '../files.js';
 import { log } from '../log.js';
 import { peerLoop } from './reconcile.js';
-import { type Cluster, type Family, type NodeEntry, joinPodCIDRs, selfNode } from './cluster.js';
+import { type Cluster, type Family, type LeftOut, type NodeEntry, joinPodCIDRs, leftOutFile, leftOutMessage, selfNode } from './cluster.js';
 import { ANNOTATION, type ClusterSettings, KubeSource, lacking, nodeFacts, settingsFamilies } from './kube.js';
 import { nodeUp } from './setup.js';
 import type { SyncReport } from './sync.js';
@@ -151,11 +152,57 @@ async function publish(kc: KubeConfig, self: NodeEntry[], c: Cluster): Promise<v
   );
 }
 
+/**
+ * Tells an operator about the Nodes left out, where they look: once per Node and reason, on stderr and in
+ * the log (naming the object and the field), as a Warning Event on the Node, in the metrics and in a file
+ * `status` and `doctor` read; and again when a Node is back.
+ */
+function leftOutReporter(o: AgentOptions): (now: readonly LeftOut[]) => void {
+  let told = new Map<string, LeftOut>();
+  const file = leftOutFile(o.subnetFile);
+  return (now) => {
+    const next = new Map(now.map((l) => [`${l.name}\0${l.field}\0${l.why}`, l]));
+    for (const [k, l] of next) {
+      if (told.has(k)) continue;
+      o.say(`left out ${leftOutMessage(l)}`);
+      log.warn({ node: l.name, field: l.field, why: l.why, reason: l.reason }, 'node left out');
+      void nodeEvent(o.kc, l).catch((e: Error) => o.say(`cannot post an Event on node ${l.name}: ${e.message}`));
+    }
+    const back = [...told.values()].filter((l) => !now.some((x) => x.name === l.name));
+    for (const name of new Set(back.map((l) => l.name))) o.say(`node ${name}: no longer left out`);
+    told = next;
+    o.status?.leftOut(now);
+    if (now.length || existsSync(file)) writeIfChanged(file, JSON.stringify(now, null, 1) + '\n');
+  };
+}
+
+/** A Warning Event on the Node (kubectl describe node shows it). */
+async function nodeEvent(kc: KubeConfig, l: LeftOut): Promise<void> {
+  const k8s = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const now = new Date();
+  await core.createNamespacedEvent({
+    namespace: 'default',
+    body: {
+      metadata: { generateName: `${l.name}.podwire-` },
+      involvedObject: { apiVersion: 'v1', kind: 'Node', name: l.name },
+      reason: 'PodwireNodeLeftOut',
+      message: `podwire leaves this node out of every other node's routes: ${l.field} ${l.why}`,
+      type: 'Warning',
+      source: { component: 'podwire-agent' },
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    },
+  });
+}
+
 export async function runAgent(o: AgentOptions): Promise<void> {
   // Bad input changes nothing on the node: the template is checked before anything else happens.
   const conflist = agentConflist(o.subnetFile, o.conflistTemplate);
   let listed = false;
   const source = new KubeSource(o.kc, o.settings, {
+    self: o.node,
     onError: (e) => {
       o.say(`API server: ${e.message}`);
       if (!listed) o.status?.waiting(`the API server (${e.message})`);
@@ -172,12 +219,15 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     await source.start();
     if (!(await waitForPodCIDR(o, source))) return;
     let applied = '';
+    const tell = leftOutReporter(o);
     const prepare = async (c: Cluster): Promise<void> => {
+      tell(c.leftOut ?? []);
       const self = selfNode(c, o.node);
       const key = JSON.stringify(self);
       if (key === applied) return;
       const up = await nodeUp(c, o.node, o.subnetFile);
       for (const w of up.warnings) o.say(`warning: ${w}`);
+      for (const n of up.notes ?? []) o.say(`node ${o.node}: ${n}`);
       for (const ch of up.changes) o.say(`node ${o.node}: ${ch}`);
       const conf = join(o.confDir, CONFLIST_NAME);
       if (writeIfChanged(conf, conflist)) o.say(`node ${o.node}: ${conf} written`);

@@ -7,8 +7,21 @@
 // "410 Gone" (its resourceVersion was compacted away); any other failure (API server restarting,
 // connection refused) stops it, and we start it again after a short, growing pause.
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { type Backend, type Cluster, ClusterError, type Family, familyName, parseCluster } from './cluster.js';
+import {
+  type Backend,
+  type Cluster,
+  ClusterError,
+  type Family,
+  type Given,
+  type LeftOut,
+  type NodeClaim,
+  admitNodes,
+  familyName,
+  leftOutMessage,
+  parseBase,
+} from './cluster.js';
 import type { NodeSource } from './source.js';
+import type { OffloadSetting } from '../kernel/ethtool.js';
 
 /** Annotations podwire publishes on its Node (status patch) and reads from the others. */
 export const ANNOTATION = {
@@ -24,40 +37,50 @@ export interface ClusterSettings {
   /** One or two (kubeadm's --pod-network-cidr=10.244.0.0/16,fd00:10:244::/56). */
   clusterCIDRs: string[];
   backend: Backend;
-  vxlan?: { vni?: number; port?: number; device?: string };
+  vxlan?: { vni?: number; port?: number; device?: string; checksumOffload?: OffloadSetting };
   mtu?: number;
   bridge?: string;
 }
 
-/** What podwire needs from a Node object, per family; missing until the cluster provides it. */
+/** What podwire needs from a Node object, per family, with the field each came from; missing until the cluster provides it. */
 export interface NodeFacts {
   name: string;
-  nodeIP: Partial<Record<Family, string>>;
-  podCIDR: Partial<Record<Family, string>>;
-  vtepMac: Partial<Record<Family, string>>;
+  /** metadata.creationTimestamp: of two Nodes claiming one address or slice, the older keeps it. */
+  created?: string;
+  nodeIP: Partial<Record<Family, Given>>;
+  podCIDR: Partial<Record<Family, Given>>;
+  vtepMac: Partial<Record<Family, Given>>;
 }
 
 /**
  * The family a value is meant for: a colon says IPv6. Not parsed here: a malformed podCIDR still goes to
- * the cluster's own checks, which refuse it naming the field, instead of the node waiting forever.
+ * the shared checks, which leave the node out naming the field, instead of the node waiting forever.
  */
 const familyOf = (s: string): Family => (s.includes(':') ? 6 : 4);
 
 /** A Node's InternalIPs and podCIDRs by family (kubelet --node-ip=v4,v6; kube-controller-manager one podCIDR per cluster CIDR). */
 export function nodeFacts(n: V1Node): NodeFacts {
-  const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
   const f: NodeFacts = { name: n.metadata?.name ?? '', nodeIP: {}, podCIDR: {}, vtepMac: {} };
-  for (const a of n.status?.addresses ?? []) {
-    const fam = a.type === 'InternalIP' ? familyOf(a.address) : undefined;
-    if (fam && !f.nodeIP[fam]) f.nodeIP[fam] = a.address;
-  }
-  for (const c of cidrs) {
-    const fam = familyOf(c);
-    if (fam && !f.podCIDR[fam]) f.podCIDR[fam] = c;
-  }
+  const created = n.metadata?.creationTimestamp;
+  if (created) f.created = created instanceof Date ? created.toISOString() : String(created);
+  (n.status?.addresses ?? []).forEach((a, k) => {
+    const fam = a.type === 'InternalIP' && typeof a.address === 'string' ? familyOf(a.address) : undefined;
+    if (fam && !f.nodeIP[fam]) f.nodeIP[fam] = { value: a.address, field: `status.addresses[${k}]` };
+  });
+  const [cidrs, key] = n.spec?.podCIDRs?.length
+    ? [n.spec.podCIDRs, 'spec.podCIDRs']
+    : [n.spec?.podCIDR ? [n.spec.podCIDR] : [], 'spec.podCIDR'];
+  cidrs.forEach((c, k) => {
+    const fam = typeof c === 'string' ? familyOf(c) : undefined;
+    if (fam && !f.podCIDR[fam]) f.podCIDR[fam] = { value: c, field: key === 'spec.podCIDR' ? key : `${key}[${k}]` };
+  });
   const ann = n.metadata?.annotations ?? {};
-  if (ann[ANNOTATION.vtepMac]) f.vtepMac[4] = ann[ANNOTATION.vtepMac];
-  if (ann[ANNOTATION.vtepMac6]) f.vtepMac[6] = ann[ANNOTATION.vtepMac6];
+  for (const [fam, key] of [
+    [4, ANNOTATION.vtepMac],
+    [6, ANNOTATION.vtepMac6],
+  ] as const) {
+    if (ann[key]) f.vtepMac[fam] = { value: ann[key], field: `metadata.annotations["${key}"]` };
+  }
   return f;
 }
 
@@ -73,27 +96,44 @@ export function lacking(f: NodeFacts, fams: readonly Family[]): string | undefin
   return undefined;
 }
 
+/** Whose claim comes first when two Nodes claim one address, slice or MAC. */
+export interface Precedence {
+  /** This node: always first (it is set up from its own Node). */
+  self?: string;
+  /** Nodes that are peers here already: before any newcomer. */
+  established?: ReadonlySet<string>;
+}
+
 /**
- * The cluster as the API server describes it. A node without a podCIDR or an InternalIP of every family
- * yet is left out (it has no pods to reach); it joins on the update that gives it them.
+ * The cluster as the API server describes it, each Node judged on its own (cluster.ts admitNodes): a node
+ * without a podCIDR or an InternalIP of every family yet is waiting (it has no pods to reach) and joins
+ * on the update that gives it them; a Node whose values cannot be used is left out, with the reason, and
+ * every other node goes on. This node's own Node left out is an error: it cannot be set up.
  */
-export function clusterFromNodes(s: ClusterSettings, nodes: readonly V1Node[]): { cluster: Cluster; waiting: string[] } {
+export function clusterFromNodes(
+  s: ClusterSettings,
+  nodes: readonly V1Node[],
+  prec: Precedence = {},
+): { cluster: Cluster; waiting: string[]; leftOut: LeftOut[] } {
   const fams = settingsFamilies(s);
-  const facts = nodes.map(nodeFacts).sort((a, b) => a.name.localeCompare(b.name));
-  const ready = facts.filter((f) => !lacking(f, fams));
   const { clusterCIDRs, ...rest } = s;
-  const cluster = parseCluster({
-    ...rest,
-    clusterCIDRs,
-    nodes: ready.map((f) => ({
-      name: f.name,
-      nodeIPs: fams.map((x) => f.nodeIP[x]),
-      podCIDRs: fams.map((x) => f.podCIDR[x]),
-      ...(f.vtepMac[4] && fams.includes(4) ? { vtepMac: f.vtepMac[4] } : {}),
-      ...(f.vtepMac[6] && fams.includes(6) ? { vtepMac6: f.vtepMac[6] } : {}),
-    })),
-  });
-  return { cluster, waiting: facts.filter((f) => lacking(f, fams)).map((f) => f.name) };
+  const base = parseBase({ ...rest, clusterCIDRs });
+  const rank = (f: NodeFacts): number => (f.name === prec.self ? 0 : prec.established?.has(f.name) ? 1 : 2);
+  const facts = nodes
+    .map(nodeFacts)
+    .sort((a, b) => rank(a) - rank(b) || (a.created ?? '').localeCompare(b.created ?? '') || a.name.localeCompare(b.name));
+  const ready = facts.filter((f) => !lacking(f, fams));
+  const claims: NodeClaim[] = ready.map((f) => ({
+    name: { value: f.name, field: 'metadata.name' },
+    nodeIP: f.nodeIP,
+    podCIDR: f.podCIDR,
+    vtepMac: f.vtepMac,
+  }));
+  const { cluster, leftOut } = admitNodes(base, claims);
+  for (const net of cluster.nets) net.nodes.sort((a, b) => a.name.localeCompare(b.name));
+  const self = leftOut.find((l) => l.name === prec.self);
+  if (self) throw new ClusterError(leftOutMessage(self));
+  return { cluster, waiting: facts.filter((f) => lacking(f, fams)).map((f) => f.name), leftOut };
 }
 
 export interface KubeSourceOptions {
@@ -105,6 +145,8 @@ export interface KubeSourceOptions {
   onListed?(): void;
   /** First pause before restarting a failed informer, in ms (doubles up to 30 s). */
   retryMs?: number;
+  /** This node's name: its own Node comes first when two claim one address or slice. */
+  self?: string;
 }
 
 export class KubeSource implements NodeSource {
@@ -185,8 +227,13 @@ export class KubeSource implements NodeSource {
     return this.informer?.get(name);
   }
 
+  /** The nodes admitted by the last load: peers here already, which keep what they hold against a newcomer. */
+  private established = new Set<string>();
+
   async load(): Promise<Cluster> {
-    return clusterFromNodes(this.settings, this.nodes()).cluster;
+    const { cluster, leftOut } = clusterFromNodes(this.settings, this.nodes(), { self: this.opts.self, established: this.established });
+    this.established = new Set(cluster.nets[0]?.nodes.map((n) => n.name));
+    return { ...cluster, leftOut };
   }
 
   watch(onChange: () => void): () => void {

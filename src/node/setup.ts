@@ -3,8 +3,8 @@
 //   sysctls    ip_forward; br_netfilter + bridge-nf-call-iptables (Services to a pod on the same bridge)
 //   bridge     cni0 with the slice's gateway address, MAC derived from it, pod MTU
 //   vxlan      (vxlan/auto) the VTEP: VNI, local Node IP, port, nolearning, derived MAC, podCIDR's network
-//              address /32, MTU = underlay - 50; loose rp_filter where it was strict, no TX checksum
-//              offload (see tuneVxlan)
+//              address /32, MTU = underlay - 50; loose rp_filter where it was strict, TX checksum
+//              offload on or off by the kernel (see tuneVxlan)
 //   iptables   PODWIRE-FORWARD and PODWIRE-POSTROUTING (kernel/firewall.ts)
 //   file       the node subnet file the plugin's IPAM reads ({podCIDR, clusterCIDR, mtu})
 // `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
@@ -19,7 +19,7 @@ import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
 import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
-import { setTxChecksum, txChecksum } from '../kernel/ethtool.js';
+import { offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
 import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
@@ -42,6 +42,8 @@ export interface NodeReport {
   /** One line per thing created, changed or removed; empty when the node was already as asked. */
   changes: string[];
   warnings: string[];
+  /** What was decided and why, said on every run (TX checksum offload). */
+  notes?: string[];
 }
 
 /** A family's underlay: the link holding the Node IP of that family. */
@@ -198,12 +200,17 @@ function ensureForwarding(fams: readonly Family[]): string[] {
 }
 
 /**
- * The VXLAN device's two settings that break pods quietly. Strict reverse-path filtering (rp_filter 1, on
- * the device or "all") drops what a peer's own processes send from their Node IP (hostNetwork pods, a
- * daemon bound to its address): it arrives here on the VXLAN device, but the route back to a Node IP
- * leaves by the underlay; loose (2) only asks that some route exists. TX checksum offload: see ethtool.ts.
+ * The VXLAN device's two settings. Strict reverse-path filtering (rp_filter 1, on the device or "all")
+ * drops what a peer's own processes send from their Node IP (hostNetwork pods, a daemon bound to its
+ * address): it arrives here on the VXLAN device, but the route back to a Node IP leaves by the underlay;
+ * loose (2) only asks that some route exists. TX checksum offload: on or off as `offload` decides
+ * (ethtool.ts): off costs most of the overlay's throughput, on breaks Services on kernels before 5.7.
  */
-async function tuneVxlan(dev: string, family: Family): Promise<{ changes: string[]; warnings: string[] }> {
+async function tuneVxlan(
+  dev: string,
+  family: Family,
+  offload: { on: boolean; why: string },
+): Promise<{ changes: string[]; warnings: string[] }> {
   const changes: string[] = [];
   const warnings: string[] = [];
   // IPv6 has no rp_filter (only an ip6tables match nobody sets by default).
@@ -217,11 +224,11 @@ async function tuneVxlan(dev: string, family: Family): Promise<{ changes: string
       );
     }
   }
-  const offload = await txChecksum(dev);
-  if (offload === undefined) warnings.push(`cannot read ${dev}'s TX checksum offload: is ethtool installed?`);
-  else if (offload) {
-    await setTxChecksum(dev, false);
-    changes.push(`${dev}: TX checksum offload off`);
+  const now = await txChecksum(dev);
+  if (now === undefined) warnings.push(`cannot read ${dev}'s TX checksum offload: is ethtool installed?`);
+  else if (now !== offload.on) {
+    await setTxChecksum(dev, offload.on);
+    changes.push(`${dev}: TX checksum offload ${offload.on ? 'on' : 'off'} (${offload.why})`);
   }
   return { changes, warnings };
 }
@@ -251,6 +258,7 @@ export async function nodeUp(
   const mtu = podMtu(c, underlays);
   const warnings: string[] = [];
   const changes: string[] = [];
+  const notes: string[] = [];
   const fams = families(c);
 
   // Everything that can refuse (wrong kind of link, MTU) is decided before the first change.
@@ -264,9 +272,11 @@ export async function nodeUp(
       if (ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '0')) changes.push(`${dev}: IPv6 turned on`);
     }
   }
+  const offload = offloadDecision(c.checksumOffload);
   if (usesVxlan(c)) {
+    notes.push(`TX checksum offload ${offload.on ? 'on' : 'off'} on ${c.nets.map((n) => n.device).join(', ')}: ${offload.why}`);
     for (const net of c.nets) {
-      const tuned = await tuneVxlan(net.device, net.family);
+      const tuned = await tuneVxlan(net.device, net.family, offload);
       changes.push(...tuned.changes);
       warnings.push(...tuned.warnings);
     }
@@ -280,8 +290,8 @@ export async function nodeUp(
     mtu,
   };
   if (writeIfChanged(subnetFile, formatSubnetFile(file))) changes.push(`subnet file ${subnetFile} written`);
-  log.info({ node: name, changes, warnings }, 'node up');
-  return { changes, warnings, podMtu: mtu, underlay: underlays[0]!.dev };
+  log.info({ node: name, changes, warnings, notes }, 'node up');
+  return { changes, warnings, notes, podMtu: mtu, underlay: underlays[0]!.dev };
 }
 
 export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SUBNET_FILE): Promise<NodeReport> {

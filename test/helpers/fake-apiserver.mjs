@@ -75,7 +75,7 @@ export function fakeApiServer({ nodes = [] } = {}) {
   const history = []; // { rv, type, object }
   const watches = new Set();
   const patches = [];
-  const emitter = { onPatch: () => {}, onWatches: () => {} };
+  const emitter = { onPatch: () => {}, onWatches: () => {}, onEvent: () => {} };
 
   const record = (type, obj) => {
     rv++;
@@ -113,6 +113,23 @@ export function fakeApiServer({ nodes = [] } = {}) {
     }
     if (req.method === 'GET' && url.pathname === '/apis') return send(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] });
     if (req.method === 'GET' && url.pathname === '/api/v1') return send(res, 200, NODE_RESOURCES);
+    // Events (POST only, what the agent does to tell an operator about a Node it left out).
+    if (req.method === 'POST' && parts[0] === 'api' && parts[1] === 'v1' && parts[2] === 'namespaces' && parts[4] === 'events') {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        let ev;
+        try {
+          ev = JSON.parse(body);
+        } catch (e) {
+          return send(res, 400, status(400, 'BadRequest', `error decoding event: ${e.message}`));
+        }
+        const made = { ...ev, metadata: { ...ev.metadata, namespace: parts[3], name: ev.metadata?.name ?? `ev-${rv}` } };
+        emitter.onEvent(made);
+        send(res, 201, made);
+      });
+      return;
+    }
     if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'nodes') return send(res, 404, status(404, 'NotFound', url.pathname));
     const name = parts[3];
     if (req.method === 'GET' && !name && url.searchParams.get('watch') === 'true') {
@@ -251,6 +268,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const api = fakeApiServer();
   const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
   api.emitter.onPatch = (p) => out({ patch: p });
+  api.emitter.onEvent = (e) => out({ event: e });
   api.emitter.onWatches = (n) => out({ watches: n });
   const port = await api.listen(Number(process.argv[2] ?? 0), process.argv[3] ?? '127.0.0.1');
   out({ listening: port });

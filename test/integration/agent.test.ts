@@ -25,6 +25,8 @@ const PORT = 6443;
 let kubeconfig = '';
 
 const send = (op: { op: string; [k: string]: unknown }) => api!.send(op);
+/** The agents of node1 and node2, started by the first test. */
+let main: ReturnType<typeof startAgent>[] = [];
 
 const ipn = (n: LabNode, ...args: string[]) => sh('ip', ['-n', n.ns, ...args]);
 
@@ -100,6 +102,7 @@ describe('podwire agent (Kubernetes)', () => {
     await send({ op: 'add', node: kubeNode('node2', n2.nodeIP) }); // registered, no podCIDR yet
     const a1 = startAgent(n1);
     const a2 = startAgent(n2);
+    main = [a1, a2];
     await until(() => events.some((e) => e.patch?.name === 'node1'), 15_000, 'node1 to publish');
     await new Promise((r) => setTimeout(r, 500));
     expect(events.some((e) => e.patch?.name === 'node2')).toBe(false);
@@ -165,6 +168,94 @@ describe('podwire agent (Kubernetes)', () => {
     for (const n of [n1, n2])
       await until(() => peerRoute(n, '10.244.3.0/24') === '' && !fdb(n).includes('192.168.50.23'), 15_000, `node3 gone on ${n.name}`);
     expect(ipn(n1, 'neigh', 'show', '10.244.3.0', 'dev', 'podwire.1').trim()).toBe('');
+  });
+
+  it('hostile and broken Nodes are left out one by one, said where an operator looks; the others go on; a fixed one comes in', async () => {
+    const [n1, n2] = lab.nodes as [LabNode, LabNode];
+    const kernel = (n: LabNode) =>
+      [ipn(n, 'route', 'show', 'proto', '112'), fdb(n), ipn(n, 'neigh', 'show', 'dev', 'podwire.1')].join('\n');
+    const before = [n1, n2].map(kernel);
+    const withMac = (name: string, ip: string, cidr: string, mac: string) => {
+      const node = kubeNode(name, ip, cidr);
+      node.metadata!.annotations = { 'podwire.dev/vtep-mac': mac };
+      return node;
+    };
+    const evil = [
+      kubeNode('evil-1', '192.168.50.31', '10.99.0.0/24'),
+      kubeNode('evil-2', '192.168.50.32', n1.podCIDR),
+      kubeNode('evil-3', n2.nodeIP, '10.244.33.0/24'),
+      kubeNode('evil-4', '127.0.0.1', '10.244.34.0/24'),
+      withMac('evil-5', '192.168.50.35', '10.244.35.0/24', 'zz:zz'),
+      withMac('evil-6', '192.168.50.36', '10.244.36.0/24', '0e:70:c0:a8:32:0b'), // node1's own VTEP MAC
+    ];
+    for (const e of evil) await send({ op: 'add', node: e });
+    const said = {
+      'evil-1': 'left out node evil-1: spec.podCIDRs[0] 10.99.0.0/24 is outside the cluster network 10.244.0.0/16',
+      'evil-2': `left out node evil-2: spec.podCIDRs[0] ${n1.podCIDR} overlaps ${n1.podCIDR} (node node1's)`,
+      'evil-3': `left out node evil-3: status.addresses[0] ${n2.nodeIP} is node node2's address`,
+      'evil-4': 'left out node evil-4: status.addresses[0] 127.0.0.1 is a loopback address',
+      'evil-5': 'left out node evil-5: metadata.annotations["podwire.dev/vtep-mac"] "zz:zz" is not a unicast MAC address',
+      'evil-6':
+        'left out node evil-6: metadata.annotations["podwire.dev/vtep-mac"] gives the VTEP MAC 0e:70:c0:a8:32:0b, which is node node1\'s',
+    };
+    for (const a of main) await until(() => Object.values(said).every((m) => a.stderr().includes(m)), 15_000, 'every bad Node to be told');
+    // A good node added after them is reached everywhere, within seconds.
+    await send({ op: 'add', node: kubeNode('good-7', '192.168.50.37', '10.244.37.0/24') });
+    for (const n of [n1, n2]) await until(() => fdb(n).includes('0e:70:c0:a8:32:25 dst 192.168.50.37'), 10_000, `good-7 on ${n.name}`);
+    // Nothing of the bad ones reached the kernel; what was there before is still there.
+    for (const [i, n] of [n1, n2].entries()) {
+      const now = kernel(n);
+      for (const bad of [
+        '10.99.0.0',
+        '10.244.33.',
+        '10.244.34.',
+        '10.244.35.',
+        '10.244.36.',
+        '192.168.50.31',
+        '192.168.50.32',
+        '127.0.0.1',
+      ])
+        expect(now, `${n.name}: ${bad}`).not.toContain(bad);
+      for (const line of before[i]!.split('\n').filter(Boolean)) expect(now).toContain(line);
+    }
+    expect(fdb(n1)).not.toMatch(/0e:70:c0:a8:32:0b dst/); // node1's own MAC never points anywhere from node1
+    expect(peerRoute(n2, n1.podCIDR)).toContain(`via ${n1.podCIDR.replace('/24', '')} dev podwire.1`);
+    // This node is fine: still ready; the metrics, an Event on each Node, status and doctor say which and why.
+    for (const n of [n1, n2]) {
+      expect(await status(n, '/readyz')).toEqual({ code: 200, body: 'ok' });
+      const m = (await status(n, '/metrics')).body;
+      expect(['pod-cidr', 'node-ip', 'vtep-mac', 'conflict'].map((r) => metric(m, `podwire_nodes_left_out{reason="${r}"}`))).toEqual([
+        1, 1, 1, 3,
+      ]);
+    }
+    const posted = events.filter((e) => e.event?.reason === 'PodwireNodeLeftOut').map((e) => e.event.involvedObject.name);
+    for (const name of Object.keys(said)) expect(posted).toContain(name);
+    const conflist = join(n1.dir, 'net.d', '10-podwire.conflist');
+    const st = await run('ip', ['netns', 'exec', n1.ns, BIN, 'status', '--conflist', conflist, '--json']);
+    expect(
+      JSON.parse(st.stdout)
+        .leftOut.map((l: { name: string }) => l.name)
+        .sort(),
+    ).toEqual(Object.keys(said));
+    const doc = await run('ip', ['netns', 'exec', n1.ns, BIN, 'doctor', '--conflist', conflist, '--json', '--no-probe']);
+    expect(JSON.parse(doc.stdout).findings.find((f: { check: string }) => f.check === 'nodes-left-out')).toMatchObject({
+      ok: false,
+      what: expect.stringContaining('node evil-1: spec.podCIDRs[0] 10.99.0.0/24 is outside the cluster network'),
+    });
+
+    // Fixed, a Node comes in; deleted, the others go; the cluster is back as it was.
+    await send({ op: 'update', node: kubeNode('evil-1', '192.168.50.31', '10.244.31.0/24') });
+    for (const n of [n1, n2]) await until(() => fdb(n).includes('dst 192.168.50.31'), 10_000, `evil-1 fixed, on ${n.name}`);
+    for (const a of main) await until(() => a.stderr().includes('node evil-1: no longer left out'), 10_000, 'evil-1 back');
+    for (const name of [...Object.keys(said), 'good-7']) await send({ op: 'remove', name });
+    for (const n of [n1, n2]) await until(() => !fdb(n).includes('192.168.50.3'), 10_000, `the others gone from ${n.name}`);
+    for (const n of [n1, n2]) {
+      await until(
+        async () => metric((await status(n, '/metrics')).body, 'podwire_nodes_left_out{reason="conflict"}') === 0,
+        10_000,
+        'gauge',
+      );
+    }
   });
 
   it('a dropped watch and a 410 Gone are recovered from: changes made meanwhile still arrive', async () => {

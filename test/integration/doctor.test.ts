@@ -75,6 +75,7 @@ describe('podwire doctor', () => {
           'rp-filter-vxlan',
           'pod-subnet',
           'checksum-offload',
+          'udp-checksum-errors',
           'mtu',
           'peers',
           'vxlan-port',
@@ -99,6 +100,15 @@ describe('podwire doctor', () => {
       inNode(n1, 'ip', 'addr', 'del', '10.244.1.200/25', 'dev', 'eth0');
     }
     expect(failing((await doctor()).report)).toEqual([]);
+  });
+
+  it('TX checksum offload turned off on a kernel that has the fix: named with why, and the safe fix turns it back on', async () => {
+    inNode(n1, 'ethtool', '-K', 'podwire.1', 'tx-checksum-ip-generic', 'off');
+    const f = await diagnoseAndFix(['checksum-offload']);
+    expect(f.what).toMatch(/is off for podwire\.1, and should be on: kernel \S+ has the fix \(5\.7 and later\)/);
+    expect(f.safe).toBe(true);
+    expect(inNode(n1, 'ethtool', '-k', 'podwire.1')).toMatch(/tx-checksum-ip-generic: on/);
+    expect(await podsTalk()).toBe(true);
   });
 
   it('forwarding off', async () => {

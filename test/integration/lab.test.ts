@@ -102,6 +102,20 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
       });
       expect(report.proofs.find((p: any) => p.proof === 'pod to pod')).toEqual({ proof: 'pod to pod', passed: 2, failed: 0 });
       expect(report.services.map((s: any) => s.service)).toContain('web-nodeport');
+      // TX checksum offload is on (this kernel has the fix), and Service traffic that kube-proxy's rules SNAT
+      // with --random-fully crossed the VXLAN overlay with it on: the proofs passed, the MASQUERADE rule counted it.
+      const inLab = (n: string, ...a: string[]) => sh('ip', ['netns', 'exec', `pwlab-${n}`, ...a]);
+      for (const n of ['node1', 'node2']) expect(inLab(n, 'ethtool', '-k', 'podwire.1')).toMatch(/tx-checksum-ip-generic: on/);
+      const masq = ['node1', 'node2'].map((n) =>
+        Number(
+          /^\s*(\d+)\s+\d+\s+MASQUERADE.*random-fully/m.exec(
+            inLab(n, 'iptables', '-t', 'nat', '-L', 'KUBE-POSTROUTING', '-v', '-n', '-x'),
+          )?.[1] ?? 0,
+        ),
+      );
+      expect(masq[0]! + masq[1]!).toBeGreaterThan(0);
+      for (const proof of ['Service: Cluster IP, backend on another node', 'Service: NodePort from outside the cluster'])
+        expect(report.proofs.find((p: any) => p.proof === proof)).toMatchObject({ failed: 0, passed: expect.any(Number) });
       expect(report.traceAdd).toMatch(/podwire ADD lab-node1-pod1\/eth0/);
       // The picture has every node and pod of the lab (the explore test renders one in Chromium).
       const svg = readFileSync(join(dir, 'lab.svg'), 'utf8');

@@ -27,12 +27,12 @@ describe('deploy/podwire.yaml', () => {
     }
   });
 
-  it('grants nodes get/list/watch and nodes/status patch, and nothing else', () => {
+  it('grants nodes get/list/watch, nodes/status patch and events create, and nothing else', () => {
     const rules = byKind('ClusterRole').rules as Obj[];
     const grants = rules
       .flatMap((r) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups.join()}/${res}:${v}`)))
       .sort();
-    expect(grants).toEqual(['/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch']);
+    expect(grants).toEqual(['/events:create', '/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch']);
     const b = byKind('ClusterRoleBinding');
     const sa = byKind('ServiceAccount');
     expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'podwire' });

@@ -3,6 +3,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ClusterSettings, KubeSource, clusterFromNodes, nodeFacts } from '../../src/node/kube.js';
+import { parseCluster } from '../../src/node/cluster.js';
 import { type FakeApiServer, fakeApiServer, kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { until } from '../helpers/wait.js';
 
@@ -21,12 +22,17 @@ describe('Node objects → cluster', () => {
     n.metadata!.annotations = { 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b', 'podwire.dev/vtep-mac-v6': '0e:76:00:00:00:11' };
     expect(nodeFacts(n)).toEqual({
       name: 'a',
-      nodeIP: { 4: '192.168.50.11', 6: 'fd00::11' },
-      podCIDR: { 4: '10.244.1.0/24', 6: 'fd00:10::/64' },
-      vtepMac: { 4: '0e:70:c0:a8:32:0b', 6: '0e:76:00:00:00:11' },
+      nodeIP: { 4: { value: '192.168.50.11', field: 'status.addresses[2]' }, 6: { value: 'fd00::11', field: 'status.addresses[1]' } },
+      podCIDR: { 4: { value: '10.244.1.0/24', field: 'spec.podCIDRs[1]' }, 6: { value: 'fd00:10::/64', field: 'spec.podCIDRs[0]' } },
+      vtepMac: {
+        4: { value: '0e:70:c0:a8:32:0b', field: 'metadata.annotations["podwire.dev/vtep-mac"]' },
+        6: { value: '0e:76:00:00:00:11', field: 'metadata.annotations["podwire.dev/vtep-mac-v6"]' },
+      },
     });
     // Older clusters set only spec.podCIDR.
-    expect(nodeFacts({ ...kubeNode('b', '192.168.50.12'), spec: { podCIDR: '10.244.2.0/24' } }).podCIDR).toEqual({ 4: '10.244.2.0/24' });
+    expect(nodeFacts({ ...kubeNode('b', '192.168.50.12'), spec: { podCIDR: '10.244.2.0/24' } }).podCIDR).toEqual({
+      4: { value: '10.244.2.0/24', field: 'spec.podCIDR' },
+    });
   });
 
   it('leaves out nodes that have no podCIDR yet, and says which', () => {
@@ -51,9 +57,69 @@ describe('Node objects → cluster', () => {
     expect(waiting).toEqual(['b']);
   });
 
-  it('checks the list like a cluster file (overlapping slices refused, naming the field)', () => {
-    const nodes = [kubeNode('a', '192.168.50.11', '10.244.1.0/24'), kubeNode('b', '192.168.50.12', '10.244.1.0/25')];
-    expect(() => clusterFromNodes(SETTINGS, nodes)).toThrow(/nodes\[1\]\.podCIDR.*overlaps/);
+  it('judges each Node on its own: a bad one is left out naming the object and the field, the others are used', () => {
+    const good = [kubeNode('a', '192.168.50.11', '10.244.1.0/24'), kubeNode('b', '192.168.50.12', '10.244.2.0/24')];
+    const mac = kubeNode('m', '192.168.50.16', '10.244.6.0/24');
+    mac.metadata!.annotations = { 'podwire.dev/vtep-mac': 'not-a-mac' };
+    const stolenMac = kubeNode('s', '192.168.50.17', '10.244.7.0/24');
+    stolenMac.metadata!.annotations = { 'podwire.dev/vtep-mac': '0e:70:c0:a8:32:0b' }; // a's
+    const bad = [
+      kubeNode('outside', '192.168.50.13', '10.99.0.0/24'),
+      kubeNode('overlap', '192.168.50.14', '10.244.1.128/25'),
+      kubeNode('sameip', '192.168.50.11', '10.244.5.0/24'),
+      kubeNode('loop', '127.0.0.1', '10.244.8.0/24'),
+      kubeNode('zero', '0.0.0.0', '10.244.9.0/24'),
+      kubeNode('mcast', '239.1.1.1', '10.244.10.0/24'),
+      kubeNode('ll', '169.254.3.3', '10.244.11.0/24'),
+      kubeNode('garbage', '192.168.50.18', '10.244.300.0/24'),
+      mac,
+      stolenMac,
+    ];
+    const { cluster, leftOut } = clusterFromNodes(SETTINGS, [...bad, ...good], { self: 'a' });
+    expect(cluster.nets[0]!.nodes.map((x) => x.name)).toEqual(['a', 'b']);
+    const said = Object.fromEntries(leftOut.map((l) => [l.name, `${l.reason}: ${l.field} ${l.why}`]));
+    expect(said).toEqual({
+      outside: 'pod-cidr: spec.podCIDRs[0] 10.99.0.0/24 is outside the cluster network 10.244.0.0/16',
+      overlap: "conflict: spec.podCIDRs[0] 10.244.1.128/25 overlaps 10.244.1.0/24 (node a's)",
+      sameip: "conflict: status.addresses[0] 192.168.50.11 is node a's address",
+      loop: 'node-ip: status.addresses[0] 127.0.0.1 is a loopback address: no node is reached there',
+      zero: 'node-ip: status.addresses[0] 0.0.0.0 is unspecified (0.0.0.0/8): no node is reached there',
+      mcast: 'node-ip: status.addresses[0] 239.1.1.1 is a multicast address: no node is reached there',
+      ll: 'node-ip: status.addresses[0] 169.254.3.3 is link-local (169.254.0.0/16): no node is reached there',
+      garbage: 'pod-cidr: spec.podCIDRs[0] "10.244.300.0/24" is not an IPv4 subnet in CIDR notation (host bits zero)',
+      m: 'vtep-mac: metadata.annotations["podwire.dev/vtep-mac"] "not-a-mac" is not a unicast MAC address',
+      s: 'conflict: metadata.annotations["podwire.dev/vtep-mac"] gives the VTEP MAC 0e:70:c0:a8:32:0b, which is node a\'s',
+    });
+  });
+
+  it('of two Nodes claiming one slice, the established peer keeps it, else the older; never both left out', () => {
+    const old = { ...kubeNode('old', '192.168.50.11', '10.244.1.0/24') };
+    old.metadata!.creationTimestamp = new Date('2026-01-01T00:00:00Z');
+    const young = kubeNode('young', '192.168.50.12', '10.244.1.0/24');
+    young.metadata!.creationTimestamp = new Date('2026-06-01T00:00:00Z');
+    const names = (r: ReturnType<typeof clusterFromNodes>) => [r.cluster.nets[0]!.nodes.map((n) => n.name), r.leftOut.map((l) => l.name)];
+    expect(names(clusterFromNodes(SETTINGS, [young, old]))).toEqual([['old'], ['young']]);
+    expect(names(clusterFromNodes(SETTINGS, [old, young], { established: new Set(['young']) }))).toEqual([['young'], ['old']]);
+    expect(names(clusterFromNodes(SETTINGS, [old, young], { self: 'young', established: new Set(['old']) }))).toEqual([['young'], ['old']]);
+  });
+
+  it("this node's own Node unusable is an error naming it (it cannot be set up)", () => {
+    expect(() => clusterFromNodes(SETTINGS, [kubeNode('a', '192.168.50.11', '10.99.0.0/24')], { self: 'a' })).toThrow(
+      'node a: spec.podCIDRs[0] 10.99.0.0/24 is outside the cluster network 10.244.0.0/16',
+    );
+  });
+
+  it('a cluster file is still refused whole, naming the entry, by the same rules', () => {
+    const file = (nodes: unknown[]) => () => parseCluster({ clusterCIDR: '10.244.0.0/16', nodes });
+    expect(file([{ name: 'a', nodeIP: '127.0.0.1', podCIDR: '10.244.1.0/24' }])).toThrow(
+      'cluster file: nodes[0].nodeIP 127.0.0.1 is a loopback address',
+    );
+    expect(
+      file([
+        { name: 'a', nodeIP: '192.168.50.11', podCIDR: '10.244.1.0/24' },
+        { name: 'b', nodeIP: '192.168.50.11', podCIDR: '10.244.2.0/24' },
+      ]),
+    ).toThrow("cluster file: nodes[1].nodeIP 192.168.50.11 is node a's address");
   });
 });
 

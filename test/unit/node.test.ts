@@ -1,5 +1,6 @@
 // The node agent's pure parts: the cluster file, which backend carries each peer, the diff between the
 // kernel's entries and the node list, the order of the batches, and the link plan of `node up`.
+import { kernelAffected, offloadDecision } from '../../src/kernel/ethtool.js';
 import { describe, expect, it } from 'vitest';
 import { parseCidr, parseIP } from '../../src/net/ip.js';
 import { type Cluster, linkLocal, parseCluster, selfNode, vtepMac } from '../../src/node/cluster.js';
@@ -309,5 +310,29 @@ describe('node up plan', () => {
       'link add name podwire-v6.1 address 0e:76:00:00:00:11 mtu 1430 type vxlan id 1 local fd00:50::11 dev eth0 dstport 8472 nolearning',
       'link set dev podwire-v6.1 up',
     ]);
+  });
+});
+
+describe('TX checksum offload, decided per node', () => {
+  it('auto: on where the kernel has the fix (5.7+), off before it and where the version cannot be read', () => {
+    expect(kernelAffected('5.4.0-150-generic')).toBe(true);
+    expect(kernelAffected('4.18.0-553.el8_10.x86_64')).toBe(true);
+    expect(kernelAffected('3.10.0-1160.el7.x86_64')).toBe(true);
+    expect(kernelAffected('5.7.0')).toBe(false);
+    expect(kernelAffected('6.18.44-fc-v857')).toBe(false);
+    expect(kernelAffected('10.1')).toBe(false);
+    expect(offloadDecision('auto', '6.1.0-18-amd64')).toMatchObject({ on: true, why: expect.stringContaining('has the fix') });
+    expect(offloadDecision('auto', '5.4.0')).toMatchObject({ on: false, why: expect.stringContaining('before 5.7') });
+    expect(offloadDecision('auto', 'custom')).toMatchObject({ on: false });
+    expect(offloadDecision('on', '4.19.0').on).toBe(true);
+    expect(offloadDecision('off', '6.1.0').on).toBe(false);
+  });
+
+  it('is a cluster file setting, auto by default', () => {
+    expect(cluster().checksumOffload).toBe('auto');
+    expect(cluster({ vxlan: { checksumOffload: 'off' } }).checksumOffload).toBe('off');
+    expect(() => cluster({ vxlan: { checksumOffload: 'maybe' } })).toThrow(
+      'cluster file: vxlan.checksumOffload must be one of auto, on, off',
+    );
   });
 });
