@@ -16,6 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // shellcheck + ruby: static checks of the Vagrant lab, which cannot run here;
 // curl: the agent's /healthz, /readyz and /metrics read from inside a lab node;
 // chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows;
+// iperf3: the data-path benchmark's throughput (npm run bench; its latency is scripts/rr.mjs);
 // kubernetes-client where no kubectl is on PATH.
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
 const LAB_DEBS = [
@@ -41,6 +42,7 @@ const TEST_DEBS = [
   'ruby',
   'chromium',
   'fonts-dejavu-core',
+  'iperf3',
 ];
 // kubectl (a real client for the fake API server's test): the one on PATH, else Debian's kubernetes-client.
 const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { stdio: 'ignore' }).status === 0;

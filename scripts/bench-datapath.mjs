@@ -1,0 +1,169 @@
+// @ts-check
+// npm run bench (fourth part): what every packet costs, each path beside its limit in the same run. TCP
+// throughput (iperf3, 1 and 4 streams) and request/response latency (scripts/rr.mjs, p50 and p99) for pod
+// <-> pod on one node (limit: two namespaces joined by a bare veth pair), pod <-> pod across nodes by
+// VXLAN over IPv4 and IPv6 and by host-gw (limit: node <-> node on the lab's underlay, in the same lab),
+// and a pod <-> the outside host through masquerade. Labs are kept only while measured
+// (`podwire lab --keep`, then `lab-down`). Each path is measured in turns with its limit (median throughput, best latency of three). Everything is inside the lab's namespaces and two of our own.
+import { execFileSync, spawn } from 'node:child_process';
+import { release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { saveResults } from './bench-results.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(root, 'dist', 'podwire');
+const RR = join(root, 'scripts', 'rr.mjs');
+const SECONDS = Number(process.env.BENCH_DATAPATH_SECONDS ?? 2);
+const say = (/** @type {string} */ m) => process.stderr.write(`bench: ${m}\n`);
+const sh = (/** @type {string} */ cmd, /** @type {string[]} */ args) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+const inNs = (/** @type {string} */ ns, /** @type {string[]} */ args) => sh('ip', ['netns', 'exec', ns, ...args]);
+
+/** Starts a server in `ns` and waits for it to print its first line (it listens then). */
+function serve(/** @type {string} */ ns, /** @type {string[]} */ args) {
+  const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  return new Promise((resolve) => {
+    p.stdout.once('data', () => resolve(p));
+    setTimeout(() => resolve(p), 1500);
+  });
+}
+
+/** Gbit/s from `from` to `to` (an address in server ns `at`), `streams` TCP streams. */
+async function tput(/** @type {string} */ at, /** @type {string} */ from, /** @type {string} */ to, /** @type {number} */ streams) {
+  const server = /** @type {import('node:child_process').ChildProcess} */ (await serve(at, ['iperf3', '-s', '-1', '-p', '5201']));
+  try {
+    const out = JSON.parse(inNs(from, ['iperf3', '-c', to, '-p', '5201', '-t', String(SECONDS), '-P', String(streams), '-J']));
+    return out.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill();
+  }
+}
+
+/** Request/response latency in µs (p50, p99). */
+async function latency(/** @type {string} */ at, /** @type {string} */ from, /** @type {string} */ to) {
+  const host = to.includes(':') ? '::' : '0.0.0.0';
+  // Both ends on one CPU: on this VM a wake-up across CPUs costs tens of µs and lands by chance, which
+  // made p50 swing 2x between runs of the same path; on one CPU it is steady (p99 then carries the sharing).
+  const pin = ['taskset', '-c', '0', process.execPath, RR];
+  const server = /** @type {import('node:child_process').ChildProcess} */ (await serve(at, [...pin, 'server', host, '5202']));
+  try {
+    return JSON.parse(inNs(from, [...pin, 'client', to, '5202', '3000']));
+  } finally {
+    server.kill();
+  }
+}
+
+const ROUNDS = 3;
+const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * A path and its limit, measured in turns (limit, path, limit, path, ...) so that the machine's noise
+ * falls on both alike: the median of ROUNDS throughput runs per stream count, the best of ROUNDS latencies.
+ * @typedef {{ name: string, at: string, from: string, to: string }} Spec
+ * @param {Spec} limit @param {Spec} path
+ */
+async function pair(limit, path) {
+  say(`${path.name} (beside ${limit.name})...`);
+  /** @type {Record<string, number[]>} */
+  const m = { l1: [], p1: [], l4: [], p4: [], lp50: [], pp50: [], lp99: [], pp99: [] };
+  for (let k = 0; k < ROUNDS; k++) {
+    for (const [key, s, n] of /** @type {const} */ ([
+      ['l1', limit, 1],
+      ['p1', path, 1],
+      ['l4', limit, 4],
+      ['p4', path, 4],
+    ]))
+      m[key]?.push(await tput(s.at, s.from, s.to, n));
+    for (const [key, s] of /** @type {const} */ ([
+      ['l', limit],
+      ['p', path],
+    ])) {
+      const rr = await latency(s.at, s.from, s.to);
+      m[`${key}p50`]?.push(rr.p50);
+      m[`${key}p99`]?.push(rr.p99);
+    }
+  }
+  const best = (/** @type {number[]} */ xs) => Math.min(...xs);
+  return {
+    name: path.name,
+    limit: limit.name,
+    one: median(m.p1 ?? []),
+    limitOne: median(m.l1 ?? []),
+    four: median(m.p4 ?? []),
+    limitFour: median(m.l4 ?? []),
+    p50: best(m.pp50 ?? []),
+    limitP50: best(m.lp50 ?? []),
+    p99: best(m.pp99 ?? []),
+    limitP99: best(m.lp99 ?? []),
+  };
+}
+
+/** A kept lab: its report (nodes, pods). */
+function labUp(/** @type {string[]} */ args) {
+  sh(BIN, ['lab-down']);
+  return JSON.parse(sh(BIN, ['lab', '--keep', '--json', '--no-trace', '--nodes', '2', '--pods-per-node', '2', ...args]));
+}
+const podNs = (/** @type {{pod: string, node: string}} */ p) => `pwlab-n${p.node.slice(4)}-${p.pod}`;
+
+/** @type {any[]} */
+const rows = [];
+// The limit of one node: two namespaces and a bare veth pair, nothing else (kept while the labs run).
+const [a, b] = [`pwbdpa${process.pid % 10000}`, `pwbdpb${process.pid % 10000}`];
+try {
+  for (const n of [a, b]) sh('ip', ['netns', 'add', n]);
+  sh('ip', ['-n', a, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', b]);
+  sh('ip', ['-n', a, 'addr', 'add', '10.254.0.1/30', 'dev', 'v0']);
+  sh('ip', ['-n', b, 'addr', 'add', '10.254.0.2/30', 'dev', 'v1']);
+  for (const [n, d] of [
+    [a, 'v0'],
+    [b, 'v1'],
+  ])
+    for (const dev of ['lo', d]) sh('ip', ['-n', n, 'link', 'set', dev, 'up']);
+  const veth = { name: 'a bare veth pair', at: b, from: a, to: '10.254.0.2' };
+
+  for (const [mode, family] of [
+    ['vxlan', 'ipv4'],
+    ['host-gw', 'ipv4'],
+    ['vxlan', 'ipv6'],
+  ]) {
+    say(`lab --mode ${mode} --family ${family}`);
+    const r = labUp(['--mode', mode, '--family', family]);
+    try {
+      const pods = r.pods.filter((/** @type {any} */ p) => /^pod\d$/.test(p.pod));
+      const [p1, p2] = pods.filter((/** @type {any} */ p) => p.node === 'node1');
+      const q1 = pods.find((/** @type {any} */ p) => p.node === 'node2');
+      const v = family === 'ipv6' ? 'IPv6' : 'IPv4';
+      const underlay = { name: `node → node on the underlay, ${v}`, at: 'pwlab-node2', from: 'pwlab-node1', to: r.nodes[1].nodeIP };
+      if (mode === 'vxlan' && family === 'ipv4') {
+        rows.push(await pair(veth, { name: 'pod → pod, same node (cni0)', at: podNs(p2), from: podNs(p1), to: p2.podIP }));
+      }
+      rows.push(await pair(underlay, { name: `pod → pod across nodes, ${mode}, ${v}`, at: podNs(q1), from: podNs(p1), to: q1.podIP }));
+      if (mode === 'vxlan' && family === 'ipv4') {
+        rows.push(
+          await pair(underlay, { name: 'pod → outside host (masquerade)', at: 'pwlab-outside', from: podNs(p1), to: '192.168.50.250' }),
+        );
+      }
+    } finally {
+      sh(BIN, ['lab-down']);
+    }
+  }
+} finally {
+  for (const n of [a, b]) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+  execFileSync(BIN, ['lab-down'], { stdio: 'ignore' });
+}
+
+const f1 = (/** @type {number} */ x) => x.toFixed(1);
+const f2 = (/** @type {number} */ x) => x.toFixed(2);
+const lines = [
+  '| path | its limit | 1 stream Gbit/s: path / limit (×) | 4 streams Gbit/s: path / limit (×) | RR p50 µs: path / limit (+) | RR p99 µs: path / limit |',
+  '|---|---|---:|---:|---:|---:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.name} | ${r.limit} | ${f1(r.one)} / ${f1(r.limitOne)} (${f2(r.one / r.limitOne)}) | ${f1(r.four)} / ${f1(r.limitFour)} ` +
+      `(${f2(r.four / r.limitFour)}) | ${f1(r.p50)} / ${f1(r.limitP50)} (+${f1(r.p50 - r.limitP50)}) | ${f1(r.p99)} / ${f1(r.limitP99)} |`,
+  ),
+];
+process.stdout.write(
+  `\nthe data path (kernel ${release()}, ${SECONDS} s per iperf3 run, medians of ${ROUNDS} runs taken in turns with the limit):\n${lines.join('\n')}\n`,
+);
+saveResults('datapath', rows);
