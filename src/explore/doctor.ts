@@ -258,12 +258,15 @@ async function checkForward(clusterCIDR: string, family: Family, nodeUp: Fix[]):
   const s = await forwardState(clusterCIDR, family);
   const tool = family === 4 ? 'iptables' : 'ip6tables';
   if (s.ours)
-    return ok('forward-chain', `${tool}: FORWARD (policy ${s.policy}) sends pod traffic to PODWIRE-FORWARD first, which accepts it`);
+    return ok(
+      'forward-chain',
+      `${tool}: FORWARD (policy ${s.policy}) sends pod traffic to PODWIRE-FORWARD after kube-proxy's rules and before any other, which accepts it`,
+    );
   return s.accepted
     ? ok('forward-chain', `${tool}: FORWARD's policy ACCEPT lets pod traffic through (PODWIRE-FORWARD is missing: node up adds it)`)
     : bad(
         'forward-chain',
-        `${tool}: FORWARD's policy is ${s.policy} and podwire's PODWIRE-FORWARD chain is missing or not first`,
+        `${tool}: FORWARD's policy is ${s.policy} and podwire's PODWIRE-FORWARD chain is missing or out of place (after kube-proxy's rules, before any other)`,
         'every packet a node routes for pods (to other nodes, from Services) is dropped: pods reach only pods on their own bridge',
         nodeUp,
         true,

@@ -1,7 +1,8 @@
 // The node's iptables rules, in podwire's own chains so they can be checked, replaced and removed as a
 // whole without touching anyone else's rules:
 //   filter PODWIRE-FORWARD      (from FORWARD)      accept pod traffic: Docker and many firewalls set the
-//                                                   FORWARD policy to DROP, which would cut pods off
+//                                                   FORWARD policy to DROP, which would cut pods off;
+//                                                   its jump goes after kube-proxy's, before any other
 //   nat    PODWIRE-POSTROUTING  (from POSTROUTING)  masquerade pods' traffic leaving the cluster network,
 //                                                   but not packets kube-proxy marked (0x4000/0x4000):
 //                                                   its KUBE-POSTROUTING masquerades those itself
@@ -81,6 +82,28 @@ async function restore(lines: string[], f: Family = 4): Promise<void> {
 const jumpsTo = (s: Saved | undefined, from: string, chain: string): string[] =>
   (s?.rules.get(from) ?? []).filter((r) => r.endsWith(`-j ${chain}`));
 
+/**
+ * Where podwire's jump belongs in a built-in chain, 0-based among the chain's other rules: in FORWARD
+ * right after kube-proxy's jumps (KUBE-PROXY-FIREWALL, KUBE-FORWARD, KUBE-SERVICES, ...: its
+ * load-balancer source ranges, its drop of conntrack-INVALID packets and its reject for a Service without
+ * endpoints must judge pod traffic before podwire accepts it), and before anything else — a DROP or
+ * REJECT someone appended must not come first; elsewhere last. `at`: where it is now (-1: missing or twice).
+ */
+function jumpPlace(s: Saved | undefined, from: string, chain: string): { want: number; at: number; others: string[] } {
+  const rules = s?.rules.get(from) ?? [];
+  const ours = (r: string) => r.endsWith(`-j ${chain}`);
+  const others = rules.filter((r) => !ours(r));
+  let want = others.length;
+  if (from === 'FORWARD') {
+    want = 0;
+    others.forEach((r, i) => {
+      if (/-j KUBE-\S+$/.test(r)) want = i + 1;
+    });
+  }
+  const mine = rules.flatMap((r, i) => (ours(r) ? [i] : []));
+  return { want, at: mine.length === 1 ? mine[0]! : -1, others };
+}
+
 /** Makes podwire's chains and the jumps to them exactly as nodeRules says, per family; returns what it changed. */
 export async function ensureNodeRules(nets: readonly { family: Family; clusterCIDR: string }[]): Promise<string[]> {
   const changed = await Promise.all(nets.map((n) => ensureFamilyRules(n.clusterCIDR, n.family)));
@@ -96,16 +119,17 @@ async function ensureFamilyRules(clusterCIDR: string, family: Family): Promise<s
     const have = s?.rules.get(t.chain) ?? [];
     const jumps = jumpsTo(s, t.from, t.chain);
     const want = `${COMMENT} -j ${t.chain}`;
+    const place = jumpPlace(s, t.from, t.chain);
     const rulesOk = s?.chains.has(t.chain) && have.join('\n') === t.rules.join('\n');
-    const jumpOk = jumps.length === 1 && jumps[0] === want;
+    const jumpOk = jumps.length === 1 && jumps[0] === want && place.at === place.want;
     if (rulesOk && jumpOk) continue;
     changed.push(`${tool(family)} ${t.table} ${t.chain}`);
     out.push(`*${t.table}`);
     if (!rulesOk) out.push(`:${t.chain} - [0:0]`, ...t.rules.map((r) => `-A ${t.chain} ${r}`)); // declaring flushes it
     if (!jumpOk) {
       out.push(...jumps.map((j) => `-D ${t.from} ${j}`));
-      // First in FORWARD: a DROP or REJECT someone appended must not come before it.
-      out.push(t.table === 'filter' ? `-I ${t.from} 1 ${want}` : `-A ${t.from} ${want}`);
+      // After kube-proxy's verdicts, before anyone else's (jumpPlace); positions count the other rules.
+      out.push(place.want < place.others.length ? `-I ${t.from} ${place.want + 1} ${want}` : `-A ${t.from} ${want}`);
     }
     out.push('COMMIT');
   }
@@ -113,17 +137,12 @@ async function ensureFamilyRules(clusterCIDR: string, family: Family): Promise<s
   return changed;
 }
 
-/** What FORWARD does with pod traffic: its policy, and whether podwire's chain (first, complete) accepts it. */
+/** What FORWARD does with pod traffic: its policy, and whether podwire's chain (complete, in its place) accepts it. */
 export async function forwardState(clusterCIDR: string, family: Family = 4): Promise<{ policy: string; ours: boolean; accepted: boolean }> {
   const s = (await save(family)).get('filter');
   const [t] = nodeRules(clusterCIDR, family);
-  const jumps = jumpsTo(s, t!.from, t!.chain);
-  const first = s?.rules.get(t!.from)?.[0];
-  const ours =
-    !!s?.chains.has(t!.chain) &&
-    (s.rules.get(t!.chain) ?? []).join('\n') === t!.rules.join('\n') &&
-    jumps.length === 1 &&
-    first === jumps[0];
+  const place = jumpPlace(s, t!.from, t!.chain);
+  const ours = !!s?.chains.has(t!.chain) && (s.rules.get(t!.chain) ?? []).join('\n') === t!.rules.join('\n') && place.at === place.want;
   const policy = s?.policies.get('FORWARD') ?? 'ACCEPT';
   return { policy, ours, accepted: ours || policy === 'ACCEPT' };
 }

@@ -95,6 +95,37 @@ export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k
   return ['*nat', ...chains.map((c) => `:${c} - [0:0]`), ...rules, 'COMMIT', ''];
 }
 
+/**
+ * The filter table kube-proxy (iptables mode) writes, for one family: its jumps from FORWARD (prepended,
+ * as kube-proxy ensures them: KUBE-PROXY-FIREWALL, KUBE-FORWARD, KUBE-SERVICES, in that order), the drop of
+ * conntrack-INVALID packets and the accept of marked and established traffic in KUBE-FORWARD, and a reject
+ * for each Service without endpoints in KUBE-SERVICES. For proving podwire's FORWARD rules come after
+ * these (iptables-restore --noflush input; pure).
+ */
+export function kubeProxyFilterRules(noEndpoints: readonly { ip: string; port: number; name: string }[], f: Family = 4): string[] {
+  const reject = f === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+  const host = f === 4 ? 32 : 128;
+  return [
+    '*filter',
+    ':KUBE-PROXY-FIREWALL - [0:0]',
+    ':KUBE-FORWARD - [0:0]',
+    ':KUBE-SERVICES - [0:0]',
+    '-I FORWARD 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-I FORWARD 1 -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+    '-I FORWARD 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    ...noEndpoints.map(
+      (s) =>
+        `-A KUBE-SERVICES -d ${s.ip}/${host} -p tcp -m comment --comment "${s.name} has no endpoints" -m tcp --dport ${s.port} ` +
+        `-j REJECT --reject-with ${reject}`,
+    ),
+    'COMMIT',
+    '',
+  ];
+}
+
 /** A web server in a pod (busybox httpd), saying which pod answered; it ends with the pod's namespace. */
 export function serve(p: LabPod, port = TARGET_PORT): ChildProcess {
   const www = join(p.node.dir, `www-${p.name}`);
