@@ -13,7 +13,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
 // golang-go + golang-github-appc-cni-dev: libcni (what containerd and CRI-O use), built offline by a test;
 // podman + runc + catatonit (its pause image) and containerd: real runtimes driving podwire in tests;
-// shellcheck + ruby: static checks of the Vagrant lab, which cannot run here;
+// shellcheck + ruby + vagrant: static checks of the Vagrant lab (shellcheck, ruby -c, vagrant validate),
+// which cannot boot here;
 // curl: the agent's /healthz, /readyz and /metrics read from inside a lab node;
 // chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows;
 // iperf3: the data-path benchmark's throughput (npm run bench; its latency is scripts/rr.mjs);
@@ -40,6 +41,7 @@ const TEST_DEBS = [
   'containerd',
   'shellcheck',
   'ruby',
+  'vagrant',
   'chromium',
   'fonts-dejavu-core',
   'iperf3',

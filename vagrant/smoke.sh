@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end checks of the pod network on the Vagrant cluster (run on the control plane as root):
-#   vagrant ssh cp -c 'sudo /vagrant/vagrant/smoke.sh'        (KEEP=1 leaves the test objects)
+#   vagrant ssh cp -c 'sudo /opt/podwire-src/vagrant/smoke.sh'        (KEEP=1 leaves the test objects)
 # A "web" DaemonSet (agnhost netexec) on every node behind a ClusterIP and a NodePort Service, with a
 # hostPort; a "client" DaemonSet (busybox); a single "solo" pod for hairpin. Prints PASS/FAIL per check.
 set -uo pipefail
@@ -52,7 +52,7 @@ spec:
     spec:
       tolerations: [{operator: Exists}]
       containers:
-        - {name: client, image: docker.io/library/busybox:1.36, command: ["sleep", "86400"]}
+        - {name: client, image: registry.k8s.io/e2e-test-images/busybox:1.36.1-1, command: ["sleep", "86400"]}
 ---
 apiVersion: v1
 kind: Pod

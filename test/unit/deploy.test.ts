@@ -85,10 +85,13 @@ describe('deploy/podwire.yaml', () => {
   const agentOf = () => byKind('DaemonSet').spec.template.spec.containers.find((c: Obj) => c.name === 'agent');
   const argOf = (k: string) => (agentOf().args as string[]).find((a) => a.startsWith(`--${k}=`))?.split('=')[1];
 
-  it('runs on Linux nodes only, with probes on the agent status port', () => {
+  it('runs on x86-64 Linux nodes only (the image is), with probes on the agent status port, served on the node address', () => {
     const pod = byKind('DaemonSet').spec.template.spec;
-    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' });
     const agent = agentOf();
+    // Bound to the node's own address (kubelet probes a hostNetwork pod there), not to every address.
+    expect(argOf('status-addr')).toBe('$(HOST_IP):9471');
+    expect(agent.env).toContainEqual({ name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
     const port = Number(argOf('status-addr')!.split(':').pop());
     const named = (p: string | number) => (typeof p === 'number' ? p : agent.ports.find((x: Obj) => x.name === p)?.containerPort);
     expect(agent.livenessProbe.httpGet.path).toBe('/healthz');

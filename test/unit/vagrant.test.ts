@@ -1,8 +1,10 @@
 // vagrant/: Vagrant cannot run on these machines, so its files are checked statically — shellcheck for
 // the provisioning scripts and smoke test, `ruby -c` for the Vagrantfile — plus the facts that tie them
-// to the rest of podwire (the pod network CIDR, kubelet's --node-ip, what the smoke test checks).
+// to the rest of podwire (the pod network CIDR, kubelet's --node-ip, what the smoke test checks); `vagrant
+// validate`; and the provisioning run in order against recorded stand-ins (test/unit/vagrant-provision.test.ts).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/netns.js';
@@ -22,12 +24,34 @@ describe('vagrant/', () => {
     expect(execFileSync('ruby', ['-c', join(dir, 'Vagrantfile')], { encoding: 'utf8' })).toContain('Syntax OK');
   });
 
-  it('defines one control plane and two workers on a private network, each provisioned', () => {
+  it('defines one control plane and two workers on a private network, each provisioned, and `vagrant validate` passes', () => {
     const vf = read('Vagrantfile');
     const nodes = [...vf.matchAll(/"(\w+)" => "(192\.168\.\d+\.\d+)"/g)].map((m) => m[1]);
     expect(nodes).toEqual(['cp', 'w1', 'w2']);
     expect(vf).toMatch(/private_network", ip: ip/);
     for (const s of ['common.sh', 'control-plane.sh', 'worker.sh']) expect(vf).toContain(`path: "${s}"`);
+    // No shared folder to send anything back through: the repository goes up as a tarball.
+    expect(vf).toContain('synced_folder ".", "/vagrant", disabled: true');
+    const tmp = mkdtempSync(join(tmpdir(), 'podwire-vagrant-'));
+    try {
+      // Everything Vagrant writes goes to the temp dir, and it asks no server anything (no version or box checks).
+      const env = {
+        ...process.env,
+        PODWIRE_SRC_TARBALL: join(tmp, 'src.tar.gz'),
+        VAGRANT_DOTFILE_PATH: join(tmp, 'dot'),
+        VAGRANT_HOME: join(tmp, 'home'),
+        VAGRANT_CHECKPOINT_DISABLE: '1',
+        VAGRANT_BOX_UPDATE_CHECK_DISABLE: '1',
+      };
+      const out = execFileSync('vagrant', ['validate', '--ignore-provider'], { cwd: dir, env, encoding: 'utf8' });
+      expect(out).toContain('Vagrantfile validated successfully');
+      const files = execFileSync('tar', ['-tzf', join(tmp, 'src.tar.gz')], { encoding: 'utf8' }).split('\n');
+      expect(files).toContain('vagrant/common.sh');
+      expect(files).toContain('deploy/podwire.yaml');
+      expect(files.filter((f) => /^(node_modules|dist|\.git)\//.test(f))).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('uses the pod network the DaemonSet is configured for, and gives kubelet the private-network address', () => {
@@ -36,8 +60,6 @@ describe('vagrant/', () => {
     expect(manifest).toContain(`--cluster-cidr=${cidr}`);
     expect(read('control-plane.sh')).toContain('--pod-network-cidr="${POD_NETWORK_CIDR}"');
     expect(read('common.sh')).toContain('KUBELET_EXTRA_ARGS=--node-ip=${NODE_IP}');
-    expect(read('common.sh')).toContain('/vagrant/dist/podwire install --bin-dir /opt/cni/bin');
-    expect(read('control-plane.sh')).toContain('/vagrant/deploy/podwire.yaml');
   });
 
   it('the smoke test checks cross-node ping, Cluster IP, NodePort, hostPort, hairpin and DNS, and fails on any failure', () => {
