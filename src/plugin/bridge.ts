@@ -17,7 +17,8 @@
 //        namespace (an interface moved in afterwards loses them). Both are started before they are needed
 //        and fed later, so their start-up overlaps podwire's own work. One more on a node's first pod
 //        (the bridge is assumed to exist, and made when the kernel says it is missing), and one or two
-//        reading the node (guardNode) when the bridge is made or gets gateways it has not been checked with. With ipMasq or
+//        reading the node (guardNode) when the bridge is made or gets gateways it has not been checked
+//        with. With ipMasq or
 //        hostPorts, an iptables-restore per family of the pod, and for hostPorts an iptables-save per
 //        family (and, on the node's first, the shared chains' iptables calls).
 //   DEL: 1 — `ip -force -batch` deleting the host veth (the pod's end goes with it), with no read first.
@@ -216,6 +217,8 @@ interface Wiring {
   hostIp: PendingBatch;
   /** The pod's, started once the host's has its lines (see podIp). */
   podIp?: PendingBatch;
+  /** The node was checked against this ADD's gateways already (guardNode). */
+  guarded?: boolean;
 }
 
 /**
@@ -286,7 +289,9 @@ async function wireHost(w: Wiring, gateways: Gateway[], record: ((r: BatchRecord
   });
   const undo = () => ipBatch([`link del dev ${host}`]);
   try {
-    await hostBatch(w.hostIp, bridge, veth, () => guardNode(w.bc.bridge, gateways), record);
+    // Checked already when the gateways were new to this bridge (add); else now, before the bridge is made.
+    const guard = async () => (w.guarded ? undefined : guardNode(w.bc.bridge, gateways));
+    await hostBatch(w.hostIp, bridge, veth, guard, record);
   } catch (e) {
     if (isExists(e) && (e as IpBatchError).command.startsWith(`link add name ${host} `)) {
       if ((await podLinks(env.netns)).includes(env.ifname)) {
@@ -437,6 +442,7 @@ async function add(ctx: Context): Promise<Result> {
     const noted = note && guardNote(bc.bridge, prepared.gateways!);
     const guarded = note !== undefined && timed('guard: note', () => sys().readText(note)) !== noted;
     if (guarded) await guardNode(bc.bridge, prepared.gateways!);
+    w.guarded = guarded;
     const { got, brMac } = await addressAndHost(w, prepared);
     if (guarded) writeNote(note, noted!);
     const addrs = podAddresses(got.result);
