@@ -197,6 +197,29 @@ describe('podwire doctor', () => {
     }
   });
 
+  it('UDP checksum errors growing while doctor runs (what a peer offloading on an affected kernel causes): named, with the fix for the peers', async () => {
+    // node2 sends node1 UDP datagrams with a wrong checksum, every 20 ms for 4 s, while doctor runs on node1.
+    const py = `
+import socket, struct, sys, time
+src, dst = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+udp = struct.pack('!HHHH', 40000, 9999, 12, 0x1234) + b'bad!'
+end = time.time() + 4
+while time.time() < end:
+    s.sendto(udp, (dst, 0))
+    time.sleep(0.02)
+`;
+    const sender = run('ip', ['netns', 'exec', n2.ns, 'python3', '-c', py, n2.nodeIP, n1.nodeIP]);
+    await new Promise((r) => setTimeout(r, 300));
+    const { report } = await doctor();
+    await sender;
+    const f = report.findings.find((x) => x.check === 'udp-checksum-errors')!;
+    expect(f).toMatchObject({ ok: false, what: expect.stringMatching(/^UDP checksum errors grew from \d+ to \d+ while doctor ran/) });
+    expect(f.fix).toEqual([{ argv: ['ethtool', '-K', 'podwire.1', 'tx-checksum-ip-generic', 'off'], on: 'every peer' }]);
+    // Once nothing bad arrives, doctor is clean again.
+    expect(failing((await doctor()).report)).toEqual([]);
+  });
+
   it('--fix applies the safe fixes, leaves the others printed, and exits 1 while anything is left', async () => {
     inNode(n1, 'sysctl', '-qw', 'net.ipv4.ip_forward=0');
     inNode(n1, 'bridge', 'fdb', 'del', '0e:70:c0:a8:32:0c', 'dev', 'podwire.1', 'dst', n2.nodeIP);
