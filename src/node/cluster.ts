@@ -211,7 +211,7 @@ export interface LeftOut {
 }
 
 /** How a left-out Node is told to an operator: the object, the field and why. */
-export const leftOutMessage = (l: LeftOut): string => `node ${l.name}: ${l.field} ${l.why}`;
+export const leftOutMessage = (l: LeftOut): string => `node ${NODE_NAME.test(l.name) ? l.name : shown(l.name)}: ${l.field} ${l.why}`;
 
 /** Where the agent lists the Nodes it leaves out: beside the subnet file, for `podwire status` and `doctor`. */
 export const leftOutFile = (subnetFile: string): string =>
@@ -237,6 +237,15 @@ export function nodeIPProblem(ip: IP): string | undefined {
   return undefined;
 }
 
+/**
+ * A value someone else wrote (a Node's annotation, a file's entry), quoted for a message: JSON's quoting,
+ * so a newline or a quote in it cannot forge another line of the agent's output. At most 100 characters.
+ */
+const shown = (v: unknown): string => {
+  const q = JSON.stringify(v) ?? String(v);
+  return q.length > 100 ? `${q.slice(0, 97)}...` : q;
+};
+
 class Refused extends Error {
   constructor(readonly left: Omit<LeftOut, 'name'>) {
     super(`${left.field} ${left.why}`);
@@ -247,18 +256,19 @@ const refuse = (field: string, why: string, reason: LeftOutReason): Refused => n
 /** One node's entries, one per net, from what its source says; throws Refused naming the field. */
 function judge(claim: NodeClaim, base: Base): NodeEntry[] {
   const name = claim.name.value;
-  if (typeof name !== 'string' || !NODE_NAME.test(name)) throw refuse(claim.name.field, 'must be a DNS name (lower case)', 'name');
+  if (typeof name !== 'string' || !NODE_NAME.test(name))
+    throw refuse(claim.name.field, `${shown(name)} must be a DNS name (lower case)`, 'name');
   return base.cluster.nets.map((net, k) => {
     const f = net.family;
     const ipG = claim.nodeIP[f]!;
     const ip = typeof ipG.value === 'string' ? parseIP(ipG.value) : undefined;
-    if (!ip || ip.family !== f) throw refuse(ipG.field, `"${String(ipG.value)}" is not an ${familyName(f)} address`, 'node-ip');
+    if (!ip || ip.family !== f) throw refuse(ipG.field, `${shown(ipG.value)} is not an ${familyName(f)} address`, 'node-ip');
     const problem = nodeIPProblem(ip);
     if (problem) throw refuse(ipG.field, `${formatIP(ip)} ${problem}: no node is reached there`, 'node-ip');
     const cG = claim.podCIDR[f]!;
     const slice = typeof cG.value === 'string' ? parseCidr(cG.value, true) : undefined;
     if (!slice || slice.family !== f)
-      throw refuse(cG.field, `"${String(cG.value)}" is not an ${familyName(f)} subnet in CIDR notation (host bits zero)`, 'pod-cidr');
+      throw refuse(cG.field, `${shown(cG.value)} is not an ${familyName(f)} subnet in CIDR notation (host bits zero)`, 'pod-cidr');
     const cluster = base.clusters[k]!;
     if (!(cidrContains(cluster, { family: f, value: slice.first }) && cidrContains(cluster, { family: f, value: slice.last }))) {
       throw refuse(cG.field, `${formatCidr(slice)} is outside the cluster network ${formatCidr(cluster)}`, 'pod-cidr');
@@ -266,7 +276,7 @@ function judge(claim: NodeClaim, base: Base): NodeEntry[] {
     if (slice.prefix > (f === 4 ? 30 : 126))
       throw refuse(cG.field, `${formatCidr(slice)} must leave room for a gateway and pods`, 'pod-cidr');
     const macG = claim.vtepMac[f];
-    if (macG && !validMac(macG.value)) throw refuse(macG.field, `"${String(macG.value)}" is not a unicast MAC address`, 'vtep-mac');
+    if (macG && !validMac(macG.value)) throw refuse(macG.field, `${shown(macG.value)} is not a unicast MAC address`, 'vtep-mac');
     const mac = ((macG?.value as string | undefined) ?? vtepMac(ip)).toLowerCase();
     return {
       name,

@@ -3,7 +3,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ClusterSettings, KubeSource, clusterFromNodes, nodeFacts } from '../../src/node/kube.js';
-import { parseCluster } from '../../src/node/cluster.js';
+import { leftOutMessage, parseCluster } from '../../src/node/cluster.js';
 import { type FakeApiServer, fakeApiServer, kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { until } from '../helpers/wait.js';
 
@@ -90,6 +90,15 @@ describe('Node objects → cluster', () => {
       m: 'vtep-mac: metadata.annotations["podwire.dev/vtep-mac"] "not-a-mac" is not a unicast MAC address',
       s: 'conflict: metadata.annotations["podwire.dev/vtep-mac"] gives the VTEP MAC 0e:70:c0:a8:32:0b, which is node a\'s',
     });
+  });
+
+  it("values someone else wrote are quoted in messages: a newline cannot forge another line of the agent's output", () => {
+    const n = kubeNode('x', '192.168.50.19', '10.244.19.0/24');
+    n.metadata!.annotations = { 'podwire.dev/vtep-mac': 'oops\nleft out node good: fine' };
+    const { leftOut } = clusterFromNodes(SETTINGS, [n]);
+    const line = leftOutMessage(leftOut[0]!);
+    expect(line).not.toContain('\n');
+    expect(line).toContain('"oops\\nleft out node good: fine" is not a unicast MAC address');
   });
 
   it('of two Nodes claiming one slice, the established peer keeps it, else the older; never both left out', () => {
