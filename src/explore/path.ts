@@ -3,6 +3,7 @@
 // and for the link it leaves by: a veth's other end, the bridge's FDB (which port has the MAC), or the
 // VXLAN device's neighbour and FDB entries (which node to send the encapsulated frame to), after which
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
+// Then the reply's way back through each NAT, from the conntrack entries the request made (replyHops).
 import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
@@ -19,6 +20,52 @@ export interface Hop {
   depth: number;
 }
 
+/** Where the request was DNATed: the namespace, and the address:port before and after. */
+interface NatPoint {
+  ns: string;
+  depth: number;
+  from: { ip: string; port?: number };
+  to: { ip: string; port?: number };
+}
+
+/** A connection as the kernel's conntrack table holds it: the original direction and the reply's. */
+export interface CtEntry {
+  proto: string;
+  state?: string;
+  orig: { src: string; dst: string; sport?: number; dport?: number };
+  reply: { src: string; dst: string; sport?: number; dport?: number };
+}
+
+/** Lines of /proc/net/nf_conntrack ("ipv4 2 tcp 6 117 TIME_WAIT src=... dst=... sport=... dport=... src=..."). */
+export function parseConntrack(text: string): CtEntry[] {
+  const out: CtEntry[] = [];
+  for (const line of text.split('\n')) {
+    const words = line.trim().split(/\s+/);
+    if (words.length < 6) continue;
+    const tuples: Record<string, string>[] = [{}, {}];
+    let k = -1;
+    let state: string | undefined;
+    for (const w of words.slice(5)) {
+      const eq = w.indexOf('=');
+      if (eq < 0) {
+        if (k < 0 && /^[A-Z_]+$/.test(w)) state = w;
+        continue;
+      }
+      const key = w.slice(0, eq);
+      if (key === 'src') k++;
+      if (k >= 0 && k < 2 && !(key in tuples[k]!)) tuples[k]![key] = w.slice(eq + 1);
+    }
+    const t = (x: Record<string, string>) => ({
+      src: x.src ?? '',
+      dst: x.dst ?? '',
+      ...(x.sport ? { sport: Number(x.sport) } : {}),
+      ...(x.dport ? { dport: Number(x.dport) } : {}),
+    });
+    if (k >= 1) out.push({ proto: words[2]!, ...(state ? { state } : {}), orig: t(tuples[0]!), reply: t(tuples[1]!) });
+  }
+  return out;
+}
+
 export interface PathResult {
   src: string;
   dst: string;
@@ -26,6 +73,8 @@ export interface PathResult {
   srcKind: string;
   dstKind: string;
   hops: Hop[];
+  /** The reply's way back through each NAT on the way: read from the live conntrack table, or predicted. */
+  reply: Hop[];
   /** Where the packet ends: delivered to an address's owner, or why it goes no further. */
   delivered: boolean;
   end: string;
@@ -39,6 +88,7 @@ const CLUSTER_IP_HINT = 'Cluster IP (virtual: no interface has it; only DNAT rul
 export class PathFinder {
   private readonly nat = new Map<string, Promise<NatTable>>();
   readonly hops: Hop[] = [];
+  readonly natPoints: NatPoint[] = [];
 
   constructor(readonly w: World) {}
 
@@ -243,6 +293,12 @@ export class PathFinder {
             `(${this.describe(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`,
           depth,
         );
+        this.natPoints.push({
+          ns,
+          depth,
+          from: { ip: pkt.dst, port: pkt.dport },
+          to: { ip: dnat.dnat.ip, port: dnat.dnat.port ?? pkt.dport },
+        });
         pkt.dst = dnat.dnat.ip;
         if (dnat.dnat.port) pkt.dport = dnat.dnat.port;
       }
@@ -285,6 +341,63 @@ export class PathFinder {
   }
 }
 
+/** A namespace's conntrack table (its own: /proc/net follows the reader's network namespace). */
+async function conntrack(ns: string): Promise<CtEntry[]> {
+  const r = await (ns ? run('ip', ['netns', 'exec', ns, 'cat', '/proc/net/nf_conntrack']) : run('cat', ['/proc/net/nf_conntrack']));
+  return r.code === 0 ? parseConntrack(r.stdout) : [];
+}
+
+/**
+ * The reply's way back: at each NAT the request passed, in reverse order, the conntrack entry the request
+ * made there — read from the live table when traffic has gone that way (`podwire lab` sends it), else
+ * predicted and marked so. That entry is what turns a Service's reply back into one from its Cluster IP
+ * (or NodeIP:nodePort / NodeIP:hostPort), and undoes masquerade on the way back to the client.
+ */
+async function replyHops(f: PathFinder, src: string, pkt: Packet, proto: string, ends: { server: string; client: string }): Promise<Hop[]> {
+  const hops: Hop[] = [];
+  const hop = (ns: string, text: string, depth = 0) => hops.push({ ns, where: f.w.scope.name(ns), text, depth });
+  const at = (ip: string, port?: number) => (port ? hostPort(ip, port) : ip);
+  hop(ends.server, `the reply leaves ${at(pkt.dst, pkt.dport)} for ${src}`);
+  if (!f.natPoints.length) {
+    hop(ends.client, `no NAT on the way: nothing to undo; it comes back from ${at(pkt.dst, pkt.dport)}, the address the client asked`);
+    return hops;
+  }
+  for (const n of [...f.natPoints].reverse()) {
+    const live = (await conntrack(n.ns)).find(
+      (e) =>
+        e.proto === proto &&
+        e.orig.dst === n.from.ip &&
+        (n.from.port === undefined || e.orig.dport === n.from.port) &&
+        e.reply.src === n.to.ip &&
+        (n.to.port === undefined || e.reply.sport === n.to.port),
+    );
+    if (live) {
+      const snat = live.reply.dst !== live.orig.src;
+      hop(
+        n.ns,
+        `conntrack (live entry${live.state ? `, ${live.state}` : ''}): ${at(live.orig.src, live.orig.sport)} -> ${at(live.orig.dst, live.orig.dport)} ` +
+          `was answered by ${at(live.reply.src, live.reply.sport)}: the reply's source ${at(n.to.ip, n.to.port)} is rewritten back to ` +
+          `${at(n.from.ip, n.from.port)} (reverse DNAT)` +
+          (snat
+            ? `, and its destination ${at(live.reply.dst, live.reply.dport)} back to ${at(live.orig.src, live.orig.sport)} ` +
+              '(reverse SNAT: the request was masqueraded on its way out)'
+            : ''),
+        n.depth,
+      );
+    } else {
+      hop(
+        n.ns,
+        `predicted (no live conntrack entry here yet: send the traffic first): the reply's source ${at(n.to.ip, n.to.port)} ` +
+          `is rewritten back to ${at(n.from.ip, n.from.port)} (reverse DNAT), and a masquerade on the way out, if any, is undone`,
+        n.depth,
+      );
+    }
+  }
+  const asked = f.natPoints[0]!.from;
+  hop(ends.client, `the client sees the reply come from ${at(asked.ip, asked.port)}, the address it asked`);
+  return hops;
+}
+
 /** An address with a port, as people write it: 10.96.0.10:80, [fd00:10:96::10]:80. */
 const hostPort = (ip: string, port: number | string): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 
@@ -316,6 +429,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     srcKind: f.describe(s.ip),
     dstKind,
     hops: f.hops,
+    reply: end ? await replyHops(f, s.ip, pkt, proto, { server: end.ns, client: from.ns }) : [],
     delivered: !!end,
     end: end
       ? `${pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst} in ${w.scope.name(end.ns)}, ${f.describe(pkt.dst)}`
@@ -333,5 +447,10 @@ export function renderPath(p: PathResult): string {
   const width = Math.max(...p.hops.map((h) => h.where.length), 4);
   p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${h.text}`));
   out.push('', `${p.delivered ? 'delivered to' : 'NOT delivered:'} ${p.end}`);
+  if (p.reply.length) {
+    out.push('', 'and back:');
+    const w2 = Math.max(...p.reply.map((h) => h.where.length), 4);
+    p.reply.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${h.where.padEnd(w2)}  ${h.text}`));
+  }
   return out.join('\n') + '\n';
 }

@@ -192,6 +192,18 @@ describe('podwire path', () => {
     expect(out).toMatchObject({ delivered: true, finalDst: other.backend.ip, finalPort: 8080 });
     // The backend the path names is the one that answers.
     expect(await httpGet(svc.client.ns, other.clusterIP, other.port)).toContain('hello from web on node3');
+    // And back: the conntrack entry that request left on the client's node turns the reply's source back
+    // into the Cluster IP (read from the live table: the request above has just gone that way).
+    const back = (await json('path', svc.client.ip, `${other.clusterIP}:${other.port}`)).out.reply;
+    const ct = back.find((h: any) => h.text.startsWith('conntrack'));
+    expect(ct.ns).toBe(svc.client.node.ns);
+    expect(ct.text).toMatch(
+      new RegExp(
+        `^conntrack \\(live entry, \\w+\\): ${svc.client.ip.replace(/\./g, '\\.')}:\\d+ -> 10\\.96\\.0\\.11:80 was answered by ` +
+          `${other.backend.ip.replace(/\./g, '\\.')}:8080: the reply's source ${other.backend.ip.replace(/\./g, '\\.')}:8080 is rewritten back to 10\\.96\\.0\\.11:80 \\(reverse DNAT\\)$`,
+      ),
+    );
+    expect(back.at(-1).text).toBe('the client sees the reply come from 10.96.0.11:80, the address it asked');
   });
 
   it('ping to a Cluster IP: no DNAT for ICMP, no route, and the answer says why', async () => {
@@ -209,11 +221,26 @@ describe('podwire path', () => {
       /KUBE-NODEPORTS > KUBE-EXT-\w+ > KUBE-SVC-\w+ > KUBE-SEP-\w+\): 192\.168\.50\.12:30080 -> 10\.244\.3\.\d+:8080/,
     );
     expect(np.out.end).toMatch(/in n3-web, Pod IP of n3-web on node3$/);
+    // Where no traffic has gone that way yet (a new client port), the way back is predicted, and says so;
+    // after a request, the live entry shows the masquerade undone as well: the outside host's own address.
+    await httpGet('pwlab-outside', '192.168.50.12', 30080);
+    const live = (await json('path', '192.168.50.250', '192.168.50.12:30080')).out.reply.find((h: any) => h.text.startsWith('conntrack'));
+    expect(live.text).toMatch(/reverse DNAT\), and its destination [\d.]+:\d+ back to 192\.168\.50\.250:\d+ \(reverse SNAT/);
     const hp = await json('path', '192.168.50.250', `192.168.60.13:${HOST_PORT}`);
     expect(hp.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(
       /PODWIRE-HOSTPORTS > PW-HP-[0-9a-f]{16}\): 192\.168\.60\.13:8081 -> 10\.244\.3\.\d+:8080/,
     );
     expect(hp.out.delivered).toBe(true);
+    // Before any traffic, the hostPort's way back is predicted, and marked so; after a request, it is read.
+    const ct = (h: any) => /^(conntrack|predicted)/.test(h.text);
+    const hpPath = async () => (await json('path', '192.168.50.250', `192.168.60.13:${HOST_PORT}`)).out.reply.find(ct).text;
+    expect(await hpPath()).toMatch(
+      /^predicted \(no live conntrack entry here yet: send the traffic first\): the reply's source 10\.244\.3\.\d+:8080 is rewritten back to 192\.168\.60\.13:8081/,
+    );
+    expect(await httpGet('pwlab-outside', '192.168.60.13', HOST_PORT)).toContain('hello from web on node3');
+    expect(await hpPath()).toMatch(
+      /^conntrack \(live entry, \w+\): 192\.168\.50\.250:\d+ -> 192\.168\.60\.13:8081 was answered by 10\.244\.3\.\d+:8080/,
+    );
   });
 
   it('refuses what is not an address here', async () => {

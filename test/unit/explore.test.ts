@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNat, walkNat } from '../../src/explore/nat.js';
-import { parseTarget } from '../../src/explore/path.js';
+import { parseConntrack, parseTarget } from '../../src/explore/path.js';
 import { findPodwireConf } from '../../src/explore/status.js';
 import { hostportLines } from '../../src/kernel/hostport.js';
 import { kubeProxyRules } from '../../src/lab/services.js';
@@ -88,5 +88,28 @@ describe('walkNat', () => {
     const r = walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.11', proto: 'tcp', dport: 8081, iif: 'eth0' }, node);
     expect(r.dnat).toEqual({ ip: '10.244.1.9', port: 80 });
     expect(r.chains).toEqual(['PREROUTING', 'PODWIRE-HOSTPORTS', 'PW-HP-0123456789abcdef']);
+  });
+});
+
+describe('parseConntrack', () => {
+  it('reads the original and the reply tuple of each entry, with the state where the protocol has one', () => {
+    const text = [
+      'ipv4     2 tcp      6 117 TIME_WAIT src=10.244.1.4 dst=10.96.0.11 sport=41234 dport=80 src=10.244.3.3 dst=10.244.1.4 sport=8080 dport=41234 [ASSURED] mark=0 zone=0 use=2',
+      'ipv4     2 udp      17 29 src=192.168.50.250 dst=192.168.50.12 sport=5353 dport=30053 [UNREPLIED] src=10.244.3.3 dst=10.244.2.0 sport=53 dport=5353 mark=0 zone=0 use=2',
+      'garbage',
+    ].join('\n');
+    expect(parseConntrack(text)).toEqual([
+      {
+        proto: 'tcp',
+        state: 'TIME_WAIT',
+        orig: { src: '10.244.1.4', dst: '10.96.0.11', sport: 41234, dport: 80 },
+        reply: { src: '10.244.3.3', dst: '10.244.1.4', sport: 8080, dport: 41234 },
+      },
+      {
+        proto: 'udp',
+        orig: { src: '192.168.50.250', dst: '192.168.50.12', sport: 5353, dport: 30053 },
+        reply: { src: '10.244.3.3', dst: '10.244.2.0', sport: 53, dport: 5353 },
+      },
+    ]);
   });
 });
