@@ -14,13 +14,18 @@ import { run } from '../run.js';
 import type { Family } from '../node/cluster.js';
 import { type Lab, type LabPod, PLANS } from './lab.js';
 import { type Check, groupName } from './proofs.js';
-import { httpGet } from './netns.js';
+import { httpGet, pingAsync } from './netns.js';
+import { formatIP, parseIP } from '../net/ip.js';
 
 /** kubeadm's default Service network: Cluster IPs are virtual, only kube-proxy's DNAT rules know them. */
 export const SERVICE_CIDR = PLANS[4].serviceCIDR;
 export const TARGET_PORT = 8080;
 /** The last node's backend also publishes its port on that node's IP (hostPort, done by podwire). */
 export const HOST_PORT = 8081;
+/** The nodePort of the externalTrafficPolicy: Local Service. */
+export const LOCAL_NODE_PORT = 30081;
+/** Where the outside host answers (and says which address it saw). */
+export const OUTSIDE_PORT = 8082;
 
 export interface LabService {
   name: string;
@@ -30,6 +35,8 @@ export interface LabService {
   port: number;
   targetPort: number;
   nodePort?: number;
+  /** Local: only the nodes that run a backend answer the nodePort, and the backend sees the client's own address. */
+  externalTrafficPolicy?: 'Local';
   backend: LabPod;
 }
 
@@ -46,9 +53,11 @@ function chainName(prefix: string, key: string): string {
 
 /**
  * The nat table kube-proxy would write for these Services in one family (iptables-restore input for
- * iptables or ip6tables; pure). `k` is the family's index in the Services' and pods' address lists.
+ * iptables or ip6tables; pure). `k` is the family's index in the Services' and pods' address lists;
+ * `node`: the node it is for (an externalTrafficPolicy Local Service's nodePort exists only where its
+ * backend runs; elsewhere kube-proxy drops it in its filter table, and here nothing listens).
  */
-export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k = 0): string[] {
+export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k = 0, node?: string): string[] {
   const clusterCIDR = PLANS[f].clusterCIDR;
   const host = f === 4 ? 32 : 128;
   const at = (ip: string, port: number) => (f === 4 ? `${ip}:${port}` : `[${ip}]:${port}`);
@@ -80,7 +89,19 @@ export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k
       `-A ${sep} -s ${backend}/${host} -m comment --comment "${key}" -j KUBE-MARK-MASQ`,
       `-A ${sep} -p tcp -m comment --comment "${key}" -m tcp -j DNAT --to-destination ${ep}`,
     );
-    if (s.nodePort) {
+    if (s.nodePort && s.externalTrafficPolicy === 'Local') {
+      // Local: no masquerade (the backend sees the client's own address), local endpoints only (KUBE-SVL-).
+      if (node === undefined || node === s.backend.node.name) {
+        const ext = chainName('KUBE-EXT-', key);
+        const svl = chainName('KUBE-SVL-', key);
+        chains.push(ext, svl);
+        rules.push(
+          `-A KUBE-NODEPORTS -p tcp -m comment --comment "${key}" -m tcp --dport ${s.nodePort} -j ${ext}`,
+          `-A ${ext} -m comment --comment "${key} external traffic, Local: no masquerade" -j ${svl}`,
+          `-A ${svl} -m comment --comment "${key} -> ${ep}" -j ${sep}`,
+        );
+      }
+    } else if (s.nodePort) {
       const ext = chainName('KUBE-EXT-', key);
       chains.push(ext);
       rules.push(
@@ -128,10 +149,20 @@ export function kubeProxyFilterRules(noEndpoints: readonly { ip: string; port: n
 
 /** A web server in a pod (busybox httpd), saying which pod answered; it ends with the pod's namespace. */
 export function serve(p: LabPod, port = TARGET_PORT): ChildProcess {
-  const www = join(p.node.dir, `www-${p.name}`);
-  mkdirSync(www, { recursive: true });
-  writeFileSync(join(www, 'index.html'), `hello from ${p.name} on ${p.node.name}\n`);
-  const proc = spawn('ip', ['netns', 'exec', p.ns, 'busybox', 'httpd', '-f', '-p', String(port), '-h', www], {
+  return serveIn(p.ns, join(p.node.dir, `www-${p.name}`), `hello from ${p.name} on ${p.node.name}`, port);
+}
+
+/**
+ * busybox httpd in a namespace: index.html says who answers, /cgi-bin/whoami which client address it saw
+ * (REMOTE_ADDR): what proves masquerade, or its absence, from the receiving side.
+ */
+function serveIn(ns: string, www: string, hello: string, port: number): ChildProcess {
+  mkdirSync(join(www, 'cgi-bin'), { recursive: true });
+  writeFileSync(join(www, 'index.html'), `${hello}\n`);
+  writeFileSync(join(www, 'cgi-bin', 'whoami'), '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\nclient %s\\n" "$REMOTE_ADDR"\n', {
+    mode: 0o755,
+  });
+  const proc = spawn('ip', ['netns', 'exec', ns, 'busybox', 'httpd', '-f', '-p', String(port), '-h', www], {
     stdio: 'ignore',
     detached: true,
   });
@@ -145,8 +176,9 @@ export interface ServiceLab {
 }
 
 /**
- * Backends "web" on the first and the last node, a client pod on the first; three Services: one per
- * backend (same node / other node from the client's view), and a NodePort to the last node's backend.
+ * Backends "web" on the first and the last node, a client pod on the first; four Services: one per
+ * backend (same node / other node from the client's view), a NodePort to the last node's backend, and one
+ * more with externalTrafficPolicy Local. The outside host serves too (what it sees of a pod's traffic).
  */
 export async function addServices(lab: Lab): Promise<ServiceLab> {
   const first = lab.nodes[0]!;
@@ -169,12 +201,15 @@ export async function addServices(lab: Lab): Promise<ServiceLab> {
     svc('web-same-node', 0, webFirst),
     svc('web-other-node', 1, webLast),
     svc('web-nodeport', 2, webLast, 30080),
+    { ...svc('web-local', 3, webLast, LOCAL_NODE_PORT), externalTrafficPolicy: 'Local' },
   ];
   for (const p of new Set([webFirst, webLast])) serve(p);
+  // The outside host answers too: what a pod's traffic to the world looks like when it arrives.
+  serveIn(lab.outside, join(first.dir, 'www-outside'), 'hello from outside', OUTSIDE_PORT);
   for (const [k, f] of lab.families.entries()) {
-    const rules = kubeProxyRules(services, f, k).join('\n');
     const tool = f === 4 ? 'iptables-restore' : 'ip6tables-restore';
     for (const n of lab.nodes) {
+      const rules = kubeProxyRules(services, f, k, n.name).join('\n');
       const r = await run('ip', ['netns', 'exec', n.ns, tool, '--noflush', '--wait'], { input: rules });
       if (r.code !== 0) throw new Error(`kube-proxy rules (${tool}) on ${n.name}: ${r.stderr.trim()}`);
     }
@@ -202,7 +237,7 @@ async function proveServicesIn(lab: Lab, s: ServiceLab, f: Family, k: number): P
       ok: body.includes(`hello from ${backend.name} on ${backend.node.name}`),
     });
   };
-  const [same, other, np] = s.services as [LabService, LabService, LabService];
+  const [same, other, np, local] = s.services as [LabService, LabService, LabService, LabService];
   const client = `${s.client.name}@${s.client.node.name}`;
   await get('Service: Cluster IP, backend on the same node', s.client.ns, client, same.clusterIPs[k]!, same.port, same.backend);
   await get('Service: Cluster IP, backend on another node', s.client.ns, client, other.clusterIPs[k]!, other.port, other.backend);
@@ -216,6 +251,7 @@ async function proveServicesIn(lab: Lab, s: ServiceLab, f: Family, k: number): P
   );
   for (const n of lab.nodes)
     await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nets[k]!.nodeIP, np.nodePort!, np.backend);
+  await proveClaims(lab, s, f, k, local, np, checks);
   if (other.backend.node !== s.client.node) {
     const host = other.backend.node.nets[k]!.nodeIP;
     await get('hostPort from outside the cluster', lab.outside, 'outside', host, HOST_PORT, other.backend);
@@ -224,11 +260,80 @@ async function proveServicesIn(lab: Lab, s: ServiceLab, f: Family, k: number): P
   return checks;
 }
 
+/** The client address a server saw ("client 10.244.1.4" from /cgi-bin/whoami), as podwire writes addresses. */
+function sawClient(body: string): string | undefined {
+  const m = /client \[?([0-9a-fA-F:.]+?)\]?(?::\d+)?\s*$/m.exec(body);
+  const ip = m ? parseIP(m[1]!.replace(/^::ffff:(?=\d+\.)/, '')) : undefined;
+  return ip && formatIP(ip);
+}
+
+/**
+ * What the articles learners read claim, each shown: externalTrafficPolicy Local (only the backend's node
+ * answers the nodePort, and the backend sees the client's own address) beside Cluster (any node answers,
+ * the backend sees a node's address); a Cluster IP cannot be pinged; a pod's traffic to the outside world
+ * arrives from its Node IP (masquerade).
+ */
+async function proveClaims(
+  lab: Lab,
+  s: ServiceLab,
+  f: Family,
+  k: number,
+  local: LabService,
+  np: LabService,
+  checks: Check[],
+): Promise<void> {
+  const outside = PLANS[f].outside;
+  const claim = (group: string, from: string, to: string, expect: boolean, ok: boolean) =>
+    checks.push({ group: groupName(group, f), from, to, expect, ok });
+  const at = (ip: string, port: number) => (f === 6 ? `[${ip}]:${port}` : `${ip}:${port}`);
+  const home = local.backend.node;
+  for (const n of lab.nodes) {
+    const body = await httpGet(lab.outside, n.nets[k]!.nodeIP, LOCAL_NODE_PORT, '/cgi-bin/whoami');
+    if (n === home) {
+      claim(
+        "Local nodePort: the backend's node answers, the backend sees the client",
+        'outside',
+        at(n.nets[k]!.nodeIP, LOCAL_NODE_PORT),
+        true,
+        sawClient(body) === outside,
+      );
+    } else {
+      claim(
+        'Local nodePort: a node without the backend does not answer',
+        'outside',
+        at(n.nets[k]!.nodeIP, LOCAL_NODE_PORT),
+        false,
+        body !== '',
+      );
+    }
+  }
+  const away = lab.nodes.find((n) => n !== np.backend.node) ?? lab.nodes[0]!;
+  const seen = sawClient(await httpGet(lab.outside, away.nets[k]!.nodeIP, np.nodePort!, '/cgi-bin/whoami'));
+  // Masqueraded by the node it entered: the backend sees that node's address (underlay or VTEP), not the client's.
+  claim(
+    'Cluster nodePort: the backend sees a node, not the client',
+    'outside',
+    at(away.nets[k]!.nodeIP, np.nodePort!),
+    true,
+    !!seen && seen !== outside,
+  );
+  const ping = await pingAsync(s.client.ns, s.services[0]!.clusterIPs[k]!);
+  claim('a Cluster IP cannot be pinged', `${s.client.name}@${s.client.node.name}`, s.services[0]!.clusterIPs[k]!, false, ping);
+  const out = sawClient(await httpGet(s.client.ns, outside, OUTSIDE_PORT, '/cgi-bin/whoami'));
+  claim(
+    'pod to the outside host: it sees the Node IP',
+    `${s.client.name}@${s.client.node.name}`,
+    at(outside, OUTSIDE_PORT),
+    true,
+    out === s.client.node.nets[k]!.nodeIP,
+  );
+}
+
 /** Which port is which, for the table the lab prints. */
 export function portRows(s: ServiceLab): string[][] {
   return s.services.map((x) => [
     x.name,
-    x.nodePort ? 'NodePort' : 'ClusterIP',
+    x.nodePort ? `NodePort${x.externalTrafficPolicy ? ` (${x.externalTrafficPolicy})` : ''}` : 'ClusterIP',
     x.clusterIPs.map((ip) => (ip.includes(':') ? `[${ip}]:${x.port}` : `${ip}:${x.port}`)).join(', '),
     `${x.targetPort}`,
     x.nodePort ? `${x.nodePort}` : '-',

@@ -37,6 +37,13 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     expect(tally(r.stdout, 'Service: Cluster IP, backend on another node')).toBe('1/0');
     expect(tally(r.stdout, 'Service: hairpin (backend to its own Service)')).toBe('1/0');
     expect(tally(r.stdout, 'Service: NodePort from outside the cluster')).toBe('3/0');
+    // What the articles claim, shown: externalTrafficPolicy Local against Cluster, no ping to a Cluster IP,
+    // and a pod's traffic to the world arriving from its Node IP.
+    expect(tally(r.stdout, "Local nodePort: the backend's node answers, the backend sees the client")).toBe('1/0');
+    expect(tally(r.stdout, 'Local nodePort: a node without the backend does not answer')).toBe('2/0');
+    expect(tally(r.stdout, 'Cluster nodePort: the backend sees a node, not the client')).toBe('1/0');
+    expect(tally(r.stdout, 'a Cluster IP cannot be pinged')).toBe('1/0');
+    expect(tally(r.stdout, 'pod to the outside host: it sees the Node IP')).toBe('1/0');
     expect(tally(r.stdout, 'hostPort from outside the cluster')).toBe('1/0');
     expect(tally(r.stdout, 'hostPort from another node')).toBe('1/0');
     expect(r.stdout).toMatch(/^web-nodeport\s+NodePort\s+10\.96\.0\.12:80\s+8080\s+30080\s+10\.244\.3\.\d+:8080 \(web@node3\)$/m);
