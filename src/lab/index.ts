@@ -14,7 +14,7 @@ import { podwireBinary, run } from '../run.js';
 import { Lab, type LabFamily, PLANS } from './lab.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
-import { HOST_PORT, PORT_COLUMNS, TARGET_PORT, addServices, portRows, proveServices } from './services.js';
+import { HOST_PORT, PORT_COLUMNS, TARGET_PORT, addServices, portRows, proveEphemeral, proveServices } from './services.js';
 
 const say = (m: string) => process.stderr.write(`lab: ${m}\n`);
 
@@ -232,6 +232,7 @@ export async function runLab(o: LabOptions): Promise<number> {
         `port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`,
     );
     checks.push(...(await proveServices(lab, svc)));
+    checks.push(...(await proveEphemeral(lab, svc)));
     failures = report(out, checks);
     if (o.diagram) {
       atomicWrite(o.diagram, await diagram(labScope(), `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));

@@ -57,7 +57,16 @@ function chainName(prefix: string, key: string): string {
  * `node`: the node it is for (an externalTrafficPolicy Local Service's nodePort exists only where its
  * backend runs; elsewhere kube-proxy drops it in its filter table, and here nothing listens).
  */
-export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k = 0, node?: string): string[] {
+/** The KUBE-SEP- chain of one endpoint of a Service. */
+const sepChain = (s: LabService, backend: string): string => chainName('KUBE-SEP-', `lab/${s.name}:http:${backend}`);
+
+export function kubeProxyRules(
+  services: readonly LabService[],
+  f: Family = 4,
+  k = 0,
+  node?: string,
+  stale: readonly string[] = [],
+): string[] {
   const clusterCIDR = PLANS[f].clusterCIDR;
   const host = f === 4 ? 32 : 128;
   const at = (ip: string, port: number) => (f === 4 ? `${ip}:${port}` : `[${ip}]:${port}`);
@@ -76,7 +85,7 @@ export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k
     const svc = chainName('KUBE-SVC-', key);
     const backend = s.backend.ips[k]!;
     const clusterIP = s.clusterIPs[k]!;
-    const sep = chainName('KUBE-SEP-', `${key}:${backend}`);
+    const sep = sepChain(s, backend);
     const ep = at(backend, s.targetPort);
     chains.push(svc, sep);
     rules.push(
@@ -113,7 +122,9 @@ export function kubeProxyRules(services: readonly LabService[], f: Family = 4, k
   }
   // Last in KUBE-SERVICES, as kube-proxy puts it: anything addressed to the node itself may be a nodePort.
   rules.push('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS');
-  return ['*nat', ...chains.map((c) => `:${c} - [0:0]`), ...rules, 'COMMIT', ''];
+  // Chains of endpoints that are gone: flushed and deleted, as kube-proxy does.
+  const gone = stale.filter((c) => !chains.includes(c)).flatMap((c) => [`-F ${c}`, `-X ${c}`]);
+  return ['*nat', ...chains.map((c) => `:${c} - [0:0]`), ...rules, ...gone, 'COMMIT', ''];
 }
 
 /**
@@ -206,16 +217,63 @@ export async function addServices(lab: Lab): Promise<ServiceLab> {
   for (const p of new Set([webFirst, webLast])) serve(p);
   // The outside host answers too: what a pod's traffic to the world looks like when it arrives.
   serveIn(lab.outside, join(first.dir, 'www-outside'), 'hello from outside', OUTSIDE_PORT);
+  await installKubeProxy(lab, services);
+  await new Promise((r) => setTimeout(r, 300)); // httpd listening
+  return { services, client };
+}
+
+/** kube-proxy's nat rules for these Services on every node, in every family (again when an endpoint changes). */
+async function installKubeProxy(lab: Lab, services: readonly LabService[], stale: (k: number) => string[] = () => []): Promise<void> {
   for (const [k, f] of lab.families.entries()) {
     const tool = f === 4 ? 'iptables-restore' : 'ip6tables-restore';
     for (const n of lab.nodes) {
-      const rules = kubeProxyRules(services, f, k, n.name).join('\n');
+      const rules = kubeProxyRules(services, f, k, n.name, stale(k)).join('\n');
       const r = await run('ip', ['netns', 'exec', n.ns, tool, '--noflush', '--wait'], { input: rules });
       if (r.code !== 0) throw new Error(`kube-proxy rules (${tool}) on ${n.name}: ${r.stderr.trim()}`);
     }
   }
+}
+
+/**
+ * "Pod IPs are ephemeral; clients use the Service": the other node's backend is deleted and started again
+ * (CNI DEL, then ADD, as when its Deployment replaces it), gets another Pod IP, kube-proxy's rules follow
+ * the new endpoint, and the Cluster IP and the nodePort answer as before — from the new pod.
+ */
+export async function proveEphemeral(lab: Lab, s: ServiceLab): Promise<Check[]> {
+  const old = s.services[1]!.backend;
+  if (old.node === s.client.node) return [];
+  await lab.delPod(old);
+  const fresh = await lab.addPod(old.node, old.name, old.runtimeConfig);
+  serve(fresh);
+  const moved = s.services.filter((x) => x.backend === old);
+  for (const x of moved) x.backend = fresh;
+  await installKubeProxy(lab, s.services, (k) => moved.map((x) => sepChain(x, old.ips[k]!)));
   await new Promise((r) => setTimeout(r, 300)); // httpd listening
-  return { services, client };
+  const checks: Check[] = [];
+  const [other, np] = [s.services[1]!, s.services[2]!];
+  for (const [k, f] of lab.families.entries()) {
+    const was = old.ips[k]!;
+    const now = fresh.ips[k]!;
+    const push = (group: string, from: string, to: string, ok: boolean) =>
+      checks.push({ group: groupName(group, f), from, to, expect: true, ok });
+    push('a backend started again gets another Pod IP', `${was}`, `${now}`, now !== was);
+    const hello = `hello from ${fresh.name} on ${fresh.node.name}`;
+    const client = `${s.client.name}@${s.client.node.name}`;
+    push(
+      'its Cluster IP keeps answering, from the new pod',
+      client,
+      other.clusterIPs[k]!,
+      (await httpGet(s.client.ns, other.clusterIPs[k]!, other.port)).includes(hello),
+    );
+    const node = lab.nodes[0]!.nets[k]!.nodeIP;
+    push(
+      'its nodePort keeps answering, from the new pod',
+      'outside',
+      `${node}:${np.nodePort}`,
+      (await httpGet(lab.outside, node, np.nodePort!)).includes(hello),
+    );
+  }
+  return checks;
 }
 
 /** The Service proofs, each one HTTP request answered by the expected backend, in every family of the lab. */

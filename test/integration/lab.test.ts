@@ -44,6 +44,10 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     expect(tally(r.stdout, 'Cluster nodePort: the backend sees a node, not the client')).toBe('1/0');
     expect(tally(r.stdout, 'a Cluster IP cannot be pinged')).toBe('1/0');
     expect(tally(r.stdout, 'pod to the outside host: it sees the Node IP')).toBe('1/0');
+    // "Pod IPs are ephemeral; clients use the Service": a backend started again, another Pod IP, same Service.
+    expect(tally(r.stdout, 'a backend started again gets another Pod IP')).toBe('1/0');
+    expect(tally(r.stdout, 'its Cluster IP keeps answering, from the new pod')).toBe('1/0');
+    expect(tally(r.stdout, 'its nodePort keeps answering, from the new pod')).toBe('1/0');
     expect(tally(r.stdout, 'hostPort from outside the cluster')).toBe('1/0');
     expect(tally(r.stdout, 'hostPort from another node')).toBe('1/0');
     expect(r.stdout).toMatch(/^web-nodeport\s+NodePort\s+10\.96\.0\.12:80\s+8080\s+30080\s+10\.244\.3\.\d+:8080 \(web@node3\)$/m);
