@@ -19,6 +19,9 @@ function makeNode() {
   const ns = box.ns('node');
   const world = box.ns('world');
   const ip = (...a: string[]) => sh('ip', ['-n', ns, ...a]);
+  // No IPv6 duplicate address detection: the node's state must not change on its own between two snapshots.
+  for (const n of [ns, world])
+    sh('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
   sh('ip', ['-n', ns, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'w0', 'netns', world]);
   ip('addr', 'add', '192.168.77.2/24', 'dev', 'up0');
   ip('addr', 'add', 'fd00:77::2/64', 'dev', 'up0', 'nodad');
@@ -31,6 +34,9 @@ function makeNode() {
   ip('link', 'add', 'vx0', 'type', 'vxlan', 'id', '9', 'local', '192.168.77.2', 'dstport', '8472', 'nolearning');
   ip('addr', 'add', '10.99.0.0/32', 'dev', 'vx0');
   ip('link', 'set', 'vx0', 'up');
+  // The uplink's carrier comes up asynchronously (and its routes lose "linkdown" with it): wait for it.
+  const upAt = Date.now() + 5000;
+  while (JSON.parse(ip('-j', 'link', 'show', 'dev', 'up0'))[0].operstate !== 'UP' && Date.now() < upAt) sh('sleep', ['0.05']);
   return { ns, dir: box.dir() };
 }
 
@@ -201,6 +207,24 @@ it('a good config on the same node works: the guard refuses only what would hurt
   expect(linkNames(node.ns)).toContain('cni0');
   const del = await cni(node.ns, { command: 'DEL', containerID: 'ok', netns: nsPath(podNs) }, podwireConf(m, node.dir));
   expect(del.code, del.stdout).toBe(0);
+});
+
+it('with a delegated IPAM plugin (host-local) the subnet is checked before the bridge is made; its address and the veth are given back', async () => {
+  const node = makeNode();
+  const podNs = box.ns('pod');
+  const before = snapshot(node).split('\n---\n').slice(0, 6).join('\n---\n'); // all but the IPAM store's files
+  const conf = {
+    ...podwireConf({ name: 'delegated', code: 7, msg: '' }, node.dir),
+    cniVersion: '1.0.0', // Debian's host-local speaks up to 1.0.0
+    ipam: { type: 'host-local', subnet: '192.168.77.0/24', dataDir: join(node.dir, 'hl') },
+  };
+  const add = await cni(node.ns, { command: 'ADD', containerID: 'hl', netns: nsPath(podNs) }, conf);
+  expect(add.json).toMatchObject({ code: 7, msg: expect.stringContaining('the pod subnet 192.168.77.0/24 overlaps 192.168.77.0/24') });
+  expect(snapshot(node).split('\n---\n').slice(0, 6).join('\n---\n')).toBe(before);
+  expect(linkNames(podNs)).toEqual(['lo']);
+  // host-local was asked to release what it handed out: no reservation file is left.
+  const store = join(node.dir, 'hl', 'podnet');
+  expect(readdirSync(store).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
 });
 
 it('a bridge replaced by another kind of link after it was checked: the batch refuses it before any address lands', async () => {
