@@ -440,7 +440,7 @@ async function add(ctx: Context): Promise<Result> {
     // Gateways this bridge has not been checked with (the note is one small file read per ADD).
     const note = prepared.gateways && prepared.storeDir ? `${prepared.storeDir}/${GUARD_NOTE}` : undefined;
     const noted = note && guardNote(bc.bridge, prepared.gateways!);
-    const guarded = note !== undefined && timed('guard: note', () => sys().readText(note)) !== noted;
+    const guarded = note !== undefined && timed('guard: note', () => readNote(note)) !== noted;
     if (guarded) await guardNode(bc.bridge, prepared.gateways!);
     w.guarded = guarded;
     const { got, brMac } = await addressAndHost(w, prepared);
@@ -475,11 +475,30 @@ async function add(ctx: Context): Promise<Result> {
   }
 }
 
+/** The note, or undefined when it is missing or cannot be read (then the node is simply checked again). */
+function readNote(path: string): string | undefined {
+  try {
+    return sys().readText(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Replaced by rename, so a parallel ADD reads the old note or the new one (a `.tmp-` name the store tidies). */
 function writeNote(path: string, text: string): void {
   const tmp = `${dirOf(path)}/.tmp-note-${process.pid}`;
-  sys().writeText(tmp, text);
-  sys().rename(tmp, path);
+  // Only saves the next ADD a check: a failure to write it must not fail (and undo) a pod that is wired.
+  try {
+    sys().writeText(tmp, text);
+    sys().rename(tmp, path);
+  } catch (e) {
+    try {
+      sys().unlink(tmp);
+    } catch {
+      // nothing to clean up
+    }
+    log.warn({ err: (e as Error).message, path }, 'cannot write the gateways note: the next ADD checks the node again');
+  }
 }
 
 /** Runs every step even when one fails, then throws the first failure: DEL must not stop half-way. */

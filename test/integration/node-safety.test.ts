@@ -5,7 +5,7 @@
 // reference bridge + host-local. podwire must refuse each one, naming the field, with the node exactly as
 // before (links, addresses, routes, nat rules, reservations); the reference is recorded beside it, and
 // podwire must do at least as well on every case. Needs root.
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BIN, Sandbox, cni, linkNames, nsPath, requireRoot, sh } from '../helpers/netns.js';
@@ -225,6 +225,23 @@ it('with a delegated IPAM plugin (host-local) the subnet is checked before the b
   // host-local was asked to release what it handed out: no reservation file is left.
   const store = join(node.dir, 'hl', 'podnet');
   expect(readdirSync(store).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
+});
+
+it('the gateways note that cannot be written or read costs a check, never a pod', async () => {
+  const node = makeNode();
+  const [p1, p2] = [box.ns('pod'), box.ns('pod')];
+  const conf = podwireConf({ name: 'none', code: 0, msg: '' }, node.dir);
+  // A directory where the note goes: reading it fails (EISDIR), and so does renaming the note over it.
+  mkdirSync(join(node.dir, 'ipam', 'podnet', '.gateways', 'x'), { recursive: true });
+  for (const [id, p] of [
+    ['n1', p1],
+    ['n2', p2],
+  ] as const) {
+    const add = await cni(node.ns, { command: 'ADD', containerID: id, netns: nsPath(p) }, conf);
+    expect(add.code, add.stdout).toBe(0);
+  }
+  expect(readFileSync(join(node.dir, 'podwire.log'), 'utf8')).toContain('cannot write the gateways note');
+  expect(readdirSync(join(node.dir, 'ipam', 'podnet')).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
 });
 
 it('a bridge replaced by another kind of link after it was checked: the batch refuses it before any address lands', async () => {
