@@ -5,7 +5,7 @@
 // leaves out), the agent started, time until the kernel has a route to every good node; then 100 Nodes
 // change their InternalIP at once (new VTEP MACs and FDB destinations), time until the kernel agrees; and
 // the agent's peak resident memory. Nothing leaves the namespace.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -61,6 +61,19 @@ const moved = () =>
       /dst 10\.1\.2\d\d\./g,
     ) ?? []
   ).length;
+
+/** What this run made: its namespace and its temp dir. Also on Ctrl-C or a kill, which skip `finally`. */
+function cleanup() {
+  for (const p of procs) p.kill('SIGKILL');
+  spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  rmSync(dir, { recursive: true, force: true });
+}
+for (const sig of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
 
 let result;
 try {
@@ -138,12 +151,7 @@ try {
 } finally {
   for (const p of procs) p.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
-  try {
-    ip('netns', 'del', ns);
-  } catch {
-    // gone
-  }
-  rmSync(dir, { recursive: true, force: true });
+  cleanup();
 }
 
 const r = result;

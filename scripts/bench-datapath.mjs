@@ -5,7 +5,7 @@
 // VXLAN over IPv4 and IPv6 and by host-gw (limit: node <-> node on the lab's underlay, in the same lab),
 // and a pod <-> the outside host through masquerade. Labs are kept only while measured
 // (`podwire lab --keep`, then `lab-down`). Each path is measured in turns with its limit (median throughput, best latency of three). Everything is inside the lab's namespaces and two of our own.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +109,17 @@ const podNs = (/** @type {{pod: string, node: string}} */ p) => `pwlab-n${p.node
 const rows = [];
 // The limit of one node: two namespaces and a bare veth pair, nothing else (kept while the labs run).
 const [a, b] = [`pwbdpa${process.pid % 10000}`, `pwbdpb${process.pid % 10000}`];
+/** What this run made: its two namespaces and the lab. Also on Ctrl-C or a kill, which skip `finally`. */
+function cleanup() {
+  for (const n of [a, b]) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+  spawnSync(BIN, ['lab-down'], { stdio: 'ignore' });
+}
+for (const sig of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
 try {
   for (const n of [a, b]) sh('ip', ['netns', 'add', n]);
   sh('ip', ['-n', a, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', b]);
@@ -148,8 +159,7 @@ try {
     }
   }
 } finally {
-  for (const n of [a, b]) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-  execFileSync(BIN, ['lab-down'], { stdio: 'ignore' });
+  cleanup();
 }
 
 const f1 = (/** @type {number} */ x) => x.toFixed(1);
