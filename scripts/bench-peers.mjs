@@ -4,7 +4,7 @@
 // from empty, a no-op re-sync, and a sync after one peer changed its MAC; wall time of the whole command
 // (start-up included) and the number of processes podwire started (from its --json report).
 // Everything happens inside namespaces made here and removed at the end; nothing is sent anywhere.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -45,6 +45,14 @@ function timed(ns, args) {
 const rows = [];
 const dir = mkdtempSync(join(tmpdir(), 'podwire-bench-peers-'));
 const ns = `pwbpeers${process.pid % 100000}`;
+// Ctrl-C or a kill skips `finally`: what this run made goes then too.
+for (const sig of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+  process.once(sig, () => {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
 try {
   for (const n of SIZES) {
     process.stderr.write(`bench: peers sync with ${n} peers...\n`);
