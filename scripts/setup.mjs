@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-// iproute2: ip, bridge; util-linux: nsenter, flock; busybox-static: ping inside test namespaces;
+// iproute2: ip, bridge; iptables and nftables: the two firewall backends; util-linux: nsenter, flock; busybox-static: ping inside test namespaces;
 // iputils-ping: ping with Don't Fragment (-M do) for the lab's MTU proof; kmod: modprobe br_netfilter; procps: sysctl;
 // ethtool: node up turns TX checksum offload off on the VXLAN device;
 // containernetworking-plugins: the reference bridge/host-local/portmap for tests and the benchmark;
@@ -23,6 +23,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const LAB_DEBS = [
   'iproute2',
   'iptables',
+  'nftables',
   'util-linux',
   'kmod',
   'procps',

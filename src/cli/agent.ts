@@ -1,5 +1,6 @@
 // `podwire agent`: the node agent following the Kubernetes API (what the DaemonSet runs on every node).
 // The Kubernetes client is imported only here: it is big, and the plugin path never needs it.
+import { FIREWALL_SETTINGS, type FirewallSetting, useHostTools } from '../kernel/backend.js';
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { readFileSync } from 'node:fs';
@@ -28,6 +29,8 @@ interface AgentArgs {
   'checksum-offload': OffloadSetting;
   'conflist-template'?: string;
   iptables: 'auto' | 'legacy' | 'nft' | 'plain';
+  firewall: FirewallSetting;
+  'host-tools'?: string;
 }
 
 /** "HOST:PORT", ":PORT" or "PORT" (all addresses); "" or "off": no status server. */
@@ -69,6 +72,17 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: 'auto' as OffloadSetting,
         describe: 'TX checksum offload on the VXLAN device: auto (on where the kernel has the fix, 5.7+), on, off',
       })
+      .option('firewall', {
+        choices: FIREWALL_SETTINGS,
+        default: 'auto' as FirewallSetting,
+        describe:
+          "where the node's and pods' rules go: auto (nftables where nft is installed and iptables' FORWARD policy is not DROP), nftables, iptables",
+      })
+      .option('host-tools', {
+        type: 'string',
+        describe:
+          "the host's /usr/sbin as mounted in the agent's container: firewall auto then also needs the tool on the host, where the plugin runs",
+      })
       .option('mtu', { type: 'number', describe: 'pod MTU (default: underlay MTU, - 50 with VXLAN)' })
       .option('subnet-file', { type: 'string', default: DEFAULT_SUBNET_FILE, describe: 'node subnet file the plugin reads' })
       .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'where to write 10-podwire.conflist' })
@@ -94,6 +108,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     if (a['log-file']) configurePinoLog(a['log-file'], 'info');
     const addr = parseAddr(a['status-addr']);
     const template = a['conflist-template'] === undefined ? undefined : readFileSync(a['conflist-template'], 'utf8');
+    useHostTools(a['host-tools']);
     if (a.iptables !== 'plain') {
       const found = a.iptables === 'auto' ? await detectIptablesBackend() : { backend: a.iptables, why: 'as --iptables says' };
       useIptablesBackend(found.backend);
@@ -129,6 +144,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
           clusterCIDRs: a['cluster-cidr'].split(',').map((x) => x.trim()),
           backend: a.backend,
           vxlan,
+          firewall: a.firewall,
           ...(a.mtu ? { mtu: a.mtu } : {}),
         },
         subnetFile: a['subnet-file'],

@@ -6,13 +6,16 @@
 // commands that fix it; the safe ones (what `node up` and `peers sync` would do anyway) are marked so
 // --fix can apply them. It reads the kernel, the CNI config and the IPAM store; the only packets it sends
 // are pings through the overlay to peers' VTEP addresses, which travel to the cluster's own Node IPs.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
+import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { offloadDecision, txChecksum, txChecksumSet } from '../kernel/ethtool.js';
 import { sys } from '../files.js';
-import { forwardState } from '../kernel/firewall.js';
+import { forwardState, podwireIptablesChains } from '../kernel/firewall.js';
+import { type FirewallBackend, onPath } from '../kernel/backend.js';
+import { NFT_TABLE, nftNodeProblems, readTable } from '../kernel/nftables.js';
 import { type Link, type Route, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
 import { parseCidr } from '../net/ip.js';
@@ -141,7 +144,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
         ),
   );
   const cidrs = o.cluster ? o.cluster.nets.map((n) => n.clusterCIDR) : (st?.node?.clusterCIDRs ?? []);
-  for (const cidr of cidrs) f.push(await checkForward(cidr, cidr.includes(':') ? 6 : 4, nodeUp));
+  f.push(...(await checkFirewall(cidrs, nodeFirewall(subnetFile), nodeUp)));
 
   if (st) {
     f.push(...checkDevices(st, nodeUp));
@@ -253,6 +256,73 @@ function checkPodSubnets(st: NodeStatus, links: Link[], routes: Route[]): Findin
 
 /** The family a VXLAN device carries: from its local address. */
 const familyOfDevice = (v: VxlanRow): Family => (v.local?.includes(':') ? 6 : 4);
+
+/** The node's backend as node up recorded it in the subnet file (older files say nothing: iptables). */
+function nodeFirewall(subnetFile: string | undefined): FirewallBackend {
+  try {
+    return (JSON.parse(readFileSync(subnetFile ?? DEFAULT_SUBNET_FILE, 'utf8')) as { firewall?: FirewallBackend }).firewall ?? 'iptables';
+  } catch {
+    return 'iptables';
+  }
+}
+
+/** Rules of the node's backend in place, none of the other's, and nothing that drops what they accept. */
+async function checkFirewall(cidrs: readonly string[], backend: FirewallBackend, nodeUp: Fix[]): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const nets = cidrs.map((c) => ({ family: (c.includes(':') ? 6 : 4) as Family, clusterCIDR: c }));
+  const hasNft = onPath('nft');
+  const hasIptables = onPath('iptables');
+  if (backend === 'nftables') {
+    const problems = hasNft ? await nftNodeProblems(nets) : ['nft is not installed'];
+    out.push(
+      problems.length
+        ? bad(
+            'firewall',
+            `nftables (the node's backend): ${problems.join('; ')}`,
+            "pods' hostPorts, masquerade and forwarding rules are incomplete: hostPorts may not answer, traffic leaving the cluster network keeps Pod IPs",
+            nodeUp,
+            true,
+          )
+        : ok('firewall', `nftables: table ${NFT_TABLE} has the node's chains as node up writes them`),
+    );
+    for (const n of hasIptables ? nets : []) {
+      const s = await forwardState(n.clusterCIDR, n.family).catch(() => undefined);
+      if (s?.policy === 'DROP' && !s.ours) {
+        out.push(
+          bad(
+            'forward-chain',
+            `${n.family === 4 ? 'iptables' : 'ip6tables'}: FORWARD's policy is DROP, and podwire's rules are in nftables`,
+            "nf_tables passes a packet only if every table's chain on the hook accepts it: podwire's accept cannot overrule that DROP, so routed pod traffic is dropped",
+            [],
+          ),
+        );
+      }
+    }
+  } else {
+    for (const n of nets) out.push(await checkForward(n.clusterCIDR, n.family, nodeUp));
+  }
+  // Rules in the other backend too: what a switch left behind, or two configs disagreeing.
+  const others =
+    backend === 'nftables'
+      ? hasIptables
+        ? (await podwireIptablesChains(nets.map((n) => n.family))).map((c) => `iptables ${c}`)
+        : []
+      : hasNft && (await readTable().catch(() => undefined))
+        ? [`nftables table ${NFT_TABLE}`]
+        : [];
+  out.push(
+    others.length
+      ? bad(
+          'firewall-both',
+          `rules of both backends on this node: the node uses ${backend}, and ${others.join(', ')} is there too`,
+          'two sets of rules for the same pods: a stale one may DNAT a hostPort to an address another pod has now',
+          nodeUp,
+          true,
+        )
+      : ok('firewall-both', `only ${backend} holds podwire's rules`),
+  );
+  return out;
+}
 
 async function checkForward(clusterCIDR: string, family: Family, nodeUp: Fix[]): Promise<Finding> {
   const s = await forwardState(clusterCIDR, family);

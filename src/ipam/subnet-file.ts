@@ -15,6 +15,8 @@ export interface SubnetFile {
   clusterCIDRs?: string[];
   /** The pod MTU, used when the plugin's config sets none. */
   mtu?: number;
+  /** The node's firewall backend as node up chose it: the plugin writes pods' rules there too. */
+  firewall?: 'nftables' | 'iptables';
 }
 
 export const DEFAULT_SUBNET_FILE = '/run/podwire/subnet.json';

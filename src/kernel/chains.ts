@@ -4,6 +4,7 @@
 import { commandFailed } from './errors.js';
 import { iptablesCmd } from './iptables.js';
 import { run } from '../run.js';
+import type { PodRules, PortMapping } from './backend.js';
 
 const tool = (v6: boolean) => (v6 ? 'ip6tables' : 'iptables');
 const cmd = (v6: boolean, suffix: '' | '-save' | '-restore') => iptablesCmd(tool(v6), suffix);
@@ -44,4 +45,39 @@ export async function delChains(chains: readonly string[], v6: boolean): Promise
 export function natCommands(v6: boolean, lines: readonly string[]): string {
   const t = `${tool(v6)} -t nat`;
   return lines.map((l) => (l.startsWith(':') ? `${t} -N ${l.slice(1).split(' ')[0]}` : `${t} ${l}`)).join('\n');
+}
+
+/**
+ * Each attachment's rules as iptables-save -t nat shows them (pure): its PW-HP-<owner> chain's DNATs, the
+ * hairpin masquerade naming that chain (which gives the subnet), and its PW-MASQ-<owner> chain. For moving
+ * a node's pods to the other backend.
+ */
+export function podRulesFromSave(saved: readonly string[]): PodRules[] {
+  const pods = new Map<string, PodRules>();
+  const get = (owner: string, ip: string): PodRules => {
+    const key = `${owner} ${ip}`;
+    let p = pods.get(key);
+    if (!p) pods.set(key, (p = { owner, ip, subnet: '', masq: false, mappings: [] }));
+    return p;
+  };
+  const bare = (s: string) => s.replace(/^\[|\]$/g, '').replace(/\/(32|128)$/, '');
+  const subnets = new Map<string, string>();
+  for (const l of saved) {
+    const dnat =
+      /^-A PW-HP-([0-9a-f]{16})(?: -d (\S+))? -p (tcp|udp) .*--dport (\d+) -j DNAT --to-destination (\[[^\]]+\]|[\d.]+):(\d+)$/.exec(l);
+    if (dnat) {
+      const m: PortMapping = { hostPort: Number(dnat[4]), containerPort: Number(dnat[6]), protocol: dnat[3] as 'tcp' | 'udp' };
+      if (dnat[2]) m.hostIP = bare(dnat[2]);
+      get(dnat[1]!, bare(dnat[5]!)).mappings.push(m);
+      continue;
+    }
+    const hairpin = /^-A \S+ -s (\S+) -d (\S+) .*"podwire: PW-HP-([0-9a-f]{16})"/.exec(l);
+    if (hairpin) subnets.set(`${hairpin[3]} ${bare(hairpin[2]!)}`, hairpin[1]!);
+    const masq = /^-A POSTROUTING -s (\S+) .*"podwire: PW-MASQ-([0-9a-f]{16})"/.exec(l);
+    if (masq) get(masq[2]!, bare(masq[1]!)).masq = true;
+    const own = /^-A PW-MASQ-([0-9a-f]{16}) -d (\S+) -j ACCEPT$/.exec(l);
+    if (own) subnets.set(`${own[1]} masq`, own[2]!);
+  }
+  for (const p of pods.values()) p.subnet = subnets.get(`${p.owner} ${p.ip}`) ?? subnets.get(`${p.owner} masq`) ?? '';
+  return [...pods.values()];
 }

@@ -168,3 +168,15 @@ async function removeFamilyRules(family: Family): Promise<string[]> {
   if (out.length) await restore(out, family);
   return removed;
 }
+
+/** podwire's chains in iptables (node's and pods'), per family: what a switch to nftables must leave none of. */
+export async function podwireIptablesChains(families: readonly Family[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of families) {
+    const saved = await save(f).catch(() => undefined);
+    for (const [table, s] of saved ?? []) {
+      for (const c of s.chains) if (/^(PODWIRE-|PW-(HP|MASQ)-)/.test(c)) out.push(`${f === 6 ? 'ip6tables ' : ''}${table} ${c}`);
+    }
+  }
+  return out;
+}

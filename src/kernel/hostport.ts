@@ -20,13 +20,8 @@ import { commandFailed } from './errors.js';
 import { iptablesCmd } from './iptables.js';
 import type { Step } from './step.js';
 
-/** One hostPort of a pod, as runtimeConfig.portMappings gives it. */
-export interface PortMapping {
-  hostPort: number;
-  containerPort: number;
-  protocol: 'tcp' | 'udp';
-  hostIP?: string;
-}
+import type { PortMapping } from './backend.js';
+export type { PortMapping } from './backend.js';
 
 export const HOSTPORTS = 'PODWIRE-HOSTPORTS';
 export const HOSTPORT_MASQ = 'PODWIRE-HOSTPORT-MASQ';

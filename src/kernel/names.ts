@@ -10,6 +10,8 @@ export interface AttachmentNames {
   /** The pod's nat chains (iptables allows chain names of up to 28 characters). */
   masqChain: string;
   hostportChain: string;
+  /** The 16 hex digits both chains end in: what the attachment's nftables elements carry in their comment. */
+  owner: string;
   /** Both ends' MACs: locally administered, unicast, fixed for the attachment (a repeated ADD gets the same). */
   podMac: string;
   hostMac: string;
@@ -23,6 +25,7 @@ export function attachmentNames(network: string, containerID: string, ifname: st
     hostVeth: `veth${h.slice(0, 8)}`,
     masqChain: `PW-MASQ-${h.slice(0, 16)}`,
     hostportChain: `PW-HP-${h.slice(0, 16)}`,
+    owner: h.slice(0, 16),
     podMac: macFromHex(h.slice(16, 28)),
     hostMac: macFromHex(h.slice(28, 40)),
   };

@@ -14,6 +14,7 @@
 //
 // Each node keeps its own state under LAB_STATE/nodeI (cluster file, subnet file, IPAM dataDir, log), so
 // nodes never share a file.
+import type { FirewallSetting } from '../kernel/backend.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import conflist from '../../cni-conf/podwire-subnetfile.conflist';
@@ -138,6 +139,8 @@ export interface ClusterJson {
   clusterCIDR?: string;
   clusterCIDRs?: string[];
   backend: Backend;
+  /** The nodes' firewall backend (kernel/backend.ts); absent: auto. */
+  firewall?: FirewallSetting;
   nodes: ClusterNodeJson[];
 }
 
@@ -193,7 +196,7 @@ export class Lab {
   }
 
   /** Creates the namespaces and the underlay; nodes are not set up yet (see nodeUp). */
-  static create(bin: string, mode: Backend, count: number, family: LabFamily = 'ipv4'): Lab {
+  static create(bin: string, mode: Backend, count: number, family: LabFamily = 'ipv4', firewall?: FirewallSetting): Lab {
     if (count < 1 || count > 200) throw new LabError('--nodes must be from 1 to 200');
     if (!LAB_FAMILIES.includes(family)) throw new LabError(`--family must be one of ${LAB_FAMILIES.join(', ')}`);
     const plans = labFamilies(family).map((f) => PLANS[f]);
@@ -272,6 +275,7 @@ export class Lab {
       if (router) ip('-n', outside, 'route', 'add', p.routedSubnet, 'via', p.router);
     }
     const lab = new Lab(bin, mode, nodes, outside, family);
+    if (firewall) lab.cluster.firewall = firewall;
     lab.writeCluster();
     return lab;
   }

@@ -9,6 +9,7 @@
 //                "checksumOffload": "auto" },  // TX checksum offload: auto (by the kernel), on, off
 //     "mtu": 1450,                            // optional pod MTU; default: what every family's path carries
 //     "bridge": "cni0",                       // optional
+//     "firewall": "auto",                     // optional: auto | nftables | iptables (kernel/backend.ts)
 //     "nodes": [ { "name": "node1", "nodeIP": "192.168.50.11", "podCIDR": "10.244.1.0/24" }, ... ]
 //   }
 // A dual-stack node lists both: "nodeIPs": ["192.168.50.11", "fd00:50::11"], "podCIDRs": [...]. Every node
@@ -17,6 +18,7 @@
 // Parsed, the cluster is one Net per family (IPv4 first): the nodes' addresses of that family and the
 // VXLAN device that carries it, as flannel runs one device per family. Node setup and peer sync work on
 // one Net at a time with the same code, so each family costs what one family costs.
+import { FIREWALL_SETTINGS, type FirewallSetting, isFirewallSetting } from '../kernel/backend.js';
 import { validIfname } from '../kernel/names.js';
 import { type Cidr, type Family, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { macFromIPv4, validMac } from '../net/mac.js';
@@ -59,6 +61,8 @@ export interface Cluster {
   port: number;
   /** TX checksum offload on the VXLAN devices: `auto` (default) decides by the kernel (kernel/ethtool.ts). */
   checksumOffload: OffloadSetting;
+  /** Where the node's and pods' rules go: `auto` (default) decides on the node (kernel/backend.ts). */
+  firewall: FirewallSetting;
   bridge: string;
   mtu?: number;
   /** One per family, IPv4 first. */
@@ -160,6 +164,8 @@ export function parseBase(o: Record<string, unknown>): Base {
     if (!validIfname(devices[f])) throw bad(key, `"${String(devices[f])}" is not a valid interface name (at most 15 characters)`);
   }
   if (families.length === 2 && devices[4] === devices[6]) throw bad('vxlan.device6', 'must differ from vxlan.device');
+  const firewall = o.firewall ?? 'auto';
+  if (!isFirewallSetting(firewall)) throw bad('firewall', `must be one of ${FIREWALL_SETTINGS.join(', ')}`);
   const bridge = o.bridge ?? 'cni0';
   if (!validIfname(bridge)) throw bad('bridge', `"${String(bridge)}" is not a valid interface name`);
   const mtu = int(o.mtu, 'mtu', families.includes(6) ? 1280 : 576, 65535); // IPv6 needs 1280
@@ -174,6 +180,7 @@ export function parseBase(o: Record<string, unknown>): Base {
     vni,
     port,
     checksumOffload: checksumOffload as OffloadSetting,
+    firewall,
     bridge: bridge as string,
     ...(mtu === undefined ? {} : { mtu }),
     nets,

@@ -6,6 +6,7 @@
 // The informer (@kubernetes/client-node) re-watches when the server ends a watch and re-lists after
 // "410 Gone" (its resourceVersion was compacted away); any other failure (API server restarting,
 // connection refused) stops it, and we start it again after a short, growing pause.
+import type { FirewallSetting } from '../kernel/backend.js';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import {
   type Backend,
@@ -40,6 +41,7 @@ export interface ClusterSettings {
   vxlan?: { vni?: number; port?: number; device?: string; checksumOffload?: OffloadSetting };
   mtu?: number;
   bridge?: string;
+  firewall?: FirewallSetting;
 }
 
 /** What podwire needs from a Node object, per family, with the field each came from; missing until the cluster provides it. */

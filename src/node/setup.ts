@@ -5,7 +5,9 @@
 //   vxlan      (vxlan/auto) the VTEP: VNI, local Node IP, port, nolearning, derived MAC, podCIDR's network
 //              address /32, MTU = underlay - 50; loose rp_filter where it was strict, TX checksum
 //              offload on or off by the kernel (see tuneVxlan)
-//   iptables   PODWIRE-FORWARD and PODWIRE-POSTROUTING (kernel/firewall.ts)
+//   firewall   nftables: table inet podwire's node chains (kernel/nftables.ts); iptables: PODWIRE-FORWARD
+//              and PODWIRE-POSTROUTING (kernel/firewall.ts). `auto` picks (kernel/backend.ts); a node that
+//              switched has its pods' rules moved over and nothing of the other left (kernel/migrate.ts)
 //   file       the node subnet file the plugin's IPAM reads ({podCIDR, clusterCIDR, mtu})
 // `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
 // the bridge unless pods are still attached to it, the chains and the subnet file. Sysctls stay: they are
@@ -14,6 +16,10 @@ import { existsSync, rmSync } from 'node:fs';
 import { writeIfChanged } from '../files.js';
 import { DEFAULT_SUBNET_FILE, type SubnetFile, formatSubnetFile } from '../ipam/subnet-file.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
+import { type FirewallFacts, installed, onPath, pickFirewall } from '../kernel/backend.js';
+import { iptablesCmd } from '../kernel/iptables.js';
+import { iptablesToNftables, nftablesToIptables } from '../kernel/migrate.js';
+import { NFT_TABLE, deleteNftTable, ensureNftNode } from '../kernel/nftables.js';
 import { addrLine, bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
@@ -281,13 +287,22 @@ export async function nodeUp(
       warnings.push(...tuned.warnings);
     }
   }
-  changes.push(...(await ensureNodeRules(c.nets)).map((x) => `${x} written`));
+  const fw = pickFirewall(c.firewall, await firewallFacts());
+  notes.push(`firewall ${fw.backend}: ${fw.why}`);
+  if (fw.backend === 'nftables') {
+    changes.push(...(await ensureNftNode(c.nets)).map((x) => `${x} written`));
+    changes.push(...(await iptablesToNftables(fams)));
+  } else {
+    changes.push(...(await ensureNodeRules(c.nets)).map((x) => `${x} written`));
+    changes.push(...(await nftablesToIptables()));
+  }
   const file: SubnetFile = {
     podCIDR: selfs[0]!.podCIDR,
     ...(selfs.length > 1 ? { podCIDRs: selfs.map((x) => x.podCIDR) } : {}),
     clusterCIDR: c.nets[0]!.clusterCIDR,
     ...(c.nets.length > 1 ? { clusterCIDRs: c.nets.map((n) => n.clusterCIDR) } : {}),
     mtu,
+    firewall: fw.backend,
   };
   if (writeIfChanged(subnetFile, formatSubnetFile(file))) changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings, notes }, 'node up');
@@ -322,11 +337,20 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
     }
   }
   await ipBatch(lines);
-  changes.push(...(await removeNodeRules(families(c))).map((x) => `${x} removed`));
+  if (onPath('iptables')) changes.push(...(await removeNodeRules(families(c))).map((x) => `${x} removed`));
+  if (onPath('nft') && (await deleteNftTable())) changes.push(`nftables ${NFT_TABLE} removed`);
   if (existsSync(subnetFile)) {
     rmSync(subnetFile);
     changes.push(`subnet file ${subnetFile} removed`);
   }
   log.info({ node: name, changes, warnings }, 'node down');
   return { changes, warnings };
+}
+
+/** What `auto` decides on: which tools are installed, nf_tables answering, iptables' FORWARD policy. */
+async function firewallFacts(): Promise<FirewallFacts> {
+  const nftOk = installed('nft') && (await run('nft', ['list', 'tables']).catch(() => undefined))?.code === 0;
+  const iptables = installed('iptables');
+  const fwd = iptables ? await run(iptablesCmd('iptables'), ['-w', '-S', 'FORWARD']).catch(() => undefined) : undefined;
+  return { nft: nftOk, iptables, forwardPolicy: /^-P FORWARD (\w+)/m.exec(fwd?.stdout ?? '')?.[1] };
 }

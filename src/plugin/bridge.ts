@@ -37,6 +37,8 @@ import { type AttachmentNames, HOST_VETH_RE, attachmentNames } from '../kernel/n
 import { delChains, natCommands } from '../kernel/chains.js';
 import { type PortMapping, addHostports, hostportStep } from '../kernel/hostport.js';
 import { addMasq, masqStep } from '../kernel/masq.js';
+import type { PodRules } from '../kernel/backend.js';
+import { addPodElements, nftCommands, removeOwners, removePodElements } from '../kernel/nftables.js';
 import { IpBatchError, type PendingBatch, ipBatch, ipCommand, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
 import { isUp, kind, linkByName, readState } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
@@ -49,6 +51,7 @@ import {
   DEFAULT_MTU,
   mayHaveHostports,
   parseBridgeConf,
+  firewallFor,
   parsePortMappings,
   requestedIP,
   requestedMac,
@@ -370,12 +373,57 @@ async function wirePod(w: Wiring, addrs: PodAddress[], routes: Route[]): Promise
   trace?.step(FORWARDING_STEP, forwarding.value ? undefined : 'it was on already: nothing written');
 }
 
-/** Step 5: the pod's nat chains: masquerade (ipMasq) and hostPorts (runtimeConfig.portMappings). */
+/** One attachment's rules per address, as both backends describe them. */
+function podRules(
+  w: Pick<Wiring, 'names' | 'bc' | 'ctx'>,
+  addrs: readonly { ip: string; subnet: string }[],
+  mappings: PortMapping[],
+): PodRules[] {
+  const label = `${w.ctx.env.containerID}/${w.ctx.env.ifname}`;
+  return addrs
+    .map((a) => ({
+      owner: w.names.owner,
+      label,
+      ip: a.ip,
+      subnet: a.subnet,
+      masq: w.bc.ipMasq,
+      // A hostPort answers in every family the pod has, unless its hostIP names one.
+      mappings: mappings.filter((m) => !m.hostIP || m.hostIP.includes(':') === a.ip.includes(':')),
+    }))
+    .filter((p) => p.masq || p.mappings.length);
+}
+
+/** Step 5: the pod's nat rules: masquerade (ipMasq) and hostPorts (runtimeConfig.portMappings). */
 async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): Promise<void> {
   const { trace } = w.ctx;
+  const pods = podRules(
+    w,
+    addrs.map((a) => ({ ip: formatIP(a.ip), subnet: formatCidr(a.cidr) })),
+    mappings,
+  );
+  if (!pods.length) return;
+  if (firewallFor(w.ctx.conf, w.bc) === 'nftables') {
+    // One transaction for every family: all of it is there, or none.
+    w.rollback.push("remove the pod's nftables elements", () => removePodElements(pods));
+    const lines = await addPodElements(pods);
+    trace?.step({
+      what: `add the pod's nftables elements: ${pods
+        .map((p) => [
+          p.masq ? `masquerade ${p.ip}` : '',
+          ...p.mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} -> ${p.ip}:${m.containerPort}`),
+        ])
+        .flat()
+        .filter(Boolean)
+        .join(', ')}`,
+      cmd: nftCommands(lines),
+      why:
+        'one transaction in table inet podwire: map elements send NodeIP:hostPort to the pod (DNAT), the hairpin set masquerades pods of ' +
+        'this subnet reaching it that way, and set membership masquerades what an ipMasq pod sends outside its subnet; no rule per pod',
+    });
+    return;
+  }
   const masq = w.bc.ipMasq ? [w.names.masqChain] : [];
   const hostports = mappings.length ? [w.names.hostportChain] : [];
-  if (!masq.length && !hostports.length) return;
   // Pushed before the rules go in: whatever part of them was made, the chains go as a whole.
   w.rollback.push("remove the pod's nat chains", () =>
     removePodChains(
@@ -384,17 +432,14 @@ async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): 
       addrs.some((a) => a.cidr.family === 6),
     ),
   );
-  for (const a of w.bc.ipMasq ? addrs : []) {
-    const lines = await addMasq(w.names.masqChain, formatIP(a.ip), formatCidr(a.cidr));
-    trace?.step(masqStep(formatIP(a.ip), formatCidr(a.cidr), lines));
+  for (const p of pods.filter((x) => x.masq)) {
+    const lines = await addMasq(w.names.masqChain, p.ip, p.subnet);
+    trace?.step(masqStep(p.ip, p.subnet, lines));
   }
-  // A hostPort answers in every family the pod has, unless its hostIP names one: each family's rules
-  // go to that family's iptables.
-  for (const a of mappings.length ? addrs : []) {
-    const mine = mappings.filter((m) => !m.hostIP || m.hostIP.includes(':') === (a.cidr.family === 6));
-    if (!mine.length) continue;
-    const done = await addHostports(w.names.hostportChain, mine, formatIP(a.ip), formatCidr(a.cidr));
-    trace?.step(hostportStep(mine, formatIP(a.ip), done));
+  // Each family's rules go to that family's iptables.
+  for (const p of pods.filter((x) => x.mappings.length)) {
+    const done = await addHostports(w.names.hostportChain, p.mappings, p.ip, p.subnet);
+    trace?.step(hostportStep(p.mappings, p.ip, done));
   }
 }
 
@@ -525,6 +570,33 @@ async function removePodChains(masq: string[], hostports: string[], withV6 = tru
   };
 }
 
+/**
+ * A DEL's nftables elements: the ones its prevResult (the addresses) and runtimeConfig (the mappings) say
+ * ADD made, removed in one transaction with no read first; without a prevResult, the table is read and
+ * everything of this owner removed (one list more).
+ */
+async function removeNftRules(ctx: Context, bc: BridgeConf, names: AttachmentNames, hostports: boolean): Promise<Step | undefined> {
+  const ips = ctx.conf.prevResult?.ips ?? [];
+  const addrs = ips.flatMap((i) => {
+    const c = parseCidr(i.address);
+    return c ? [{ ip: formatIP({ family: c.family, value: c.ip }), subnet: formatCidr(c) }] : [];
+  });
+  let mappings: PortMapping[] = [];
+  try {
+    mappings = hostports ? parsePortMappings(ctx.conf.runtimeConfig?.portMappings) : [];
+  } catch {
+    // ADD refused such mappings: it made none
+  }
+  const known = addrs.length > 0 && (mappings.length > 0 || !hostports || Array.isArray(ctx.conf.runtimeConfig?.portMappings));
+  const lines = known ? await removePodElements(podRules({ names, bc, ctx }, addrs, mappings)) : await removeOwners(new Set([names.owner]));
+  if (!lines.length) return undefined;
+  return {
+    what: "remove the pod's nftables elements (masquerade, hostPorts)",
+    cmd: nftCommands(lines),
+    why: 'elements naming a Pod IP that is about to be handed to another pod must go with this one (added then deleted: gone whether or not they were there)',
+  };
+}
+
 /** Host veths to delete for the call's own attachment: the derived name, plus any named in prevResult. */
 function hostVeths(ctx: Context, a: Attachment): string[] {
   const names = new Set([attachmentNames(ctx.conf.name, a.containerID, a.ifname).hostVeth]);
@@ -560,10 +632,16 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
       }
     },
     async () => {
+      const hostports = mayHaveHostports(ctx);
+      if ((bc.ipMasq || hostports) && firewallFor(ctx.conf, bc) === 'nftables') {
+        const step = await removeNftRules(ctx, bc, names, hostports);
+        if (step) steps.push(step);
+        return;
+      }
       // It had IPv6 rules only if its result had an IPv6 address (when DEL carries the result).
       const ips = ctx.conf.prevResult?.ips;
       const withV6 = !ips?.length || ips.some((i) => i.address.includes(':'));
-      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], mayHaveHostports(ctx) ? [names.hostportChain] : [], withV6);
+      const step = await removePodChains(bc.ipMasq ? [names.masqChain] : [], hostports ? [names.hostportChain] : [], withV6);
       if (step) steps.push(step);
     },
   ]);
@@ -578,9 +656,13 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
  */
 async function teardownOthers(ctx: Context, bc: BridgeConf, owners: Attachment[]): Promise<void> {
   const names = owners.map((a) => attachmentNames(ctx.conf.name, a.containerID, a.ifname));
+  const nft = firewallFor(ctx.conf, bc) === 'nftables';
   await runAll([
     () => deleteLinks(names.map((n) => n.hostVeth)),
-    () =>
+    // One list of the table and one transaction, however many owners.
+    () => (nft ? removeOwners(new Set(names.map((n) => n.owner))) : Promise.resolve([])),
+    async () =>
+      nft ||
       removePodChains(
         bc.ipMasq ? names.map((n) => n.masqChain) : [],
         names.map((n) => n.hostportChain),

@@ -5,7 +5,9 @@
 // value is code 7 (or 4 for CNI_ARGS) naming the key.
 import { invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, NetConf } from '../cni/types.js';
+import { type FirewallBackend, type FirewallSetting, isFirewallSetting, onPath } from '../kernel/backend.js';
 import type { PortMapping } from '../kernel/hostport.js';
+import { sys } from '../files.js';
 import { validIfname } from '../kernel/names.js';
 import { type Family, type IP, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
 import { validMac } from '../net/mac.js';
@@ -21,6 +23,8 @@ export interface BridgeConf {
   hairpinMode: boolean;
   isDefaultGateway: boolean;
   ipMasq: boolean;
+  /** firewallBackend: where hostPort and ipMasq rules go; undefined: the node's (subnet file), else auto. */
+  firewall?: FirewallSetting;
 }
 
 function bool(conf: NetConf, key: string, dflt: boolean): boolean {
@@ -45,6 +49,7 @@ export function parseBridgeConf(conf: NetConf): BridgeConf {
     hairpinMode: bool(conf, 'hairpinMode', true),
     isDefaultGateway: bool(conf, 'isDefaultGateway', true),
     ipMasq: bool(conf, 'ipMasq', false),
+    firewall: firewallSetting(conf.firewallBackend),
   };
 }
 
@@ -162,4 +167,29 @@ export function validAttachments(ctx: Context): Attachment[] {
     }
     return { containerID: a.containerID, ifname: a.ifname };
   });
+}
+
+function firewallSetting(v: unknown): FirewallSetting | undefined {
+  if (v === undefined) return undefined;
+  if (!isFirewallSetting(v)) throw invalidConfig('firewallBackend', `must be "auto", "nftables" or "iptables", not ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * The backend this pod's nat rules go to: the config's firewallBackend; else what node up decided for the
+ * node (the subnet file's "firewall", so the plugin and the node's rules agree); else, with neither, nftables
+ * when `nft` is installed, iptables when not (a few stat calls; nothing is run).
+ */
+export function firewallFor(conf: NetConf, bc: BridgeConf): FirewallBackend {
+  if (bc.firewall && bc.firewall !== 'auto') return bc.firewall;
+  const file = (conf.ipam as Record<string, unknown> | undefined)?.subnetFile;
+  if (bc.firewall === undefined && typeof file === 'string' && file.startsWith('/')) {
+    try {
+      const f = (JSON.parse(sys().readText(file) ?? '') as { firewall?: unknown }).firewall;
+      if (f === 'nftables' || f === 'iptables') return f;
+    } catch {
+      // no subnet file (IPAM says so on ADD): decide here
+    }
+  }
+  return onPath('nft') ? 'nftables' : 'iptables';
 }

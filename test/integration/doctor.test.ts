@@ -21,7 +21,7 @@ let p2: LabPod;
 beforeAll(async () => {
   requireRoot();
   labDown();
-  lab = Lab.create(BIN, 'vxlan', 2);
+  lab = Lab.create(BIN, 'vxlan', 2, 'ipv4', 'iptables'); // its FORWARD findings are iptables'; nftables' below
   [n1, n2] = lab.nodes as [LabNode, LabNode];
   await bringUp(lab);
   p1 = await lab.addPod(n1, 'pod1');

@@ -71,7 +71,7 @@ const arrived = () =>
 beforeAll(async () => {
   requireRoot();
   labDown();
-  lab = Lab.create(BIN, 'vxlan', 2);
+  lab = Lab.create(BIN, 'vxlan', 2, 'ipv4', 'iptables'); // FORWARD's iptables chain is what this tests
   [n1, n2] = lab.nodes as [LabNode, LabNode];
   // kube-proxy first, as on a kubeadm node, and a default route, as every real node has (to the outside host).
   for (const n of lab.nodes) {

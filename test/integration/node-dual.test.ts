@@ -31,7 +31,7 @@ const entry = (name: string) => lab.cluster.nodes.find((x) => x.name === name)!;
 beforeAll(async () => {
   requireRoot();
   labDown();
-  lab = Lab.create(BIN, 'vxlan', 3, 'dual');
+  lab = Lab.create(BIN, 'vxlan', 3, 'dual', 'iptables'); // ip6tables chains; nftables: node.test
   await bringUp(lab);
   pods = [];
   for (const n of lab.nodes) pods.push(await lab.addPod(n, 'pod1'));

@@ -281,16 +281,26 @@ describe('on one node', () => {
     expect(links(n.node).find((l) => l.ifname === 'cni0')!.mtu).toBe(1450);
   });
 
-  it('ipMasq adds a nat chain for the pod and DEL removes it', async () => {
-    const n = makeNode({}, { ipMasq: true });
+  it.each(['iptables', 'nftables'])('ipMasq adds the pod to the masquerade (%s) and DEL removes it', async (backend) => {
+    const n = makeNode({}, { ipMasq: true, firewallBackend: backend });
     const p = pod();
     const r = await cni(n.node, { command: 'ADD', containerID: 'mq', netns: p.path }, n.conf());
     expect(r.code, r.stdout).toBe(0);
-    const nat = sh('ip', ['netns', 'exec', n.node, 'iptables', '-t', 'nat', '-S']);
-    expect(nat).toMatch(/-A POSTROUTING -s 10\.244\.1\.2\/32 .*-j PW-MASQ-/);
-    expect(nat).toMatch(/-A PW-MASQ-\w+ -j MASQUERADE|! -d 224\.0\.0\.0\/4 -j MASQUERADE/);
-    expect((await cni(n.node, { command: 'DEL', containerID: 'mq', netns: p.path }, n.conf())).code).toBe(0);
-    expect(sh('ip', ['netns', 'exec', n.node, 'iptables', '-t', 'nat', '-S'])).not.toContain('PW-MASQ');
+    const nat = () => sh('ip', ['netns', 'exec', n.node, 'iptables', '-t', 'nat', '-S']);
+    const nft = () => sh('ip', ['netns', 'exec', n.node, 'sh', '-c', 'nft list table inet podwire 2>/dev/null || true']);
+    if (backend === 'iptables') {
+      expect(nat()).toMatch(/-A POSTROUTING -s 10\.244\.1\.2\/32 .*-j PW-MASQ-/);
+      expect(nat()).toMatch(/-A PW-MASQ-\w+ -j MASQUERADE|! -d 224\.0\.0\.0\/4 -j MASQUERADE/);
+      expect(nft()).toBe('');
+    } else {
+      // Elements, not rules: the pod in masq4, and its own subnet exempt in masqown4, both naming their owner.
+      expect(nft()).toMatch(/set masq4 \{[^}]*elements = \{ 10\.244\.1\.2 comment "[0-9a-f]{16} mq\/eth0" \}/);
+      expect(nft()).toMatch(/10\.244\.1\.2 \. 10\.244\.1\.0\/24 comment "[0-9a-f]{16} mq\/eth0"/);
+      expect(nat()).not.toContain('PW-MASQ');
+    }
+    expect((await cni(n.node, { command: 'DEL', containerID: 'mq', netns: p.path }, n.conf('1.1.0', { prevResult: r.json }))).code).toBe(0);
+    expect(nat()).not.toContain('PW-MASQ');
+    expect(nft()).not.toContain('10.244.1.2');
   });
 
   it('CHECK reports what is missing', async () => {

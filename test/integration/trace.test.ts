@@ -157,6 +157,7 @@ describe('trace', () => {
   it('ipMasq and hostPort steps list the exact iptables commands: the rules they name exist after ADD and are gone after DEL', async () => {
     const t = setup({
       ipMasq: true,
+      firewallBackend: 'iptables',
       capabilities: { portMappings: true },
       runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80 }] },
     });
@@ -188,6 +189,35 @@ describe('trace', () => {
     const after = nat();
     for (const c of removed) expect(after).not.toContain(c.replace('iptables -t nat -D ', '-A '));
     expect(after.some((l) => /PW-(MASQ|HP)-/.test(l))).toBe(false);
+  });
+
+  it('with nftables, one step lists the exact nft lines: each element exists after ADD, and is gone after DEL', async () => {
+    const t = setup({
+      ipMasq: true,
+      firewallBackend: 'nftables',
+      capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80 }] },
+    });
+    const add = await cni(t.node, t.call('ADD', { PODWIRE_TRACE: 'stderr' }), t.conf);
+    expect(add.code, add.stderr).toBe(0);
+    const nft = (trace: string) =>
+      steps(trace)
+        .flatMap((x) => x.cmds)
+        .filter((c) => c.startsWith('nft '));
+    const added = nft(add.stderr).filter((c) => c.startsWith('nft add element '));
+    // masq4 and masqown4, one hostport4 map element, one hairpin4 element: in one transaction, one step.
+    expect(added).toHaveLength(4);
+    expect(steps(add.stderr).filter((x) => x.cmds.some((c) => c.startsWith('nft '))).length).toBe(1);
+    const table = () => sh('ip', ['netns', 'exec', t.node, 'nft', 'list', 'table', 'inet', 'podwire']);
+    const shown = table();
+    for (const c of added) {
+      const element = /\{ (.*) \}$/.exec(c)![1]!;
+      expect(shown, c).toContain(element);
+    }
+    const del = await cni(t.node, t.call('DEL', { PODWIRE_TRACE: 'stderr' }), t.conf);
+    expect(del.code, del.stdout).toBe(0);
+    expect(nft(del.stderr).filter((c) => c.startsWith('nft delete element '))).toHaveLength(4);
+    expect(table()).not.toMatch(/comment "[0-9a-f]{16} /);
   });
 
   it('"trace": true in the config writes the log only; no trace, no trace lines and nothing on stderr', async () => {
