@@ -8,6 +8,7 @@ import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
+import { type NftTable, parseTable } from '../kernel/nftables.js';
 import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
 import { type World, addressKind, vethPeer } from './world.js';
 
@@ -104,6 +105,43 @@ export class PathFinder {
       this.nat.set(key, t);
     }
     return t;
+  }
+
+  private readonly nft = new Map<string, Promise<NftTable | undefined>>();
+
+  /** A namespace's table inet podwire (nftables backend), or undefined where there is none. */
+  private nftTable(ns: string): Promise<NftTable | undefined> {
+    let t = this.nft.get(ns);
+    if (!t) {
+      const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire'];
+      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
+        .then((r) => (r.code === 0 ? parseTable(JSON.parse(r.stdout)) : undefined))
+        .catch(() => undefined);
+      this.nft.set(ns, t);
+    }
+    return t;
+  }
+
+  /**
+   * podwire's hostPorts in nftables: the packet is for this namespace's own address (fib daddr type local),
+   * so hostips (that address . proto . port) is looked up first, then hostports (proto . port).
+   */
+  private async nftHostPort(ns: string, pkt: Packet): Promise<{ to: { ip: string; port: number }; via: string } | undefined> {
+    if (this.w.owners.get(pkt.dst)?.ns !== ns || pkt.dport === undefined) return undefined;
+    const t = await this.nftTable(ns);
+    const v6 = pkt.dst.includes(':');
+    for (const p of t?.pods ?? []) {
+      if (p.ip.includes(':') !== v6) continue;
+      for (const m of p.mappings) {
+        if (m.protocol !== pkt.proto || m.hostPort !== pkt.dport || (m.hostIP && m.hostIP !== pkt.dst)) continue;
+        const map = `${m.hostIP ? 'hostips' : 'hostports'}${v6 ? 6 : 4}`;
+        return {
+          to: { ip: p.ip, port: m.containerPort },
+          via: `nftables inet podwire hostports > @${map}, element of ${p.label ?? p.owner}`,
+        };
+      }
+    }
+    return undefined;
   }
 
   /** Whether any nat table read so far has a rule for this destination (a Cluster IP). */
@@ -284,6 +322,17 @@ export class PathFinder {
       const t = await this.natTable(ns, pkt.dst.includes(':'));
       const hook = pkt.iif ? 'PREROUTING' : 'OUTPUT';
       const dnat = walkNat(t, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
+      const hp = dnat.dnat ? undefined : await this.nftHostPort(ns, pkt);
+      if (hp) {
+        this.hop(
+          ns,
+          `DNAT (${hp.via}): ${hostPort(pkt.dst, pkt.dport ?? '*')} -> ${hostPort(hp.to.ip, hp.to.port)} (${this.describe(hp.to.ip)})`,
+          depth,
+        );
+        this.natPoints.push({ ns, depth, from: { ip: pkt.dst, port: pkt.dport }, to: hp.to });
+        pkt.dst = hp.to.ip;
+        pkt.dport = hp.to.port;
+      }
       if (dnat.dnat) {
         const from = hostPort(pkt.dst, pkt.dport ?? '*');
         const to = hostPort(dnat.dnat.ip, dnat.dnat.port ?? pkt.dport ?? '*');

@@ -41,6 +41,25 @@ export async function delChains(chains: readonly string[], v6: boolean): Promise
   return lines;
 }
 
+/**
+ * Removes a group of chains that may jump to each other (a whole backend's): the rules elsewhere that point
+ * at them, then every chain flushed, then every chain deleted — so no chain is deleted while another of the
+ * group still jumps to it. One save and one restore.
+ */
+export async function delChainGroup(chains: readonly string[], v6: boolean): Promise<string[]> {
+  const saved = await saveNat(v6);
+  const group = new Set(chains.filter((c) => saved.some((l) => l.startsWith(`:${c} `))));
+  if (!group.size) return [];
+  const refs = saved.filter((l) => {
+    if (!l.startsWith('-A ')) return false;
+    if (group.has(l.slice(3, l.indexOf(' ', 3)))) return false;
+    return [...group].some((c) => l.endsWith(`-j ${c}`) || l.includes(`"podwire: ${c}"`));
+  });
+  const lines = [...refs.map((l) => '-D' + l.slice(2)), ...[...group].map((c) => `-F ${c}`), ...[...group].map((c) => `-X ${c}`)];
+  await restoreNat(v6, lines);
+  return lines;
+}
+
 /** iptables-restore lines as the single iptables commands that do the same (for the trace). */
 export function natCommands(v6: boolean, lines: readonly string[]): string {
   const t = `${tool(v6)} -t nat`;

@@ -2,7 +2,7 @@
 // its running pods' rules are moved, so their hostPorts keep answering, and nothing of the other backend
 // stays. The new backend's rules go in first, then the old ones are removed: for a moment both DNAT the
 // same hostPort to the same pod, which is harmless (the first nat chain that maps a connection wins).
-import { delChains, podRulesFromSave, saveNat } from './chains.js';
+import { delChainGroup, podRulesFromSave, saveNat } from './chains.js';
 import { removeNodeRules } from './firewall.js';
 import { HOSTPORTS, HOSTPORT_MASQ, addHostports } from './hostport.js';
 import { addMasq } from './masq.js';
@@ -27,7 +27,7 @@ export async function iptablesToNftables(families: readonly Family[]): Promise<s
     const chains = saved.flatMap((l) => (/^:(PW-(HP|MASQ)-[0-9a-f]{16}) /.exec(l)?.[1] ? [l.slice(1).split(' ')[0]!] : []));
     const shared = [HOSTPORTS, HOSTPORT_MASQ].filter((c) => saved.some((l) => l.startsWith(`:${c} `)));
     if (chains.length || shared.length) {
-      await delChains([...chains, ...shared], v6);
+      await delChainGroup([...chains, ...shared], v6);
       changes.push(`${v6 ? 'ip6tables' : 'iptables'}: ${chains.length + shared.length} podwire nat chain(s) removed`);
     }
   }

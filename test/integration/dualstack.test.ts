@@ -2,6 +2,8 @@
 // route per family, and its IPv6 address without duplicate address detection (ADD never waits for it);
 // hostPorts answer in both families; CHECK and DEL cover both. The built binary, executed as a runtime
 // does, in namespaces this test makes. Needs root.
+import type { FirewallBackend } from '../../src/kernel/backend.js';
+import { PER_POD, firewallText, hostPortTo, iptablesNat, nftTable } from '../helpers/firewall.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,58 +92,75 @@ describe('dual-stack pods on one node', () => {
     expect(ping(a, b6)).toBe(true);
   });
 
-  it('a hostPort answers in both families; a hostIP names one; one of a family the pod lacks is refused and changes nothing', async () => {
-    const n = makeNode();
-    // A client on the node's network, both families.
-    const client = box.ns('c');
-    linkClient(n.node, client, '192.168.77.1', '192.168.77.2', ['fd00:77::1', 'fd00:77::2']);
-    const web = pod();
-    const rc = { runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 8080, protocol: 'tcp' }] } };
-    const add = await cni(n.node, { command: 'ADD', containerID: 'web', netns: nsPath(web) }, n.conf('1.1.0', rc));
-    expect(add.code, add.stdout).toBe(0);
-    const www = box.dir();
-    writeFileSync(join(www, 'index.html'), 'hello over both families\n');
-    const server = (await import('node:child_process')).spawn(
-      'ip',
-      ['netns', 'exec', web, 'busybox', 'httpd', '-f', '-p', '8080', '-h', www],
-      {
-        stdio: 'ignore',
-      },
-    );
-    try {
-      await new Promise((r) => setTimeout(r, 300));
-      for (const host of ['192.168.77.1', '[fd00:77::1]']) {
-        const page = sh('ip', ['netns', 'exec', client, 'curl', '-s', '--max-time', '5', `http://${host}:8081/`]);
-        expect(page, host).toBe('hello over both families\n');
+  it.each<FirewallBackend>(['nftables', 'iptables'])(
+    'a hostPort answers in both families; a hostIP names one; one of a family the pod lacks is refused and changes nothing (%s)',
+    async (backend) => {
+      const n = makeNode();
+      const fw = { firewallBackend: backend };
+      // A client on the node's network, both families.
+      const client = box.ns('c');
+      linkClient(n.node, client, '192.168.77.1', '192.168.77.2', ['fd00:77::1', 'fd00:77::2']);
+      const web = pod();
+      const rc = { ...fw, runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 8080, protocol: 'tcp' }] } };
+      const rules = () => (backend === 'nftables' ? nftTable(n.node) : iptablesNat(n.node));
+      const add = await cni(n.node, { command: 'ADD', containerID: 'web', netns: nsPath(web) }, n.conf('1.1.0', rc));
+      expect(add.code, add.stdout).toBe(0);
+      const www = box.dir();
+      writeFileSync(join(www, 'index.html'), 'hello over both families\n');
+      const server = (await import('node:child_process')).spawn(
+        'ip',
+        ['netns', 'exec', web, 'busybox', 'httpd', '-f', '-p', '8080', '-h', www],
+        {
+          stdio: 'ignore',
+        },
+      );
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        for (const host of ['192.168.77.1', '[fd00:77::1]']) {
+          const page = sh('ip', ['netns', 'exec', client, 'curl', '-s', '--max-time', '5', `http://${host}:8081/`]);
+          expect(page, host).toBe('hello over both families\n');
+        }
+        expect(hostPortTo(rules(), 8081, 'fd00:10:244:1::2', 8080)).toBe(true);
+        expect(hostPortTo(rules(), 8081, '10.244.1.2', 8080)).toBe(true);
+      } finally {
+        server.kill();
       }
-      expect(sh('ip', ['netns', 'exec', n.node, 'ip6tables-save', '-t', 'nat'])).toContain('--to-destination [fd00:10:244:1::2]:8080');
-    } finally {
-      server.kill();
-    }
-    const del = await cni(
-      n.node,
-      { command: 'DEL', containerID: 'web', netns: nsPath(web) },
-      n.conf('1.1.0', { ...rc, prevResult: add.json }),
-    );
-    expect(del.code).toBe(0);
-    for (const t of ['iptables-save', 'ip6tables-save']) expect(sh('ip', ['netns', 'exec', n.node, t, '-t', 'nat'])).not.toMatch(/PW-HP-/);
+      const del = await cni(
+        n.node,
+        { command: 'DEL', containerID: 'web', netns: nsPath(web) },
+        n.conf('1.1.0', { ...rc, prevResult: add.json }),
+      );
+      expect(del.code).toBe(0);
+      expect(firewallText(n.node)).not.toMatch(PER_POD);
 
-    // hostIP of one family: only that family's rules
-    const only6 = { runtimeConfig: { portMappings: [{ hostPort: 8082, containerPort: 8080, protocol: 'tcp', hostIP: 'fd00:77::1' }] } };
-    const p6 = pod();
-    expect((await cni(n.node, { command: 'ADD', containerID: 'v6only', netns: nsPath(p6) }, n.conf('1.1.0', only6))).code).toBe(0);
-    expect(sh('ip', ['netns', 'exec', n.node, 'ip6tables-save', '-t', 'nat'])).toContain('-d fd00:77::1/128 -p tcp -m tcp --dport 8082');
-    expect(sh('ip', ['netns', 'exec', n.node, 'iptables-save', '-t', 'nat'])).not.toContain('--dport 8082');
-    await cni(n.node, { command: 'DEL', containerID: 'v6only', netns: nsPath(p6) }, n.conf('1.1.0', only6));
+      // hostIP of one family: only that family's rules
+      const only6 = {
+        ...fw,
+        runtimeConfig: { portMappings: [{ hostPort: 8082, containerPort: 8080, protocol: 'tcp', hostIP: 'fd00:77::1' }] },
+      };
+      const p6 = pod();
+      expect((await cni(n.node, { command: 'ADD', containerID: 'v6only', netns: nsPath(p6) }, n.conf('1.1.0', only6))).code).toBe(0);
+      if (backend === 'iptables') {
+        expect(sh('ip', ['netns', 'exec', n.node, 'ip6tables-save', '-t', 'nat'])).toContain(
+          '-d fd00:77::1/128 -p tcp -m tcp --dport 8082',
+        );
+        expect(sh('ip', ['netns', 'exec', n.node, 'iptables-save', '-t', 'nat'])).not.toContain('--dport 8082');
+      } else {
+        // one element, in the IPv6 hostIP map
+        expect(nftTable(n.node)).toMatch(/map hostips6 \{[^}]*elements = \{ fd00:77::1 \. tcp \. 8082 comment/);
+        expect(nftTable(n.node).match(/8082/g)).toHaveLength(1);
+      }
+      await cni(n.node, { command: 'DEL', containerID: 'v6only', netns: nsPath(p6) }, n.conf('1.1.0', only6));
 
-    // An IPv6 hostIP for a pod that gets IPv4 only: code 7, nothing made.
-    const v4conf = { ...n.conf('1.1.0'), ipam: { type: 'podwire-ipam', subnet: '10.244.9.0/24', dataDir: join(n.dir, 'ipam4') } };
-    const bad = { runtimeConfig: { portMappings: [{ hostPort: 8083, containerPort: 80, hostIP: 'fd00:77::1' }] } };
-    const p4 = pod();
-    const before = linkNames(n.node);
-    const r = await cni(n.node, { command: 'ADD', containerID: 'bad', netns: nsPath(p4) }, { ...v4conf, ...bad });
-    expect(r.json).toMatchObject({ code: 7, msg: expect.stringContaining('runtimeConfig.portMappings[0].hostIP') });
-    expect(linkNames(n.node)).toEqual(before);
-    expect(linkNames(p4)).toEqual(['lo']);
-  });
+      // An IPv6 hostIP for a pod that gets IPv4 only: code 7, nothing made.
+      const v4conf = { ...n.conf('1.1.0'), ipam: { type: 'podwire-ipam', subnet: '10.244.9.0/24', dataDir: join(n.dir, 'ipam4') } };
+      const bad = { ...fw, runtimeConfig: { portMappings: [{ hostPort: 8083, containerPort: 80, hostIP: 'fd00:77::1' }] } };
+      const p4 = pod();
+      const before = linkNames(n.node);
+      const r = await cni(n.node, { command: 'ADD', containerID: 'bad', netns: nsPath(p4) }, { ...v4conf, ...bad });
+      expect(r.json).toMatchObject({ code: 7, msg: expect.stringContaining('runtimeConfig.portMappings[0].hostIP') });
+      expect(linkNames(n.node)).toEqual(before);
+      expect(linkNames(p4)).toEqual(['lo']);
+    },
+  );
 });

@@ -228,7 +228,7 @@ describe('podwire path', () => {
     expect(live.text).toMatch(/reverse DNAT\), and its destination [\d.]+:\d+ back to 192\.168\.50\.250:\d+ \(reverse SNAT/);
     const hp = await json('path', '192.168.50.250', `192.168.60.13:${HOST_PORT}`);
     expect(hp.out.hops.find((h: any) => h.text.startsWith('DNAT')).text).toMatch(
-      /PODWIRE-HOSTPORTS > PW-HP-[0-9a-f]{16}\): 192\.168\.60\.13:8081 -> 10\.244\.3\.\d+:8080/,
+      /nftables inet podwire hostports > @hostports4, element of \S+\/eth0\): 192\.168\.60\.13:8081 -> 10\.244\.3\.\d+:8080/,
     );
     expect(hp.out.delivered).toBe(true);
     // Before any traffic, the hostPort's way back is predicted, and marked so; after a request, it is read.

@@ -2,6 +2,8 @@
 // on disk kept, no GC — containerd never sends one) and after a pod namespace deleted without DEL. When
 // the slice is full they come back; a live pod's address and an ADD's in flight never do. The built
 // binary, executed as a runtime does, in namespaces this test makes. Needs root.
+import type { FirewallBackend } from '../../src/kernel/backend.js';
+import { PER_POD, firewallText, hostPortTo, iptablesNat, nftTable } from '../helpers/firewall.js';
 import { existsSync, readFileSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,13 +18,21 @@ const NET = 'podnet';
 const EARLIER_BOOT = '.boot-00000000-0000-0000-0000-000000000000';
 
 /** A node with a /29 (five Pod IPs: .2 to .6), its state under a temp dir. */
-function makeNode(type: 'podwire' | 'bridge' = 'podwire') {
+function makeNode(type: 'podwire' | 'bridge' = 'podwire', firewallBackend?: FirewallBackend) {
   const node = box.ns('n');
   const dir = box.dir();
   const ipam = { type: 'podwire-ipam', subnet: '10.244.9.0/29', dataDir: join(dir, 'ipam') };
   const conf =
     type === 'podwire'
-      ? { cniVersion: '1.1.0', name: NET, type, logFile: join(dir, 'podwire.log'), capabilities: { portMappings: true }, ipam }
+      ? {
+          cniVersion: '1.1.0',
+          name: NET,
+          type,
+          logFile: join(dir, 'podwire.log'),
+          capabilities: { portMappings: true },
+          ipam,
+          ...(firewallBackend ? { firewallBackend } : {}),
+        }
       : // podwire-ipam reads logFile from the top level, which the bridge ignores
         { cniVersion: '1.0.0', name: NET, type, bridge: 'cni0', isGateway: true, logFile: join(dir, 'podwire.log'), ipam };
   const store = DiskStore.forNetwork(ipam.dataDir, NET);
@@ -91,42 +101,46 @@ describe('reclaiming stale reservations when the slice is full', () => {
     expect(status(false)).toMatch(/^reclaim\s+5 stale reservation\(s\) reclaimed; last: 10\.244\.9\.\d of old\d/m);
   });
 
-  it('a pod namespace deleted without DEL gives its address back; live pods and an ADD in flight keep theirs', async () => {
-    const n = makeNode();
-    const pods = Array.from({ length: 4 }, () => box.ns('p'));
-    const rc = { runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }] } };
-    const first = await n.call('ADD', 'gone', nsPath(pods[0]!), rc);
-    expect(first.code, first.stdout).toBe(0);
-    for (let i = 1; i < 4; i++) expect((await n.call('ADD', `live${i}`, nsPath(pods[i]!))).code).toBe(0);
-    const nat = () => sh('ip', ['netns', 'exec', n.node, 'iptables-save', '-t', 'nat']);
-    expect(nat()).toContain('--dport 8081');
-    box.delNs(pods[0]!); // the runtime crashed: no DEL
-    // All of them old enough not to be in flight (the live ones too: their veths keep them).
-    for (const ip of n.held().keys()) age(join(n.store.dir, ip), 120_000);
-    // An ADD in flight: reserved a moment ago, its veth not made yet.
-    expect(n.store.reserve('10.244.9.6', { containerID: 'inflight', ifname: 'eth0' })).toBe(true);
-    const liveBefore = [...n.held()].filter(([, id]) => id.startsWith('live'));
+  it.each<FirewallBackend>(['nftables', 'iptables'])(
+    'a pod namespace deleted without DEL gives its address back; live pods and an ADD in flight keep theirs (%s)',
+    async (backend) => {
+      const n = makeNode('podwire', backend);
+      const pods = Array.from({ length: 4 }, () => box.ns('p'));
+      const rc = { runtimeConfig: { portMappings: [{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }] } };
+      const first = await n.call('ADD', 'gone', nsPath(pods[0]!), rc);
+      expect(first.code, first.stdout).toBe(0);
+      for (let i = 1; i < 4; i++) expect((await n.call('ADD', `live${i}`, nsPath(pods[i]!))).code).toBe(0);
+      const nat = () => firewallText(n.node);
+      expect(hostPortTo(nat(), 8081, ipOf(first), 80)).toBe(true);
+      expect(backend === 'nftables' ? nftTable(n.node) : iptablesNat(n.node)).toMatch(PER_POD);
+      box.delNs(pods[0]!); // the runtime crashed: no DEL
+      // All of them old enough not to be in flight (the live ones too: their veths keep them).
+      for (const ip of n.held().keys()) age(join(n.store.dir, ip), 120_000);
+      // An ADD in flight: reserved a moment ago, its veth not made yet.
+      expect(n.store.reserve('10.244.9.6', { containerID: 'inflight', ifname: 'eth0' })).toBe(true);
+      const liveBefore = [...n.held()].filter(([, id]) => id.startsWith('live'));
 
-    // Two ADDs at once on a full slice: one stale address to reclaim, so exactly one gets it.
-    const [x, y] = await Promise.all([n.call('ADD', 'x', nsPath(box.ns('p'))), n.call('ADD', 'y', nsPath(box.ns('p')))]);
-    expect([x.code, y.code].sort()).toEqual([0, 1]);
-    const won = x.code === 0 ? x : y;
-    expect(ipOf(won)).toBe(ipOf(first));
-    expect((x.code === 0 ? y : x).json.code).toBe(100);
-    expect(n.held().get('10.244.9.6')).toBe('inflight');
-    for (const [ip, id] of liveBefore) expect(n.held().get(ip)).toBe(id);
-    // What the gone pod left besides its address went with it: its hostPort rules.
-    expect(nat()).not.toContain('--dport 8081');
-    const reclaim = n.logLines().find((l) => l.msg === 'reclaimed a stale reservation');
-    expect(reclaim).toMatchObject({ containerID: 'gone', why: expect.stringMatching(/host veth veth[0-9a-f]{8} is gone/) });
+      // Two ADDs at once on a full slice: one stale address to reclaim, so exactly one gets it.
+      const [x, y] = await Promise.all([n.call('ADD', 'x', nsPath(box.ns('p'))), n.call('ADD', 'y', nsPath(box.ns('p')))]);
+      expect([x.code, y.code].sort()).toEqual([0, 1]);
+      const won = x.code === 0 ? x : y;
+      expect(ipOf(won)).toBe(ipOf(first));
+      expect((x.code === 0 ? y : x).json.code).toBe(100);
+      expect(n.held().get('10.244.9.6')).toBe('inflight');
+      for (const [ip, id] of liveBefore) expect(n.held().get(ip)).toBe(id);
+      // What the gone pod left besides its address went with it: its hostPort rules.
+      expect(nat()).not.toMatch(PER_POD);
+      const reclaim = n.logLines().find((l) => l.msg === 'reclaimed a stale reservation');
+      expect(reclaim).toMatchObject({ containerID: 'gone', why: expect.stringMatching(/host veth veth[0-9a-f]{8} is gone/) });
 
-    // Full again, nothing stale: STATUS says so (50), ADD says 100.
-    expect((await n.call('STATUS', '', '')).json).toMatchObject({ code: 50, msg: expect.stringContaining('no free IP') });
-    // The ADD in flight finishes (its veth appears): a DEL of it frees its address, and STATUS is fine.
-    expect((await n.call('DEL', 'inflight', '')).code).toBe(0);
-    expect((await n.call('STATUS', '', '')).code).toBe(0);
-    expect(linkNames(n.node).filter((l) => l.startsWith('veth'))).toHaveLength(4);
-  });
+      // Full again, nothing stale: STATUS says so (50), ADD says 100.
+      expect((await n.call('STATUS', '', '')).json).toMatchObject({ code: 50, msg: expect.stringContaining('no free IP') });
+      // The ADD in flight finishes (its veth appears): a DEL of it frees its address, and STATUS is fine.
+      expect((await n.call('DEL', 'inflight', '')).code).toBe(0);
+      expect((await n.call('STATUS', '', '')).code).toBe(0);
+      expect(linkNames(n.node).filter((l) => l.startsWith('veth'))).toHaveLength(4);
+    },
+  );
 
   it('podwire-ipam under the reference bridge: an earlier boot is reclaimed; in the same boot nothing is, as nobody can tell', async () => {
     const n = makeNode('bridge');
