@@ -10,6 +10,9 @@ import { usage } from '../ipam/allocator.js';
 import { DiskStore, type ReclaimLog } from '../ipam/disk-store.js';
 import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { attachmentNames } from '../kernel/names.js';
+import { type PodRules, onPath } from '../kernel/backend.js';
+import { podRulesFromSave, saveNat } from '../kernel/chains.js';
+import { readTable } from '../kernel/nftables.js';
 import { type Cluster, type LeftOut, type Net, leftOutFile, leftOutMessage, nodeIn, selfNode, usesVxlan } from '../node/cluster.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
@@ -67,6 +70,9 @@ export interface PodRow {
   netns?: string;
   ok: boolean;
   problem?: string;
+  /** Its hostPorts as the node's firewall holds them ("8080/tcp -> 80", "192.168.50.11:53/udp -> 53"), and where. */
+  hostPorts: string[];
+  firewall?: 'nftables' | 'iptables';
 }
 
 export interface PeerRow {
@@ -247,7 +253,7 @@ function familyPeerRows(view: NsView, c: Cluster, net: Net, nodeName: string, pr
 export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   const problems: string[] = [];
   const { plugin, network } = o.conf;
-  const view = await readNs();
+  const [view, rules] = await Promise.all([readNs(), firewallRules()]);
   const bridgeName = String(plugin.bridge ?? DEFAULT_BRIDGE);
   const dataDir = String((plugin.ipam as Record<string, unknown> | undefined)?.dataDir ?? DEFAULT_DATA_DIR);
   // Read only: `false` leaves any temp file to its writer, so status never disturbs an ADD in flight.
@@ -272,7 +278,19 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
         onBridge: l?.master === bridgeName,
         netns: l && peerNs(view, l),
         ok: true,
+        hostPorts: [],
       };
+      const owner2 = attachmentNames(network, owner.containerID, owner.ifname).owner;
+      for (const [fw, list] of rules) {
+        for (const r of list.filter((x) => x.owner === owner2)) {
+          row.firewall = fw;
+          for (const m of r.mappings) {
+            const host = m.hostIP ? `${m.hostIP.includes(':') ? `[${m.hostIP}]` : m.hostIP}:` : '';
+            const text = `${host}${m.hostPort}/${m.protocol} -> ${m.containerPort}`;
+            if (!row.hostPorts.includes(text)) row.hostPorts.push(text);
+          }
+        }
+      }
       if (!l)
         row.problem =
           "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it; a full slice reclaims it)";
@@ -382,7 +400,7 @@ export function renderStatus(st: NodeStatus): string {
   out.push(
     st.pods.length
       ? table(
-          ['Pod IP', 'container ID', 'ifname', 'host veth', `on ${b.name}`, 'pod netns', 'state'],
+          ['Pod IP', 'container ID', 'ifname', 'host veth', `on ${b.name}`, 'pod netns', 'hostPorts', 'state'],
           st.pods.map((p) => [
             p.ip,
             p.containerID,
@@ -390,6 +408,7 @@ export function renderStatus(st: NodeStatus): string {
             p.vethExists ? p.hostVeth : `${p.hostVeth} (gone)`,
             yes(p.onBridge),
             p.netns ?? '-',
+            p.hostPorts.length ? `${p.hostPorts.join(', ')} (${p.firewall})` : '-',
             p.problem ?? 'ok',
           ]),
         )
@@ -427,4 +446,15 @@ export function renderStatus(st: NodeStatus): string {
     st.problems.length ? `${st.problems.length} problem(s):\n${st.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found',
   );
   return out.join('\n') + '\n';
+}
+
+/** Every attachment's hostPort and masquerade rules, from each backend that is installed (both, after a switch gone wrong). */
+async function firewallRules(): Promise<[fw: 'nftables' | 'iptables', rules: PodRules[]][]> {
+  const out: [fw: 'nftables' | 'iptables', rules: PodRules[]][] = [];
+  if (onPath('nft')) out.push(['nftables', (await readTable().catch(() => undefined))?.pods ?? []]);
+  if (onPath('iptables')) {
+    const saved = await Promise.all([false, true].map((v6) => saveNat(v6).catch(() => [] as string[])));
+    out.push(['iptables', saved.flatMap((x) => podRulesFromSave(x))]);
+  }
+  return out;
 }

@@ -81,11 +81,16 @@ describe('podwire status', () => {
     expect(text.stdout).toMatch(/^slice\s+10\.244\.1\.0\/24: \d+ of 253 Pod IPs reserved/m);
     expect(text.stdout).toMatch(
       new RegExp(
-        `^${pod('node1', 'pod1').ip.replace(/\./g, '\\.')}\\s+lab-node1-pod1\\s+eth0\\s+veth[0-9a-f]{8}\\s+yes\\s+pwlab-n1-pod1\\s+ok$`,
+        `^${pod('node1', 'pod1').ip.replace(/\./g, '\\.')}\\s+lab-node1-pod1\\s+eth0\\s+veth[0-9a-f]{8}\\s+yes\\s+pwlab-n1-pod1\\s+-\\s+ok$`,
         'm',
       ),
     );
     expect(text.stdout).toContain('no problems found');
+    // node3's web pod publishes a hostPort: status reads it from the node's table (nftables, the lab's auto).
+    const three = await json('status', '--lab', 'node3');
+    const web = three.out.pods.find((p: any) => p.containerID === 'lab-node3-web');
+    expect(web).toMatchObject({ hostPorts: ['8081/tcp -> 8080'], firewall: 'nftables' });
+    expect((await podwire('status', '--lab', 'node3')).stdout).toMatch(/lab-node3-web .*8081\/tcp -> 8080 \(nftables\)/);
   });
 
   it('flags a leaked reservation and drift, exits 1, and is clean again after DEL and peers sync', async () => {
