@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { runLab } from '../lab/index.js';
 import { labDown } from '../lab/netns.js';
-import { LAB_FAMILIES, type LabFamily } from '../lab/lab.js';
+import { LAB_FAMILIES, type LabFamily, PROXY_MODES, type ProxyMode } from '../lab/lab.js';
+import { FIREWALL_SETTINGS, type FirewallSetting } from '../kernel/backend.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 
 interface LabArgs {
@@ -15,6 +16,8 @@ interface LabArgs {
   diagram?: string;
   json: boolean;
   family: LabFamily;
+  proxy: ProxyMode;
+  firewall: FirewallSetting;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -33,6 +36,16 @@ export const labCommand: CommandModule<object, LabArgs> = {
         default: 'ipv4' as LabFamily,
         describe: 'address families of nodes, pods and Services: ipv4, ipv6, or dual (both)',
       })
+      .option('proxy', {
+        choices: PROXY_MODES,
+        default: 'iptables' as ProxyMode,
+        describe: "the Services' rules as kube-proxy writes them in this mode: iptables, or nftables (table ip kube-proxy)",
+      })
+      .option('firewall', {
+        choices: FIREWALL_SETTINGS,
+        default: 'auto' as FirewallSetting,
+        describe: "where podwire's own rules go on the nodes: auto, nftables (table inet podwire) or iptables",
+      })
       .option('trace', {
         type: 'boolean',
         default: true,
@@ -50,6 +63,8 @@ export const labCommand: CommandModule<object, LabArgs> = {
       diagram,
       json: a.json,
       family: a.family,
+      proxy: a.proxy,
+      firewall: a.firewall,
     });
   },
 };

@@ -9,6 +9,7 @@ import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
 import { type NftTable, parseTable } from '../kernel/nftables.js';
+import { type NftListing, walkKubeProxyNft } from './nftnat.js';
 import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
 import { type World, addressKind, vethPeer } from './world.js';
 
@@ -122,6 +123,22 @@ export class PathFinder {
     return t;
   }
 
+  private readonly kp = new Map<string, Promise<NftListing | undefined>>();
+
+  /** kube-proxy's nftables table of a family in a namespace (its nftables mode), or undefined. */
+  private kubeProxyNft(ns: string, v6: boolean): Promise<NftListing | undefined> {
+    const k = `${ns}|${v6 ? 6 : 4}`;
+    let t = this.kp.get(k);
+    if (!t) {
+      const args = ['nft', '-j', 'list', 'table', v6 ? 'ip6' : 'ip', 'kube-proxy'];
+      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
+        .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as NftListing) : undefined))
+        .catch(() => undefined);
+      this.kp.set(k, t);
+    }
+    return t;
+  }
+
   /**
    * podwire's hostPorts in nftables: the packet is for this namespace's own address (fib daddr type local),
    * so hostips (that address . proto . port) is looked up first, then hostports (proto . port).
@@ -149,6 +166,12 @@ export class PathFinder {
     for (const t of this.nat.values()) {
       for (const rules of (await t).values())
         if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/${ip.includes(':') ? 128 : 32}`))) return true;
+    }
+    // kube-proxy's nftables mode: a key of its service-ips map.
+    for (const t of this.kp.values()) {
+      const maps = ((await t)?.nftables ?? []).flatMap((o) => (o.map ? [o.map as { name: string; elem?: unknown[] }] : []));
+      const elems = maps.find((m) => m.name === 'service-ips')?.elem ?? [];
+      if (JSON.stringify(elems).includes(`"${ip}"`)) return true;
     }
     return false;
   }
@@ -322,7 +345,21 @@ export class PathFinder {
       const t = await this.natTable(ns, pkt.dst.includes(':'));
       const hook = pkt.iif ? 'PREROUTING' : 'OUTPUT';
       const dnat = walkNat(t, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
-      const hp = dnat.dnat ? undefined : await this.nftHostPort(ns, pkt);
+      const kp = dnat.dnat ? undefined : await this.kubeProxyNft(ns, pkt.dst.includes(':'));
+      const kpNat = kp && walkKubeProxyNft(kp, pkt);
+      if (kpNat?.dnat) {
+        const to = { ip: kpNat.dnat.ip, port: kpNat.dnat.port ?? pkt.dport };
+        this.hop(
+          ns,
+          `DNAT (nftables ${pkt.dst.includes(':') ? 'ip6' : 'ip'} kube-proxy ${kpNat.chains.join(' > ')}): ${hostPort(pkt.dst, pkt.dport ?? '*')} -> ` +
+            `${hostPort(to.ip, to.port ?? '*')} (${this.describe(to.ip)})${kpNat.choices > 1 ? `, one of ${kpNat.choices} endpoints chosen at random` : ''}`,
+          depth,
+        );
+        this.natPoints.push({ ns, depth, from: { ip: pkt.dst, port: pkt.dport }, to });
+        pkt.dst = to.ip;
+        if (to.port) pkt.dport = to.port;
+      }
+      const hp = dnat.dnat || kpNat?.dnat ? undefined : await this.nftHostPort(ns, pkt);
       if (hp) {
         this.hop(
           ns,

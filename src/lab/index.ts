@@ -11,7 +11,8 @@ import { DiskStore } from '../ipam/disk-store.js';
 import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, type Family, familyName, vxlanDevice } from '../node/cluster.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { podwireBinary, run } from '../run.js';
-import { Lab, type LabFamily, PLANS } from './lab.js';
+import { Lab, type LabFamily, PLANS, type ProxyMode } from './lab.js';
+import type { FirewallSetting } from '../kernel/backend.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
 import { HOST_PORT, PORT_COLUMNS, TARGET_PORT, addServices, portRows, proveEphemeral, proveServices } from './services.js';
@@ -57,6 +58,10 @@ export interface LabOptions {
   json?: boolean;
   /** The address families: ipv4 (default), ipv6 or dual. */
   family?: LabFamily;
+  /** kube-proxy's mode for the Services' rules (default iptables). */
+  proxy?: ProxyMode;
+  /** podwire's firewall backend on the nodes (default auto). */
+  firewall?: FirewallSetting;
 }
 
 /** Each node's peers: per family, the backend carrying it. */
@@ -177,8 +182,12 @@ export async function runLab(o: LabOptions): Promise<number> {
   };
   process.once('SIGINT', interrupted);
   try {
-    say(`[1/7] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode}, ${o.family ?? 'ipv4'})`);
-    const lab = Lab.create(bin, o.mode, o.nodes, o.family ?? 'ipv4');
+    say(
+      `[1/7] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode}, ${o.family ?? 'ipv4'}, ` +
+        `kube-proxy ${o.proxy ?? 'iptables'} mode, podwire firewall ${o.firewall ?? 'auto'})`,
+    );
+    const lab = Lab.create(bin, o.mode, o.nodes, o.family ?? 'ipv4', o.firewall);
+    lab.proxy = o.proxy ?? 'iptables';
     await Promise.all(lab.nodes.flatMap((n) => lab.families.map((f) => installCounters(n, DEFAULT_VXLAN_PORT, f))));
     say('[2/7] podwire node up, then podwire peers sync, on every node');
     const peers = await bringUp(lab);
@@ -224,7 +233,10 @@ export async function runLab(o: LabOptions): Promise<number> {
       ],
       counters.map((c) => [c.node, ...(dual ? [familyName(c.family)] : []), c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
     );
-    say("[5/7] Services: kube-proxy's iptables rules (ClusterIP, NodePort) on every node, web servers on the targetPort");
+    say(
+      `[5/7] Services: kube-proxy's ${lab.proxy === 'nftables' ? 'nftables rules (table ip kube-proxy: maps service-ips, service-nodeports)' : 'iptables rules'} ` +
+        '(ClusterIP, NodePort) on every node, web servers on the targetPort',
+    );
     const svc = await addServices(lab);
     out.table('services', PORT_COLUMNS, portRows(svc));
     out.text(

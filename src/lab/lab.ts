@@ -165,9 +165,14 @@ const fail = (what: string, r: RunResult): never => {
   throw new LabError(`${what} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
 };
 
+export type ProxyMode = 'iptables' | 'nftables';
+export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'nftables'];
+
 export class Lab {
   readonly pods: LabPod[] = [];
   cluster: ClusterJson;
+  /** Which mode of kube-proxy the lab's Services are written in (services.ts). */
+  proxy: ProxyMode = 'iptables';
 
   private constructor(
     readonly bin: string,

@@ -1,4 +1,4 @@
-// Services in the lab: the nat rules kube-proxy (iptables mode) writes for a ClusterIP and a NodePort
+// Services in the lab: the nat rules kube-proxy writes (iptables mode, or nftables mode with --proxy nftables) for a ClusterIP and a NodePort
 // Service, installed on every node, with pods serving the targetPort. It proves that the pod network plays
 // along with kube-proxy: a Cluster IP reaches a backend on the same node and on another node, a backend
 // reaches itself through its own Service (hairpin), and a host outside the cluster reaches NodeIP:nodePort
@@ -128,6 +128,84 @@ export function kubeProxyRules(
 }
 
 /**
+ * What kube-proxy in nftables mode (GA since 1.33) writes for these Services in one family, as its proxier
+ * lays it out: table `ip kube-proxy` (`ip6` for IPv6), the verdict maps `service-ips` (address . protocol
+ * . port) and `service-nodeports` (protocol . port, for the node's own addresses in `nodeport-ips`), a
+ * `service-` chain per Service port choosing an endpoint with `numgen random`, an `external-` chain per
+ * nodePort, an `endpoint-` chain per endpoint with its DNAT, and `mark-for-masquerade` / `masquerading`
+ * with the same 0x4000 mark as iptables mode. One `nft -f -` script that replaces the whole table in one
+ * transaction (pure).
+ */
+export function kubeProxyNftRules(services: readonly LabService[], f: Family, k: number, node: { name: string; nodeIP: string }): string[] {
+  const fam = f === 4 ? 'ip' : 'ip6';
+  const T = `${fam} kube-proxy`;
+  const addr = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
+  const clusterCIDR = PLANS[f].clusterCIDR;
+  const name = (kind: string, s: LabService, tail = '') => {
+    const key = `lab/${s.name}/tcp/http${tail}`;
+    return `${kind}-${chainName('', key).slice(0, 8)}-${key}`;
+  };
+  const epName = (s: LabService, ip: string) => name('endpoint', s, `__${ip.replace(/:/g, '.')}/${s.targetPort}`);
+  const to = (ip: string, port: number) => (f === 4 ? `${ip}:${port}` : `[${ip}]:${port}`);
+  const out = [
+    `add table ${T}`,
+    `delete table ${T}`,
+    `add table ${T} { comment "rules for kube-proxy"; }`,
+    `add chain ${T} mark-for-masquerade`,
+    `add rule ${T} mark-for-masquerade meta mark set meta mark | 0x4000`,
+    `add chain ${T} masquerading`,
+    `add rule ${T} masquerading meta mark & 0x4000 == 0 return`,
+    `add rule ${T} masquerading meta mark set meta mark ^ 0x4000`,
+    `add rule ${T} masquerading masquerade fully-random`,
+    `add set ${T} nodeport-ips { type ${addr}; comment "IPs that accept NodePort traffic"; elements = { ${node.nodeIP} }; }`,
+    `add map ${T} service-ips { type ${addr} . inet_proto . inet_service : verdict; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"; }`,
+    `add map ${T} service-nodeports { type inet_proto . inet_service : verdict; comment "NodePort traffic"; }`,
+    `add map ${T} no-endpoint-services { type ${addr} . inet_proto . inet_service : verdict; comment "vmap to drop or reject packets to services with no endpoints"; }`,
+    `add chain ${T} services`,
+    `add rule ${T} services ${fam} daddr . meta l4proto . th dport vmap @service-ips`,
+    `add rule ${T} services ${fam} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports`,
+    `add chain ${T} service-endpoints-check`,
+    `add rule ${T} service-endpoints-check ${fam} daddr . meta l4proto . th dport vmap @no-endpoint-services`,
+    `add chain ${T} filter-forward { type filter hook forward priority -110; policy accept; }`,
+    `add rule ${T} filter-forward ct state new jump service-endpoints-check`,
+    `add chain ${T} nat-prerouting { type nat hook prerouting priority -100; policy accept; }`,
+    `add rule ${T} nat-prerouting jump services`,
+    `add chain ${T} nat-output { type nat hook output priority -100; policy accept; }`,
+    `add rule ${T} nat-output jump services`,
+    `add chain ${T} nat-postrouting { type nat hook postrouting priority 100; policy accept; }`,
+    `add rule ${T} nat-postrouting jump masquerading`,
+  ];
+  for (const s of services) {
+    const backend = s.backend.ips[k]!;
+    const cip = s.clusterIPs[k]!;
+    const svc = name('service', s);
+    const ep = epName(s, backend);
+    out.push(
+      `add chain ${T} ${ep}`,
+      // The backend calling its own Service (hairpin): masquerade, or it would answer itself directly.
+      `add rule ${T} ${ep} ${fam} saddr ${backend} jump mark-for-masquerade`,
+      `add rule ${T} ${ep} meta l4proto tcp dnat to ${to(backend, s.targetPort)}`,
+      `add chain ${T} ${svc}`,
+      // From outside the pod network: masquerade, so the reply comes back through this node.
+      `add rule ${T} ${svc} ${fam} daddr ${cip} tcp dport ${s.port} ${fam} saddr != ${clusterCIDR} jump mark-for-masquerade`,
+      `add rule ${T} ${svc} numgen random mod 1 vmap { 0 : goto ${ep} }`,
+      `add element ${T} service-ips { ${cip} . tcp . ${s.port} : goto ${svc} }`,
+    );
+    if (!s.nodePort) continue;
+    const ext = name('external', s);
+    if (s.externalTrafficPolicy === 'Local') {
+      // Local: only where the backend runs, straight to the local endpoint and without masquerade.
+      if (node.name !== s.backend.node.name) continue;
+      out.push(`add chain ${T} ${ext}`, `add rule ${T} ${ext} numgen random mod 1 vmap { 0 : goto ${ep} }`);
+    } else {
+      out.push(`add chain ${T} ${ext}`, `add rule ${T} ${ext} jump mark-for-masquerade`, `add rule ${T} ${ext} goto ${svc}`);
+    }
+    out.push(`add element ${T} service-nodeports { tcp . ${s.nodePort} : goto ${ext} }`);
+  }
+  return out;
+}
+
+/**
  * The filter table kube-proxy (iptables mode) writes, for one family: its jumps from FORWARD (prepended,
  * as kube-proxy ensures them: KUBE-PROXY-FIREWALL, KUBE-FORWARD, KUBE-SERVICES, in that order), the drop of
  * conntrack-INVALID packets and the accept of marked and established traffic in KUBE-FORWARD, and a reject
@@ -225,6 +303,14 @@ export async function addServices(lab: Lab): Promise<ServiceLab> {
 /** kube-proxy's nat rules for these Services on every node, in every family (again when an endpoint changes). */
 async function installKubeProxy(lab: Lab, services: readonly LabService[], stale: (k: number) => string[] = () => []): Promise<void> {
   for (const [k, f] of lab.families.entries()) {
+    if (lab.proxy === 'nftables') {
+      for (const n of lab.nodes) {
+        const script = kubeProxyNftRules(services, f, k, { name: n.name, nodeIP: n.nets[k]!.nodeIP }).join('\n') + '\n';
+        const r = await run('ip', ['netns', 'exec', n.ns, 'nft', '-f', '-'], { input: script });
+        if (r.code !== 0) throw new Error(`kube-proxy rules (nftables) on ${n.name}: ${r.stderr.trim()}`);
+      }
+      continue;
+    }
     const tool = f === 4 ? 'iptables-restore' : 'ip6tables-restore';
     for (const n of lab.nodes) {
       const rules = kubeProxyRules(services, f, k, n.name, stale(k)).join('\n');

@@ -202,4 +202,48 @@ describe('podwire lab --family ipv6 and dual, every backend', () => {
     expect(modes.sort()).toEqual(fams.flatMap((f) => ['node2', 'node3'].map((p) => `${p}/${f}:${want(p)}`)).sort());
     expect(labNamespaces()).toEqual([]);
   });
+
+  // kube-proxy in nftables mode (GA since Kubernetes 1.33), with podwire's rules in nftables and in
+  // iptables: every Service, nodePort and hostPort proof, in every family.
+  it.each([
+    ['ipv4', 'nftables'],
+    ['ipv6', 'iptables'],
+    ['dual', 'nftables'],
+    ['dual', 'iptables'],
+  ])('--proxy nftables --family %s --firewall %s: every Service, nodePort and hostPort proof passes', async (family, firewall) => {
+    const r = await lab(
+      '--proxy',
+      'nftables',
+      '--firewall',
+      firewall,
+      '--family',
+      family,
+      '--mode',
+      'vxlan',
+      '--nodes',
+      '2',
+      '--json',
+      '--no-trace',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("kube-proxy's nftables rules (table ip kube-proxy");
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.failed).toEqual([]);
+    const families = family === 'dual' ? ['', ' (IPv6)'] : family === 'ipv6' ? [' (IPv6)'] : [''];
+    for (const f of families) {
+      for (const group of [
+        'Service: Cluster IP, backend on the same node',
+        'Service: Cluster IP, backend on another node',
+        'Service: hairpin (backend to its own Service)',
+        "Local nodePort: the backend's node answers, the backend sees the client",
+        'Cluster nodePort: the backend sees a node, not the client',
+        'its nodePort keeps answering, from the new pod',
+      ])
+        expect(proof(report, `${group}${f}`), `${group}${f}`).toBe('1/0');
+      expect(proof(report, `Service: NodePort from outside the cluster${f}`)).toBe('2/0');
+      expect(proof(report, `hostPort from outside the cluster${f}`)).toBe('1/0');
+    }
+    expect(labNamespaces()).toEqual([]);
+  });
 });
