@@ -132,13 +132,17 @@ try {
     for (const dev of ['lo', d]) sh('ip', ['-n', n, 'link', 'set', dev, 'up']);
   const veth = { name: 'a bare veth pair', at: b, from: a, to: '10.254.0.2' };
 
-  for (const [mode, family] of [
-    ['vxlan', 'ipv4'],
-    ['host-gw', 'ipv4'],
-    ['vxlan', 'ipv6'],
+  // host-gw twice, with podwire's rules in nftables and in iptables: what the backend costs a packet
+  // (the forward accept and the masquerade are the rules every routed pod packet meets).
+  for (const [mode, family, firewall] of [
+    ['vxlan', 'ipv4', 'nftables'],
+    ['host-gw', 'ipv4', 'nftables'],
+    ['host-gw', 'ipv4', 'iptables'],
+    ['vxlan', 'ipv6', 'nftables'],
   ]) {
-    say(`lab --mode ${mode} --family ${family}`);
-    const r = labUp(['--mode', mode, '--family', family]);
+    say(`lab --mode ${mode} --family ${family} --firewall ${firewall}`);
+    const r = labUp(['--mode', mode, '--family', family, '--firewall', firewall]);
+    const fw = mode === 'host-gw' ? ` (${firewall})` : '';
     try {
       const pods = r.pods.filter((/** @type {any} */ p) => /^pod\d$/.test(p.pod));
       const [p1, p2] = pods.filter((/** @type {any} */ p) => p.node === 'node1');
@@ -148,10 +152,15 @@ try {
       if (mode === 'vxlan' && family === 'ipv4') {
         rows.push(await pair(veth, { name: 'pod → pod, same node (cni0)', at: podNs(p2), from: podNs(p1), to: p2.podIP }));
       }
-      rows.push(await pair(underlay, { name: `pod → pod across nodes, ${mode}, ${v}`, at: podNs(q1), from: podNs(p1), to: q1.podIP }));
-      if (mode === 'vxlan' && family === 'ipv4') {
+      rows.push(await pair(underlay, { name: `pod → pod across nodes, ${mode}, ${v}${fw}`, at: podNs(q1), from: podNs(p1), to: q1.podIP }));
+      if (family === 'ipv4') {
         rows.push(
-          await pair(underlay, { name: 'pod → outside host (masquerade)', at: 'pwlab-outside', from: podNs(p1), to: '192.168.50.250' }),
+          await pair(underlay, {
+            name: `pod → outside host (masquerade), ${mode}${fw}`,
+            at: 'pwlab-outside',
+            from: podNs(p1),
+            to: '192.168.50.250',
+          }),
         );
       }
     } finally {

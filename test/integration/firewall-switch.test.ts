@@ -127,3 +127,44 @@ describe('a node without any iptables binary', () => {
     }
   });
 });
+
+describe('doctor on an nftables node', () => {
+  type Finding = { check: string; ok: boolean; what?: string; fix?: { argv: string[]; input?: string }[] };
+  const doctor = async (): Promise<Finding[]> => {
+    const r = await run(BIN, ['doctor', '--lab', 'node1', '--json', '--no-probe']);
+    return (JSON.parse(r.stdout) as { findings: Finding[] }).findings;
+  };
+  const bad = async () => (await doctor()).filter((f) => !f.ok);
+  const fix = async (f: Finding) => {
+    for (const x of f.fix ?? []) expect((await run(x.argv[0]!, x.argv.slice(1), { input: x.input })).code).toBe(0);
+  };
+  const inNode = (...args: string[]) => sh('ip', ['netns', 'exec', n1.ns, ...args]);
+
+  it('checks the table, names rules of both backends and a chain gone, and node up (its fix) mends both', async () => {
+    await switchTo('nftables');
+    const all = await doctor();
+    expect(all.find((f) => f.check === 'firewall')).toMatchObject({ ok: true });
+    expect(all.find((f) => f.check === 'firewall-both')).toMatchObject({ ok: true });
+    expect(await bad()).toEqual([]);
+
+    inNode('iptables', '-t', 'filter', '-N', 'PODWIRE-FORWARD'); // what a switch gone wrong leaves
+    inNode('nft', 'delete', 'chain', 'inet', 'podwire', 'node-postrouting');
+    const found = await bad();
+    expect(found.map((f) => f.check).sort()).toEqual(['firewall', 'firewall-both']);
+    expect(found.find((f) => f.check === 'firewall')!.what).toMatch(/chain node-postrouting is missing/);
+    expect(found.find((f) => f.check === 'firewall-both')!.what).toMatch(/iptables filter PODWIRE-FORWARD/);
+    await fix(found[0]!);
+    expect(await bad()).toEqual([]);
+  });
+
+  it("an iptables FORWARD policy DROP, which podwire's nftables accept cannot overrule, is named", async () => {
+    inNode('iptables', '-P', 'FORWARD', 'DROP');
+    try {
+      const found = await bad();
+      expect(found.map((f) => f.check)).toEqual(['forward-chain']);
+      expect(found[0]!.what).toMatch(/FORWARD's policy is DROP, and podwire's rules are in nftables/);
+    } finally {
+      inNode('iptables', '-P', 'FORWARD', 'ACCEPT');
+    }
+  });
+});
