@@ -31,6 +31,7 @@ interface AgentArgs {
   iptables: 'auto' | 'legacy' | 'nft' | 'plain';
   firewall: FirewallSetting;
   'host-tools'?: string;
+  'network-policy': boolean;
 }
 
 /** "HOST:PORT", ":PORT" or "PORT" (all addresses); "" or "off": no status server. */
@@ -77,6 +78,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         default: 'auto' as FirewallSetting,
         describe:
           "where the node's and pods' rules go: auto (nftables where nft is installed and iptables' FORWARD policy is not DROP), nftables, iptables",
+      })
+      .option('network-policy', {
+        type: 'boolean',
+        default: true,
+        describe: 'enforce NetworkPolicies (nftables table inet podwire-policy); --network-policy=false removes it',
       })
       .option('host-tools', {
         type: 'string',
@@ -148,6 +154,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
           ...(a.mtu ? { mtu: a.mtu } : {}),
         },
         subnetFile: a['subnet-file'],
+        networkPolicy: a['network-policy'],
         confDir: a['cni-conf-dir'],
         resync: a.resync,
         podCIDRTimeout: a['podcidr-timeout'],

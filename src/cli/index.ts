@@ -7,6 +7,7 @@ import { agentCommand } from './agent.js';
 import { diagramCommand, doctorCommand, pathCommand, statusCommand } from './explore.js';
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
+import { netpolCommand } from './netpol.js';
 
 const cniVersionsCommand: CommandModule<object, { json: boolean }> = {
   command: 'cni-versions',
@@ -23,6 +24,7 @@ const COMMANDS: CommandModule<any, any>[] = [
   nodeCommand,
   peersCommand,
   agentCommand,
+  netpolCommand,
   statusCommand,
   doctorCommand,
   pathCommand,

@@ -366,3 +366,17 @@ export async function nftNodeProblems(nets: readonly { family: Family; clusterCI
     return have.fp !== w.fp || have.rules !== w.rules ? [`chain ${name} differs from what node up writes`] : [];
   });
 }
+
+/** Whether a table ("inet podwire-policy") exists. */
+export async function nftTableExists(table: string): Promise<boolean> {
+  const [family, name] = table.split(' ');
+  const r = await run('nft', ['list', 'table', family!, name!]);
+  return r.code === 0;
+}
+
+/** Deletes a table; one that is not there is fine. */
+export async function nftDeleteTable(table: string): Promise<void> {
+  const [family, name] = table.split(' ');
+  const r = await run('nft', ['delete', 'table', family!, name!]);
+  if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) throw commandFailed(`nft delete table ${table}`, firstError(r.stderr));
+}

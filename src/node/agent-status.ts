@@ -59,6 +59,23 @@ export class AgentStatus {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  private readonly policies = new Gauge({
+    name: 'podwire_network_policies',
+    help: 'NetworkPolicies enforced on this node (compiled into table inet podwire-policy)',
+    registers: [this.registry],
+  });
+  private readonly policyRules = new Gauge({
+    name: 'podwire_network_policy_rules',
+    help: "Rules in this node's NetworkPolicy table (they grow with policies, not with pods)",
+    registers: [this.registry],
+  });
+  private readonly policySyncSeconds = new Histogram({
+    name: 'podwire_network_policy_sync_seconds',
+    help: 'Time from a NetworkPolicy, Pod or Namespace change being seen to the kernel having it, by how it was written',
+    labelNames: ['applied'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
   private beat = Date.now();
   private waitingFor = 'the API server (listing nodes)';
   private nodeUp = false;
@@ -98,6 +115,13 @@ export class AgentStatus {
   reclaims(count: number): void {
     if (count > this.reclaimedSeen) this.reclaimed.inc(count - this.reclaimedSeen);
     this.reclaimedSeen = Math.max(this.reclaimedSeen, count);
+  }
+
+  /** A NetworkPolicy sync: how many policies and rules, and how long it took. */
+  policySynced(r: { applied: string; ms: number; compiled?: { rules: number; policies: unknown[] } }): void {
+    this.policies.set(r.compiled?.policies.length ?? 0);
+    this.policyRules.set(r.compiled?.rules ?? 0);
+    this.policySyncSeconds.observe({ applied: r.applied }, r.ms / 1000);
   }
 
   watchRestarted(): void {

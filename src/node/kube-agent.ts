@@ -42,6 +42,8 @@ export interface AgentOptions {
   status?: AgentStatus;
   /** The conflist template's text (--conflist-template); the bundled one when undefined. */
   conflistTemplate?: string;
+  /** Enforce NetworkPolicies (default true); false removes the node's policy table. */
+  networkPolicy?: boolean;
 }
 
 export class AgentError extends Error {}
@@ -215,8 +217,31 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   // Stopped while the API server is unreachable or the podCIDR is pending: leave without touching the node.
   const stop = () => source.stop();
   o.signal.addEventListener('abort', stop, { once: true });
+  let policies: import('./policy/watch.js').PolicyWatch | undefined;
   try {
     await source.start();
+    const { PolicyWatch } = await import('./policy/watch.js');
+    const watch = new PolicyWatch({
+      kc: o.kc,
+      node: o.node,
+      say: o.say,
+      onSync: (r) => {
+        o.status?.policySynced(r);
+        if (r.applied !== 'none')
+          o.say(
+            `network policy: ${r.applied} (${r.compiled?.policies.length ?? 0} policies, ${r.compiled?.rules ?? 0} rules, ${r.ms.toFixed(1)} ms)`,
+          );
+        log.info({ applied: r.applied, lines: r.lines, ms: r.ms, policies: r.compiled?.policies }, 'network policy sync');
+      },
+      onError: (e) => o.say(`network policy: ${e.message}`),
+    });
+    if (o.networkPolicy === false) {
+      if (await watch.off()) o.say('network policy: off (--network-policy=false): its table removed');
+    } else {
+      policies = watch;
+      // Not awaited: the node's network comes up whether or not policies can be listed yet.
+      watch.start().catch((e: unknown) => o.say(`network policy: ${(e as Error).message}`));
+    }
     if (!(await waitForPodCIDR(o, source))) return;
     let applied = '';
     const tell = leftOutReporter(o);
@@ -254,5 +279,6 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   } finally {
     o.signal.removeEventListener('abort', stop);
     source.stop();
+    await policies?.stop();
   }
 }

@@ -16,6 +16,8 @@ export interface FakeApiServer {
   add(node: V1Node): void;
   update(node: V1Node): void;
   remove(name: string): void;
+  put(kind: 'Pod' | 'Namespace' | 'NetworkPolicy', object: object): void;
+  delete(kind: 'Pod' | 'Namespace' | 'NetworkPolicy', namespace: string | undefined, name: string): void;
   dropWatches(): void;
   compact(): void;
   restart(ms: number): Promise<void>;

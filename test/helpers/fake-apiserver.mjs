@@ -91,6 +91,52 @@ export function fakeApiServer({ nodes = [] } = {}) {
   };
   for (const n of nodes) put(n, 'ADDED');
 
+  // Pods, Namespaces and NetworkPolicies (what the agent's NetworkPolicy loop lists and watches): list and
+  // watch of all of them, each kind with its own history, on the shared resourceVersion.
+  const KINDS = {
+    Pod: { path: '/api/v1/pods', list: 'PodList', apiVersion: 'v1' },
+    Namespace: { path: '/api/v1/namespaces', list: 'NamespaceList', apiVersion: 'v1' },
+    NetworkPolicy: { path: '/apis/networking.k8s.io/v1/networkpolicies', list: 'NetworkPolicyList', apiVersion: 'networking.k8s.io/v1' },
+  };
+  const collections = new Map(
+    Object.entries(KINDS).map(([kind, k]) => [k.path, { kind, ...k, store: new Map(), history: [], watches: new Set() }]),
+  );
+  const byKind = (kind) => [...collections.values()].find((c) => c.kind === kind);
+  const keyOf = (o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  const recordIn = (c, type, obj) => {
+    rv++;
+    obj.metadata.resourceVersion = String(rv);
+    const ev = { rv, type, object: clone(obj) };
+    c.history.push(ev);
+    for (const w of c.watches) w.write(JSON.stringify({ type, object: ev.object }) + '\n');
+  };
+  const putObject = (kind, o) => {
+    const c = byKind(kind);
+    const obj = { apiVersion: c.apiVersion, kind, ...clone(o) };
+    const type = c.store.has(keyOf(obj)) ? 'MODIFIED' : 'ADDED';
+    c.store.set(keyOf(obj), obj);
+    recordIn(c, type, obj);
+  };
+  const deleteObject = (kind, namespace, name) => {
+    const c = byKind(kind);
+    const k = `${namespace ?? ''}/${name}`;
+    const obj = c.store.get(k);
+    c.store.delete(k);
+    if (obj) recordIn(c, 'DELETED', obj);
+  };
+  const serveCollection = (c, req, res, url) => {
+    if (url.searchParams.get('watch') === 'true') {
+      const from = Number(url.searchParams.get('resourceVersion') || '0');
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+      res.flushHeaders();
+      for (const ev of c.history) if (ev.rv > from) res.write(JSON.stringify({ type: ev.type, object: ev.object }) + '\n');
+      c.watches.add(res);
+      res.on('close', () => c.watches.delete(res));
+      return;
+    }
+    send(res, 200, { kind: c.list, apiVersion: c.apiVersion, metadata: { resourceVersion: String(rv) }, items: [...c.store.values()] });
+  };
+
   const send = (res, code, body) => {
     res.writeHead(code, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -130,6 +176,8 @@ export function fakeApiServer({ nodes = [] } = {}) {
       });
       return;
     }
+    const coll = req.method === 'GET' ? collections.get(url.pathname) : undefined;
+    if (coll) return serveCollection(coll, req, res, url);
     if (parts[0] !== 'api' || parts[1] !== 'v1' || parts[2] !== 'nodes') return send(res, 404, status(404, 'NotFound', url.pathname));
     const name = parts[3];
     if (req.method === 'GET' && !name && url.searchParams.get('watch') === 'true') {
@@ -200,6 +248,10 @@ export function fakeApiServer({ nodes = [] } = {}) {
       });
     });
   const dropWatches = () => {
+    for (const c of collections.values()) {
+      for (const w of c.watches) w.end();
+      c.watches.clear();
+    }
     for (const w of watches) w.end();
     watches.clear();
     emitter.onWatches(0);
@@ -207,6 +259,7 @@ export function fakeApiServer({ nodes = [] } = {}) {
   const close = () =>
     new Promise((resolve) => {
       for (const w of watches) w.destroy();
+      for (const c of collections.values()) for (const w of c.watches) w.destroy();
       server?.closeAllConnections?.();
       server ? server.close(() => resolve()) : resolve();
     });
@@ -219,6 +272,10 @@ export function fakeApiServer({ nodes = [] } = {}) {
       return `http://${where.host}:${where.port}`;
     },
     node: (n) => store.get(n),
+    /** A Pod, Namespace or NetworkPolicy created or replaced (kubectl apply). */
+    put: putObject,
+    /** ... and deleted. */
+    delete: deleteObject,
     add: (node) => put(node, 'ADDED'),
     update: (node) => put(node, 'MODIFIED'),
     remove: (n) => {
@@ -278,6 +335,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     if (m.op === 'add') api.add(m.node);
     else if (m.op === 'update') api.update(m.node);
     else if (m.op === 'remove') api.remove(m.name);
+    else if (m.op === 'put') api.put(m.kind, m.object);
+    else if (m.op === 'delete') api.delete(m.kind, m.namespace, m.name);
     else if (m.op === 'drop') api.dropWatches();
     else if (m.op === 'compact') api.compact();
     else if (m.op === 'restart') await api.restart(m.ms ?? 500);

@@ -27,12 +27,24 @@ describe('deploy/podwire.yaml', () => {
     }
   });
 
-  it('grants nodes get/list/watch, nodes/status patch and events create, and nothing else', () => {
+  it('grants nodes get/list/watch, nodes/status patch, events create, list/watch of pods, namespaces and networkpolicies, and nothing else', () => {
     const rules = byKind('ClusterRole').rules as Obj[];
     const grants = rules
       .flatMap((r) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups.join()}/${res}:${v}`)))
       .sort();
-    expect(grants).toEqual(['/events:create', '/nodes/status:patch', '/nodes:get', '/nodes:list', '/nodes:watch']);
+    expect(grants).toEqual([
+      '/events:create',
+      '/namespaces:list',
+      '/namespaces:watch',
+      '/nodes/status:patch',
+      '/nodes:get',
+      '/nodes:list',
+      '/nodes:watch',
+      '/pods:list',
+      '/pods:watch',
+      'networking.k8s.io/networkpolicies:list',
+      'networking.k8s.io/networkpolicies:watch',
+    ]);
     const b = byKind('ClusterRoleBinding');
     const sa = byKind('ServiceAccount');
     expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'podwire' });

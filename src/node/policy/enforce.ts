@@ -1,0 +1,113 @@
+// Keeps the node's policy table as the API server's objects say (the agent calls sync on every change,
+// `podwire netpol sync` once from a file): each object judged on its own, compiled (compile.ts), and
+// written as set elements when only pods changed, as the whole table in one transaction otherwise —
+// including on the first sync after a restart, so enforcement never has a gap: the old table stays in the
+// kernel until the new one replaces it. No policy: no table.
+import { nftApply, nftTableExists, nftDeleteTable } from '../../kernel/nftables.js';
+import { type Compiled, POLICY_TABLE, compile, elementUpdate, fullScript } from './compile.js';
+import { type NamespaceInfo, type PodInfo, type Policy, parseNamespace, parsePod, parsePolicy } from './model.js';
+
+export interface PolicyObjects {
+  policies: unknown[];
+  pods: unknown[];
+  namespaces: unknown[];
+}
+
+export interface SyncResult {
+  /** full: the table written whole; elements: set elements only; removed: no policy, the table deleted; none: nothing to do. */
+  applied: 'full' | 'elements' | 'removed' | 'none';
+  lines: number;
+  ms: number;
+  compiled?: Compiled;
+  /** Objects left out, with the field that is wrong. */
+  leftOut: { kind: string; name: string; why: string }[];
+}
+
+const objName = (o: unknown): string => {
+  const m = (o as { metadata?: { namespace?: unknown; name?: unknown } })?.metadata;
+  return (
+    [m?.namespace, m?.name]
+      .filter((x) => typeof x === 'string')
+      .map((x) => JSON.stringify(x))
+      .join('/') || '(no name)'
+  );
+};
+
+function judge<T>(kind: string, list: readonly unknown[], parse: (o: unknown) => T, leftOut: SyncResult['leftOut']): T[] {
+  const out: T[] = [];
+  for (const o of list) {
+    try {
+      out.push(parse(o));
+    } catch (e) {
+      leftOut.push({ kind, name: objName(o), why: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+/** Parses every object; the bad ones are left out, each with its reason. */
+export function judgeObjects(o: PolicyObjects): {
+  policies: Policy[];
+  pods: PodInfo[];
+  namespaces: NamespaceInfo[];
+  leftOut: SyncResult['leftOut'];
+} {
+  const leftOut: SyncResult['leftOut'] = [];
+  return {
+    policies: judge('NetworkPolicy', o.policies, parsePolicy, leftOut),
+    pods: judge('Pod', o.pods, parsePod, leftOut),
+    namespaces: judge('Namespace', o.namespaces, parseNamespace, leftOut),
+    leftOut,
+  };
+}
+
+export class PolicyEnforcer {
+  private prev?: Compiled;
+  private removedOnce = false;
+
+  constructor(readonly self: string) {}
+
+  async sync(o: PolicyObjects): Promise<SyncResult> {
+    const t0 = performance.now();
+    const j = judgeObjects(o);
+    const done = (applied: SyncResult['applied'], lines: number, compiled?: Compiled): SyncResult => ({
+      applied,
+      lines,
+      ms: performance.now() - t0,
+      ...(compiled ? { compiled } : {}),
+      leftOut: j.leftOut,
+    });
+    if (!j.policies.length) {
+      // With no policy, nothing is judged: no table (removed once, and whenever one was written).
+      if (this.prev || !this.removedOnce) {
+        const had = this.prev !== undefined || (await nftTableExists(POLICY_TABLE));
+        if (had) await nftDeleteTable(POLICY_TABLE);
+        this.prev = undefined;
+        this.removedOnce = true;
+        return done(had ? 'removed' : 'none', 0);
+      }
+      return done('none', 0);
+    }
+    const c = compile(j.policies, j.pods, j.namespaces, this.self);
+    const update = this.prev && elementUpdate(this.prev, c);
+    const lines = update ?? fullScript(c);
+    if (!lines.length) return done('none', 0, c);
+    try {
+      await nftApply(lines);
+    } catch (e) {
+      this.prev = undefined; // the next sync writes the table whole
+      throw e;
+    }
+    this.prev = c;
+    this.removedOnce = false;
+    return done(update ? 'elements' : 'full', lines.length, c);
+  }
+
+  /** --network-policy=false: the table goes, and every packet is as without policies. */
+  async off(): Promise<boolean> {
+    this.prev = undefined;
+    if (!(await nftTableExists(POLICY_TABLE))) return false;
+    await nftDeleteTable(POLICY_TABLE);
+    return true;
+  }
+}

@@ -1,0 +1,184 @@
+// The agent enforces NetworkPolicy from the API server: Namespaces, Pods and NetworkPolicies arrive by
+// list/watch from the fake API server, a change reaches the kernel within a second, a new pod changes
+// set elements and not the rules, a restarted agent keeps enforcing with no gap, the metrics count
+// policies and rules, and --network-policy=false removes the table.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
+import { labDown } from '../../src/lab/netns.js';
+import { run } from '../../src/run.js';
+import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
+import { ApiServerProcess } from '../helpers/apiserver-process.js';
+import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { until } from '../helpers/wait.js';
+import { bringUp } from '../../src/lab/index.js';
+
+let lab: Lab;
+let api: ApiServerProcess;
+let kubeconfig = '';
+const agents: ChildProcess[] = [];
+const PORT = 6443;
+let pods: Record<string, LabPod> = {};
+const servers: ChildProcess[] = [];
+// A client that connects and exits resets the connection: the server shrugs that off.
+const SERVER = "require('net').createServer((s)=>{s.on('error',()=>{});s.end('ok')}).listen(80)";
+
+function startAgent(n: LabNode, extra: string[] = []): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
+  const proc = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      n.ns,
+      BIN,
+      'agent',
+      '--kubeconfig',
+      kubeconfig,
+      '--node',
+      n.name,
+      '--subnet-file',
+      n.subnetFile,
+      '--cni-conf-dir',
+      join(n.dir, 'net.d'),
+      '--status-addr',
+      '127.0.0.1:9471',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  agents.push(proc);
+  return { proc, stderr: () => err, exit: new Promise((r) => proc.on('exit', (c) => r(c ?? -1))) };
+}
+
+/** A TCP connect from one pod to another's port 80, given up after 400 ms (a dropped SYN). */
+async function reaches(from: LabPod, to: LabPod): Promise<boolean> {
+  const js = `const s=require('net').connect(80,'${to.ip}');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(2),400)`;
+  return (await run('ip', ['netns', 'exec', from.ns, process.execPath, '-e', js])).code === 0;
+}
+
+const podObject = (ns: string, name: string, p: LabPod, labels: Record<string, string>) => ({
+  metadata: { namespace: ns, name, labels },
+  spec: { nodeName: p.node.name },
+  status: { podIPs: [{ ip: p.ip }] },
+});
+const metric = async (n: LabNode, sample: string): Promise<number | undefined> => {
+  const r = await run('ip', ['netns', 'exec', n.ns, 'curl', '-s', 'http://127.0.0.1:9471/metrics']);
+  const line = r.stdout.split('\n').find((l) => l.startsWith(sample + ' '));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+};
+const table = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'sh', '-c', 'nft list table inet podwire-policy 2>/dev/null || true']);
+
+beforeAll(async () => {
+  requireRoot();
+  labDown();
+  lab = Lab.create(BIN, 'vxlan', 2);
+  await bringUp(lab);
+  const [n1, n2] = lab.nodes as [LabNode, LabNode];
+  api = await ApiServerProcess.start(n1.ns, PORT, '0.0.0.0');
+  kubeconfig = join(n1.dir, 'kubeconfig');
+  writeFileSync(kubeconfig, kubeconfigYaml(`http://${n1.nodeIP}:${PORT}`));
+  await api.send({ op: 'add', node: kubeNode('node1', n1.nodeIP, n1.podCIDR) });
+  await api.send({ op: 'add', node: kubeNode('node2', n2.nodeIP, n2.podCIDR) });
+  pods = { xa: await lab.addPod(n1, 'xa'), xb: await lab.addPod(n1, 'xb'), ya: await lab.addPod(n2, 'ya') };
+  for (const p of Object.values(pods)) {
+    servers.push(
+      spawn('ip', ['netns', 'exec', p.ns, process.execPath, '-e', SERVER], {
+        stdio: 'ignore',
+      }),
+    );
+  }
+  await new Promise((r) => setTimeout(r, 300)); // servers listening
+  for (const n of ['x', 'y']) await api.send({ op: 'put', kind: 'Namespace', object: { metadata: { name: n, labels: { ns: n } } } });
+  await api.send({ op: 'put', kind: 'Pod', object: podObject('x', 'a', pods.xa!, { pod: 'a' }) });
+  await api.send({ op: 'put', kind: 'Pod', object: podObject('x', 'b', pods.xb!, { pod: 'b' }) });
+  await api.send({ op: 'put', kind: 'Pod', object: podObject('y', 'a', pods.ya!, { pod: 'a' }) });
+}, 90_000);
+
+afterAll(async () => {
+  for (const a of agents) a.kill('SIGTERM');
+  for (const s of servers) s.kill();
+  api?.kill();
+  await new Promise((r) => setTimeout(r, 200));
+  labDown();
+});
+
+describe('the agent enforces NetworkPolicy from the API server', () => {
+  let a1: ReturnType<typeof startAgent>;
+
+  it('with no policy: no table, every pod reaches every pod', async () => {
+    a1 = startAgent(lab.nodes[0]!);
+    startAgent(lab.nodes[1]!);
+    await until(() => a1.stderr().includes('ready, NetworkUnavailable=False'), 20_000, 'node1 ready');
+    expect(table(lab.nodes[0]!)).toBe('');
+    expect(await reaches(pods.xb!, pods.xa!)).toBe(true);
+    expect(await reaches(pods.ya!, pods.xa!)).toBe(true);
+  });
+
+  it('a policy sent to the API server is in the kernel within a second: x/a takes traffic from namespace y only', async () => {
+    const t0 = Date.now();
+    await api.send({
+      op: 'put',
+      kind: 'NetworkPolicy',
+      object: {
+        metadata: { namespace: 'x', name: 'from-y' },
+        spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] },
+      },
+    });
+    await until(async () => !(await reaches(pods.xb!, pods.xa!)), 5_000, 'x/b -> x/a to be dropped');
+    expect(Date.now() - t0).toBeLessThan(1_500);
+    expect(await reaches(pods.ya!, pods.xa!)).toBe(true); // across nodes, over VXLAN
+    expect(await reaches(pods.xa!, pods.xb!)).toBe(true); // x/b is not selected
+    expect(await metric(lab.nodes[0]!, 'podwire_network_policies')).toBe(1);
+    expect(await metric(lab.nodes[0]!, 'podwire_network_policy_rules')).toBeGreaterThan(0);
+    expect(a1.stderr()).toMatch(/network policy: full \(1 policies, \d+ rules/);
+  });
+
+  it('a pod joining a selected namespace changes set elements, not the rules', async () => {
+    const before = await metric(lab.nodes[0]!, 'podwire_network_policy_rules');
+    const yb = await lab.addPod(lab.nodes[1]!, 'yb');
+    servers.push(
+      spawn('ip', ['netns', 'exec', yb.ns, process.execPath, '-e', SERVER], {
+        stdio: 'ignore',
+      }),
+    );
+    // Before the API server knows it, y/b is no peer of the policy: dropped.
+    expect(await reaches(yb, pods.xa!)).toBe(false);
+    await api.send({ op: 'put', kind: 'Pod', object: podObject('y', 'b', yb, { pod: 'b' }) });
+    await until(() => reaches(yb, pods.xa!), 5_000, 'y/b -> x/a to be allowed');
+    expect(a1.stderr()).toMatch(/network policy: elements/);
+    expect(await metric(lab.nodes[0]!, 'podwire_network_policy_rules')).toBe(before);
+  });
+
+  it('a restarted agent keeps enforcing: the table stays while it is down and is replaced whole when it is back', async () => {
+    a1.proc.kill('SIGTERM');
+    await a1.exit;
+    expect(table(lab.nodes[0]!)).toContain('p-');
+    expect(await reaches(pods.xb!, pods.xa!)).toBe(false);
+    a1 = startAgent(lab.nodes[0]!);
+    await until(() => /network policy: full/.test(a1.stderr()), 15_000, 'the policy table rewritten');
+    expect(await reaches(pods.xb!, pods.xa!)).toBe(false);
+    expect(await reaches(pods.ya!, pods.xa!)).toBe(true);
+  });
+
+  it('deleting the policy removes the table; --network-policy=false removes it too', async () => {
+    await api.send({ op: 'delete', kind: 'NetworkPolicy', namespace: 'x', name: 'from-y' });
+    await until(async () => table(lab.nodes[0]!) === '', 5_000, 'the table to go');
+    expect(await reaches(pods.xb!, pods.xa!)).toBe(true);
+    await api.send({
+      op: 'put',
+      kind: 'NetworkPolicy',
+      object: { metadata: { namespace: 'x', name: 'deny' }, spec: { podSelector: {} } },
+    });
+    await until(async () => table(lab.nodes[0]!) !== '', 5_000, 'the table back');
+    a1.proc.kill('SIGTERM');
+    await a1.exit;
+    a1 = startAgent(lab.nodes[0]!, ['--network-policy=false']);
+    await until(() => a1.stderr().includes('network policy: off'), 15_000, 'policy off');
+    expect(table(lab.nodes[0]!)).toBe('');
+    expect(await reaches(pods.xb!, pods.xa!)).toBe(true);
+  });
+});

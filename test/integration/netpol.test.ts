@@ -1,0 +1,402 @@
+// NetworkPolicy enforced by podwire's nftables table, proven as upstream's e2e proves it
+// (test/e2e/network/netpol/network_policy.go): namespaces x, y, z × pods a, b, c spread over three nodes
+// (VXLAN), TCP and UDP servers on 80 and 81, and per case the full 9×9 reachability table of each port
+// and protocol probed, compared with the expected one. Cases are named after upstream's.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bringUp } from '../../src/lab/index.js';
+import { Lab } from '../../src/lab/lab.js';
+import { labDown } from '../../src/lab/netns.js';
+import {
+  type Overrides,
+  type PolicyLab,
+  type Proto,
+  Reachability,
+  addPolicyPods,
+  applyPolicies,
+  matrixTable,
+  probeMatrix,
+  stopPolicyLab,
+} from '../../src/lab/netpol.js';
+import { BIN, requireRoot, sh } from '../helpers/netns.js';
+
+let lab: Lab;
+let pl: PolicyLab;
+
+beforeAll(async () => {
+  requireRoot();
+  labDown();
+  lab = Lab.create(BIN, 'vxlan', 3);
+  await bringUp(lab);
+  pl = await addPolicyPods(lab);
+}, 120_000);
+
+afterAll(() => {
+  if (pl) stopPolicyLab(pl);
+  labDown();
+});
+
+const np = (ns: string, name: string, spec: object) => ({ metadata: { namespace: ns, name }, spec });
+const sel = (labels: Record<string, string>) => ({ matchLabels: labels });
+const nsIs = (n: string) => ({ namespaceSelector: sel({ ns: n }) });
+const podIs = (p: string) => ({ podSelector: sel({ pod: p }) });
+type Want = (port: number, proto: Proto) => Reachability;
+const PROBES: [number, Proto][] = [
+  [80, 'tcp'],
+  [81, 'tcp'],
+  [80, 'udp'],
+];
+
+/** Applies the policies, probes every table and compares each with the expected one. */
+async function check(policies: unknown[], want: Want, o: Overrides = {}, probes = PROBES): Promise<void> {
+  await applyPolicies(lab, pl, policies, o);
+  for (const [port, proto] of probes) {
+    const got = await probeMatrix(pl, port, proto);
+    const expected = want(port, proto).final();
+    const wrong = [...expected].filter(([k, v]) => got.get(k) !== v).map(([k]) => k);
+    expect(wrong, `${port}/${proto}: got (! marks a difference)\n${matrixTable(got, expected)}`).toEqual([]);
+  }
+}
+const all = () => new Reachability(true);
+
+describe('NetworkPolicy, upstream cases', () => {
+  it('with no policy, every pod reaches every pod', async () => {
+    await check([], all);
+    // and there is no table at all
+    expect(sh('ip', ['netns', 'exec', lab.nodes[0]!.ns, 'nft', 'list', 'tables'])).not.toContain('podwire-policy');
+  });
+
+  it("should support a 'default-deny-ingress' policy", () =>
+    check([np('x', 'deny-ingress', { podSelector: {} })], () => all().expect('*', 'x', false)));
+
+  it("should support a 'default-deny-all' policy", () =>
+    check([np('x', 'deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })], () =>
+      all().expect('*', 'x', false).expect('x', '*', false),
+    ));
+
+  it('should enforce policy to allow traffic from pods within server namespace based on PodSelector', () =>
+    check([np('x', 'x-a-from-b', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [podIs('b')] }] })], () =>
+      all().expect('*', 'x/a', false).expect('x/b', 'x/a', true),
+    ));
+
+  it('should enforce policy to allow ingress traffic for a target', () =>
+    check(
+      [np('x', 'deny-ingress', { podSelector: {} }), np('x', 'allow-all-to-a', { podSelector: sel({ pod: 'a' }), ingress: [{}] })],
+      () => all().expect('*', 'x', false).expect('*', 'x/a', true),
+    ));
+
+  it('should enforce policy to allow ingress traffic from pods in all namespaces', () =>
+    check([np('x', 'from-all-ns', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }] }] })], all));
+
+  it('should enforce policy to allow traffic only from a different namespace, based on NamespaceSelector', () =>
+    check([np('x', 'from-y', { podSelector: {}, ingress: [{ from: [nsIs('y')] }] })], () =>
+      all().expect('*', 'x', false).expect('y', 'x', true),
+    ));
+
+  it('should enforce policy based on PodSelector with MatchExpressions', () =>
+    check(
+      [
+        np('x', 'expr', {
+          podSelector: sel({ pod: 'a' }),
+          ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] } }] }],
+        }),
+      ],
+      () => all().expect('*', 'x/a', false).expect('x/b', 'x/a', true),
+    ));
+
+  it('should enforce policy based on NamespaceSelector with MatchExpressions', () =>
+    check(
+      [
+        np('x', 'ns-expr', {
+          podSelector: sel({ pod: 'a' }),
+          ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y'] }] } }] }],
+        }),
+      ],
+      () => all().expect('*', 'x/a', false).expect('y', 'x/a', true),
+    ));
+
+  it('should enforce policy based on PodSelector or NamespaceSelector', () =>
+    check(
+      [
+        np('x', 'or', {
+          podSelector: sel({ pod: 'a' }),
+          ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } }, podIs('b')] }],
+        }),
+      ],
+      () => all().expect('x', 'x/a', false).expect('x/b', 'x/a', true),
+    ));
+
+  it('should enforce policy based on PodSelector and NamespaceSelector', () =>
+    check(
+      [
+        np('x', 'and', {
+          podSelector: sel({ pod: 'a' }),
+          ingress: [
+            {
+              from: [
+                {
+                  namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] },
+                  podSelector: sel({ pod: 'b' }),
+                },
+              ],
+            },
+          ],
+        }),
+      ],
+      () => all().expect('*', 'x/a', false).expect('y/b', 'x/a', true).expect('z/b', 'x/a', true),
+    ));
+
+  it('should enforce policy based on Multiple PodSelectors and NamespaceSelectors', () =>
+    check(
+      [
+        np('x', 'multi', {
+          podSelector: sel({ pod: 'a' }),
+          ingress: [
+            {
+              from: [
+                {
+                  namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] },
+                  podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b', 'c'] }] },
+                },
+              ],
+            },
+          ],
+        }),
+      ],
+      () =>
+        all()
+          .expect('*', 'x/a', false)
+          .expect('y/b', 'x/a', true)
+          .expect('y/c', 'x/a', true)
+          .expect('z/b', 'x/a', true)
+          .expect('z/c', 'x/a', true),
+    ));
+
+  it('should enforce policy based on any PodSelectors', () =>
+    check([np('x', 'any', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [podIs('b'), podIs('c')] }] })], () =>
+      all().expect('*', 'x/a', false).expect('x/b', 'x/a', true).expect('x/c', 'x/a', true),
+    ));
+
+  it('should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector', () =>
+    check([np('x', 'ya', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ ...nsIs('y'), ...podIs('a') }] }] })], () =>
+      all().expect('*', 'x/a', false).expect('y/a', 'x/a', true),
+    ));
+
+  it('should enforce policy based on Ports', () =>
+    check(
+      [np('x', 'port-81', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [nsIs('y')], ports: [{ port: 81, protocol: 'TCP' }] }] })],
+      (port, proto) =>
+        all()
+          .expect('*', 'x/a', false)
+          .expect('y', 'x/a', port === 81 && proto === 'tcp'),
+    ));
+
+  it('should enforce multiple, stacked policies with overlapping podSelectors', () =>
+    check(
+      [
+        np('x', 'y-80', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [nsIs('y')], ports: [{ port: 80 }] }] }),
+        np('x', 'y-81', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [nsIs('y')], ports: [{ port: 81 }] }] }),
+      ],
+      (_port, proto) =>
+        all()
+          .expect('*', 'x/a', false)
+          .expect('y', 'x/a', proto === 'tcp'),
+    ));
+
+  it('should support allow-all policy', () => check([np('x', 'allow-all', { podSelector: {}, ingress: [{}] })], all));
+
+  it('should allow ingress access on one named port', () =>
+    check([np('x', 'named-81', { podSelector: {}, ingress: [{ ports: [{ port: 'serve-81-tcp' }] }] })], (port, proto) =>
+      all().expect('*', 'x', port === 81 && proto === 'tcp'),
+    ));
+
+  it('should allow ingress access from namespace on one named port', () =>
+    check(
+      [np('x', 'named-80-from-y', { podSelector: {}, ingress: [{ from: [nsIs('y')], ports: [{ port: 'serve-80-tcp' }] }] })],
+      (port, proto) =>
+        all()
+          .expect('*', 'x', false)
+          .expect('y', 'x', port === 80 && proto === 'tcp'),
+    ));
+
+  it('should allow egress access on one named port', () =>
+    check(
+      [np('x', 'egress-named-80', { podSelector: {}, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'serve-80-tcp' }] }] })],
+      (port, proto) => all().expect('x', '*', port === 80 && proto === 'tcp'),
+    ));
+
+  it('should enforce updated policy', async () => {
+    await check([np('x', 'update', { podSelector: {}, ingress: [{ ports: [{ port: 81 }] }] })], (port, proto) =>
+      all().expect('*', 'x', port === 81 && proto === 'tcp'),
+    );
+    await check([np('x', 'update', { podSelector: {}, ingress: [{ ports: [{ port: 80 }] }] })], (port, proto) =>
+      all().expect('*', 'x', port === 80 && proto === 'tcp'),
+    );
+  });
+
+  it('should allow ingress access from updated namespace', async () => {
+    const p = [np('x', 'from-ns2', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: sel({ ns2: 'updated' }) }] }] })];
+    await check(p, () => all().expect('*', 'x', false));
+    await check(p, () => all().expect('*', 'x', false).expect('y', 'x', true), { labels: { y: { ns2: 'updated' } } });
+  });
+
+  it('should allow ingress access from updated pod', async () => {
+    const p = [
+      np('x', 'from-updated', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ podSelector: sel({ pod2: 'updated' }) }] }] }),
+    ];
+    await check(p, () => all().expect('*', 'x/a', false));
+    await check(p, () => all().expect('*', 'x/a', false).expect('x/b', 'x/a', true), { labels: { 'x/b': { pod2: 'updated' } } });
+  });
+
+  it('should deny ingress from pods on other namespaces', () =>
+    check([np('x', 'same-ns', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] })], () =>
+      all().expect('*', 'x', false).expect('x', 'x', true),
+    ));
+
+  it('should deny ingress access to updated pod', async () => {
+    const p = [np('x', 'deny-target', { podSelector: sel({ target: 'true' }), ingress: [] })];
+    await check(p, all);
+    await check(p, () => all().expect('*', 'x/a', false), { labels: { 'x/a': { target: 'true' } } });
+  });
+
+  it('should deny egress from pods based on PodSelector', () =>
+    check([np('x', 'deny-egress-a', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'] })], () => all().expect('x/a', '*', false)));
+
+  it('should deny egress from all pods in a namespace', () =>
+    check([np('x', 'deny-egress', { podSelector: {}, policyTypes: ['Egress'] })], () => all().expect('x', '*', false)));
+
+  it('should work with Ingress, Egress specified together', () =>
+    check(
+      [
+        np('x', 'both', {
+          podSelector: sel({ pod: 'a' }),
+          policyTypes: ['Ingress', 'Egress'],
+          ingress: [{ from: [podIs('b')] }],
+          egress: [{ ports: [{ port: 80 }] }],
+        }),
+      ],
+      (port, proto) =>
+        all()
+          .expect('*', 'x/a', false)
+          .expect('x/b', 'x/a', true)
+          .expect('x/a', '*', port === 80 && proto === 'tcp'),
+    ));
+
+  it('should support denying of egress traffic on the client side (even if the server explicitly allows this traffic)', () =>
+    check(
+      [
+        np('x', 'a-to-z-only', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ to: [nsIs('z')] }] }),
+        np('y', 'from-xa', { podSelector: {}, ingress: [{ from: [{ ...nsIs('x'), ...podIs('a') }] }] }),
+      ],
+      () => all().expect('x/a', '*', false).expect('x/a', 'z', true).expect('*', 'y', false).expect('x/a', 'y', false),
+    ));
+
+  it('should enforce egress policy allowing traffic to a server in a different namespace based on PodSelector and NamespaceSelector', () =>
+    check(
+      [np('x', 'to-ya', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ to: [{ ...nsIs('y'), ...podIs('a') }] }] })],
+      () => all().expect('x/a', '*', false).expect('x/a', 'y/a', true),
+    ));
+
+  it('should enforce ingress policy allowing any port traffic to a server on a specific protocol', () =>
+    check([np('x', 'tcp-only', { podSelector: {}, ingress: [{ ports: [{ protocol: 'TCP' }] }] })], (_port, proto) =>
+      all().expect('*', 'x', proto === 'tcp'),
+    ));
+
+  it('should not allow access by TCP when a policy specifies only UDP', () =>
+    check([np('x', 'udp-81', { podSelector: sel({ pod: 'a' }), ingress: [{ ports: [{ protocol: 'UDP', port: 81 }] }] })], () =>
+      all().expect('*', 'x/a', false),
+    ));
+
+  it('should enforce multiple ingress policies with ingress allow-all policy taking precedence', async () => {
+    const only80 = np('x', 'only-80', { podSelector: sel({ pod: 'a' }), ingress: [{ ports: [{ port: 80 }] }] });
+    await check([only80], (port, proto) => all().expect('*', 'x/a', port === 80 && proto === 'tcp'));
+    await check([only80, np('x', 'allow-all', { podSelector: sel({ pod: 'a' }), ingress: [{}] })], all);
+  });
+
+  it('should enforce multiple egress policies with egress allow-all policy taking precedence', async () => {
+    const only80 = np('x', 'only-80', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ ports: [{ port: 80 }] }] });
+    await check([only80], (port, proto) => all().expect('x/a', '*', port === 80 && proto === 'tcp'));
+    await check([only80, np('x', 'allow-all', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{}] })], all);
+  });
+
+  it('should stop enforcing policies after they are deleted', async () => {
+    await check([np('x', 'deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })], () =>
+      all().expect('*', 'x', false).expect('x', '*', false),
+    );
+    await check([], all);
+  });
+
+  it('should allow egress access to server in CIDR block', () => {
+    const yb = pl.pods.get('y/b')!.ip;
+    return check(
+      [
+        np('x', 'to-cidr', {
+          podSelector: sel({ pod: 'a' }),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: `${yb}/32` } }] }],
+        }),
+      ],
+      () => all().expect('x/a', '*', false).expect('x/a', 'y/b', true),
+    );
+  });
+
+  it('should enforce except clause while egress access to server in CIDR block', () => {
+    const yb = pl.pods.get('y/b')!.ip;
+    return check(
+      [
+        np('x', 'except', {
+          podSelector: sel({ pod: 'a' }),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: '10.244.0.0/16', except: [`${yb}/32`] } }] }],
+        }),
+      ],
+      () => all().expect('x/a', 'y/b', false),
+    );
+  });
+
+  it('should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed', () => {
+    const yb = pl.pods.get('y/b')!.ip;
+    return check(
+      [
+        np('x', 'except', {
+          podSelector: sel({ pod: 'a' }),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: '10.244.0.0/16', except: [`${yb}/32`] } }] }],
+        }),
+        np('x', 'allow-yb', {
+          podSelector: sel({ pod: 'a' }),
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: `${yb}/32` } }] }],
+        }),
+      ],
+      all,
+    );
+  });
+
+  it('should enforce policies to check ingress and egress policies can be controlled independently based on PodSelector', async () => {
+    const egress = np('x', 'egress-a-to-b', { podSelector: sel({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ to: [podIs('b')] }] });
+    await check([egress], () => all().expect('x/a', '*', false).expect('x/a', 'x/b', true));
+    await check([egress, np('x', 'deny-ingress-b', { podSelector: sel({ pod: 'b' }), policyTypes: ['Ingress'] })], () =>
+      all().expect('x/a', '*', false).expect('*', 'x/b', false),
+    );
+  });
+
+  it('should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label', () =>
+    check(
+      [
+        np('x', 'default-label', {
+          podSelector: {},
+          ingress: [{ from: [{ namespaceSelector: sel({ 'kubernetes.io/metadata.name': 'y' }) }] }],
+        }),
+      ],
+      () => all().expect('*', 'x', false).expect('y', 'x', true),
+    ));
+
+  it('should enforce policy based on Ports, range (endPort)', () =>
+    check(
+      [np('x', 'range', { podSelector: {}, ingress: [{ from: [nsIs('y')], ports: [{ port: 79, endPort: 80, protocol: 'TCP' }] }] })],
+      (port, proto) =>
+        all()
+          .expect('*', 'x', false)
+          .expect('y', 'x', port === 80 && proto === 'tcp'),
+    ));
+});
