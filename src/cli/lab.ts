@@ -18,6 +18,7 @@ interface LabArgs {
   family: LabFamily;
   proxy: ProxyMode;
   firewall: FirewallSetting;
+  policy?: string;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -46,6 +47,11 @@ export const labCommand: CommandModule<object, LabArgs> = {
         default: 'auto' as FirewallSetting,
         describe: "where podwire's own rules go on the nodes: auto, nftables (table inet podwire) or iptables",
       })
+      .option('policy', {
+        type: 'string',
+        describe:
+          "NetworkPolicies (JSON) to enforce on upstream's model (namespaces x, y, z; pods a, b, c) and print the reachability tables of",
+      })
       .option('trace', {
         type: 'boolean',
         default: true,
@@ -65,6 +71,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
       family: a.family,
       proxy: a.proxy,
       firewall: a.firewall,
+      policy: a.policy && resolve(process.env.INIT_CWD ?? '.', a.policy),
     });
   },
 };

@@ -2,7 +2,7 @@
 // peers sync, and CNI ADD/DEL through the conflist from cni-conf/, as a runtime would), then proven (see
 // proofs.ts) and removed. Nothing is created in the host's root namespace and nothing is sent outside
 // the lab's namespaces. --keep leaves it up; `podwire lab-down` (npm run lab:down) removes it.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { table } from '../table.js';
 import { diagram } from '../explore/diagram.js';
@@ -12,6 +12,7 @@ import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, type Family, f
 import { ROUTE_PROTO } from '../node/peers.js';
 import { podwireBinary, run } from '../run.js';
 import { Lab, type LabFamily, PLANS, type ProxyMode } from './lab.js';
+import { addPolicyPods, applyPolicies, matrixTable, probeMatrix, stopPolicyLab } from './netpol.js';
 import type { FirewallSetting } from '../kernel/backend.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
@@ -62,6 +63,8 @@ export interface LabOptions {
   proxy?: ProxyMode;
   /** podwire's firewall backend on the nodes (default auto). */
   firewall?: FirewallSetting;
+  /** A file of NetworkPolicies (JSON: a list, or a kubectl List) to enforce on x, y, z × a, b, c and show the reachability of. */
+  policy?: string;
 }
 
 /** Each node's peers: per family, the backend carrying it. */
@@ -245,6 +248,7 @@ export async function runLab(o: LabOptions): Promise<number> {
     );
     checks.push(...(await proveServices(lab, svc)));
     checks.push(...(await proveEphemeral(lab, svc)));
+    if (o.policy) await showPolicy(lab, out, o.policy);
     failures = report(out, checks);
     if (o.diagram) {
       atomicWrite(o.diagram, await diagram(labScope(), `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
@@ -274,4 +278,30 @@ export async function runLab(o: LabOptions): Promise<number> {
   if (out.json) process.stdout.write(JSON.stringify({ mode: o.mode, ...out.data, ok: !failures }, null, 2) + '\n');
   else process.stdout.write(failures ? `${failures} check(s) FAILED\n` : 'pod network works: every check passed\n');
   return failures ? 1 : 0;
+}
+
+/**
+ * --policy FILE: upstream's netpol model (namespaces x, y, z with pods a, b, c, spread over the nodes,
+ * serving 80 and 81 over TCP and UDP), the file's policies enforced on every node as the agent would,
+ * and the reachability table of each port and protocol: rows from, columns to, "." reached, "X" not.
+ */
+async function showPolicy(lab: Lab, out: Report, file: string): Promise<void> {
+  say(`NetworkPolicy: pods x/a ... z/c, the policies of ${file} enforced on every node, every pod probing every pod`);
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  const policies = Array.isArray(doc) ? doc : ((doc as { items?: unknown[] }).items ?? [doc]);
+  const pl = await addPolicyPods(lab);
+  try {
+    await applyPolicies(lab, pl, policies);
+    for (const [port, proto] of [
+      [80, 'tcp'],
+      [81, 'tcp'],
+      [80, 'udp'],
+      [81, 'udp'],
+    ] as const) {
+      const m = await probeMatrix(pl, port, proto);
+      out.text(`reachability on ${port}/${proto}, from (rows) to (columns):\n${matrixTable(m)}`, `policy${port}${proto}`);
+    }
+  } finally {
+    stopPolicyLab(pl);
+  }
 }

@@ -61,8 +61,20 @@ interface Prober {
   ask(probes: { to: string; port: number; proto: Proto }[]): Promise<boolean[]>;
 }
 
+/**
+ * A JavaScript runtime for the servers and probers: node or bun when this runs under one, else the
+ * compiled podwire binary itself, which is bun inside (BUN_BE_BUN=1 makes it act as bun).
+ */
+const runtime = (): { cmd: string; env: NodeJS.ProcessEnv } => {
+  const name = process.execPath.slice(process.execPath.lastIndexOf('/') + 1);
+  return /^(node|bun)$/.test(name)
+    ? { cmd: process.execPath, env: process.env }
+    : { cmd: process.execPath, env: { ...process.env, BUN_BE_BUN: '1' } };
+};
+
 function startIn(ns: string, script: string): Promise<ChildProcess> {
-  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const rt = runtime();
+  const p = spawn('ip', ['netns', 'exec', ns, rt.cmd, '-e', script], { stdio: ['pipe', 'pipe', 'ignore'], env: rt.env });
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: p.stdout! });
     rl.once('line', () => resolve(p));

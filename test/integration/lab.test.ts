@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../../src/lab/netns.js';
-import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
 
 beforeAll(requireRoot);
 
@@ -244,6 +244,32 @@ describe('podwire lab --family ipv6 and dual, every backend', () => {
       expect(proof(report, `Service: NodePort from outside the cluster${f}`)).toBe('2/0');
       expect(proof(report, `hostPort from outside the cluster${f}`)).toBe('1/0');
     }
+    expect(labNamespaces()).toEqual([]);
+  });
+
+  it('--policy FILE: the policies enforced on x, y, z × a, b, c, and the reachability tables printed', async () => {
+    const r = await lab('--policy', join(ROOT, 'deploy', 'netpol-example.json'), '--nodes', '3', '--json', '--no-trace');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const row = (table: string, from: string) =>
+      table
+        .split('\n')
+        .find((l) => l.startsWith(from))!
+        .split(/\s+/)
+        .filter(Boolean)
+        .slice(1);
+    // x/a takes TCP 80 from namespace y only: the first column is "." for y's rows and itself, "X" for the rest.
+    const t80 = report.policy80tcp as string;
+    expect(row(t80, 'x/b')[0]).toBe('X');
+    expect(row(t80, 'y/a')[0]).toBe('.');
+    expect(row(t80, 'z/c')[0]).toBe('X');
+    expect(row(t80, 'x/a')[0]).toBe('.');
+    expect(row(report.policy81tcp, 'y/a')[0]).toBe('X'); // port 81 is not allowed
+    expect(
+      row(t80, 'x/b')
+        .slice(1)
+        .every((c) => c === '.'),
+    ).toBe(true); // nothing else is isolated
     expect(labNamespaces()).toEqual([]);
   });
 });
