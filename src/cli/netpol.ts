@@ -4,12 +4,14 @@
 // server, once. The lab's policy proofs use it; a learner can too.
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { PolicyEnforcer, type PolicyObjects } from '../node/policy/enforce.js';
+import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
+import { PolicyEnforcer, type PolicyObjects, writePolicyReport } from '../node/policy/enforce.js';
 
 interface NetpolArgs {
   node: string;
   state: string;
   json: boolean;
+  'subnet-file': string;
 }
 
 /** A kubectl List (items of any kind) or the three lists by name. */
@@ -29,10 +31,16 @@ export const netpolCommand: CommandModule<object, NetpolArgs> = {
     y
       .option('node', { type: 'string', demandOption: true, describe: "this node's name: the pods it isolates are the ones on it" })
       .option('state', { type: 'string', demandOption: true, describe: 'JSON: a List of NetworkPolicy, Pod and Namespace objects' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }),
+      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' })
+      .option('subnet-file', {
+        type: 'string',
+        default: DEFAULT_SUBNET_FILE,
+        describe: 'the node subnet file: the report status and doctor read goes beside it',
+      }),
   handler: async (a) => {
     const objects = policyObjects(JSON.parse(readFileSync(a.state, 'utf8')));
     const r = await new PolicyEnforcer(a.node).sync(objects);
+    writePolicyReport(a['subnet-file'], r);
     for (const l of r.leftOut) process.stderr.write(`podwire: left out ${l.kind} ${l.name}: ${l.why}\n`);
     const summary = {
       applied: r.applied,

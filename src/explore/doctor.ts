@@ -14,6 +14,7 @@ import { DiskStore } from '../ipam/disk-store.js';
 import { offloadDecision, txChecksum, txChecksumSet } from '../kernel/ethtool.js';
 import { sys } from '../files.js';
 import { forwardState, podwireIptablesChains } from '../kernel/firewall.js';
+import type { PolicyReport } from '../node/policy/enforce.js';
 import { type FirewallBackend, onPath } from '../kernel/backend.js';
 import { NFT_TABLE, nftNodeProblems, readTable } from '../kernel/nftables.js';
 import { type Link, type Route, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
@@ -170,6 +171,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
           )
         : ok('nodes-left-out', 'the agent uses every Node it was given'),
     );
+    if (st.networkPolicy?.policies.length) f.push(...checkPolicies(st.networkPolicy));
   }
   return { node: o.node, findings: f, problems: f.filter((x) => !x.ok).length };
 }
@@ -689,4 +691,39 @@ export async function applySafeFixes(r: DoctorReport): Promise<{ line: string; o
     done.push({ line, ok: res.code === 0, output: (res.stderr || res.stdout).trim() });
   }
   return done;
+}
+
+/** What the agent's last NetworkPolicy sync found: a policy that selects no pod, a named port no pod has, objects left out. */
+function checkPolicies(r: PolicyReport): Finding[] {
+  const out: Finding[] = [];
+  const idle = r.policies.filter((p) => p.selectsInCluster === 0);
+  out.push(
+    idle.length
+      ? bad(
+          'policy-selects-nothing',
+          `NetworkPolicy ${idle.map((p) => p.key).join(', ')} select${idle.length > 1 ? '' : 's'} no pod in the cluster`,
+          "its podSelector matches no pod of its namespace (a label's spelling, or the wrong namespace): it isolates nothing and allows nothing",
+        )
+      : ok('policy-selects-nothing', `every NetworkPolicy selects a pod (${r.policies.length} enforced)`),
+  );
+  const named = r.policies.filter((p) => p.missingPorts.length);
+  out.push(
+    named.length
+      ? bad(
+          'policy-named-port',
+          named.map((p) => `NetworkPolicy ${p.key}: no pod has a container port named ${p.missingPorts.join(', ')}`).join('; '),
+          "a named port resolves on the destination pod's container ports: with none of that name (and protocol), the rule allows nothing",
+        )
+      : ok('policy-named-port', 'every named port in a policy is a container port of some pod'),
+  );
+  if (r.leftOut.length) {
+    out.push(
+      bad(
+        'policy-left-out',
+        r.leftOut.map((l) => `${l.kind} ${l.name}: ${l.why}`).join('; '),
+        'the agent enforces every other object: these are not, until they are fixed',
+      ),
+    );
+  }
+  return out;
 }

@@ -10,6 +10,9 @@ import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
 import { type NftTable, parseTable } from '../kernel/nftables.js';
 import { type NftListing, walkKubeProxyNft } from './nftnat.js';
+import { evaluatePolicy } from './policy.js';
+
+type Obj = Record<string, unknown>;
 import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
 import { type World, addressKind, vethPeer } from './world.js';
 
@@ -139,6 +142,46 @@ export class PathFinder {
     return t;
   }
 
+  private readonly pol = new Map<string, Promise<Obj | undefined>>();
+  private bridged?: { ns: string; at: number };
+
+  /**
+   * NetworkPolicy on a packet this namespace forwards (routed, or bridged with br_netfilter): its table
+   * (inet podwire-policy) evaluated for the first packet. A hop says which policy's rule allows it, or
+   * that it is dropped and which policies isolate the pod; nothing when no policy selects either end.
+   */
+  private async policyAllows(ns: string, pkt: Packet, depth: number, at = this.hops.length): Promise<boolean> {
+    let t = this.pol.get(ns);
+    if (!t) {
+      const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire-policy'];
+      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
+        .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as Obj) : undefined))
+        .catch(() => undefined);
+      this.pol.set(ns, t);
+    }
+    const listing = await t;
+    if (!listing) return true;
+    let ok = true;
+    const said: Hop[] = [];
+    const where = this.w.scope.name(ns);
+    for (const v of evaluatePolicy(listing, pkt)) {
+      const what = `${v.dir === 'ingress' ? 'to' : 'from'} ${v.pod}`;
+      const head = `NetworkPolicy (inet podwire-policy, forward hook, ${v.dir})`;
+      if (!v.allowed) ok = false;
+      said.push({
+        ns,
+        where,
+        depth,
+        text: v.allowed
+          ? `${head}: ${what} allowed by ${v.by}`
+          : `${head}: DROPPED: ${what} is isolated by ${v.selecting.join(', ')}, and no rule of them allows this packet`,
+      });
+    }
+    // Where the packet met the hook; a drop ends the path there.
+    this.hops.splice(at, ok ? 0 : this.hops.length - at, ...said);
+    return ok;
+  }
+
   /**
    * podwire's hostPorts in nftables: the packet is for this namespace's own address (fib daddr type local),
    * so hostips (that address . proto . port) is looked up first, then hostports (proto . port).
@@ -262,6 +305,8 @@ export class PathFinder {
         );
         return owner;
       }
+      // Bridged in that namespace: with br_netfilter the frame meets its forward hook (NetworkPolicy).
+      this.bridged = { ns: peer.ns, at: this.hops.length };
       this.switchTo(peer.ns, master, owner, depth);
       return owner;
     }
@@ -398,6 +443,7 @@ export class PathFinder {
         );
         return owner;
       }
+      if (pkt.iif && !(await this.policyAllows(ns, pkt, depth))) return undefined;
       const r = await this.route(ns, pkt);
       if (typeof r === 'string') {
         this.hop(ns, `no route: ${r}`, depth);
@@ -417,8 +463,11 @@ export class PathFinder {
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
       const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
+      this.bridged = undefined;
       const arrived = kind(dev) === 'vxlan' ? await this.vxlan(ns, dev, next, pkt, depth) : this.l2(ns, r.dev!, next, depth);
       if (!arrived) return undefined;
+      const b = this.bridged as { ns: string; at: number } | undefined;
+      if (b && !(await this.policyAllows(b.ns, pkt, depth, b.at))) return undefined;
       ns = arrived.ns;
       pkt.iif = arrived.dev;
     }

@@ -17,6 +17,7 @@ import { type Cluster, type LeftOut, type Net, leftOutFile, leftOutMessage, node
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
+import { type PolicyReport, readPolicyReport } from '../node/policy/enforce.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
 import { ipAddrs, isUp, kind, linkByName } from '../kernel/state.js';
 import { type NsView, peerNs, peerPaths, readNs } from './view.js';
@@ -106,6 +107,8 @@ export interface NodeStatus {
   reclaimed: ReclaimLog;
   /** Nodes the agent leaves out of every sync (their Node objects cannot be used), as it last wrote them. */
   leftOut: LeftOut[];
+  /** The NetworkPolicies the agent enforces on this node (its last report), when it enforces any. */
+  networkPolicy?: PolicyReport;
   problems: string[];
 }
 
@@ -139,6 +142,12 @@ export interface StatusOptions {
 }
 
 /** The agent's list of Nodes left out (beside the subnet file the config names); none without one. */
+function policyReportOf(conf: PodwireConf): { networkPolicy?: PolicyReport } {
+  const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
+  const r = typeof subnetFile === 'string' ? readPolicyReport(subnetFile) : undefined;
+  return r ? { networkPolicy: r } : {};
+}
+
 function readLeftOut(conf: PodwireConf): LeftOut[] {
   const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
   if (typeof subnetFile !== 'string') return [];
@@ -315,6 +324,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     stale: [],
     reclaimed: store.reclaims(),
     leftOut: readLeftOut(o.conf),
+    ...policyReportOf(o.conf),
     problems,
   };
   for (const l of st.leftOut) problems.push(`left out by the agent: ${leftOutMessage(l)}`);
@@ -429,6 +439,17 @@ export function renderStatus(st: NodeStatus): string {
           p.fdb.join(', ') || '-',
           p.drift.join('; ') || (st.node ? 'in sync' : '?'),
         ]),
+      ),
+    );
+  }
+  if (st.networkPolicy?.policies.length) {
+    const np = st.networkPolicy;
+    out.push('');
+    out.push(`network policy: ${np.policies.length} NetworkPolicies enforced here (table inet podwire-policy, ${np.rules} rules)`);
+    out.push(
+      table(
+        ['NetworkPolicy', 'types', 'selects here', 'in the cluster', 'rules'],
+        np.policies.map((p) => [p.key, p.types.join('+'), p.selects, p.selectsInCluster, p.rules]),
       ),
     );
   }

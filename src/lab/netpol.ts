@@ -179,7 +179,21 @@ export async function applyPolicies(lab: Lab, pl: PolicyLab, policies: readonly 
     lab.nodes.map(async (n) => {
       const file = join(n.dir, 'netpol-state.json');
       writeFileSync(file, state);
-      const r = await run('ip', ['netns', 'exec', n.ns, lab.bin, 'netpol', 'sync', '--node', n.name, '--state', file, '--json']);
+      const r = await run('ip', [
+        'netns',
+        'exec',
+        n.ns,
+        lab.bin,
+        'netpol',
+        'sync',
+        '--node',
+        n.name,
+        '--state',
+        file,
+        '--subnet-file',
+        n.subnetFile,
+        '--json',
+      ]);
       if (r.code !== 0) throw new Error(`netpol sync on ${n.name}: ${(r.stderr || r.stdout).trim()}`);
     }),
   );

@@ -225,6 +225,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       kc: o.kc,
       node: o.node,
       say: o.say,
+      subnetFile: o.subnetFile,
       onSync: (r) => {
         o.status?.policySynced(r);
         if (r.applied !== 'none')

@@ -18,6 +18,7 @@ import {
   stopPolicyLab,
 } from '../../src/lab/netpol.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { run } from '../../src/run.js';
 
 let lab: Lab;
 let pl: PolicyLab;
@@ -399,4 +400,50 @@ describe('NetworkPolicy, upstream cases', () => {
           .expect('*', 'x', false)
           .expect('y', 'x', port === 80 && proto === 'tcp'),
     ));
+});
+
+describe('explained: path, status and doctor', () => {
+  const policy = np('x', 'a-from-y-80', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [nsIs('y')], ports: [{ port: 80 }] }] });
+  const ip = (k: string) => pl.pods.get(k)!.ip;
+  const path = async (from: string, to: string, port: number) => (await run(BIN, ['path', ip(from), `${ip(to)}:${port}`])).stdout;
+
+  it('path names the rule that allows a packet, or the policy that isolates the pod it drops, bridged and across nodes', async () => {
+    await applyPolicies(lab, pl, [policy]);
+    // y/a and x/a share node1's bridge: the frame meets the forward hook there (br_netfilter).
+    expect(await path('y/a', 'x/a', 80)).toMatch(
+      /node1 +NetworkPolicy \(inet podwire-policy, forward hook, ingress\): to [\d.]+ allowed by x\/a-from-y-80 ingress\[0\]/,
+    );
+    const dropped = await path('y/a', 'x/a', 81);
+    expect(dropped).toMatch(/DROPPED: to [\d.]+ is isolated by x\/a-from-y-80 ingress, and no rule of them allows this packet/);
+    expect(dropped).toMatch(/NOT delivered/);
+    // x/b is on node2: judged on node1, where x/a is, after the VXLAN hop.
+    expect(await path('x/b', 'x/a', 80)).toMatch(/node1 +NetworkPolicy .*DROPPED/);
+    // nothing isolates x/b: no policy hop at all
+    expect(await path('x/a', 'x/b', 80)).not.toMatch(/NetworkPolicy/);
+  });
+
+  it('status lists the policies enforced and how many pods each selects; doctor names one that selects nothing and a named port no pod has', async () => {
+    await applyPolicies(lab, pl, [
+      policy,
+      np('x', 'typo', { podSelector: sel({ pod: 'aa' }) }),
+      np('y', 'named', { podSelector: {}, ingress: [{ ports: [{ port: 'serve-99-tcp' }] }] }),
+    ]);
+    const st = await run(BIN, ['status', '--lab', 'node1']);
+    expect(st.stdout).toMatch(/network policy: 3 NetworkPolicies enforced here/);
+    expect(st.stdout).toMatch(/x\/a-from-y-80 +Ingress +1 +1 +\d+/);
+    expect(st.stdout).toMatch(/x\/typo +Ingress +0 +0/);
+    const doc = JSON.parse((await run(BIN, ['doctor', '--lab', 'node1', '--json', '--no-probe'])).stdout) as {
+      findings: { check: string; ok: boolean; what: string }[];
+    };
+    const find = (c: string) => doc.findings.find((f) => f.check === c)!;
+    expect(find('policy-selects-nothing')).toMatchObject({
+      ok: false,
+      what: expect.stringContaining('NetworkPolicy x/typo selects no pod'),
+    });
+    expect(find('policy-named-port')).toMatchObject({
+      ok: false,
+      what: expect.stringContaining('y/named: no pod has a container port named ingress serve-99-tcp/tcp'),
+    });
+    await applyPolicies(lab, pl, []);
+  });
 });

@@ -32,8 +32,16 @@ export interface Compiled {
   fingerprint: string;
   /** Every set and its elements (pod addresses, pod . proto . port). */
   elements: Map<string, string[]>;
-  /** Per policy (namespace/name): its table id and the local pods it selects. */
-  policies: { key: string; id: string; selects: number; rules: number; types: string[] }[];
+  /** Per policy (namespace/name): its table id, the pods it selects here and in the cluster, named ports no pod has. */
+  policies: {
+    key: string;
+    id: string;
+    selects: number;
+    selectsInCluster: number;
+    rules: number;
+    types: string[];
+    missingPorts: string[];
+  }[];
   rules: number;
 }
 
@@ -87,7 +95,7 @@ export function compile(
     if (!s) sets.set(name, (s = { type, elements: new Set() }));
     return s.elements;
   };
-  const chains: [string, string[]][] = [];
+  const chains: [string, string[], string?][] = [];
   const dispatch = { in: [] as string[], eg: [] as string[] };
   const stats: Compiled['policies'] = [];
   for (const f of FAMILIES) {
@@ -97,9 +105,9 @@ export function compile(
   const sorted = [...policies].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
   for (const p of sorted) {
     const id = policyId(p);
-    const targets = pods.filter(
-      (x) => x.node === self && !x.hostNetwork && x.namespace === p.namespace && matches(p.podSelector, x.labels),
-    );
+    const selected = pods.filter((x) => !x.hostNetwork && x.namespace === p.namespace && matches(p.podSelector, x.labels));
+    const targets = selected.filter((x) => x.node === self);
+    const missingPorts = namedPortsNoPodHas(p, pods);
     for (const f of FAMILIES) {
       const sel = set(`p-${id}-sel${f}`, addrType(f));
       for (const t of targets) for (const ip of t.ips) if (familyOf(ip) === f) sel.add(ip);
@@ -112,13 +120,24 @@ export function compile(
         dispatch[dir].push(`${kw(f)} ${dir === 'in' ? 'daddr' : 'saddr'} @p-${id}-sel${f} jump p-${id}-${dir}`);
       }
       const lines: string[] = [];
+      const what = `${p.namespace}/${p.name} ${dir === 'in' ? 'ingress' : 'egress'}`;
       (dir === 'in' ? p.ingress : p.egress).forEach((r, j) =>
-        lines.push(...ruleLines(p, r, `p-${id}-${dir}${j}`, dir, targets, pods, nsLabels, set)),
+        lines.push(...ruleLines(p, r, `p-${id}-${dir}${j}`, dir, targets, pods, nsLabels, set).map((l) => `${l} comment "${what}[${j}]"`)),
       );
-      chains.push([`p-${id}-${dir}`, lines]);
+      // First a counter naming the policy: how many packets it judged, and its name for `path` (nft's
+      // JSON leaves chain comments out).
+      chains.push([`p-${id}-${dir}`, [`counter comment "${what}"`, ...lines], `comment "${what}";`]);
       count += lines.length;
     }
-    stats.push({ key: `${p.namespace}/${p.name}`, id, selects: targets.length, rules: count, types: p.types });
+    stats.push({
+      key: `${p.namespace}/${p.name}`,
+      id,
+      selects: targets.length,
+      selectsInCluster: selected.length,
+      rules: count,
+      types: p.types,
+      missingPorts,
+    });
   }
   const structure = [`add table ${T} { comment "podwire: NetworkPolicy"; }`];
   for (const [name, s] of [...sets].sort(([a], [b]) => a.localeCompare(b))) structure.push(`add set ${T} ${name} { type ${s.type}; }`);
@@ -134,7 +153,7 @@ export function compile(
     ...chains,
   ];
   // Chains first (a jump needs its target), then rules.
-  for (const [c, , hook] of all) structure.push(hook ? `add chain ${T} ${c} { ${hook} }` : `add chain ${T} ${c}`);
+  for (const [c, , spec] of all) structure.push(spec ? `add chain ${T} ${c} { ${spec} }` : `add chain ${T} ${c}`);
   let rules = 0;
   for (const [c, lines] of all) {
     for (const l of lines) structure.push(`add rule ${T} ${c} ${l}`);
@@ -219,4 +238,23 @@ export function elementUpdate(prev: Compiled, next: Compiled): string[] | undefi
     if (added.length) out.push(`add element ${T} ${n} { ${added.join(', ')} }`);
   }
   return out;
+}
+
+/** A policy's named ports that no pod it could reach has (ingress: its own pods; egress: any pod). */
+function namedPortsNoPodHas(p: Policy, pods: readonly PodInfo[]): string[] {
+  const out: string[] = [];
+  for (const [dir, rules] of [
+    ['ingress', p.ingress],
+    ['egress', p.egress],
+  ] as const) {
+    const candidates = dir === 'ingress' ? pods.filter((x) => x.namespace === p.namespace && matches(p.podSelector, x.labels)) : pods;
+    for (const r of rules) {
+      for (const x of r.ports ?? []) {
+        if (typeof x.port !== 'string') continue;
+        if (!candidates.some((d) => d.ports.some((c) => c.name === x.port && c.protocol === x.protocol)))
+          out.push(`${dir} ${x.port}/${x.protocol}`);
+      }
+    }
+  }
+  return [...new Set(out)];
 }

@@ -3,7 +3,7 @@
 // sync), each sync handing the informers' caches to the enforcer (enforce.ts). A watch that fails is
 // started again with backoff, as the nodes' is; meanwhile the table in the kernel stays as it was.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { PolicyEnforcer, type SyncResult } from './enforce.js';
+import { PolicyEnforcer, type SyncResult, writePolicyReport } from './enforce.js';
 
 export interface PolicyWatchOptions {
   kc: KubeConfig;
@@ -13,6 +13,8 @@ export interface PolicyWatchOptions {
   onError?: (e: Error) => void;
   /** Events within this many ms are one sync. */
   debounceMs?: number;
+  /** The node's subnet file: the report for status and doctor goes beside it. */
+  subnetFile?: string;
 }
 
 type Cache = { list(): unknown[]; start(): Promise<void>; stop(): Promise<void> | void; on(ev: string, f: (x?: unknown) => void): void };
@@ -79,6 +81,7 @@ export class PolicyWatch {
     try {
       const r = await this.enforcer.sync({ policies: policies!, pods: pods!, namespaces: namespaces! });
       for (const l of r.leftOut) this.o.say(`network policy: left out ${l.kind} ${l.name}: ${l.why}`);
+      if (this.o.subnetFile) writePolicyReport(this.o.subnetFile, r);
       this.o.onSync?.(r);
     } catch (e) {
       this.o.onError?.(e as Error);
