@@ -7,6 +7,7 @@
 // (`podwire lab --keep`, then `lab-down`). Each path is measured in turns with its limit (median throughput, best latency of three). Everything is inside the lab's namespaces and two of our own.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { release } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveResults } from './bench-results.mjs';
@@ -107,6 +108,51 @@ const podNs = (/** @type {{pod: string, node: string}} */ p) => `pwlab-n${p.node
 
 /** @type {any[]} */
 const rows = [];
+
+/**
+ * Enforces on every lab node a NetworkPolicy that isolates `server` and allows `client` (namespace bench;
+ * pods labelled by their role), as the agent would from the API server.
+ * @param {any} r @param {any} client @param {any} server
+ */
+function applyPolicy(r, client, server) {
+  const pod = (/** @type {any} */ p, /** @type {string} */ role) => ({
+    kind: 'Pod',
+    metadata: { namespace: 'bench', name: `${p.node}-${p.pod}`, labels: { role } },
+    spec: { nodeName: p.node },
+    status: { podIPs: [{ ip: p.podIP }] },
+  });
+  const state = {
+    kind: 'List',
+    items: [
+      { kind: 'Namespace', metadata: { name: 'bench' } },
+      pod(client, 'client'),
+      pod(server, 'server'),
+      {
+        kind: 'NetworkPolicy',
+        metadata: { namespace: 'bench', name: 'server-from-client' },
+        spec: {
+          podSelector: { matchLabels: { role: 'server' } },
+          ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }] }],
+        },
+      },
+    ],
+  };
+  for (const n of r.nodes) {
+    const file = `/run/podwire-lab/${n.node}/bench-policy.json`;
+    writeFileSync(file, JSON.stringify(state));
+    inNs(`pwlab-${n.node}`, [
+      BIN,
+      'netpol',
+      'sync',
+      '--node',
+      n.node,
+      '--state',
+      file,
+      '--subnet-file',
+      `/run/podwire-lab/${n.node}/subnet.json`,
+    ]);
+  }
+}
 // The limit of one node: two namespaces and a bare veth pair, nothing else (kept while the labs run).
 const [a, b] = [`pwbdpa${process.pid % 10000}`, `pwbdpb${process.pid % 10000}`];
 /** What this run made: its two namespaces and the lab. Also on Ctrl-C or a kill, which skip `finally`. */
@@ -153,6 +199,19 @@ try {
         rows.push(await pair(veth, { name: 'pod → pod, same node (cni0)', at: podNs(p2), from: podNs(p1), to: p2.podIP }));
       }
       rows.push(await pair(underlay, { name: `pod → pod across nodes, ${mode}, ${v}${fw}`, at: podNs(q1), from: podNs(p1), to: q1.podIP }));
+      if (mode === 'vxlan' && family === 'ipv4') {
+        // NetworkPolicy: node2's pod1 isolated by a policy whose rule allows node1's pod1; node2's pod2 by
+        // none. The same client to both, interleaved: what a packet pays for being judged (the policy's
+        // rule after the established/related accept, on the first packet only; set lookups on each).
+        const q2 = pods.find((/** @type {any} */ p) => p.node === 'node2' && p !== q1);
+        applyPolicy(r, p1, q1);
+        rows.push(
+          await pair(
+            { name: 'pod → pod across nodes, no policy', at: podNs(q2), from: podNs(p1), to: q2.podIP },
+            { name: 'pod → pod across nodes, vxlan, IPv4, a NetworkPolicy allowing it', at: podNs(q1), from: podNs(p1), to: q1.podIP },
+          ),
+        );
+      }
       if (family === 'ipv4') {
         rows.push(
           await pair(underlay, {

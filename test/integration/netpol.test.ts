@@ -19,6 +19,7 @@ import {
 } from '../../src/lab/netpol.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 import { run } from '../../src/run.js';
+import { kubeProxyRules } from '../../src/lab/services.js';
 
 let lab: Lab;
 let pl: PolicyLab;
@@ -392,6 +393,17 @@ describe('NetworkPolicy, upstream cases', () => {
       () => all().expect('*', 'x', false).expect('y', 'x', true),
     ));
 
+  // This kernel has no SCTP sockets to probe with; what SCTP rules must not do to TCP and UDP is provable.
+  it("should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin doesn't support SCTP", () =>
+    check([np('x', 'sctp-80', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }] }] })], () =>
+      all().expect('*', 'x', false),
+    ));
+
+  it("should properly isolate pods that are selected by a policy allowing SCTP, even if the plugin doesn't support SCTP", () =>
+    check([np('x', 'sctp-any', { podSelector: sel({ pod: 'a' }), ingress: [{ ports: [{ protocol: 'SCTP' }] }] })], () =>
+      all().expect('*', 'x/a', false),
+    ));
+
   it('should enforce policy based on Ports, range (endPort)', () =>
     check(
       [np('x', 'range', { podSelector: {}, ingress: [{ from: [nsIs('y')], ports: [{ port: 79, endPort: 80, protocol: 'TCP' }] }] })],
@@ -445,5 +457,25 @@ describe('explained: path, status and doctor', () => {
       what: expect.stringContaining('y/named: no pod has a container port named ingress serve-99-tcp/tcp'),
     });
     await applyPolicies(lab, pl, []);
+  });
+});
+
+describe('Services', () => {
+  it("a Service is judged on its endpoint, after kube-proxy's DNAT: its Cluster IP answers whom the backend's policy allows", async () => {
+    const backend = pl.pods.get('x/a')!;
+    const svc = { name: 'xa', clusterIP: '10.96.0.50', clusterIPs: ['10.96.0.50'], port: 8000, targetPort: 80, backend };
+    for (const n of lab.nodes) {
+      const r = await run('ip', ['netns', 'exec', n.ns, 'iptables-restore', '--noflush', '--wait'], {
+        input: kubeProxyRules([svc], 4, 0, n.name).join('\n'),
+      });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    await applyPolicies(lab, pl, [np('x', 'a-from-y', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [nsIs('y')] }] })]);
+    const viaService = async (from: string) => (await pl.probers.get(from)!.ask([{ to: '10.96.0.50', port: 8000, proto: 'tcp' }]))[0];
+    expect(await viaService('y/b')).toBe(true);
+    expect(await viaService('z/c')).toBe(false);
+    expect(await viaService('x/b')).toBe(false);
+    await applyPolicies(lab, pl, []);
+    expect(await viaService('z/c')).toBe(true);
   });
 });

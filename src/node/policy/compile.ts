@@ -143,6 +143,9 @@ export function compile(
   for (const [name, s] of [...sets].sort(([a], [b]) => a.localeCompare(b))) structure.push(`add set ${T} ${name} { type ${s.type}; }`);
   const base = (dir: 'in' | 'eg') => [
     'ct state established,related accept',
+    // IPv6 neighbour discovery is the address resolution ARP is for IPv4 (which netfilter never sees): a
+    // pod must always be resolvable, or even the replies it is allowed cannot reach it.
+    'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept',
     ...FAMILIES.map((f) => `${kw(f)} ${dir === 'in' ? 'daddr' : 'saddr'} @${dir}-iso${f} jump ${dir}-dispatch`),
   ];
   const all: [string, string[], string?][] = [
