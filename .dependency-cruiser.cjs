@@ -1,5 +1,6 @@
 // The house (README, "How the code is laid out"): floors, ground up, and imports only go down.
-//   ground   src/*.ts (log, files, run, stdio, hash, profile, table, version) and src/net/: no CNI, no Kubernetes
+//   ground   src/*.ts (log, files, run, stdio, hash, profile, table, version), src/net/ and src/i18n/ (the
+//            learner's language): no CNI, no Kubernetes
 //   kernel   src/kernel/: ip, bridge, iptables, sysctl; the one vocabulary of kernel state; plain errors
 //   cni      src/cni/: the protocol (env, config, versions, errors, skeleton, trace)
 //   ipam     src/ipam/: allocator, stores, lock, config
@@ -13,7 +14,7 @@ const floor = (name, allowed) => ({
   comment: `src/${name}/ imports only from the floors below it: ${allowed.join(', ') || 'the ground'}`,
   severity: 'error',
   from: { path: `^src/${name}/` },
-  to: { path: '^src/', pathNot: [`^src/${name}/`, '^src/[^/]+\\.ts$', '^src/net/', ...allowed.map((f) => `^src/${f}/`)] },
+  to: { path: '^src/', pathNot: [`^src/${name}/`, '^src/[^/]+\\.ts$', '^src/net/', '^src/i18n/', ...allowed.map((f) => `^src/${f}/`)] },
 });
 
 module.exports = {
@@ -22,8 +23,8 @@ module.exports = {
       name: 'ground-knows-nothing-above',
       comment: 'src/*.ts and src/net/ know nothing of CNI, IPAM, the kernel floor or anything above',
       severity: 'error',
-      from: { path: '^src/([^/]+\\.ts|net/)', pathNot: '^src/main\\.ts$' },
-      to: { path: '^src/', pathNot: ['^src/[^/]+\\.ts$', '^src/net/', '^src/types\\.d\\.ts$'] },
+      from: { path: '^src/([^/]+\\.ts|net/|i18n/)', pathNot: '^src/main\\.ts$' },
+      to: { path: '^src/', pathNot: ['^src/[^/]+\\.ts$', '^src/net/', '^src/i18n/', '^src/types\\.d\\.ts$'] },
     },
     floor('kernel', []),
     floor('cni', ['kernel']),
@@ -34,7 +35,10 @@ module.exports = {
       comment: 'the node agent is not a CNI plugin: it imports the kernel floor, the ground, and of IPAM only the subnet file',
       severity: 'error',
       from: { path: '^src/node/' },
-      to: { path: '^src/', pathNot: ['^src/node/', '^src/kernel/', '^src/[^/]+\\.ts$', '^src/net/', '^src/ipam/subnet-file\\.ts$'] },
+      to: {
+        path: '^src/',
+        pathNot: ['^src/node/', '^src/kernel/', '^src/[^/]+\\.ts$', '^src/net/', '^src/i18n/', '^src/ipam/subnet-file\\.ts$'],
+      },
     },
     floor('explore', ['kernel', 'cni', 'ipam', 'plugin', 'node']),
     floor('lab', ['kernel', 'cni', 'ipam', 'plugin', 'node', 'explore']),

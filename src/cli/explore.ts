@@ -1,5 +1,6 @@
 // `podwire status`, `podwire path` and `podwire diagram`: the network explained from the kernel's live state
 // (src/explore/). Human output on stdout (it is the answer), --json for scripts.
+import { lang, t } from '../i18n/index.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -40,7 +41,21 @@ function inLabNode(node: string, args: string[]): number {
   if (!existsSync(f.conflistFile)) throw new Error(`no lab node ${node} (start one with \`npm run lab -- --keep\`)`);
   const r = spawnSync(
     'ip',
-    ['netns', 'exec', f.ns, podwireBinary(), ...args, '--conflist', f.conflistFile, '--cluster', f.clusterFile, '--node', node],
+    [
+      'netns',
+      'exec',
+      f.ns,
+      podwireBinary(),
+      ...args,
+      '--conflist',
+      f.conflistFile,
+      '--cluster',
+      f.clusterFile,
+      '--node',
+      node,
+      '--lang',
+      lang(),
+    ],
     { stdio: 'inherit' },
   );
   return r.status ?? 1;
@@ -48,7 +63,9 @@ function inLabNode(node: string, args: string[]): number {
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
   command: 'status',
-  describe: "this node's slice, bridge, VXLAN device, Pod IPs (leaks flagged) and peers (drift flagged)",
+  get describe() {
+    return t('cli.status');
+  },
   builder: (y) =>
     nodeOptions(y, 'compare peers with it (drift)')
       .example('$0 status --lab node1', 'a lab node, with its own conflist and cluster file')
@@ -82,7 +99,9 @@ const scopeOf = (lab: boolean): Scope => (lab ? labScope() : thisNode());
 
 export const pathCommand: CommandModule<object, PathArgs> = {
   command: 'path <src> <dst>',
-  describe: 'the hops a packet takes from SRC to DST[:PORT] (Pod IP, Node IP, Cluster IP), from the live kernel',
+  get describe() {
+    return t('cli.path');
+  },
   builder: (y) =>
     y
       .positional('src', { type: 'string', demandOption: true, describe: 'source address (a pod, a node, a host in the lab)' })
@@ -110,7 +129,9 @@ interface DiagramArgs {
 
 export const diagramCommand: CommandModule<object, DiagramArgs> = {
   command: 'diagram',
-  describe: 'an SVG picture of the lab (or this node) from live state: nodes, bridges, veth pairs, pods, tunnels/routes',
+  get describe() {
+    return t('cli.diagram');
+  },
   builder: (y) =>
     y
       .option('out', { alias: 'o', type: 'string', describe: 'write the SVG to this file (default: stdout)' })
@@ -141,7 +162,9 @@ interface DoctorArgs {
 
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
   command: 'doctor',
-  describe: 'check this node for what stops pods talking; say why and print the fix (--fix applies the safe ones)',
+  get describe() {
+    return t('cli.doctor');
+  },
   builder: (y) =>
     nodeOptions(y, 'compare peers with it, and fix with node up / peers sync')
       .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'where the runtime finds the podwire plugin' })

@@ -2,6 +2,7 @@
 import yargs, { type CommandModule } from 'yargs';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { VERSION } from '../version.js';
+import { LANGS, pickLang, setLang, t } from '../i18n/index.js';
 import { labCommand, labDownCommand } from './lab.js';
 import { agentCommand } from './agent.js';
 import { diagramCommand, doctorCommand, pathCommand, statusCommand } from './explore.js';
@@ -40,6 +41,9 @@ function helpFor(argv: string[]): string {
 }
 
 export async function cli(argv: string[]): Promise<number> {
+  // The learner's language first: the commands' help is written in it.
+  const at = argv.findIndex((a) => a === '--lang' || a.startsWith('--lang='));
+  setLang(pickLang(at < 0 ? undefined : argv[at]!.includes('=') ? argv[at]!.split('=')[1] : argv[at + 1]));
   let code = 0;
   let y = yargs(argv)
     .scriptName('podwire')
@@ -51,6 +55,7 @@ export async function cli(argv: string[]): Promise<number> {
   for (const c of COMMANDS) y = y.command(c);
   const parsing = y
     .completion('completion', 'print a bash/zsh completion script (e.g. podwire completion >> ~/.bashrc)')
+    .option('lang', { choices: LANGS, describe: t('cli.lang'), global: true, type: 'string' })
     .demandCommand(1, 'give a command')
     .strict()
     .version(VERSION)

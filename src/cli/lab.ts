@@ -1,6 +1,7 @@
 // `podwire lab` and `podwire lab-down`: the command-line face of the multi-node lab (src/lab/).
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
+import { t } from '../i18n/index.js';
 import { runLab } from '../lab/index.js';
 import { labDown } from '../lab/netns.js';
 import { LAB_FAMILIES, type LabFamily, PROXY_MODES, type ProxyMode } from '../lab/lab.js';
@@ -23,7 +24,9 @@ interface LabArgs {
 
 export const labCommand: CommandModule<object, LabArgs> = {
   command: 'lab',
-  describe: 'build a multi-node pod network in network namespaces with the real plugin, prove it, remove it',
+  get describe() {
+    return t('cli.lab');
+  },
   builder: (y) =>
     y
       .option('nodes', { type: 'number', default: 3, describe: 'number of nodes' })

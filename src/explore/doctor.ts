@@ -7,6 +7,7 @@
 // --fix can apply them. It reads the kernel, the CNI config and the IPAM store; the only packets it sends
 // are pings through the overlay to peers' VTEP addresses, which travel to the cluster's own Node IPs.
 import { existsSync, readFileSync } from 'node:fs';
+import { t } from '../i18n/index.js';
 import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
@@ -667,11 +668,14 @@ export function renderDoctor(r: DoctorReport): string {
   for (const x of r.findings) {
     out.push(`${x.ok ? 'ok  ' : 'FAIL'} ${x.check.padEnd(18)} ${x.what}`);
     if (x.ok) continue;
-    out.push(`     why: ${x.why}`);
+    out.push(`     ${t('doctor.why')}: ${x.why}`);
     for (const fix of x.fix ?? [])
-      out.push(`     fix${x.safe ? ' (--fix does it)' : ''}${fix.on ? `, on ${fix.on}` : ''}: ${shellLine(fix)}`);
+      out.push(
+        `     ${t(x.safe ? 'doctor.fixSafe' : 'doctor.fix')}${fix.on ? `, ${t('doctor.on', { node: fix.on })}` : ''}: ${shellLine(fix)}`,
+      );
   }
-  out.push('', r.problems ? `${r.problems} problem(s) on ${r.node ?? 'this node'}` : `${r.node ?? 'this node'}: no problems found`);
+  const node = r.node ?? t('doctor.thisNode');
+  out.push('', r.problems ? t('doctor.problems', { n: r.problems, node }) : t('doctor.noProblems', { node }));
   return out.join('\n') + '\n';
 }
 

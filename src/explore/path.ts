@@ -5,6 +5,7 @@
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
 // Then the reply's way back through each NAT, from the conntrack entries the request made (replyHops).
 import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
+import { t } from '../i18n/index.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
@@ -578,12 +579,16 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
 }
 
 export function renderPath(p: PathResult): string {
-  const out = [`from ${p.src}: ${p.srcKind}`, `to   ${p.port ? hostPort(p.dst, p.port) : p.dst}: ${p.dstKind}`, ''];
+  const out = [
+    t('path.from', { ip: p.src, kind: p.srcKind }),
+    t('path.to', { ip: p.port ? hostPort(p.dst, p.port) : p.dst, kind: p.dstKind }),
+    '',
+  ];
   const width = Math.max(...p.hops.map((h) => h.where.length), 4);
   p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${h.text}`));
-  out.push('', `${p.delivered ? 'delivered to' : 'NOT delivered:'} ${p.end}`);
+  out.push('', t(p.delivered ? 'path.delivered' : 'path.notDelivered', { end: p.end }));
   if (p.reply.length) {
-    out.push('', 'and back:');
+    out.push('', t('path.back'));
     const w2 = Math.max(...p.reply.map((h) => h.where.length), 4);
     p.reply.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${h.where.padEnd(w2)}  ${h.text}`));
   }

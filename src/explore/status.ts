@@ -17,6 +17,7 @@ import { type Cluster, type LeftOut, type Net, leftOutFile, leftOutMessage, node
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
+import { t } from '../i18n/index.js';
 import { type PolicyReport, readPolicyReport } from '../node/policy/enforce.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
 import { ipAddrs, isUp, kind, linkByName } from '../kernel/state.js';
@@ -410,7 +411,16 @@ export function renderStatus(st: NodeStatus): string {
   out.push(
     st.pods.length
       ? table(
-          ['Pod IP', 'container ID', 'ifname', 'host veth', `on ${b.name}`, 'pod netns', 'hostPorts', 'state'],
+          [
+            t('col.podIP'),
+            t('col.containerID'),
+            'ifname',
+            'host veth',
+            t('col.onBridge', { bridge: b.name }),
+            t('col.podNetns'),
+            t('col.hostPorts'),
+            t('col.state'),
+          ],
           st.pods.map((p) => [
             p.ip,
             p.containerID,
@@ -422,7 +432,7 @@ export function renderStatus(st: NodeStatus): string {
             p.problem ?? 'ok',
           ]),
         )
-      : 'no Pod IP reserved',
+      : t('status.noPod'),
   );
   if (st.peers?.length) {
     out.push('');
@@ -464,7 +474,9 @@ export function renderStatus(st: NodeStatus): string {
   }
   out.push('');
   out.push(
-    st.problems.length ? `${st.problems.length} problem(s):\n${st.problems.map((p) => `  - ${p}`).join('\n')}` : 'no problems found',
+    st.problems.length
+      ? `${t('status.problems', { n: st.problems.length })}\n${st.problems.map((p) => `  - ${p}`).join('\n')}`
+      : t('status.noProblems'),
   );
   return out.join('\n') + '\n';
 }

@@ -12,6 +12,7 @@ import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, type Family, f
 import { ROUTE_PROTO } from '../node/peers.js';
 import { podwireBinary, run } from '../run.js';
 import { Lab, type LabFamily, PLANS, type ProxyMode } from './lab.js';
+import { proofName, t } from '../i18n/index.js';
 import { addPolicyPods, applyPolicies, matrixTable, probeMatrix, stopPolicyLab } from './netpol.js';
 import type { FirewallSetting } from '../kernel/backend.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
@@ -113,11 +114,11 @@ async function liveTables(out: Report, lab: Lab, peers: PeerModes): Promise<void
   out.table(
     'nodes',
     [
-      ['node', 'node'],
-      ['nodeIP', 'Node IP'],
-      ['podCIDR', `podCIDR (its slice of ${lab.families.map((f) => PLANS[f].clusterCIDR).join(' and ')})`],
-      ['vtepMac', 'VTEP MAC'],
-      ['podMtu', 'pod MTU'],
+      ['node', t('col.node')],
+      ['nodeIP', t('col.nodeIP')],
+      ['podCIDR', `${t('col.podCIDR')} (${lab.families.map((f) => PLANS[f].clusterCIDR).join(', ')})`],
+      ['vtepMac', t('col.vtepMac')],
+      ['podMtu', t('col.podMtu')],
     ],
     nodeRows,
   );
@@ -125,11 +126,11 @@ async function liveTables(out: Report, lab: Lab, peers: PeerModes): Promise<void
     out.table(
       'peers',
       [
-        ['node', 'node'],
-        ['peer', 'peer'],
-        ...(showFamily ? [['family', 'family'] as const] : []),
-        ['backend', 'backend'],
-        ['route', 'route (from the kernel)'],
+        ['node', t('col.node')],
+        ['peer', t('col.peer')],
+        ...(showFamily ? [['family', t('col.family')] as const] : []),
+        ['backend', t('col.backend')],
+        ['route', t('col.route')],
       ],
       peerRows,
     );
@@ -140,13 +141,14 @@ function report(out: Report, checks: Check[]): number {
   out.table(
     'proofs',
     [
-      ['proof', 'proof'],
-      ['passed', 'passed'],
-      ['failed', 'failed'],
+      ['proof', t('col.proof')],
+      ['passed', t('col.passed')],
+      ['failed', t('col.failed')],
     ],
     groups.map((g) => {
       const cs = checks.filter((c) => c.group === g);
-      return [g, cs.filter(passed).length, cs.filter((c) => !passed(c)).length];
+      // --json keeps the English name: it is the proof's key.
+      return [out.json ? g : proofName(g), cs.filter(passed).length, cs.filter((c) => !passed(c)).length];
     }),
   );
   const failed = checks.filter((c) => !passed(c));
@@ -154,12 +156,12 @@ function report(out: Report, checks: Check[]): number {
     out.table(
       'failed',
       [
-        ['proof', 'FAILED'],
-        ['from', 'from'],
-        ['to', 'to'],
-        ['expected', 'expected'],
+        ['proof', t('col.FAILED')],
+        ['from', t('col.from')],
+        ['to', t('col.to')],
+        ['expected', t('col.expected')],
       ],
-      failed.map((c) => [c.group, c.from, c.to, c.expect ? 'works' : 'refused']),
+      failed.map((c) => [out.json ? c.group : proofName(c.group), c.from, c.to, c.expect ? 'works' : 'refused']),
     );
   return failed.length;
 }
@@ -170,7 +172,7 @@ export async function runLab(o: LabOptions): Promise<number> {
   if (!(o.podsPerNode >= 1)) throw new Error('--pods-per-node must be at least 1');
   if (!(o.nodes >= 1 && o.nodes <= 200)) throw new Error('--nodes must be from 1 to 200');
   if (labNamespaces().length) {
-    say('removing a previous lab');
+    say(t('lab.removePrevious'));
     labDown();
   }
   const bin = podwireBinary();
@@ -180,103 +182,103 @@ export async function runLab(o: LabOptions): Promise<number> {
   // Ctrl-C: the lab goes away as it would at the end (unless --keep), then the usual exit code.
   const interrupted = () => {
     if (!o.keep) labDown();
-    say(o.keep ? 'interrupted: lab kept' : 'interrupted: lab removed');
+    say(o.keep ? t('lab.interrupted.kept') : t('lab.interrupted.removed'));
     process.exit(130);
   };
   process.once('SIGINT', interrupted);
   try {
     say(
-      `[1/7] ${o.nodes} node(s) as network namespaces on an underlay bridge (mode ${o.mode}, ${o.family ?? 'ipv4'}, ` +
-        `kube-proxy ${o.proxy ?? 'iptables'} mode, podwire firewall ${o.firewall ?? 'auto'})`,
+      t('lab.step1', {
+        nodes: o.nodes,
+        mode: o.mode,
+        family: o.family ?? 'ipv4',
+        proxy: o.proxy ?? 'iptables',
+        firewall: o.firewall ?? 'auto',
+      }),
     );
     const lab = Lab.create(bin, o.mode, o.nodes, o.family ?? 'ipv4', o.firewall);
     lab.proxy = o.proxy ?? 'iptables';
     await Promise.all(lab.nodes.flatMap((n) => lab.families.map((f) => installCounters(n, DEFAULT_VXLAN_PORT, f))));
-    say('[2/7] podwire node up, then podwire peers sync, on every node');
+    say(t('lab.step2'));
     const peers = await bringUp(lab);
     await liveTables(out, lab, peers);
 
-    say(`[3/7] ${o.podsPerNode} pod(s) per node: CNI ADD through cni-conf/podwire-subnetfile.conflist (podwire, hostPorts built in)`);
+    say(t('lab.step3', { pods: o.podsPerNode }));
     await Promise.all(
       lab.nodes.map(async (n) => {
         for (let j = 1; j <= o.podsPerNode; j++) await lab.addPod(n, `pod${j}`, {}, o.trace && n === lab.nodes[0] && j === 1);
       }),
     );
     const traced = lab.pods.find((p) => p.trace);
-    if (traced)
-      out.text(
-        `How ${traced.name} on ${traced.node.name} got its network (PODWIRE_TRACE=stderr):\n\n${traced.trace!.trimEnd()}`,
-        'traceAdd',
-      );
+    if (traced) out.text(`${t('lab.traceAdd', { pod: traced.name, node: traced.node.name })}\n\n${traced.trace!.trimEnd()}`, 'traceAdd');
     out.table(
       'pods',
       [
-        ['pod', 'pod'],
-        ['node', 'node'],
-        ['podIP', 'Pod IP'],
-        ['veth', 'host veth (on cni0)'],
-        ['ifname', 'in the pod'],
+        ['pod', t('col.pod')],
+        ['node', t('col.node')],
+        ['podIP', t('col.podIP')],
+        ['veth', t('col.veth')],
+        ['ifname', t('col.ifname')],
       ],
       [...lab.pods]
         .sort((a, b) => a.ns.localeCompare(b.ns, 'en', { numeric: true }))
         .map((p) => [p.name, p.node.name, p.ips.join(', '), p.veth, 'eth0']),
     );
 
-    say('[4/7] proving: pod to pod, node to pod, full-MTU packets, and how traffic travels');
+    say(t('lab.step4'));
     const { checks, counters } = await prove(lab, modesByFamily(peers));
     const dual = lab.family !== 'ipv4';
     out.table(
       'traffic',
       [
-        ['node', 'node'],
-        ...(dual ? [['family', 'family'] as const] : []),
-        ['vxlanPackets', `VXLAN packets sent (UDP ${DEFAULT_VXLAN_PORT})`],
-        ['plainPackets', 'plain pod packets sent on eth0'],
-        ['peersUse', 'peers use'],
+        ['node', t('col.node')],
+        ...(dual ? [['family', t('col.family')] as const] : []),
+        ['vxlanPackets', t('col.vxlanPackets', { port: DEFAULT_VXLAN_PORT })],
+        ['plainPackets', t('col.plainPackets')],
+        ['peersUse', t('col.peersUse')],
       ],
       counters.map((c) => [c.node, ...(dual ? [familyName(c.family)] : []), c.vxlan, c.plain, [...c.modes].join(', ') || '-']),
     );
-    say(
-      `[5/7] Services: kube-proxy's ${lab.proxy === 'nftables' ? 'nftables rules (table ip kube-proxy: maps service-ips, service-nodeports)' : 'iptables rules'} ` +
-        '(ClusterIP, NodePort) on every node, web servers on the targetPort',
-    );
+    say(t('lab.step5', { rules: t(lab.proxy === 'nftables' ? 'lab.step5.nftables' : 'lab.step5.iptables') }));
     const svc = await addServices(lab);
-    out.table('services', PORT_COLUMNS, portRows(svc));
-    out.text(
-      `hostPort ${HOST_PORT} -> containerPort ${TARGET_PORT}: ${svc.services[1]!.backend.name}@${svc.services[1]!.backend.node.name}'s ` +
-        `port on its own Node IP only (podwire's DNAT, from runtimeConfig.portMappings)`,
+    out.table(
+      'services',
+      PORT_COLUMNS.map(([k, id]) => [k, t(id)] as const),
+      portRows(svc),
     );
+    const hp = svc.services[1]!.backend;
+    out.text(t('lab.hostPort', { hostPort: HOST_PORT, containerPort: TARGET_PORT, pod: hp.name, node: hp.node.name }));
     checks.push(...(await proveServices(lab, svc)));
     checks.push(...(await proveEphemeral(lab, svc)));
     if (o.policy) await showPolicy(lab, out, o.policy);
     failures = report(out, checks);
     if (o.diagram) {
       atomicWrite(o.diagram, await diagram(labScope(), `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
-      say(`diagram of the lab written to ${o.diagram}`);
+      say(t('lab.diagram', { file: o.diagram }));
     }
 
     if (!o.keep) {
-      say('[6/7] CNI DEL of every pod, node down on every node');
+      say(t('lab.step6'));
       for (const p of [...lab.pods]) {
         const trace = await lab.delPod(p, p === traced);
-        if (trace) out.text(`How ${p.name} on ${p.node.name} was removed:\n\n${trace.trimEnd()}`, 'traceDel');
+        if (trace) out.text(`${t('lab.traceDel', { pod: p.name, node: p.node.name })}\n\n${trace.trimEnd()}`, 'traceDel');
       }
       await Promise.all(lab.nodes.map((n) => lab.nodeDown(n)));
       const left = lab.nodes.flatMap((n) => [...DiskStore.forNetwork(join(n.dir, 'ipam'), n.list.name).list().keys()]);
       if (left.length) throw new Error(`addresses left reserved after DEL: ${left.join(', ')}`);
-      say('every pod deleted, no address left reserved');
+      say(t('lab.allDeleted'));
     }
   } finally {
     process.off('SIGINT', interrupted);
     if (!o.keep) {
       labDown();
-      say('[7/7] lab removed');
+      say(t('lab.step7'));
     } else {
-      say('lab kept: explore with `ip netns` (pwlab-*); remove it with `npm run lab:down`');
+      say(t('lab.kept'));
     }
   }
   if (out.json) process.stdout.write(JSON.stringify({ mode: o.mode, ...out.data, ok: !failures }, null, 2) + '\n');
-  else process.stdout.write(failures ? `${failures} check(s) FAILED\n` : 'pod network works: every check passed\n');
+  else process.stdout.write(failures ? `${t('lab.failed', { n: failures })}\n` : `${t('lab.ok')}\n`);
   return failures ? 1 : 0;
 }
 
@@ -286,7 +288,7 @@ export async function runLab(o: LabOptions): Promise<number> {
  * and the reachability table of each port and protocol: rows from, columns to, "." reached, "X" not.
  */
 async function showPolicy(lab: Lab, out: Report, file: string): Promise<void> {
-  say(`NetworkPolicy: pods x/a ... z/c, the policies of ${file} enforced on every node, every pod probing every pod`);
+  say(t('lab.policy', { file }));
   const doc = JSON.parse(readFileSync(file, 'utf8')) as unknown;
   const policies = Array.isArray(doc) ? doc : ((doc as { items?: unknown[] }).items ?? [doc]);
   const pl = await addPolicyPods(lab);
@@ -299,7 +301,7 @@ async function showPolicy(lab: Lab, out: Report, file: string): Promise<void> {
       [81, 'udp'],
     ] as const) {
       const m = await probeMatrix(pl, port, proto);
-      out.text(`reachability on ${port}/${proto}, from (rows) to (columns):\n${matrixTable(m)}`, `policy${port}${proto}`);
+      out.text(`${t('lab.policyTable', { port, proto })}\n${matrixTable(m)}`, `policy${port}${proto}`);
     }
   } finally {
     stopPolicyLab(pl);

@@ -485,11 +485,12 @@ export function portRows(s: ServiceLab): string[][] {
   ]);
 }
 /** portRows' columns: key (for JSON) and header (for the table). */
+/** The ports table's columns: key in --json, message id of its heading (src/i18n). */
 export const PORT_COLUMNS = [
-  ['service', 'Service'],
-  ['type', 'type'],
-  ['clusterIP', 'Cluster IP:port (virtual)'],
-  ['targetPort', 'targetPort = containerPort'],
-  ['nodePort', 'nodePort (every Node IP)'],
-  ['backend', 'backend Pod IP:port'],
+  ['service', 'col.service'],
+  ['type', 'col.type'],
+  ['clusterIP', 'col.clusterIP'],
+  ['targetPort', 'col.targetPort'],
+  ['nodePort', 'col.nodePort'],
+  ['backend', 'col.backendPod'],
 ] as const;

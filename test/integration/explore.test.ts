@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 // status, path and diagram against a live lab (3 nodes, auto mode: node1-node2 host-gw, node3 behind a
 // router by VXLAN; Services with kube-proxy's rules). What they say is checked against the kernel and
 // against real traffic, including after the state is broken on purpose. The diagram is rendered in
@@ -245,6 +246,20 @@ describe('podwire path', () => {
     expect(await httpGet('pwlab-outside', '192.168.60.13', HOST_PORT)).toContain('hello from web on node3');
     expect(await hpPath()).toMatch(
       /^conntrack \(live entry, \w+\): 192\.168\.50\.250:\d+ -> 192\.168\.60\.13:8081 was answered by 10\.244\.3\.\d+:8080/,
+    );
+  });
+
+  it('--lang zh (or a zh locale): path, status and doctor frame their answers in Chinese', async () => {
+    const pods = (await json('status', '--lab', 'node1')).out.pods;
+    const [a, b] = pods as { ip: string }[];
+    const p = await podwire('path', '--lang', 'zh', a!.ip, b!.ip);
+    expect(p.stdout).toMatch(/^从 10\.244\.1\.\d+：node1 上 n1-\w+ 的 Pod IP$/m);
+    expect(p.stdout).toMatch(/^已送达 10\.244\.1\.\d+/m);
+    const viaLocale = spawnSync(BIN, ['path', a!.ip, b!.ip], { encoding: 'utf8', env: { ...process.env, LANG: 'zh_CN.UTF-8' } });
+    expect(viaLocale.stdout).toContain('已送达');
+    expect((await podwire('status', '--lab', 'node1', '--lang', 'zh')).stdout).toMatch(/Pod IP\s+容器 ID\s+ifname/);
+    expect((await podwire('doctor', '--lab', 'node1', '--no-probe', '--lang', 'zh')).stdout).toMatch(
+      /node1：没有发现问题|node1 上有 \d+ 个问题/,
     );
   });
 

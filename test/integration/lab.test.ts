@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../../src/lab/netns.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
+import { CATALOGUES } from '../../src/i18n/index.js';
 
 beforeAll(requireRoot);
 
@@ -24,32 +25,44 @@ function tally(out: string, proof: string): string {
 }
 
 describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
-  it.each(['vxlan', 'host-gw', 'auto'])('--mode %s: proves the pod network and removes everything', async (mode) => {
-    const r = await lab('--mode', mode, '--nodes', '3', '--pods-per-node', '2');
+  // The same checks in Chinese (--lang zh): every step, table and proof is read in the learner's language.
+  it.each([
+    ['vxlan', 'en'],
+    ['host-gw', 'en'],
+    ['auto', 'en'],
+    ['vxlan', 'zh'],
+  ] as const)('--mode %s --lang %s: proves the pod network and removes everything', async (mode, lang) => {
+    const r = await lab('--mode', mode, '--nodes', '3', '--pods-per-node', '2', '--lang', lang);
+    const P = (proof: string) => CATALOGUES[lang][`proof.${proof}` as keyof typeof CATALOGUES.en] ?? proof;
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain('pod network works: every check passed');
-    expect(tally(r.stdout, 'pod to pod')).toBe('30/0'); // 6 pods x 5 others
-    expect(tally(r.stdout, 'node to remote pod')).toBe('6/0');
-    expect(tally(r.stdout, 'full pod MTU, DF set')).toBe('6/0');
-    expect(tally(r.stdout, 'travels in VXLAN')).toBe('3/0');
+    expect(r.stdout).toContain(CATALOGUES[lang]['lab.ok']);
+    if (lang === 'zh') {
+      expect(r.stderr).toContain('[2/7] 在每个节点上运行 podwire node up，然后 podwire peers sync');
+      expect(r.stdout).toMatch(/^验证项\s+通过\s+失败$/m);
+      expect(r.stdout).toMatch(/^Service\s+类型\s+集群 IP:port（虚拟）\s+targetPort = containerPort\s+nodePort（每个节点 IP）/m);
+    }
+    expect(tally(r.stdout, P('pod to pod'))).toBe('30/0'); // 6 pods x 5 others
+    expect(tally(r.stdout, P('node to remote pod'))).toBe('6/0');
+    expect(tally(r.stdout, P('full pod MTU, DF set'))).toBe('6/0');
+    expect(tally(r.stdout, P('travels in VXLAN'))).toBe('3/0');
     // Services through kube-proxy's rules, and a hostPort, each answered by the expected backend.
-    expect(tally(r.stdout, 'Service: Cluster IP, backend on the same node')).toBe('1/0');
-    expect(tally(r.stdout, 'Service: Cluster IP, backend on another node')).toBe('1/0');
-    expect(tally(r.stdout, 'Service: hairpin (backend to its own Service)')).toBe('1/0');
-    expect(tally(r.stdout, 'Service: NodePort from outside the cluster')).toBe('3/0');
+    expect(tally(r.stdout, P('Service: Cluster IP, backend on the same node'))).toBe('1/0');
+    expect(tally(r.stdout, P('Service: Cluster IP, backend on another node'))).toBe('1/0');
+    expect(tally(r.stdout, P('Service: hairpin (backend to its own Service)'))).toBe('1/0');
+    expect(tally(r.stdout, P('Service: NodePort from outside the cluster'))).toBe('3/0');
     // What the articles claim, shown: externalTrafficPolicy Local against Cluster, no ping to a Cluster IP,
     // and a pod's traffic to the world arriving from its Node IP.
-    expect(tally(r.stdout, "Local nodePort: the backend's node answers, the backend sees the client")).toBe('1/0');
-    expect(tally(r.stdout, 'Local nodePort: a node without the backend does not answer')).toBe('2/0');
-    expect(tally(r.stdout, 'Cluster nodePort: the backend sees a node, not the client')).toBe('1/0');
-    expect(tally(r.stdout, 'a Cluster IP cannot be pinged')).toBe('1/0');
-    expect(tally(r.stdout, 'pod to the outside host: it sees the Node IP')).toBe('1/0');
+    expect(tally(r.stdout, P("Local nodePort: the backend's node answers, the backend sees the client"))).toBe('1/0');
+    expect(tally(r.stdout, P('Local nodePort: a node without the backend does not answer'))).toBe('2/0');
+    expect(tally(r.stdout, P('Cluster nodePort: the backend sees a node, not the client'))).toBe('1/0');
+    expect(tally(r.stdout, P('a Cluster IP cannot be pinged'))).toBe('1/0');
+    expect(tally(r.stdout, P('pod to the outside host: it sees the Node IP'))).toBe('1/0');
     // "Pod IPs are ephemeral; clients use the Service": a backend started again, another Pod IP, same Service.
-    expect(tally(r.stdout, 'a backend started again gets another Pod IP')).toBe('1/0');
-    expect(tally(r.stdout, 'its Cluster IP keeps answering, from the new pod')).toBe('1/0');
-    expect(tally(r.stdout, 'its nodePort keeps answering, from the new pod')).toBe('1/0');
-    expect(tally(r.stdout, 'hostPort from outside the cluster')).toBe('1/0');
-    expect(tally(r.stdout, 'hostPort from another node')).toBe('1/0');
+    expect(tally(r.stdout, P('a backend started again gets another Pod IP'))).toBe('1/0');
+    expect(tally(r.stdout, P('its Cluster IP keeps answering, from the new pod'))).toBe('1/0');
+    expect(tally(r.stdout, P('its nodePort keeps answering, from the new pod'))).toBe('1/0');
+    expect(tally(r.stdout, P('hostPort from outside the cluster'))).toBe('1/0');
+    expect(tally(r.stdout, P('hostPort from another node'))).toBe('1/0');
     expect(r.stdout).toMatch(/^web-nodeport\s+NodePort\s+10\.96\.0\.12:80\s+8080\s+30080\s+10\.244\.3\.\d+:8080 \(web@node3\)$/m);
     expect(r.stdout).toMatch(/pod2\s+node3\s+10\.244\.3\.\d+\s+veth[0-9a-f]{8}/);
     const backends = [...r.stdout.matchAll(/^(node\d)\s+(node\d)\s+(vxlan|host-gw)\s/gm)].map((m) => `${m[1]}>${m[2]}:${m[3]}`);
@@ -81,12 +94,12 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
     );
     // One pod's ADD and DEL told step by step (the trace), with this pod's own names.
     expect(r.stdout).toMatch(
-      /How pod1 on node1 got its network[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/,
+      /(?:How pod1 on node1 got its network|node1 上的 pod1 是怎样获得网络的)[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/,
     );
     expect(r.stdout).toMatch(
-      /How pod1 on node1 was removed:[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/,
+      /(?:How pod1 on node1 was removed:|node1 上的 pod1 是怎样被删除的：)[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/,
     );
-    expect(r.stderr).toContain('no address left reserved');
+    expect(r.stderr).toContain(CATALOGUES[lang]['lab.allDeleted']);
     expect(labNamespaces()).toEqual([]);
     expect(existsSync('/run/podwire-lab')).toBe(false);
   });

@@ -1,0 +1,44 @@
+// The learner's language: English (default) or Simplified Chinese, chosen by --lang zh|en or the locale
+// (LC_ALL, then LANG, starting with "zh"). One catalogue per language (en.ts, zh.ts), keyed by message id,
+// with {placeholders}; a test checks both have every id with the same placeholders. Terms are those of the
+// Chinese articles this project teaches from: 节点 IP, Pod IP, 集群 IP; port, targetPort, nodePort,
+// hostPort and containerPort keep their English names. A small formatter of our own: the catalogues need
+// no plurals or dates, and nothing here is loaded on the plugin's path.
+import { en } from './en.js';
+import { zh } from './zh.js';
+
+export type Lang = 'en' | 'zh';
+export type MessageId = keyof typeof en;
+export const LANGS: readonly Lang[] = ['en', 'zh'];
+export const CATALOGUES: Record<Lang, Record<MessageId, string>> = { en, zh };
+
+let current: Lang = 'en';
+
+/** --lang when given, else the locale: LC_ALL, LC_MESSAGES or LANG starting with zh means Chinese. */
+export function pickLang(flag?: string, env: NodeJS.ProcessEnv = process.env): Lang {
+  if (flag === 'zh' || flag === 'en') return flag;
+  const locale = env.LC_ALL || env.LC_MESSAGES || env.LANG || '';
+  return /^zh/i.test(locale) ? 'zh' : 'en';
+}
+
+export function setLang(l: Lang): void {
+  current = l;
+}
+export const lang = (): Lang => current;
+
+/** The message in the current language, its {placeholders} filled in. */
+export function t(id: MessageId, params: Record<string, string | number> = {}): string {
+  const text = CATALOGUES[current][id] ?? en[id];
+  return text.replace(/\{(\w+)\}/g, (m, k: string) => (k in params ? String(params[k]) : m));
+}
+
+/** A proof's group name ("pod to pod (IPv6)") in the current language; the name itself stays the key in JSON. */
+export function proofName(group: string): string {
+  const m = /^(.*?)( \(IPv6\))?$/.exec(group)!;
+  const id = `proof.${m[1]}` as MessageId;
+  const base = id in en ? t(id) : m[1]!;
+  return m[2] ? `${base}${current === 'zh' ? '（IPv6）' : ' (IPv6)'}` : base;
+}
+
+/** The placeholders of a message, sorted (for the catalogue test). */
+export const placeholders = (text: string): string[] => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!).sort();

@@ -1,0 +1,80 @@
+// The learner's languages: every message in both catalogues with the same placeholders, the choice by
+// --lang or the locale, and Chinese where the learner reads it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CATALOGUES, LANGS, pickLang, placeholders, proofName, setLang, t } from '../../src/i18n/index.js';
+import { ROOT } from '../helpers/netns.js';
+
+describe('catalogues', () => {
+  it('every message exists in every language, with the same placeholders, and is not left empty', () => {
+    const ids = Object.keys(CATALOGUES.en).sort();
+    for (const l of LANGS) {
+      expect(Object.keys(CATALOGUES[l]).sort(), l).toEqual(ids);
+      for (const id of ids) {
+        const text = CATALOGUES[l][id as keyof typeof CATALOGUES.en];
+        expect(text.trim().length, `${l} ${id}`).toBeGreaterThan(0);
+        expect(placeholders(text), `${l} ${id}`).toEqual(placeholders(CATALOGUES.en[id as keyof typeof CATALOGUES.en]));
+      }
+    }
+  });
+
+  it("Chinese is Chinese (apart from names kept in English), and keeps the articles' terms", () => {
+    const zh = Object.entries(CATALOGUES.zh);
+    const han = /[\u4e00-\u9fff]/;
+    // Headings that are names (Pod IP, VTEP MAC, podCIDR, Service, targetPort = containerPort) may stay as they are.
+    const names = new Set([
+      'col.podIP',
+      'col.vtepMac',
+      'col.podCIDR',
+      'col.service',
+      'col.targetPort',
+      'col.pod',
+      'col.hostPorts',
+      'col.podMtu',
+    ]);
+    for (const [id, text] of zh) if (!names.has(id)) expect(han.test(text), id).toBe(true);
+    expect(CATALOGUES.zh['col.nodeIP']).toBe('节点 IP');
+    expect(CATALOGUES.zh['col.clusterIP']).toContain('集群 IP');
+    expect(CATALOGUES.zh['col.targetPort']).toBe('targetPort = containerPort');
+  });
+});
+
+describe('choosing', () => {
+  it('--lang wins; else LC_ALL, LC_MESSAGES or LANG starting with zh; else English', () => {
+    expect(pickLang('en', { LANG: 'zh_CN.UTF-8' })).toBe('en');
+    expect(pickLang(undefined, { LANG: 'zh_CN.UTF-8' })).toBe('zh');
+    expect(pickLang(undefined, { LC_ALL: 'zh_TW', LANG: 'en_US' })).toBe('zh');
+    expect(pickLang(undefined, { LANG: 'en_US.UTF-8' })).toBe('en');
+    expect(pickLang(undefined, {})).toBe('en');
+  });
+
+  it('fills placeholders, and names proofs in the language (IPv6 marked in its own way)', () => {
+    setLang('zh');
+    try {
+      expect(t('lab.failed', { n: 3 })).toBe('3 项检查失败');
+      expect(proofName('pod to pod (IPv6)')).toBe('Pod 到 Pod（IPv6）');
+      expect(proofName('a proof no catalogue knows')).toBe('a proof no catalogue knows');
+    } finally {
+      setLang('en');
+    }
+    expect(proofName('pod to pod (IPv6)')).toBe('pod to pod (IPv6)');
+  });
+});
+
+describe('README.zh-CN.md', () => {
+  const commands = (file: string) =>
+    [...readFileSync(join(ROOT, file), 'utf8').matchAll(/`((?:npm run|npm test|sudo |dist\/podwire|podwire )[^`]*)`/g)].map((m) =>
+      m[1]!.trim(),
+    );
+  it('is linked from the first lines of the README', () => {
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').slice(0, 12).join('\n')).toContain('README.zh-CN.md');
+  });
+
+  it("its commands are the English README's (nothing it promises is missing there)", () => {
+    const en = new Set(commands('README.md'));
+    const zh = commands('README.zh-CN.md');
+    expect(zh.length).toBeGreaterThan(8);
+    for (const c of zh) expect(en.has(c), c).toBe(true);
+  });
+});
