@@ -160,7 +160,12 @@ export function expectedFingerprints(nets: readonly { family: Family; clusterCID
 /** The element lines (without add/delete) for one attachment's address: [set, element] pairs. */
 export function podElements(p: PodRules): [set: string, element: string][] {
   const f = familyOf(p.ip);
-  const c = `comment "${p.owner}${p.label ? ` ${p.label}` : ''}"`;
+  // What goes into the script is checked here, whoever built it: the owner is 16 hex digits, and the label
+  // (containerID/ifname, for people) keeps only characters that cannot end nft's quoted string: an
+  // interface name may hold a '"'.
+  if (!/^[0-9a-f]{16}$/.test(p.owner)) throw new KernelError(`nftables: owner ${JSON.stringify(p.owner)} is not 16 hex digits`);
+  const label = p.label?.replace(/[^A-Za-z0-9_.\-/@]/g, '_');
+  const c = `comment "${p.owner}${label ? ` ${label}` : ''}"`;
   const out: [string, string][] = [];
   if (p.masq) out.push([`masq${f}`, `${p.ip} ${c}`], [`masqown${f}`, `${p.ip} . ${p.subnet} ${c}`]);
   const hairpins = new Set<string>();

@@ -28,6 +28,12 @@ describe('nftables elements', () => {
     expect(addLines([pod]).every((l) => l.startsWith('add element inet podwire '))).toBe(true);
   });
 
+  it('a label that could end the quoted comment (an ifname may hold a quote) is made harmless; a bad owner is refused', () => {
+    const evil = podElements({ ...pod, label: 'ctr1/e"}x;' });
+    for (const [, e] of evil) expect(e).toContain('comment "0123456789abcdef ctr1/e__x_"');
+    expect(() => podElements({ ...pod, owner: 'x" ; flush ruleset' })).toThrow(/not 16 hex digits/);
+  });
+
   it('removal adds each element then deletes it by its key alone (gone whether or not it was there)', () => {
     const lines = removeLines([pod]);
     expect(lines).toHaveLength(12);
