@@ -38,7 +38,9 @@ import { delChains, natCommands } from '../kernel/chains.js';
 import { type PortMapping, addHostports, hostportStep } from '../kernel/hostport.js';
 import { addMasq, masqStep } from '../kernel/masq.js';
 import type { PodRules } from '../kernel/backend.js';
-import { addPodElements, nftCommands, removeOwners, removePodElements } from '../kernel/nftables.js';
+// kernel/nftables.ts is loaded only by the calls that write nftables elements (a pod with hostPorts or
+// ipMasq, their DEL, GC, reclaim): every other ADD and DEL pays nothing for it.
+const nft = () => import('../kernel/nftables.js');
 import { IpBatchError, type PendingBatch, ipBatch, ipCommand, isExists, isNoSuchDevice, startIpBatch } from '../kernel/run.js';
 import { isUp, kind, linkByName, readState } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
@@ -405,6 +407,7 @@ async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): 
   if (!pods.length) return steps;
   if (firewallFor(w.ctx.conf, w.bc) === 'nftables') {
     // One transaction for every family: all of it is there, or none.
+    const { addPodElements, nftCommands, removePodElements } = await nft();
     w.rollback.push("remove the pod's nftables elements", () => removePodElements(pods));
     const lines = await addPodElements(pods);
     trace.step({
@@ -599,6 +602,7 @@ async function removeNftRules(ctx: Context, bc: BridgeConf, names: AttachmentNam
     // ADD refused such mappings: it made none
   }
   const known = addrs.length > 0 && (mappings.length > 0 || !hostports || Array.isArray(ctx.conf.runtimeConfig?.portMappings));
+  const { nftCommands, removeOwners, removePodElements } = await nft();
   const lines = known ? await removePodElements(podRules({ names, bc, ctx }, addrs, mappings)) : await removeOwners(new Set([names.owner]));
   if (!lines.length) return undefined;
   return {
@@ -667,13 +671,13 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
  */
 async function teardownOthers(ctx: Context, bc: BridgeConf, owners: Attachment[]): Promise<void> {
   const names = owners.map((a) => attachmentNames(ctx.conf.name, a.containerID, a.ifname));
-  const nft = firewallFor(ctx.conf, bc) === 'nftables';
+  const useNft = firewallFor(ctx.conf, bc) === 'nftables';
   await runAll([
     () => deleteLinks(names.map((n) => n.hostVeth)),
     // One list of the table and one transaction, however many owners.
-    () => (nft ? removeOwners(new Set(names.map((n) => n.owner))) : Promise.resolve([])),
+    async () => (useNft ? (await nft()).removeOwners(new Set(names.map((n) => n.owner))) : []),
     async () =>
-      nft ||
+      useNft ||
       removePodChains(
         bc.ipMasq ? names.map((n) => n.masqChain) : [],
         names.map((n) => n.hostportChain),

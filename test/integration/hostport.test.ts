@@ -3,6 +3,7 @@
 // another pod on the same node and from the pod itself (hairpin); TCP and UDP; DEL and GC leave no rule.
 // Each of it with the nftables backend (map elements in table inet podwire) and with iptables (a chain per pod).
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
@@ -124,6 +125,30 @@ describe.each<FirewallBackend>(['nftables', 'iptables'])('firewall backend %s', 
       );
       expect(nat(n1)).toBe(before.nat);
       expect(sh('ip', ['-n', n1.ns, '-o', 'link', 'show'])).toBe(before.links);
+    });
+
+    it('nftables: a hostPort another pod holds is refused, and the failed ADD is undone whole (address, veth, elements)', async () => {
+      if (backend !== 'nftables') return; // iptables lets the first rule shadow the second, as before
+      const n1 = lab.nodes[0]!;
+      const holder = await lab.addPod(n1, 'holder', { portMappings: MAPPINGS });
+      try {
+        // Counters move with traffic: compare the rules and elements, not them.
+        const rules = () => nat(n1).replace(/counter packets \d+ bytes \d+/g, 'counter');
+        const before = {
+          nat: rules(),
+          links: sh('ip', ['-n', n1.ns, '-o', 'link', 'show']),
+          ips: sh('ls', [join(n1.dir, 'ipam', n1.list.name)]),
+        };
+        await expect(lab.addPod(n1, 'second', { portMappings: [MAPPINGS[0]!] })).rejects.toThrow(
+          /hostPort is already taken on this node by another pod/,
+        );
+        expect(rules()).toBe(before.nat);
+        expect(sh('ip', ['-n', n1.ns, '-o', 'link', 'show'])).toBe(before.links);
+        expect(sh('ls', [join(n1.dir, 'ipam', n1.list.name)])).toBe(before.ips);
+        expect(dnatTo(nat(n1), holder.ip)).toBe(true); // the holder keeps it
+      } finally {
+        await lab.delPod(holder);
+      }
     });
 
     it('GC removes the hostPort chain of an attachment the runtime no longer knows', async () => {
