@@ -2,6 +2,7 @@
 // bridge and VXLAN device; under each node its pods, each hanging from the bridge by its veth pair (host
 // end name, eth0 and Pod IP); between nodes, what podwire's routes say: a VXLAN tunnel or a host-gw route.
 // The model is built from the kernel (world.ts), then laid out in columns; no layout library.
+import { t } from '../i18n/index.js';
 import { ipAddrs, kind } from '../kernel/state.js';
 import { type NsView, peerPaths } from './view.js';
 import { type Scope, type World, readWorld, vethPeer } from './world.js';
@@ -141,7 +142,7 @@ export function renderSvg(m: Model): string {
   // The underlay: one line every node's uplink hangs from, other hosts on it.
   out.push(
     `<line class="ul" x1="${GAP / 2}" y1="${TOP + 20}" x2="${width - GAP / 2}" y2="${TOP + 20}"/>`,
-    text(GAP / 2, TOP + 12, "underlay: the nodes' network (Node IPs)", 's'),
+    text(GAP / 2, TOP + 12, t('diagram.underlay'), 's'),
   );
   let hx = width - GAP;
   for (const h of [...m.hosts].reverse()) {
@@ -170,8 +171,8 @@ export function renderSvg(m: Model): string {
     const lift = 30 + ((x2 - x1) / (COL + GAP) - 1) * 38 + (l.mode === 'host-gw' ? 14 : 0);
     const y = NODE_Y - 8;
     const cls = l.mode === 'vxlan' ? 'tun' : 'hgw';
-    const way = ls.length === 2 ? 'both ways' : `${l.from} -> ${l.to}`;
-    const label = l.mode === 'vxlan' ? `VXLAN tunnel (${way})` : `host-gw routes (${way})`;
+    const way = ls.length === 2 ? t('diagram.bothWays') : `${l.from} -> ${l.to}`;
+    const label = t(l.mode === 'vxlan' ? 'diagram.tunnel' : 'diagram.routes', { way });
     // The routes themselves, as a tooltip: they would not fit on the arc.
     const detail = ls.map((x) => `${x.from}: ${x.podCIDR} via ${x.via}`).join('\n');
     out.push(
@@ -189,7 +190,7 @@ export function renderSvg(m: Model): string {
     out.push(`<line class="ul" x1="${cx}" y1="${TOP + 20}" x2="${cx}" y2="${NODE_Y}"/>`);
     out.push(`<rect class="node" x="${x}" y="${NODE_Y}" width="${COL}" height="${NODE_H}" rx="8"/>`);
     out.push(text(x + 12, NODE_Y + 22, n.name, 'h'));
-    n.nodeIPs.forEach((ip, j) => out.push(text(x + 12, NODE_Y + 42 + j * 16, `Node IP ${ip}`)));
+    n.nodeIPs.forEach((ip, j) => out.push(text(x + 12, NODE_Y + 42 + j * 16, t('diagram.nodeIP', { ip }))));
     if (n.vxlans.length) {
       out.push(`<rect class="vx" x="${x + 12}" y="${NODE_Y + 70}" width="${COL - 24}" height="30" rx="4"/>`);
       const vtep = (v: DNode['vxlans'][number]) => `${v.name}${v.addr ? ` (VTEP ${v.addr.split('/')[0]})` : ''}`;
@@ -197,7 +198,7 @@ export function renderSvg(m: Model): string {
     }
     if (n.bridge) {
       out.push(`<rect class="br" x="${x + 12}" y="${NODE_Y + NODE_H - 38}" width="${COL - 24}" height="26" rx="4"/>`);
-      out.push(text(x + 20, NODE_Y + NODE_H - 20, `${n.bridge.name}: bridge, gateway ${n.bridge.addrs.join(' ')}`, 'brt'));
+      out.push(text(x + 20, NODE_Y + NODE_H - 20, t('diagram.bridge', { name: n.bridge.name, gateway: n.bridge.addrs.join(' ') }), 'brt'));
     }
     out.push('</g>');
     n.pods.forEach((p, j) => {
@@ -209,9 +210,9 @@ export function renderSvg(m: Model): string {
           `y1="${py + POD_H / 2}" x2="${x + 70}" y2="${py + POD_H / 2}"/>`,
       );
       out.push(`<rect class="pod" x="${x + 70}" y="${py}" width="${COL - 70}" height="${POD_H}" rx="6"/>`);
-      out.push(text(x + 80, py + 20, `pod ${p.name}`, 'h'));
-      out.push(text(x + 80, py + 38, `${p.ifname} ${p.ip}  (Pod IP)`));
-      out.push(text(x + 80, py + 52, `veth pair: ${p.hostVeth} on ${n.bridge?.name ?? '?'} <-> ${p.ifname}`, 's'));
+      out.push(text(x + 80, py + 20, t('diagram.pod', { name: p.name }), 'h'));
+      out.push(text(x + 80, py + 38, t('diagram.podIP', { ifname: p.ifname, ip: p.ip })));
+      out.push(text(x + 80, py + 52, t('diagram.veth', { host: p.hostVeth, bridge: n.bridge?.name ?? '?', ifname: p.ifname }), 's'));
       out.push('</g>');
     });
   });
@@ -221,7 +222,7 @@ export function renderSvg(m: Model): string {
       `<g data-kind="remote" data-name="${esc(r.ip)}"><line class="ul" x1="${x + COL / 2}" y1="${TOP + 20}" x2="${x + COL / 2}" ` +
         `y2="${NODE_Y}"/>` +
         `<rect class="remote" x="${x}" y="${NODE_Y}" width="${COL}" height="70" ` +
-        `rx="8"/>${text(x + 12, NODE_Y + 24, `another node: Node IP ${r.ip}`, 'h')}${text(x + 12, NODE_Y + 46, r.name, 's')}</g>`,
+        `rx="8"/>${text(x + 12, NODE_Y + 24, t('diagram.remote', { ip: r.ip }), 'h')}${text(x + 12, NODE_Y + 46, r.name, 's')}</g>`,
     );
   });
   out.push('</svg>');

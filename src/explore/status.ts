@@ -375,16 +375,30 @@ export function renderStatus(st: NodeStatus): string {
   const n = st.node;
   out.push(
     n
-      ? `node ${n.name}: Node IP ${n.nodeIPs.join(', ')}, podCIDR ${n.podCIDRs.join(', ')} (its slice of ${n.clusterCIDRs.join(', ')}), ` +
-          `backend ${n.backend}`
-      : 'node: (no cluster file given: peers are shown as the kernel has them, without drift)',
-    `network ${st.network}, from ${st.conflist}`,
+      ? t('status.node', {
+          name: n.name,
+          ips: n.nodeIPs.join(', '),
+          podCIDRs: n.podCIDRs.join(', '),
+          clusters: n.clusterCIDRs.join(', '),
+          backend: n.backend,
+        })
+      : t('status.noCluster'),
+    t('status.network', { network: st.network, file: st.conflist }),
     '',
   );
   for (const s of st.slices)
     out.push(
-      `slice   ${s.cidr}: ${s.used} of ${count(s.size)} Pod IPs reserved (${s.percent}%), ${count(s.free)} free, range ${s.first}-${s.last}, ` +
-        `gateway ${s.gateway}; from ${s.from}`,
+      t('status.slice', {
+        cidr: s.cidr,
+        used: s.used,
+        size: count(s.size),
+        percent: s.percent,
+        free: count(s.free),
+        first: s.first,
+        last: s.last,
+        gateway: s.gateway,
+        from: s.from,
+      }),
     );
   if (!st.slices.length) out.push('slice   unknown');
   const b = st.bridge;
@@ -438,7 +452,7 @@ export function renderStatus(st: NodeStatus): string {
     out.push('');
     out.push(
       table(
-        ['peer', 'Node IP', 'podCIDR', 'backend', 'route', 'neighbour', 'FDB', 'drift'],
+        [t('col.peer'), t('col.nodeIP'), 'podCIDR', t('col.backend'), t('col.kernelRoute'), t('col.neigh'), 'FDB', t('col.drift')],
         st.peers.map((p) => [
           p.name,
           p.nodeIP,

@@ -257,7 +257,13 @@ describe('podwire path', () => {
     expect(p.stdout).toMatch(/^已送达 10\.244\.1\.\d+/m);
     const viaLocale = spawnSync(BIN, ['path', a!.ip, b!.ip], { encoding: 'utf8', env: { ...process.env, LANG: 'zh_CN.UTF-8' } });
     expect(viaLocale.stdout).toContain('已送达');
-    expect((await podwire('status', '--lab', 'node1', '--lang', 'zh')).stdout).toMatch(/Pod IP\s+容器 ID\s+ifname/);
+    const st = (await podwire('status', '--lab', 'node1', '--lang', 'zh')).stdout;
+    expect(st).toMatch(/Pod IP\s+容器 ID\s+ifname/);
+    expect(st).toMatch(/^网段    10\.244\.1\.0\/24：已预留 \d+ \/ 253 个 Pod IP/m);
+    expect(st).toMatch(/^节点 node1：节点 IP 192\.168\.50\.11/m);
+    const svg = (await podwire('diagram', '--lang', 'zh')).stdout;
+    expect(svg).toContain('底层网络：节点所在的网络（节点 IP）');
+    expect(svg).toMatch(/节点 IP 192\.168\.50\.11/);
     expect((await podwire('doctor', '--lab', 'node1', '--no-probe', '--lang', 'zh')).stdout).toMatch(
       /node1：没有发现问题|node1 上有 \d+ 个问题/,
     );

@@ -24,6 +24,8 @@ describe('catalogues', () => {
     const han = /[\u4e00-\u9fff]/;
     // Headings that are names (Pod IP, VTEP MAC, podCIDR, Service, targetPort = containerPort) may stay as they are.
     const names = new Set([
+      'diagram.pod',
+      'diagram.podIP',
       'col.podIP',
       'col.vtepMac',
       'col.podCIDR',
