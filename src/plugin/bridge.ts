@@ -9,7 +9,8 @@
 //      With the built-in IPAM the gateway is known from the config, so 1 and 2 run at the same time.
 //   3. pod side, one `ip -batch` in the pod's namespace: lo up, address, link up, routes
 //   4. ip_forward (a file in /proc), while 3 runs
-//   5. the pod's nat chains when asked: ipMasq, and hostPorts from runtimeConfig.portMappings
+//   5. the pod's nat rules when asked (ipMasq, and hostPorts from runtimeConfig.portMappings), while 3
+//      runs: elements of table inet podwire (nftables), or chains (iptables); see kernel/backend.ts
 //
 // Processes, the per-pod path's largest cost after the runtime's own start-up (each ~1-2 ms of CPU):
 //   ADD: 2 — `ip -batch` on the host and `ip -n POD -batch` in the pod. Two is the least: an `ip` works
@@ -18,12 +19,13 @@
 //        and fed later, so their start-up overlaps podwire's own work. One more on a node's first pod
 //        (the bridge is assumed to exist, and made when the kernel says it is missing), and one or two
 //        reading the node (guardNode) when the bridge is made or gets gateways it has not been checked
-//        with. With ipMasq or
-//        hostPorts, an iptables-restore per family of the pod, and for hostPorts an iptables-save per
-//        family (and, on the node's first, the shared chains' iptables calls).
+//        with. With ipMasq or hostPorts: one `nft` (nftables backend, run while the pod's `ip` works),
+//        or, with the iptables backend, an iptables-restore per family of the pod and for hostPorts an
+//        iptables-save per family (and, on the node's first, the shared chains' iptables calls).
 //   DEL: 1 — `ip -force -batch` deleting the host veth (the pod's end goes with it), with no read first.
-//        iptables-save and -restore only when the pod may have nat rules: ipMasq, or a runtimeConfig
-//        that carries portMappings (or does not say).
+//        Its nat rules only when the pod may have some: ipMasq, or a runtimeConfig that carries
+//        portMappings (or does not say): one `nft` transaction (at the same time as the veth's deletion),
+//        or iptables-save and -restore.
 //   Neither takes a lock (see ipam/allocator.ts), reads the kernel's state first, or runs a process to
 //   learn what an earlier call's result or a derived name (kernel/names.ts) already says.
 import { CniError, Code, invalidConfig, invalidEnv } from '../cni/errors.js';
