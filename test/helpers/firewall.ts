@@ -8,7 +8,14 @@ const out = (ns: string, cmd: string[]): string => {
   return r.status === 0 ? r.stdout : '';
 };
 
-export const iptablesNat = (ns: string): string => out(ns, ['iptables-save', '-t', 'nat']) + out(ns, ['ip6tables-save', '-t', 'nat']);
+/** Without iptables-save's "# Generated/Completed on <time>" lines, so two reads compare by their rules. */
+const rulesOnly = (text: string): string =>
+  text
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
+export const iptablesNat = (ns: string): string =>
+  rulesOnly(out(ns, ['iptables-save', '-t', 'nat']) + out(ns, ['ip6tables-save', '-t', 'nat']));
 export const nftTable = (ns: string): string => out(ns, ['nft', 'list', 'table', 'inet', 'podwire']);
 export const firewallText = (ns: string): string => iptablesNat(ns) + nftTable(ns);
 
