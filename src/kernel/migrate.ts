@@ -6,7 +6,7 @@ import { delChainGroup, podRulesFromSave, saveNat } from './chains.js';
 import { removeNodeRules } from './firewall.js';
 import { HOSTPORTS, HOSTPORT_MASQ, addHostports } from './hostport.js';
 import { addMasq } from './masq.js';
-import { addPodElements, deleteNftTable, readTable } from './nftables.js';
+import { NFT_TABLE, addPodElements, nftDeleteTable, readTable } from './nftables.js';
 import { onPath } from './backend.js';
 
 type Family = 4 | 6;
@@ -45,7 +45,7 @@ export async function nftablesToIptables(): Promise<string[]> {
     if (p.masq) await addMasq(`PW-MASQ-${p.owner}`, p.ip, p.subnet);
     if (p.mappings.length) await addHostports(`PW-HP-${p.owner}`, p.mappings, p.ip, p.subnet);
   }
-  await deleteNftTable();
+  await nftDeleteTable(NFT_TABLE);
   return [
     ...(pods.length ? [`${pods.length} pod address(es) moved from nftables to iptables`] : []),
     'nftables table inet podwire removed (now in iptables)',

@@ -350,14 +350,6 @@ export async function ensureNftNode(nets: readonly { family: Family; clusterCIDR
   return [`nftables ${NFT_TABLE}: ${differ.map(([n]) => n).join(', ')}`];
 }
 
-/** Deletes the whole table (node down, or the node switched to iptables after its pods were moved). */
-export async function deleteNftTable(): Promise<boolean> {
-  const r = await run('nft', ['delete', 'table', 'inet', 'podwire']);
-  if (r.code === 0) return true;
-  if (/No such file or directory/.test(r.stderr)) return false;
-  throw commandFailed('nft delete table inet podwire', firstError(r.stderr));
-}
-
 /** The trace's text for lines applied: nft's own commands, one per line. */
 export const nftCommands = (lines: readonly string[]): string => lines.map((l) => `nft ${l}`).join('\n');
 
@@ -384,4 +376,23 @@ export async function nftDeleteTable(table: string): Promise<void> {
   const [family, name] = table.split(' ');
   const r = await run('nft', ['delete', 'table', family!, name!]);
   if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) throw commandFailed(`nft delete table ${table}`, firstError(r.stderr));
+}
+
+/**
+ * node down: the node's chains go; the table too when no pod has elements in it. Pods still running keep
+ * their hostPorts and masquerade (as their iptables chains stay on the iptables backend): their DELs remove
+ * them. Returns what it removed.
+ */
+export async function removeNftNode(): Promise<string[]> {
+  const t = await readTable();
+  if (!t) return [];
+  if (!t.pods.length) {
+    await nftDeleteTable(NFT_TABLE);
+    return [`nftables ${NFT_TABLE} removed`];
+  }
+  const chains = ['node-forward', 'node-postrouting'].filter((c) => t.chains.has(c));
+  await nftApply(chains.map((c) => `delete chain ${T} ${c}`));
+  return chains.length
+    ? [`nftables ${NFT_TABLE}: ${chains.join(', ')} removed (${t.pods.length} pod address(es) keep their elements)`]
+    : [];
 }

@@ -19,7 +19,7 @@ import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
 import { type FirewallFacts, installed, onPath, pickFirewall } from '../kernel/backend.js';
 import { iptablesCmd } from '../kernel/iptables.js';
 import { iptablesToNftables, nftablesToIptables } from '../kernel/migrate.js';
-import { NFT_TABLE, deleteNftTable, ensureNftNode } from '../kernel/nftables.js';
+import { ensureNftNode, removeNftNode } from '../kernel/nftables.js';
 import { addrLine, bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
@@ -338,7 +338,7 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
   }
   await ipBatch(lines);
   if (onPath('iptables')) changes.push(...(await removeNodeRules(families(c))).map((x) => `${x} removed`));
-  if (onPath('nft') && (await deleteNftTable())) changes.push(`nftables ${NFT_TABLE} removed`);
+  if (onPath('nft')) changes.push(...(await removeNftNode()));
   if (existsSync(subnetFile)) {
     rmSync(subnetFile);
     changes.push(`subnet file ${subnetFile} removed`);

@@ -71,6 +71,25 @@ describe('switching the firewall backend on a running node', () => {
   });
 });
 
+describe('node down with a pod still running', () => {
+  it("removes the node's chains, keeps the pod's hostPort elements for its DEL, and node up puts the chains back", async () => {
+    await switchTo('nftables');
+    const pod = await lab.addPod(n1, 'keep', { portMappings: MAPPINGS });
+    try {
+      const down = await lab.nodeDown(n1);
+      expect(down.join('\n')).toMatch(/node-forward, node-postrouting removed \(1 pod address\(es\) keep their elements\)/);
+      const t = nftTable(n1.ns);
+      expect(t).not.toContain('chain node-forward');
+      expect(hostPortTo(t, 8080, pod.ip, 80)).toBe(true);
+      await lab.delPod(pod);
+      expect(nftTable(n1.ns)).not.toMatch(PER_POD);
+    } finally {
+      await lab.nodeUp(n1);
+    }
+    expect(nftTable(n1.ns)).toContain('chain node-forward');
+  });
+});
+
 describe('a node without any iptables binary', () => {
   it('auto picks nftables; node up and a hostPort pod work; DEL leaves nothing', async () => {
     // A PATH with every tool podwire may run except iptables*.
