@@ -603,7 +603,7 @@ async function removeNftRules(ctx: Context, bc: BridgeConf, names: AttachmentNam
   } catch {
     // ADD refused such mappings: it made none
   }
-  const known = addrs.length > 0 && (mappings.length > 0 || !hostports || Array.isArray(ctx.conf.runtimeConfig?.portMappings));
+  const known = addrs.length > 0 && (!hostports || Array.isArray(ctx.conf.runtimeConfig?.portMappings));
   const { nftCommands, removeOwners, removePodElements } = await nft();
   const lines = known ? await removePodElements(podRules({ names, bc, ctx }, addrs, mappings)) : await removeOwners(new Set([names.owner]));
   if (!lines.length) return undefined;

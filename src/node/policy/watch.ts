@@ -58,7 +58,12 @@ export class PolicyWatch {
       inf.on('error', (e) => {
         this.o.onError?.(e instanceof Error ? e : new Error(String(e)));
         if (this.stopped) return;
-        setTimeout(() => void inf.start().then(changed), (pause = Math.min(pause * 2, 30_000)));
+        setTimeout(
+          () => {
+            if (!this.stopped) void inf.start().then(changed);
+          },
+          (pause = Math.min(pause * 2, 30_000)),
+        );
       });
       this.informers.push(inf);
       await inf.start();
