@@ -13,6 +13,7 @@ import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { ApiServerProcess } from '../helpers/apiserver-process.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 import { until } from '../helpers/wait.js';
+import { type AgentHandle, spawnAgent } from '../helpers/agent.js';
 import { bringUp } from '../../src/lab/index.js';
 
 let lab: Lab;
@@ -25,33 +26,10 @@ const servers: ChildProcess[] = [];
 // A client that connects and exits resets the connection: the server shrugs that off.
 const SERVER = "require('net').createServer((s)=>{s.on('error',()=>{});s.end('ok')}).listen(80)";
 
-function startAgent(n: LabNode, extra: string[] = []): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
-  const proc = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      n.ns,
-      BIN,
-      'agent',
-      '--kubeconfig',
-      kubeconfig,
-      '--node',
-      n.name,
-      '--subnet-file',
-      n.subnetFile,
-      '--cni-conf-dir',
-      join(n.dir, 'net.d'),
-      '--status-addr',
-      '127.0.0.1:9471',
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  agents.push(proc);
-  return { proc, stderr: () => err, exit: new Promise((r) => proc.on('exit', (c) => r(c ?? -1))) };
+function startAgent(n: LabNode, extra: string[] = []): AgentHandle {
+  const a = spawnAgent(n, kubeconfig, ['--status-addr', '127.0.0.1:9471', ...extra]);
+  agents.push(a.proc);
+  return a;
 }
 
 /** A TCP connect from one pod to another's port 80, given up after 400 ms (a dropped SYN). */
@@ -118,8 +96,7 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
     expect(await reaches(pods.ya!, pods.xa!)).toBe(true);
   });
 
-  it('a policy sent to the API server is in the kernel within a second: x/a takes traffic from namespace y only', async () => {
-    const t0 = Date.now();
+  it('a policy sent to the API server reaches the kernel: x/a takes traffic from namespace y only', async () => {
     await api.send({
       op: 'put',
       kind: 'NetworkPolicy',
@@ -128,8 +105,8 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
         spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] },
       },
     });
+    // How fast is the benchmark's (scripts/bench-policy.mjs): here only that it arrives.
     await until(async () => !(await reaches(pods.xb!, pods.xa!)), 5_000, 'x/b -> x/a to be dropped');
-    expect(Date.now() - t0).toBeLessThan(1_500);
     expect(await reaches(pods.ya!, pods.xa!)).toBe(true); // across nodes, over VXLAN
     expect(await reaches(pods.xa!, pods.xb!)).toBe(true); // x/b is not selected
     expect(await metric(lab.nodes[0]!, 'podwire_network_policies')).toBe(1);

@@ -16,6 +16,7 @@ import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { ApiServerProcess } from '../helpers/apiserver-process.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
 import { until } from '../helpers/wait.js';
+import { type AgentHandle, spawnAgent } from '../helpers/agent.js';
 
 let lab: Lab;
 let api: ApiServerProcess | undefined;
@@ -44,37 +45,10 @@ const metric = (text: string, sample: string): number | undefined => {
 const fdb = (n: LabNode) => sh('ip', ['netns', 'exec', n.ns, 'bridge', 'fdb', 'show', 'dev', 'podwire.1']);
 const peerRoute = (n: LabNode, cidr: string) => ipn(n, 'route', 'show', cidr, 'proto', '112').trim();
 
-function startAgent(
-  n: LabNode,
-  extra: string[] = [],
-  config = kubeconfig,
-): { proc: ChildProcess; stderr: () => string; exit: Promise<number> } {
-  const proc = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      n.ns,
-      BIN,
-      'agent',
-      '--kubeconfig',
-      config,
-      '--node',
-      n.name,
-      '--subnet-file',
-      n.subnetFile,
-      '--cni-conf-dir',
-      join(n.dir, 'net.d'),
-      '--resync',
-      '2',
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  agents.push(proc);
-  return { proc, stderr: () => err, exit: new Promise((r) => proc.on('exit', (code) => r(code ?? -1))) };
+function startAgent(n: LabNode, extra: string[] = [], config = kubeconfig): AgentHandle {
+  const a = spawnAgent(n, config, ['--resync', '2', ...extra]);
+  agents.push(a.proc);
+  return a;
 }
 
 beforeAll(async () => {
