@@ -26,6 +26,9 @@ export class PolicyWatch {
   private stopped = false;
   private running: Promise<void> = Promise.resolve();
   private listed = 0;
+  private readonly retries = new Set<NodeJS.Timeout>();
+  private stopped$!: () => void;
+  private readonly stopping = new Promise<void>((r) => (this.stopped$ = r));
 
   constructor(private readonly o: PolicyWatchOptions) {
     this.enforcer = new PolicyEnforcer(o.node);
@@ -58,17 +61,22 @@ export class PolicyWatch {
       inf.on('error', (e) => {
         this.o.onError?.(e instanceof Error ? e : new Error(String(e)));
         if (this.stopped) return;
-        setTimeout(
+        // Kept, so stop() can clear it: a pending retry must not keep a stopping agent alive.
+        const retry = setTimeout(
           () => {
+            this.retries.delete(retry);
             if (!this.stopped) void inf.start().then(changed);
           },
           (pause = Math.min(pause * 2, 30_000)),
         );
+        this.retries.add(retry);
       });
+      if (this.stopped) return; // stopped while an earlier informer listed
       this.informers.push(inf);
       await inf.start();
     }
-    await allListed;
+    await Promise.race([allListed, this.stopping]);
+    if (this.stopped) return;
     await new Promise((r) => setImmediate(r));
     this.schedule(0);
   }
@@ -97,7 +105,10 @@ export class PolicyWatch {
   /** Stops watching; the table stays in the kernel (enforcement keeps going until the next agent writes its own). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopped$();
     clearTimeout(this.timer);
+    for (const r of this.retries) clearTimeout(r);
+    this.retries.clear();
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.running;
   }
