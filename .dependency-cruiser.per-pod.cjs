@@ -15,6 +15,15 @@ module.exports = {
         reachable: true,
       },
     },
+    {
+      name: 'no-catalogue-without-a-trace',
+      comment:
+        "the learner's catalogues (src/i18n) are loaded by a trace when it is written (dynamic import in cni/trace.ts), never " +
+        'by a call that writes none: steps carry message ids, not words (kernel/step.ts)',
+      severity: 'error',
+      from: { path: '^src/(cni|plugin|ipam|kernel|net)/|^src/[^/]+\\.ts$', pathNot: '^src/main\\.ts$' },
+      to: { path: '^src/i18n/', dependencyTypesNot: ['dynamic-import'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

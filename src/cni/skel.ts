@@ -90,8 +90,8 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     const ctx: Context = { env: cniEnv, conf, stdin };
     const target = traceTarget(env.PODWIRE_TRACE, conf.trace);
     if (target && (command === 'ADD' || command === 'DEL')) {
-      const where = `network ${conf.name}, netns ${cniEnv.netns || '(none)'}`;
-      trace = ctx.trace = new Trace(target, `${command} ${cniEnv.containerID}/${cniEnv.ifname} (${where})`);
+      const p = { command, containerID: cniEnv.containerID, ifname: cniEnv.ifname, network: conf.name, netns: cniEnv.netns || '-' };
+      trace = ctx.trace = new Trace(target, { id: 'trace.title', p }, env);
     }
     switch (command) {
       case 'ADD': {
@@ -115,7 +115,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
     }
     const ms = +(performance.now() - started).toFixed(2);
     log.info({ ...fields, outcome: 'ok', ms, profile: profileSoFar() }, `${command} ok`);
-    trace?.write(`${command} ok in ${ms} ms${fields.ips ? `: ${(fields.ips as string[]).join(', ')}` : ''}`);
+    await trace?.write({ id: 'trace.ok', p: { command, ms, ips: fields.ips ? `: ${(fields.ips as string[]).join(', ')}` : '' } });
     return 0;
   } catch (e) {
     const err = asCniError(e);
@@ -131,7 +131,7 @@ export async function runSkel(plugin: Plugin, opts: SkelOptions): Promise<number
       },
       `${command} failed`,
     );
-    trace?.write(`${command} failed (code ${err.code}): ${err.message}`);
+    await trace?.write({ id: 'trace.error', p: { command, code: err.code, message: err.message } });
     return 1;
   }
 }

@@ -4,6 +4,7 @@
 // Off unless PODWIRE_TRACE is set in the plugin's environment (1|log: to the log file; stderr: to the log
 // file and stderr) or `"trace": true | "stderr"` is in its config. Off, ctx.trace is undefined and the
 // plugin does no extra work. Steps are recorded as they happen and written once, when the call ends.
+import type { Lang, MessageId, Msg } from '../i18n/index.js';
 import type { Step } from '../kernel/step.js';
 import { invalidConfig, invalidEnv } from './errors.js';
 import { log } from '../log.js';
@@ -26,7 +27,9 @@ export function traceTarget(env: string | undefined, conf: unknown): TraceTarget
 }
 
 interface Entry extends Step {
-  note?: string;
+  note?: MessageId;
+  /** For a batch's last step: which steps went in one `ip -batch`, and how long it took. */
+  batch?: { first: number; last: number; ms: string };
   failed?: string;
 }
 
@@ -35,11 +38,13 @@ export class Trace {
 
   constructor(
     readonly target: TraceTarget,
-    /** e.g. "ADD lab-node1-pod1/eth0 (network podwire, netns /run/netns/x)". */
-    readonly title: string,
+    /** e.g. "ADD lab-node1-pod1/eth0 (network podwire, netns /run/netns/x)", as a message. */
+    readonly title: Msg,
+    /** The plugin's environment: PODWIRE_LANG (en|zh), else LC_ALL/LC_MESSAGES/LANG, picks the language of the text. */
+    private readonly env: NodeJS.ProcessEnv = {},
   ) {}
 
-  step(s: Step, note?: string): void {
+  step(s: Step, note?: MessageId): void {
     this.entries.push({ ...s, note });
   }
 
@@ -54,8 +59,7 @@ export class Trace {
     for (const s of done) this.entries.push({ ...s });
     const last = this.entries[this.entries.length - 1];
     if (!last) return;
-    if (done.length > 1)
-      last.note = `steps ${first}-${first + done.length - 1} went to the kernel in one \`ip -batch -\`, ${ms.toFixed(1)} ms`;
+    if (done.length > 1) last.batch = { first, last: first + done.length - 1, ms: ms.toFixed(1) };
     if (failedLine) last.failed = error;
   }
 
@@ -63,26 +67,38 @@ export class Trace {
     return this.entries.length;
   }
 
-  /** The narrative as text: a title line, then the numbered steps. */
-  text(outcome: string): string {
-    const out = [`podwire ${this.title}`];
+  /**
+   * The narrative as text in the learner's language (English unless `lang` says otherwise): a title line,
+   * then the numbered steps. The catalogues are loaded here, never by a call that writes no trace.
+   */
+  async text(outcome: Msg, lang?: Lang): Promise<string> {
+    const { pickLang, setLang, t } = await import('../i18n/index.js');
+    setLang(lang ?? pickLang(this.env.PODWIRE_LANG, this.env));
+    const out = [`podwire ${t(this.title.id, this.title.p)}`];
     this.entries.forEach((e, i) => {
-      out.push(`${String(i + 1).padStart(3)}. ${e.what}`);
+      out.push(`${String(i + 1).padStart(3)}. ${t(`step.${e.id}`, e.p)}`);
       for (const c of e.cmd?.split('\n') ?? []) out.push(`       $ ${c}`);
-      out.push(`       why: ${e.why}`);
-      if (e.failed) out.push(`       FAILED: ${e.failed}`);
-      if (e.note) out.push(`       (${e.note})`);
+      out.push(`       ${t('trace.why')}: ${t(`step.${e.id}.why`, e.p)}`);
+      if (e.failed) out.push(`       ${t('trace.failed')}: ${e.failed}`);
+      if (e.note) out.push(`       (${t(e.note)})`);
+      if (e.batch) out.push(`       (${t('note.batch', e.batch)})`);
     });
-    out.push(`  => ${outcome}`);
+    out.push(`  => ${t(outcome.id, outcome.p)}`);
     return out.join('\n') + '\n';
   }
 
-  /** Writes the trace: one log line per step, and the text on stderr when asked. */
-  write(outcome: string): void {
+  /** Writes the trace: one log line per step (in English, for whoever greps the log), and the text on stderr when asked. */
+  async write(outcome: Msg): Promise<void> {
+    const { setLang, t } = await import('../i18n/index.js');
+    setLang('en');
+    const title = `trace ${t(this.title.id, this.title.p)}`;
     this.entries.forEach((e, i) =>
-      log.info({ trace: i + 1, what: e.what, cmd: e.cmd, why: e.why, failed: e.failed }, `trace ${this.title}`),
+      log.info(
+        { trace: i + 1, step: e.id, what: t(`step.${e.id}`, e.p), cmd: e.cmd, why: t(`step.${e.id}.why`, e.p), failed: e.failed },
+        title,
+      ),
     );
-    log.info({ trace: 'end', outcome }, `trace ${this.title}`);
-    if (this.target === 'stderr') writeStderr(this.text(outcome));
+    log.info({ trace: 'end', outcome: t(outcome.id, outcome.p) }, title);
+    if (this.target === 'stderr') writeStderr(await this.text(outcome));
   }
 }

@@ -26,10 +26,21 @@ export function setLang(l: Lang): void {
 }
 export const lang = (): Lang => current;
 
+/** A message not yet in words: its id and its placeholders' values (the trace's steps are kept so). */
+export interface Msg {
+  id: MessageId;
+  p?: Params;
+}
+/** A placeholder's value: text, a number, a message of its own, or a list of them (joined by `list.sep`). */
+export type Params = Readonly<Record<string, string | number | Msg | readonly Msg[]>>;
+
+const value = (v: Params[string]): string =>
+  typeof v === 'object' ? ('id' in v ? t(v.id, v.p) : (v as readonly Msg[]).map((m) => t(m.id, m.p)).join(t('list.sep'))) : String(v);
+
 /** The message in the current language, its {placeholders} filled in. */
-export function t(id: MessageId, params: Record<string, string | number> = {}): string {
+export function t(id: MessageId, params: Params = {}): string {
   const text = CATALOGUES[current][id] ?? en[id];
-  return text.replace(/\{(\w+)\}/g, (m, k: string) => (k in params ? String(params[k]) : m));
+  return text.replace(/\{(\w+)\}/g, (m, k: string) => (k in params ? value(params[k]!) : m));
 }
 
 /** A proof's group name ("pod to pod (IPv6)") in the current language; the name itself stays the key in JSON. */

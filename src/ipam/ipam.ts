@@ -136,30 +136,37 @@ export const builtinIpam: Ipam = {
           routes: cfg.routes,
           dns: ctx.conf.dns,
         };
-        const from = ctx.conf.ipam?.subnetFile
-          ? `${String(ctx.conf.ipam.subnetFile)} (written by \`podwire node up\` or the agent from the Node's podCIDR${pools.length > 1 ? 's' : ''})`
-          : 'the config';
-        const reclaimNote = reclaimed.length
-          ? `the slice was full; reclaimed ${reclaimed.map((r) => `${r.ip} (${r.owner.containerID}: ${r.why})`).join(', ')}; then `
-          : '';
-        const what = allocs.map((a, i) => {
-          const ip = formatIP(a.ip);
-          const slice = formatCidr(pools[i]!.subnet);
-          return a.existing
-            ? `keep ${ip}: this container already holds it (a repeated ADD)`
-            : requested[i]
-              ? `reserve ${ip}, the address the runtime asked for, in the node's slice ${slice}`
-              : `take the next free address from the node's slice ${slice}: ${ip}`;
-        });
+        // Kept as messages: put into words (the learner's language) only if a trace is written.
+        const two = pools.length > 1;
+        const file = ctx.conf.ipam?.subnetFile;
         const step: Step = {
-          what: reclaimNote + what.join('; and '),
+          id: 'reserve',
+          p: {
+            reclaimed: reclaimed.length
+              ? {
+                  id: 'ipam.reclaimed',
+                  p: {
+                    list: reclaimed.map((r) => ({
+                      id: 'ipam.reclaimedOne' as const,
+                      p: { ip: r.ip, containerID: r.owner.containerID, why: r.why },
+                    })),
+                  },
+                }
+              : '',
+            addresses: allocs.map((a, i) => ({
+              id: a.existing ? ('ipam.keep' as const) : requested[i] ? ('ipam.requested' as const) : ('ipam.next' as const),
+              p: { ip: formatIP(a.ip), slice: formatCidr(pools[i]!.subnet) },
+            })),
+            perFamily: two ? { id: 'ipam.perFamily' } : '',
+            from: file ? { id: two ? 'ipam.fromFiles' : 'ipam.fromFile', p: { file: String(file) } } : { id: 'ipam.fromConfig' },
+            gateways: {
+              id: two ? 'ipam.gateways' : 'ipam.gateway',
+              p: { gateway: formatIP(pools[0]!.gateway), gateway2: two ? formatIP(pools[1]!.gateway) : '' },
+            },
+          },
           cmd: allocs
             .map((a) => `create file ${store.dir}/${formatIP(a.ip)} containing "${ctx.env.containerID}\\r\\n${ctx.env.ifname}"`)
             .join('\n'),
-          why:
-            `every node hands out Pod IPs from its own slice of the cluster network${pools.length > 1 ? ' (one per address family)' : ''}; ` +
-            `the slice comes from ${from}. The file makes the address this pod's alone; ` +
-            `${pools.map((p) => formatIP(p.gateway)).join(' and ')} ${pools.length > 1 ? 'are gateways' : 'is the gateway'} and never handed out`,
         };
         return {
           result,
@@ -172,22 +179,13 @@ export const builtinIpam: Ipam = {
     };
   },
 
-  async del(ctx) {
+  async del(ctx): Promise<Step> {
     // Only the store's location is needed: DEL must work even when the subnet file is gone.
     const store = storeFor(ctx);
     const freed = timed('ipam: release', () => release(store, owner(ctx)));
     return freed.length
-      ? {
-          what: `release the Pod IP ${freed.join(', ')} back to the node's slice`,
-          cmd: freed.map((ip) => `remove file ${store.dir}/${ip}`).join('\n'),
-          why:
-            'the address is free for a later pod; round-robin hands it out again only after the rest of the slice, in case a peer ' +
-            'still caches it',
-        }
-      : {
-          what: `no address is reserved for ${ctx.env.containerID}/${ctx.env.ifname}`,
-          why: 'it was released already: DEL is repeatable, and runtimes call it again',
-        };
+      ? { id: 'release', p: { ips: freed.join(', ') }, cmd: freed.map((ip) => `remove file ${store.dir}/${ip}`).join('\n') }
+      : { id: 'releaseNone', p: { containerID: ctx.env.containerID, ifname: ctx.env.ifname } };
   },
 
   async check(ctx) {
@@ -239,11 +237,9 @@ export function delegatedIpam(type: string): Ipam {
           return {
             result,
             step: {
-              what: `ask the IPAM plugin ${type} for an address: ${result.ips?.map((i) => i.address).join(', ') || 'none'}`,
+              id: 'delegateAdd',
+              p: { type, ips: result.ips?.map((i) => i.address).join(', ') || '-' },
               cmd: `CNI_COMMAND=ADD ${type} (same config and CNI_* environment)`,
-              why:
-                'ipam.type names another plugin; podwire executes it from CNI_PATH, as the CNI spec says, and uses the addresses it ' +
-                'returns',
             },
             undo: async () => {
               await run(ctx, 'DEL');
@@ -254,11 +250,7 @@ export function delegatedIpam(type: string): Ipam {
     },
     async del(ctx) {
       await run(ctx, 'DEL');
-      return {
-        what: `ask the IPAM plugin ${type} to release the address`,
-        cmd: `CNI_COMMAND=DEL ${type}`,
-        why: 'the IPAM plugin that handed it out keeps the reservation',
-      };
+      return { id: 'delegateDel', p: { type }, cmd: `CNI_COMMAND=DEL ${type}` };
     },
     async check(ctx) {
       await run(ctx, 'CHECK');

@@ -89,9 +89,13 @@ export async function addHostports(chain: string, mappings: readonly PortMapping
 
 /** The trace's account of addHostports. */
 export const hostportStep = (mappings: readonly PortMapping[], podIP: string, commands: string[]): Step => ({
-  what: `map ${mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} to containerPort ${m.containerPort}`).join(', ')}`,
+  id: 'hostports',
+  p: {
+    podIP,
+    mappings: mappings.map((m) => ({
+      id: 'part.hostport',
+      p: { hostPort: m.hostPort, protocol: m.protocol, containerPort: m.containerPort },
+    })),
+  },
   cmd: commands.join('\n'),
-  why:
-    `traffic to this node's own addresses on the hostPort is rewritten (DNAT) to ${podIP}:containerPort; the masquerade rule lets ` +
-    `pods on this node use it too (hairpin)`,
 });

@@ -43,29 +43,18 @@ export const addrLine = (verb: 'add' | 'replace', cidr: string, dev: string): st
   `addr ${verb} ${cidr} dev ${dev}${cidr.includes(':') ? ' nodad' : ''}`;
 
 const gatewayStep = (cidr: string, bridge: string): IpStep => ({
-  what: `give ${bridge} the gateway address ${cidr}`,
+  id: 'gateway',
+  p: { bridge, cidr },
   cmd: addrLine('replace', cidr, bridge),
-  why:
-    "the bridge is every pod's default gateway: what a pod sends off its own subnet (other nodes' pods, Cluster IPs, the world) " +
-    "enters the node's routing table here; `replace` is a no-op when it is there",
 });
 
 /** Create (when missing) and configure the bridge. `addr replace` and `up` are idempotent. */
 export function bridgeLines(b: BridgeSpec, exists: boolean): IpStep[] {
+  const p = { bridge: b.name };
   return [
-    ...(exists
-      ? []
-      : [
-          {
-            what: `create the bridge ${b.name}, the node's virtual switch for its pods`,
-            cmd: `link add name ${b.name} address ${b.mac} mtu ${b.mtu} type bridge`,
-            why:
-              `every pod's host end plugs into it, so pods on this node reach each other at layer 2; its MAC is derived from the ` +
-              `gateway address, so it stays the same as pods come and go`,
-          },
-        ]),
+    ...(exists ? [] : [{ id: 'bridgeCreate', p, cmd: `link add name ${b.name} address ${b.mac} mtu ${b.mtu} type bridge` } as const]),
     ...b.gatewayCidrs.map((g) => gatewayStep(g, b.name)),
-    { what: `bring ${b.name} up`, cmd: `link set dev ${b.name} up`, why: 'a bridge that is down forwards nothing (a no-op when it is up)' },
+    { id: 'bridgeUp', p, cmd: `link set dev ${b.name} up` },
   ];
 }
 
@@ -85,36 +74,17 @@ export interface VethSpec {
  * call instead of create, move, rename); the kernel refuses it if that name exists there.
  */
 export function vethLines(v: VethSpec): IpStep[] {
+  const p = { host: v.host, peer: v.peer, bridge: v.bridge };
   return [
     {
-      what:
-        `create the veth pair ${v.host} <-> ${v.peer}: the ${v.peer} end is made directly inside the pause container's network ` +
-        `namespace, already named ${v.peer}`,
+      id: 'veth',
+      p,
       cmd:
         `link add name ${v.host} address ${v.hostMac} mtu ${v.mtu} type veth peer name ${v.peer} address ${v.peerMac} mtu ${v.mtu} ` +
         `netns ${v.netns}`,
-      why:
-        `a veth pair is a virtual cable: what enters one end leaves the other. One netlink call does what "create the pair, move the ` +
-        `peer into the pod's namespace, rename it to ${v.peer}" does in three`,
     },
-    {
-      what: `attach the host end ${v.host} to ${v.bridge} and bring it up`,
-      cmd: `link set dev ${v.host} master ${v.bridge} up`,
-      why:
-        `the host end becomes a port of the bridge: the pod is now plugged into the node's switch (the pod's MAC is learned on this ` +
-        `port)`,
-    },
-    ...(v.hairpin
-      ? [
-          {
-            what: `turn hairpin on for ${v.host}`,
-            cmd: `link set dev ${v.host} type bridge_slave hairpin on`,
-            why:
-              'a bridge never sends a frame back out of the port it came in by; hairpin allows it, so a pod can reach itself through ' +
-              'a Service when kube-proxy picks it as the backend',
-          },
-        ]
-      : []),
+    { id: 'attach', p, cmd: `link set dev ${v.host} master ${v.bridge} up` },
+    ...(v.hairpin ? [{ id: 'hairpin', p, cmd: `link set dev ${v.host} type bridge_slave hairpin on` } as const] : []),
   ];
 }
 
@@ -129,35 +99,19 @@ const isDefault = (dst: string): boolean => dst === '0.0.0.0/0' || dst === '::/0
 
 /** Inside the pod: loopback up, address, link up, routes (default route included by the caller). */
 export function podLines(p: PodSpec): IpStep[] {
+  const ifname = p.ifname;
   return [
-    {
-      what: 'bring up loopback inside the pod',
-      cmd: 'link set dev lo up',
-      why: 'the containers of a pod share this namespace and talk to each other over 127.0.0.1',
-    },
+    { id: 'lo', cmd: 'link set dev lo up' },
     ...p.addresses.map((a) => ({
-      what: `give ${p.ifname} the Pod IP ${a}`,
-      cmd: addrLine('add', a, p.ifname),
-      why:
-        `the Pod IP is how every other pod, node and Service backend reaches this pod; the /${a.split('/')[1]} says which addresses ` +
-        `are on the pod's own link (this node's pods, reached through the bridge)` +
-        (a.includes(':')
-          ? '. nodad: no duplicate address detection, which would keep the address unusable ("tentative") for a second or two ' +
-            "while the pod starts; the IPAM made it this pod's alone already"
-          : ''),
+      id: a.includes(':') ? ('podIP6' as const) : ('podIP' as const),
+      p: { ifname, address: a, prefix: a.split('/')[1]! },
+      cmd: addrLine('add', a, ifname),
     })),
-    {
-      what: `bring ${p.ifname} up`,
-      cmd: `link set dev ${p.ifname} up`,
-      why: 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
-    },
+    { id: 'podUp', p: { ifname }, cmd: `link set dev ${ifname} up` },
     ...p.routes.map((r) => ({
-      what: isDefault(r.dst) ? `add the default route via ${r.gw} (the bridge)` : `add the route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''}`,
-      cmd: `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${p.ifname}`,
-      why: isDefault(r.dst)
-        ? "everything off the pod's subnet (pods on other nodes, Cluster IPs, the outside world) goes to the node, whose routing table " +
-          'decides where it goes next'
-        : 'a route from the IPAM config (ipam.routes)',
+      id: isDefault(r.dst) ? ('defaultRoute' as const) : r.gw ? ('routeVia' as const) : ('route' as const),
+      p: { dst: r.dst, gw: r.gw ?? '' },
+      cmd: `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${ifname}`,
     })),
   ];
 }

@@ -21,7 +21,7 @@ export async function addMasq(chain: string, podIP: string, subnet: string): Pro
 
 /** The trace's account of addMasq. */
 export const masqStep = (podIP: string, subnet: string, lines: string[]): Step => ({
-  what: `masquerade what ${podIP} sends outside ${subnet} (ipMasq)`,
+  id: 'masq',
+  p: { podIP, subnet },
   cmd: natCommands(podIP.includes(':'), lines),
-  why: "the world outside the pod network does not know the route back to Pod IPs, so such traffic leaves with the node's address",
 });

@@ -10,11 +10,7 @@ export function ensureSysctl(key: string, value: string): boolean {
   return true;
 }
 
-export const FORWARDING_STEP: Step = {
-  what: 'make sure the node forwards IPv4 packets',
-  cmd: 'sysctl -w net.ipv4.ip_forward=1',
-  why: 'the node routes between cni0, the VXLAN device and its own uplink; without forwarding, pods reach only their own node',
-};
+export const FORWARDING_STEP: Step = { id: 'forwarding', cmd: 'sysctl -w net.ipv4.ip_forward=1' };
 
 /** A sysctl's value (key as a path below /proc/sys); undefined when it does not exist (a module not loaded). */
 export function readSysctl(key: string): string | undefined {

@@ -24,6 +24,7 @@ import { type RunResult, run } from '../run.js';
 import { LAB_PREFIX, LAB_STATE, delNetns, ip, netns } from './netns.js';
 import { type Conflist, type Runner, addList, delList } from './runtime.js';
 import { addrLine } from '../kernel/links.js';
+import { lang } from '../i18n/index.js';
 
 export const CLUSTER_CIDR = '10.244.0.0/16';
 const REF_PLUGINS = '/usr/lib/cni';
@@ -158,8 +159,8 @@ export function labNodeFiles(name: string) {
   };
 }
 
-/** PODWIRE_TRACE=stderr makes podwire tell each step of an ADD or DEL on stderr (src/cni/trace.ts). */
-const traceEnv = (on: boolean) => (on ? { PODWIRE_TRACE: 'stderr' } : undefined);
+/** PODWIRE_TRACE=stderr makes podwire tell each step of an ADD or DEL on stderr (src/cni/trace.ts), in the lab's language. */
+const traceEnv = (on: boolean) => (on ? { PODWIRE_TRACE: 'stderr', PODWIRE_LANG: lang() } : undefined);
 
 const fail = (what: string, r: RunResult): never => {
   throw new LabError(`${what} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);

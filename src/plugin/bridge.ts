@@ -34,6 +34,7 @@ import { type IpamAdd, type PreparedAdd, type ReclaimHooks, ipamFor } from '../i
 import { type Cidr, type IP, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import type { Trace } from '../cni/trace.js';
 import { type IpStep, type Step, cmds } from '../kernel/step.js';
+import type { Msg } from '../i18n/index.js';
 import { type BridgeSpec, bridgeLines, bridgeMac, deleteLinks, localLinks, podLines, vethLines } from '../kernel/links.js';
 import { type AttachmentNames, HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { delChains, natCommands } from '../kernel/chains.js';
@@ -187,14 +188,14 @@ async function apply(
  * every one even if another fails.
  */
 class Rollback {
-  private readonly undos: [label: string, undo: () => Promise<unknown>][] = [];
+  private readonly undos: [label: Msg, undo: () => Promise<unknown>][] = [];
 
   constructor(
-    private readonly what: string,
+    private readonly call: Msg,
     private readonly trace: Trace | undefined,
   ) {}
 
-  push(label: string, undo: () => Promise<unknown>): void {
+  push(label: Msg, undo: () => Promise<unknown>): void {
     this.undos.push([label, undo]);
   }
 
@@ -202,10 +203,10 @@ class Rollback {
     for (const [label, undo] of this.undos.reverse()) {
       try {
         await undo();
-        this.trace?.step({ what: `undo: ${label}`, why: `${this.what} failed: it leaves nothing behind` });
+        this.trace?.step({ id: 'undo', p: { undo: label, call: this.call } });
       } catch (e) {
-        log.warn({ err: (e as Error).message }, `cleanup step of ${this.what} failed`);
-        this.trace?.step({ what: `undo: ${label} FAILED: ${(e as Error).message}`, why: `${this.what} failed` });
+        log.warn({ err: (e as Error).message, undo: label.id, call: this.call.p }, 'cleanup step of ADD failed');
+        this.trace?.step({ id: 'undoFailed', p: { undo: label, call: this.call, error: (e as Error).message } });
       }
     }
   }
@@ -295,6 +296,7 @@ async function wireHost(w: Wiring, gateways: Gateway[], record: ((r: BatchRecord
     hairpin: w.bc.hairpinMode,
   });
   const undo = () => ipBatch([`link del dev ${host}`]);
+  const undoVeth: Msg = { id: 'undo.veth', p: { host, ifname: env.ifname } };
   try {
     // Checked already when the gateways were new to this bridge (add); else now, before the bridge is made.
     const guard = async () => (w.guarded ? undefined : guardNode(w.bc.bridge, gateways));
@@ -307,10 +309,10 @@ async function wireHost(w: Wiring, gateways: Gateway[], record: ((r: BatchRecord
       throw new CniError(Code.InterfaceExists, `host interface ${host} already exists (an earlier ADD of this container was not deleted)`);
     }
     // Made before a later line failed?
-    if (localLinks().has(host)) w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo);
+    if (localLinks().has(host)) w.rollback.push(undoVeth, undo);
     throw e;
   }
-  w.rollback.push(`delete ${host} (its ${env.ifname} end goes with it)`, undo);
+  w.rollback.push(undoVeth, undo);
   return brMac;
 }
 
@@ -326,7 +328,7 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
   const record = trace && ((r: BatchRecord) => (batch = r));
   const allocate = async (): Promise<IpamAdd> => {
     got = await prepared.allocate();
-    w.rollback.push('release the address', got.undo);
+    w.rollback.push({ id: 'undo.address' }, got.undo);
     return got;
   };
   try {
@@ -350,7 +352,7 @@ async function addressAndHost(w: Wiring, prepared: PreparedAdd): Promise<{ got: 
     };
   } finally {
     // Traced in the order a reader expects (address, then host side), whichever finished first.
-    if (got) trace?.step(got.step, prepared.gateways && batch ? 'ran at the same time as the host-side steps below' : undefined);
+    if (got) trace?.step(got.step, prepared.gateways && batch ? 'note.withHost' : undefined);
     if (batch) trace?.batch(...batch);
   }
 }
@@ -374,7 +376,7 @@ async function wirePod(w: Wiring, addrs: PodAddress[], routes: Route[]): Promise
   ]);
   if (inPod.status === 'rejected') throw inPod.reason;
   if (forwarding.status === 'rejected') throw forwarding.reason;
-  trace?.step(FORWARDING_STEP, forwarding.value ? undefined : 'it was on already: nothing written');
+  trace?.step(FORWARDING_STEP, forwarding.value ? undefined : 'note.forwardingOn');
 }
 
 /** One attachment's rules per address, as both backends describe them. */
@@ -410,28 +412,22 @@ async function addNat(w: Wiring, addrs: PodAddress[], mappings: PortMapping[]): 
   if (firewallFor(w.ctx.conf, w.bc) === 'nftables') {
     // One transaction for every family: all of it is there, or none.
     const { addPodElements, nftCommands, removePodElements } = await nft();
-    w.rollback.push("remove the pod's nftables elements", () => removePodElements(pods));
+    w.rollback.push({ id: 'undo.nft' }, () => removePodElements(pods));
     const lines = await addPodElements(pods);
-    trace.step({
-      what: `add the pod's nftables elements: ${pods
-        .map((p) => [
-          p.masq ? `masquerade ${p.ip}` : '',
-          ...p.mappings.map((m) => `hostPort ${m.hostPort}/${m.protocol} -> ${p.ip}:${m.containerPort}`),
-        ])
-        .flat()
-        .filter(Boolean)
-        .join(', ')}`,
-      cmd: nftCommands(lines),
-      why:
-        'one transaction in table inet podwire: map elements send NodeIP:hostPort to the pod (DNAT), the hairpin set masquerades pods of ' +
-        'this subnet reaching it that way, and set membership masquerades what an ipMasq pod sends outside its subnet; no rule per pod',
-    });
+    const parts = pods.flatMap((p): Msg[] => [
+      ...(p.masq ? [{ id: 'part.masq', p: { ip: p.ip } } as const] : []),
+      ...p.mappings.map((m) => ({
+        id: 'part.hostportTo' as const,
+        p: { hostPort: m.hostPort, protocol: m.protocol, ip: p.ip, containerPort: m.containerPort },
+      })),
+    ]);
+    trace.step({ id: 'nftAdd', p: { parts }, cmd: nftCommands(lines) });
     return steps;
   }
   const masq = w.bc.ipMasq ? [w.names.masqChain] : [];
   const hostports = mappings.length ? [w.names.hostportChain] : [];
   // Pushed before the rules go in: whatever part of them was made, the chains go as a whole.
-  w.rollback.push("remove the pod's nat chains", () =>
+  w.rollback.push({ id: 'undo.chains' }, () =>
     removePodChains(
       masq,
       hostports,
@@ -482,7 +478,16 @@ async function add(ctx: Context): Promise<Result> {
         prepared.gateways.map((g) => g.subnet.family),
       );
     const mtu = bc.mtu ?? prepared.mtu ?? DEFAULT_MTU;
-    w = { ctx, bc, names, podMac, mtu, mappings, hostIp, rollback: new Rollback(`ADD of ${env.containerID}/${env.ifname}`, ctx.trace) };
+    w = {
+      ctx,
+      bc,
+      names,
+      podMac,
+      mtu,
+      mappings,
+      hostIp,
+      rollback: new Rollback({ id: 'call.add', p: { containerID: env.containerID, ifname: env.ifname } }, ctx.trace),
+    };
   } catch (e) {
     hostIp.cancel();
     throw e;
@@ -510,7 +515,7 @@ async function add(ctx: Context): Promise<Result> {
     const [inPod, nat] = await Promise.allSettled([wirePod(w, addrs, routes), addNat(w, addrs, mappings)]);
     if (inPod.status === 'rejected') throw inPod.reason;
     if (nat.status === 'rejected') throw nat.reason;
-    for (const st of nat.value) ctx.trace?.step(st, 'at the same time as the pod-side steps above');
+    for (const st of nat.value) ctx.trace?.step(st, 'note.withPod');
     const iface = (i: Interface): Interface => ({ ...i, mtu });
     return {
       cniVersion: conf.cniVersion,
@@ -579,11 +584,7 @@ async function removePodChains(masq: string[], hostports: string[], withV6 = tru
   // ip6tables may be absent on IPv4-only nodes
   const v6 = withV6 && chains.length ? await delChains(chains, true).catch(() => []) : [];
   if (!v4.length && !v6.length) return undefined;
-  return {
-    what: "remove the pod's nat chains (masquerade, hostPorts)",
-    cmd: [natCommands(false, v4), natCommands(true, v6)].filter(Boolean).join('\n'),
-    why: 'rules naming a Pod IP that is about to be handed to another pod must go with this one',
-  };
+  return { id: 'natDel', cmd: [natCommands(false, v4), natCommands(true, v6)].filter(Boolean).join('\n') };
 }
 
 /**
@@ -607,11 +608,7 @@ async function removeNftRules(ctx: Context, bc: BridgeConf, names: AttachmentNam
   const { nftCommands, removeOwners, removePodElements } = await nft();
   const lines = known ? await removePodElements(podRules({ names, bc, ctx }, addrs, mappings)) : await removeOwners(new Set([names.owner]));
   if (!lines.length) return undefined;
-  return {
-    what: "remove the pod's nftables elements (masquerade, hostPorts)",
-    cmd: nftCommands(lines),
-    why: 'elements naming a Pod IP that is about to be handed to another pod must go with this one (added then deleted: gone whether or not they were there)',
-  };
+  return { id: 'nftDel', cmd: nftCommands(lines) };
 }
 
 /** Host veths to delete for the call's own attachment: the derived name, plus any named in prevResult. */
@@ -634,17 +631,8 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
       for (const n of veths) {
         steps.push(
           missing.includes(n)
-            ? {
-                what: `the host end ${n} is gone already`,
-                why: "the pod's namespace was deleted first, and the kernel removed the pair with it",
-              }
-            : {
-                what: `delete the host end ${n} of the veth pair`,
-                cmd: ipCommand(`link del dev ${n}`),
-                why:
-                  `deleting one end of a veth pair deletes both: the pod's ${a.ifname} goes with it, so DEL works even when the ` +
-                  `pod's namespace is gone`,
-              },
+            ? { id: 'vethGone', p: { host: n } }
+            : { id: 'vethDel', p: { host: n, ifname: a.ifname }, cmd: ipCommand(`link del dev ${n}`) },
         );
       }
     },
@@ -693,7 +681,7 @@ async function del(ctx: Context): Promise<void> {
   // while it runs; both finish even if one fails: whatever else goes wrong, the IP must not leak.
   const removing = teardown(ctx, bc, ctx.env);
   const [removed, released] = await Promise.allSettled([removing, ipamFor(ctx).del(ctx)]);
-  if (released.status === 'fulfilled') ctx.trace?.step(released.value, 'at the same time as the host-side steps below');
+  if (released.status === 'fulfilled') ctx.trace?.step(released.value, 'note.withHostDel');
   if (removed.status === 'fulfilled') for (const s of removed.value) ctx.trace?.step(s);
   for (const o of [released, removed]) if (o.status === 'rejected') throw o.reason;
 }

@@ -45,13 +45,13 @@ function setup(extra: Record<string, unknown> = {}) {
 }
 
 /** The numbered steps of a trace: [number, what, commands, why]. */
-function steps(text: string): { n: number; what: string; cmds: string[]; why: string }[] {
+function steps(text: string, why = 'why: '): { n: number; what: string; cmds: string[]; why: string }[] {
   const out: { n: number; what: string; cmds: string[]; why: string }[] = [];
   for (const line of text.split('\n')) {
     const head = /^\s*(\d+)\. (.*)$/.exec(line);
     if (head) out.push({ n: Number(head[1]), what: head[2]!, cmds: [], why: '' });
     else if (line.trimStart().startsWith('$ ')) out.at(-1)!.cmds.push(line.trimStart().slice(2));
-    else if (line.trimStart().startsWith('why: ')) out.at(-1)!.why = line.trimStart().slice(5);
+    else if (line.trimStart().startsWith(why)) out.at(-1)!.why = line.trimStart().slice(why.length);
   }
   return out;
 }
@@ -130,6 +130,35 @@ describe('trace', () => {
     const traced = t.logLines().filter((l) => l.trace !== undefined);
     expect(traced.map((l) => l.trace)).toEqual([...s.map((x) => x.n), 'end']);
     expect(traced[3].what).toBe(s[3]!.what);
+  });
+
+  it('in Chinese (LANG=zh_CN or PODWIRE_LANG=zh): the same steps and commands, told in Chinese; the log stays English', async () => {
+    // Two nodes alike, one traced in English and one in Chinese; only their names and paths differ.
+    const [a, t] = [setup({ ipMasq: true }), setup({ ipMasq: true })];
+    const en = await cni(a.node, a.call('ADD', { PODWIRE_TRACE: 'stderr' }), a.conf);
+    const zh = await cni(t.node, t.call('ADD', { PODWIRE_TRACE: 'stderr', LANG: 'zh_CN.UTF-8' }), t.conf);
+    expect(en.code, en.stderr).toBe(0);
+    expect(zh.code, zh.stderr).toBe(0);
+    expect(zh.json.ips).toEqual(en.json.ips); // stdout is the result, in no language
+    const same = (x: { cmds: string[] }, o: ReturnType<typeof setup>) =>
+      x.cmds.map((c) => c.replaceAll(o.dir, 'DIR').replaceAll(o.pod, 'POD').replaceAll(o.node, 'NODE'));
+    const [se, sz] = [steps(en.stderr), steps(zh.stderr, '原因: ')];
+    expect(sz.map((x) => same(x, t))).toEqual(se.map((x) => same(x, a)));
+    expect(zh.stderr).toMatch(/^podwire ADD ctr-trace\/eth0（网络 tracenet，网络命名空间 \/run\/netns\/\S+）\n/);
+    const han = /[\u4e00-\u9fff]/;
+    for (const x of sz) {
+      expect(han.test(x.what), x.what).toBe(true);
+      expect(han.test(x.why), x.what).toBe(true);
+      expect(x.what + x.why).not.toMatch(/\{\w+\}/);
+    }
+    expect(sz[0]!.what).toBe('从节点的地址片 10.244.7.0/24 中取下一个空闲地址：10.244.7.2');
+    expect(sz.map((x) => x.what)).toContain('给 eth0 配上 Pod IP 10.244.7.2/24');
+    expect(sz.map((x) => x.what)).toContain('添加 Pod 的 nftables 元素：伪装 10.244.7.2');
+    expect(zh.stderr).toMatch(/=> ADD 成功，用时 [\d.]+ 毫秒: 10\.244\.7\.2\/24\n$/);
+    const logged = t.logLines().filter((l) => l.trace !== undefined && l.trace !== 'end');
+    expect(logged.map((l) => l.what)).toEqual(se.map((x) => x.what));
+    const del = await cni(t.node, t.call('DEL', { PODWIRE_TRACE: 'stderr', PODWIRE_LANG: 'zh' }), t.conf);
+    expect(del.stderr).toContain('把 Pod IP 10.244.7.2 释放回节点的地址片');
   });
 
   it('the traced ip commands, run again by hand, rebuild exactly the same wiring', async () => {

@@ -21,7 +21,8 @@ describe('catalogues', () => {
 
   it("Chinese is Chinese (apart from names kept in English), and keeps the articles' terms", () => {
     const zh = Object.entries(CATALOGUES.zh);
-    const han = /[\u4e00-\u9fff]/;
+    // Han, or Chinese punctuation (the list separator is only a comma)
+    const han = /[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]/;
     // Headings that are names (Pod IP, VTEP MAC, podCIDR, Service, targetPort = containerPort) may stay as they are.
     const names = new Set([
       'diagram.pod',
@@ -34,6 +35,8 @@ describe('catalogues', () => {
       'col.pod',
       'col.hostPorts',
       'col.podMtu',
+      'step.reserve',
+      'part.hostportTo',
     ]);
     for (const [id, text] of zh) if (!names.has(id)) expect(han.test(text), id).toBe(true);
     expect(CATALOGUES.zh['col.nodeIP']).toBe('节点 IP');

@@ -2,6 +2,8 @@
 // the builders produce carries a sentence and a reason.
 import { describe, expect, it } from 'vitest';
 import { Trace, traceTarget } from '../../src/cni/trace.js';
+import { LANGS, type Msg, setLang, t } from '../../src/i18n/index.js';
+import type { Step } from '../../src/kernel/step.js';
 import { bridgeLines, podLines, vethLines } from '../../src/kernel/links.js';
 import { ipCommand } from '../../src/kernel/run.js';
 import { thrownCode } from '../helpers/errors.js';
@@ -26,26 +28,48 @@ describe('traceTarget', () => {
 });
 
 describe('Trace', () => {
-  const step = (w: string) => ({ what: w, cmd: `cmd ${w}`, why: `because ${w}` });
-  it('numbers steps across batches and says which went to the kernel together', () => {
-    const t = new Trace('log', 'ADD c/eth0');
+  // Any step id will do: the test is of numbering and batching, so each step's command names it.
+  const step = (w: string): Step => ({ id: 'lo', cmd: `cmd ${w}` });
+  const ok: Msg = { id: 'trace.ok', p: { command: 'ADD', ms: 3, ips: '' } };
+  it('numbers steps across batches and says which went to the kernel together', async () => {
+    const t = new Trace('log', { id: 'trace.title', p: { command: 'ADD', containerID: 'c', ifname: 'eth0', network: 'n', netns: '/x' } });
     t.step(step('a'));
     t.batch([step('b'), step('c'), step('d')], 2.25);
     t.batch([step('e')], 1);
-    const text = t.text('ok');
-    expect(text.split('\n')[0]).toBe('podwire ADD c/eth0');
+    const text = await t.text(ok, 'en');
+    expect(text.split('\n')[0]).toBe('podwire ADD c/eth0 (network n, netns /x)');
     expect(text).toMatch(
-      / 4\. d\n\s+\$ cmd d\n\s+why: because d\n\s+\(steps 2-4 went to the kernel in one `ip -batch -`, 2\.3 ms\)\n\s+5\. e\n/,
+      / 4\. bring up loopback inside the pod\n\s+\$ cmd d\n\s+why: the containers .*\n\s+\(steps 2-4 went to the kernel in one `ip -batch -`, 2\.3 ms\)\n\s+5\. /,
     );
     expect(text).not.toMatch(/steps 5-5/);
-    expect(text.trimEnd().endsWith('=> ok')).toBe(true);
+    expect(text.trimEnd().endsWith('=> ADD ok in 3 ms')).toBe(true);
     expect(t.length).toBe(5);
   });
-  it('a refused line is marked FAILED and the lines after it are left out', () => {
-    const t = new Trace('log', 'ADD');
+  it('a refused line is marked FAILED and the lines after it are left out', async () => {
+    const t = new Trace('log', { id: 'ipam.fromConfig' });
     t.batch([step('b'), step('c'), step('d')], 1, 2, 'File exists');
     expect(t.length).toBe(2);
-    expect(t.text('failed')).toMatch(/2\. c\n.*\n.*\n\s+FAILED: File exists\n/);
+    expect(await t.text(ok, 'en')).toMatch(/2\. .*\n\s+\$ cmd c\n.*\n\s+FAILED: File exists\n/);
+  });
+  it('in Chinese: the same steps, commands unchanged, the words and the why from the zh catalogue', async () => {
+    const t = new Trace(
+      'stderr',
+      { id: 'trace.title', p: { command: 'DEL', containerID: 'c', ifname: 'eth0', network: 'n', netns: '-' } },
+      {
+        LANG: 'zh_CN.UTF-8',
+      },
+    );
+    t.step({ id: 'vethDel', p: { host: 'veth0', ifname: 'eth0' }, cmd: 'ip link del dev veth0' }, 'note.withHostDel');
+    const text = await t.text({ id: 'trace.error', p: { command: 'DEL', code: 11, message: 'boom' } });
+    expect(text).toContain(
+      '1. 删除 veth 对的主机端 veth0\n       $ ip link del dev veth0\n       原因: 删除 veth 对的一端就删除了两端：Pod 的 eth0',
+    );
+    expect(text).toContain('(与下面主机端的步骤同时进行)');
+    expect(text.trimEnd().endsWith('=> DEL 失败（错误码 11）：boom')).toBe(true);
+    // PODWIRE_LANG wins over the locale
+    const en = new Trace('stderr', { id: 'ipam.fromConfig' }, { LANG: 'zh_CN.UTF-8', PODWIRE_LANG: 'en' });
+    en.step({ id: 'lo' });
+    expect(await en.text(ok)).toContain('bring up loopback inside the pod');
   });
 });
 
@@ -64,20 +88,29 @@ describe('wiring steps', () => {
     }),
     ...podLines({
       ifname: 'eth0',
-      addresses: ['10.244.1.5/24'],
+      addresses: ['10.244.1.5/24', 'fd00:10:244:1::5/64'],
       routes: [{ dst: '0.0.0.0/0', gw: '10.244.1.1' }, { dst: '10.96.0.0/12' }],
     }),
   ];
-  it('every step has a command, a sentence and a reason', () => {
-    expect(all).toHaveLength(11);
-    for (const s of all) {
-      expect(s.cmd).toMatch(/^(link|addr|route) /);
-      expect(s.what.length).toBeGreaterThan(8);
-      expect(s.why.length).toBeGreaterThan(30);
+  it('every step has a command, and a sentence and a reason in every language, every placeholder filled', () => {
+    expect(all).toHaveLength(12);
+    for (const l of LANGS) {
+      setLang(l);
+      for (const s of all) {
+        expect(s.cmd).toMatch(/^(link|addr|route) /);
+        const what = t(`step.${s.id}`, s.p);
+        const why = t(`step.${s.id}.why`, s.p);
+        expect(what.length, s.id).toBeGreaterThan(6);
+        expect(why.length, s.id).toBeGreaterThan(20);
+        expect(what + why, `${l} ${s.id}`).not.toMatch(/\{\w+\}/);
+      }
     }
-    expect(all.map((s) => s.what)).toContain('turn hairpin on for veth01234567');
-    expect(all.find((s) => s.cmd.startsWith('route replace 0.0.0.0/0'))!.what).toBe('add the default route via 10.244.1.1 (the bridge)');
-    expect(all.find((s) => s.cmd.startsWith('route replace 10.96'))!.what).toBe('add the route to 10.96.0.0/12');
+    setLang('en');
+    const words = (s: Step) => t(`step.${s.id}`, s.p);
+    expect(all.map(words)).toContain('turn hairpin on for veth01234567');
+    expect(words(all.find((s) => s.cmd.startsWith('route replace 0.0.0.0/0'))!)).toBe('add the default route via 10.244.1.1 (the bridge)');
+    expect(words(all.find((s) => s.cmd.startsWith('route replace 10.96'))!)).toBe('add the route to 10.96.0.0/12');
+    expect(t('step.podIP6.why', all.find((s) => s.cmd.includes('fd00'))!.p)).toMatch(/\/64 says .* nodad/);
   });
   it('ipCommand shows a batch line as the single command that does the same', () => {
     expect(ipCommand('link set dev lo up')).toBe('ip link set dev lo up');
