@@ -5,7 +5,7 @@
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
 // Then the reply's way back through each NAT, from the conntrack entries the request made (replyHops).
 import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
-import { t } from '../i18n/index.js';
+import { msg, t } from '../i18n/index.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
@@ -89,7 +89,7 @@ export interface PathResult {
   finalPort?: number;
 }
 
-const CLUSTER_IP_HINT = 'Cluster IP (virtual: no interface has it; only DNAT rules for its Service ports know it)';
+const clusterIPHint = (): string => t('kind.clusterIP');
 
 export class PathFinder {
   private readonly nat = new Map<string, Promise<NatTable>>();
@@ -101,30 +101,30 @@ export class PathFinder {
   /** A namespace's nat table of the packet's family: iptables for IPv4, ip6tables for IPv6. */
   private natTable(ns: string, v6: boolean): Promise<NatTable> {
     const key = `${ns}|${v6 ? 6 : 4}`;
-    let t = this.nat.get(key);
-    if (!t) {
+    let tab = this.nat.get(key);
+    if (!tab) {
       const args = [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'];
-      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) =>
+      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) =>
         parseNat(r.code === 0 ? r.stdout : ''),
       );
-      this.nat.set(key, t);
+      this.nat.set(key, tab);
     }
-    return t;
+    return tab;
   }
 
   private readonly nft = new Map<string, Promise<NftTable | undefined>>();
 
   /** A namespace's table inet podwire (nftables backend), or undefined where there is none. */
   private nftTable(ns: string): Promise<NftTable | undefined> {
-    let t = this.nft.get(ns);
-    if (!t) {
+    let tab = this.nft.get(ns);
+    if (!tab) {
       const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire'];
-      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
+      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
         .then((r) => (r.code === 0 ? parseTable(JSON.parse(r.stdout)) : undefined))
         .catch(() => undefined);
-      this.nft.set(ns, t);
+      this.nft.set(ns, tab);
     }
-    return t;
+    return tab;
   }
 
   private readonly kp = new Map<string, Promise<NftListing | undefined>>();
@@ -132,15 +132,15 @@ export class PathFinder {
   /** kube-proxy's nftables table of a family in a namespace (its nftables mode), or undefined. */
   private kubeProxyNft(ns: string, v6: boolean): Promise<NftListing | undefined> {
     const k = `${ns}|${v6 ? 6 : 4}`;
-    let t = this.kp.get(k);
-    if (!t) {
+    let tab = this.kp.get(k);
+    if (!tab) {
       const args = ['nft', '-j', 'list', 'table', v6 ? 'ip6' : 'ip', 'kube-proxy'];
-      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
+      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
         .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as NftListing) : undefined))
         .catch(() => undefined);
-      this.kp.set(k, t);
+      this.kp.set(k, tab);
     }
-    return t;
+    return tab;
   }
 
   private readonly pol = new Map<string, Promise<Obj | undefined>>();
@@ -152,30 +152,29 @@ export class PathFinder {
    * that it is dropped and which policies isolate the pod; nothing when no policy selects either end.
    */
   private async policyAllows(ns: string, pkt: Packet, depth: number, at = this.hops.length): Promise<boolean> {
-    let t = this.pol.get(ns);
-    if (!t) {
+    let tab = this.pol.get(ns);
+    if (!tab) {
       const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire-policy'];
-      t = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
+      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
         .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as Obj) : undefined))
         .catch(() => undefined);
-      this.pol.set(ns, t);
+      this.pol.set(ns, tab);
     }
-    const listing = await t;
+    const listing = await tab;
     if (!listing) return true;
     let ok = true;
     const said: Hop[] = [];
     const where = this.w.scope.name(ns);
     for (const v of evaluatePolicy(listing, pkt)) {
-      const what = `${v.dir === 'ingress' ? 'to' : 'from'} ${v.pod}`;
-      const head = `NetworkPolicy (inet podwire-policy, forward hook, ${v.dir})`;
+      const what = msg(v.dir === 'ingress' ? 'hop.toPod' : 'hop.fromPod', { pod: v.pod });
       if (!v.allowed) ok = false;
       said.push({
         ns,
         where,
         depth,
         text: v.allowed
-          ? `${head}: ${what} allowed by ${v.by}`
-          : `${head}: DROPPED: ${what} is isolated by ${v.selecting.join(', ')}, and no rule of them allows this packet`,
+          ? t('hop.policyAllowed', { dir: v.dir, what, by: v.by ?? '' })
+          : t('hop.policyDropped', { dir: v.dir, what, by: v.selecting.join(', ') }),
       });
     }
     // Where the packet met the hook; a drop ends the path there.
@@ -189,16 +188,16 @@ export class PathFinder {
    */
   private async nftHostPort(ns: string, pkt: Packet): Promise<{ to: { ip: string; port: number }; via: string } | undefined> {
     if (this.w.owners.get(pkt.dst)?.ns !== ns || pkt.dport === undefined) return undefined;
-    const t = await this.nftTable(ns);
+    const tab = await this.nftTable(ns);
     const v6 = pkt.dst.includes(':');
-    for (const p of t?.pods ?? []) {
+    for (const p of tab?.pods ?? []) {
       if (p.ip.includes(':') !== v6) continue;
       for (const m of p.mappings) {
         if (m.protocol !== pkt.proto || m.hostPort !== pkt.dport || (m.hostIP && m.hostIP !== pkt.dst)) continue;
         const map = `${m.hostIP ? 'hostips' : 'hostports'}${v6 ? 6 : 4}`;
         return {
           to: { ip: p.ip, port: m.containerPort },
-          via: `nftables inet podwire hostports > @${map}, element of ${p.label ?? p.owner}`,
+          via: t('hop.viaNft', { map, owner: p.label ?? p.owner }),
         };
       }
     }
@@ -226,7 +225,7 @@ export class PathFinder {
 
   /** What an address is, for the reader. */
   describe(ip: string): string {
-    return addressKind(this.w, ip) ?? 'not an address of any namespace here';
+    return addressKind(this.w, ip) ?? t('kind.none');
   }
 
   private async route(ns: string, pkt: Packet): Promise<Route | string> {
@@ -234,7 +233,7 @@ export class PathFinder {
     try {
       return (
         (await routeGet(ns ? `/run/netns/${ns}` : undefined, pkt.dst, pkt.iif ? { src: pkt.src, iif: pkt.iif } : undefined)) ??
-        `ip ${line}: no answer`
+        t('hop.noAnswer', { cmd: `ip ${line}` })
       );
     } catch (e) {
       return `ip ${line}: ${(e as Error).message.replace(/^ip -j: /, '').split('\n')[0]}`;
@@ -258,14 +257,11 @@ export class PathFinder {
       .sort((a, b) => prefix(b.dst) - prefix(a.dst))[0];
     if (!entry) return '';
     if (entry.protocol === String(ROUTE_PROTO)) {
-      const how =
-        kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'vxlan: through the overlay' : "host-gw: the peer's Node IP is the next hop";
-      return `podwire's route to ${entry.dst}, another node's podCIDR (${how})`;
+      return t(kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'reason.vxlan' : 'reason.hostgw', { dst: entry.dst });
     }
-    if (entry.dst === 'default')
-      return role.kind === 'pod' ? "the pod's default route: everything off its subnet goes to the node" : 'the default route';
-    if (!entry.gateway) return `${entry.dst} is directly connected on ${entry.dev}`;
-    return `the route to ${entry.dst}`;
+    if (entry.dst === 'default') return t(role.kind === 'pod' ? 'reason.podDefault' : 'reason.default');
+    if (!entry.gateway) return t('reason.connected', { dst: entry.dst, dev: entry.dev ?? '' });
+    return t('reason.route', { dst: entry.dst });
   }
 
   /**
@@ -275,7 +271,7 @@ export class PathFinder {
   private l2(ns: string, dev: string, next: string, depth: number): { ns: string; dev: string } | undefined {
     const owner = this.w.owners.get(next);
     if (!owner) {
-      this.hop(ns, `nobody here has ${next}: the frame leaves ${dev} and the lab/node cannot follow it further`, depth);
+      this.hop(ns, t('hop.nobody', { next, dev }), depth);
       return undefined;
     }
     const v = this.w.views.get(ns)!;
@@ -287,23 +283,15 @@ export class PathFinder {
     if (kind(out) === 'veth' && out) {
       const peer = vethPeer(this.w, v, out);
       if (!peer) {
-        this.hop(ns, `${dev} is a veth whose other end cannot be seen from here`, depth);
+        this.hop(ns, t('hop.vethHidden', { dev }), depth);
         return undefined;
       }
       const master = peer.link.master;
-      this.hop(
-        ns,
-        `${dev} is one end of a veth pair: the frame comes out of the other end, ${peer.link.ifname} in ` +
-          `${this.w.scope.name(peer.ns)}${master ? `, a port of the bridge ${master}` : ''}`,
-        depth,
-      );
+      const p = { dev, peer: peer.link.ifname, ns: this.w.scope.name(peer.ns), bridge: master ?? '' };
+      this.hop(ns, t(master ? 'hop.vethBridge' : 'hop.veth', p), depth);
       if (!master) return { ns: peer.ns, dev: peer.link.ifname };
       if (owner.ns === peer.ns && owner.dev === master) {
-        this.hop(
-          peer.ns,
-          `${master} itself holds ${next} (${this.describe(next)}): the packet goes up into ${this.w.scope.name(peer.ns)}'s routing`,
-          depth,
-        );
+        this.hop(peer.ns, t('hop.bridgeHolds', { bridge: master, ip: next, kind: this.describe(next), ns: p.ns }), depth);
         return owner;
       }
       // Bridged in that namespace: with br_netfilter the frame meets its forward hook (NetworkPolicy).
@@ -311,7 +299,7 @@ export class PathFinder {
       this.switchTo(peer.ns, master, owner, depth);
       return owner;
     }
-    this.hop(ns, `out of ${dev} to ${next} (${this.describe(next)})`, depth);
+    this.hop(ns, t('hop.out', { dev, next, kind: this.describe(next) }), depth);
     return owner;
   }
 
@@ -321,16 +309,14 @@ export class PathFinder {
     const mac = linkByName(this.w.views.get(owner.ns)!.links, owner.dev)?.address;
     const port = v.links.find((l) => l.master === bridge && kind(l) === 'veth' && vethPeer(this.w, v, l)?.ns === owner.ns);
     if (!port) {
-      this.hop(ns, `${bridge} has no port leading to ${this.w.scope.name(owner.ns)}`, depth);
+      this.hop(ns, t('hop.noPort', { bridge, ns: this.w.scope.name(owner.ns) }), depth);
       return;
     }
     const learned = v.fdb.some((f) => f.mac === mac && f.ifname === port.ifname && !f.flags?.includes('self'));
-    const how = learned
-      ? `its FDB has learned ${mac} there`
-      : `${mac} is not in its FDB yet, so it floods every port and ${port.ifname} delivers it`;
-    this.hop(ns, `${bridge} switches the frame to its port ${port.ifname}: ${how}`, depth);
+    const how = msg(learned ? 'hop.learned' : 'hop.flood', { mac: mac ?? '?', port: port.ifname });
+    this.hop(ns, t('hop.switch', { bridge, port: port.ifname, how }), depth);
     const peer = vethPeer(this.w, v, port);
-    if (peer) this.hop(ns, `${port.ifname} is a veth: the frame comes out of ${peer.link.ifname} in ${this.w.scope.name(peer.ns)}`, depth);
+    if (peer) this.hop(ns, t('hop.vethOut', { port: port.ifname, peer: peer.link.ifname, ns: this.w.scope.name(peer.ns) }), depth);
   }
 
   /** The VXLAN device: neighbour (VTEP IP -> MAC), FDB (MAC -> Node IP), then the outer packet to that node. */
@@ -339,27 +325,20 @@ export class PathFinder {
     const d = dev.linkinfo?.info_data ?? {};
     const neigh = v.neighs.find((n) => n.dst === gw && n.dev === dev.ifname);
     if (!neigh?.lladdr) {
-      this.hop(ns, `${dev.ifname} has no neighbour entry for ${gw}: the packet is dropped (run peers sync)`, depth);
+      this.hop(ns, t('hop.noNeigh', { dev: dev.ifname, gw }), depth);
       return undefined;
     }
     const fdb = v.fdb.find((f) => f.ifname === dev.ifname && f.mac === neigh.lladdr && f.dst);
-    this.hop(
-      ns,
-      `${dev.ifname} (VXLAN, VNI ${d.id}): neighbour ${gw} is ${neigh.lladdr} (${neigh.state?.join(' ').toLowerCase() ?? ''}, set by ` +
-        `podwire: no ARP across the overlay)`,
-      depth,
-    );
+    const vni = String(d.id);
+    const state = neigh.state?.join(' ').toLowerCase() ?? '';
+    this.hop(ns, t('hop.neigh', { dev: dev.ifname, vni, gw, mac: neigh.lladdr, state }), depth);
     if (!fdb?.dst) {
-      this.hop(ns, `no FDB entry on ${dev.ifname} for ${neigh.lladdr}: the frame has nowhere to go (run peers sync)`, depth);
+      this.hop(ns, t('hop.noFdb', { dev: dev.ifname, mac: neigh.lladdr }), depth);
       return undefined;
     }
     const local = ((d.local ?? d.local6) as string | undefined) ?? '';
-    this.hop(
-      ns,
-      `FDB: ${neigh.lladdr} -> dst ${fdb.dst} (${this.describe(fdb.dst)}): the frame is wrapped in UDP ${local || '?'} -> ` +
-        `${fdb.dst}:${d.port}, VNI ${d.id}`,
-      depth,
-    );
+    const fdbHop = { mac: neigh.lladdr, dst: fdb.dst, kind: this.describe(fdb.dst), local: local || '?', port: String(d.port), vni };
+    this.hop(ns, t('hop.fdb', fdbHop), depth);
     const outer: Packet = { src: local, dst: fdb.dst, proto: 'udp', dport: d.port as number };
     const end = await this.follow(ns, outer, depth + 1);
     if (!end) return undefined;
@@ -370,14 +349,10 @@ export class PathFinder {
       (l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id && (l.linkinfo?.info_data?.local6 !== undefined) === v6,
     );
     if (!decap) {
-      this.hop(end.ns, `no VXLAN device with VNI ${d.id} in ${this.w.scope.name(end.ns)}: the UDP packet is dropped`, depth);
+      this.hop(end.ns, t('hop.noVxlan', { vni, ns: this.w.scope.name(end.ns) }), depth);
       return undefined;
     }
-    this.hop(
-      end.ns,
-      `${decap.ifname} (VNI ${d.id}) unwraps it: the inner packet ${pkt.src} -> ${pkt.dst} arrives on ${decap.ifname}`,
-      depth,
-    );
+    this.hop(end.ns, t('hop.decap', { dev: decap.ifname, vni, src: pkt.src, dst: pkt.dst }), depth);
     return { ns: end.ns, dev: decap.ifname };
   }
 
@@ -388,30 +363,35 @@ export class PathFinder {
   async follow(ns: string, pkt: Packet, depth = 0): Promise<{ ns: string; dev: string } | undefined> {
     for (let step = 0; step < 32; step++) {
       const v = this.w.views.get(ns)!;
-      const t = await this.natTable(ns, pkt.dst.includes(':'));
+      const nat = await this.natTable(ns, pkt.dst.includes(':'));
       const hook = pkt.iif ? 'PREROUTING' : 'OUTPUT';
-      const dnat = walkNat(t, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
+      const dnat = walkNat(nat, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
       const kp = dnat.dnat ? undefined : await this.kubeProxyNft(ns, pkt.dst.includes(':'));
       const kpNat = kp && walkKubeProxyNft(kp, pkt);
       if (kpNat?.dnat) {
         const to = { ip: kpNat.dnat.ip, port: kpNat.dnat.port ?? pkt.dport };
-        this.hop(
-          ns,
-          `DNAT (nftables ${pkt.dst.includes(':') ? 'ip6' : 'ip'} kube-proxy ${kpNat.chains.join(' > ')}): ${hostPort(pkt.dst, pkt.dport ?? '*')} -> ` +
-            `${hostPort(to.ip, to.port ?? '*')} (${this.describe(to.ip)})${kpNat.choices > 1 ? `, one of ${kpNat.choices} endpoints chosen at random` : ''}`,
-          depth,
-        );
+        const hop = {
+          family: pkt.dst.includes(':') ? 'ip6' : 'ip',
+          chains: kpNat.chains.join(' > '),
+          from: hostPort(pkt.dst, pkt.dport ?? '*'),
+          to: hostPort(to.ip, to.port ?? '*'),
+          kind: this.describe(to.ip),
+          random: randomly(kpNat.choices),
+        };
+        this.hop(ns, t('hop.dnatKp', hop), depth);
         this.natPoints.push({ ns, depth, from: { ip: pkt.dst, port: pkt.dport }, to });
         pkt.dst = to.ip;
         if (to.port) pkt.dport = to.port;
       }
       const hp = dnat.dnat || kpNat?.dnat ? undefined : await this.nftHostPort(ns, pkt);
       if (hp) {
-        this.hop(
-          ns,
-          `DNAT (${hp.via}): ${hostPort(pkt.dst, pkt.dport ?? '*')} -> ${hostPort(hp.to.ip, hp.to.port)} (${this.describe(hp.to.ip)})`,
-          depth,
-        );
+        const hop = {
+          via: hp.via,
+          from: hostPort(pkt.dst, pkt.dport ?? '*'),
+          to: hostPort(hp.to.ip, hp.to.port),
+          kind: this.describe(hp.to.ip),
+        };
+        this.hop(ns, t('hop.dnatHp', hop), depth);
         this.natPoints.push({ ns, depth, from: { ip: pkt.dst, port: pkt.dport }, to: hp.to });
         pkt.dst = hp.to.ip;
         pkt.dport = hp.to.port;
@@ -419,12 +399,8 @@ export class PathFinder {
       if (dnat.dnat) {
         const from = hostPort(pkt.dst, pkt.dport ?? '*');
         const to = hostPort(dnat.dnat.ip, dnat.dnat.port ?? pkt.dport ?? '*');
-        this.hop(
-          ns,
-          `DNAT (nat ${dnat.chains.join(' > ')}): ${from} -> ${to} ` +
-            `(${this.describe(dnat.dnat.ip)})${dnat.choices > 1 ? `, one of ${dnat.choices} endpoints chosen at random` : ''}`,
-          depth,
-        );
+        const hop = { chains: dnat.chains.join(' > '), from, to, kind: this.describe(dnat.dnat.ip), random: randomly(dnat.choices) };
+        this.hop(ns, t('hop.dnat', hop), depth);
         this.natPoints.push({
           ns,
           depth,
@@ -436,31 +412,29 @@ export class PathFinder {
       }
       const owner = this.w.owners.get(pkt.dst);
       if (owner?.ns === ns) {
-        this.hop(
-          ns,
-          `${pkt.dst} is ${ns === '' ? 'ours' : `${this.w.scope.name(ns)}'s`} (on ${owner.dev}): ` +
-            `delivered${pkt.dport ? ` to port ${pkt.dport}` : ''}`,
-          depth,
-        );
+        const port = pkt.dport ? msg('hop.toPort', { port: pkt.dport }) : '';
+        this.hop(ns, t(ns === '' ? 'hop.ours' : 'hop.theirs', { ip: pkt.dst, ns: this.w.scope.name(ns), dev: owner.dev, port }), depth);
         return owner;
       }
       if (pkt.iif && !(await this.policyAllows(ns, pkt, depth))) return undefined;
       const r = await this.route(ns, pkt);
       if (typeof r === 'string') {
-        this.hop(ns, `no route: ${r}`, depth);
+        this.hop(ns, t('hop.noRoute', { why: r }), depth);
         return undefined;
       }
       if (r.type && r.type !== 'unicast') {
-        this.hop(ns, `route get ${pkt.dst}: ${r.type}${r.type === 'local' ? ' (but no interface here has it)' : ': dropped'}`, depth);
+        this.hop(ns, t(r.type === 'local' ? 'hop.routeLocal' : 'hop.routeDropped', { dst: pkt.dst, type: r.type }), depth);
         return undefined;
       }
       const reason = this.routeReason(ns, r);
-      this.hop(
-        ns,
-        `route get ${pkt.dst}${pkt.iif ? ` (arrived on ${pkt.iif})` : ''}: ${r.gateway ? `via ${r.gateway} ` : ''}dev ` +
-          `${r.dev}${reason ? ` - ${reason}` : ''}`,
-        depth,
-      );
+      const hop = {
+        dst: pkt.dst,
+        arrived: pkt.iif ? msg('hop.arrived', { iif: pkt.iif }) : '',
+        via: r.gateway ? `via ${r.gateway} ` : '',
+        dev: r.dev ?? '',
+        reason: reason ? msg('hop.reason', { reason }) : '',
+      } as const;
+      this.hop(ns, t('hop.route', hop), depth);
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
       const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
@@ -472,7 +446,7 @@ export class PathFinder {
       ns = arrived.ns;
       pkt.iif = arrived.dev;
     }
-    this.hop(ns, 'gave up after 32 hops (a routing loop?)', depth);
+    this.hop(ns, t('hop.loop'), depth);
     return undefined;
   }
 }
@@ -493,15 +467,17 @@ async function replyHops(f: PathFinder, src: string, pkt: Packet, proto: string,
   const hops: Hop[] = [];
   const hop = (ns: string, text: string, depth = 0) => hops.push({ ns, where: f.w.scope.name(ns), text, depth });
   const at = (ip: string, port?: number) => (port ? hostPort(ip, port) : ip);
-  hop(ends.server, `the reply leaves ${at(pkt.dst, pkt.dport)} for ${src}`);
+  hop(ends.server, t('reply.leaves', { at: at(pkt.dst, pkt.dport), src }));
   if (!f.natPoints.length) {
-    hop(ends.client, `no NAT on the way: nothing to undo; it comes back from ${at(pkt.dst, pkt.dport)}, the address the client asked`);
+    hop(ends.client, t('reply.noNat', { at: at(pkt.dst, pkt.dport) }));
     return hops;
   }
   for (const n of [...f.natPoints].reverse()) {
+    // This client's own entry: another client's would show the same rewrite, but not this packet's.
     const live = (await conntrack(n.ns)).find(
       (e) =>
         e.proto === proto &&
+        e.orig.src === src &&
         e.orig.dst === n.from.ip &&
         (n.from.port === undefined || e.orig.dport === n.from.port) &&
         e.reply.src === n.to.ip &&
@@ -509,30 +485,27 @@ async function replyHops(f: PathFinder, src: string, pkt: Packet, proto: string,
     );
     if (live) {
       const snat = live.reply.dst !== live.orig.src;
-      hop(
-        n.ns,
-        `conntrack (live entry${live.state ? `, ${live.state}` : ''}): ${at(live.orig.src, live.orig.sport)} -> ${at(live.orig.dst, live.orig.dport)} ` +
-          `was answered by ${at(live.reply.src, live.reply.sport)}: the reply's source ${at(n.to.ip, n.to.port)} is rewritten back to ` +
-          `${at(n.from.ip, n.from.port)} (reverse DNAT)` +
-          (snat
-            ? `, and its destination ${at(live.reply.dst, live.reply.dport)} back to ${at(live.orig.src, live.orig.sport)} ` +
-              '(reverse SNAT: the request was masqueraded on its way out)'
-            : ''),
-        n.depth,
-      );
+      const entry = {
+        state: live.state ? msg('reply.state', { state: live.state }) : '',
+        orig: at(live.orig.src, live.orig.sport),
+        asked: at(live.orig.dst, live.orig.dport),
+        answered: at(live.reply.src, live.reply.sport),
+        to: at(n.to.ip, n.to.port),
+        from: at(n.from.ip, n.from.port),
+        snat: snat ? msg('reply.snat', { dst: at(live.reply.dst, live.reply.dport), src: at(live.orig.src, live.orig.sport) }) : '',
+      } as const;
+      hop(n.ns, t('reply.live', entry), n.depth);
     } else {
-      hop(
-        n.ns,
-        `predicted (no live conntrack entry here yet: send the traffic first): the reply's source ${at(n.to.ip, n.to.port)} ` +
-          `is rewritten back to ${at(n.from.ip, n.from.port)} (reverse DNAT), and a masquerade on the way out, if any, is undone`,
-        n.depth,
-      );
+      hop(n.ns, t('reply.predicted', { to: at(n.to.ip, n.to.port), from: at(n.from.ip, n.from.port) }), n.depth);
     }
   }
   const asked = f.natPoints[0]!.from;
-  hop(ends.client, `the client sees the reply come from ${at(asked.ip, asked.port)}, the address it asked`);
+  hop(ends.client, t('reply.sees', { at: at(asked.ip, asked.port) }));
   return hops;
 }
+
+/** ", one of N endpoints chosen at random" when there is a choice. */
+const randomly = (n: number) => (n > 1 ? msg('hop.random', { n }) : '');
 
 /** An address with a port, as people write it: 10.96.0.10:80, [fd00:10:96::10]:80. */
 const hostPort = (ip: string, port: number | string): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
@@ -557,7 +530,8 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
   const pkt: Packet = { src: s.ip, dst: d.ip, proto, dport: d.port };
   const end = await f.follow(from.ns, pkt);
   // No interface has it, but a nat table names it: a Service's virtual IP.
-  const dstKind = w.owners.has(d.ip) ? f.describe(d.ip) : (await f.natMentions(d.ip)) ? CLUSTER_IP_HINT : f.describe(d.ip);
+  const virtual = !w.owners.has(d.ip) && (await f.natMentions(d.ip));
+  const dstKind = virtual ? clusterIPHint() : f.describe(d.ip);
   return {
     src: s.ip,
     dst: d.ip,
@@ -568,11 +542,8 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     reply: end ? await replyHops(f, s.ip, pkt, proto, { server: end.ns, client: from.ns }) : [],
     delivered: !!end,
     end: end
-      ? `${pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst} in ${w.scope.name(end.ns)}, ${f.describe(pkt.dst)}`
-      : dstKind === CLUSTER_IP_HINT && pkt.dst === d.ip
-        ? 'a Cluster IP is on no interface: only TCP/UDP to one of its Service ports is DNATed to a backend; anything else (ping, ' +
-          'another port) finds no route'
-        : 'the last hop says why',
+      ? t('path.end', { at: pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst, ns: w.scope.name(end.ns), kind: f.describe(pkt.dst) })
+      : t(virtual && pkt.dst === d.ip ? 'path.clusterIPEnd' : 'path.lastHop'),
     finalDst: pkt.dst,
     finalPort: pkt.dport,
   };

@@ -26,7 +26,7 @@ export interface Scope {
 /** This node: its own namespace and every named one (its pods'). */
 export const thisNode = (): Scope => ({
   namespaces: ['', ...namedNamespaces()],
-  name: (ns) => (ns === '' ? 'this node' : ns),
+  name: (ns) => (ns === '' ? t('scope.thisNode') : ns),
   what: 'this node and its pods',
 });
 

@@ -34,6 +34,9 @@ export interface Msg {
 /** A placeholder's value: text, a number, a message of its own, or a list of them (joined by `list.sep`). */
 export type Params = Readonly<Record<string, string | number | Msg | readonly Msg[]>>;
 
+/** A message with its values, typed as one (for a placeholder whose value is a message). */
+export const msg = (id: MessageId, p?: Params): Msg => ({ id, p });
+
 const value = (v: Params[string]): string =>
   typeof v === 'object' ? ('id' in v ? t(v.id, v.p) : (v as readonly Msg[]).map((m) => t(m.id, m.p)).join(t('list.sep'))) : String(v);
 

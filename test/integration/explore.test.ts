@@ -249,12 +249,52 @@ describe('podwire path', () => {
     );
   });
 
+  it('in Chinese, every path above has the same hops, both ways, with the same addresses, ports and devices', async () => {
+    // What the English tests above check, for the Chinese: hop by hop the same namespaces and the same
+    // addresses, ports, MACs and device names (the tokens with a digit), told in Chinese, every placeholder filled.
+    const [n1, n2, n3] = [pod('node1', 'pod1'), pod('node2', 'pod1'), pod('node3', 'pod1')];
+    const other = svc.services[1]!;
+    const cases = [
+      [n1.ip, n3.ip],
+      [n1.ip, n2.ip],
+      [svc.client.ip, `${other.clusterIP}:${other.port}`],
+      [svc.client.ip, svc.services[0]!.clusterIP, '--proto', 'icmp'],
+      ['192.168.50.250', '192.168.50.12:30080'],
+      ['192.168.50.250', `192.168.60.13:${HOST_PORT}`],
+    ];
+    // Ephemeral client ports may differ between two reads of conntrack; everything else may not.
+    const tokens = (text: string) =>
+      (text.match(/[\w.:\/\[\]>-]*\d[\w.:\/\[\]>-]*/g) ?? [])
+        .map((x) => x.replace(/[:.]+$/, '').replace(/:(3[2-9]|[4-6]\d)\d{3}\b/g, ':EPHEMERAL'))
+        .sort();
+    const han = /[\u4e00-\u9fff]/;
+    for (const c of cases) {
+      const [en, zh] = [await json('path', ...c), await json('path', ...c, '--lang', 'zh')];
+      expect(zh.code, c.join(' ')).toBe(en.code);
+      expect(zh.out.delivered).toBe(en.out.delivered);
+      for (const part of ['hops', 'reply'] as const) {
+        const [e, z] = [en.out[part] as any[], zh.out[part] as any[]];
+        expect(
+          z.map((h) => `${h.depth}:${h.ns}`),
+          `${c.join(' ')} ${part}`,
+        ).toEqual(e.map((h) => `${h.depth}:${h.ns}`));
+        z.forEach((h, i) => {
+          expect(han.test(h.text), h.text).toBe(true);
+          expect(h.text).not.toMatch(/\{\w+\}/);
+          expect(tokens(h.text), `${h.text}\n${e[i].text}`).toEqual(tokens(e[i].text));
+        });
+      }
+      for (const k of ['srcKind', 'dstKind', 'end']) expect(han.test(zh.out[k]), zh.out[k]).toBe(true);
+    }
+  });
+
   it('--lang zh (or a zh locale): path, status and doctor frame their answers in Chinese', async () => {
     const pods = (await json('status', '--lab', 'node1')).out.pods;
     const [a, b] = pods as { ip: string }[];
     const p = await podwire('path', '--lang', 'zh', a!.ip, b!.ip);
     expect(p.stdout).toMatch(/^从 10\.244\.1\.\d+：node1 上 n1-\w+ 的 Pod IP$/m);
-    expect(p.stdout).toMatch(/^已送达 10\.244\.1\.\d+/m);
+    expect(p.stdout).toMatch(/^已送达 n1-\w+ 中的 10\.244\.1\.\d+/m);
+    expect(p.stdout).toMatch(/^返回的路径：$/m);
     const viaLocale = spawnSync(BIN, ['path', a!.ip, b!.ip], { encoding: 'utf8', env: { ...process.env, LANG: 'zh_CN.UTF-8' } });
     expect(viaLocale.stdout).toContain('已送达');
     const st = (await podwire('status', '--lab', 'node1', '--lang', 'zh')).stdout;

@@ -37,6 +37,7 @@ describe('catalogues', () => {
       'col.podMtu',
       'step.reserve',
       'part.hostportTo',
+      'hop.reason',
     ]);
     for (const [id, text] of zh) if (!names.has(id)) expect(han.test(text), id).toBe(true);
     expect(CATALOGUES.zh['col.nodeIP']).toBe('节点 IP');
