@@ -7,7 +7,7 @@
 // --fix can apply them. It reads the kernel, the CNI config and the IPAM store; the only packets it sends
 // are pings through the overlay to peers' VTEP addresses, which travel to the cluster's own Node IPs.
 import { existsSync, readFileSync } from 'node:fs';
-import { t } from '../i18n/index.js';
+import { type MessageId, type Params, t } from '../i18n/index.js';
 import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
@@ -69,12 +69,13 @@ export interface DoctorReport {
   problems: number;
 }
 
-const ok = (check: string, what: string): Finding => ({ check, ok: true, what });
-const bad = (check: string, what: string, why: string, fix: Fix[] = [], safe = false): Finding => ({
+// What and why are put into words here, in the learner's language (--lang), from the catalogues.
+const ok = (check: string, what: MessageId, p?: Params): Finding => ({ check, ok: true, what: t(what, p) });
+const bad = (check: string, what: MessageId, why: MessageId, p: Params, fix: Fix[] = [], safe = false): Finding => ({
   check,
   ok: false,
-  what,
-  why,
+  what: t(what, p),
+  why: t(why, p),
   fix,
   safe,
 });
@@ -95,15 +96,12 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
   let st: NodeStatus | undefined;
   if (!o.conf) {
     f.push(
-      bad(
-        'cni-config',
-        o.confError ?? 'no network config with a podwire plugin',
-        'the runtime reports NetworkReady=false and starts no pod on this node until a config is in its conf dir',
-        [here([o.self, 'install', '--conflist', 'cni-conf/podwire-subnetfile.conflist'])],
-      ),
+      bad('cni-config', 'dr.cniConfig', 'dr.cniConfig.why', { error: o.confError ?? t('dr.noConfig') }, [
+        here([o.self, 'install', '--conflist', 'cni-conf/podwire-subnetfile.conflist']),
+      ]),
     );
   } else {
-    f.push(ok('cni-config', `${o.conf.file}: network ${o.conf.network}`));
+    f.push(ok('cni-config', 'dr.cniConfig.ok', { file: o.conf.file, network: o.conf.network }));
     f.push(await checkBinary(o, here));
     st = await nodeStatus({ conf: o.conf, cluster: o.cluster, node: o.node });
     f.push(checkSubnetFile(o, st, subnetFile, nodeUp));
@@ -120,14 +118,8 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
       fam === 4 ? ['net/ipv4/ip_forward', 'net.ipv4.ip_forward'] : ['net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding'];
     f.push(
       readSysctl(key) === '1'
-        ? ok('ip-forward', `${name}=1`)
-        : bad(
-            'ip-forward',
-            `${name} is 0: this node does not route ${familyName(fam)}`,
-            `${familyName(fam)} packets between cni0, the VXLAN device and the uplink are dropped: pods reach only their own node's pods`,
-            [here(['sysctl', '-w', `${name}=1`])],
-            true,
-          ),
+        ? ok('ip-forward', 'dr.forward.ok', { name })
+        : bad('ip-forward', 'dr.forward', 'dr.forward.why', { name, family: familyName(fam) }, [here(['sysctl', '-w', `${name}=1`])], true),
     );
   }
   const brKeys = fams.map((fam) => `net.bridge.bridge-nf-call-ip${fam === 6 ? '6' : ''}tables`);
@@ -135,12 +127,12 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
   const loaded = readSysctl('net/bridge/bridge-nf-call-iptables') !== undefined;
   f.push(
     !brOff.length
-      ? ok('br-netfilter', `br_netfilter loaded, ${brKeys.map((k) => `${k}=1`).join(', ')}`)
+      ? ok('br-netfilter', 'dr.br.ok', { keys: brKeys.map((k) => `${k}=1`).join(', ') })
       : bad(
           'br-netfilter',
-          loaded ? `${brOff.join(' and ')} ${brOff.length > 1 ? 'are' : 'is'} 0` : 'br_netfilter is not loaded',
-          "traffic between two pods on the same cni0 never meets iptables, so kube-proxy's DNAT of a Service whose backend is on " +
-            "the client's own node is not undone on the reply: those connections hang",
+          loaded ? (brOff.length > 1 ? 'dr.brOffN' : 'dr.brOff') : 'dr.brMissing',
+          'dr.br.why',
+          { keys: brOff.join(t('list.and')) },
           [...(loaded ? [] : [here(['modprobe', 'br_netfilter'])]), ...brOff.map((k) => here(['sysctl', '-w', `${k}=1`]))],
           true,
         ),
@@ -164,13 +156,8 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
     f.push(...checkReservations(o, st, here));
     f.push(
       st.leftOut.length
-        ? bad(
-            'nodes-left-out',
-            `the agent leaves out ${st.leftOut.map((l) => leftOutMessage(l)).join('; ')}`,
-            "no node routes to those nodes' pods (and their pods reach no one) until their Node objects are fixed or deleted: " +
-              'kubectl describe node shows the same as a Warning Event',
-          )
-        : ok('nodes-left-out', 'the agent uses every Node it was given'),
+        ? bad('nodes-left-out', 'dr.leftOut', 'dr.leftOut.why', { list: st.leftOut.map((l) => leftOutMessage(l)).join('; ') })
+        : ok('nodes-left-out', 'dr.leftOut.ok'),
     );
     if (st.networkPolicy?.policies.length) f.push(...checkPolicies(st.networkPolicy));
   }
@@ -190,7 +177,7 @@ function restartAgent(node: string | undefined): Fix {
       '--field-selector',
       `spec.nodeName=${node ?? '$(hostname)'}`,
     ],
-    on: 'a machine with kubectl (the agent sets this node up again when it restarts)',
+    on: t('dr.restartAgent.on'),
   };
 }
 
@@ -198,45 +185,26 @@ async function checkBinary(o: DoctorOptions, here: (argv: string[]) => Fix): Pro
   const bin = `${o.binDir}/podwire`;
   const install = [here([o.self, 'install', '--bin-dir', o.binDir])];
   if (!existsSync(bin)) {
-    return bad('plugin-binary', `${bin} does not exist`, 'the runtime finds no plugin of type podwire: every ADD fails', install);
+    return bad('plugin-binary', 'dr.binMissing', 'dr.binMissing.why', { bin }, install);
   }
   const r = await run(bin, ['--version']).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
   const version = r.stdout.trim();
   return r.code === 0 && version === o.version
-    ? ok('plugin-binary', `${bin} is podwire ${version}, as this one`)
-    : bad(
-        'plugin-binary',
-        `${bin} is ${r.code === 0 ? `podwire ${version}` : 'not runnable'}, this is ${o.version}`,
-        'pods are wired by another version than the one checking and syncing the node: their idea of names, rules and files may differ',
-        install,
-      );
+    ? ok('plugin-binary', 'dr.bin.ok', { bin, version })
+    : bad('plugin-binary', r.code === 0 ? 'dr.binOther' : 'dr.binBroken', 'dr.bin.why', { bin, version, ours: o.version }, install);
 }
 
 function checkSubnetFile(o: DoctorOptions, st: NodeStatus, file: string | undefined, nodeUp: Fix[]): Finding {
-  if (!file) return ok('subnet-file', 'the slice is written in the config (ipam.subnet)');
-  if (!existsSync(file)) {
-    return bad(
-      'subnet-file',
-      `the node subnet file ${file} does not exist`,
-      'every ADD fails with "try again later" (11) and STATUS says the network is not ready (50): no pod starts on this node',
-      nodeUp,
-      true,
-    );
-  }
+  if (!file) return ok('subnet-file', 'dr.subnet.inConfig');
+  if (!existsSync(file)) return bad('subnet-file', 'dr.subnetMissing', 'dr.subnetMissing.why', { file }, nodeUp, true);
   const want = o.cluster && o.node ? selfNode(o.cluster, o.node).map((x) => x.podCIDR) : undefined;
-  if (!st.slices.length) return bad('subnet-file', `${file} cannot be read as a subnet file`, 'every ADD fails', nodeUp, true);
-  const have = st.slices.map((x) => x.cidr);
-  if (want && have.join() !== want.join()) {
-    return bad(
-      'subnet-file',
-      `${file} says ${have.join(', ')}, the node's podCIDR${want.length > 1 ? 's are' : ' is'} ${want.join(', ')}`,
-      "new pods get addresses from another node's slice (or miss a family): the other nodes route those to that node, so " +
-        'replies never come back',
-      nodeUp,
-      true,
-    );
+  if (!st.slices.length) return bad('subnet-file', 'dr.subnetUnreadable', 'dr.subnetUnreadable.why', { file }, nodeUp, true);
+  const have = st.slices.map((x) => x.cidr).join(', ');
+  const p = { file, have, want: want?.join(', ') ?? '' };
+  if (want && have !== p.want) {
+    return bad('subnet-file', want.length > 1 ? 'dr.subnetWrongN' : 'dr.subnetWrong', 'dr.subnetWrong.why', p, nodeUp, true);
   }
-  return ok('subnet-file', `${file}: ${have.join(', ')}${want ? `, the node's podCIDR${want.length > 1 ? 's' : ''}` : ''}`);
+  return ok('subnet-file', want ? (want.length > 1 ? 'dr.subnet.okCidrs' : 'dr.subnet.okCidr') : 'dr.subnet.ok', p);
 }
 
 /** The pod subnets against the node's own networks (what the plugin and node up refuse; a node may have changed since). */
@@ -246,14 +214,8 @@ function checkPodSubnets(st: NodeStatus, links: Link[], routes: Route[]): Findin
     const cidr = parseCidr(slice.cidr);
     const why = cidr && subnetClash(cidr, links, routes, ours);
     return why
-      ? bad(
-          'pod-subnet',
-          `the pod subnet ${slice.cidr} ${why}`,
-          `the gateway's connected route on ${st.bridge.name} competes with the node's own: traffic of the node (or to its gateway) ` +
-            "goes to the pods, and the node loses part of its network. Give the cluster a pod network apart from the nodes' (kubeadm " +
-            '--pod-network-cidr) or renumber the node',
-        )
-      : ok('pod-subnet', `the pod subnet ${slice.cidr} is apart from every network the node is on`);
+      ? bad('pod-subnet', 'dr.podSubnet', 'dr.podSubnet.why', { cidr: slice.cidr, clash: why, bridge: st.bridge.name })
+      : ok('pod-subnet', 'dr.podSubnet.ok', { cidr: slice.cidr });
   });
 }
 
@@ -276,29 +238,16 @@ async function checkFirewall(cidrs: readonly string[], backend: FirewallBackend,
   const hasNft = onPath('nft');
   const hasIptables = onPath('iptables');
   if (backend === 'nftables') {
-    const problems = hasNft ? await nftNodeProblems(nets) : ['nft is not installed'];
+    const problems = hasNft ? await nftNodeProblems(nets) : [t('dr.nftMissing')];
     out.push(
       problems.length
-        ? bad(
-            'firewall',
-            `nftables (the node's backend): ${problems.join('; ')}`,
-            "pods' hostPorts, masquerade and forwarding rules are incomplete: hostPorts may not answer, traffic leaving the cluster network keeps Pod IPs",
-            nodeUp,
-            true,
-          )
-        : ok('firewall', `nftables: table ${NFT_TABLE} has the node's chains as node up writes them`),
+        ? bad('firewall', 'dr.nft', 'dr.nft.why', { problems: problems.join('; ') }, nodeUp, true)
+        : ok('firewall', 'dr.nft.ok', { table: NFT_TABLE }),
     );
     for (const n of hasIptables ? nets : []) {
       const s = await forwardState(n.clusterCIDR, n.family).catch(() => undefined);
       if (s?.policy === 'DROP' && !s.ours) {
-        out.push(
-          bad(
-            'forward-chain',
-            `${n.family === 4 ? 'iptables' : 'ip6tables'}: FORWARD's policy is DROP, and podwire's rules are in nftables`,
-            "nf_tables passes a packet only if every table's chain on the hook accepts it: podwire's accept cannot overrule that DROP, so routed pod traffic is dropped",
-            [],
-          ),
-        );
+        out.push(bad('forward-chain', 'dr.nftDrop', 'dr.nftDrop.why', { tool: n.family === 4 ? 'iptables' : 'ip6tables' }));
       }
     }
   } else {
@@ -315,14 +264,8 @@ async function checkFirewall(cidrs: readonly string[], backend: FirewallBackend,
         : [];
   out.push(
     others.length
-      ? bad(
-          'firewall-both',
-          `rules of both backends on this node: the node uses ${backend}, and ${others.join(', ')} is there too`,
-          'two sets of rules for the same pods: a stale one may DNAT a hostPort to an address another pod has now',
-          nodeUp,
-          true,
-        )
-      : ok('firewall-both', `only ${backend} holds podwire's rules`),
+      ? bad('firewall-both', 'dr.both', 'dr.both.why', { backend, others: others.join(', ') }, nodeUp, true)
+      : ok('firewall-both', 'dr.both.ok', { backend }),
   );
   return out;
 }
@@ -330,48 +273,21 @@ async function checkFirewall(cidrs: readonly string[], backend: FirewallBackend,
 async function checkForward(clusterCIDR: string, family: Family, nodeUp: Fix[]): Promise<Finding> {
   const s = await forwardState(clusterCIDR, family);
   const tool = family === 4 ? 'iptables' : 'ip6tables';
-  if (s.ours)
-    return ok(
-      'forward-chain',
-      `${tool}: FORWARD (policy ${s.policy}) sends pod traffic to PODWIRE-FORWARD after kube-proxy's rules and before any other, which accepts it`,
-    );
-  return s.accepted
-    ? ok('forward-chain', `${tool}: FORWARD's policy ACCEPT lets pod traffic through (PODWIRE-FORWARD is missing: node up adds it)`)
-    : bad(
-        'forward-chain',
-        `${tool}: FORWARD's policy is ${s.policy} and podwire's PODWIRE-FORWARD chain is missing or out of place (after kube-proxy's rules, before any other)`,
-        'every packet a node routes for pods (to other nodes, from Services) is dropped: pods reach only pods on their own bridge',
-        nodeUp,
-        true,
-      );
+  const p = { tool, policy: s.policy };
+  if (s.ours) return ok('forward-chain', 'dr.fwd.ok', p);
+  return s.accepted ? ok('forward-chain', 'dr.fwd.accept', p) : bad('forward-chain', 'dr.fwd', 'dr.fwd.why', p, nodeUp, true);
 }
 
 function checkDevices(st: NodeStatus, nodeUp: Fix[]): Finding[] {
   const out: Finding[] = [];
   const b = st.bridge;
   if (!b.exists || !b.up) {
-    out.push(
-      bad(
-        'bridge',
-        `bridge ${b.name} ${b.exists ? 'is down' : 'does not exist'}`,
-        "pods' veths have nothing to join: pods are cut off",
-        nodeUp,
-        true,
-      ),
-    );
-  } else out.push(ok('bridge', `${b.name} up, ${b.addresses.join(' ')}`));
+    out.push(bad('bridge', b.exists ? 'dr.bridgeDown' : 'dr.bridgeMissing', 'dr.bridge.why', { name: b.name }, nodeUp, true));
+  } else out.push(ok('bridge', 'dr.bridge.ok', { name: b.name, addresses: b.addresses.join(' ') }));
   for (const v of st.vxlans) {
     if (!v.exists || !v.up) {
-      out.push(
-        bad(
-          'vxlan-device',
-          `VXLAN device ${v.name} ${v.exists ? 'is down' : 'does not exist'}`,
-          'pods on other nodes are unreachable',
-          nodeUp,
-          true,
-        ),
-      );
-    } else out.push(ok('vxlan-device', `${v.name} up: VNI ${v.vni}, UDP ${v.port}, local ${v.local}`));
+      out.push(bad('vxlan-device', v.exists ? 'dr.vxlanDown' : 'dr.vxlanMissing', 'dr.vxlan.why', { name: v.name }, nodeUp, true));
+    } else out.push(ok('vxlan-device', 'dr.vxlan.ok', { name: v.name, vni: String(v.vni), port: String(v.port), local: String(v.local) }));
   }
   return out;
 }
@@ -390,28 +306,27 @@ async function checkVxlanDevice(
       rp === 1
         ? bad(
             'rp-filter-vxlan',
-            `reverse-path filtering is strict on ${dev} (rp_filter 1, on the device or "all")`,
-            "a peer's own processes that send from their Node IP (hostNetwork pods, daemons bound to it) reach this node's pods " +
-              'through the VXLAN device, but the route back to a Node IP leaves by the underlay: the kernel drops them as spoofed',
+            'dr.rpVxlan',
+            'dr.rpVxlan.why',
+            { dev },
             [here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`])],
             true,
           )
-        : ok('rp-filter-vxlan', `rp_filter on ${dev}: ${rp === 2 ? 'loose' : 'off'}`),
+        : ok('rp-filter-vxlan', 'dr.rp.ok', { dev, state: t(rp === 2 ? 'word.loose' : 'word.off') }),
     );
   const offload = await txChecksum(dev);
-  const state = (on: boolean) => (on ? 'on' : 'off');
+  const state = (on: boolean) => t(on ? 'word.on' : 'word.off');
+  const p = { dev, state: state(!!offload), want: state(decided.on), decided: decided.why };
   out.push(
     offload === undefined
-      ? ok('checksum-offload', `TX checksum offload of ${dev}: unknown (ethtool not installed)`)
+      ? ok('checksum-offload', 'dr.offload.unknown', p)
       : offload === decided.on
-        ? ok('checksum-offload', `TX checksum offload of ${dev}: ${state(offload)} (${decided.why})`)
+        ? ok('checksum-offload', 'dr.offload.ok', p)
         : bad(
             'checksum-offload',
-            `TX checksum offload is ${state(offload)} for ${dev}, and should be ${state(decided.on)}: ${decided.why}`,
-            offload
-              ? "this kernel sends VXLAN packets that kube-proxy's SNAT rewrote with a wrong checksum and peers drop them: " +
-                  'connections to Services across nodes stall (the 63-second delay)'
-              : "every VXLAN packet is checksummed in software: pods on other nodes get a fraction of the wire's throughput",
+            'dr.offload',
+            offload ? 'dr.offloadOn.why' : 'dr.offloadOff.why',
+            p,
             [here(txChecksumSet(dev, decided.on))],
             true,
           ),
@@ -434,18 +349,12 @@ function udpChecksumErrors(): number | undefined {
 async function checkChecksumErrors(was: { errors?: number; rx: number }, dev: string): Promise<Finding> {
   const [before, rx] = [was.errors, was.rx];
   const [after, rx2] = [udpChecksumErrors(), await rxPackets(undefined, dev)];
-  if (before === undefined || after === undefined) return ok('udp-checksum-errors', 'UDP checksum errors: not counted by this kernel');
+  if (before === undefined || after === undefined) return ok('udp-checksum-errors', 'dr.csum.uncounted');
   if (after > before) {
-    return bad(
-      'udp-checksum-errors',
-      `UDP checksum errors grew from ${before} to ${after} while doctor ran (${dev} received ${Number.isNaN(rx2 - rx) ? '?' : rx2 - rx} packets meanwhile)`,
-      'packets reach this node with bad UDP checksums: typically VXLAN from a peer whose kernel (before 5.7) offloads TX ' +
-        "checksums of packets kube-proxy's MASQUERADE --random-fully rewrote. On every peer, turn the offload off " +
-        '(the fix below, run there), and keep it off with checksumOffload "off" in the cluster file or the agent\'s --checksum-offload off',
-      [{ argv: txChecksumSet(dev, false), on: 'every peer' }],
-    );
+    const p = { before, after, dev, n: Number.isNaN(rx2 - rx) ? '?' : rx2 - rx };
+    return bad('udp-checksum-errors', 'dr.csum', 'dr.csum.why', p, [{ argv: txChecksumSet(dev, false), on: t('dr.everyPeer') }]);
   }
-  return ok('udp-checksum-errors', `UDP checksum errors: ${after} since boot, none while doctor ran`);
+  return ok('udp-checksum-errors', 'dr.csum.ok', { after });
 }
 
 /** Strict rp_filter on the underlay drops a peer's packets when the route back to them leaves by another device. */
@@ -458,21 +367,19 @@ async function checkUnderlay(o: DoctorOptions, links: Link[], st: NodeStatus, he
   try {
     dev = findUnderlay(links, self).dev;
   } catch (e) {
-    return [bad('underlay', (e as Error).message, 'podwire cannot tell which device carries pod traffic to other nodes')];
+    return [bad('underlay', 'dr.underlay', 'dr.underlay.why', { error: (e as Error).message })];
   }
-  if (rpFilter(dev) !== 1) return [ok('rp-filter-underlay', `rp_filter on ${dev}: ${rpFilter(dev) === 2 ? 'loose' : 'off'}`)];
+  if (rpFilter(dev) !== 1)
+    return [ok('rp-filter-underlay', 'dr.rp.ok', { dev, state: t(rpFilter(dev) === 2 ? 'word.loose' : 'word.off') })];
   const peers4 = (st.peers ?? []).filter((p) => p.family === 4);
   const back = await Promise.all(peers4.map((p) => routeGet(undefined, p.nodeIP).catch(() => undefined)));
   const asymmetric = peers4.filter((_, k) => back[k]?.dev !== undefined && back[k]!.dev !== dev);
   return [
     asymmetric.length
-      ? bad(
-          'rp-filter-underlay',
-          `rp_filter is strict on ${dev}, and the routes back to ${asymmetric.map((p) => p.name).join(', ')} leave by another device`,
-          `their packets (VXLAN or host-gw) arrive on ${dev}; strict reverse-path filtering drops them as spoofed`,
-          [here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`])],
-        )
-      : ok('rp-filter-underlay', `rp_filter is strict on ${dev}, and every peer's route comes back through it`),
+      ? bad('rp-filter-underlay', 'dr.rpUnderlay', 'dr.rpUnderlay.why', { dev, peers: asymmetric.map((p) => p.name).join(', ') }, [
+          here(['sysctl', '-w', `${devSysctl(dev, 'rp_filter')}=2`]),
+        ])
+      : ok('rp-filter-underlay', 'dr.rpUnderlay.ok', { dev }),
   ];
 }
 
@@ -490,15 +397,8 @@ async function checkMtu(o: DoctorOptions, links: Link[], st: NodeStatus, nodeUp:
     const u = underlays.find((x) => x.family === fam);
     const room = u ? u.mtu - VXLAN_OVERHEAD[fam] : undefined;
     if (u && room !== undefined && v.mtu! > room) {
-      out.push(
-        bad(
-          'mtu',
-          `${v.name}'s MTU ${v.mtu} does not fit ${u.dev}'s ${u.mtu} minus VXLAN's ${VXLAN_OVERHEAD[fam]} bytes over ${familyName(fam)}`,
-          'full-size packets to other nodes are dropped once encapsulated: small pings work, real connections hang',
-          nodeUp,
-          true,
-        ),
-      );
+      const p = { name: v.name, mtu: v.mtu!, dev: u.dev, underlay: u.mtu, overhead: VXLAN_OVERHEAD[fam], family: familyName(fam) };
+      out.push(bad('mtu', 'dr.mtuVxlan', 'dr.mtuVxlan.why', p, nodeUp, true));
     }
     if ((st.peers ?? []).some((p) => p.family === fam && p.mode === 'vxlan') || !u) paths.push(Math.min(v.mtu!, room ?? Infinity));
   }
@@ -511,28 +411,22 @@ async function checkMtu(o: DoctorOptions, links: Link[], st: NodeStatus, nodeUp:
   for (const p of st.pods) {
     const veth = linkByName(links, p.hostVeth);
     if (veth && veth.mtu > limit) {
-      too.push(`host veth ${p.hostVeth} ${veth.mtu}`);
+      too.push(t('dr.mtu.veth', { veth: p.hostVeth, mtu: veth.mtu }));
       fixes.push(here(['ip', 'link', 'set', 'dev', p.hostVeth, 'mtu', String(limit)]));
     }
     if (!p.netns || p.netns.startsWith('nsid')) continue;
     const pod = (await readState(`/run/netns/${p.netns}`).catch(() => undefined))?.links;
     const eth = pod && linkByName(pod, p.ifname);
     if (eth && eth.mtu > limit) {
-      too.push(`${p.ifname} of ${p.netns} (${p.ip}) ${eth.mtu}`);
+      too.push(t('dr.mtu.pod', { ifname: p.ifname, netns: p.netns, ip: p.ip, mtu: eth.mtu }));
       fixes.push(here(['ip', '-n', p.netns, 'link', 'set', 'dev', p.ifname, 'mtu', String(limit)]));
     }
   }
   const through = st.vxlans.filter((v) => v.exists).map((v) => v.name);
   out.push(
     too.length
-      ? bad(
-          'mtu',
-          `MTU above the path's ${limit}: ${too.join(', ')}`,
-          `a pod sends packets up to its MTU; those bigger than ${limit} are dropped on the way (at the host veth, or once ` +
-            'encapsulated) without an error: small pings work, large transfers hang',
-          fixes,
-        )
-      : ok('mtu', `pods, veths and ${through.length ? through.join(', ') : 'the underlay'} fit the path: at most ${limit} bytes`),
+      ? bad('mtu', 'dr.mtu', 'dr.mtu.why', { limit, list: too.join(t('list.sep')) }, fixes)
+      : ok('mtu', 'dr.mtu.ok', { limit, through: through.length ? through.join(', ') : t('dr.theUnderlay') }),
   );
   return out;
 }
@@ -551,15 +445,8 @@ function checkPeers(st: NodeStatus, peersSync: Fix[]): Finding {
   const drift = (st.peers ?? []).flatMap((p) => p.drift.map((d) => `${p.name}: ${d}`));
   const wrong = [...drift, ...st.stale.map((s) => `stale: ${s}`)];
   return wrong.length
-    ? bad(
-        'peers',
-        `routes, neighbours or FDB entries differ from the node list: ${wrong.join('; ')}`,
-        'a missing route, neighbour or FDB entry leaves pods of that node unreachable; a stale one sends their packets to a ' +
-          "node that no longer has them (a node's MAC or IP changed)",
-        peersSync,
-        true,
-      )
-    : ok('peers', `${(st.peers ?? []).length} peer(s): routes, neighbours and FDB entries as the node list says`);
+    ? bad('peers', 'dr.peers', 'dr.peers.why', { wrong: wrong.join('; ') }, peersSync, true)
+    : ok('peers', 'dr.peers.ok', { n: (st.peers ?? []).length });
 }
 
 /**
@@ -580,33 +467,28 @@ async function probePeers(o: DoctorOptions, st: NodeStatus, v: VxlanRow): Promis
       const r = await run('ping', ['-n', '-q', '-c', '2', '-i', '0.2', '-W', '1', ...via, vtep]).catch(() => ({ code: 1 }));
       const got = (await rx()) - before;
       const port = v.port ?? 8472;
+      const said = { peer: p.name, port, nodeIP: p.nodeIP, got, dev, vtep };
       return r.code === 0
-        ? ok('vxlan-port', `${p.name} answers through the overlay (UDP ${port} to ${p.nodeIP}; ${got} packet(s) in on ${dev})`)
-        : bad(
-            'vxlan-port',
-            `${p.name} does not answer through the overlay: a ping to its VTEP ${vtep} (UDP ${port} to ${p.nodeIP}) got no reply`,
-            `pods on ${p.name} are unreachable: something between the nodes drops UDP ${port} (a firewall, a cloud security ` +
-              `group), or ${p.name}'s VXLAN device is missing or down`,
-            [
-              {
-                argv: [
-                  ...o.where(p.name),
-                  p.family === 6 ? 'ip6tables' : 'iptables',
-                  '-I',
-                  'INPUT',
-                  '-p',
-                  'udp',
-                  '--dport',
-                  String(port),
-                  '-s',
-                  v.local ?? '',
-                  '-j',
-                  'ACCEPT',
-                ],
-                on: `${p.name} (and any firewall or security group between the nodes: allow UDP ${port} between Node IPs)`,
-              },
-            ],
-          );
+        ? ok('vxlan-port', 'dr.probe.ok', said)
+        : bad('vxlan-port', 'dr.probe', 'dr.probe.why', said, [
+            {
+              argv: [
+                ...o.where(p.name),
+                p.family === 6 ? 'ip6tables' : 'iptables',
+                '-I',
+                'INPUT',
+                '-p',
+                'udp',
+                '--dport',
+                String(port),
+                '-s',
+                v.local ?? '',
+                '-j',
+                'ACCEPT',
+              ],
+              on: t('dr.probe.on', said),
+            },
+          ]);
     }),
   );
 }
@@ -618,38 +500,25 @@ function checkReservations(o: DoctorOptions, st: NodeStatus, here: (argv: string
   const leaked = st.pods.filter((p) => !p.vethExists && (store.provenance(p.ip)?.ageMs ?? 0) > IN_FLIGHT_MS);
   const config = JSON.stringify({ cniVersion: '1.0.0', name: o.conf!.network, ...o.conf!.plugin });
   const out: Finding[] = leaked.map((p) =>
-    bad(
-      'leaked-reservation',
-      `${p.ip} is reserved for ${p.containerID}/${p.ifname}, whose host veth ${p.hostVeth} is gone`,
-      "its pod's namespace was deleted without a DEL: the address (and any hostPort rule) is held by nobody; a full slice " +
-        'reclaims it, this DEL releases it now',
-      [
-        here(
-          [
-            'env',
-            'CNI_COMMAND=DEL',
-            `CNI_CONTAINERID=${p.containerID}`,
-            `CNI_IFNAME=${p.ifname}`,
-            'CNI_NETNS=',
-            `CNI_PATH=${o.binDir}`,
-            o.self,
-          ],
-          config,
-        ),
-      ],
-    ),
+    bad('leaked-reservation', 'dr.leak', 'dr.leak.why', { ip: p.ip, containerID: p.containerID, ifname: p.ifname, veth: p.hostVeth }, [
+      here(
+        [
+          'env',
+          'CNI_COMMAND=DEL',
+          `CNI_CONTAINERID=${p.containerID}`,
+          `CNI_IFNAME=${p.ifname}`,
+          'CNI_NETNS=',
+          `CNI_PATH=${o.binDir}`,
+          o.self,
+        ],
+        config,
+      ),
+    ]),
   );
   for (const v of st.strayVeths) {
-    out.push(
-      bad(
-        'stray-veth',
-        `${v} is on ${st.bridge.name} but no reservation names it`,
-        'a veth left by a failed or foreign ADD: its pod (if any) has an address the IPAM may hand out again',
-        [here(['ip', 'link', 'del', 'dev', v])],
-      ),
-    );
+    out.push(bad('stray-veth', 'dr.stray', 'dr.stray.why', { veth: v, bridge: st.bridge.name }, [here(['ip', 'link', 'del', 'dev', v])]));
   }
-  if (!out.length) out.push(ok('reservations', `${st.pods.length} reservation(s), each with its veth on ${st.bridge.name}`));
+  if (!out.length) out.push(ok('reservations', 'dr.reservations.ok', { n: st.pods.length, bridge: st.bridge.name }));
   return out;
 }
 
@@ -703,30 +572,22 @@ function checkPolicies(r: PolicyReport): Finding[] {
   const idle = r.policies.filter((p) => p.selectsInCluster === 0);
   out.push(
     idle.length
-      ? bad(
-          'policy-selects-nothing',
-          `NetworkPolicy ${idle.map((p) => p.key).join(', ')} select${idle.length > 1 ? '' : 's'} no pod in the cluster`,
-          "its podSelector matches no pod of its namespace (a label's spelling, or the wrong namespace): it isolates nothing and allows nothing",
-        )
-      : ok('policy-selects-nothing', `every NetworkPolicy selects a pod (${r.policies.length} enforced)`),
+      ? bad('policy-selects-nothing', idle.length > 1 ? 'dr.idleN' : 'dr.idle', 'dr.idle.why', { keys: idle.map((p) => p.key).join(', ') })
+      : ok('policy-selects-nothing', 'dr.idle.ok', { n: r.policies.length }),
   );
   const named = r.policies.filter((p) => p.missingPorts.length);
   out.push(
     named.length
-      ? bad(
-          'policy-named-port',
-          named.map((p) => `NetworkPolicy ${p.key}: no pod has a container port named ${p.missingPorts.join(', ')}`).join('; '),
-          "a named port resolves on the destination pod's container ports: with none of that name (and protocol), the rule allows nothing",
-        )
-      : ok('policy-named-port', 'every named port in a policy is a container port of some pod'),
+      ? bad('policy-named-port', 'dr.namedPort', 'dr.namedPort.why', {
+          list: named.map((p) => t('dr.namedPort.one', { key: p.key, ports: p.missingPorts.join(', ') })).join('; '),
+        })
+      : ok('policy-named-port', 'dr.namedPort.ok'),
   );
   if (r.leftOut.length) {
     out.push(
-      bad(
-        'policy-left-out',
-        r.leftOut.map((l) => `${l.kind} ${l.name}: ${l.why}`).join('; '),
-        'the agent enforces every other object: these are not, until they are fixed',
-      ),
+      bad('policy-left-out', 'dr.policyLeftOut', 'dr.policyLeftOut.why', {
+        list: r.leftOut.map((l) => t('dr.policyLeftOut.one', { kind: l.kind, name: l.name, why: l.why })).join('; '),
+      }),
     );
   }
   return out;

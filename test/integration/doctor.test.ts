@@ -29,9 +29,41 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => labDown());
 
+/**
+ * Doctor's report on `node`, in English. Every call also runs it in Chinese, at the same time, and checks
+ * the two agree: the same findings, verdicts and fixes, each told in Chinese with the same addresses,
+ * devices and names (the tokens with a digit; counts may differ between two reads). So every test here
+ * runs on the Chinese too, as a learner following README.zh-CN.md sees it.
+ */
 async function doctor(node = 'node1'): Promise<{ code: number; report: DoctorReport }> {
-  const r = await run(BIN, ['doctor', '--lab', node, '--json']);
-  return { code: r.code, report: JSON.parse(r.stdout) };
+  const [en, zh] = await Promise.all([
+    run(BIN, ['doctor', '--lab', node, '--json']),
+    run(BIN, ['doctor', '--lab', node, '--json', '--lang', 'zh']),
+  ]);
+  const [e, z] = [JSON.parse(en.stdout) as DoctorReport, JSON.parse(zh.stdout) as DoctorReport];
+  expect(zh.code).toBe(en.code);
+  const shape = (r: DoctorReport) =>
+    r.findings.map((f) => ({ check: f.check, ok: f.ok, safe: f.safe, fix: f.fix?.map((x) => [x.argv, x.input]) }));
+  expect(shape(z)).toEqual(shape(e));
+  const tokens = (text = '') =>
+    (text.match(/[\w.:\/\[\]-]*\d[\w.:\/\[\]-]*/g) ?? [])
+      .map((x) => x.replace(/[:.]+$/, ''))
+      .filter((x) => !/^\d+$/.test(x))
+      .sort();
+  const han = /[\u4e00-\u9fff]/;
+  z.findings.forEach((f, i) => {
+    for (const [said, english] of [
+      [f.what, e.findings[i]!.what],
+      [f.why, e.findings[i]!.why],
+      ...(f.fix ?? []).map((x, k) => [x.on, e.findings[i]!.fix![k]!.on]),
+    ]) {
+      if (english === undefined) continue;
+      expect(han.test(said!), said).toBe(true);
+      expect(said).not.toMatch(/\{\w+\}/);
+      expect(tokens(said), `${said}\n${english}`).toEqual(tokens(english));
+    }
+  });
+  return { code: en.code, report: e };
 }
 const failing = (r: DoctorReport): Finding[] => r.findings.filter((f) => !f.ok);
 const inNode = (n: LabNode, ...args: string[]) => sh('ip', ['netns', 'exec', n.ns, ...args]);
