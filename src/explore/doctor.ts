@@ -443,7 +443,7 @@ function safeUnderlays(links: Link[], o: DoctorOptions): { family: Family; dev: 
 
 function checkPeers(st: NodeStatus, peersSync: Fix[]): Finding {
   const drift = (st.peers ?? []).flatMap((p) => p.drift.map((d) => `${p.name}: ${d}`));
-  const wrong = [...drift, ...st.stale.map((s) => `stale: ${s}`)];
+  const wrong = [...drift, ...st.stale.map((s) => t('st.p.stale', { what: s }))];
   return wrong.length
     ? bad('peers', 'dr.peers', 'dr.peers.why', { wrong: wrong.join('; ') }, peersSync, true)
     : ok('peers', 'dr.peers.ok', { n: (st.peers ?? []).length });

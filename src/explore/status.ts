@@ -176,11 +176,11 @@ function slices(o: StatusOptions, taken: Map<string, unknown>, problems: string[
         used,
         free: size - used,
         percent: Math.round((used / size) * 1000) / 10,
-        from: ipam?.subnetFile ? String(ipam.subnetFile) : 'the config',
+        from: ipam?.subnetFile ? String(ipam.subnetFile) : t('st.fromConfig'),
       };
     });
   } catch (e) {
-    problems.push(`slice unknown: ${(e as CniError).message}`);
+    problems.push(t('st.p.slice', { error: (e as CniError).message }));
     return [];
   }
 }
@@ -225,17 +225,17 @@ function familyPeerRows(view: NsView, c: Cluster, net: Net, nodeName: string, pr
     const drift = [
       ...d.routeSet
         .filter((r) => r.dst === node.podCIDR)
-        .map((r) => (route ? `route should be via ${r.via} dev ${r.dev}` : `route to ${r.dst} missing`)),
-      ...d.conflicts.filter((r) => r.dst === node.podCIDR).map((r) => `a route to ${r.dst} that podwire did not make is in the way`),
+        .map((r) => (route ? t('drift.route', { via: r.via, dev: r.dev }) : t('drift.noRoute', { dst: r.dst }))),
+      ...d.conflicts.filter((r) => r.dst === node.podCIDR).map((r) => t('drift.foreign', { dst: r.dst })),
       ...(mode === 'vxlan'
         ? [
             ...d.neighSet
               .filter((n) => n.ip === node.vtepIP)
-              .map((n) => (neigh ? `neighbour ${n.ip} should be ${n.mac}` : `neighbour ${n.ip} missing`)),
-            ...d.fdbSet.filter((f) => f.mac === node.vtepMac).map((f) => `FDB entry ${f.mac} -> ${f.dst} missing`),
+              .map((n) => (neigh ? t('drift.neigh', { ip: n.ip, mac: n.mac }) : t('drift.noNeigh', { ip: n.ip }))),
+            ...d.fdbSet.filter((f) => f.mac === node.vtepMac).map((f) => t('drift.noFdb', { mac: f.mac, dst: f.dst })),
           ]
         : []),
-      ...d.fdbDel.filter((f) => f.mac === node.vtepMac).map((f) => `stale FDB entry ${f.mac} -> ${f.dst}`),
+      ...d.fdbDel.filter((f) => f.mac === node.vtepMac).map((f) => t('drift.staleFdb', { mac: f.mac, dst: f.dst })),
     ];
     return {
       name: node.name,
@@ -251,12 +251,12 @@ function familyPeerRows(view: NsView, c: Cluster, net: Net, nodeName: string, pr
   });
   const known = new Set(peers.flatMap((p) => [p.node.podCIDR, p.node.vtepIP, p.node.vtepMac]));
   stale.push(
-    ...d.routeDel.filter((r) => !known.has(r.dst)).map((r) => `route ${r.dst} via ${r.via} (no such node in the cluster file)`),
-    ...d.neighDel.filter((n) => !known.has(n.ip)).map((n) => `neighbour ${n.ip} -> ${n.mac} (no such node)`),
-    ...d.fdbDel.filter((f) => !known.has(f.mac)).map((f) => `FDB entry ${f.mac} -> ${f.dst} (no such node)`),
+    ...d.routeDel.filter((r) => !known.has(r.dst)).map((r) => t('stale.route', { dst: r.dst, via: r.via })),
+    ...d.neighDel.filter((n) => !known.has(n.ip)).map((n) => t('stale.neigh', { ip: n.ip, mac: n.mac })),
+    ...d.fdbDel.filter((f) => !known.has(f.mac)).map((f) => t('stale.fdb', { mac: f.mac, dst: f.dst })),
   );
-  for (const r of rows) for (const x of r.drift) problems.push(`peer ${r.name}: ${x}`);
-  for (const x of stale) problems.push(`stale: ${x}`);
+  for (const r of rows) for (const x of r.drift) problems.push(t('st.p.peer', { name: r.name, drift: x }));
+  for (const x of stale) problems.push(t('st.p.stale', { what: x }));
   return rows;
 }
 
@@ -272,8 +272,8 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
 
   const br = linkByName(view.links, bridgeName);
   const ports = view.links.filter((l) => l.master === bridgeName);
-  if (!br) problems.push(`bridge ${bridgeName} does not exist (no pod has been added, or node up has not run)`);
-  else if (!isUp(br)) problems.push(`bridge ${bridgeName} is down`);
+  if (!br) problems.push(t('st.p.noBridge', { bridge: bridgeName }));
+  else if (!isUp(br)) problems.push(t('st.p.bridgeDown', { bridge: bridgeName }));
 
   const pods = [...taken]
     .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
@@ -301,18 +301,16 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
           }
         }
       }
-      if (!l)
-        row.problem =
-          "LEAKED: no host veth, so the pod's namespace is gone and no DEL came (a GC or DEL releases it; a full slice reclaims it)";
-      else if (!row.onBridge) row.problem = `host veth is not on ${bridgeName}`;
-      else if (!row.netns) row.problem = "the veth's other end is not in another namespace";
+      if (!l) row.problem = t('st.p.leaked');
+      else if (!row.onBridge) row.problem = t('st.p.offBridge', { bridge: bridgeName });
+      else if (!row.netns) row.problem = t('st.p.noPeer');
       row.ok = !row.problem;
-      if (row.problem) problems.push(`${ip} (${owner.containerID}/${owner.ifname}): ${row.problem}`);
+      if (row.problem) problems.push(t('st.p.pod', { ip, containerID: owner.containerID, ifname: owner.ifname, problem: row.problem }));
       return row;
     });
   const explained = new Set(pods.map((p) => p.hostVeth));
   const strayVeths = ports.filter((l) => kind(l) === 'veth' && !explained.has(l.ifname)).map((l) => l.ifname);
-  for (const v of strayVeths) problems.push(`${v} is on ${bridgeName} but no reservation of network ${network} names it`);
+  for (const v of strayVeths) problems.push(t('st.p.stray', { veth: v, bridge: bridgeName, network }));
 
   const st: NodeStatus = {
     conflist: o.conf.file,
@@ -328,13 +326,15 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     ...policyReportOf(o.conf),
     problems,
   };
-  for (const l of st.leftOut) problems.push(`left out by the agent: ${leftOutMessage(l)}`);
+  for (const l of st.leftOut) problems.push(t('st.p.leftOut', { what: leftOutMessage(l) }));
   if (st.slices.length) {
     for (const p of pods)
       if (!st.slices.some((x) => cidrContains(parseCidr(x.cidr)!, parseIP(p.ip)!)))
-        problems.push(`${p.ip} is outside the slice${st.slices.length > 1 ? 's' : ''} ${st.slices.map((x) => x.cidr).join(', ')}`);
+        problems.push(
+          t(st.slices.length > 1 ? 'st.p.outsideN' : 'st.p.outside', { ip: p.ip, slices: st.slices.map((x) => x.cidr).join(', ') }),
+        );
   }
-  for (const v of st.vxlans) if (!v.exists) problems.push(`VXLAN device ${v.name} does not exist (run node up)`);
+  for (const v of st.vxlans) if (!v.exists) problems.push(t('st.p.noVxlan', { name: v.name }));
   if (o.cluster && o.node) {
     const selfs = selfNode(o.cluster, o.node);
     st.node = {
@@ -346,7 +346,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     };
     for (const x of st.slices)
       if (!st.node.podCIDRs.includes(x.cidr))
-        problems.push(`the plugin's slice ${x.cidr} is not this node's podCIDR ${st.node.podCIDRs.join(' or ')}`);
+        problems.push(t('st.p.notPodCIDR', { cidr: x.cidr, podCIDRs: st.node.podCIDRs.join(t('st.or')) }));
     st.peers = peerRows(view, o.cluster, o.node, problems, st.stale);
   } else {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
@@ -365,7 +365,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   return st;
 }
 
-const yes = (b: boolean): string => (b ? 'yes' : 'no');
+const yes = (b: boolean): string => t(b ? 'st.yes' : 'st.no');
 /** A count for people: an IPv6 slice's is a power of two too large to write out. */
 const count = (n: number): string => (n > Number.MAX_SAFE_INTEGER ? `~2^${Math.round(Math.log2(n))}` : String(n));
 
@@ -400,27 +400,35 @@ export function renderStatus(st: NodeStatus): string {
         from: s.from,
       }),
     );
-  if (!st.slices.length) out.push('slice   unknown');
+  if (!st.slices.length) out.push(t('st.sliceUnknown'));
   const b = st.bridge;
-  out.push(
-    b.exists
-      ? `bridge  ${b.name}: ${b.up ? 'up' : 'DOWN'}, ${b.addresses.join(' ') || 'no address'}, MTU ${b.mtu}, MAC ${b.mac}, ${b.ports} ` +
-          `port(s)`
-      : `bridge  ${b.name}: MISSING`,
-  );
+  const state = (up: boolean) => t(up ? 'st.up' : 'st.down');
+  const bridge = {
+    name: b.name,
+    state: state(b.up),
+    addresses: b.addresses.join(' ') || t('st.noAddress'),
+    mtu: String(b.mtu),
+    mac: String(b.mac),
+    ports: b.ports,
+  };
+  out.push(t(b.exists ? 'st.bridge' : 'st.bridgeMissing', bridge));
   const rc = st.reclaimed;
   if (rc.count) {
     const last = rc.last.at(-1)!;
-    out.push(
-      `reclaim ${rc.count} stale reservation(s) reclaimed; last: ${last.ip} of ${last.owner.containerID} at ${last.at} (${last.why})`,
-    );
+    out.push(t('st.reclaim', { n: rc.count, ip: last.ip, containerID: last.owner.containerID, at: last.at, why: last.why }));
   }
-  for (const v of st.vxlans)
-    out.push(
-      v.exists
-        ? `VXLAN   ${v.name}: ${v.up ? 'up' : 'DOWN'}, VNI ${v.vni}, local ${v.local}, UDP ${v.port}, MAC ${v.mac}, MTU ${v.mtu}`
-        : `VXLAN   ${v.name}: MISSING`,
-    );
+  for (const v of st.vxlans) {
+    const p = {
+      name: v.name,
+      state: state(v.up),
+      vni: String(v.vni),
+      local: String(v.local),
+      port: String(v.port),
+      mac: String(v.mac),
+      mtu: String(v.mtu),
+    };
+    out.push(t(v.exists ? 'st.vxlan' : 'st.vxlanMissing', p));
+  }
   out.push('');
   out.push(
     st.pods.length
@@ -429,7 +437,7 @@ export function renderStatus(st: NodeStatus): string {
             t('col.podIP'),
             t('col.containerID'),
             'ifname',
-            'host veth',
+            t('col.hostVeth'),
             t('col.onBridge', { bridge: b.name }),
             t('col.podNetns'),
             t('col.hostPorts'),
@@ -439,11 +447,11 @@ export function renderStatus(st: NodeStatus): string {
             p.ip,
             p.containerID,
             p.ifname,
-            p.vethExists ? p.hostVeth : `${p.hostVeth} (gone)`,
+            p.vethExists ? p.hostVeth : t('st.gone', { veth: p.hostVeth }),
             yes(p.onBridge),
             p.netns ?? '-',
             p.hostPorts.length ? `${p.hostPorts.join(', ')} (${p.firewall})` : '-',
-            p.problem ?? 'ok',
+            p.problem ?? t('st.ok'),
           ]),
         )
       : t('status.noPod'),
@@ -458,10 +466,10 @@ export function renderStatus(st: NodeStatus): string {
           p.nodeIP,
           p.podCIDR,
           p.mode,
-          p.route ?? 'MISSING',
+          p.route ?? t('st.missing'),
           p.neighbour ?? '-',
           p.fdb.join(', ') || '-',
-          p.drift.join('; ') || (st.node ? 'in sync' : '?'),
+          p.drift.join('; ') || (st.node ? t('st.inSync') : '?'),
         ]),
       ),
     );
@@ -469,10 +477,10 @@ export function renderStatus(st: NodeStatus): string {
   if (st.networkPolicy?.policies.length) {
     const np = st.networkPolicy;
     out.push('');
-    out.push(`network policy: ${np.policies.length} NetworkPolicies enforced here (table inet podwire-policy, ${np.rules} rules)`);
+    out.push(t('st.policies', { n: np.policies.length, rules: np.rules }));
     out.push(
       table(
-        ['NetworkPolicy', 'types', 'selects here', 'in the cluster', 'rules'],
+        ['NetworkPolicy', t('col.types'), t('col.selectsHere'), t('col.inCluster'), t('col.rules')],
         np.policies.map((p) => [p.key, p.types.join('+'), p.selects, p.selectsInCluster, p.rules]),
       ),
     );
@@ -481,7 +489,7 @@ export function renderStatus(st: NodeStatus): string {
     out.push('');
     out.push(
       table(
-        ['node left out by the agent', 'field', 'why'],
+        [t('col.leftOut'), t('col.field'), t('col.why')],
         st.leftOut.map((l) => [l.name, l.field, l.why]),
       ),
     );

@@ -29,6 +29,43 @@ const json = async (...args: string[]) => {
   const r = await podwire(...args, '--json');
   return { code: r.code, out: JSON.parse(r.stdout), stderr: r.stderr };
 };
+/** The tokens with a digit (addresses, ports, MACs, device names), which a translation must keep; ephemeral
+ * client ports may differ between two reads of conntrack. */
+const tokens = (text: string) =>
+  (text.match(/[\w.:\/\[\]>-]*\d[\w.:\/\[\]>-]*/g) ?? [])
+    .map((x) => x.replace(/[:.]+$/, '').replace(/:(3[2-9]|[4-6]\d)\d{3}\b/g, ':EPHEMERAL'))
+    .sort();
+const han = /[\u4e00-\u9fff]/;
+
+/**
+ * `status` in Chinese says what the English says: the same exit code, the same problems and drift (each in
+ * Chinese, with the same addresses and names), and its text the same lines with the same figures.
+ */
+async function statusAgreesInChinese(...args: string[]): Promise<void> {
+  const [e, z, et, zt] = await Promise.all([
+    json('status', ...args),
+    json('status', ...args, '--lang', 'zh'),
+    podwire('status', ...args),
+    podwire('status', ...args, '--lang', 'zh'),
+  ]);
+  expect(z.code).toBe(e.code);
+  const said = (o: any): string[] => [
+    ...o.problems,
+    ...o.pods.map((p: any) => p.problem ?? ''),
+    ...(o.peers ?? []).flatMap((p: any) => p.drift),
+  ];
+  const [se, sz] = [said(e.out), said(z.out)];
+  expect(sz.length).toBe(se.length);
+  sz.forEach((x, i) => {
+    if (!se[i]) return expect(x).toBe('');
+    expect(han.test(x), x).toBe(true);
+    expect(tokens(x), `${x}\n${se[i]}`).toEqual(tokens(se[i]!));
+  });
+  const [le, lz] = [et.stdout.trimEnd().split('\n'), zt.stdout.trimEnd().split('\n')];
+  expect(lz.map(tokens)).toEqual(le.map(tokens));
+  expect(lz.filter((l) => /[a-z]{3}/i.test(l) && !han.test(l)).length).toBeLessThan(lz.length / 2);
+}
+
 const fdbDel = (from: string, mac: string, dst: string) =>
   sh('ip', ['netns', 'exec', `pwlab-${from}`, 'bridge', 'fdb', 'del', mac, 'dev', 'podwire.1', 'dst', dst]);
 
@@ -92,6 +129,7 @@ describe('podwire status', () => {
     const web = three.out.pods.find((p: any) => p.containerID === 'lab-node3-web');
     expect(web).toMatchObject({ hostPorts: ['8081/tcp -> 8080'], firewall: 'nftables' });
     expect((await podwire('status', '--lab', 'node3')).stdout).toMatch(/lab-node3-web .*8081\/tcp -> 8080 \(nftables\)/);
+    for (const n of ['node1', 'node3']) await statusAgreesInChinese('--lab', n);
   });
 
   it('flags a leaked reservation and drift, exits 1, and is clean again after DEL and peers sync', async () => {
@@ -105,6 +143,7 @@ describe('podwire status', () => {
     expect(row.problem).toMatch(/^LEAKED/);
     expect(out.peers.find((p: any) => p.name === 'node3').drift).toEqual(['FDB entry 0e:70:c0:a8:3c:0d -> 192.168.60.13 missing']);
     expect(out.problems).toHaveLength(2);
+    await statusAgreesInChinese('--lab', 'node1');
 
     await lab.delPod(leak); // DEL with the namespace gone: releases the address
     await lab.sync(lab.node('node1'));
@@ -262,12 +301,6 @@ describe('podwire path', () => {
       ['192.168.50.250', '192.168.50.12:30080'],
       ['192.168.50.250', `192.168.60.13:${HOST_PORT}`],
     ];
-    // Ephemeral client ports may differ between two reads of conntrack; everything else may not.
-    const tokens = (text: string) =>
-      (text.match(/[\w.:\/\[\]>-]*\d[\w.:\/\[\]>-]*/g) ?? [])
-        .map((x) => x.replace(/[:.]+$/, '').replace(/:(3[2-9]|[4-6]\d)\d{3}\b/g, ':EPHEMERAL'))
-        .sort();
-    const han = /[\u4e00-\u9fff]/;
     for (const c of cases) {
       const [en, zh] = [await json('path', ...c), await json('path', ...c, '--lang', 'zh')];
       expect(zh.code, c.join(' ')).toBe(en.code);
