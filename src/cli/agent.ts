@@ -1,5 +1,6 @@
 // `podwire agent`: the node agent following the Kubernetes API (what the DaemonSet runs on every node).
 // The Kubernetes client is imported only here: it is big, and the plugin path never needs it.
+import { t } from '../i18n/index.js';
 import { FIREWALL_SETTINGS, type FirewallSetting, useHostTools } from '../kernel/backend.js';
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
@@ -48,7 +49,9 @@ const say = (m: string) => process.stderr.write(`${m}\n`);
 
 export const agentCommand: CommandModule<object, AgentArgs> = {
   command: 'agent',
-  describe: 'follow the Kubernetes API: set this node up and keep routes/FDB/neighbours to all nodes current',
+  get describe() {
+    return t('cli.agent');
+  },
   builder: (y) =>
     y
       .option('kubeconfig', {

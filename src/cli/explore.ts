@@ -1,6 +1,6 @@
 // `podwire status`, `podwire path` and `podwire diagram`: the network explained from the kernel's live state
 // (src/explore/). Human output on stdout (it is the answer), --json for scripts.
-import { lang, t } from '../i18n/index.js';
+import { type MessageId, lang, t } from '../i18n/index.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -26,13 +26,13 @@ interface StatusArgs {
 }
 
 /** What status and doctor look at: a network config, a cluster file, this node's name (or a lab node), JSON out. */
-function nodeOptions<T>(y: Argv<T>, cluster: string) {
+function nodeOptions<T>(y: Argv<T>, cluster: MessageId) {
   return y
-    .option('conflist', { type: 'string', describe: 'the network config (default: the first in /etc/cni/net.d with a podwire plugin)' })
-    .option('cluster', { type: 'string', describe: `cluster file: ${cluster}` })
-    .option('node', { type: 'string', default: hostname(), describe: "this node's name in the cluster file" })
-    .option('lab', { type: 'string', describe: 'a node of a running lab (npm run lab -- --keep), e.g. node1' })
-    .option('json', { type: 'boolean', default: false, describe: 'print JSON' });
+    .option('conflist', { type: 'string', describe: t('opt.conflist') })
+    .option('cluster', { type: 'string', describe: t('opt.cluster', { use: t(cluster) }) })
+    .option('node', { type: 'string', default: hostname(), describe: t('opt.node') })
+    .option('lab', { type: 'string', describe: t('opt.labNode') })
+    .option('json', { type: 'boolean', default: false, describe: t('opt.json') });
 }
 
 /** Runs this command again inside a lab node's namespace, with that node's files. */
@@ -67,8 +67,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     return t('cli.status');
   },
   builder: (y) =>
-    nodeOptions(y, 'compare peers with it (drift)')
-      .example('$0 status --lab node1', 'a lab node, with its own conflist and cluster file')
+    nodeOptions(y, 'opt.clusterStatus')
+      .example('$0 status --lab node1', t('ex.statusLab'))
       .example('$0 status --cluster /etc/podwire/cluster.json --json', ''),
   handler: async (a) => {
     if (a.lab) {
@@ -104,17 +104,13 @@ export const pathCommand: CommandModule<object, PathArgs> = {
   },
   builder: (y) =>
     y
-      .positional('src', { type: 'string', demandOption: true, describe: 'source address (a pod, a node, a host in the lab)' })
-      .positional('dst', {
-        type: 'string',
-        demandOption: true,
-        describe: 'destination address, optionally :port (a Cluster IP needs its port to match)',
-      })
-      .option('proto', { choices: ['tcp', 'udp', 'icmp'], default: 'tcp', describe: 'protocol of the packet (NAT rules match on it)' })
-      .option('lab', { type: 'boolean', describe: 'look at the lab (default when one is up) or, with --no-lab, at this node' })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-      .example('$0 path 10.244.1.2 10.96.0.11:80', 'a pod to a Service in the lab')
-      .example('$0 path 192.168.50.250 192.168.50.12:30080', 'outside the cluster to a nodePort'),
+      .positional('src', { type: 'string', demandOption: true, describe: t('opt.src') })
+      .positional('dst', { type: 'string', demandOption: true, describe: t('opt.dst') })
+      .option('proto', { choices: ['tcp', 'udp', 'icmp'], default: 'tcp', describe: t('opt.proto') })
+      .option('lab', { type: 'boolean', describe: t('opt.labPath') })
+      .option('json', { type: 'boolean', default: false, describe: t('opt.json') })
+      .example('$0 path 10.244.1.2 10.96.0.11:80', t('ex.pathService'))
+      .example('$0 path 192.168.50.250 192.168.50.12:30080', t('ex.pathNodePort')),
   handler: async (a) => {
     const p = await findPath(await readWorld(scopeOf(useLab(a.lab))), a.src, a.dst, a.proto);
     process.stdout.write(a.json ? JSON.stringify(p, null, 2) + '\n' : renderPath(p));
@@ -134,8 +130,8 @@ export const diagramCommand: CommandModule<object, DiagramArgs> = {
   },
   builder: (y) =>
     y
-      .option('out', { alias: 'o', type: 'string', describe: 'write the SVG to this file (default: stdout)' })
-      .option('lab', { type: 'boolean', describe: 'draw the lab (default when one is up) or, with --no-lab, this node' })
+      .option('out', { alias: 'o', type: 'string', describe: t('opt.out') })
+      .option('lab', { type: 'boolean', describe: t('opt.labDiagram') })
       .example('$0 diagram -o lab.svg', ''),
   handler: async (a) => {
     const lab = useLab(a.lab);
@@ -143,7 +139,7 @@ export const diagramCommand: CommandModule<object, DiagramArgs> = {
     if (!a.out) process.stdout.write(svg);
     else {
       atomicWrite(a.out, svg);
-      process.stderr.write(`wrote ${a.out}\n`);
+      process.stderr.write(t('cli.wrote', { file: a.out }) + '\n');
     }
   },
 };
@@ -166,16 +162,12 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     return t('cli.doctor');
   },
   builder: (y) =>
-    nodeOptions(y, 'compare peers with it, and fix with node up / peers sync')
-      .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'where the runtime finds the podwire plugin' })
+    nodeOptions(y, 'opt.clusterDoctor')
+      .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: t('opt.cniBinDir') })
       .option('lab-prefix', { type: 'string', hidden: true })
-      .option('fix', {
-        type: 'boolean',
-        default: false,
-        describe: 'apply the safe fixes (what node up and peers sync do), then check again',
-      })
-      .option('probe', { type: 'boolean', default: true, describe: 'ping each VXLAN peer through the overlay (--no-probe: do not)' })
-      .example('$0 doctor --lab node1', 'a lab node')
+      .option('fix', { type: 'boolean', default: false, describe: t('opt.fix') })
+      .option('probe', { type: 'boolean', default: true, describe: t('opt.probe') })
+      .example('$0 doctor --lab node1', t('ex.doctorLab'))
       .example('$0 doctor --cluster /etc/podwire/cluster.json --fix', ''),
   handler: async (a) => {
     const self = podwireBinary();
@@ -216,7 +208,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     }
     if (a.json) process.stdout.write(JSON.stringify({ ...report, ...(fixed ? { fixed } : {}) }, null, 2) + '\n');
     else {
-      for (const f of fixed ?? []) process.stdout.write(`fixed${f.ok ? '' : ' (FAILED)'}: ${f.line}${f.ok ? '' : `: ${f.output}`}\n`);
+      for (const f of fixed ?? []) process.stdout.write(t(f.ok ? 'cli.fixed' : 'cli.fixFailed', { line: f.line, output: f.output }) + '\n');
       if (fixed) process.stdout.write('\n');
       process.stdout.write(renderDoctor(report));
     }

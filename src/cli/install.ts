@@ -6,6 +6,7 @@
 // stays right when the directory is mounted elsewhere (/host/opt/cni/bin in the DaemonSet's init
 // container is /opt/cni/bin on the host). Every file is replaced by a rename, so an ADD that starts
 // during an upgrade runs the old binary or the new one, never a half-written one or none.
+import { t } from '../i18n/index.js';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -33,7 +34,9 @@ function readConflist(file: string): string {
 
 export const installCommand: CommandModule<object, InstallArgs> = {
   command: 'install',
-  describe: 'install this binary as the podwire and podwire-ipam CNI plugins (and a conflist)',
+  get describe() {
+    return t('cli.install');
+  },
   builder: (y) =>
     y
       .option('bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'CNI plugin directory' })

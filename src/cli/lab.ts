@@ -29,36 +29,35 @@ export const labCommand: CommandModule<object, LabArgs> = {
   },
   builder: (y) =>
     y
-      .option('nodes', { type: 'number', default: 3, describe: 'number of nodes' })
-      .option('pods-per-node', { type: 'number', default: 2, describe: 'pods on each node' })
-      .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: 'how pods on different nodes are connected' })
-      .option('keep', { type: 'boolean', default: false, describe: 'leave the lab up (remove it with `npm run lab:down`)' })
-      .option('diagram', { type: 'string', describe: 'write an SVG of the lab (from live state, all pods up) to this file' })
-      .option('json', { type: 'boolean', default: false, describe: 'print one JSON report on stdout instead of tables' })
+      .option('nodes', { type: 'number', default: 3, describe: t('opt.nodes') })
+      .option('pods-per-node', { type: 'number', default: 2, describe: t('opt.podsPerNode') })
+      .option('mode', { choices: BACKENDS, default: 'vxlan' as Backend, describe: t('opt.mode') })
+      .option('keep', { type: 'boolean', default: false, describe: t('opt.keep') })
+      .option('diagram', { type: 'string', describe: t('opt.diagram') })
+      .option('json', { type: 'boolean', default: false, describe: t('opt.labJson') })
       .option('family', {
         choices: LAB_FAMILIES,
         default: 'ipv4' as LabFamily,
-        describe: 'address families of nodes, pods and Services: ipv4, ipv6, or dual (both)',
+        describe: t('opt.family'),
       })
       .option('proxy', {
         choices: PROXY_MODES,
         default: 'iptables' as ProxyMode,
-        describe: "the Services' rules as kube-proxy writes them in this mode: iptables, or nftables (table ip kube-proxy)",
+        describe: t('opt.proxy'),
       })
       .option('firewall', {
         choices: FIREWALL_SETTINGS,
         default: 'auto' as FirewallSetting,
-        describe: "where podwire's own rules go on the nodes: auto, nftables (table inet podwire) or iptables",
+        describe: t('opt.firewall'),
       })
       .option('policy', {
         type: 'string',
-        describe:
-          "NetworkPolicies (JSON) to enforce on upstream's model (namespaces x, y, z; pods a, b, c) and print the reachability tables of",
+        describe: t('opt.policy'),
       })
       .option('trace', {
         type: 'boolean',
         default: true,
-        describe: "show podwire's step-by-step trace of the first pod's ADD and DEL (--no-trace: don't)",
+        describe: t('opt.trace'),
       }),
   handler: async (a) => {
     // npm runs scripts in the package's folder; INIT_CWD is where `npm run lab -- --diagram FILE` was typed.
@@ -81,7 +80,9 @@ export const labCommand: CommandModule<object, LabArgs> = {
 
 export const labDownCommand: CommandModule = {
   command: 'lab-down',
-  describe: 'remove a lab left up by --keep',
+  get describe() {
+    return t('cli.labDown');
+  },
   handler: () => {
     labDown();
     process.stderr.write('lab: lab removed\n');

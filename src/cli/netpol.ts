@@ -2,6 +2,7 @@
 // `kubectl get -o json` prints them, in one List or as {"policies", "pods", "namespaces"}), compiled for
 // this node and written to its nftables table (src/node/policy/) — what the agent does from the API
 // server, once. The lab's policy proofs use it; a learner can too.
+import { t } from '../i18n/index.js';
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
@@ -26,7 +27,9 @@ export function policyObjects(doc: unknown): PolicyObjects {
 
 export const netpolCommand: CommandModule<object, NetpolArgs> = {
   command: 'netpol sync',
-  describe: 'enforce NetworkPolicies from a file on this node (what the agent does from the API server)',
+  get describe() {
+    return t('cli.netpol');
+  },
   builder: (y) =>
     y
       .option('node', { type: 'string', demandOption: true, describe: "this node's name: the pods it isolates are the ones on it" })

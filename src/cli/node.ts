@@ -1,5 +1,6 @@
 // `podwire node up|down` and `podwire peers sync [--watch]`: the node agent's commands, for a cluster
 // described by a file (JSON, see src/node/cluster.ts). Human output goes to stderr, --json to stdout.
+import { t } from '../i18n/index.js';
 import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { configurePinoLog } from './log.js';
@@ -59,7 +60,9 @@ function printSync(a: Common, r: SyncReport): void {
 
 export const nodeCommand: CommandModule = {
   command: 'node <action>',
-  describe: 'prepare this node (bridge, VXLAN device, sysctls, iptables, subnet file) or undo that',
+  get describe() {
+    return t('cli.node');
+  },
   builder: (y) =>
     common(y.positional('action', { choices: ['up', 'down'] as const, describe: 'up: prepare the node; down: undo it' }))
       .example('$0 node up --cluster cluster.json --node node1', '')
@@ -75,7 +78,9 @@ export const nodeCommand: CommandModule = {
 
 export const peersCommand: CommandModule = {
   command: 'peers sync',
-  describe: 'reconcile routes, FDB and neighbour entries to the other nodes with the cluster file',
+  get describe() {
+    return t('cli.peers');
+  },
   builder: (y) =>
     common(y)
       .option('watch', { type: 'boolean', default: false, describe: 'keep running: re-sync when the file changes' })

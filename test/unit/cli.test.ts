@@ -21,6 +21,41 @@ afterEach(() => {
   process.exitCode = undefined;
 });
 
+describe('in Chinese (--lang zh)', () => {
+  it.each(['lab', 'status', 'path', 'doctor', 'diagram'])("podwire %s --help: yargs' words and every option's description", async (cmd) => {
+    const r = await run(cmd, '--help', '--lang', 'zh');
+    expect(r.out).toMatch(/^选项：$/m);
+    // What is left once names are taken out (options, [types], example commands) is Chinese: no English phrase.
+    const words = r.out
+      .split('\n')
+      .filter((l) => !l.trimStart().startsWith('podwire '))
+      .map((l) =>
+        l
+          .replace(/--?[\w-]+/g, '')
+          .replace(/\[[^\]]*\]/g, '')
+          .replace(/`[^`]*`/g, ''),
+      )
+      .join('\n');
+    expect(words).not.toMatch(/\b[a-z]+ [a-z]+ [a-z]+ [a-z]+\b/i);
+    expect(words).toMatch(/[\u4e00-\u9fff]/);
+  });
+  it('the top-level help names every command in Chinese', async () => {
+    const r = await run('--help', '--lang', 'zh');
+    const commands = r.out.slice(r.out.indexOf('命令：'), r.out.indexOf('选项：'));
+    expect(
+      commands
+        .split('\n')
+        .filter((l) => /^\s+podwire /.test(l))
+        .every((l) => /[\u4e00-\u9fff]/.test(l)),
+    ).toBe(true);
+  });
+  it('a usage mistake: the same one line, in Chinese', async () => {
+    expect((await run('status', '--frob', '--lang', 'zh')).err).toBe('podwire: 无法识别的选项：frob (参见 podwire status --help)\n');
+    expect((await run('--lang', 'zh')).err).toBe('podwire: 请给出一个命令 (参见 podwire --help)\n');
+    expect((await run('frob')).err).toBe('podwire: Unknown argument: frob (see podwire --help)\n'); // and back to English
+  });
+});
+
 describe('usage mistakes', () => {
   it.each([
     [['frob'], 'podwire: Unknown argument: frob (see podwire --help)\n'],
