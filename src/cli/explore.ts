@@ -135,7 +135,7 @@ export const diagramCommand: CommandModule<object, DiagramArgs> = {
       .example('$0 diagram -o lab.svg', ''),
   handler: async (a) => {
     const lab = useLab(a.lab);
-    const svg = await diagram(scopeOf(lab), lab ? 'podwire lab: live state' : `podwire: node ${hostname()}, live state`);
+    const svg = await diagram(scopeOf(lab), lab ? t('diagram.titleLab') : t('diagram.titleNode', { node: hostname() }));
     if (!a.out) process.stdout.write(svg);
     else {
       atomicWrite(a.out, svg);

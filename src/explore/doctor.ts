@@ -12,7 +12,7 @@ import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { offloadDecision, txChecksum, txChecksumSet } from '../kernel/ethtool.js';
+import { type OffloadDecision, offloadDecision, txChecksum, txChecksumSet } from '../kernel/ethtool.js';
 import { sys } from '../files.js';
 import { forwardState, podwireIptablesChains } from '../kernel/firewall.js';
 import type { PolicyReport } from '../node/policy/enforce.js';
@@ -292,12 +292,7 @@ function checkDevices(st: NodeStatus, nodeUp: Fix[]): Finding[] {
   return out;
 }
 
-async function checkVxlanDevice(
-  dev: string,
-  family: Family,
-  decided: { on: boolean; why: string },
-  here: (argv: string[]) => Fix,
-): Promise<Finding[]> {
+async function checkVxlanDevice(dev: string, family: Family, decided: OffloadDecision, here: (argv: string[]) => Fix): Promise<Finding[]> {
   const out: Finding[] = [];
   const rp = rpFilter(dev);
   // IPv6 has no rp_filter.
@@ -316,7 +311,7 @@ async function checkVxlanDevice(
     );
   const offload = await txChecksum(dev);
   const state = (on: boolean) => t(on ? 'word.on' : 'word.off');
-  const p = { dev, state: state(!!offload), want: state(decided.on), decided: decided.why };
+  const p = { dev, state: state(!!offload), want: state(decided.on), decided: t(decided.why.id, decided.why.p) };
   out.push(
     offload === undefined
       ? ok('checksum-offload', 'dr.offload.unknown', p)

@@ -583,4 +583,10 @@ export const en = {
   'cli.agent': 'follow the Kubernetes API: set this node up and keep routes/FDB/neighbours to all nodes current',
   'cli.netpol': 'enforce NetworkPolicies from a file on this node (what the agent does from the API server)',
   'cli.completion': 'print a bash/zsh completion script (e.g. podwire completion >> ~/.bashrc)',
+  'offload.setting': 'checksumOffload is {setting}',
+  'offload.unreadable': 'kernel "{rel}" is not a version podwire can read, so the workaround stays',
+  'offload.affected': 'kernel {rel} is before 5.7: VXLAN packets rewritten by MASQUERADE --random-fully could leave with a bad checksum',
+  'offload.fixed': 'kernel {rel} has the fix (5.7 and later) for VXLAN checksums after MASQUERADE --random-fully',
+  'diagram.titleLab': 'podwire lab: live state',
+  'diagram.titleNode': 'podwire: node {node}, live state',
 } as const;

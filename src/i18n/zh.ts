@@ -529,4 +529,10 @@ export const zh: Record<keyof typeof en, string> = {
   'cli.agent': '跟随 Kubernetes API：设置本节点，并让到所有节点的路由/FDB/邻居保持最新',
   'cli.netpol': '在本节点上执行文件中的 NetworkPolicy（代理根据 API 服务器做的事）',
   'cli.completion': '打印 bash/zsh 补全脚本（例如 podwire completion >> ~/.bashrc）',
+  'offload.setting': 'checksumOffload 设为 {setting}',
+  'offload.unreadable': '内核 "{rel}" 的版本号 podwire 读不懂，所以保留规避措施',
+  'offload.affected': '内核 {rel} 早于 5.7：被 MASQUERADE --random-fully 改写过的 VXLAN 数据包可能带着错误的校验和离开',
+  'offload.fixed': '内核 {rel} 已修复（5.7 及以后）MASQUERADE --random-fully 之后的 VXLAN 校验和问题',
+  'diagram.titleLab': 'podwire 实验环境：实时状态',
+  'diagram.titleNode': 'podwire：节点 {node}，实时状态',
 };

@@ -4,6 +4,7 @@
 // to Services over VXLAN). Off, every packet's checksum is computed in software: the overlay runs at a
 // fraction of the wire's speed (measured here: 0.11-0.14x of the underlay off, 0.63-0.78x on). So it is
 // decided per node: on where the kernel has the fix, off where it has not, as Calico does since 2024.
+import type { Msg } from '../i18n/index.js';
 import { release } from 'node:os';
 import { commandFailed } from './errors.js';
 import { run } from '../run.js';
@@ -36,15 +37,16 @@ export function kernelAffected(rel: string): boolean | undefined {
   return major < 5 || (major === 5 && minor < 7);
 }
 
-/** On or off, and why in words: `auto` follows the kernel; a release that cannot be read keeps the workaround. */
-export function offloadDecision(setting: OffloadSetting, rel = release()): { on: boolean; why: string } {
-  if (setting !== 'auto') return { on: setting === 'on', why: `checksumOffload is ${setting}` };
+export interface OffloadDecision {
+  on: boolean;
+  /** Why, as a message of the catalogues (src/i18n): put into words by whoever shows it. */
+  why: Msg;
+}
+
+/** On or off, and why: `auto` follows the kernel; a release that cannot be read keeps the workaround. */
+export function offloadDecision(setting: OffloadSetting, rel = release()): OffloadDecision {
+  if (setting !== 'auto') return { on: setting === 'on', why: { id: 'offload.setting', p: { setting } } };
   const affected = kernelAffected(rel);
-  if (affected === undefined) return { on: false, why: `kernel "${rel}" is not a version podwire can read, so the workaround stays` };
-  return affected
-    ? {
-        on: false,
-        why: `kernel ${rel} is before 5.7: VXLAN packets rewritten by MASQUERADE --random-fully could leave with a bad checksum`,
-      }
-    : { on: true, why: `kernel ${rel} has the fix (5.7 and later) for VXLAN checksums after MASQUERADE --random-fully` };
+  if (affected === undefined) return { on: false, why: { id: 'offload.unreadable', p: { rel } } };
+  return affected ? { on: false, why: { id: 'offload.affected', p: { rel } } } : { on: true, why: { id: 'offload.fixed', p: { rel } } };
 }

@@ -12,6 +12,7 @@
 // `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
 // the bridge unless pods are still attached to it, the chains and the subnet file. Sysctls stay: they are
 // settings other software relies on too, not objects podwire owns.
+import { t } from '../i18n/index.js';
 import { existsSync, rmSync } from 'node:fs';
 import { writeIfChanged } from '../files.js';
 import { DEFAULT_SUBNET_FILE, type SubnetFile, formatSubnetFile } from '../ipam/subnet-file.js';
@@ -25,7 +26,7 @@ import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
 import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
-import { offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
+import { type OffloadDecision, offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../run.js';
 import { log } from '../log.js';
 import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
@@ -212,11 +213,7 @@ function ensureForwarding(fams: readonly Family[]): string[] {
  * loose (2) only asks that some route exists. TX checksum offload: on or off as `offload` decides
  * (ethtool.ts): off costs most of the overlay's throughput, on breaks Services on kernels before 5.7.
  */
-async function tuneVxlan(
-  dev: string,
-  family: Family,
-  offload: { on: boolean; why: string },
-): Promise<{ changes: string[]; warnings: string[] }> {
+async function tuneVxlan(dev: string, family: Family, offload: OffloadDecision): Promise<{ changes: string[]; warnings: string[] }> {
   const changes: string[] = [];
   const warnings: string[] = [];
   // IPv6 has no rp_filter (only an ip6tables match nobody sets by default).
@@ -234,7 +231,7 @@ async function tuneVxlan(
   if (now === undefined) warnings.push(`cannot read ${dev}'s TX checksum offload: is ethtool installed?`);
   else if (now !== offload.on) {
     await setTxChecksum(dev, offload.on);
-    changes.push(`${dev}: TX checksum offload ${offload.on ? 'on' : 'off'} (${offload.why})`);
+    changes.push(`${dev}: TX checksum offload ${offload.on ? 'on' : 'off'} (${t(offload.why.id, offload.why.p)})`);
   }
   return { changes, warnings };
 }
@@ -280,7 +277,9 @@ export async function nodeUp(
   }
   const offload = offloadDecision(c.checksumOffload);
   if (usesVxlan(c)) {
-    notes.push(`TX checksum offload ${offload.on ? 'on' : 'off'} on ${c.nets.map((n) => n.device).join(', ')}: ${offload.why}`);
+    notes.push(
+      `TX checksum offload ${offload.on ? 'on' : 'off'} on ${c.nets.map((n) => n.device).join(', ')}: ${t(offload.why.id, offload.why.p)}`,
+    );
     for (const net of c.nets) {
       const tuned = await tuneVxlan(net.device, net.family, offload);
       changes.push(...tuned.changes);
