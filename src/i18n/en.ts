@@ -589,4 +589,5 @@ export const en = {
   'offload.fixed': 'kernel {rel} has the fix (5.7 and later) for VXLAN checksums after MASQUERADE --random-fully',
   'diagram.titleLab': 'podwire lab: live state',
   'diagram.titleNode': 'podwire: node {node}, live state',
+  'diagram.titleLabRun': 'podwire lab: {nodes} node(s), backend {mode}, live state',
 } as const;

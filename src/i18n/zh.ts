@@ -535,4 +535,5 @@ export const zh: Record<keyof typeof en, string> = {
   'offload.fixed': '内核 {rel} 已修复（5.7 及以后）MASQUERADE --random-fully 之后的 VXLAN 校验和问题',
   'diagram.titleLab': 'podwire 实验环境：实时状态',
   'diagram.titleNode': 'podwire：节点 {node}，实时状态',
+  'diagram.titleLabRun': 'podwire 实验环境：{nodes} 个节点，后端 {mode}，实时状态',
 };

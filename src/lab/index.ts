@@ -253,7 +253,7 @@ export async function runLab(o: LabOptions): Promise<number> {
     if (o.policy) await showPolicy(lab, out, o.policy);
     failures = report(out, checks);
     if (o.diagram) {
-      atomicWrite(o.diagram, await diagram(labScope(), `podwire lab: ${o.nodes} node(s), backend ${o.mode}, live state`));
+      atomicWrite(o.diagram, await diagram(labScope(), t('diagram.titleLabRun', { nodes: o.nodes, mode: o.mode })));
       say(t('lab.diagram', { file: o.diagram }));
     }
 
