@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CATALOGUES, LANGS, pickLang, placeholders, proofName, setLang, t } from '../../src/i18n/index.js';
 import { ROOT } from '../helpers/netns.js';
+import { displayWidth, table } from '../../src/table.js';
 
 describe('catalogues', () => {
   it('every message exists in every language, with the same placeholders, and is not left empty', () => {
@@ -65,6 +66,23 @@ describe('choosing', () => {
       setLang('en');
     }
     expect(proofName('pod to pod (IPv6)')).toBe('pod to pod (IPv6)');
+  });
+});
+
+describe('tables in Chinese', () => {
+  it('line up on a terminal: a Han character takes two columns', () => {
+    expect(displayWidth('节点 IP')).toBe(7);
+    expect(displayWidth('Pod 到 Pod（IPv6）')).toBe(18);
+    const out = table(
+      ['验证项', 'passed'],
+      [
+        ['Pod 到 Pod', 30],
+        ['节点到其他节点上的 Pod', 6],
+      ],
+    ).split('\n');
+    // The second column starts at the same terminal column on every line.
+    const at = out.map((l) => displayWidth(l.slice(0, l.search(/\S+$/))));
+    expect(new Set(at).size).toBe(1);
   });
 });
 
