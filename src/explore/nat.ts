@@ -11,6 +11,10 @@ export interface Packet {
   /** undefined: any port; a rule's --dport then fills it in (the Service's port, for a learner's path). */
   dport?: number;
   iif?: string;
+  /** The interface it leaves by (POSTROUTING), once routed. */
+  oif?: string;
+  /** The packet's mark in this namespace (kube-proxy's 0x4000: masquerade it); a namespace's mark starts at 0. */
+  mark?: number;
 }
 
 export interface Rule {
@@ -97,12 +101,19 @@ function matches(r: Rule, pkt: Packet, local: (ip: string) => boolean): boolean 
       case '--src-type':
         ok = v === 'LOCAL' ? local(pkt.src) : !local(pkt.src);
         break;
-      case '--mark':
+      case '-o':
+        ok = pkt.oif === v;
+        break;
+      case '--mark': {
+        const [value, mask = '0xffffffff'] = v.split('/');
+        ok = ((pkt.mark ?? 0) & Number(mask)) === Number(value);
+        break;
+      }
       case '--ctstate':
-        ok = false; // a connection's first packet carries no mark and is not yet DNATed
+        ok = false; // a connection's first packet is NEW
         break;
       default:
-        ok = true; // -m MODULE, -o, --mode/--probability (statistic: the first endpoint is taken)
+        ok = true; // -m MODULE, --mode/--probability (statistic: the first endpoint is taken)
     }
     if (ok === neg) return false;
   }
@@ -127,6 +138,48 @@ export function parseEndpoint(s: string): { ip: string; port?: number } {
   return { ip: ip!, port: p ? Number(p) : undefined };
 }
 
+/** A MARK target's effect on the packet's mark (kube-proxy's KUBE-MARK-MASQ and KUBE-POSTROUTING use them). */
+function applyMark(args: Record<string, string>, mark: number): number {
+  const [v = 0, m = 0xffffffff] = (Object.values(args)[0] ?? '').split('/').map(Number);
+  if ('--set-xmark' in args) return ((mark & ~m) ^ v) >>> 0;
+  if ('--set-mark' in args) return ((mark & ~m) | v) >>> 0;
+  if ('--or-mark' in args) return (mark | v) >>> 0;
+  if ('--xor-mark' in args) return (mark ^ v) >>> 0;
+  if ('--and-mark' in args) return (mark & v) >>> 0;
+  return mark;
+}
+
+export interface SnatResult {
+  /** The chains walked to the rule, e.g. ["POSTROUTING", "PODWIRE-POSTROUTING"]. */
+  chains: string[];
+  /** The source it is given: undefined for MASQUERADE (the address of the interface it leaves by). */
+  to?: string;
+}
+
+/** POSTROUTING for a routed packet (pkt.oif set): the MASQUERADE or SNAT it meets, if any. */
+export function walkSnat(t: NatTable, pkt: Packet, local: (ip: string) => boolean): SnatResult | undefined {
+  const chains: string[] = [];
+  let found: SnatResult | undefined;
+  const walk = (chain: string, depth: number): boolean => {
+    if (depth > 20) return true;
+    chains.push(chain);
+    for (const r of t.get(chain) ?? []) {
+      if (!matches(r, pkt, local)) continue;
+      if (r.target === 'MARK') pkt.mark = applyMark(r.targetArgs, pkt.mark ?? 0);
+      else if (r.target === 'MASQUERADE' || r.target === 'SNAT') {
+        found = { chains: [...chains], to: r.targetArgs['--to-source']?.split(':')[0] };
+        return true;
+      } else if (r.target === 'RETURN') break;
+      else if (r.target === 'ACCEPT') return true;
+      else if (t.has(r.target) && walk(r.target, depth + 1)) return true;
+    }
+    chains.pop();
+    return false;
+  };
+  walk('POSTROUTING', 0);
+  return found;
+}
+
 /** Walks the nat table for a packet's first hook; pkt.dport is filled in from the rule that matched a port. */
 export function walkNat(t: NatTable, hook: 'PREROUTING' | 'OUTPUT', pkt: Packet, local: (ip: string) => boolean): NatResult {
   const res: NatResult = { chains: [], choices: 0 };
@@ -146,6 +199,7 @@ export function walkNat(t: NatTable, hook: 'PREROUTING' | 'OUTPUT', pkt: Packet,
         res.comment = r.comment;
         return 'done';
       }
+      if (r.target === 'MARK') pkt.mark = applyMark(r.targetArgs, pkt.mark ?? 0);
       if (r.target === 'RETURN') break;
       if (r.target === 'ACCEPT') return 'done';
       if (t.has(r.target)) {

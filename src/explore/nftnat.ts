@@ -3,8 +3,9 @@
 // packet up in the verdict map service-ips (address . protocol . port), or, for the node's own addresses
 // (nodeport-ips), in service-nodeports (protocol . port); the chain it names goes on to one endpoint
 // (`numgen random mod N vmap`: the first is taken, as the iptables walk takes the first), whose chain
-// DNATs. Marks for masquerade are noted, not needed. Pure.
+// DNATs; a rule that marks the packet for masquerade sets pkt.mark, for the POSTROUTING walk below. Pure.
 import type { Packet } from './nat.js';
+import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
 
 type Obj = Record<string, unknown>;
 export interface NftListing {
@@ -36,6 +37,7 @@ export function walkKubeProxyNft(listing: NftListing, pkt: Packet): NftNatResult
     if (r) rules.set(r.chain, [...(rules.get(r.chain) ?? []), r.expr]);
   }
   if (pkt.dport === undefined || !/^(tcp|udp|sctp)$/.test(pkt.proto)) return res;
+  const sets = setElements(listing);
   const lookup = (map: string, want: string[]): string | undefined => {
     for (const e of maps.get(map) ?? []) {
       if (!Array.isArray(e)) continue;
@@ -67,7 +69,12 @@ export function walkKubeProxyNft(listing: NftListing, pkt: Packet): NftNatResult
           if (t && walk(t, depth + 1)) return true;
         }
         const t = target(x);
-        if (t && t !== 'mark-for-masquerade' && walk(t, depth + 1)) return true;
+        // kube-proxy's mark for masquerade, where the rule's matches hold (masqueraded on the way out: POSTROUTING).
+        if (t === 'mark-for-masquerade') {
+          if (nftRuleMatches(expr, pkt, sets)) pkt.mark = ((pkt.mark ?? 0) | 0x4000) >>> 0;
+          continue;
+        }
+        if (t && walk(t, depth + 1)) return true;
       }
     }
     res.chains.pop();
@@ -75,4 +82,172 @@ export function walkKubeProxyNft(listing: NftListing, pkt: Packet): NftNatResult
   };
   if (!walk(first, 0)) res.chains = [];
   return res;
+}
+
+// ---- POSTROUTING in nftables: the masquerade a routed packet meets (podwire's table, kube-proxy's) ----
+
+/** What a packet is for an nftables match: its addresses, protocol, port, mark, and whether it was DNATed. */
+export interface NftPacket extends Packet {
+  dnatted?: boolean;
+}
+
+/** A set's elements as plain values (an element with a comment is {elem: {val, comment}}). */
+function setElements(listing: NftListing): Map<string, unknown[]> {
+  const sets = new Map<string, unknown[]>();
+  for (const o of listing.nftables ?? []) {
+    const s = (o.set ?? o.map) as { name: string; elem?: unknown[] } | undefined;
+    if (s)
+      sets.set(
+        s.name,
+        (s.elem ?? []).map((e) => ((e as Obj)?.elem as Obj | undefined)?.val ?? e),
+      );
+  }
+  return sets;
+}
+
+/** The value a match's left side reads from the packet; undefined when it is not one this walk knows. */
+function read(left: unknown, pkt: NftPacket): unknown {
+  const l = left as Obj;
+  const v6 = pkt.dst.includes(':');
+  if (l.payload) {
+    const { protocol, field } = l.payload as { protocol: string; field: string };
+    if (protocol === 'ip' || protocol === 'ip6') {
+      if ((protocol === 'ip6') !== v6) return null; // the other family's header: no match
+      return field === 'saddr' ? pkt.src : field === 'daddr' ? pkt.dst : undefined;
+    }
+    if (field === 'dport' && (protocol === 'th' || protocol === pkt.proto)) return pkt.dport;
+    return protocol === 'th' || protocol === 'tcp' || protocol === 'udp' ? null : undefined;
+  }
+  if (l.meta) return (l.meta as Obj).key === 'l4proto' ? pkt.proto : (l.meta as Obj).key === 'mark' ? (pkt.mark ?? 0) : undefined;
+  if (l.ct) return (l.ct as Obj).key === 'status' ? (pkt.dnatted ? ['dnat'] : []) : undefined;
+  if (Array.isArray(l['&'])) {
+    const [a, mask] = l['&'] as [unknown, number];
+    const x = read(a, pkt);
+    return typeof x === 'number' ? x & mask : undefined;
+  }
+  if (Array.isArray(l.concat)) return (l.concat as unknown[]).map((x) => read(x, pkt));
+  return undefined;
+}
+
+/** Does a value equal an element of the right side: an address, a prefix, a range, a number, a name? */
+function same(value: unknown, el: unknown): boolean {
+  if (Array.isArray(value)) {
+    const parts = (el as Obj)?.concat as unknown[] | undefined;
+    return !!parts && parts.length === value.length && value.every((v, i) => same(v, parts[i]));
+  }
+  const e = el as Obj;
+  if (e && typeof e === 'object' && e.prefix) {
+    const { addr, len } = e.prefix as { addr: string; len: number };
+    const c = parseCidr(`${addr}/${len}`);
+    const ip = typeof value === 'string' ? parseIP(value) : undefined;
+    return !!c && !!ip && cidrContains(c, ip);
+  }
+  if (e && typeof e === 'object' && Array.isArray(e.range)) {
+    const [lo, hi] = e.range as [number, number];
+    return typeof value === 'number' && value >= lo && value <= hi;
+  }
+  return String(value) === String(el);
+}
+
+/** One match expression; undefined when it reads what this walk does not know (the rule is then not taken). */
+function matchOne(m: { op: string; left: unknown; right: unknown }, pkt: NftPacket, sets: Map<string, unknown[]>): boolean | undefined {
+  const value = read(m.left, pkt);
+  if (value === undefined) return undefined;
+  if (value === null) return false;
+  const r = m.right as Obj | string | number;
+  let hit: boolean;
+  if (typeof r === 'string' && r.startsWith('@')) hit = (sets.get(r.slice(1)) ?? []).some((e) => same(value, e));
+  else if (r && typeof r === 'object' && Array.isArray(r.set)) hit = (r.set as unknown[]).some((e) => same(value, e));
+  else if (Array.isArray(value) && typeof r === 'string')
+    hit = value.includes(r); // ct status dnat
+  else hit = same(value, r);
+  if (m.op === '==' || m.op === 'in') return hit;
+  if (m.op === '!=') return !hit;
+  return undefined;
+}
+
+/** Do a rule's matches all hold for the packet (its statements aside)? */
+export function nftRuleMatches(expr: Obj[], pkt: NftPacket, sets: Map<string, unknown[]>): boolean {
+  for (const x of expr) {
+    if (!x.match) continue;
+    const ok = matchOne(x.match as { op: string; left: unknown; right: unknown }, pkt, sets);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+export interface NftSnatResult {
+  /** e.g. "inet podwire node-postrouting". */
+  chains: string[];
+  /** undefined: masquerade (the address of the interface it leaves by). */
+  to?: string;
+}
+
+/**
+ * The masquerade (or SNAT) the nat postrouting chains of one nftables table give a routed packet, walked
+ * the way the kernel does for a connection's first packet: base chains by priority, jumps and returns,
+ * the mark kube-proxy sets. Rules that read what this walk does not know are not taken. Pure.
+ */
+export function walkNftSnat(listing: NftListing, pkt: NftPacket): NftSnatResult | undefined {
+  const sets = setElements(listing);
+  const rules = new Map<string, Obj[][]>();
+  const bases: { name: string; table: string; family: string; prio: number }[] = [];
+  for (const o of listing.nftables ?? []) {
+    const c = o.chain as { name: string; table: string; family: string; type?: string; hook?: string; prio?: number } | undefined;
+    if (c?.type === 'nat' && c.hook === 'postrouting') bases.push({ name: c.name, table: c.table, family: c.family, prio: c.prio ?? 0 });
+    const r = o.rule as { chain: string; expr: Obj[] } | undefined;
+    if (r) rules.set(r.chain, [...(rules.get(r.chain) ?? []), r.expr]);
+  }
+  let found: NftSnatResult | undefined;
+  const chains: string[] = [];
+  const walk = (chain: string, depth: number): 'nat' | 'return' | 'accept' => {
+    if (depth > 10) return 'accept';
+    chains.push(chain);
+    for (const expr of rules.get(chain) ?? []) {
+      if (!nftRuleMatches(expr, pkt, sets)) continue;
+      for (const x of expr) {
+        const mangle = x.mangle as { key?: Obj; value?: unknown } | undefined;
+        if (mangle && (mangle.key?.meta as Obj | undefined)?.key === 'mark') {
+          // meta mark set meta mark | 0x4000, ^ 0x4000, or a number
+          const v = mangle.value as Obj | number;
+          const mark = pkt.mark ?? 0;
+          pkt.mark =
+            typeof v === 'number'
+              ? v
+              : Array.isArray(v['|'])
+                ? mark | Number((v['|'] as unknown[])[1])
+                : Array.isArray(v['^'])
+                  ? mark ^ Number((v['^'] as unknown[])[1])
+                  : mark;
+        }
+        if ('masquerade' in x || x.snat) {
+          const to = (x.snat as { addr?: string } | undefined)?.addr;
+          found = { chains: [...chains], ...(to ? { to } : {}) };
+          return 'nat';
+        }
+        if ('return' in x) {
+          chains.pop();
+          return 'return';
+        }
+        if ('accept' in x || 'drop' in x) return 'accept';
+        const t = target(x);
+        if (t) {
+          const v = walk(t, depth + 1);
+          if (v !== 'return') return v;
+          if ((x as Obj).goto) {
+            chains.pop();
+            return 'return';
+          }
+        }
+      }
+    }
+    chains.pop();
+    return 'return';
+  };
+  for (const b of bases.sort((a, c) => a.prio - c.prio)) {
+    chains.length = 0;
+    chains.push(`${b.family} ${b.table}`);
+    if (walk(b.name, 0) === 'nat') return found;
+  }
+  return undefined;
 }

@@ -8,9 +8,9 @@ import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { msg, t } from '../i18n/index.js';
 import { run } from '../run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
-import { type NatTable, type Packet, parseNat, walkNat } from './nat.js';
+import { type NatTable, type Packet, parseNat, walkNat, walkSnat } from './nat.js';
 import { type NftTable, parseTable } from '../kernel/nftables.js';
-import { type NftListing, walkKubeProxyNft } from './nftnat.js';
+import { type NftListing, walkKubeProxyNft, walkNftSnat } from './nftnat.js';
 import { evaluatePolicy } from './policy.js';
 
 type Obj = Record<string, unknown>;
@@ -27,11 +27,17 @@ export interface Hop {
 }
 
 /** Where the request was DNATed: the namespace, and the address:port before and after. */
+/**
+ * Where the request was rewritten: a DNAT (its destination: from -> to), or a masquerade/SNAT (its source:
+ * from -> to, on its way to dst). The reply is rewritten back at each, in reverse order.
+ */
 interface NatPoint {
   ns: string;
   depth: number;
+  kind?: 'snat';
   from: { ip: string; port?: number };
   to: { ip: string; port?: number };
+  dst?: { ip: string; port?: number };
 }
 
 /** A connection as the kernel's conntrack table holds it: the original direction and the reply's. */
@@ -112,19 +118,55 @@ export class PathFinder {
     return tab;
   }
 
-  private readonly nft = new Map<string, Promise<NftTable | undefined>>();
+  private readonly nft = new Map<string, Promise<NftListing | undefined>>();
 
-  /** A namespace's table inet podwire (nftables backend), or undefined where there is none. */
-  private nftTable(ns: string): Promise<NftTable | undefined> {
+  /** A namespace's table inet podwire as `nft -j` lists it (nftables backend), or undefined where there is none. */
+  private nftListing(ns: string): Promise<NftListing | undefined> {
     let tab = this.nft.get(ns);
     if (!tab) {
       const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire'];
       tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
-        .then((r) => (r.code === 0 ? parseTable(JSON.parse(r.stdout)) : undefined))
+        .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as NftListing) : undefined))
         .catch(() => undefined);
       this.nft.set(ns, tab);
     }
     return tab;
+  }
+
+  /** The same table, its pods' elements read (hostPorts, masquerade). */
+  private async nftTable(ns: string): Promise<NftTable | undefined> {
+    const listing = await this.nftListing(ns);
+    return listing && parseTable(listing as Parameters<typeof parseTable>[0]);
+  }
+
+  /**
+   * POSTROUTING, once the packet is routed out of `oif`: the masquerade (or SNAT) it meets, in iptables'
+   * nat table, kube-proxy's nftables table or podwire's, the first that rewrites it. The new source is the
+   * address the packet leaves `oif` with: what the far end sees, and where its reply comes back to.
+   */
+  private async snat(ns: string, pkt: Packet, oif: string, dnatted: boolean, depth: number): Promise<void> {
+    const v6 = pkt.dst.includes(':');
+    const p = { ...pkt, oif, dnatted };
+    const local = (ip: string) => this.w.owners.get(ip)?.ns === ns;
+    let hit: { via: string; to?: string } | undefined;
+    const ipt = walkSnat(await this.natTable(ns, v6), p, local);
+    if (ipt) hit = { via: `nat ${ipt.chains.join(' > ')}`, to: ipt.to };
+    for (const listing of hit ? [] : [await this.kubeProxyNft(ns, v6), await this.nftListing(ns)]) {
+      const r = listing && walkNftSnat(listing, { ...p });
+      if (r) {
+        hit = { via: `nftables ${r.chains[0]} ${r.chains.slice(1).join(' > ')}`, to: r.to };
+        break;
+      }
+    }
+    if (!hit) return;
+    const to =
+      hit.to ??
+      (await this.route(ns, { src: '', dst: pkt.dst, proto: pkt.proto }).then((r) => (typeof r === 'string' ? undefined : r.prefsrc)));
+    if (!to) return;
+    const said = { via: hit.via, from: pkt.src, to, dev: oif, kind: this.describe(to) };
+    this.hop(ns, t(hit.to ? 'hop.snat' : 'hop.masq', said), depth);
+    this.natPoints.push({ ns, depth, kind: 'snat', from: { ip: pkt.src }, to: { ip: to }, dst: { ip: pkt.dst, port: pkt.dport } });
+    pkt.src = to;
   }
 
   private readonly kp = new Map<string, Promise<NftListing | undefined>>();
@@ -436,6 +478,8 @@ export class PathFinder {
       } as const;
       this.hop(ns, t('hop.route', hop), depth);
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
+      const dnatted = this.natPoints.some((n) => n.ns === ns && n.kind === undefined);
+      await this.snat(ns, pkt, r.dev!, dnatted, depth);
       const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
       this.bridged = undefined;
@@ -445,6 +489,7 @@ export class PathFinder {
       if (b && !(await this.policyAllows(b.ns, pkt, depth, b.at))) return undefined;
       ns = arrived.ns;
       pkt.iif = arrived.dev;
+      pkt.mark = 0; // a mark does not cross into another namespace (veth scrubs it)
     }
     this.hop(ns, t('hop.loop'), depth);
     return undefined;
@@ -463,16 +508,29 @@ async function conntrack(ns: string): Promise<CtEntry[]> {
  * predicted and marked so. That entry is what turns a Service's reply back into one from its Cluster IP
  * (or NodeIP:nodePort / NodeIP:hostPort), and undoes masquerade on the way back to the client.
  */
-async function replyHops(f: PathFinder, src: string, pkt: Packet, proto: string, ends: { server: string; client: string }): Promise<Hop[]> {
+async function replyHops(
+  f: PathFinder,
+  src: string,
+  asked: { ip: string; port?: number },
+  pkt: Packet,
+  proto: string,
+  ends: { server: string; client: string },
+): Promise<Hop[]> {
   const hops: Hop[] = [];
   const hop = (ns: string, text: string, depth = 0) => hops.push({ ns, where: f.w.scope.name(ns), text, depth });
   const at = (ip: string, port?: number) => (port ? hostPort(ip, port) : ip);
-  hop(ends.server, t('reply.leaves', { at: at(pkt.dst, pkt.dport), src }));
+  // To the source the server saw: the client's own, or the address a masquerade gave it.
+  hop(ends.server, t('reply.leaves', { at: at(pkt.dst, pkt.dport), src: pkt.src }));
   if (!f.natPoints.length) {
     hop(ends.client, t('reply.noNat', { at: at(pkt.dst, pkt.dport) }));
     return hops;
   }
   for (const n of [...f.natPoints].reverse()) {
+    if (n.kind === 'snat') {
+      // Where a DNAT was made in the same namespace, its conntrack entry (below) tells the masquerade's undoing too.
+      if (!f.natPoints.some((d) => d.ns === n.ns && d.kind === undefined)) hop(n.ns, await reverseSnat(n, proto), n.depth);
+      continue;
+    }
     // This client's own entry: another client's would show the same rewrite, but not this packet's.
     const live = (await conntrack(n.ns)).find(
       (e) =>
@@ -499,9 +557,29 @@ async function replyHops(f: PathFinder, src: string, pkt: Packet, proto: string,
       hop(n.ns, t('reply.predicted', { to: at(n.to.ip, n.to.port), from: at(n.from.ip, n.from.port) }), n.depth);
     }
   }
-  const asked = f.natPoints[0]!.from;
-  hop(ends.client, t('reply.sees', { at: at(asked.ip, asked.port) }));
+  const first = f.natPoints.find((n) => n.kind === undefined)?.from ?? asked;
+  hop(ends.client, t('reply.sees', { at: at(first.ip, first.port) }));
   return hops;
+}
+
+/** A masquerade undone on the way back: from the live conntrack entry the request made there, else predicted. */
+async function reverseSnat(n: NatPoint, proto: string): Promise<string> {
+  const at = (ip: string, port?: number) => (port ? hostPort(ip, port) : ip);
+  const live = (await conntrack(n.ns)).find(
+    (e) =>
+      e.proto === proto &&
+      e.orig.src === n.from.ip &&
+      e.orig.dst === n.dst!.ip &&
+      (n.dst!.port === undefined || e.orig.dport === n.dst!.port) &&
+      e.reply.dst === n.to.ip,
+  );
+  if (!live) return t('reply.predictedSnat', { to: n.to.ip, from: n.from.ip });
+  return t('reply.liveSnat', {
+    state: live.state ? msg('reply.state', { state: live.state }) : '',
+    orig: at(live.orig.src, live.orig.sport),
+    asked: at(live.orig.dst, live.orig.dport),
+    seen: at(live.reply.dst, live.reply.dport),
+  });
 }
 
 /** ", one of N endpoints chosen at random" when there is a choice. */
@@ -539,7 +617,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     srcKind: f.describe(s.ip),
     dstKind,
     hops: f.hops,
-    reply: end ? await replyHops(f, s.ip, pkt, proto, { server: end.ns, client: from.ns }) : [],
+    reply: end ? await replyHops(f, s.ip, d, pkt, proto, { server: end.ns, client: from.ns }) : [],
     delivered: !!end,
     end: end
       ? t('path.end', { at: pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst, ns: w.scope.name(end.ns), kind: f.describe(pkt.dst) })

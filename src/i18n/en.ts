@@ -590,4 +590,11 @@ export const en = {
   'diagram.titleLab': 'podwire lab: live state',
   'diagram.titleNode': 'podwire: node {node}, live state',
   'diagram.titleLabRun': 'podwire lab: {nodes} node(s), backend {mode}, live state',
+  'hop.masq':
+    'masquerade ({via}): the source {from} becomes {to}, the address it leaves {dev} with ({kind}); the far end sees that address, and answers it',
+  'hop.snat': 'SNAT ({via}): the source {from} becomes {to} ({kind}) as it leaves {dev}; the far end sees that address, and answers it',
+  'reply.liveSnat':
+    'conntrack (live entry{state}): {orig} -> {asked} went out as {seen}: the reply to {seen} is rewritten back to {orig} (reverse SNAT: the masquerade undone)',
+  'reply.predictedSnat':
+    'predicted (no live conntrack entry here yet: send the traffic first): the reply to {to} is rewritten back to {from} (reverse SNAT: the masquerade undone)',
 } as const;

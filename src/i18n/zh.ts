@@ -536,4 +536,9 @@ export const zh: Record<keyof typeof en, string> = {
   'diagram.titleLab': 'podwire 实验环境：实时状态',
   'diagram.titleNode': 'podwire：节点 {node}，实时状态',
   'diagram.titleLabRun': 'podwire 实验环境：{nodes} 个节点，后端 {mode}，实时状态',
+  'hop.masq': '伪装（{via}）：源地址 {from} 变成 {to}，即它离开 {dev} 时用的地址（{kind}）；对端看到的是这个地址，也回复给它',
+  'hop.snat': 'SNAT（{via}）：离开 {dev} 时源地址 {from} 变成 {to}（{kind}）；对端看到的是这个地址，也回复给它',
+  'reply.liveSnat':
+    'conntrack（实时表项{state}）：{orig} -> {asked} 出去时是 {seen}：发给 {seen} 的回复被改写回 {orig}（反向 SNAT：伪装被还原）',
+  'reply.predictedSnat': '预测（这里还没有实时的 conntrack 表项：先发送流量）：发给 {to} 的回复被改写回 {from}（反向 SNAT：伪装被还原）',
 };

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabPod } from '../../src/lab/lab.js';
 import { httpGet, labDown, pingAsync } from '../../src/lab/netns.js';
-import { HOST_PORT, type ServiceLab, addServices } from '../../src/lab/services.js';
+import { HOST_PORT, OUTSIDE_PORT, type ServiceLab, addServices } from '../../src/lab/services.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
 import { renderSvg } from '../helpers/chromium.js';
 
@@ -288,6 +288,33 @@ describe('podwire path', () => {
     );
   });
 
+  it('a pod to the outside host: masqueraded to its Node IP on the way out, and the masquerade undone on the way back', async () => {
+    const p = pod('node1', 'pod1');
+    const to = `192.168.50.250:${OUTSIDE_PORT}`;
+    const { out } = await json('path', p.ip, to);
+    expect(out.delivered).toBe(true);
+    const masq = out.hops.find((h: any) => h.text.startsWith('masquerade'));
+    expect(masq.ns).toBe('pwlab-node1');
+    expect(masq.text).toMatch(
+      new RegExp(
+        `^masquerade \\(nftables inet podwire node-postrouting\\): the source ${p.ip.replace(/\./g, '\\.')} becomes 192\\.168\\.50\\.11, the address it leaves eth0 with \\(Node IP of node1\\)`,
+      ),
+    );
+    expect(out.reply[0].text).toBe(`the reply leaves ${to} for 192.168.50.11`);
+    // Once the pod has sent that way, the way back is read from node1's conntrack table.
+    expect(await httpGet(p.ns, '192.168.50.250', OUTSIDE_PORT)).toContain('hello from outside');
+    const back = (await json('path', p.ip, to)).out.reply;
+    expect(back[1]).toMatchObject({ ns: 'pwlab-node1' });
+    expect(back[1].text).toMatch(
+      new RegExp(
+        `^conntrack \\(live entry, \\w+\\): ${p.ip.replace(/\./g, '\\.')}:\\d+ -> ${to} went out as 192\\.168\\.50\\.11:\\d+: .*\\(reverse SNAT: the masquerade undone\\)$`,
+      ),
+    );
+    expect(back.at(-1).text).toBe(`the client sees the reply come from ${to}, the address it asked`);
+    // Pod to pod: no masquerade anywhere.
+    expect((await json('path', p.ip, pod('node3', 'pod1').ip)).out.hops.some((h: any) => /masquerade|SNAT/.test(h.text))).toBe(false);
+  });
+
   it('in Chinese, every path above has the same hops, both ways, with the same addresses, ports and devices', async () => {
     // What the English tests above check, for the Chinese: hop by hop the same namespaces and the same
     // addresses, ports, MACs and device names (the tokens with a digit), told in Chinese, every placeholder filled.
@@ -300,6 +327,7 @@ describe('podwire path', () => {
       [svc.client.ip, svc.services[0]!.clusterIP, '--proto', 'icmp'],
       ['192.168.50.250', '192.168.50.12:30080'],
       ['192.168.50.250', `192.168.60.13:${HOST_PORT}`],
+      [n1.ip, `192.168.50.250:${OUTSIDE_PORT}`],
     ];
     for (const c of cases) {
       const [en, zh] = [await json('path', ...c), await json('path', ...c, '--lang', 'zh')];

@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseNat, walkNat } from '../../src/explore/nat.js';
+import { parseNat, walkNat, walkSnat } from '../../src/explore/nat.js';
+import { walkNftSnat } from '../../src/explore/nftnat.js';
+import { nodeRules } from '../../src/kernel/firewall.js';
 import { parseConntrack, parseTarget } from '../../src/explore/path.js';
 import { findPodwireConf } from '../../src/explore/status.js';
 import { hostportLines } from '../../src/kernel/hostport.js';
@@ -88,6 +90,89 @@ describe('walkNat', () => {
     const r = walkNat(table, 'PREROUTING', { src: '192.168.50.250', dst: '192.168.50.11', proto: 'tcp', dport: 8081, iif: 'eth0' }, node);
     expect(r.dnat).toEqual({ ip: '10.244.1.9', port: 80 });
     expect(r.chains).toEqual(['PREROUTING', 'PODWIRE-HOSTPORTS', 'PW-HP-0123456789abcdef']);
+  });
+});
+
+describe('masquerade on the way out (POSTROUTING)', () => {
+  const backend = { name: 'web', ip: '10.244.3.7', ips: ['10.244.3.7'] } as any;
+  const [, nat] = nodeRules('10.244.0.0/16');
+  const table = parseNat(
+    [
+      ...kubeProxyRules([
+        { name: 'np', clusterIP: '10.96.0.12', clusterIPs: ['10.96.0.12'], port: 80, targetPort: 8080, nodePort: 30080, backend },
+      ]),
+      '*nat',
+      ':PODWIRE-POSTROUTING - [0:0]',
+      '-A POSTROUTING -j PODWIRE-POSTROUTING',
+      ...nat!.rules.map((r) => `-A PODWIRE-POSTROUTING ${r}`),
+      'COMMIT',
+    ].join('\n'),
+  );
+  const node = (ip: string) => ip === '192.168.50.12';
+  it("iptables: a pod's packet to the outside is masqueraded by podwire's chain; pod to pod is not", () => {
+    expect(walkSnat(table, { src: '10.244.1.2', dst: '192.168.50.250', proto: 'tcp', dport: 80, oif: 'eth0' }, node)).toEqual({
+      chains: ['POSTROUTING', 'PODWIRE-POSTROUTING'],
+    });
+    expect(walkSnat(table, { src: '10.244.1.2', dst: '10.244.3.7', proto: 'tcp', dport: 80, oif: 'podwire.1' }, node)).toBeUndefined();
+  });
+  it("iptables: a nodePort from outside is marked on the way in, and kube-proxy's KUBE-POSTROUTING masquerades it", () => {
+    const pkt = { src: '192.168.50.250', dst: '192.168.50.12', proto: 'tcp', dport: 30080, iif: 'eth0' };
+    expect(walkNat(table, 'PREROUTING', pkt, node).dnat).toEqual({ ip: '10.244.3.7', port: 8080 });
+    expect((pkt as { mark?: number }).mark).toBe(0x4000);
+    const out = { ...pkt, dst: '10.244.3.7', dport: 8080, oif: 'podwire.1' };
+    expect(walkSnat(table, out, node)?.chains).toEqual(['POSTROUTING', 'KUBE-POSTROUTING']);
+    // Unmarked, the same packet leaves with its own source.
+    expect(walkSnat(table, { ...out, mark: 0 }, node)).toBeUndefined();
+  });
+
+  // table inet podwire as `nft -j` lists it (node-postrouting and pods-postrouting, as node up and ADD write them)
+  const ip = (field: string) => ({ payload: { protocol: 'ip', field } });
+  const prefix = (addr: string, len: number) => ({ prefix: { addr, len } });
+  const m = (op: string, left: unknown, right: unknown) => ({ match: { op, left, right } });
+  const listing = {
+    nftables: [
+      { chain: { family: 'inet', table: 'podwire', name: 'node-postrouting', type: 'nat', hook: 'postrouting', prio: 110 } },
+      { chain: { family: 'inet', table: 'podwire', name: 'pods-postrouting', type: 'nat', hook: 'postrouting', prio: 110 } },
+      { set: { name: 'masq4', elem: [{ elem: { val: '10.244.1.9', comment: 'x c/eth0' } }] } },
+      { set: { name: 'masqown4', elem: [{ elem: { val: { concat: ['10.244.1.9', prefix('10.244.1.0', 24)] } } }] } },
+      { rule: { chain: 'node-postrouting', expr: [{ counter: { packets: 1, bytes: 1 } }] } },
+      { rule: { chain: 'node-postrouting', expr: [m('==', { '&': [{ meta: { key: 'mark' } }, 16384] }, 16384), { return: null }] } },
+      {
+        rule: {
+          chain: 'node-postrouting',
+          expr: [m('==', ip('saddr'), prefix('10.244.0.0', 16)), m('==', ip('daddr'), prefix('10.244.0.0', 16)), { return: null }],
+        },
+      },
+      {
+        rule: {
+          chain: 'node-postrouting',
+          expr: [
+            m('==', ip('saddr'), prefix('10.244.0.0', 16)),
+            m('!=', ip('daddr'), prefix('224.0.0.0', 4)),
+            { masquerade: { flags: 'fully-random' } },
+          ],
+        },
+      },
+      { rule: { chain: 'pods-postrouting', expr: [m('==', { concat: [ip('saddr'), ip('daddr')] }, '@masqown4'), { return: null }] } },
+      {
+        rule: {
+          chain: 'pods-postrouting',
+          expr: [m('==', ip('saddr'), '@masq4'), m('!=', ip('daddr'), prefix('224.0.0.0', 4)), { masquerade: null }],
+        },
+      },
+    ],
+  };
+  it('nftables: the same answers from the table, by priority, mark and sets', () => {
+    const out = { src: '10.244.1.2', dst: '192.168.50.250', proto: 'tcp', dport: 80, oif: 'eth0' };
+    expect(walkNftSnat(listing, out)).toEqual({ chains: ['inet podwire', 'node-postrouting'] });
+    expect(walkNftSnat(listing, { ...out, dst: '10.244.3.7' })).toBeUndefined();
+    expect(walkNftSnat(listing, { ...out, mark: 0x4000 })).toBeUndefined(); // kube-proxy's to masquerade: not ours
+    // an ipMasq pod outside the cluster network: the masq4 set, not to its own subnet (masqown4)
+    expect(walkNftSnat(listing, { ...out, src: '10.250.0.9' })).toBeUndefined();
+    const own = { chains: ['inet podwire', 'pods-postrouting'] };
+    expect(walkNftSnat(listing, { ...out, src: '10.244.1.9', mark: 0x4000 })).toEqual(own);
+    expect(walkNftSnat(listing, { ...out, src: '10.244.1.9', dst: '10.244.1.3', mark: 0x4000 })).toBeUndefined();
+    expect(walkNftSnat(listing, { ...out, src: 'fd00::2', dst: 'fd00:1::1' })).toBeUndefined(); // IPv4 rules only
   });
 });
 
