@@ -14,6 +14,7 @@ import { httpGet, labDown, pingAsync } from '../../src/lab/netns.js';
 import { HOST_PORT, OUTSIDE_PORT, type ServiceLab, addServices } from '../../src/lab/services.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
 import { renderSvg } from '../helpers/chromium.js';
+import { missingLines, readmeOutputs } from '../helpers/readme.js';
 
 let lab: Lab;
 let svc: ServiceLab;
@@ -311,6 +312,9 @@ describe('podwire path', () => {
       ),
     );
     expect(back.at(-1).text).toBe(`the client sees the reply come from ${to}, the address it asked`);
+    // README.zh-CN.md shows this path, both ways: each of its lines is in what the learner sees.
+    const [block] = readmeOutputs('path');
+    expect(missingLines(block!, (await podwire('path', p.ip, to, '--lang', 'zh')).stdout)).toEqual([]);
     // Pod to pod: no masquerade anywhere.
     expect((await json('path', p.ip, pod('node3', 'pod1').ip)).out.hops.some((h: any) => /masquerade|SNAT/.test(h.text))).toBe(false);
   });

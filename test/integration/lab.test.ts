@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../../src/lab/netns.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
 import { CATALOGUES } from '../../src/i18n/index.js';
+import { missingLines, readmeOutputs } from '../helpers/readme.js';
 
 beforeAll(requireRoot);
 
@@ -40,6 +41,10 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
       expect(r.stderr).toContain('[2/7] 在每个节点上运行 podwire node up，然后 podwire peers sync');
       expect(r.stdout).toMatch(/^验证项\s+通过\s+失败$/m);
       expect(r.stdout).toMatch(/^Service\s+类型\s+集群 IP:port（虚拟）\s+targetPort = containerPort\s+nodePort（每个节点 IP）/m);
+      // What README.zh-CN.md shows of the lab, line by line, is what the learner sees.
+      const blocks = readmeOutputs('lab');
+      expect(blocks.length).toBeGreaterThan(2);
+      for (const b of blocks) expect(missingLines(b, r.stderr + r.stdout)).toEqual([]);
     }
     expect(tally(r.stdout, P('pod to pod'))).toBe('30/0'); // 6 pods x 5 others
     expect(tally(r.stdout, P('node to remote pod'))).toBe('6/0');
@@ -92,12 +97,16 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
         ? /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+-\s+1500$/m
         : /^node1\s+192\.168\.50\.11\s+10\.244\.1\.0\/24\s+0e:70:c0:a8:32:0b\s+1450$/m,
     );
-    // One pod's ADD and DEL told step by step (the trace), with this pod's own names.
+    // One pod's ADD and DEL told step by step (the trace, in the lab's language), with this pod's own names.
+    const trace =
+      lang === 'en'
+        ? /How pod1 on node1 got its network[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/
+        : /node1 上的 pod1 是怎样获得网络的[^]*podwire ADD lab-node1-pod1\/eth0[^]*创建 veth 对 (veth[0-9a-f]{8}) <-> eth0[^]*把主机端 \1 接到 cni0 上并启用[^]*=> ADD 成功/;
+    expect(r.stdout).toMatch(trace);
     expect(r.stdout).toMatch(
-      /(?:How pod1 on node1 got its network|node1 上的 pod1 是怎样获得网络的)[^]*podwire ADD lab-node1-pod1\/eth0[^]*create the veth pair (veth[0-9a-f]{8}) <-> eth0[^]*attach the host end \1 to cni0[^]*=> ADD ok/,
-    );
-    expect(r.stdout).toMatch(
-      /(?:How pod1 on node1 was removed:|node1 上的 pod1 是怎样被删除的：)[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/,
+      lang === 'en'
+        ? /How pod1 on node1 was removed:[^]*podwire DEL lab-node1-pod1\/eth0[^]*release the Pod IP 10\.244\.1\.2[^]*=> DEL ok/
+        : /node1 上的 pod1 是怎样被删除的：[^]*podwire DEL lab-node1-pod1\/eth0[^]*把 Pod IP 10\.244\.1\.2 释放回节点的地址片[^]*=> DEL 成功/,
     );
     expect(r.stderr).toContain(CATALOGUES[lang]['lab.allDeleted']);
     expect(labNamespaces()).toEqual([]);

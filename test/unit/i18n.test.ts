@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CATALOGUES, LANGS, pickLang, placeholders, proofName, setLang, t } from '../../src/i18n/index.js';
 import { ROOT } from '../helpers/netns.js';
 import { displayWidth, table } from '../../src/table.js';
+import { missingLines, readmeOutputs } from '../helpers/readme.js';
 
 describe('catalogues', () => {
   it('every message exists in every language, with the same placeholders, and is not left empty', () => {
@@ -93,6 +94,16 @@ describe('README.zh-CN.md', () => {
     );
   it('is linked from the first lines of the README', () => {
     expect(readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').slice(0, 12).join('\n')).toContain('README.zh-CN.md');
+  });
+
+  it('its sample outputs are blocks the tests can check, line by line, with only run-to-run details left open', () => {
+    const [path] = readmeOutputs('path');
+    expect(readmeOutputs('lab').length).toBeGreaterThan(2);
+    expect(path!.length).toBeGreaterThan(8);
+    const line = '  2. n1-pod1   eth0 是 veth 对的一端：帧从另一端出来，即 node1 中的 vethd2b826e8，网桥 cni0 的一个端口';
+    expect(missingLines([line], line.replace('vethd2b826e8', 'veth0badf00d').replace('2.', '7.'))).toEqual([]);
+    expect(missingLines([line], line.replace('帧从另一端出来', 'frame comes out'))).toEqual([line]);
+    expect(missingLines([line], line.replace('cni0', 'cni1'))).toEqual([]); // digits are open (addresses, ports, counts)
   });
 
   it("its commands are the English README's (nothing it promises is missing there)", () => {
