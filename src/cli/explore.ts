@@ -38,7 +38,7 @@ function nodeOptions<T>(y: Argv<T>, cluster: MessageId) {
 /** Runs this command again inside a lab node's namespace, with that node's files. */
 function inLabNode(node: string, args: string[]): number {
   const f = labNodeFiles(node);
-  if (!existsSync(f.conflistFile)) throw new Error(`no lab node ${node} (start one with \`npm run lab -- --keep\`)`);
+  if (!existsSync(f.conflistFile)) throw new Error(t('err.noLabNode', { node }));
   const r = spawnSync(
     'ip',
     [

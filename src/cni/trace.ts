@@ -87,8 +87,19 @@ export class Trace {
     return out.join('\n') + '\n';
   }
 
-  /** Writes the trace: one log line per step (in English, for whoever greps the log), and the text on stderr when asked. */
+  /**
+   * Writes the trace: one log line per step (in English, for whoever greps the log), and the text on stderr
+   * when asked. A trace that cannot be written is logged, never the call's failure: the result is out already.
+   */
   async write(outcome: Msg): Promise<void> {
+    try {
+      await this.writeAll(outcome);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'the trace could not be written');
+    }
+  }
+
+  private async writeAll(outcome: Msg): Promise<void> {
     const { setLang, t } = await import('../i18n/index.js');
     setLang('en');
     const title = `trace ${t(this.title.id, this.title.p)}`;

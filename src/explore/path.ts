@@ -593,9 +593,10 @@ export function parseTarget(s: string): { ip: string; port?: number } {
   const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(s);
   const [host = '', portText, ...rest] = bracketed ? [bracketed[1]!, bracketed[2]] : s.split(':').length > 2 ? [s] : s.split(':');
   const ip = parseIP(host);
-  if (!ip || rest.length) throw new Error(`"${s}" is not an address (with an optional :port; IPv6 as [address]:port)`);
+  if (!ip || rest.length) throw new Error(t('err.notAddress', { s }));
   const port = portText === undefined ? undefined : Number(portText);
-  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new Error(`port ${portText} is out of range`);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535))
+    throw new Error(t('err.port', { port: String(portText) }));
   return { ip: formatIP(ip), port };
 }
 
@@ -603,7 +604,7 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
   const s = parseTarget(src);
   const d = parseTarget(dst);
   const from = w.owners.get(s.ip);
-  if (!from) throw new Error(`${s.ip} is not an address of any namespace here (${w.scope.what})`);
+  if (!from) throw new Error(t('err.nowhere', { ip: s.ip, scope: w.scope.what }));
   const f = new PathFinder(w);
   const pkt: Packet = { src: s.ip, dst: d.ip, proto, dport: d.port };
   const end = await f.follow(from.ns, pkt);

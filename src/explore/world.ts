@@ -27,7 +27,7 @@ export interface Scope {
 export const thisNode = (): Scope => ({
   namespaces: ['', ...namedNamespaces()],
   name: (ns) => (ns === '' ? t('scope.thisNode') : ns),
-  what: 'this node and its pods',
+  what: t('scope.thisNodePods'),
 });
 
 export interface World {

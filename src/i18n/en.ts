@@ -597,4 +597,10 @@ export const en = {
     'conntrack (live entry{state}): {orig} -> {asked} went out as {seen}: the reply to {seen} is rewritten back to {orig} (reverse SNAT: the masquerade undone)',
   'reply.predictedSnat':
     'predicted (no live conntrack entry here yet: send the traffic first): the reply to {to} is rewritten back to {from} (reverse SNAT: the masquerade undone)',
+  'err.notAddress': '"{s}" is not an address (with an optional :port; IPv6 as [address]:port)',
+  'err.port': 'port {port} is out of range',
+  'err.nowhere': '{ip} is not an address of any namespace here ({scope})',
+  'err.noLabNode': 'no lab node {node} (start one with `npm run lab -- --keep`)',
+  'scope.thisNodePods': 'this node and its pods',
+  'scope.lab': 'the lab',
 } as const;

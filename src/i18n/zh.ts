@@ -541,4 +541,10 @@ export const zh: Record<keyof typeof en, string> = {
   'reply.liveSnat':
     'conntrack（实时表项{state}）：{orig} -> {asked} 出去时是 {seen}：发给 {seen} 的回复被改写回 {orig}（反向 SNAT：伪装被还原）',
   'reply.predictedSnat': '预测（这里还没有实时的 conntrack 表项：先发送流量）：发给 {to} 的回复被改写回 {from}（反向 SNAT：伪装被还原）',
+  'err.notAddress': '"{s}" 不是一个地址（可带 :port；IPv6 写成 [地址]:port）',
+  'err.port': '端口 {port} 超出范围',
+  'err.nowhere': '{ip} 不是这里任何命名空间的地址（{scope}）',
+  'err.noLabNode': '没有实验环境节点 {node}（用 `npm run lab -- --keep` 启动一个）',
+  'scope.thisNodePods': '本节点和它的 Pod',
+  'scope.lab': '实验环境',
 };

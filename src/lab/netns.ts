@@ -1,5 +1,6 @@
 // The lab's namespaces: all named LAB_PREFIX*, so they can be found and removed whatever state a run
 // (or a crash) left them in. Nothing here sends traffic outside them.
+import { t } from '../i18n/index.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import type { Scope } from '../explore/world.js';
@@ -33,7 +34,7 @@ export const labNamespaces = (): string[] => namedNamespaces().filter((n) => n.s
 export const labScope = (): Scope => ({
   namespaces: labNamespaces(),
   name: (ns) => (ns.startsWith(LAB_PREFIX) ? ns.slice(LAB_PREFIX.length) : ns),
-  what: 'the lab',
+  what: t('scope.lab'),
 });
 
 /** Deletes a namespace, and first the processes the lab started in it (web servers in pods would outlive it). */

@@ -379,6 +379,9 @@ describe('podwire path', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/10\.9\.9\.9 is not an address of any namespace here \(the lab\)/);
     expect((await podwire('path', 'node1', '10.244.1.2')).stderr).toMatch(/"node1" is not an address/);
+    expect((await podwire('path', '10.9.9.9', '10.244.1.2', '--lang', 'zh')).stderr).toMatch(
+      /10\.9\.9\.9 不是这里任何命名空间的地址（实验环境）/,
+    );
   });
 });
 
