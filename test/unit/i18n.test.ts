@@ -45,6 +45,8 @@ describe('catalogues', () => {
     expect(CATALOGUES.zh['col.nodeIP']).toBe('节点 IP');
     expect(CATALOGUES.zh['col.clusterIP']).toContain('集群 IP');
     expect(CATALOGUES.zh['col.targetPort']).toBe('targetPort = containerPort');
+    // The port fields keep their English names, as the articles write them: never 目标端口, 节点端口 ...
+    for (const [id, text] of zh) expect(text, id).not.toMatch(/目标端口|节点端口|主机端口|容器端口|集群IP|节点IP/);
   });
 });
 
