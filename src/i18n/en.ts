@@ -24,7 +24,7 @@ export const en = {
   'lab.ok': 'pod network works: every check passed',
   'lab.failed': '{n} check(s) FAILED',
   'lab.policy': 'NetworkPolicy: pods x/a ... z/c, the policies of {file} enforced on every node, every pod probing every pod',
-  'lab.policyTable': 'reachability on {port}/{proto}, from (rows) to (columns):',
+  'lab.policyTable': 'reachability on {port}/{proto}, from (rows) to (columns); "." reached, "X" refused by a policy:',
   // the lab's table headers
   'col.node': 'node',
   'col.nodeIP': 'Node IP',

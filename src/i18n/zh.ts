@@ -26,7 +26,7 @@ export const zh: Record<keyof typeof en, string> = {
   'lab.ok': 'Pod 网络正常：所有检查都通过了',
   'lab.failed': '{n} 项检查失败',
   'lab.policy': 'NetworkPolicy：Pod x/a ... z/c，{file} 中的策略在每个节点上生效，每个 Pod 探测每个 Pod',
-  'lab.policyTable': '{port}/{proto} 上的可达性，从（行）到（列）：',
+  'lab.policyTable': '{port}/{proto} 上的可达性，从（行）到（列）；"." 表示能访问，"X" 表示被策略拒绝：',
   'col.node': '节点',
   'col.nodeIP': '节点 IP',
   'col.podCIDR': 'podCIDR',
