@@ -41,12 +41,17 @@ const tcp = (to, port) => new Promise((res) => {
   const t = setTimeout(() => done(false), T);
   s.on('connect', () => done(true)); s.on('error', () => done(false));
 });
-const udp = (to, port) => new Promise((res) => {
+// Each datagram from a source port of its own, in turn: a port the kernel picked again within conntrack's
+// timeout would make the probe part of an earlier, allowed flow (established), not a new one the policy judges.
+let next = 20000 + Math.floor(Math.random() * 20000);
+const udp = (to, port, tries = 3) => new Promise((res) => {
   const s = dgram.createSocket(to.includes(':') ? 'udp6' : 'udp4');
   const done = (ok) => { clearTimeout(t); try { s.close(); } catch {} res(ok); };
   const t = setTimeout(() => done(false), T);
-  s.on('message', () => done(true)); s.on('error', () => done(false));
-  s.send('probe', port, to);
+  s.on('message', () => done(true));
+  s.on('error', (e) => { if (e.code === 'EADDRINUSE' && tries > 0) { clearTimeout(t); try { s.close(); } catch {} res(udp(to, port, tries - 1)); } else done(false); });
+  next = next >= 60000 ? 20000 : next + 1;
+  s.bind(next, () => s.send('probe', port, to));
 });
 rl.on('line', async (l) => {
   const q = JSON.parse(l);

@@ -126,7 +126,8 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
     expect(await reaches(yb, pods.xa!)).toBe(false);
     await api.send({ op: 'put', kind: 'Pod', object: podObject('y', 'b', yb, { pod: 'b' }) });
     await until(() => reaches(yb, pods.xa!), 5_000, 'y/b -> x/a to be allowed');
-    expect(a1.stderr()).toMatch(/network policy: elements/);
+    // The agent says so once the transaction is in: a moment after the packets pass.
+    await until(() => /network policy: elements/.test(a1.stderr()), 5_000, 'the agent to report an elements update');
     expect(await metric(lab.nodes[0]!, 'podwire_network_policy_rules')).toBe(before);
   });
 
