@@ -34,7 +34,7 @@ export interface Hop {
 interface NatPoint {
   ns: string;
   depth: number;
-  kind?: 'snat';
+  kind: 'dnat' | 'snat';
   from: { ip: string; port?: number };
   to: { ip: string; port?: number };
   dst?: { ip: string; port?: number };
@@ -133,10 +133,16 @@ export class PathFinder {
     return tab;
   }
 
-  /** The same table, its pods' elements read (hostPorts, masquerade). */
-  private async nftTable(ns: string): Promise<NftTable | undefined> {
-    const listing = await this.nftListing(ns);
-    return listing && parseTable(listing as Parameters<typeof parseTable>[0]);
+  private readonly nftParsed = new Map<string, Promise<NftTable | undefined>>();
+
+  /** The same table, its pods' elements read (hostPorts, masquerade); parsed once per namespace. */
+  private nftTable(ns: string): Promise<NftTable | undefined> {
+    let tab = this.nftParsed.get(ns);
+    if (!tab) {
+      tab = this.nftListing(ns).then((l) => l && parseTable(l as Parameters<typeof parseTable>[0]));
+      this.nftParsed.set(ns, tab);
+    }
+    return tab;
   }
 
   /**
@@ -421,7 +427,7 @@ export class PathFinder {
           random: randomly(kpNat.choices),
         };
         this.hop(ns, t('hop.dnatKp', hop), depth);
-        this.natPoints.push({ ns, depth, from: { ip: pkt.dst, port: pkt.dport }, to });
+        this.natPoints.push({ ns, depth, kind: 'dnat', from: { ip: pkt.dst, port: pkt.dport }, to });
         pkt.dst = to.ip;
         if (to.port) pkt.dport = to.port;
       }
@@ -434,7 +440,7 @@ export class PathFinder {
           kind: this.describe(hp.to.ip),
         };
         this.hop(ns, t('hop.dnatHp', hop), depth);
-        this.natPoints.push({ ns, depth, from: { ip: pkt.dst, port: pkt.dport }, to: hp.to });
+        this.natPoints.push({ ns, depth, kind: 'dnat', from: { ip: pkt.dst, port: pkt.dport }, to: hp.to });
         pkt.dst = hp.to.ip;
         pkt.dport = hp.to.port;
       }
@@ -446,6 +452,7 @@ export class PathFinder {
         this.natPoints.push({
           ns,
           depth,
+          kind: 'dnat',
           from: { ip: pkt.dst, port: pkt.dport },
           to: { ip: dnat.dnat.ip, port: dnat.dnat.port ?? pkt.dport },
         });
@@ -478,7 +485,7 @@ export class PathFinder {
       } as const;
       this.hop(ns, t('hop.route', hop), depth);
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
-      const dnatted = this.natPoints.some((n) => n.ns === ns && n.kind === undefined);
+      const dnatted = this.natPoints.some((n) => n.ns === ns && n.kind === 'dnat');
       await this.snat(ns, pkt, r.dev!, dnatted, depth);
       const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
@@ -528,7 +535,7 @@ async function replyHops(
   for (const n of [...f.natPoints].reverse()) {
     if (n.kind === 'snat') {
       // Where a DNAT was made in the same namespace, its conntrack entry (below) tells the masquerade's undoing too.
-      if (!f.natPoints.some((d) => d.ns === n.ns && d.kind === undefined)) hop(n.ns, await reverseSnat(n, proto), n.depth);
+      if (!f.natPoints.some((d) => d.ns === n.ns && d.kind === 'dnat')) hop(n.ns, await reverseSnat(n, proto), n.depth);
       continue;
     }
     // This client's own entry: another client's would show the same rewrite, but not this packet's.
@@ -557,7 +564,7 @@ async function replyHops(
       hop(n.ns, t('reply.predicted', { to: at(n.to.ip, n.to.port), from: at(n.from.ip, n.from.port) }), n.depth);
     }
   }
-  const first = f.natPoints.find((n) => n.kind === undefined)?.from ?? asked;
+  const first = f.natPoints.find((n) => n.kind === 'dnat')?.from ?? asked;
   hop(ends.client, t('reply.sees', { at: at(first.ip, first.port) }));
   return hops;
 }

@@ -175,22 +175,19 @@ export const en = {
   'step.podIP': 'give {ifname} the Pod IP {address}',
   'step.podIP.why':
     'the Pod IP is how every other pod, node and Service backend reaches this pod; the /{prefix} says which addresses ' +
-    "are on the pod's own link (this node's pods, reached through the bridge)",
-  'step.podIP6': 'give {ifname} the Pod IP {address}',
-  'step.podIP6.why':
-    'the Pod IP is how every other pod, node and Service backend reaches this pod; the /{prefix} says which addresses ' +
-    "are on the pod's own link (this node's pods, reached through the bridge). nodad: no duplicate address detection, which " +
-    'would keep the address unusable ("tentative") for a second or two while the pod starts; the IPAM made it this pod\'s alone already',
+    "are on the pod's own link (this node's pods, reached through the bridge){nodad}",
+  'step.nodad':
+    '. nodad: no duplicate address detection, which would keep the address unusable ("tentative") for a second or two while ' +
+    "the pod starts; the IPAM made it this pod's alone already",
   'step.podUp': 'bring {ifname} up',
   'step.podUp.why': 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
   'step.defaultRoute': 'add the default route via {gw} (the bridge)',
   'step.defaultRoute.why':
     "everything off the pod's subnet (pods on other nodes, Cluster IPs, the outside world) goes to the node, whose routing table " +
     'decides where it goes next',
-  'step.route': 'add the route to {dst}',
+  'step.route': 'add the route to {dst}{via}',
+  'step.via': ' via {gw}',
   'step.route.why': 'a route from the IPAM config (ipam.routes)',
-  'step.routeVia': 'add the route to {dst} via {gw}',
-  'step.routeVia.why': 'a route from the IPAM config (ipam.routes)',
   'step.forwarding': 'make sure the node forwards IPv4 packets',
   'step.forwarding.why':
     'the node routes between cni0, the VXLAN device and its own uplink; without forwarding, pods reach only their own node',

@@ -162,19 +162,15 @@ export const zh: Record<keyof typeof en, string> = {
   'step.lo.why': '一个 Pod 的各个容器共享这个命名空间，彼此通过 127.0.0.1 通信',
   'step.podIP': '给 {ifname} 配上 Pod IP {address}',
   'step.podIP.why':
-    'Pod IP 是其他 Pod、节点和 Service 后端访问这个 Pod 的地址；/{prefix} 说明哪些地址在 Pod 自己的链路上（本节点的 Pod，经网桥到达）',
-  'step.podIP6': '给 {ifname} 配上 Pod IP {address}',
-  'step.podIP6.why':
-    'Pod IP 是其他 Pod、节点和 Service 后端访问这个 Pod 的地址；/{prefix} 说明哪些地址在 Pod 自己的链路上（本节点的 Pod，经网桥到达）。' +
-    'nodad：不做重复地址检测，否则 Pod 启动时地址会有一两秒不可用（"tentative"）；IPAM 已经保证这个地址只属于这个 Pod',
+    'Pod IP 是其他 Pod、节点和 Service 后端访问这个 Pod 的地址；/{prefix} 说明哪些地址在 Pod 自己的链路上（本节点的 Pod，经网桥到达）{nodad}',
+  'step.nodad': '。nodad：不做重复地址检测，否则 Pod 启动时地址会有一两秒不可用（"tentative"）；IPAM 已经保证这个地址只属于这个 Pod',
   'step.podUp': '启用 {ifname}',
   'step.podUp.why': 'down 状态的接口什么也发不出去，而且接口 up 之后内核才会为它的地址加上子网路由',
   'step.defaultRoute': '添加默认路由，经 {gw}（网桥）',
   'step.defaultRoute.why': 'Pod 子网以外的一切（其他节点上的 Pod、集群 IP、外部世界）都交给节点，由节点的路由表决定下一步去哪里',
-  'step.route': '添加到 {dst} 的路由',
+  'step.route': '添加到 {dst} 的路由{via}',
+  'step.via': '，经 {gw}',
   'step.route.why': '来自 IPAM 配置（ipam.routes）的路由',
-  'step.routeVia': '添加到 {dst} 的路由，经 {gw}',
-  'step.routeVia.why': '来自 IPAM 配置（ipam.routes）的路由',
   'step.forwarding': '确保节点转发 IPv4 数据包',
   'step.forwarding.why': '节点在 cni0、VXLAN 设备和自己的上行链路之间做路由；不开转发，Pod 只能访问自己所在的节点',
   'step.hostports': '映射 {mappings}',

@@ -103,14 +103,14 @@ export function podLines(p: PodSpec): IpStep[] {
   return [
     { id: 'lo', cmd: 'link set dev lo up' },
     ...p.addresses.map((a) => ({
-      id: a.includes(':') ? ('podIP6' as const) : ('podIP' as const),
-      p: { ifname, address: a, prefix: a.split('/')[1]! },
+      id: 'podIP' as const,
+      p: { ifname, address: a, prefix: a.split('/')[1]!, nodad: a.includes(':') ? { id: 'step.nodad' as const } : '' },
       cmd: addrLine('add', a, ifname),
     })),
     { id: 'podUp', p: { ifname }, cmd: `link set dev ${ifname} up` },
     ...p.routes.map((r) => ({
-      id: isDefault(r.dst) ? ('defaultRoute' as const) : r.gw ? ('routeVia' as const) : ('route' as const),
-      p: { dst: r.dst, gw: r.gw ?? '' },
+      id: isDefault(r.dst) ? ('defaultRoute' as const) : ('route' as const),
+      p: { dst: r.dst, gw: r.gw ?? '', via: r.gw ? { id: 'step.via' as const, p: { gw: r.gw } } : '' },
       cmd: `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${ifname}`,
     })),
   ];

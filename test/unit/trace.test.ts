@@ -110,7 +110,7 @@ describe('wiring steps', () => {
     expect(all.map(words)).toContain('turn hairpin on for veth01234567');
     expect(words(all.find((s) => s.cmd.startsWith('route replace 0.0.0.0/0'))!)).toBe('add the default route via 10.244.1.1 (the bridge)');
     expect(words(all.find((s) => s.cmd.startsWith('route replace 10.96'))!)).toBe('add the route to 10.96.0.0/12');
-    expect(t('step.podIP6.why', all.find((s) => s.cmd.includes('fd00'))!.p)).toMatch(/\/64 says .* nodad/);
+    expect(t('step.podIP.why', all.find((s) => s.cmd.includes('fd00'))!.p)).toMatch(/\/64 says .* nodad/);
   });
   it('ipCommand shows a batch line as the single command that does the same', () => {
     expect(ipCommand('link set dev lo up')).toBe('ip link set dev lo up');
