@@ -24,6 +24,7 @@ interface AgentArgs {
   'subnet-file': string;
   'cni-conf-dir': string;
   resync: number;
+  relist: number;
   'podcidr-timeout': number;
   'log-file'?: string;
   'status-addr': string;
@@ -96,6 +97,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('subnet-file', { type: 'string', default: DEFAULT_SUBNET_FILE, describe: 'node subnet file the plugin reads' })
       .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'where to write 10-podwire.conflist' })
       .option('resync', { type: 'number', default: 30, describe: 'seconds between syncs when nothing happens' })
+      .option('relist', {
+        type: 'number',
+        default: 10,
+        describe: 'minutes between full lists of every object the agent follows, each reconciled into the kernel (0: never)',
+      })
       .option('podcidr-timeout', { type: 'number', default: 300, describe: "seconds to wait for this node's podCIDR" })
       .option('log-file', { type: 'string', describe: 'also log (JSON lines) to this file' })
       .option('status-addr', {
@@ -160,6 +166,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         networkPolicy: a['network-policy'],
         confDir: a['cni-conf-dir'],
         resync: a.resync,
+        relistMs: a.relist * 60_000,
         podCIDRTimeout: a['podcidr-timeout'],
         signal: stop.signal,
         say,

@@ -22,10 +22,11 @@ import { type Link, type Route, linkByName, readState, routeGet, rxPackets } fro
 import { subnetClash } from '../kernel/guard.js';
 import { parseCidr } from '../net/ip.js';
 import { devSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
+import { blindResources } from '../node/api-report.js';
 import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, leftOutMessage, selfNode } from '../node/cluster.js';
 import { findUnderlay } from '../node/sync.js';
 import { run } from '../run.js';
-import { type NodeStatus, type PodwireConf, type VxlanRow, nodeStatus } from './status.js';
+import { type NodeStatus, type PodwireConf, type VxlanRow, blindWhat, nodeStatus } from './status.js';
 
 /** A command that fixes a finding, as an argument vector (with its stdin): run as it is, never through a shell. */
 export interface Fix {
@@ -160,6 +161,14 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
         : ok('nodes-left-out', 'dr.leftOut.ok'),
     );
     if (st.networkPolicy?.policies.length) f.push(...checkPolicies(st.networkPolicy));
+    if (st.api) {
+      const blind = blindResources(st.api);
+      f.push(
+        blind.length
+          ? bad('agent-api', 'dr.blind', 'dr.blind.why', { server: st.api.server, since: blind[0]!.since, what: blindWhat(st.api) })
+          : ok('agent-api', 'dr.blind.ok', { server: st.api.server }),
+      );
+    }
   }
   return { node: o.node, findings: f, problems: f.filter((x) => !x.ok).length };
 }

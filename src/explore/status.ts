@@ -19,6 +19,7 @@ import { findUnderlay, kernelPeers } from '../node/sync.js';
 import { table } from '../table.js';
 import { t } from '../i18n/index.js';
 import { type PolicyReport, readPolicyReport } from '../node/policy/enforce.js';
+import { type ApiReport, blindResources, readApiReport } from '../node/api-report.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
 import { ipAddrs, isUp, kind, linkByName } from '../kernel/state.js';
 import { type NsView, peerNs, peerPaths, readNs } from './view.js';
@@ -110,6 +111,8 @@ export interface NodeStatus {
   leftOut: LeftOut[];
   /** The NetworkPolicies the agent enforces on this node (its last report), when it enforces any. */
   networkPolicy?: PolicyReport;
+  /** Whether the agent follows the API server, as it last wrote it (no agent here: absent). */
+  api?: ApiReport;
   problems: string[];
 }
 
@@ -148,6 +151,18 @@ function policyReportOf(conf: PodwireConf): { networkPolicy?: PolicyReport } {
   const r = typeof subnetFile === 'string' ? readPolicyReport(subnetFile) : undefined;
   return r ? { networkPolicy: r } : {};
 }
+
+function apiReportOf(conf: PodwireConf): { api?: ApiReport } {
+  const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
+  const r = typeof subnetFile === 'string' ? readApiReport(subnetFile) : undefined;
+  return r ? { api: r } : {};
+}
+
+/** The resources the agent does not follow, in one line: "nodes: connection refused; pods: HTTP 500". */
+export const blindWhat = (r: ApiReport | undefined): string =>
+  blindResources(r)
+    .map((b) => `${b.resource}: ${b.cause || '?'}`)
+    .join('; ');
 
 function readLeftOut(conf: PodwireConf): LeftOut[] {
   const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
@@ -324,9 +339,12 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     reclaimed: store.reclaims(),
     leftOut: readLeftOut(o.conf),
     ...policyReportOf(o.conf),
+    ...apiReportOf(o.conf),
     problems,
   };
   for (const l of st.leftOut) problems.push(t('st.p.leftOut', { what: leftOutMessage(l) }));
+  const blind = blindResources(st.api);
+  if (blind.length) problems.push(t('st.p.blind', { since: blind[0]!.since, what: blindWhat(st.api) }));
   if (st.slices.length) {
     for (const p of pods)
       if (!st.slices.some((x) => cidrContains(parseCidr(x.cidr)!, parseIP(p.ip)!)))

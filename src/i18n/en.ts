@@ -416,6 +416,10 @@ export const en = {
     "no node routes to those nodes' pods (and their pods reach no one) until their Node objects are fixed or deleted: " +
     'kubectl describe node shows the same as a Warning Event',
   'dr.leftOut.ok': 'the agent uses every Node it was given',
+  'dr.blind': 'the agent has not followed the API server ({server}) since {since}: {what}',
+  'dr.blind.why':
+    'what is in the kernel stays and pods keep talking, but nodes, pods and policies that change meanwhile are not seen until it is back; check the API server and the network between this node and it',
+  'dr.blind.ok': 'the agent follows the API server ({server})',
   'dr.idle': 'NetworkPolicy {keys} selects no pod in the cluster',
   'dr.idleN': 'NetworkPolicy {keys} select no pod in the cluster',
   'dr.idle.why':
@@ -492,6 +496,7 @@ export const en = {
   'st.p.pod': '{ip} ({containerID}/{ifname}): {problem}',
   'st.p.stray': '{veth} is on {bridge} but no reservation of network {network} names it',
   'st.p.leftOut': 'left out by the agent: {what}',
+  'st.p.blind': 'the agent has not followed the API server since {since}: {what}',
   'st.p.outside': '{ip} is outside the slice {slices}',
   'st.p.outsideN': '{ip} is outside the slices {slices}',
   'st.p.noVxlan': 'VXLAN device {name} does not exist (run node up)',

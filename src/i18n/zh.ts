@@ -371,6 +371,10 @@ export const zh: Record<keyof typeof en, string> = {
   'dr.leftOut.why':
     '在它们的 Node 对象被修正或删除之前，没有节点路由到那些节点的 Pod（它们的 Pod 也访问不到任何人）：kubectl describe node 以 Warning 事件显示同样的内容',
   'dr.leftOut.ok': '代理使用了它得到的每个 Node',
+  'dr.blind': '代理自 {since} 起没有跟上 API server（{server}）：{what}',
+  'dr.blind.why':
+    '内核里已有的规则保持不变，Pod 之间照常通信；但在它恢复之前，这期间变化的节点、Pod 和策略都看不到。请检查 API server 以及本节点到它的网络',
+  'dr.blind.ok': '代理正在跟随 API server（{server}）',
   'dr.idle': 'NetworkPolicy {keys} 在集群中没有选中任何 Pod',
   'dr.idleN': 'NetworkPolicy {keys} 在集群中都没有选中任何 Pod',
   'dr.idle.why': '它的 podSelector 在它的命名空间里匹配不到 Pod（标签拼错了，或命名空间不对）：它既不隔离什么，也不允许什么',
@@ -439,6 +443,7 @@ export const zh: Record<keyof typeof en, string> = {
   'st.p.pod': '{ip}（{containerID}/{ifname}）：{problem}',
   'st.p.stray': '{veth} 在 {bridge} 上，但网络 {network} 中没有任何预留指向它',
   'st.p.leftOut': '被代理排除：{what}',
+  'st.p.blind': '代理自 {since} 起没有跟上 API server：{what}',
   'st.p.outside': '{ip} 不在地址片 {slices} 之内',
   'st.p.outsideN': '{ip} 不在地址片 {slices} 之内',
   'st.p.noVxlan': 'VXLAN 设备 {name} 不存在（运行 node up）',

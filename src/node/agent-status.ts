@@ -1,8 +1,11 @@
 // What `podwire agent` tells an operator and kubelet, on a local HTTP port (--status-addr):
 //   /healthz  the process is alive and its loop is not stuck: it reported progress (a sync, or a check of
 //             what it is waiting for) within the last max(3 x resync, 60) s. kubelet restarts it otherwise.
-//   /readyz   the node is set up, its CNI config written, and the last peer sync went through; until
-//             then 503 and what it is waiting for (the API server, this node's podCIDR, ...).
+//             It does not depend on the API server: the loop syncs from its cache while the server is away.
+//   /readyz   the node is set up, its CNI config written, the last peer sync went through, and the agent
+//             follows the API server (every list and watch it keeps is working); else 503 and why: what
+//             it waits for (the API server, this node's podCIDR, ...), or since when it has been blind.
+//             Only /healthz restarts the agent: a restart does not bring an API server back.
 //   /metrics  Prometheus text (prom-client): syncs and their duration by outcome, peers per backend,
 //             API watch restarts, whether the node is ready, and the process's own (memory, CPU, ...).
 // Loaded by the agent only: prom-client and node:http never reach the per-pod path.
@@ -10,6 +13,10 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SyncReport } from './sync.js';
 import { LEFT_OUT_REASONS, type LeftOut } from './cluster.js';
+import type { Following } from './informer.js';
+
+/** How long an informer may be down before /readyz calls the agent blind. */
+export const BLIND_AFTER_MS = 3000;
 
 export class AgentStatus {
   readonly registry = new Registry();
@@ -76,6 +83,35 @@ export class AgentStatus {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
+  /** What each informer says of its API server: read live by /readyz and the metrics. */
+  private readonly followed = new Map<string, () => Following>();
+  private readonly apiUp = new Gauge({
+    name: 'podwire_api_up',
+    help: '1 while the agent follows the API server for this resource (its last list or watch succeeded)',
+    labelNames: ['resource'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [resource, f] of this.followed) this.apiUp.set({ resource }, f().up ? 1 : 0);
+    },
+  });
+  private readonly apiContactAge = new Gauge({
+    name: 'podwire_api_last_contact_age_seconds',
+    help: 'seconds since the last successful list, watch start or watch event, by resource (-1: none yet)',
+    labelNames: ['resource'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [resource, f] of this.followed) {
+        const last = f().lastContact;
+        this.apiContactAge.set({ resource }, last ? (Date.now() - last) / 1000 : -1);
+      }
+    },
+  });
+  private readonly listsHeld = new Counter({
+    name: 'podwire_api_lists_held_total',
+    help: 'lists from the API server held back (most objects gone at once, no DELETE events) or refused (without this node), by outcome',
+    labelNames: ['resource', 'outcome'],
+    registers: [this.registry],
+  });
   private beat = Date.now();
   private waitingFor = 'the API server (listing nodes)';
   private nodeUp = false;
@@ -124,6 +160,33 @@ export class AgentStatus {
     this.policySyncSeconds.observe({ applied: r.applied }, r.ms / 1000);
   }
 
+  /** An informer whose standing with the API server /readyz and the metrics report. */
+  follow(resource: string, following: () => Following): void {
+    this.followed.set(resource, following);
+  }
+
+  /** A list held back, refused, or confirmed by a second list. */
+  listHeld(resource: string, outcome: 'held' | 'refused' | 'confirmed'): void {
+    this.listsHeld.inc({ resource, outcome });
+  }
+
+  /**
+   * The resources the agent does not follow now, in words: since when, for how long, and the cause. The
+   * data path does not depend on it (what is in the kernel stays), but what changes meanwhile is not seen.
+   */
+  blind(now = Date.now()): string | undefined {
+    // A watch cut and resumed within a few seconds (an API server's rolling restart, a load balancer's
+    // idle timeout) is not blindness: readiness would flap on every one. Not listed yet counts at once.
+    const down = [...this.followed]
+      .map(([resource, f]) => ({ resource, ...f() }))
+      .filter((f) => !f.up && (!f.listed || now - f.since >= BLIND_AFTER_MS))
+      .sort((a, b) => a.since - b.since);
+    if (!down.length) return undefined;
+    const first = down[0]!;
+    const what = down.map((f) => `${f.resource}: ${f.cause ?? (f.listed ? 'watch ended' : 'not listed yet')}`).join('; ');
+    return `not following the API server since ${new Date(first.since).toISOString()} (${Math.round((now - first.since) / 1000)} s): ${what}`;
+  }
+
   watchRestarted(): void {
     this.watchRestarts.inc();
   }
@@ -150,8 +213,10 @@ export class AgentStatus {
   }
 
   /** Why the node is not ready, or undefined when it is. */
-  notReady(): string | undefined {
+  notReady(now = Date.now()): string | undefined {
     if (this.waitingFor) return `waiting for ${this.waitingFor}`;
+    const blind = this.blind(now);
+    if (blind) return blind;
     if (!this.nodeUp) return 'node not set up yet';
     if (!this.lastSync) return 'no peer sync yet';
     if (!this.lastSync.ok) return `last peer sync failed: ${this.lastSync.error}`;

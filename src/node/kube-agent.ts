@@ -20,6 +20,8 @@ import { ANNOTATION, type ClusterSettings, KubeSource, lacking, nodeFacts, setti
 import { nodeUp } from './setup.js';
 import type { SyncReport } from './sync.js';
 import type { AgentStatus } from './agent-status.js';
+import { ApiReporter } from './api-report.js';
+import type { Backoff, FollowApi, Following } from './informer.js';
 
 export const CONFLIST_NAME = '10-podwire.conflist';
 export const NETWORK_UNAVAILABLE = 'NetworkUnavailable';
@@ -44,6 +46,11 @@ export interface AgentOptions {
   conflistTemplate?: string;
   /** Enforce NetworkPolicies (default true); false removes the node's policy table. */
   networkPolicy?: boolean;
+  /** Every informer lists everything again this often (ms; 0: never), and the kernel is reconciled against it. */
+  relistMs?: number;
+  /** Retry pauses and the wait before confirming a held-back list (tests shorten them). */
+  backoff?: () => Backoff;
+  confirmMs?: number;
 }
 
 export class AgentError extends Error {}
@@ -199,18 +206,51 @@ async function nodeEvent(kc: KubeConfig, l: LeftOut): Promise<void> {
   });
 }
 
+/**
+ * What every informer of the agent reports about its API server, wired to the operator's views: its state
+ * to /readyz, the metrics and the report file status and doctor read; a list held back or refused to
+ * stderr, the log and a metric. Returns the informer options that carry it, for one resource.
+ */
+function followApi(o: AgentOptions, reporter: ApiReporter): FollowApi {
+  return (resource, following) => {
+    o.status?.follow(resource, () => following() ?? { up: false, since: Date.now(), lastContact: 0, listed: false });
+    return {
+      relistMs: o.relistMs ?? 0,
+      ...(o.backoff ? { backoff: o.backoff() } : {}),
+      ...(o.confirmMs !== undefined ? { confirmMs: o.confirmMs } : {}),
+      onFollowing: (f: Following) => {
+        reporter.set(resource, f);
+        if (f.up && f.listed) o.say(`API server (${resource}): following`);
+        log[f.up ? 'info' : 'warn'](
+          { resource, up: f.up, cause: f.cause },
+          f.up ? 'following the API server' : 'not following the API server',
+        );
+      },
+      onHeld: (reason: string, outcome: 'held' | 'refused' | 'confirmed') => {
+        o.status?.listHeld(resource, outcome);
+        const words = { held: 'held back until another list confirms it', refused: 'refused', confirmed: 'confirmed, taken' }[outcome];
+        o.say(`API server (${resource}): ${reason}: ${words}`);
+        log.warn({ resource, reason, outcome }, 'a list from the API server held back');
+      },
+    };
+  };
+}
+
 export async function runAgent(o: AgentOptions): Promise<void> {
   // Bad input changes nothing on the node: the template is checked before anything else happens.
   const conflist = agentConflist(o.subnetFile, o.conflistTemplate);
   let listed = false;
-  const source = new KubeSource(o.kc, o.settings, {
+  const reporter = new ApiReporter(o.subnetFile, o.kc.getCurrentCluster()?.server ?? 'the API server');
+  const follow = followApi(o, reporter);
+  const source: KubeSource = new KubeSource(o.kc, o.settings, {
     self: o.node,
     onError: (e) => {
-      o.say(`API server: ${e.message}`);
+      o.say(`API server (nodes): ${e.message}`);
       if (!listed) o.status?.waiting(`the API server (${e.message})`);
     },
     onRestart: () => o.status?.watchRestarted(),
     onListed: () => (listed = true),
+    ...follow('nodes', (): Following | undefined => source.following()),
   });
   o.say(`agent ${o.node}: listing nodes from ${source.name}`);
   o.status?.waiting(`the API server (listing nodes from ${source.name})`);
@@ -226,6 +266,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       node: o.node,
       say: o.say,
       subnetFile: o.subnetFile,
+      follow,
       onSync: (r) => {
         o.status?.policySynced(r);
         if (r.applied !== 'none')

@@ -3,9 +3,9 @@
 // Cluster as a cluster file comes out, so `podwire agent` reconciles through the same code as
 // `podwire peers sync`.
 //
-// The informer (@kubernetes/client-node) re-watches when the server ends a watch and re-lists after
-// "410 Gone" (its resourceVersion was compacted away); any other failure (API server restarting,
-// connection refused) stops it, and we start it again after a short, growing pause.
+// The informer (informer.ts) pages its lists, re-watches when the server ends a watch, re-lists after
+// "410 Gone", retries any failure after a short jittered pause, and holds back a list that would drop
+// most nodes (or this node) at once until another confirms it.
 import type { FirewallSetting } from '../kernel/backend.js';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import {
@@ -22,6 +22,8 @@ import {
   parseBase,
 } from './cluster.js';
 import type { NodeSource } from './source.js';
+import { ApiClient } from './api.js';
+import { type Backoff, type Following, Informer, dropManagedFields } from './informer.js';
 import type { OffloadSetting } from '../kernel/ethtool.js';
 
 /** Annotations podwire publishes on its Node (status patch) and reads from the others. */
@@ -143,23 +145,26 @@ export interface KubeSourceOptions {
   onError?(e: Error): void;
   /** Called when the watch is started again: after the server ended it, a 410 Gone, or a failure. */
   onRestart?(): void;
-  /** Called after each successful list (the first one, and every re-list). */
+  /** Called after each list that went into the cache (the first one, and every re-list). */
   onListed?(): void;
-  /** First pause before restarting a failed informer, in ms (doubles up to 30 s). */
-  retryMs?: number;
+  /** A list held back (most nodes gone at once) or refused (this node missing), and whether it was confirmed. */
+  onHeld?(reason: string, outcome: 'held' | 'refused' | 'confirmed'): void;
+  /** Whether the agent follows the API server changed. */
+  onFollowing?(f: Following): void;
+  /** Retry pauses (tests shorten them); default 0.25 s doubling to 4 s, jittered. */
+  backoff?: Backoff;
+  /** A full list again every this many ms (0: never). */
+  relistMs?: number;
+  /** The wait before a held-back list is confirmed by another. */
+  confirmMs?: number;
   /** This node's name: its own Node comes first when two claim one address or slice. */
   self?: string;
 }
 
 export class KubeSource implements NodeSource {
   readonly name: string;
-  private informer?: import('@kubernetes/client-node').Informer<V1Node> & import('@kubernetes/client-node').ObjectCache<V1Node>;
+  private informer?: Informer<V1Node>;
   private readonly listeners = new Set<() => void>();
-  private retry?: NodeJS.Timeout;
-  private stopped = false;
-  private synced = false;
-  /** Ends a start() still waiting for its first list when stop() is called. */
-  private unblock?: () => void;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -171,57 +176,45 @@ export class KubeSource implements NodeSource {
 
   /** Lists the nodes and starts watching; resolves after the first successful list (or when stopped). */
   async start(): Promise<void> {
-    const k8s = await import('@kubernetes/client-node');
-    const core = this.kc.makeApiClient(k8s.CoreV1Api);
-    const first = this.opts.retryMs ?? 500;
-    let pause = first;
-    let listed!: () => void;
-    const firstList = new Promise<void>((resolve) => (listed = this.unblock = resolve));
-    const informer = k8s.makeInformer(this.kc, '/api/v1/nodes', async () => {
-      const list = await core.listNode();
-      this.synced = true;
-      this.opts.onListed?.();
-      pause = first;
-      listed();
-      return list;
+    const self = this.opts.self;
+    const o = this.opts;
+    const informer = new Informer<V1Node>(new ApiClient(this.kc), {
+      path: '/api/v1/nodes',
+      resource: 'nodes',
+      ...(o.backoff ? { backoff: o.backoff } : {}),
+      relistMs: o.relistMs ?? 0,
+      ...(o.confirmMs !== undefined ? { confirmMs: o.confirmMs } : {}),
+      // A list without this node's own Node, once it was there, is not the cluster (a stale or broken
+      // server): taking it would remove every peer. DELETE events still remove nodes one by one.
+      refuse: (items, cached) =>
+        self && cached.some((n) => n.metadata?.name === self) && !items.some((n) => n.metadata?.name === self)
+          ? `a list of nodes without this node's own Node ${self}: not taken as the cluster`
+          : undefined,
+      transform: dropManagedFields,
+      onChange: () => {
+        for (const l of this.listeners) l();
+      },
+      onError: (e) => o.onError?.(e),
+      onListed: () => o.onListed?.(),
+      onRestart: () => o.onRestart?.(),
+      ...(o.onHeld ? { onHeld: o.onHeld } : {}),
+      ...(o.onFollowing ? { onFollowing: o.onFollowing } : {}),
     });
     this.informer = informer;
-    const changed = () => {
-      for (const l of this.listeners) l();
-    };
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
-    // Every (re)start of the watch connects; all but the first are restarts.
-    let connects = 0;
-    informer.on('connect', () => {
-      if (connects++) this.opts.onRestart?.();
-    });
-    informer.on('error', (e: unknown) => {
-      this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
-      if (this.stopped) return;
-      clearTimeout(this.retry);
-      this.retry = setTimeout(() => {
-        pause = Math.min(pause * 2, 30_000);
-        void informer.start().then(changed);
-      }, pause);
-    });
-    // A failed first list (API server not up yet) is retried by the error handler like any other failure.
-    await informer.start();
-    await firstList;
-    // The informer files the listed objects right after the list resolves; let it finish.
-    await new Promise((r) => setImmediate(r));
+    informer.start();
+    await informer.listed;
   }
 
-  stop(): void {
-    this.stopped = true;
-    this.unblock?.();
-    clearTimeout(this.retry);
-    void this.informer?.stop();
+  stop(): Promise<void> {
+    return this.informer?.stop() ?? Promise.resolve();
+  }
+
+  following(): Following | undefined {
+    return this.informer?.following();
   }
 
   nodes(): readonly V1Node[] {
-    if (!this.informer || !this.synced) throw new ClusterError('the node list has not been read from the API server yet');
+    if (!this.informer?.hasListed()) throw new ClusterError('the node list has not been read from the API server yet');
     return this.informer.list();
   }
 
@@ -233,6 +226,11 @@ export class KubeSource implements NodeSource {
   private established = new Set<string>();
 
   async load(): Promise<Cluster> {
+    const self = this.opts.self;
+    if (self && !this.node(self)) {
+      // Not a cluster without this node: never synced as one (it would remove every peer).
+      throw new ClusterError(`this node's own Node "${self}" is not among the ${this.nodes().length} the API server listed`);
+    }
     const { cluster, leftOut } = clusterFromNodes(this.settings, this.nodes(), { self: this.opts.self, established: this.established });
     this.established = new Set(cluster.nets[0]?.nodes.map((n) => n.name));
     return { ...cluster, leftOut };

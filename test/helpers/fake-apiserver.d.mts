@@ -14,10 +14,25 @@ export interface FakeApiServer {
   readonly url: string;
   node(name: string): V1Node | undefined;
   add(node: V1Node): void;
+  sneak(node: V1Node): void;
   update(node: V1Node): void;
   remove(name: string): void;
   put(kind: 'Pod' | 'Namespace' | 'NetworkPolicy', object: object): void;
   delete(kind: 'Pod' | 'Namespace' | 'NetworkPolicy', namespace: string | undefined, name: string): void;
+  requests: { at: number; path: string; watch: boolean; status: number }[];
+  fault(f: {
+    status?: number;
+    retryAfter?: number;
+    ms?: number;
+    emptyLists?: number;
+    without?: string[];
+    times?: number;
+    truncate?: number;
+    slowMs?: number;
+    pageSize?: number;
+    expireContinue?: boolean;
+    clear?: boolean;
+  }): void;
   dropWatches(): void;
   compact(): void;
   restart(ms: number): Promise<void>;

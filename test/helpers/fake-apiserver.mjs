@@ -76,6 +76,24 @@ export function fakeApiServer({ nodes = [] } = {}) {
   const watches = new Set();
   const patches = [];
   const emitter = { onPatch: () => {}, onWatches: () => {}, onEvent: () => {} };
+  // Faults an API server shows under load, in upgrades or when broken, for lists and watches of every
+  // collection (see `fault` below); and a log of those requests, so a test sees when a client came back.
+  const faults = {
+    /** Answer lists and watches with this status (and Retry-After seconds) until `until` (ms since the epoch). */
+    status: undefined,
+    /** Lists answer with no items this many times / without these names this many times. */
+    emptyLists: 0,
+    without: undefined,
+    /** Cut the next watch's first event in half, then end it. */
+    truncate: 0,
+    /** Answer every list and watch this many ms late. */
+    slowMs: 0,
+    /** Serve at most this many items a page (limit/continue), whatever the client asks. */
+    pageSize: 0,
+    /** continue tokens handed out before this are expired (410). */
+    continueFrom: 0,
+  };
+  const requests = []; // { at, path, watch, status }
 
   const record = (type, obj) => {
     rv++;
@@ -134,7 +152,41 @@ export function fakeApiServer({ nodes = [] } = {}) {
       res.on('close', () => c.watches.delete(res));
       return;
     }
-    send(res, 200, { kind: c.list, apiVersion: c.apiVersion, metadata: { resourceVersion: String(rv) }, items: [...c.store.values()] });
+    listBody(c.list, c.apiVersion, c.store.values(), url, res);
+  };
+
+  /** A list as the API server pages it: at most pageSize items, a continue token while more are left. */
+  const listBody = (kind, apiVersion, items, url, res) => {
+    let all = [...items].sort((a, b) =>
+      `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace ?? ''}/${b.metadata.name}`),
+    );
+    if (faults.emptyLists > 0) {
+      faults.emptyLists--;
+      all = [];
+    } else if (faults.without && faults.without.times > 0) {
+      faults.without.times--;
+      all = all.filter((o) => !faults.without.names.includes(o.metadata.name));
+    }
+    const cont = url.searchParams.get('continue');
+    let from = 0;
+    let at = rv;
+    if (cont) {
+      const [tokRv, off] = Buffer.from(cont, 'base64').toString().split(':').map(Number);
+      if (tokRv < faults.continueFrom || tokRv < oldest - 1) {
+        send(res, 410, status(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.'));
+        return;
+      }
+      from = off;
+      at = tokRv;
+    }
+    const limit = Math.min(Number(url.searchParams.get('limit')) || Infinity, faults.pageSize || Infinity);
+    const page = all.slice(from, from + limit);
+    const more = from + page.length < all.length;
+    const metadata = {
+      resourceVersion: String(at),
+      ...(more ? { continue: Buffer.from(`${at}:${from + page.length}`).toString('base64') } : {}),
+    };
+    send(res, 200, { kind, apiVersion, metadata, items: page });
   };
 
   const send = (res, code, body) => {
@@ -143,8 +195,34 @@ export function fakeApiServer({ nodes = [] } = {}) {
   };
   const status = (code, reason, message) => ({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message });
 
+  const isCollection = (url) => url.pathname === '/api/v1/nodes' || collections.has(url.pathname);
   const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
+    if (req.method === 'GET' && isCollection(url)) {
+      const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+      const st = faults.status && Date.now() < faults.status.until ? faults.status : undefined;
+      if (!req.slowed) requests.push({ at: Date.now(), path: url.pathname, watch, status: st?.code ?? 200 });
+      if (st) {
+        res.writeHead(st.code, { 'Content-Type': 'application/json', ...(st.retryAfter ? { 'Retry-After': String(st.retryAfter) } : {}) });
+        res.end(
+          JSON.stringify(status(st.code, st.code === 429 ? 'TooManyRequests' : 'InternalError', 'the fake API server fails on purpose')),
+        );
+        return;
+      }
+      if (faults.slowMs && !req.slowed) {
+        req.slowed = true;
+        setTimeout(() => handler(req, res), faults.slowMs);
+        return;
+      }
+      if (watch && faults.truncate > 0) {
+        faults.truncate--;
+        const c = collections.get(url.pathname);
+        const obj = c ? [...c.store.values()][0] : [...store.values()][0];
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ type: 'MODIFIED', object: obj ?? {} }).slice(0, 40));
+        return;
+      }
+    }
     const parts = url.pathname.split('/').filter(Boolean); // api v1 nodes [name] [status]
     if (req.method === 'GET' && url.pathname === '/version') {
       return send(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.0-podwire-fake', platform: 'linux/amd64' });
@@ -198,9 +276,7 @@ export function fakeApiServer({ nodes = [] } = {}) {
       });
       return;
     }
-    if (req.method === 'GET' && !name) {
-      return send(res, 200, { kind: 'NodeList', apiVersion: 'v1', metadata: { resourceVersion: String(rv) }, items: [...store.values()] });
-    }
+    if (req.method === 'GET' && !name) return listBody('NodeList', 'v1', store.values(), url, res);
     const node = name ? store.get(name) : undefined;
     if (!node) return send(res, 404, status(404, 'NotFound', `nodes "${name}" not found`));
     if (req.method === 'GET' && parts.length === 4) return send(res, 200, node);
@@ -267,6 +343,22 @@ export function fakeApiServer({ nodes = [] } = {}) {
   return {
     emitter,
     patches,
+    requests,
+    /**
+     * A fault for lists and watches of every collection: {status: 500|429|..., retryAfter?, ms} answers
+     * that status for ms; {emptyLists: n}; {without: [names], times: n}; {truncate: n}; {slowMs};
+     * {pageSize}; {expireContinue: true} (tokens handed out so far get 410); {clear: true}.
+     */
+    fault: (f) => {
+      if (f.clear) Object.assign(faults, { status: undefined, emptyLists: 0, without: undefined, truncate: 0, slowMs: 0, pageSize: 0 });
+      if (f.status) faults.status = { code: f.status, retryAfter: f.retryAfter, until: Date.now() + (f.ms ?? 1e9) };
+      if (f.emptyLists !== undefined) faults.emptyLists = f.emptyLists;
+      if (f.without) faults.without = { names: f.without, times: f.times ?? 1 };
+      if (f.truncate !== undefined) faults.truncate = f.truncate;
+      if (f.slowMs !== undefined) faults.slowMs = f.slowMs;
+      if (f.pageSize !== undefined) faults.pageSize = f.pageSize;
+      if (f.expireContinue) faults.continueFrom = rv + 1;
+    },
     listen,
     get url() {
       return `http://${where.host}:${where.port}`;
@@ -277,6 +369,12 @@ export function fakeApiServer({ nodes = [] } = {}) {
     /** ... and deleted. */
     delete: deleteObject,
     add: (node) => put(node, 'ADDED'),
+    /** In the store with no watch event (an event a client missed): only a list finds it. */
+    sneak: (node) => {
+      const n = clone(node);
+      n.metadata.resourceVersion = String(rv);
+      store.set(n.metadata.name, n);
+    },
     update: (node) => put(node, 'MODIFIED'),
     remove: (n) => {
       const node = store.get(n);
@@ -297,6 +395,7 @@ export function fakeApiServer({ nodes = [] } = {}) {
       await close();
       await new Promise((r) => setTimeout(r, ms));
       await listen(where.port, where.host);
+      requests.push({ at: Date.now(), path: '(listening again)', watch: false, status: 0 });
     },
     close,
   };
@@ -340,6 +439,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     else if (m.op === 'drop') api.dropWatches();
     else if (m.op === 'compact') api.compact();
     else if (m.op === 'restart') await api.restart(m.ms ?? 500);
+    else if (m.op === 'stop') await api.close();
+    else if (m.op === 'start') {
+      await api.listen(port, process.argv[3] ?? '127.0.0.1');
+      out({ back: Date.now() });
+    } else if (m.op === 'fault') api.fault(m.fault);
+    else if (m.op === 'requests') out({ requests: api.requests.splice(0) });
     out({ done: m.op });
   }
   await api.close();

@@ -274,7 +274,7 @@ describe('podwire agent (Kubernetes)', () => {
     const junkConfig = join(n1.dir, 'kubeconfig-junk');
     writeFileSync(junkConfig, kubeconfigYaml('http://127.0.0.1:6444'));
     const g = startAgent(other('garbled'), ['--status-addr', '127.0.0.1:9481'], junkConfig);
-    await until(() => /API server: .+/.test(g.stderr()), 15_000, 'the garbled answer to be reported').catch((e) => {
+    await until(() => /API server \(nodes\): .+/.test(g.stderr()), 15_000, 'the garbled answer to be reported').catch((e) => {
       throw new Error(`${e.message}; stderr: ${g.stderr()}`);
     });
     expect((await status(n1, '/readyz', 9481)).body).toContain('waiting for the API server');

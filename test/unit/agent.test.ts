@@ -5,6 +5,7 @@ import { iptablesCmd, useIptablesBackend } from '../../src/kernel/iptables.js';
 import { AgentStatus } from '../../src/node/agent-status.js';
 import { AgentError, agentConflist } from '../../src/node/kube-agent.js';
 import type { SyncReport } from '../../src/node/sync.js';
+import type { Following } from '../../src/node/informer.js';
 
 describe('the installed conflist', () => {
   it('is the bundled one by default, its podwire plugin reading the subnet file', () => {
@@ -89,6 +90,32 @@ describe('the status the agent serves', () => {
     expect(s.notReady()).toBeUndefined();
     s.syncFailed(new Error('the VXLAN device podwire.1 does not exist'), 5);
     expect(s.notReady()).toBe('last peer sync failed: the VXLAN device podwire.1 does not exist');
+  });
+
+  it('is not ready while blind to the API server for more than a few seconds, and says since when and why; alive all the same', async () => {
+    const s = new AgentStatus(60_000);
+    s.waiting(undefined);
+    s.nodeIsUp();
+    s.synced(report());
+    const now = Date.now();
+    let nodes: Following = { up: true, since: now - 60_000, lastContact: now - 1000, listed: true };
+    const pods: Following = { up: false, since: now - 10_000, cause: 'HTTP 500 InternalError', lastContact: now - 10_000, listed: true };
+    s.follow('nodes', () => nodes);
+    s.follow('pods', () => pods);
+    expect(s.notReady(now)).toBe(
+      `not following the API server since ${new Date(now - 10_000).toISOString()} (10 s): pods: HTTP 500 InternalError`,
+    );
+    // A watch cut a moment ago is not blindness yet: readiness does not flap on every resumed watch.
+    nodes = { up: false, since: now - 500, cause: 'the watch was cut off', lastContact: now - 500, listed: true };
+    expect(s.blind(now)).not.toContain('nodes');
+    expect(s.blind(now + 5000)).toContain('; nodes: the watch was cut off');
+    expect(s.stuck()).toBeUndefined();
+    const text = await s.registry.metrics();
+    expect(text).toContain('podwire_api_up{resource="nodes"} 0');
+    expect(text).toContain('podwire_api_up{resource="pods"} 0');
+    expect(text).toMatch(/podwire_api_last_contact_age_seconds\{resource="pods"\} (9|10|11)\./);
+    s.listHeld('nodes', 'refused');
+    expect(await s.registry.metrics()).toContain('podwire_api_lists_held_total{resource="nodes",outcome="refused"} 1');
   });
 
   it('is alive while its loop reports progress, stuck when it stops', async () => {

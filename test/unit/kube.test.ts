@@ -6,6 +6,7 @@ import { type ClusterSettings, KubeSource, clusterFromNodes, nodeFacts } from '.
 import { leftOutMessage, parseCluster } from '../../src/node/cluster.js';
 import { type FakeApiServer, fakeApiServer, kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { until } from '../helpers/wait.js';
+import { Backoff } from '../../src/node/informer.js';
 
 const SETTINGS: ClusterSettings = { clusterCIDRs: ['10.244.0.0/16'], backend: 'vxlan' };
 const DUAL: ClusterSettings = { clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'], backend: 'vxlan' };
@@ -147,7 +148,7 @@ describe('KubeSource (list + watch)', () => {
     kc.loadFromString(kubeconfigYaml(api.url));
     const errors: Error[] = [];
     let changes = 0;
-    source = new KubeSource(kc, SETTINGS, { onError: (e) => errors.push(e), retryMs: 50 });
+    source = new KubeSource(kc, SETTINGS, { onError: (e) => errors.push(e), backoff: new Backoff(20, 100) });
     await source.start();
     source.watch(() => changes++);
     return { errors, changes: () => changes };

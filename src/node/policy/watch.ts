@@ -1,8 +1,12 @@
 // The agent's NetworkPolicy loop: informers on NetworkPolicies, Pods and Namespaces (list/watch, as the
-// DaemonSet's RBAC grants), every change folded into one sync shortly after (a burst of events, one
-// sync), each sync handing the informers' caches to the enforcer (enforce.ts). A watch that fails is
-// started again with backoff, as the nodes' is; meanwhile the table in the kernel stays as it was.
+// DaemonSet's RBAC grants; informer.ts: paged lists, retries that never leave it blind for long, a list
+// that would drop most objects at once held back until another confirms it), every change folded into one
+// sync shortly after (a burst of events, one sync), each sync handing the informers' caches to the
+// enforcer (enforce.ts). Meanwhile, and whenever the API server fails, the table in the kernel stays as
+// it was.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { ApiClient } from '../api.js';
+import { type FollowApi, Informer, type KubeObject, dropManagedFields } from '../informer.js';
 import { PolicyEnforcer, type SyncResult, writePolicyReport } from './enforce.js';
 
 export interface PolicyWatchOptions {
@@ -15,74 +19,50 @@ export interface PolicyWatchOptions {
   debounceMs?: number;
   /** The node's subnet file: the report for status and doctor goes beside it. */
   subnetFile?: string;
+  /** The agent's hooks on each informer (readiness, metrics, retries, relists). */
+  follow?: FollowApi;
 }
 
-type Cache = { list(): unknown[]; start(): Promise<void>; stop(): Promise<void> | void; on(ev: string, f: (x?: unknown) => void): void };
+/** The collections the policies are computed from, in the order the enforcer takes them. */
+const SOURCES = [
+  ['networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies'],
+  ['pods', '/api/v1/pods'],
+  ['namespaces', '/api/v1/namespaces'],
+] as const;
 
 export class PolicyWatch {
   private readonly enforcer: PolicyEnforcer;
-  private readonly informers: Cache[] = [];
+  private readonly informers: Informer<KubeObject>[] = [];
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private running: Promise<void> = Promise.resolve();
-  private listed = 0;
-  private readonly retries = new Set<NodeJS.Timeout>();
-  private stopped$!: () => void;
-  private readonly stopping = new Promise<void>((r) => (this.stopped$ = r));
 
   constructor(private readonly o: PolicyWatchOptions) {
     this.enforcer = new PolicyEnforcer(o.node);
   }
 
   async start(): Promise<void> {
-    const k8s = await import('@kubernetes/client-node');
-    const core = this.o.kc.makeApiClient(k8s.CoreV1Api);
-    const net = this.o.kc.makeApiClient(k8s.NetworkingV1Api);
-    const sources: [string, () => Promise<unknown>][] = [
-      ['/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces()],
-      ['/api/v1/pods', () => core.listPodForAllNamespaces()],
-      ['/api/v1/namespaces', () => core.listNamespace()],
-    ];
-    let ready!: () => void;
-    const allListed = new Promise<void>((r) => (ready = r));
-    for (const [path, list] of sources) {
-      let first = true;
-      const inf = k8s.makeInformer(this.o.kc, path, async () => {
-        const l = await list();
-        if (first && ++this.listed === sources.length) ready();
-        first = false;
-        return l as never;
-      }) as unknown as Cache;
-      const changed = () => this.schedule();
-      inf.on('add', changed);
-      inf.on('update', changed);
-      inf.on('delete', changed);
-      let pause = 500;
-      inf.on('error', (e) => {
-        this.o.onError?.(e instanceof Error ? e : new Error(String(e)));
-        if (this.stopped) return;
-        // Kept, so stop() can clear it: a pending retry must not keep a stopping agent alive.
-        const retry = setTimeout(
-          () => {
-            this.retries.delete(retry);
-            if (!this.stopped) void inf.start().then(changed);
-          },
-          (pause = Math.min(pause * 2, 30_000)),
-        );
-        this.retries.add(retry);
+    const api = new ApiClient(this.o.kc);
+    for (const [resource, path] of SOURCES) {
+      const inf: Informer<KubeObject> = new Informer<KubeObject>(api, {
+        path,
+        resource,
+        transform: dropManagedFields,
+        onChange: () => this.schedule(),
+        onError: (e) => this.o.onError?.(new Error(`${resource}: ${e.message}`)),
+        ...this.o.follow?.(resource, () => inf.following()),
       });
-      if (this.stopped) return; // stopped while an earlier informer listed
       this.informers.push(inf);
-      await inf.start();
+      inf.start();
     }
-    await Promise.race([allListed, this.stopping]);
+    await Promise.all(this.informers.map((i) => i.listed));
     if (this.stopped) return;
-    await new Promise((r) => setImmediate(r));
     this.schedule(0);
   }
 
   private schedule(ms = this.o.debounceMs ?? 20): void {
-    if (this.stopped || this.listed < 3) return;
+    // Nothing is enforced from a partial picture: every source must have listed once.
+    if (this.stopped || !this.informers.every((i) => i.hasListed())) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.running = this.running.then(() => this.syncNow());
@@ -105,10 +85,7 @@ export class PolicyWatch {
   /** Stops watching; the table stays in the kernel (enforcement keeps going until the next agent writes its own). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopped$();
     clearTimeout(this.timer);
-    for (const r of this.retries) clearTimeout(r);
-    this.retries.clear();
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.running;
   }
