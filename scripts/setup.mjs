@@ -18,6 +18,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // curl: the agent's /healthz, /readyz and /metrics read from inside a lab node;
 // chromium + fonts-dejavu-core: a test renders `podwire diagram`'s SVG headless and checks what it shows;
 // iperf3: the data-path benchmark's throughput (npm run bench; its latency is scripts/rr.mjs);
+// qemu-user-static + libc6-arm64-cross: the arm64 binary run under user-mode emulation (its libc from the
+// cross package), and the x86-64 one on a CPU model without AVX2 (test/integration/arch.test.ts);
 // kubernetes-client where no kubectl is on PATH.
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
 const LAB_DEBS = [
@@ -46,6 +48,8 @@ const TEST_DEBS = [
   'chromium',
   'fonts-dejavu-core',
   'iperf3',
+  'qemu-user-static',
+  'libc6-arm64-cross',
 ];
 // kubectl (a real client for the fake API server's test): the one on PATH, else Debian's kubernetes-client.
 const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { stdio: 'ignore' }).status === 0;
@@ -73,4 +77,5 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
   sh('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
-if (!process.argv.includes('--no-build')) sh('node', ['scripts/build.mjs']);
+// The tests run every architecture's binary (arm64 under emulation); the lab needs only this machine's.
+if (!process.argv.includes('--no-build')) sh('node', ['scripts/build.mjs', ...(process.argv.includes('--lab') ? [] : ['--all'])]);

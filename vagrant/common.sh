@@ -12,6 +12,8 @@ set -euo pipefail
 : "${ROOT:=}"
 SRC="${ROOT}/opt/podwire-src"
 export DEBIAN_FRONTEND=noninteractive
+# amd64 or arm64: containerd's and runc's release files are named so.
+ARCH="$(dpkg --print-architecture)"
 
 swapoff -a
 sed -i '/\sswap\s/d' "${ROOT}/etc/fstab"
@@ -38,10 +40,10 @@ apt-get install -y -q iptables curl gpg ca-certificates python3 containernetwork
 # containerd and runc from their releases (Debian's containerd is 1.6, past its end of life), with
 # containerd's own systemd unit.
 curl -fsSL -o "${ROOT}/tmp/containerd.tar.gz" \
-  "https://github.com/containerd/containerd/releases/download/v${CONTAINERD_VERSION}/containerd-${CONTAINERD_VERSION}-linux-amd64.tar.gz"
+  "https://github.com/containerd/containerd/releases/download/v${CONTAINERD_VERSION}/containerd-${CONTAINERD_VERSION}-linux-${ARCH}.tar.gz"
 mkdir -p "${ROOT}/usr/local" "${ROOT}/usr/local/sbin" "${ROOT}/etc/systemd/system"
 tar -xzf "${ROOT}/tmp/containerd.tar.gz" -C "${ROOT}/usr/local"
-curl -fsSL -o "${ROOT}/usr/local/sbin/runc" "https://github.com/opencontainers/runc/releases/download/${RUNC_VERSION}/runc.amd64"
+curl -fsSL -o "${ROOT}/usr/local/sbin/runc" "https://github.com/opencontainers/runc/releases/download/${RUNC_VERSION}/runc.${ARCH}"
 chmod 755 "${ROOT}/usr/local/sbin/runc"
 curl -fsSL -o "${ROOT}/etc/systemd/system/containerd.service" \
   "https://raw.githubusercontent.com/containerd/containerd/v${CONTAINERD_VERSION}/containerd.service"

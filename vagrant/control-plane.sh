@@ -12,8 +12,15 @@ set -euo pipefail
 SRC="${ROOT}/opt/podwire-src"
 FILES="${ROOT}/srv/podwire-lab"
 export DEBIAN_FRONTEND=noninteractive
+# Node.js names its builds x64 and arm64; podwire's build makes the binary of the VM's architecture, which
+# the image takes (deploy/Containerfile, TARGETARCH).
+case "$(dpkg --print-architecture)" in
+  amd64) NODE_ARCH=x64 ;;
+  arm64) NODE_ARCH=arm64 ;;
+  *) echo "podwire's lab runs on amd64 or arm64 VMs, not $(dpkg --print-architecture)" >&2; exit 1 ;;
+esac
 
-curl -fsSL -o "${ROOT}/tmp/node.tar.xz" "https://nodejs.org/dist/v${NODE_VERSION}/node-v${NODE_VERSION}-linux-x64.tar.xz"
+curl -fsSL -o "${ROOT}/tmp/node.tar.xz" "https://nodejs.org/dist/v${NODE_VERSION}/node-v${NODE_VERSION}-linux-${NODE_ARCH}.tar.xz"
 tar -xJf "${ROOT}/tmp/node.tar.xz" -C "${ROOT}/usr/local" --strip-components=1
 (cd "$SRC" && npm ci --no-audit --no-fund && node scripts/build.mjs)
 

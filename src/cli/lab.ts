@@ -17,7 +17,8 @@ interface LabArgs {
   diagram?: string;
   json: boolean;
   family: LabFamily;
-  proxy: ProxyMode;
+  proxy?: ProxyMode;
+  bin?: string;
   firewall: FirewallSetting;
   policy?: string;
 }
@@ -42,8 +43,11 @@ export const labCommand: CommandModule<object, LabArgs> = {
       })
       .option('proxy', {
         choices: PROXY_MODES,
-        default: 'iptables' as ProxyMode,
         describe: t('opt.proxy'),
+      })
+      .option('bin', {
+        type: 'string',
+        describe: t('opt.bin'),
       })
       .option('firewall', {
         choices: FIREWALL_SETTINGS,
@@ -74,6 +78,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
       proxy: a.proxy,
       firewall: a.firewall,
       policy: a.policy && resolve(process.env.INIT_CWD ?? '.', a.policy),
+      ...(a.bin ? { bin: resolve(process.env.INIT_CWD ?? '.', a.bin) } : {}),
     });
   },
 };

@@ -538,7 +538,9 @@ export const en = {
   'opt.diagram': 'write an SVG of the lab (from live state, all pods up) to this file',
   'opt.labJson': 'print one JSON report on stdout instead of tables',
   'opt.family': 'address families of nodes, pods and Services: ipv4, ipv6, or dual (both)',
-  'opt.proxy': "the Services' rules as kube-proxy writes them in this mode: iptables, or nftables (table ip kube-proxy)",
+  'opt.proxy':
+    "the Services' rules as kube-proxy writes them in this mode: iptables, or nftables (table ip kube-proxy); default iptables where it is installed, else nftables",
+  'opt.bin': 'the podwire binary the nodes run (node up, peers sync, the CNI plugin); default: this one',
   'opt.firewall': "where podwire's own rules go on the nodes: auto, nftables (table inet podwire) or iptables",
   'opt.policy':
     "NetworkPolicies (JSON) to enforce on upstream's model (namespaces x, y, z; pods a, b, c) and print the reachability tables of",

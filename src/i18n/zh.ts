@@ -484,7 +484,9 @@ export const zh: Record<keyof typeof en, string> = {
   'opt.diagram': '把实验环境的 SVG 图（来自实时状态，所有 Pod 都在）写到这个文件',
   'opt.labJson': '在标准输出上打印一份 JSON 报告，而不是表格',
   'opt.family': '节点、Pod 和 Service 的地址族：ipv4、ipv6 或 dual（双栈）',
-  'opt.proxy': 'kube-proxy 以这种模式写 Service 的规则：iptables，或 nftables（表 ip kube-proxy）',
+  'opt.proxy':
+    'kube-proxy 以这种模式写 Service 的规则：iptables，或 nftables（表 ip kube-proxy）；默认：装有 iptables 时用 iptables，否则用 nftables',
+  'opt.bin': '节点运行的 podwire 二进制文件（node up、peers sync、CNI 插件）；默认：当前这个',
   'opt.firewall': 'podwire 自己的规则放在节点上的哪里：auto、nftables（表 inet podwire）或 iptables',
   'opt.policy': '在上游的模型（命名空间 x、y、z；Pod a、b、c）上执行的 NetworkPolicy（JSON），并打印它们的可达性表',
   'opt.trace': '显示 podwire 对第一个 Pod 的 ADD 和 DEL 的逐步跟踪（--no-trace：不显示）',

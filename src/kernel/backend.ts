@@ -56,6 +56,19 @@ export interface FirewallFacts {
   iptables: boolean;
   /** iptables' filter FORWARD policy, when iptables is there and could be read. */
   forwardPolicy?: string;
+  /** The kernel's release (uname -r), when known. */
+  kernel?: string;
+}
+
+/** The first kernel with all nftables needs of podwire's table: NAT in the inet family (5.2) and intervals in concatenated sets (5.6). */
+export const NFTABLES_KERNEL = [5, 6] as const;
+
+/** Whether a release ("6.1.0-18-amd64", "4.18.0-553.el8") is at least major.minor; undefined when it cannot be read. */
+export function kernelAtLeast(rel: string, [major, minor]: readonly [number, number]): boolean | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  if (!m) return undefined;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
 }
 
 /** The backend for a setting on this machine, and why (pure). */
@@ -63,6 +76,12 @@ export function pickFirewall(setting: FirewallSetting, f: FirewallFacts): { back
   if (setting !== 'auto') return { backend: setting, why: `as configured (${setting})` };
   if (!f.nft && !f.iptables) return { backend: 'nftables', why: 'auto: neither nft nor iptables is installed; nftables expected' };
   if (!f.nft) return { backend: 'iptables', why: 'auto: nft is not installed, iptables is' };
+  if (f.iptables && f.kernel && kernelAtLeast(f.kernel, NFTABLES_KERNEL) === false) {
+    return {
+      backend: 'iptables',
+      why: `auto: kernel ${f.kernel} is older than ${NFTABLES_KERNEL.join('.')}, which podwire's nftables table needs (NAT in the inet family, ranges in concatenated sets)`,
+    };
+  }
   if (!f.iptables) return { backend: 'nftables', why: 'auto: nft is installed and iptables is not' };
   if (f.forwardPolicy === 'DROP') {
     return {

@@ -6,6 +6,7 @@
 // decided per node: on where the kernel has the fix, off where it has not, as Calico does since 2024.
 import type { Msg } from '../i18n/index.js';
 import { release } from 'node:os';
+import { kernelAtLeast } from './backend.js';
 import { commandFailed } from './errors.js';
 import { run } from '../run.js';
 
@@ -31,10 +32,8 @@ export const OFFLOAD_SETTINGS: readonly OffloadSetting[] = ['auto', 'on', 'off']
 
 /** A kernel release ("6.1.0-18-amd64", "4.18.0-553.el8") before 5.7, which lacks the fix; undefined when it cannot be read. */
 export function kernelAffected(rel: string): boolean | undefined {
-  const m = /^(\d+)\.(\d+)/.exec(rel);
-  if (!m) return undefined;
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  return major < 5 || (major === 5 && minor < 7);
+  const fixed = kernelAtLeast(rel, [5, 7]);
+  return fixed === undefined ? undefined : !fixed;
 }
 
 export interface OffloadDecision {

@@ -11,7 +11,7 @@ import { DiskStore } from '../ipam/disk-store.js';
 import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, type Family, familyName, vxlanDevice } from '../node/cluster.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { podwireBinary, run } from '../run.js';
-import { Lab, type LabFamily, PLANS, type ProxyMode } from './lab.js';
+import { Lab, type LabFamily, PLANS, type ProxyMode, proxyMode } from './lab.js';
 import { proofName, t } from '../i18n/index.js';
 import { addPolicyPods, applyPolicies, matrixTable, probeMatrix, stopPolicyLab } from './netpol.js';
 import type { FirewallSetting } from '../kernel/backend.js';
@@ -66,6 +66,8 @@ export interface LabOptions {
   firewall?: FirewallSetting;
   /** A file of NetworkPolicies (JSON: a list, or a kubectl List) to enforce on x, y, z × a, b, c and show the reachability of. */
   policy?: string;
+  /** The podwire the nodes run (node up, peers sync, the CNI plugin): this binary by default; another build to try it. */
+  bin?: string;
 }
 
 /** Each node's peers: per family, the backend carrying it. */
@@ -175,8 +177,9 @@ export async function runLab(o: LabOptions): Promise<number> {
     say(t('lab.removePrevious'));
     labDown();
   }
-  const bin = podwireBinary();
+  const bin = o.bin ?? podwireBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run npm run build`);
+  const proxy = proxyMode(o.proxy);
   let failures = 0;
   const out = new Report(!!o.json);
   // Ctrl-C: the lab goes away as it would at the end (unless --keep), then the usual exit code.
@@ -192,12 +195,12 @@ export async function runLab(o: LabOptions): Promise<number> {
         nodes: o.nodes,
         mode: o.mode,
         family: o.family ?? 'ipv4',
-        proxy: o.proxy ?? 'iptables',
+        proxy,
         firewall: o.firewall ?? 'auto',
       }),
     );
     const lab = Lab.create(bin, o.mode, o.nodes, o.family ?? 'ipv4', o.firewall);
-    lab.proxy = o.proxy ?? 'iptables';
+    lab.proxy = proxy;
     await Promise.all(lab.nodes.flatMap((n) => lab.families.map((f) => installCounters(n, DEFAULT_VXLAN_PORT, f))));
     say(t('lab.step2'));
     const peers = await bringUp(lab);

@@ -14,7 +14,7 @@
 //
 // Each node keeps its own state under LAB_STATE/nodeI (cluster file, subnet file, IPAM dataDir, log), so
 // nodes never share a file.
-import type { FirewallSetting } from '../kernel/backend.js';
+import { type FirewallSetting, onPath } from '../kernel/backend.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import conflist from '../../cni-conf/podwire-subnetfile.conflist';
@@ -168,6 +168,19 @@ const fail = (what: string, r: RunResult): never => {
 
 export type ProxyMode = 'iptables' | 'nftables';
 export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'nftables'];
+/** kube-proxy's mode when none is asked for: iptables (what kubeadm clusters run) where iptables is installed. */
+export const defaultProxy = (): ProxyMode => (onPath('iptables-restore') ? 'iptables' : 'nftables');
+
+/** The mode asked for, refused clearly before anything is made when its tool is missing. */
+export function proxyMode(asked: ProxyMode | undefined): ProxyMode {
+  const mode = asked ?? defaultProxy();
+  if (mode === 'iptables' && !onPath('iptables-restore')) {
+    throw new LabError(
+      '--proxy iptables writes the Services as kube-proxy does with iptables, and iptables is not installed here: use --proxy nftables',
+    );
+  }
+  return mode;
+}
 
 export class Lab {
   readonly pods: LabPod[] = [];

@@ -7,9 +7,12 @@
 //     port) and plain pod packets (pod to pod addresses, unencapsulated). VXLAN peers must show the first,
 //     host-gw peers the second, and never the other kind.
 // Each proof runs once per family of the lab (a dual-stack lab proves IPv4 and IPv6 side by side); IPv6's
-// groups are named so ("pod to pod (IPv6)"), and counted by ip6tables.
+// groups are named so ("pod to pod (IPv6)"). The counters are iptables rules (ip6tables for IPv6) where
+// iptables is installed, else a table of the lab's own in nftables: a host with nft and no iptables binary
+// runs the whole lab.
 import { readFileSync } from 'node:fs';
 import { run } from '../run.js';
+import { onPath } from '../kernel/backend.js';
 import type { Family } from '../node/cluster.js';
 import { type Lab, type LabNode, PLANS } from './lab.js';
 import { inNs, pingAsync, pool } from './netns.js';
@@ -36,9 +39,32 @@ const tables = (f: Family) => (f === 4 ? 'iptables' : 'ip6tables');
 export const groupName = (group: string, f: Family): string => (f === 4 ? group : `${group} (IPv6)`);
 
 const COUNT_CHAIN = 'PWLAB-COUNT';
+const COUNT_TABLE = 'pwlab-count';
+/** Which tool counts: iptables where it is installed (the rules the lab always used), nftables otherwise. */
+const counting = (): 'iptables' | 'nftables' => (onPath('iptables-restore') ? 'iptables' : 'nftables');
 
-/** The lab's own counting rules (its own chain, in the node's namespace only), per family. */
+/**
+ * The same counters in nftables: one table of the lab's own (inet, both families), a chain at mangle's
+ * priority on the postrouting hook, rules marked by a comment of what and which family.
+ */
+function nftCounters(vxlanPort: number, f: Family): string {
+  const [proto, ip] = f === 4 ? ['ipv4', 'ip'] : ['ipv6', 'ip6'];
+  const cluster = PLANS[f].clusterCIDR;
+  return [
+    `add table inet ${COUNT_TABLE}`,
+    `add chain inet ${COUNT_TABLE} postrouting { type filter hook postrouting priority mangle; policy accept; }`,
+    `add rule inet ${COUNT_TABLE} postrouting meta nfproto ${proto} oifname "eth0" udp dport ${vxlanPort} counter comment "vxlan${f}"`,
+    `add rule inet ${COUNT_TABLE} postrouting oifname "eth0" ${ip} saddr ${cluster} ${ip} daddr ${cluster} counter comment "plain${f}"`,
+  ].join('\n');
+}
+
+/** The lab's own counting rules (its own chain or table, in the node's namespace only), per family. */
 export async function installCounters(n: LabNode, vxlanPort: number, f: Family = 4): Promise<void> {
+  if (counting() === 'nftables') {
+    const r = await inNs(n.ns, 'nft', ['-f', '-'], nftCounters(vxlanPort, f) + '\n');
+    if (r.code !== 0) throw new Error(`${n.name}: counters: ${r.stderr.trim()}`);
+    return;
+  }
   const cluster = PLANS[f].clusterCIDR;
   const rules = [
     // mangle POSTROUTING sees both forwarded and locally sent packets, and podwire has no rules there
@@ -55,6 +81,13 @@ export async function installCounters(n: LabNode, vxlanPort: number, f: Family =
 }
 
 async function readCounters(n: LabNode, f: Family): Promise<{ vxlan: number; plain: number }> {
+  if (counting() === 'nftables') {
+    const r = await run('ip', ['netns', 'exec', n.ns, 'nft', '-j', 'list', 'chain', 'inet', COUNT_TABLE, 'postrouting']);
+    type Rule = { rule?: { comment?: string; expr?: { counter?: { packets: number } }[] } };
+    const rules = ((JSON.parse(r.stdout || '{}') as { nftables?: Rule[] }).nftables ?? []).flatMap((x) => (x.rule ? [x.rule] : []));
+    const count = (what: string) => rules.find((x) => x.comment === `${what}${f}`)?.expr?.find((e) => e.counter)?.counter?.packets ?? NaN;
+    return { vxlan: count('vxlan'), plain: count('plain') };
+  }
   const r = await run('ip', ['netns', 'exec', n.ns, tables(f), '-t', 'mangle', '-L', COUNT_CHAIN, '-v', '-x', '-n']);
   const count = (what: string) =>
     Number(

@@ -17,6 +17,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { writeIfChanged } from '../files.js';
 import { DEFAULT_SUBNET_FILE, type SubnetFile, formatSubnetFile } from '../ipam/subnet-file.js';
 import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
+import { release } from 'node:os';
 import { type FirewallFacts, installed, onPath, pickFirewall } from '../kernel/backend.js';
 import { iptablesCmd } from '../kernel/iptables.js';
 import { iptablesToNftables, nftablesToIptables } from '../kernel/migrate.js';
@@ -351,5 +352,5 @@ async function firewallFacts(): Promise<FirewallFacts> {
   const nftOk = installed('nft') && (await run('nft', ['list', 'tables']).catch(() => undefined))?.code === 0;
   const iptables = installed('iptables');
   const fwd = iptables ? await run(iptablesCmd('iptables'), ['-w', '-S', 'FORWARD']).catch(() => undefined) : undefined;
-  return { nft: nftOk, iptables, forwardPolicy: /^-P FORWARD (\w+)/m.exec(fwd?.stdout ?? '')?.[1] };
+  return { nft: nftOk, iptables, forwardPolicy: /^-P FORWARD (\w+)/m.exec(fwd?.stdout ?? '')?.[1], kernel: release() };
 }

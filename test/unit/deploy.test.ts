@@ -97,9 +97,18 @@ describe('deploy/podwire.yaml', () => {
   const agentOf = () => byKind('DaemonSet').spec.template.spec.containers.find((c: Obj) => c.name === 'agent');
   const argOf = (k: string) => (agentOf().args as string[]).find((a) => a.startsWith(`--${k}=`))?.split('=')[1];
 
-  it('runs on x86-64 Linux nodes only (the image is), with probes on the agent status port, served on the node address', () => {
+  it('runs on Linux nodes of both architectures the image is built for, with probes on the agent status port, served on the node address', async () => {
     const pod = byKind('DaemonSet').spec.template.spec;
-    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' });
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+    expect(pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms).toEqual([
+      { matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['amd64', 'arm64'] }] },
+    ]);
+    // The image takes the binary of its platform, and the build makes one for each of those architectures.
+    const containerfile = readFileSync(join(ROOT, 'deploy', 'Containerfile'), 'utf8');
+    expect(containerfile).toMatch(/^ARG TARGETARCH$/m);
+    expect(containerfile).toMatch(/^COPY dist\/podwire-linux-\$\{TARGETARCH\} \/usr\/local\/bin\/podwire$/m);
+    const { ARCHES } = await import('../../scripts/build.mjs');
+    expect(Object.keys(ARCHES).sort()).toEqual(['amd64', 'arm64']);
     const agent = agentOf();
     // Bound to the node's own address (kubelet probes a hostNetwork pod there), not to every address.
     expect(argOf('status-addr')).toBe('$(HOST_IP):9471');

@@ -3,15 +3,16 @@
 // and the answers (results and error codes) must be equal.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probe } from '../helpers/files-probe.js';
+import { ARCHES, hostArch, runtimeBinary } from '../../scripts/build.mjs';
 
 const root = mkdtempSync(join(tmpdir(), 'podwire-sys-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const bun = join(dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64/package.json')), 'bin', 'bun');
+// The Bun runtime dist/podwire is built on, for this machine's architecture.
+const bun = runtimeBinary(ARCHES[hostArch() ?? 'amd64'].pkg);
 
 describe('files: libc through bun:ffi against node:fs', () => {
   it('answers the same, errors included', () => {

@@ -2,7 +2,7 @@
 // iptables chains over, and what `auto` picks.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { type PodRules, pickFirewall } from '../../src/kernel/backend.js';
+import { type PodRules, kernelAtLeast, pickFirewall } from '../../src/kernel/backend.js';
 import { podRulesFromSave } from '../../src/kernel/chains.js';
 import { addLines, parseTable, podElements, removeLines } from '../../src/kernel/nftables.js';
 
@@ -146,5 +146,21 @@ describe('firewall auto', () => {
     expect(drop.why).toMatch(/DROP/);
     expect(pickFirewall('nftables', { nft: true, iptables: true, forwardPolicy: 'DROP' }).backend).toBe('nftables');
     expect(pickFirewall('iptables', { nft: true, iptables: false }).why).toMatch(/configured/);
+  });
+
+  it('iptables on a kernel older than 5.6 (no NAT in the inet family before 5.2, no ranges in concatenated sets before 5.6), where it is installed', () => {
+    const old = pickFirewall('auto', { nft: true, iptables: true, kernel: '5.4.0-150-generic' });
+    expect(old).toEqual({
+      backend: 'iptables',
+      why: expect.stringContaining('kernel 5.4.0-150-generic is older than 5.6'),
+    });
+    expect(pickFirewall('auto', { nft: true, iptables: true, kernel: '5.10.0-28-amd64' }).backend).toBe('nftables');
+    expect(pickFirewall('auto', { nft: true, iptables: true, kernel: '4.18.0-553.el8' }).backend).toBe('iptables');
+    // Nothing better to pick: nftables, and node up's first transaction says what the kernel lacks.
+    expect(pickFirewall('auto', { nft: true, iptables: false, kernel: '4.19.0' }).backend).toBe('nftables');
+    expect(kernelAtLeast('6.18.44-fc', [5, 6])).toBe(true);
+    expect(kernelAtLeast('5.6.0', [5, 6])).toBe(true);
+    expect(kernelAtLeast('5.5.19', [5, 6])).toBe(false);
+    expect(kernelAtLeast('unknown', [5, 6])).toBeUndefined();
   });
 });

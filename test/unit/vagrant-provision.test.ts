@@ -25,7 +25,7 @@ const CONTAINERD_DEFAULT = `version = 3
 `;
 
 /** A machine: a temp ROOT, a bin dir of stand-ins that record their argv (and stdin where it matters) to a log. */
-function machine(hostname: string, opts: { cpAnswers?: boolean } = {}) {
+function machine(hostname: string, opts: { cpAnswers?: boolean; arch?: 'amd64' | 'arm64' } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'podwire-vagrant-prov-'));
   dirs.push(root);
   const bin = join(root, '.bin');
@@ -51,6 +51,7 @@ function machine(hostname: string, opts: { cpAnswers?: boolean } = {}) {
   ])
     stub(c);
   stub('hostname', `echo ${hostname}`);
+  stub('dpkg', `echo ${opts.arch ?? 'amd64'}`); // dpkg --print-architecture
   stub('gpg', 'cat > /dev/null'); // reads the key from curl
   stub('tar');
   // node scripts/build.mjs: the build's product (a stand-in binary that records its own calls too).
@@ -101,34 +102,45 @@ const ENV = { CP_IP: '192.168.56.10', K8S_MINOR: 'v1.36', CONTAINERD_VERSION: '2
 const index = (calls: string[], re: RegExp) => calls.findIndex((c) => re.test(c));
 
 describe('Vagrant provisioning, in order, against recorded stand-ins', () => {
-  it('cp: containerd 2.3 and Kubernetes 1.36, the pause image kubeadm wants, podwire built and served here, init with the lab token', () => {
-    const cp = machine('cp');
-    const common = cp.run('common.sh', { ...ENV, NODE_IP: '192.168.56.10' });
-    expect(common.code, common.stderr).toBe(0);
-    const plane = cp.run('control-plane.sh', { ...ENV, NODE_IP: '192.168.56.10', POD_NETWORK_CIDR: '10.244.0.0/16' });
-    expect(plane.code, plane.stderr).toBe(0);
-    const calls = cp.calls();
-    expect(calls).toContainEqual(expect.stringContaining('releases/download/v2.3.0/containerd-2.3.0-linux-amd64.tar.gz'));
-    expect(calls).toContainEqual(expect.stringContaining('https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key'));
-    const config = readFileSync(join(cp.root, 'etc/containerd/config.toml'), 'utf8');
-    expect(config).toContain(`sandbox = '${PAUSE}'`);
-    expect(config).toContain('SystemdCgroup = true');
-    expect(readFileSync(join(cp.root, 'etc/default/kubelet'), 'utf8')).toBe('KUBELET_EXTRA_ARGS=--node-ip=192.168.56.10\n');
-    expect(readFileSync(join(cp.root, 'etc/fstab'), 'utf8')).not.toContain('swap');
-    expect(existsSync(join(cp.root, 'etc/logrotate.d/podwire'))).toBe(true);
-    // Built in the VM, the image made once and served to the workers on the private address, before init.
-    const build = index(calls, /^node scripts\/build\.mjs/);
-    const serve = index(calls, /^systemd-run .*http\.server 8088 --bind 192\.168\.56\.10/);
-    const init = index(calls, /^kubeadm init /);
-    expect(index(calls, /^npm ci/)).toBeGreaterThanOrEqual(0);
-    expect(calls.filter((c) => c.startsWith('buildah bud'))).toHaveLength(1);
-    expect(build).toBeLessThan(serve);
-    expect(serve).toBeLessThan(init);
-    expect(calls[init]).toContain('--token=pwlab0.podwirelabtoken00');
-    expect(calls[init]).toContain('--pod-network-cidr=10.244.0.0/16');
-    expect(calls[init]).toContain('--apiserver-advertise-address=192.168.56.10');
-    expect(readFileSync(join(cp.root, '.applied'), 'utf8')).toContain('--cluster-cidr=10.244.0.0/16');
-  });
+  it.each(['amd64', 'arm64'] as const)(
+    'cp (%s): containerd 2.3 and Kubernetes 1.36, the pause image kubeadm wants, podwire built and served here, init with the lab token',
+    (arch) => {
+      const cp = machine('cp', { arch });
+      const common = cp.run('common.sh', { ...ENV, NODE_IP: '192.168.56.10' });
+      expect(common.code, common.stderr).toBe(0);
+      const plane = cp.run('control-plane.sh', { ...ENV, NODE_IP: '192.168.56.10', POD_NETWORK_CIDR: '10.244.0.0/16' });
+      expect(plane.code, plane.stderr).toBe(0);
+      const calls = cp.calls();
+      // Every download is the VM's architecture's: containerd, runc and Node.js (which names amd64 x64).
+      expect(calls).toContainEqual(expect.stringContaining(`releases/download/v2.3.0/containerd-2.3.0-linux-${arch}.tar.gz`));
+      expect(calls).toContainEqual(expect.stringContaining(`releases/download/v1.3.0/runc.${arch}`));
+      expect(calls).toContainEqual(expect.stringContaining(`node-v22.12.0-linux-${arch === 'amd64' ? 'x64' : 'arm64'}.tar.xz`));
+      expect(
+        calls
+          .filter((c) => /(amd64|x64|arm64)/.test(c) && c.startsWith('curl'))
+          .every((c) => !c.includes(arch === 'amd64' ? 'arm64' : 'amd64')),
+      ).toBe(true);
+      expect(calls).toContainEqual(expect.stringContaining('https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key'));
+      const config = readFileSync(join(cp.root, 'etc/containerd/config.toml'), 'utf8');
+      expect(config).toContain(`sandbox = '${PAUSE}'`);
+      expect(config).toContain('SystemdCgroup = true');
+      expect(readFileSync(join(cp.root, 'etc/default/kubelet'), 'utf8')).toBe('KUBELET_EXTRA_ARGS=--node-ip=192.168.56.10\n');
+      expect(readFileSync(join(cp.root, 'etc/fstab'), 'utf8')).not.toContain('swap');
+      expect(existsSync(join(cp.root, 'etc/logrotate.d/podwire'))).toBe(true);
+      // Built in the VM, the image made once and served to the workers on the private address, before init.
+      const build = index(calls, /^node scripts\/build\.mjs/);
+      const serve = index(calls, /^systemd-run .*http\.server 8088 --bind 192\.168\.56\.10/);
+      const init = index(calls, /^kubeadm init /);
+      expect(index(calls, /^npm ci/)).toBeGreaterThanOrEqual(0);
+      expect(calls.filter((c) => c.startsWith('buildah bud'))).toHaveLength(1);
+      expect(build).toBeLessThan(serve);
+      expect(serve).toBeLessThan(init);
+      expect(calls[init]).toContain('--token=pwlab0.podwirelabtoken00');
+      expect(calls[init]).toContain('--pod-network-cidr=10.244.0.0/16');
+      expect(calls[init]).toContain('--apiserver-advertise-address=192.168.56.10');
+      expect(readFileSync(join(cp.root, '.applied'), 'utf8')).toContain('--cluster-cidr=10.244.0.0/16');
+    },
+  );
 
   it('a worker: waits for the control plane, takes the image from it, joins with the token and its own name; builds and pulls nothing', () => {
     const w = machine('w1');

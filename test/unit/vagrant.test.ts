@@ -43,8 +43,14 @@ describe('vagrant/', () => {
         VAGRANT_CHECKPOINT_DISABLE: '1',
         VAGRANT_BOX_UPDATE_CHECK_DISABLE: '1',
       };
-      const out = execFileSync('vagrant', ['validate', '--ignore-provider'], { cwd: dir, env, encoding: 'utf8' });
-      expect(out).toContain('Vagrantfile validated successfully');
+      for (const arch of ['amd64', 'arm64']) {
+        const out = execFileSync('vagrant', ['validate', '--ignore-provider'], {
+          cwd: dir,
+          env: { ...env, PODWIRE_ARCH: arch },
+          encoding: 'utf8',
+        });
+        expect(out, arch).toContain('Vagrantfile validated successfully');
+      }
       const files = execFileSync('tar', ['-tzf', join(tmp, 'src.tar.gz')], { encoding: 'utf8' }).split('\n');
       expect(files).toContain('vagrant/common.sh');
       expect(files).toContain('deploy/podwire.yaml');
@@ -52,6 +58,27 @@ describe('vagrant/', () => {
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  it("picks the box and providers by the host's architecture: Debian's box on x86-64, Bento's arm64 one with VMware or Parallels on arm64", () => {
+    // The three lines that decide, evaluated by Ruby as Vagrant would (PODWIRE_ARCH stands for the host's CPU).
+    const decide = read('Vagrantfile')
+      .split('\n')
+      .filter((l) => /^(HOST_ARCH|ARCH|BOX|PROVIDERS) = /.test(l));
+    expect(decide).toHaveLength(4);
+    const pick = (arch: string) =>
+      execFileSync('ruby', ['-e', ['require "rbconfig"', ...decide, 'puts BOX, PROVIDERS.join(",")'].join('\n')], {
+        env: { ...process.env, PODWIRE_ARCH: arch },
+        encoding: 'utf8',
+      }).split('\n');
+    expect(pick('amd64').slice(0, 2)).toEqual(['debian/bookworm64', 'virtualbox,libvirt']);
+    expect(pick('arm64').slice(0, 2)).toEqual(['bento/debian-12', 'vmware_desktop,parallels']);
+    // With no override, this (x86-64) machine is an amd64 host.
+    const host = execFileSync('ruby', ['-e', ['require "rbconfig"', ...decide, 'puts ARCH'].join('\n')], {
+      env: { ...process.env, PODWIRE_ARCH: '' },
+      encoding: 'utf8',
+    });
+    expect(host.trim()).toBe(process.arch === 'arm64' ? 'arm64' : 'amd64');
   });
 
   it('uses the pod network the DaemonSet is configured for, and gives kubelet the private-network address', () => {
