@@ -245,6 +245,11 @@ export const dirOf = (path: string): string => path.slice(0, Math.max(1, path.la
 
 let chosen: Sys | undefined;
 
+/** A stand-in for the calls (a unit test's: /proc/sys without root), or undefined to bind the real ones again. */
+export function useSys(s: Sys | undefined): void {
+  chosen = s;
+}
+
 /**
  * The calls, bound on first use: libc under Bun, node:fs under Node — and under a Bun that cannot bind
  * libc (bun:ffi needs the JIT, which BUN_JSC_useJIT=0 in the runtime's environment turns off).

@@ -92,12 +92,25 @@ function startNode(cmd: string, args: readonly string[], opts: RunOptions): Star
   };
 }
 
+/** What starts commands: the real processes, or a stand-in (a test's fake kernel, test/helpers/fake-kernel.ts). */
+export type Runner = (cmd: string, args: readonly string[], opts: RunOptions) => Started;
+let runner: Runner | undefined;
+
+/**
+ * The seam a unit test uses to see every command a verb runs, as text, and answer it without a kernel:
+ * `useRunner(fake)`, and `useRunner(undefined)` to go back to real processes.
+ */
+export function useRunner(r: Runner | undefined): void {
+  runner = r;
+}
+
 /**
  * Starts a command now and gives it its input later: what it costs to start (an `ip` needs ~1 ms before
  * it reads its first line) then runs while the caller prepares the input, instead of after.
  */
 export function start(cmd: string, args: readonly string[], opts: RunOptions = {}): Started {
   spawned.count++;
+  if (runner) return runner(cmd, args, opts);
   return bun ? startBun(bun, cmd, args, opts) : startNode(cmd, args, opts);
 }
 

@@ -1,6 +1,7 @@
 // Running ip and bridge, here or in another namespace. Kernel changes go in one `ip -batch -` per namespace;
 // state is read with `ip -j` (see state.ts). Each process costs ~1.5-2 ms of CPU, so callers batch.
 import { KernelError, commandFailed } from './errors.js';
+import type { IpStep, StepId } from './step.js';
 import { log } from '../log.js';
 import { run, start } from '../run.js';
 
@@ -25,20 +26,52 @@ export function ipCommand(line: string, netns?: string): string {
   return [cmd, ...args, line].join(' ');
 }
 
-/** A failed `ip -batch` line: which one (1-based), the line, and what ip said. */
+/**
+ * What the kernel said, as a value: the one place that reads ip's words. `exists` (EEXIST), `noDevice`
+ * (ENODEV, or a name ip could not resolve), `notSupported` (EOPNOTSUPP: e.g. `master` naming a link that
+ * is no bridge), anything else `other`.
+ */
+export type KernelErrno = 'exists' | 'noDevice' | 'notSupported' | 'other';
+
+function errnoOf(stderr: string): KernelErrno {
+  if (/File exists/.test(stderr)) return 'exists';
+  if (NO_SUCH_DEVICE.test(stderr)) return 'noDevice';
+  if (/Operation not supported/.test(stderr)) return 'notSupported';
+  return 'other';
+}
+
+/**
+ * A failed `ip -batch` line: which one (1-based; 0 when ip stopped while reading a line's arguments, as it
+ * does for a device name it cannot resolve), the line, the step it belongs to, and what the kernel said —
+ * as values (`errno`, `device`), so that callers decide by those, never by ip's text or a line's place.
+ */
 export class IpBatchError extends KernelError {
+  readonly errno: KernelErrno;
+  /** The device ip named as missing (`Device "cni0" does not exist.`), when it named one. */
+  readonly device?: string;
+
   constructor(
     readonly line: number,
     readonly command: string,
     readonly stderr: string,
+    /** The step of the failed line, when the caller gave steps (and ip named the line). */
+    readonly step?: StepId,
   ) {
     super(`ip: "${command}" failed: ${stderr.split('\n')[0]}`, stderr.trim());
+    this.errno = errnoOf(stderr);
+    // iproute2 6.x: `argument "cni0" is wrong: Device does not exist`; older: `Device "cni0" does not exist.`
+    const dev = /argument "([^"]+)" is wrong: Device does not exist|Device "([^"]+)" does not exist|Cannot find device "([^"]+)"/.exec(
+      stderr,
+    );
+    if (dev) this.device = dev[1] ?? dev[2] ?? dev[3];
   }
 }
 
 /** An `ip -batch -` started before its lines are known: apply() sends them, cancel() sends none. */
 export interface PendingBatch {
   apply(lines: readonly string[]): Promise<void>;
+  /** The same for steps: a failure names the step of the failed line. */
+  applySteps(steps: readonly IpStep[]): Promise<void>;
   cancel(): void;
 }
 
@@ -52,17 +85,23 @@ export function startIpBatch(netns?: string): PendingBatch {
   const [cmd, args] = ipArgv(['-batch', '-'], netns);
   const started = start(cmd, args, { label: netns ? 'ip -batch (netns)' : 'ip -batch' });
   let sent = false;
+  const send = async (lines: readonly string[], steps?: readonly IpStep[]): Promise<void> => {
+    sent = true;
+    const at = performance.now();
+    const r = await started.finish(lines.join('\n') + '\n');
+    log.debug({ netns, batch: lines, ms: +(performance.now() - at).toFixed(2), exit: r.code }, 'ip -batch');
+    if (r.code === 0) return;
+    const m = /Command failed -:(\d+)/.exec(r.stderr);
+    const line = m ? Number(m[1]) : 0;
+    throw new IpBatchError(line, lines[line - 1] ?? lines.join('; '), r.stderr.trim() || `exit ${r.code}`, steps?.[line - 1]?.id);
+  };
   return {
-    async apply(lines) {
-      sent = true;
-      const at = performance.now();
-      const r = await started.finish(lines.join('\n') + '\n');
-      log.debug({ netns, batch: lines, ms: +(performance.now() - at).toFixed(2), exit: r.code }, 'ip -batch');
-      if (r.code === 0) return;
-      const m = /Command failed -:(\d+)/.exec(r.stderr);
-      const line = m ? Number(m[1]) : 0;
-      throw new IpBatchError(line, lines[line - 1] ?? lines.join('; '), r.stderr.trim() || `exit ${r.code}`);
-    },
+    apply: (lines) => send(lines),
+    applySteps: (steps) =>
+      send(
+        steps.map((s) => s.cmd),
+        steps,
+      ),
     cancel() {
       if (!sent) void started.finish().catch(() => {});
       sent = true;
@@ -122,5 +161,3 @@ export async function ipJson(lines: readonly string[], netns?: string, options: 
 
 /** What ip says of a link that is not there. */
 export const NO_SUCH_DEVICE = /Cannot find device|does not exist|No such device/;
-export const isNoSuchDevice = (e: unknown): boolean => e instanceof IpBatchError && NO_SUCH_DEVICE.test(e.stderr);
-export const isExists = (e: unknown): boolean => e instanceof IpBatchError && /File exists/.test(e.stderr);

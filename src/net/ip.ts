@@ -26,6 +26,12 @@ export interface Cidr {
 
 export const BITS = { 4: 32, 6: 128 } as const;
 
+/**
+ * The family a written address, CIDR or range is meant for: a colon says IPv6. Not a parse: a malformed
+ * value still goes to whoever checks it, which then names the field, instead of being taken for IPv4.
+ */
+export const familyOf = (text: string): Family => (text.includes(':') ? 6 : 4);
+
 /** A decimal octet without leading zeros (as `ip`, Go and ip-num read them). */
 const OCTET = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const HEXTET = /^[0-9a-fA-F]{1,4}$/;

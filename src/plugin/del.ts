@@ -1,0 +1,56 @@
+// DEL: what ADD made for this attachment goes, with nothing read first. The host veth's deletion starts
+// first (the kernel takes ~20 ms over it; the pod's end goes with it) and the address is released while it
+// runs; its nat rules at the same time, when it may have some (ipMasq, or a runtimeConfig that carries
+// portMappings or does not say). Every part finishes even if another fails: whatever else goes wrong, the
+// IP must not leak. Processes: 1 (`ip -force -batch`), and one `nft` or a save/restore per family for nat.
+import type { Attachment, Context } from '../cni/types.js';
+import { ipamFor } from '../ipam/ipam.js';
+import type { Step } from '../kernel/step.js';
+import { deleteLinks } from '../kernel/links.js';
+import { HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
+import { ipCommand } from '../kernel/run.js';
+import { type BridgeConf, mayHaveHostports, parseBridgeConf } from './config.js';
+import { removeNat } from './nat.js';
+import { runAll } from './reclaim.js';
+
+/** Host veths to delete for the call's own attachment: the derived name, plus any named in prevResult. */
+function hostVeths(ctx: Context, a: Attachment): string[] {
+  const names = new Set([attachmentNames(ctx.conf.name, a.containerID, a.ifname).hostVeth]);
+  for (const i of ctx.conf.prevResult?.interfaces ?? []) {
+    if (!i.sandbox && HOST_VETH_RE.test(i.name)) names.add(i.name);
+  }
+  return [...names];
+}
+
+/** Removes what ADD made on the host for the call's own attachment: its veths and its nat rules, side by side. */
+async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
+  const veths = hostVeths(ctx, a);
+  const names = attachmentNames(ctx.conf.name, a.containerID, a.ifname);
+  const steps: Step[] = [];
+  await runAll([
+    async () => {
+      const missing = await deleteLinks(veths);
+      for (const n of veths) {
+        steps.push(
+          missing.includes(n)
+            ? { id: 'vethGone', p: { host: n } }
+            : { id: 'vethDel', p: { host: n, ifname: a.ifname }, cmd: ipCommand(`link del dev ${n}`) },
+        );
+      }
+    },
+    async () => {
+      const step = await removeNat({ names, bc, ctx }, mayHaveHostports(ctx));
+      if (step) steps.push(step);
+    },
+  ]);
+  return steps;
+}
+
+export async function del(ctx: Context): Promise<void> {
+  const bc = parseBridgeConf(ctx.conf);
+  const removing = teardown(ctx, bc, ctx.env);
+  const [removed, released] = await Promise.allSettled([removing, ipamFor(ctx).del(ctx)]);
+  if (released.status === 'fulfilled') ctx.trace?.step(released.value, 'note.withHostDel');
+  if (removed.status === 'fulfilled') for (const s of removed.value) ctx.trace?.step(s);
+  for (const o of [released, removed]) if (o.status === 'rejected') throw o.reason;
+}
