@@ -1,10 +1,10 @@
 // deploy/podwire.yaml: parsed as Kubernetes would take it, with the fields a working install depends on,
 // and every flag it passes to podwire checked against the binary's own --help.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { cli } from '../../src/cli/index.js';
 import { agentConflist } from '../../src/node/kube-agent.js';
 import { ROOT } from '../helpers/netns.js';
 
@@ -15,8 +15,19 @@ const byKind = (kind: string): Obj => {
   if (!d) throw new Error(`no ${kind} in deploy/podwire.yaml`);
   return d;
 };
-const help = (cmd: string): string =>
-  execFileSync(process.execPath, [join(ROOT, 'dist', 'podwire.mjs'), cmd, '--help'], { encoding: 'utf8' });
+/** A command's --help, from the CLI run in-process (what the binary prints). */
+async function help(cmd: string): Promise<string> {
+  let out = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  vi.spyOn(console, 'log').mockImplementation((...a) => void (out += a.join(' ') + '\n'));
+  try {
+    await cli([cmd, '--help']);
+  } finally {
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+  }
+  return out;
+}
 
 describe('deploy/podwire.yaml', () => {
   it('holds a ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap and DaemonSet, each with apiVersion and name', () => {
@@ -83,14 +94,14 @@ describe('deploy/podwire.yaml', () => {
     expect(arg('cluster-cidr')).toBe('10.244.0.0/16');
   });
 
-  it('passes only flags podwire knows', () => {
+  it('passes only flags podwire knows', async () => {
     const pod = byKind('DaemonSet').spec.template.spec;
     const agent = pod.containers.find((c: Obj) => c.name === 'agent');
     const install = pod.initContainers.find((c: Obj) => c.name === 'install-cni');
     const flags = (args: string[]) => args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!);
-    const agentHelp = help('agent');
+    const agentHelp = await help('agent');
     for (const f of flags([...agent.command, ...agent.args])) expect(agentHelp, f).toContain(`${f} `);
-    const installHelp = help('install');
+    const installHelp = await help('install');
     for (const f of flags(install.command)) expect(installHelp, f).toContain(`${f} `);
   });
 
