@@ -5,8 +5,8 @@
 // cost. VERSION (which podman asks before every ADD and DEL) is answered here, with nothing else loaded
 // and nothing read: it costs what a binary that does nothing costs.
 import { versionReply } from './cni/version.js';
-import { recordStartup, timed } from './profile.js';
-import { writeStderr, writeStdout } from './stdio.js';
+import { recordStartup, timed } from './runtime/profile.js';
+import { writeStderr, writeStdout } from './runtime/stdio.js';
 
 function invokedAs(): string {
   // argv0 is the path the runtime executed (a link keeps its own name); execPath is the resolved binary.

@@ -1,15 +1,16 @@
 // `podwire agent`: the node agent following the Kubernetes API (what the DaemonSet runs on every node).
 // The Kubernetes client is imported only here: it is big, and the plugin path never needs it.
 import { t } from '../i18n/index.js';
-import { FIREWALL_SETTINGS, type FirewallSetting, useHostTools } from '../kernel/backend.js';
+import { FIREWALL_SETTINGS, type FirewallSetting } from '../firewall/choose.js';
+import { useHostTools } from '../kernel/tools.js';
 import { hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { readFileSync } from 'node:fs';
 import { configurePinoLog } from './log.js';
-import { detectIptablesBackend, useIptablesBackend } from '../kernel/iptables.js';
+import { detectIptablesBackend, useIptablesBackend } from '../firewall/iptables.js';
 import { OFFLOAD_SETTINGS, type OffloadSetting } from '../kernel/ethtool.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
-import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
+import { DEFAULT_SUBNET_FILE } from '../nodestate/subnet-file.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DiskStore } from '../ipam/disk-store.js';
 

@@ -7,13 +7,13 @@ import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { diagram } from '../explore/diagram.js';
 import { findPath, renderPath } from '../explore/path.js';
-import { atomicWrite } from '../files.js';
+import { atomicWrite } from '../runtime/files.js';
 import { type PodwireConf, findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
 import { type DoctorOptions, applySafeFixes, doctor, renderDoctor } from '../explore/doctor.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../runtime/version.js';
 import { type Scope, readWorld, thisNode } from '../explore/world.js';
 import { LAB_PREFIX, labNamespaces, labScope } from '../lab/netns.js';
-import { podwireBinary } from '../run.js';
+import { podwireBinary } from '../runtime/run.js';
 import { labNodeFiles } from '../lab/lab.js';
 import { readClusterFile } from '../node/source.js';
 

@@ -1,7 +1,7 @@
 // The podwire command line (human use). Output goes to stdout/stderr here: this is not the plugin path.
 import yargs, { type CommandModule } from 'yargs';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../runtime/version.js';
 import { CATALOGUES, LANGS, type MessageId, lang, pickLang, setLang, t } from '../i18n/index.js';
 import { labCommand, labDownCommand } from './lab.js';
 import { agentCommand } from './agent.js';

@@ -10,7 +10,7 @@ import { t } from '../i18n/index.js';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { atomicCopy, atomicSymlink, atomicWrite, mkdirs } from '../files.js';
+import { atomicCopy, atomicSymlink, atomicWrite, mkdirs } from '../runtime/files.js';
 
 interface InstallArgs {
   'bin-dir': string;

@@ -5,7 +5,7 @@ import { t } from '../i18n/index.js';
 import { runLab } from '../lab/index.js';
 import { labDown } from '../lab/netns.js';
 import { LAB_FAMILIES, type LabFamily, PROXY_MODES, type ProxyMode } from '../lab/lab.js';
-import { FIREWALL_SETTINGS, type FirewallSetting } from '../kernel/backend.js';
+import { FIREWALL_SETTINGS, type FirewallSetting } from '../firewall/choose.js';
 import { BACKENDS, type Backend } from '../node/cluster.js';
 
 interface LabArgs {

@@ -1,12 +1,12 @@
 // `podwire netpol sync`: NetworkPolicies, Pods and Namespaces from a file (the Kubernetes objects, as
 // `kubectl get -o json` prints them, in one List or as {"policies", "pods", "namespaces"}), compiled for
-// this node and written to its nftables table (src/node/policy/) — what the agent does from the API
+// this node and written to its nftables table (src/policy/) — what the agent does from the API
 // server, once. The lab's policy proofs use it; a learner can too.
 import { t } from '../i18n/index.js';
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
-import { PolicyEnforcer, type PolicyObjects, writePolicyReport } from '../node/policy/enforce.js';
+import { DEFAULT_SUBNET_FILE } from '../nodestate/subnet-file.js';
+import { PolicyEnforcer, type PolicyObjects, writePolicyReport } from '../policy/enforce.js';
 
 interface NetpolArgs {
   node: string;

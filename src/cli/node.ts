@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { configurePinoLog } from './log.js';
 import { peerLoop } from '../node/reconcile.js';
-import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
+import { DEFAULT_SUBNET_FILE } from '../nodestate/subnet-file.js';
 import { type NodeReport, nodeDown, nodeUp } from '../node/setup.js';
 import { FileSource, readClusterFile } from '../node/source.js';
 import { type SyncReport, syncPeers } from '../node/sync.js';

@@ -2,8 +2,8 @@
 import { CniError, Code } from './errors.js';
 import type { CniEnv } from './types.js';
 import { validID } from './validate.js';
-import { fs } from '../files.js';
-import { run } from '../run.js';
+import { fs } from '../runtime/files.js';
+import { run } from '../runtime/run.js';
 
 export function findPlugin(type: string, path: readonly string[]): string {
   if (!validID(type)) throw new CniError(Code.InvalidConfig, `invalid network config: ipam.type: "${type}" is not a plugin name`);

@@ -6,10 +6,10 @@ import type { Context, NetConf, Plugin } from './types.js';
 import { Trace, traceTarget } from './trace.js';
 import { LATEST, SUPPORTED_VERSIONS, convertResult, isSupported, parseResult, requireVersionFor, versionReply } from './version.js';
 import { validAbsPath, validID } from './validate.js';
-import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../log.js';
-import { readStdin, writeStdout } from '../stdio.js';
-import { profileSoFar, timed } from '../profile.js';
-import { sys } from '../files.js';
+import { configureLog, DEFAULT_LOG_FILE, log, validLogLevel } from '../runtime/log.js';
+import { readStdin, writeStdout } from '../runtime/stdio.js';
+import { profileSoFar, timed } from '../runtime/profile.js';
+import { sys } from '../runtime/files.js';
 
 export interface SkelOptions {
   /** CNI_ARGS keys the plugin understands; others need IgnoreUnknown=1. */

@@ -7,8 +7,8 @@
 import type { Lang, MessageId, Msg } from '../i18n/index.js';
 import type { Step } from '../kernel/step.js';
 import { invalidConfig, invalidEnv } from './errors.js';
-import { log } from '../log.js';
-import { writeStderr } from '../stdio.js';
+import { log } from '../runtime/log.js';
+import { writeStderr } from '../runtime/stdio.js';
 
 export type TraceTarget = 'log' | 'stderr';
 

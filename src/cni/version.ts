@@ -1,4 +1,5 @@
 // Spec versions podwire speaks, and the conversion of a 1.1.0-shaped result to the version a caller asked for.
+import { familyOf } from '../net/ip.js';
 import { CniError, Code } from './errors.js';
 import type { IPConfig, Result } from './types.js';
 
@@ -52,7 +53,7 @@ export function convertResult(result: Result, version: string): Record<string, u
   const pre1 = compareVersions(version, '1.0.0') < 0;
   const out: Record<string, unknown> = { cniVersion: version };
   if (result.interfaces) out.interfaces = old ? result.interfaces.map((i) => without(i, INTERFACE_11_ONLY)) : result.interfaces;
-  out.ips = (result.ips ?? []).map((ip) => (pre1 ? { version: ip.address.includes(':') ? '6' : '4', ...ip } : ip));
+  out.ips = (result.ips ?? []).map((ip) => (pre1 ? { version: String(familyOf(ip.address)), ...ip } : ip));
   if (result.routes) out.routes = old ? result.routes.map((r) => without(r, ROUTE_11_ONLY)) : result.routes;
   if (result.dns && Object.keys(result.dns).length > 0) out.dns = result.dns;
   return out;

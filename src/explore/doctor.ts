@@ -6,26 +6,27 @@
 // commands that fix it; the safe ones (what `node up` and `peers sync` would do anyway) are marked so
 // --fix can apply them. It reads the kernel, the CNI config and the IPAM store; the only packets it sends
 // are pings through the overlay to peers' VTEP addresses, which travel to the cluster's own Node IPs.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { type MessageId, type Params, t } from '../i18n/index.js';
 import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
-import { DEFAULT_SUBNET_FILE } from '../ipam/subnet-file.js';
+import { DEFAULT_SUBNET_FILE, trySubnetFile } from '../nodestate/subnet-file.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { type OffloadDecision, offloadDecision, txChecksum, txChecksumSet } from '../kernel/ethtool.js';
-import { sys } from '../files.js';
-import { forwardState, podwireIptablesChains } from '../kernel/firewall.js';
-import type { PolicyReport } from '../node/policy/enforce.js';
-import { type FirewallBackend, onPath } from '../kernel/backend.js';
-import { NFT_TABLE, nftNodeProblems, readTable } from '../kernel/nftables.js';
+import { sys } from '../runtime/files.js';
+import { forwardState, podwireIptablesChains } from '../firewall/node-iptables.js';
+import type { PolicyReport } from '../nodestate/reports.js';
+import { type FirewallBackend, chooseFirewall } from '../firewall/choose.js';
+import { onPath } from '../kernel/tools.js';
+import { NFT_TABLE, nftNodeProblems, readTable } from '../firewall/nftables.js';
 import { type Link, type Route, linkByName, readState, routeGet, rxPackets } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
-import { parseCidr } from '../net/ip.js';
+import { familyOf, parseCidr } from '../net/ip.js';
 import { devSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
-import { blindResources } from '../node/api-report.js';
+import { blindResources } from '../nodestate/api-report.js';
 import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, leftOutMessage, selfNode } from '../node/cluster.js';
 import { findUnderlay } from '../node/sync.js';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 import { type NodeStatus, type PodwireConf, type VxlanRow, blindWhat, nodeStatus } from './status.js';
 
 /** A command that fixes a finding, as an argument vector (with its stdin): run as it is, never through a shell. */
@@ -109,11 +110,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
   }
 
   // Settings every pod depends on, per family.
-  const fams: Family[] = o.cluster
-    ? families(o.cluster)
-    : st?.node
-      ? (st.node.clusterCIDRs.map((c) => (c.includes(':') ? 6 : 4)) as Family[])
-      : [4];
+  const fams: Family[] = o.cluster ? families(o.cluster) : st?.node ? (st.node.clusterCIDRs.map((c) => familyOf(c)) as Family[]) : [4];
   for (const fam of fams) {
     const [key, name] =
       fam === 4 ? ['net/ipv4/ip_forward', 'net.ipv4.ip_forward'] : ['net/ipv6/conf/all/forwarding', 'net.ipv6.conf.all.forwarding'];
@@ -139,7 +136,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
         ),
   );
   const cidrs = o.cluster ? o.cluster.nets.map((n) => n.clusterCIDR) : (st?.node?.clusterCIDRs ?? []);
-  f.push(...(await checkFirewall(cidrs, nodeFirewall(subnetFile), nodeUp)));
+  f.push(...(await checkFirewall(cidrs, await nodeFirewall(subnetFile, cidrs), nodeUp)));
 
   if (st) {
     f.push(...checkDevices(st, nodeUp));
@@ -229,21 +226,27 @@ function checkPodSubnets(st: NodeStatus, links: Link[], routes: Route[]): Findin
 }
 
 /** The family a VXLAN device carries: from its local address. */
-const familyOfDevice = (v: VxlanRow): Family => (v.local?.includes(':') ? 6 : 4);
+const familyOfDevice = (v: VxlanRow): Family => (v.local ? familyOf(v.local) : 4);
 
-/** The node's backend as node up recorded it in the subnet file (older files say nothing: iptables). */
-function nodeFirewall(subnetFile: string | undefined): FirewallBackend {
-  try {
-    return (JSON.parse(readFileSync(subnetFile ?? DEFAULT_SUBNET_FILE, 'utf8')) as { firewall?: FirewallBackend }).firewall ?? 'iptables';
-  } catch {
-    return 'iptables';
+/**
+ * The node's backend as the plugin finds it (firewall/choose.ts): node up's decision in the subnet file;
+ * with no subnet file (removed, or never written), what node up left in the kernel — its table, or its
+ * iptables chains — else what is installed.
+ */
+async function nodeFirewall(subnetFile: string | undefined, cidrs: readonly string[]): Promise<FirewallBackend> {
+  let inKernel: FirewallBackend | undefined;
+  const file = trySubnetFile(subnetFile ?? DEFAULT_SUBNET_FILE)?.firewall;
+  if (!file) {
+    if (onPath('nft') && (await readTable().catch(() => undefined))) inKernel = 'nftables';
+    else if (onPath('iptables') && (await podwireIptablesChains(cidrs.map(familyOf)).catch(() => [])).length) inKernel = 'iptables';
   }
+  return chooseFirewall(undefined, () => file ?? inKernel).backend;
 }
 
 /** Rules of the node's backend in place, none of the other's, and nothing that drops what they accept. */
 async function checkFirewall(cidrs: readonly string[], backend: FirewallBackend, nodeUp: Fix[]): Promise<Finding[]> {
   const out: Finding[] = [];
-  const nets = cidrs.map((c) => ({ family: (c.includes(':') ? 6 : 4) as Family, clusterCIDR: c }));
+  const nets = cidrs.map((c) => ({ family: familyOf(c), clusterCIDR: c }));
   const hasNft = onPath('nft');
   const hasIptables = onPath('iptables');
   if (backend === 'nftables') {

@@ -4,16 +4,16 @@
 // VXLAN device's neighbour and FDB entries (which node to send the encapsulated frame to), after which
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
 // Then the reply's way back through each NAT, from the conntrack entries the request made (replyHops).
-import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
+import { BITS, cidrContains, familyOf, formatIP, joinHostPort, parseCidr, parseIP } from '../net/ip.js';
 import { msg, t } from '../i18n/index.js';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
-import { type NatTable, type Packet, parseNat, walkNat, walkSnat } from './nat.js';
-import { type NftTable, parseTable } from '../kernel/nftables.js';
-import { type NftListing, walkKubeProxyNft, walkNftSnat } from './nftnat.js';
-import { evaluatePolicy } from './policy.js';
+import { type NatTable, type Packet, parseNat, walkNat, walkSnat } from '../nat/walk-iptables.js';
+import { type NftTable, parseTable } from '../firewall/nftables.js';
+import { walkKubeProxyNft, walkNftSnat } from '../nat/walk-nftables.js';
+import { type NftListing, listNftTable, nftObjects } from '../kernel/nft-json.js';
+import { evaluatePolicy } from '../policy/explain.js';
 
-type Obj = Record<string, unknown>;
 import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
 import { type World, addressKind, vethPeer } from './world.js';
 
@@ -98,7 +98,6 @@ export interface PathResult {
 const clusterIPHint = (): string => t('kind.clusterIP');
 
 export class PathFinder {
-  private readonly nat = new Map<string, Promise<NatTable>>();
   readonly hops: Hop[] = [];
   readonly natPoints: NatPoint[] = [];
 
@@ -106,43 +105,32 @@ export class PathFinder {
 
   /** A namespace's nat table of the packet's family: iptables for IPv4, ip6tables for IPv6. */
   private natTable(ns: string, v6: boolean): Promise<NatTable> {
-    const key = `${ns}|${v6 ? 6 : 4}`;
-    let tab = this.nat.get(key);
-    if (!tab) {
-      const args = [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'];
-      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1))).then((r) =>
-        parseNat(r.code === 0 ? r.stdout : ''),
-      );
-      this.nat.set(key, tab);
-    }
-    return tab;
+    const args = [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'];
+    return this.once(`nat|${ns}|${v6 ? 6 : 4}`, async () => {
+      const r = await (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)));
+      return parseNat(r.code === 0 ? r.stdout : '');
+    });
   }
 
-  private readonly nft = new Map<string, Promise<NftListing | undefined>>();
+  /** What path reads of a namespace, each read once: a run-and-parse per key, its promise kept. */
+  private readonly reads = new Map<string, Promise<unknown>>();
+  private once<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let p = this.reads.get(key) as Promise<T> | undefined;
+    if (!p) this.reads.set(key, (p = read()));
+    return p;
+  }
 
   /** A namespace's table inet podwire as `nft -j` lists it (nftables backend), or undefined where there is none. */
   private nftListing(ns: string): Promise<NftListing | undefined> {
-    let tab = this.nft.get(ns);
-    if (!tab) {
-      const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire'];
-      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
-        .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as NftListing) : undefined))
-        .catch(() => undefined);
-      this.nft.set(ns, tab);
-    }
-    return tab;
+    return this.once(`nft|${ns}`, () => listNftTable('inet', 'podwire', ns || undefined));
   }
-
-  private readonly nftParsed = new Map<string, Promise<NftTable | undefined>>();
 
   /** The same table, its pods' elements read (hostPorts, masquerade); parsed once per namespace. */
   private nftTable(ns: string): Promise<NftTable | undefined> {
-    let tab = this.nftParsed.get(ns);
-    if (!tab) {
-      tab = this.nftListing(ns).then((l) => l && parseTable(l as Parameters<typeof parseTable>[0]));
-      this.nftParsed.set(ns, tab);
-    }
-    return tab;
+    return this.once(`nftParsed|${ns}`, async () => {
+      const l = await this.nftListing(ns);
+      return l && parseTable(l);
+    });
   }
 
   /**
@@ -151,7 +139,7 @@ export class PathFinder {
    * address the packet leaves `oif` with: what the far end sees, and where its reply comes back to.
    */
   private async snat(ns: string, pkt: Packet, oif: string, dnatted: boolean, depth: number): Promise<void> {
-    const v6 = pkt.dst.includes(':');
+    const v6 = familyOf(pkt.dst) === 6;
     const p = { ...pkt, oif, dnatted };
     const local = (ip: string) => this.w.owners.get(ip)?.ns === ns;
     let hit: { via: string; to?: string } | undefined;
@@ -175,23 +163,11 @@ export class PathFinder {
     pkt.src = to;
   }
 
-  private readonly kp = new Map<string, Promise<NftListing | undefined>>();
-
   /** kube-proxy's nftables table of a family in a namespace (its nftables mode), or undefined. */
   private kubeProxyNft(ns: string, v6: boolean): Promise<NftListing | undefined> {
-    const k = `${ns}|${v6 ? 6 : 4}`;
-    let tab = this.kp.get(k);
-    if (!tab) {
-      const args = ['nft', '-j', 'list', 'table', v6 ? 'ip6' : 'ip', 'kube-proxy'];
-      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
-        .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as NftListing) : undefined))
-        .catch(() => undefined);
-      this.kp.set(k, tab);
-    }
-    return tab;
+    return this.once(`kp|${ns}|${v6 ? 6 : 4}`, () => listNftTable(v6 ? 'ip6' : 'ip', 'kube-proxy', ns || undefined));
   }
 
-  private readonly pol = new Map<string, Promise<Obj | undefined>>();
   private bridged?: { ns: string; at: number };
 
   /**
@@ -200,15 +176,7 @@ export class PathFinder {
    * that it is dropped and which policies isolate the pod; nothing when no policy selects either end.
    */
   private async policyAllows(ns: string, pkt: Packet, depth: number, at = this.hops.length): Promise<boolean> {
-    let tab = this.pol.get(ns);
-    if (!tab) {
-      const args = ['nft', '-j', 'list', 'table', 'inet', 'podwire-policy'];
-      tab = (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)))
-        .then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as Obj) : undefined))
-        .catch(() => undefined);
-      this.pol.set(ns, tab);
-    }
-    const listing = await tab;
+    const listing = await this.once(`pol|${ns}`, () => listNftTable('inet', 'podwire-policy', ns || undefined));
     if (!listing) return true;
     let ok = true;
     const said: Hop[] = [];
@@ -237,9 +205,9 @@ export class PathFinder {
   private async nftHostPort(ns: string, pkt: Packet): Promise<{ to: { ip: string; port: number }; via: string } | undefined> {
     if (this.w.owners.get(pkt.dst)?.ns !== ns || pkt.dport === undefined) return undefined;
     const tab = await this.nftTable(ns);
-    const v6 = pkt.dst.includes(':');
+    const v6 = familyOf(pkt.dst) === 6;
     for (const p of tab?.pods ?? []) {
-      if (p.ip.includes(':') !== v6) continue;
+      if ((familyOf(p.ip) === 6) !== v6) continue;
       for (const m of p.mappings) {
         if (m.protocol !== pkt.proto || m.hostPort !== pkt.dport || (m.hostIP && m.hostIP !== pkt.dst)) continue;
         const map = `${m.hostIP ? 'hostips' : 'hostports'}${v6 ? 6 : 4}`;
@@ -254,14 +222,14 @@ export class PathFinder {
 
   /** Whether any nat table read so far has a rule for this destination (a Cluster IP). */
   async natMentions(ip: string): Promise<boolean> {
-    for (const t of this.nat.values()) {
-      for (const rules of (await t).values())
-        if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/${ip.includes(':') ? 128 : 32}`))) return true;
+    const read = (prefix: string) => [...this.reads].filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
+    for (const t of read('nat|')) {
+      for (const rules of ((await t) as NatTable).values())
+        if (rules.some((r) => r.matches.some(([n, o, v]) => !n && o === '-d' && v === `${ip}/${BITS[familyOf(ip)]}`))) return true;
     }
     // kube-proxy's nftables mode: a key of its service-ips map.
-    for (const t of this.kp.values()) {
-      const maps = ((await t)?.nftables ?? []).flatMap((o) => (o.map ? [o.map as { name: string; elem?: unknown[] }] : []));
-      const elems = maps.find((m) => m.name === 'service-ips')?.elem ?? [];
+    for (const t of read('kp|')) {
+      const elems = nftObjects((await t) as NftListing | undefined, 'map').find((m) => m.name === 'service-ips')?.elem ?? [];
       if (JSON.stringify(elems).includes(`"${ip}"`)) return true;
     }
     return false;
@@ -297,7 +265,7 @@ export class PathFinder {
     const dst = parseIP(r.dst)!;
     const prefix = (d: string): number => {
       if (d === 'default') return 0;
-      const c = parseCidr(d.includes('/') ? d : `${d}/${d.includes(':') ? 128 : 32}`);
+      const c = parseCidr(d.includes('/') ? d : `${d}/${BITS[familyOf(d)]}`);
       return c && cidrContains(c, dst) ? c.prefix : -1;
     };
     const entry = v.routes
@@ -392,7 +360,7 @@ export class PathFinder {
     if (!end) return undefined;
     const remote = this.w.views.get(end.ns)!;
     // The device of the same VNI and family (a dual-stack node has one per family, often with one VNI).
-    const v6 = outer.dst.includes(':');
+    const v6 = familyOf(outer.dst) === 6;
     const decap = remote.links.find(
       (l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id && (l.linkinfo?.info_data?.local6 !== undefined) === v6,
     );
@@ -411,15 +379,15 @@ export class PathFinder {
   async follow(ns: string, pkt: Packet, depth = 0): Promise<{ ns: string; dev: string } | undefined> {
     for (let step = 0; step < 32; step++) {
       const v = this.w.views.get(ns)!;
-      const nat = await this.natTable(ns, pkt.dst.includes(':'));
+      const nat = await this.natTable(ns, familyOf(pkt.dst) === 6);
       const hook = pkt.iif ? 'PREROUTING' : 'OUTPUT';
       const dnat = walkNat(nat, hook, pkt, (ip) => this.w.owners.get(ip)?.ns === ns);
-      const kp = dnat.dnat ? undefined : await this.kubeProxyNft(ns, pkt.dst.includes(':'));
+      const kp = dnat.dnat ? undefined : await this.kubeProxyNft(ns, familyOf(pkt.dst) === 6);
       const kpNat = kp && walkKubeProxyNft(kp, pkt);
       if (kpNat?.dnat) {
         const to = { ip: kpNat.dnat.ip, port: kpNat.dnat.port ?? pkt.dport };
         const hop = {
-          family: pkt.dst.includes(':') ? 'ip6' : 'ip',
+          family: familyOf(pkt.dst) === 6 ? 'ip6' : 'ip',
           chains: kpNat.chains.join(' > '),
           from: hostPort(pkt.dst, pkt.dport ?? '*'),
           to: hostPort(to.ip, to.port ?? '*'),
@@ -593,7 +561,7 @@ async function reverseSnat(n: NatPoint, proto: string): Promise<string> {
 const randomly = (n: number) => (n > 1 ? msg('hop.random', { n }) : '');
 
 /** An address with a port, as people write it: 10.96.0.10:80, [fd00:10:96::10]:80. */
-const hostPort = (ip: string, port: number | string): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+const hostPort = joinHostPort;
 
 /** DST may carry a port: "10.96.0.10:80", "[fd00:10:96::10]:80"; an IPv6 address without one is written bare. */
 export function parseTarget(s: string): { ip: string; port?: number } {

@@ -8,18 +8,19 @@ import { CniError } from '../cni/errors.js';
 import { parseIpamConfig, DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { usage } from '../ipam/allocator.js';
 import { DiskStore, type ReclaimLog } from '../ipam/disk-store.js';
-import { cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
+import { cidrContains, familyOf, formatCidr, formatIP, joinHostPort, parseCidr, parseIP } from '../net/ip.js';
 import { attachmentNames } from '../kernel/names.js';
-import { type PodRules, onPath } from '../kernel/backend.js';
-import { podRulesFromSave, saveNat } from '../kernel/chains.js';
-import { readTable } from '../kernel/nftables.js';
-import { type Cluster, type LeftOut, type Net, leftOutFile, leftOutMessage, nodeIn, selfNode, usesVxlan } from '../node/cluster.js';
+import { type PodRules } from '../firewall/backend.js';
+import { onPath } from '../kernel/tools.js';
+import { podRulesFromSave, saveNat } from '../nat/chains.js';
+import { readTable } from '../firewall/nftables.js';
+import { type Cluster, type LeftOut, type Net, leftOutMessage, nodeIn, selfNode, usesVxlan } from '../node/cluster.js';
+import { type PolicyReport, readLeftOut, readPolicyReport } from '../nodestate/reports.js';
 import { type PeerDiff, desiredState, diffPeers, peersOf } from '../node/peers.js';
 import { findUnderlay, kernelPeers } from '../node/sync.js';
-import { table } from '../table.js';
+import { table } from '../i18n/table.js';
 import { t } from '../i18n/index.js';
-import { type PolicyReport, readPolicyReport } from '../node/policy/enforce.js';
-import { type ApiReport, blindResources, readApiReport } from '../node/api-report.js';
+import { type ApiReport, blindResources, readApiReport } from '../nodestate/api-report.js';
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
 import { ipAddrs, isUp, kind, linkByName } from '../kernel/state.js';
 import { type NsView, peerNs, peerPaths, readNs } from './view.js';
@@ -145,35 +146,21 @@ export interface StatusOptions {
   node?: string;
 }
 
-/** The agent's list of Nodes left out (beside the subnet file the config names); none without one. */
-function policyReportOf(conf: PodwireConf): { networkPolicy?: PolicyReport } {
-  const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
-  const r = typeof subnetFile === 'string' ? readPolicyReport(subnetFile) : undefined;
-  return r ? { networkPolicy: r } : {};
-}
+/** The subnet file the config names, when it names one: the node's state directory is beside it. */
+/** { key: value } when there is a value, else nothing (optional fields stay absent in --json). */
+const present = <K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } =>
+  v === undefined ? {} : ({ [k]: v } as { [P in K]?: V });
 
-function apiReportOf(conf: PodwireConf): { api?: ApiReport } {
-  const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
-  const r = typeof subnetFile === 'string' ? readApiReport(subnetFile) : undefined;
-  return r ? { api: r } : {};
-}
+export const subnetFileOf = (conf: PodwireConf): string | undefined => {
+  const f = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
+  return typeof f === 'string' ? f : undefined;
+};
 
 /** The resources the agent does not follow, in one line: "nodes: connection refused; pods: HTTP 500". */
 export const blindWhat = (r: ApiReport | undefined): string =>
   blindResources(r)
     .map((b) => `${b.resource}: ${b.cause || '?'}`)
     .join('; ');
-
-function readLeftOut(conf: PodwireConf): LeftOut[] {
-  const subnetFile = (conf.plugin.ipam as Record<string, unknown> | undefined)?.subnetFile;
-  if (typeof subnetFile !== 'string') return [];
-  try {
-    const list = JSON.parse(readFileSync(leftOutFile(subnetFile), 'utf8')) as LeftOut[];
-    return Array.isArray(list) ? list : [];
-  } catch {
-    return [];
-  }
-}
 
 function slices(o: StatusOptions, taken: Map<string, unknown>, problems: string[]): SliceRow[] {
   const ipam = o.conf.plugin.ipam as Record<string, unknown> | undefined;
@@ -310,7 +297,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
         for (const r of list.filter((x) => x.owner === owner2)) {
           row.firewall = fw;
           for (const m of r.mappings) {
-            const host = m.hostIP ? `${m.hostIP.includes(':') ? `[${m.hostIP}]` : m.hostIP}:` : '';
+            const host = m.hostIP ? `${joinHostPort(m.hostIP, '')}` : '';
             const text = `${host}${m.hostPort}/${m.protocol} -> ${m.containerPort}`;
             if (!row.hostPorts.includes(text)) row.hostPorts.push(text);
           }
@@ -337,9 +324,9 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     strayVeths,
     stale: [],
     reclaimed: store.reclaims(),
-    leftOut: readLeftOut(o.conf),
-    ...policyReportOf(o.conf),
-    ...apiReportOf(o.conf),
+    leftOut: readLeftOut(subnetFileOf(o.conf)),
+    ...present('networkPolicy', readPolicyReport(subnetFileOf(o.conf))),
+    ...present('api', readApiReport(subnetFileOf(o.conf))),
     problems,
   };
   for (const l of st.leftOut) problems.push(t('st.p.leftOut', { what: leftOutMessage(l) }));
@@ -370,7 +357,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     // No cluster file: podwire's own routes, without a desired state to compare them with.
     st.peers = peerPaths(view).map(({ route: r, mode, mac, nodeIP }) => ({
       name: '?',
-      family: r.dst.includes(':') ? (6 as const) : (4 as const),
+      family: familyOf(r.dst),
       nodeIP: nodeIP ?? '?',
       podCIDR: r.dst,
       mode,

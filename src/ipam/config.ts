@@ -9,8 +9,7 @@
 import { CniError, Code, invalidConfig } from '../cni/errors.js';
 import type { Route } from '../cni/types.js';
 import { validAbsPath } from '../cni/validate.js';
-import { sys } from '../files.js';
-import type { SubnetFile } from './subnet-file.js';
+import { type SubnetFile, SubnetFileError, readSubnetFile } from '../nodestate/subnet-file.js';
 import { type Cidr, type IP, cidrContains, formatIP, isIPv4Mapped, parseCidr, parseIP } from '../net/ip.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -36,36 +35,15 @@ export interface IpamConfig {
   clusterCIDR?: string;
 }
 
-function unreadable(path: string, e: unknown): CniError {
-  if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+/** A subnet file that cannot be used, as the CNI error a runtime acts on: one not written yet is "try again later". */
+function subnetFileError(e: unknown): CniError {
+  if (!(e instanceof SubnetFileError)) throw e;
+  if (e.kind === 'missing') {
     // The node agent has not written it yet: the runtime should retry, not give up.
-    return new CniError(Code.TryAgainLater, `node subnet file ${path} does not exist yet (is "podwire node up" or the agent running?)`);
+    return new CniError(Code.TryAgainLater, `node subnet file ${e.path} does not exist yet (is "podwire node up" or the agent running?)`);
   }
-  return new CniError(Code.IO, `cannot read node subnet file ${path}: ${(e as Error).message}`);
-}
-
-function readSubnetFile(path: string): string {
-  let text: string | undefined;
-  try {
-    text = sys().readText(path);
-  } catch (e) {
-    throw unreadable(path, e);
-  }
-  if (text === undefined) throw unreadable(path, { code: 'ENOENT' });
-  return text;
-}
-
-function decodeSubnetFile(path: string, text: string): SubnetFile {
-  try {
-    const f = JSON.parse(text) as SubnetFile;
-    if (typeof f.podCIDR !== 'string') throw new Error('podCIDR missing');
-    if (f.podCIDRs !== undefined && (!Array.isArray(f.podCIDRs) || f.podCIDRs.some((c) => typeof c !== 'string'))) {
-      throw new Error('podCIDRs must be a list of networks');
-    }
-    return f;
-  } catch (e) {
-    throw invalidConfig('ipam.subnetFile', `${path} is not a valid subnet file: ${(e as Error).message}`);
-  }
+  if (e.kind === 'unreadable') return new CniError(Code.IO, `cannot read node subnet file ${e.path}: ${e.message}`);
+  return invalidConfig('ipam.subnetFile', `${e.path} is not a valid subnet file: ${e.message}`);
 }
 
 function ipIn(pool: Cidr, key: string, value: unknown): IP {
@@ -117,7 +95,11 @@ export function parseIpamConfig(ipam: Record<string, unknown> | undefined): Ipam
   let pools: Pool[];
   if (subnetFile !== undefined) {
     if (!validAbsPath(subnetFile)) throw invalidConfig('ipam.subnetFile', 'must be an absolute path');
-    file = decodeSubnetFile(subnetFile, readSubnetFile(subnetFile));
+    try {
+      file = readSubnetFile(subnetFile);
+    } catch (e) {
+      throw subnetFileError(e);
+    }
     const slices = file.podCIDRs?.length ? file.podCIDRs : [file.podCIDR];
     pools = slices.map((c) => parsePool(ipam, 'ipam.', c, 'ipam.subnetFile'));
   } else if (ranges !== undefined) {

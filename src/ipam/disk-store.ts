@@ -23,11 +23,11 @@
 // still read every reservation, so a reservation without an index entry (a crash between the two writes,
 // an older podwire, host-local) is released all the same.
 import type { Attachment } from '../cni/types.js';
-import { sha256Hex } from '../hash.js';
-import { fs, mkdirs, sys } from '../files.js';
-import { log } from '../log.js';
+import { sha256Hex } from '../runtime/hash.js';
+import { fs, mkdirs, sys } from '../runtime/files.js';
+import { log } from '../runtime/log.js';
 import { lockFile } from './lock.js';
-import { type Family, parseIP } from '../net/ip.js';
+import { type Family, familyOf, parseIP } from '../net/ip.js';
 import { type Provenance, type Reclaimable, type Reclaimed, type Store, sameOwner } from './store.js';
 
 const LAST = 'last_reserved_ip.';
@@ -142,7 +142,7 @@ export class DiskStore implements Store, Reclaimable {
     // Both renamed into place: a reader racing a parallel ADD sees the old entry or the new one, never an
     // empty last_reserved_ip.0 (which would restart round-robin at the range's start).
     sys().symlink(ip, tmp);
-    sys().rename(tmp, this.indexEntry(owner, ip.includes(':') ? 6 : 4));
+    sys().rename(tmp, this.indexEntry(owner, familyOf(ip)));
     sys().writeText(tmp, ip);
     sys().rename(tmp, `${this.dir}/${LAST}${range}`);
     return true;
@@ -180,7 +180,7 @@ export class DiskStore implements Store, Reclaimable {
     sys().unlink(`${this.dir}/${ip}`);
     // The owner's index entry goes too, unless it names another address (or there is none: a reservation
     // made before the index existed, or by host-local).
-    const entry = this.indexEntry(owner, ip.includes(':') ? 6 : 4);
+    const entry = this.indexEntry(owner, familyOf(ip));
     if (sys().readlink(entry) === ip) sys().unlink(entry);
   }
 
@@ -229,7 +229,7 @@ export class DiskStore implements Store, Reclaimable {
     }
     for (const d of this.bootDirs()) sys().unlink(`${this.dir}/${d}/${ip}`);
     sys().unlink(aside);
-    const entry = this.indexEntry(owner, ip.includes(':') ? 6 : 4);
+    const entry = this.indexEntry(owner, familyOf(ip));
     if (sys().readlink(entry) === ip) sys().unlink(entry);
     return true;
   }

@@ -21,8 +21,8 @@ import {
 } from './allocator.js';
 import { DEFAULT_DATA_DIR, IPAM_TYPE, type Pool, parseIpamConfig } from './config.js';
 import { DiskStore } from './disk-store.js';
-import { log } from '../log.js';
-import { timed } from '../profile.js';
+import { log } from '../runtime/log.js';
+import { timed } from '../runtime/profile.js';
 import type { Reclaimed } from './store.js';
 import { type Cidr, type Family, type IP, formatCidr, formatIP, parseIP } from '../net/ip.js';
 

@@ -9,7 +9,7 @@
 // Only GC takes it (see allocator.ts): node:child_process is loaded here, on that path, and not by every ADD.
 import type * as ChildProcess from 'node:child_process';
 import { CniError, Code } from '../cni/errors.js';
-import { fs } from '../files.js';
+import { fs } from '../runtime/files.js';
 
 export const LOCK_TIMEOUT_S = 30;
 

@@ -6,9 +6,9 @@
 // decided per node: on where the kernel has the fix, off where it has not, as Calico does since 2024.
 import type { Msg } from '../i18n/index.js';
 import { release } from 'node:os';
-import { kernelAtLeast } from './backend.js';
+import { kernelAtLeast } from './tools.js';
 import { commandFailed } from './errors.js';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 
 const FEATURE = 'tx-checksum-ip-generic';
 

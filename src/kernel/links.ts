@@ -1,7 +1,8 @@
 // The link-level steps of wiring a pod, as `ip -batch` lines, each with what it does and why. Builders
 // are pure so they can be tested and shown (the trace, src/cni/trace.ts); ipBatch() applies them.
+import { familyOf } from '../net/ip.js';
 import type { IpStep } from './step.js';
-import { sys } from '../files.js';
+import { sys } from '../runtime/files.js';
 import { macFromIPv4 } from '../net/mac.js';
 import type { IP } from '../net/ip.js';
 import { IpBatchError, NO_SUCH_DEVICE, forceBatch } from './run.js';
@@ -40,7 +41,7 @@ export interface BridgeSpec {
  * by allocation, and DAD would leave it "tentative" (unusable) for the pod's first seconds.
  */
 export const addrLine = (verb: 'add' | 'replace', cidr: string, dev: string): string =>
-  `addr ${verb} ${cidr} dev ${dev}${cidr.includes(':') ? ' nodad' : ''}`;
+  `addr ${verb} ${cidr} dev ${dev}${familyOf(cidr) === 6 ? ' nodad' : ''}`;
 
 const gatewayStep = (cidr: string, bridge: string): IpStep => ({
   id: 'gateway',
@@ -104,7 +105,7 @@ export function podLines(p: PodSpec): IpStep[] {
     { id: 'lo', cmd: 'link set dev lo up' },
     ...p.addresses.map((a) => ({
       id: 'podIP' as const,
-      p: { ifname, address: a, prefix: a.split('/')[1]!, nodad: a.includes(':') ? { id: 'step.nodad' as const } : '' },
+      p: { ifname, address: a, prefix: a.split('/')[1]!, nodad: familyOf(a) === 6 ? { id: 'step.nodad' as const } : '' },
       cmd: addrLine('add', a, ifname),
     })),
     { id: 'podUp', p: { ifname }, cmd: `link set dev ${ifname} up` },

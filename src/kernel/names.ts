@@ -1,7 +1,7 @@
 // What an attachment's objects on the node are called. All of it derives from (network, container ID,
 // ifname), so DEL, CHECK, GC and `podwire status` find them again without reading anything — even when
 // the pod's namespace is gone — and nothing has to be stored.
-import { sha256Hex } from '../hash.js';
+import { sha256Hex } from '../runtime/hash.js';
 import { macFromHex } from '../net/mac.js';
 
 export interface AttachmentNames {

@@ -2,8 +2,8 @@
 // state is read with `ip -j` (see state.ts). Each process costs ~1.5-2 ms of CPU, so callers batch.
 import { KernelError, commandFailed } from './errors.js';
 import type { IpStep, StepId } from './step.js';
-import { log } from '../log.js';
-import { run, start } from '../run.js';
+import { log } from '../runtime/log.js';
+import { run, start } from '../runtime/run.js';
 
 const NAMED_NETNS = /^(?:\/var)?\/run\/netns\/([^/]+)$/;
 

@@ -3,8 +3,8 @@
 // and one reader. A read takes at most three processes, run side by side: `ip -j -d -batch` (links with
 // their addresses, routes, neighbours, the ids of other namespaces), `ip -6` for IPv6 routes (a batch's
 // `route show` lists IPv4 only), and `bridge -j fdb show`.
-import { sys } from '../files.js';
-import { run } from '../run.js';
+import { sys } from '../runtime/files.js';
+import { run } from '../runtime/run.js';
 import { commandFailed } from './errors.js';
 import { inNetns, ipJson } from './run.js';
 

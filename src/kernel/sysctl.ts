@@ -1,6 +1,6 @@
 // sysctls through /proc/sys, which (for net.*) follows the network namespace of this process.
 import type { Step } from './step.js';
-import { sys } from '../files.js';
+import { sys } from '../runtime/files.js';
 
 /** Sets a sysctl when it differs; key as a path below /proc/sys, e.g. "net/ipv4/ip_forward". True if it changed. */
 export function ensureSysctl(key: string, value: string): boolean {

@@ -4,17 +4,17 @@
 // the lab's namespaces. --keep leaves it up; `podwire lab-down` (npm run lab:down) removes it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { table } from '../table.js';
+import { table } from '../i18n/table.js';
 import { diagram } from '../explore/diagram.js';
-import { atomicWrite } from '../files.js';
+import { atomicWrite } from '../runtime/files.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { BACKENDS, type Backend, DEFAULT_VNI, DEFAULT_VXLAN_PORT, type Family, familyName, vxlanDevice } from '../node/cluster.js';
 import { ROUTE_PROTO } from '../node/peers.js';
-import { podwireBinary, run } from '../run.js';
+import { podwireBinary, run } from '../runtime/run.js';
 import { Lab, type LabFamily, PLANS, type ProxyMode, proxyMode } from './lab.js';
 import { proofName, t } from '../i18n/index.js';
-import { addPolicyPods, applyPolicies, matrixTable, probeMatrix, stopPolicyLab } from './netpol.js';
-import type { FirewallSetting } from '../kernel/backend.js';
+import { addPolicyPods, applyPolicies, matrixTable, probeMatrix, stopPolicyLab } from '../policy/lab.js';
+import type { FirewallSetting } from '../firewall/choose.js';
 import { labDown, labNamespaces, labScope } from './netns.js';
 import { type Check, installCounters, labPodMtu, passed, prove } from './proofs.js';
 import { HOST_PORT, PORT_COLUMNS, TARGET_PORT, addServices, portRows, proveEphemeral, proveServices } from './services.js';

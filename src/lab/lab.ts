@@ -14,13 +14,14 @@
 //
 // Each node keeps its own state under LAB_STATE/nodeI (cluster file, subnet file, IPAM dataDir, log), so
 // nodes never share a file.
-import { type FirewallSetting, onPath } from '../kernel/backend.js';
+import { type FirewallSetting } from '../firewall/choose.js';
+import { onPath } from '../kernel/tools.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import conflist from '../../cni-conf/podwire-subnetfile.conflist';
 import type { Backend, Family } from '../node/cluster.js';
 import type { SyncReport } from '../node/sync.js';
-import { type RunResult, run } from '../run.js';
+import { type RunResult, run } from '../runtime/run.js';
 import { LAB_PREFIX, LAB_STATE, delNetns, ip, netns } from './netns.js';
 import { type Conflist, type Runner, addList, delList } from './runtime.js';
 import { addrLine } from '../kernel/links.js';
@@ -140,7 +141,7 @@ export interface ClusterJson {
   clusterCIDR?: string;
   clusterCIDRs?: string[];
   backend: Backend;
-  /** The nodes' firewall backend (kernel/backend.ts); absent: auto. */
+  /** The nodes' firewall backend (firewall/choose.ts); absent: auto. */
   firewall?: FirewallSetting;
   nodes: ClusterNodeJson[];
 }

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import type { Scope } from '../explore/world.js';
 import { namedNamespaces } from '../kernel/state.js';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 
 export const LAB_PREFIX = 'pwlab-';
 export const LAB_STATE = '/run/podwire-lab';

@@ -10,9 +10,9 @@
 // groups are named so ("pod to pod (IPv6)"). The counters are iptables rules (ip6tables for IPv6) where
 // iptables is installed, else a table of the lab's own in nftables: a host with nft and no iptables binary
 // runs the whole lab.
-import { readFileSync } from 'node:fs';
-import { run } from '../run.js';
-import { onPath } from '../kernel/backend.js';
+import { readSubnetFile } from '../nodestate/subnet-file.js';
+import { run } from '../runtime/run.js';
+import { onPath } from '../kernel/tools.js';
 import type { Family } from '../node/cluster.js';
 import { type Lab, type LabNode, PLANS } from './lab.js';
 import { inNs, pingAsync, pool } from './netns.js';
@@ -102,7 +102,9 @@ async function readCounters(n: LabNode, f: Family): Promise<{ vxlan: number; pla
 
 /** The pod MTU `node up` chose for a lab node, from the subnet file it wrote. */
 export function labPodMtu(n: LabNode): number {
-  return (JSON.parse(readFileSync(n.subnetFile, 'utf8')) as { mtu: number }).mtu;
+  const mtu = readSubnetFile(n.subnetFile).mtu;
+  if (mtu === undefined) throw new Error(`${n.subnetFile} has no mtu`);
+  return mtu;
 }
 
 /** IP and ICMP headers: what a ping's payload leaves of the MTU. */

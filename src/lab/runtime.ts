@@ -3,7 +3,7 @@
 // prevResult and runtimeConfig for the capabilities it declares; ADD in order, DEL in reverse.
 // Plugins are executed inside a node's network namespace with CNI_* env and the config on stdin.
 import { join } from 'node:path';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 
 export interface Conflist {
   cniVersion: string;

@@ -10,12 +10,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 import type { Family } from '../node/cluster.js';
 import { type Lab, type LabPod, PLANS } from './lab.js';
 import { type Check, groupName } from './proofs.js';
 import { httpGet, pingAsync } from './netns.js';
-import { formatIP, parseIP } from '../net/ip.js';
+import { formatIP, joinHostPort, parseIP } from '../net/ip.js';
 
 /** kubeadm's default Service network: Cluster IPs are virtual, only kube-proxy's DNAT rules know them. */
 export const SERVICE_CIDR = PLANS[4].serviceCIDR;
@@ -478,10 +478,10 @@ export function portRows(s: ServiceLab): string[][] {
   return s.services.map((x) => [
     x.name,
     x.nodePort ? `NodePort${x.externalTrafficPolicy ? ` (${x.externalTrafficPolicy})` : ''}` : 'ClusterIP',
-    x.clusterIPs.map((ip) => (ip.includes(':') ? `[${ip}]:${x.port}` : `${ip}:${x.port}`)).join(', '),
+    x.clusterIPs.map((ip) => joinHostPort(ip, x.port)).join(', '),
     `${x.targetPort}`,
     x.nodePort ? `${x.nodePort}` : '-',
-    `${x.backend.ips.map((ip) => (ip.includes(':') ? `[${ip}]` : ip) + `:${x.targetPort}`).join(', ')} (${x.backend.name}@${x.backend.node.name})`,
+    `${x.backend.ips.map((ip) => joinHostPort(ip, x.targetPort)).join(', ')} (${x.backend.name}@${x.backend.node.name})`,
   ]);
 }
 /** portRows' columns: key (for JSON) and header (for the table). */

@@ -32,6 +32,9 @@ export const BITS = { 4: 32, 6: 128 } as const;
  */
 export const familyOf = (text: string): Family => (text.includes(':') ? 6 : 4);
 
+/** An address and a port as URLs and tools write them: "10.96.0.12:80", "[fd00:10:96::c]:80". */
+export const joinHostPort = (ip: string, port: number | string): string => (familyOf(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`);
+
 /** A decimal octet without leading zeros (as `ip`, Go and ip-num read them). */
 const OCTET = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const HEXTET = /^[0-9a-fA-F]{1,4}$/;

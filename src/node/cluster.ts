@@ -9,7 +9,7 @@
 //                "checksumOffload": "auto" },  // TX checksum offload: auto (by the kernel), on, off
 //     "mtu": 1450,                            // optional pod MTU; default: what every family's path carries
 //     "bridge": "cni0",                       // optional
-//     "firewall": "auto",                     // optional: auto | nftables | iptables (kernel/backend.ts)
+//     "firewall": "auto",                     // optional: auto | nftables | iptables (firewall/choose.ts)
 //     "nodes": [ { "name": "node1", "nodeIP": "192.168.50.11", "podCIDR": "10.244.1.0/24" }, ... ]
 //   }
 // A dual-stack node lists both: "nodeIPs": ["192.168.50.11", "fd00:50::11"], "podCIDRs": [...]. Every node
@@ -18,7 +18,10 @@
 // Parsed, the cluster is one Net per family (IPv4 first): the nodes' addresses of that family and the
 // VXLAN device that carries it, as flannel runs one device per family. Node setup and peer sync work on
 // one Net at a time with the same code, so each family costs what one family costs.
-import { FIREWALL_SETTINGS, type FirewallSetting, isFirewallSetting } from '../kernel/backend.js';
+import type { LeftOut, LeftOutReason } from '../nodestate/reports.js';
+export type { LeftOut, LeftOutReason } from '../nodestate/reports.js';
+export { LEFT_OUT_REASONS } from '../nodestate/reports.js';
+import { FIREWALL_SETTINGS, type FirewallSetting, isFirewallSetting } from '../firewall/choose.js';
 import { validIfname } from '../kernel/names.js';
 import { type Cidr, type Family, type IP, cidrContains, formatCidr, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { macFromIPv4, validMac } from '../net/mac.js';
@@ -61,7 +64,7 @@ export interface Cluster {
   port: number;
   /** TX checksum offload on the VXLAN devices: `auto` (default) decides by the kernel (kernel/ethtool.ts). */
   checksumOffload: OffloadSetting;
-  /** Where the node's and pods' rules go: `auto` (default) decides on the node (kernel/backend.ts). */
+  /** Where the node's and pods' rules go: `auto` (default) decides on the node (firewall/choose.ts). */
   firewall: FirewallSetting;
   bridge: string;
   mtu?: number;
@@ -206,23 +209,8 @@ export interface NodeClaim {
   vtepMac: Partial<Record<Family, Given>>;
 }
 
-export type LeftOutReason = 'name' | 'node-ip' | 'pod-cidr' | 'vtep-mac' | 'conflict';
-export const LEFT_OUT_REASONS: readonly LeftOutReason[] = ['name', 'node-ip', 'pod-cidr', 'vtep-mac', 'conflict'];
-
-/** A node that was not used, the field at fault and why ("10.99.0.0/24 is outside the cluster network 10.244.0.0/16"). */
-export interface LeftOut {
-  name: string;
-  field: string;
-  why: string;
-  reason: LeftOutReason;
-}
-
 /** How a left-out Node is told to an operator: the object, the field and why. */
 export const leftOutMessage = (l: LeftOut): string => `node ${NODE_NAME.test(l.name) ? l.name : shown(l.name)}: ${l.field} ${l.why}`;
-
-/** Where the agent lists the Nodes it leaves out: beside the subnet file, for `podwire status` and `doctor`. */
-export const leftOutFile = (subnetFile: string): string =>
-  `${subnetFile.slice(0, Math.max(1, subnetFile.lastIndexOf('/')))}/nodes-left-out.json`;
 
 /** Why an address cannot be a node's (unicast, routable); undefined when it can. */
 export function nodeIPProblem(ip: IP): string | undefined {

@@ -10,17 +10,17 @@
 //      code as `podwire peers sync`. Its own node is set up again if its podCIDR or Node IP changes.
 import type { KubeConfig } from '@kubernetes/client-node';
 import subnetFileConflist from '../../cni-conf/podwire-subnetfile.conflist';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeIfChanged } from '../files.js';
-import { log } from '../log.js';
+import { writeIfChanged } from '../runtime/files.js';
+import { log } from '../runtime/log.js';
 import { peerLoop } from './reconcile.js';
-import { type Cluster, type Family, type LeftOut, type NodeEntry, joinPodCIDRs, leftOutFile, leftOutMessage, selfNode } from './cluster.js';
+import { type Cluster, type Family, type LeftOut, type NodeEntry, joinPodCIDRs, leftOutMessage, selfNode } from './cluster.js';
+import { writeLeftOut } from '../nodestate/reports.js';
 import { ANNOTATION, type ClusterSettings, KubeSource, lacking, nodeFacts, settingsFamilies } from './kube.js';
 import { nodeUp } from './setup.js';
 import type { SyncReport } from './sync.js';
 import type { AgentStatus } from './agent-status.js';
-import { ApiReporter } from './api-report.js';
+import { ApiReporter } from '../nodestate/api-report.js';
 import type { Backoff, FollowApi, Following } from './informer.js';
 
 export const CONFLIST_NAME = '10-podwire.conflist';
@@ -168,7 +168,6 @@ async function publish(kc: KubeConfig, self: NodeEntry[], c: Cluster): Promise<v
  */
 function leftOutReporter(o: AgentOptions): (now: readonly LeftOut[]) => void {
   let told = new Map<string, LeftOut>();
-  const file = leftOutFile(o.subnetFile);
   return (now) => {
     const next = new Map(now.map((l) => [`${l.name}\0${l.field}\0${l.why}`, l]));
     for (const [k, l] of next) {
@@ -181,7 +180,7 @@ function leftOutReporter(o: AgentOptions): (now: readonly LeftOut[]) => void {
     for (const name of new Set(back.map((l) => l.name))) o.say(`node ${name}: no longer left out`);
     told = next;
     o.status?.leftOut(now);
-    if (now.length || existsSync(file)) writeIfChanged(file, JSON.stringify(now, null, 1) + '\n');
+    writeLeftOut(o.subnetFile, now);
   };
 }
 
@@ -257,10 +256,10 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   // Stopped while the API server is unreachable or the podCIDR is pending: leave without touching the node.
   const stop = () => source.stop();
   o.signal.addEventListener('abort', stop, { once: true });
-  let policies: import('./policy/watch.js').PolicyWatch | undefined;
+  let policies: import('../policy/watch.js').PolicyWatch | undefined;
   try {
     await source.start();
-    const { PolicyWatch } = await import('./policy/watch.js');
+    const { PolicyWatch } = await import('../policy/watch.js');
     const watch = new PolicyWatch({
       kc: o.kc,
       node: o.node,

@@ -2,11 +2,12 @@
 // cluster was made with --pod-network-cidr) and its InternalIP, kept current by list + watch. The same
 // Cluster as a cluster file comes out, so `podwire agent` reconciles through the same code as
 // `podwire peers sync`.
+import { familyOf } from '../net/ip.js';
 //
 // The informer (informer.ts) pages its lists, re-watches when the server ends a watch, re-lists after
 // "410 Gone", retries any failure after a short jittered pause, and holds back a list that would drop
 // most nodes (or this node) at once until another confirms it.
-import type { FirewallSetting } from '../kernel/backend.js';
+import type { FirewallSetting } from '../firewall/choose.js';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import {
   type Backend,
@@ -60,7 +61,6 @@ export interface NodeFacts {
  * The family a value is meant for: a colon says IPv6. Not parsed here: a malformed podCIDR still goes to
  * the shared checks, which leave the node out naming the field, instead of the node waiting forever.
  */
-const familyOf = (s: string): Family => (s.includes(':') ? 6 : 4);
 
 /** A Node's InternalIPs and podCIDRs by family (kubelet --node-ip=v4,v6; kube-controller-manager one podCIDR per cluster CIDR). */
 export function nodeFacts(n: V1Node): NodeFacts {

@@ -5,31 +5,31 @@
 //   vxlan      (vxlan/auto) the VTEP: VNI, local Node IP, port, nolearning, derived MAC, podCIDR's network
 //              address /32, MTU = underlay - 50; loose rp_filter where it was strict, TX checksum
 //              offload on or off by the kernel (see tuneVxlan)
-//   firewall   nftables: table inet podwire's node chains (kernel/nftables.ts); iptables: PODWIRE-FORWARD
-//              and PODWIRE-POSTROUTING (kernel/firewall.ts). `auto` picks (kernel/backend.ts); a node that
-//              switched has its pods' rules moved over and nothing of the other left (kernel/migrate.ts)
+//   firewall   nftables: table inet podwire's node chains (firewall/nftables.ts); iptables: PODWIRE-FORWARD
+//              and PODWIRE-POSTROUTING (firewall/node-iptables.ts). `auto` picks (firewall/choose.ts); a node that
+//              switched has its pods' rules moved over and nothing of the other left (firewall/migrate.ts)
 //   file       the node subnet file the plugin's IPAM reads ({podCIDR, clusterCIDR, mtu})
 // `down` removes what `up` made: our routes, the VXLAN device (and with it every FDB and neighbour entry),
 // the bridge unless pods are still attached to it, the chains and the subnet file. Sysctls stay: they are
 // settings other software relies on too, not objects podwire owns.
 import { t } from '../i18n/index.js';
 import { existsSync, rmSync } from 'node:fs';
-import { writeIfChanged } from '../files.js';
-import { DEFAULT_SUBNET_FILE, type SubnetFile, formatSubnetFile } from '../ipam/subnet-file.js';
-import { ensureNodeRules, removeNodeRules } from '../kernel/firewall.js';
+import { DEFAULT_SUBNET_FILE, type SubnetFile, writeSubnetFile } from '../nodestate/subnet-file.js';
+import { ensureNodeRules, removeNodeRules } from '../firewall/node-iptables.js';
 import { release } from 'node:os';
-import { type FirewallFacts, installed, onPath, pickFirewall } from '../kernel/backend.js';
-import { iptablesCmd } from '../kernel/iptables.js';
-import { iptablesToNftables, nftablesToIptables } from '../kernel/migrate.js';
-import { ensureNftNode, removeNftNode } from '../kernel/nftables.js';
+import { type FirewallFacts, chooseFirewall } from '../firewall/choose.js';
+import { installed, onPath } from '../kernel/tools.js';
+import { iptablesCmd } from '../firewall/iptables.js';
+import { iptablesToNftables, nftablesToIptables } from '../firewall/migrate.js';
+import { ensureNftNode, removeNftNode } from '../firewall/nftables.js';
 import { addrLine, bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
 import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
 import { type OffloadDecision, offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
-import { run } from '../run.js';
-import { log } from '../log.js';
+import { run } from '../runtime/run.js';
+import { log } from '../runtime/log.js';
 import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
 import {
   type Cluster,
@@ -287,7 +287,13 @@ export async function nodeUp(
       warnings.push(...tuned.warnings);
     }
   }
-  const fw = pickFirewall(c.firewall, await firewallFacts());
+  const facts = await firewallFacts();
+  // node up decides for the node (the plugin and doctor then read its decision from the subnet file).
+  const fw = chooseFirewall(
+    c.firewall,
+    () => undefined,
+    () => facts,
+  );
   notes.push(`firewall ${fw.backend}: ${fw.why}`);
   if (fw.backend === 'nftables') {
     changes.push(...(await ensureNftNode(c.nets)).map((x) => `${x} written`));
@@ -304,7 +310,7 @@ export async function nodeUp(
     mtu,
     firewall: fw.backend,
   };
-  if (writeIfChanged(subnetFile, formatSubnetFile(file))) changes.push(`subnet file ${subnetFile} written`);
+  if (writeSubnetFile(subnetFile, file)) changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings, notes }, 'node up');
   return { changes, warnings, notes, podMtu: mtu, underlay: underlays[0]!.dev };
 }

@@ -2,10 +2,10 @@
 // difference from the node list, apply it in at most three batches — per address family, side by side:
 // a dual-stack node does what an IPv4 one does, once for IPv4 and once for IPv6. A re-sync that finds
 // nothing to do starts two processes per family (one with host-gw) and changes nothing.
-import { spawned } from '../run.js';
+import { spawned } from '../runtime/run.js';
 import { type BatchFailure, forceBatch } from '../kernel/run.js';
 import { type Link, type State, readState } from '../kernel/state.js';
-import { formatIP, parseCidr, parseIP } from '../net/ip.js';
+import { familyOf, formatIP, parseCidr, parseIP } from '../net/ip.js';
 import { type Cluster, type Family, type Net, type NodeEntry, familyName, nodeIn, usesVxlan } from './cluster.js';
 import {
   type Peer,
@@ -67,12 +67,12 @@ export function kernelPeers(
   const ours: PeerState = { routes: [], neighs: [], fdb: [] };
   const foreign = new Set<string>();
   // A view of both families (status) asks for one: an address's family is whether it has a colon.
-  const mine = (addr: string) => family === undefined || addr.includes(':') === (family === 6);
+  const mine = (addr: string) => family === undefined || familyOf(addr) === family;
   for (const r of routes) {
     if (!mine(r.dst === 'default' ? (r.gateway ?? '') : r.dst)) continue;
     if (r.protocol !== String(ROUTE_PROTO)) {
       // Only a route `route replace` would replace is in the way: IPv4's metric 0, IPv6's default 1024.
-      if (!r.metric || (r.dst.includes(':') && r.metric === 1024)) foreign.add(r.dst);
+      if (!r.metric || (familyOf(r.dst) === 6 && r.metric === 1024)) foreign.add(r.dst);
       continue;
     }
     ours.routes.push({ dst: r.dst, via: r.gateway ?? '', dev: r.dev ?? '', onlink: r.flags?.includes('onlink') ?? false });

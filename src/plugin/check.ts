@@ -6,7 +6,7 @@ import { ipamFor } from '../ipam/ipam.js';
 import { familyOf } from '../net/ip.js';
 import { attachmentNames } from '../kernel/names.js';
 import { isUp, linkByName, readState } from '../kernel/state.js';
-import { sys } from '../files.js';
+import { sys } from '../runtime/files.js';
 import { parseBridgeConf } from './config.js';
 
 function checkFailed(msg: string): CniError {

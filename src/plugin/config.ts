@@ -5,9 +5,9 @@
 // value is code 7 (or 4 for CNI_ARGS) naming the key.
 import { invalidConfig, invalidEnv } from '../cni/errors.js';
 import type { Attachment, Context, NetConf } from '../cni/types.js';
-import { type FirewallBackend, type FirewallSetting, isFirewallSetting, onPath } from '../kernel/backend.js';
-import type { PortMapping } from '../kernel/hostport.js';
-import { sys } from '../files.js';
+import { type FirewallBackend, type FirewallSetting, chooseFirewall, isFirewallSetting } from '../firewall/choose.js';
+import type { PortMapping } from '../firewall/backend.js';
+import { trySubnetFile } from '../nodestate/subnet-file.js';
 import { validIfname } from '../kernel/names.js';
 import { type Family, type IP, formatIP, parseIP, parseIPMaybeCidr } from '../net/ip.js';
 import { validMac } from '../net/mac.js';
@@ -176,20 +176,13 @@ function firewallSetting(v: unknown): FirewallSetting | undefined {
 }
 
 /**
- * The backend this pod's nat rules go to: the config's firewallBackend; else what node up decided for the
- * node (the subnet file's "firewall", so the plugin and the node's rules agree); else, with neither, nftables
- * when `nft` is installed, iptables when not (a few stat calls; nothing is run).
+ * The backend this pod's nat rules go to (firewall/choose.ts, the one choice node up and doctor make too):
+ * the config's firewallBackend; else what node up decided for the node (the subnet file's "firewall", so
+ * the plugin and the node's rules agree); else nftables when `nft` is installed, iptables when not (a few
+ * stat calls; nothing is run).
  */
 export function firewallFor(conf: NetConf, bc: BridgeConf): FirewallBackend {
-  if (bc.firewall && bc.firewall !== 'auto') return bc.firewall;
   const file = (conf.ipam as Record<string, unknown> | undefined)?.subnetFile;
-  if (bc.firewall === undefined && typeof file === 'string' && file.startsWith('/')) {
-    try {
-      const f = (JSON.parse(sys().readText(file) ?? '') as { firewall?: unknown }).firewall;
-      if (f === 'nftables' || f === 'iptables') return f;
-    } catch {
-      // no subnet file (IPAM says so on ADD): decide here
-    }
-  }
-  return onPath('nft') ? 'nftables' : 'iptables';
+  return chooseFirewall(bc.firewall, () => (typeof file === 'string' && file.startsWith('/') ? trySubnetFile(file)?.firewall : undefined))
+    .backend;
 }

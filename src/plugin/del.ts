@@ -10,7 +10,7 @@ import { deleteLinks } from '../kernel/links.js';
 import { HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { ipCommand } from '../kernel/run.js';
 import { type BridgeConf, mayHaveHostports, parseBridgeConf } from './config.js';
-import { removeNat } from './nat.js';
+import { removeNat } from '../nat/pod.js';
 import { runAll } from './reclaim.js';
 
 /** Host veths to delete for the call's own attachment: the derived name, plus any named in prevResult. */

@@ -8,9 +8,9 @@ import { type BridgeSpec, type VethSpec, bridgeLines, bridgeMac, localLinks, vet
 import { IpBatchError, type PendingBatch, ipBatch, ipCommand, startIpBatch } from '../kernel/run.js';
 import { kind, linkByName, readState } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
-import { dirOf, sys } from '../files.js';
-import { log } from '../log.js';
-import { timed } from '../profile.js';
+import { dirOf, sys } from '../runtime/files.js';
+import { log } from '../runtime/log.js';
+import { timed } from '../runtime/profile.js';
 import type { IpStep } from '../kernel/step.js';
 
 /** A slice's gateway on the bridge; `field` says where the slice was given. */

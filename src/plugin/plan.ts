@@ -10,7 +10,7 @@
 import type { Msg } from '../i18n/index.js';
 import type { Trace } from '../cni/trace.js';
 import type { Step } from '../kernel/step.js';
-import { log } from '../log.js';
+import { log } from '../runtime/log.js';
 
 type Note = Parameters<Trace['step']>[1];
 

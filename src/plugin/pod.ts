@@ -7,7 +7,7 @@ import { podLines } from '../kernel/links.js';
 import type { PendingBatch } from '../kernel/run.js';
 import { FORWARDING_STEP, ensureSysctl } from '../kernel/sysctl.js';
 import type { Step } from '../kernel/step.js';
-import { timed } from '../profile.js';
+import { timed } from '../runtime/profile.js';
 import { type BatchRecord, apply } from './host.js';
 
 export interface PodAddress {

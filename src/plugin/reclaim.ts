@@ -8,7 +8,7 @@ import { deleteLinks } from '../kernel/links.js';
 import { attachmentNames } from '../kernel/names.js';
 import { readState } from '../kernel/state.js';
 import type { BridgeConf } from './config.js';
-import { removeOthersNat } from './nat.js';
+import { removeOthersNat } from '../nat/pod.js';
 
 /**
  * Runs every step even when one fails, then throws the first failure: a teardown must not stop half-way.

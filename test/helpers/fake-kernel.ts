@@ -1,11 +1,11 @@
 // A fake kernel for unit tests of the plugin's plans, as kube-proxy's tests run against a fake nftables:
-// every command a verb runs (through src/run.ts's seam) is recorded as text, and `ip -batch`, `ip -j`,
+// every command a verb runs (through src/runtime/run.ts's seam) is recorded as text, and `ip -batch`, `ip -j`,
 // `nft` are answered from a small model of each namespace's links — enough for the host side (veth, bridge,
 // `master`), the pod side, the node guard's reads and nftables transactions. /proc/sys and the namespace
-// files are faked through src/files.ts's seam, so nothing needs root and nothing touches this machine.
-import type { RunOptions, RunResult, Started } from '../../src/run.js';
-import { useRunner } from '../../src/run.js';
-import { type Sys, sys, useSys } from '../../src/files.js';
+// files are faked through src/runtime/files.ts's seam, so nothing needs root and nothing touches this machine.
+import type { RunOptions, RunResult, Started } from '../../src/runtime/run.js';
+import { useRunner } from '../../src/runtime/run.js';
+import { type Sys, sys, useSys } from '../../src/runtime/files.js';
 
 export interface Call {
   /** The namespace it ran in: 'host', or a named namespace's name (`ip -n NAME`). */

@@ -1,6 +1,6 @@
-// The same file system calls, made through src/files.ts, for test/unit/sys.test.ts: under Bun (libc through
+// The same file system calls, made through src/runtime/files.ts, for test/unit/sys.test.ts: under Bun (libc through
 // bun:ffi) and under Node (node:fs) the answers must be equal. Usage: sys-probe.ts DIR; prints JSON.
-import { mkdirs, sys } from '../../src/files.js';
+import { mkdirs, sys } from '../../src/runtime/files.js';
 
 export function probe(dir: string): unknown[] {
   const out: unknown[] = [];

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode } from '../../src/lab/lab.js';
 import { labDown } from '../../src/lab/netns.js';
-import { run } from '../../src/run.js';
+import { run } from '../../src/runtime/run.js';
 import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { ApiServerProcess } from '../helpers/apiserver-process.js';
 import { BIN, requireRoot } from '../helpers/netns.js';

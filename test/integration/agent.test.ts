@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAll } from 'js-yaml';
 import { Lab, type LabNode } from '../../src/lab/lab.js';
 import { labDown, pingAsync } from '../../src/lab/netns.js';
-import { run } from '../../src/run.js';
+import { run } from '../../src/runtime/run.js';
 import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { ApiServerProcess } from '../helpers/apiserver-process.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';

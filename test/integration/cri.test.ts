@@ -5,7 +5,7 @@
 // conf dir starts empty: `podwire agent` (following the fake API server, inside node1) writes the
 // conflist, as the DaemonSet does. node2 is a lab node set up from the cluster file, with one pod.
 // Nothing is sent outside the lab's namespaces.
-import type { FirewallBackend } from '../../src/kernel/backend.js';
+import type { FirewallBackend } from '../../src/firewall/choose.js';
 import { PER_POD, firewallText, hostPortTo, iptablesNat, nftTable } from '../helpers/firewall.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import subnetFileConflist from '../../cni-conf/podwire-subnetfile.conflist';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { httpGet, labDown, pingAsync } from '../../src/lab/netns.js';
-import { run } from '../../src/run.js';
+import { run } from '../../src/runtime/run.js';
 import { ApiServerProcess } from '../helpers/apiserver-process.js';
 import { type CriClient, criClient } from '../helpers/cri/client.js';
 import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';

@@ -9,7 +9,7 @@ import { DiskStore } from '../../src/ipam/disk-store.js';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { LAB_PREFIX, delNetns, labDown, pingAsync } from '../../src/lab/netns.js';
-import { run } from '../../src/run.js';
+import { run } from '../../src/runtime/run.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 
 let lab: Lab;

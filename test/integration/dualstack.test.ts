@@ -2,7 +2,7 @@
 // route per family, and its IPv6 address without duplicate address detection (ADD never waits for it);
 // hostPorts answer in both families; CHECK and DEL cover both. The built binary, executed as a runtime
 // does, in namespaces this test makes. Needs root.
-import type { FirewallBackend } from '../../src/kernel/backend.js';
+import type { FirewallBackend } from '../../src/firewall/choose.js';
 import { PER_POD, firewallText, hostPortTo, iptablesNat, nftTable } from '../helpers/firewall.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

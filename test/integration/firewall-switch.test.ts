@@ -11,7 +11,7 @@ import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { httpGet, labDown } from '../../src/lab/netns.js';
 import { serve } from '../../src/lab/services.js';
 import { execCni, pluginConf } from '../../src/lab/runtime.js';
-import { run } from '../../src/run.js';
+import { run } from '../../src/runtime/run.js';
 import { PER_POD, hostPortTo, iptablesNat, nftTable } from '../helpers/firewall.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 

@@ -11,7 +11,7 @@ import { httpGet, labDown } from '../../src/lab/netns.js';
 import { serve } from '../../src/lab/services.js';
 import { execCni, pluginConf } from '../../src/lab/runtime.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
-import type { FirewallBackend } from '../../src/kernel/backend.js';
+import type { FirewallBackend } from '../../src/firewall/choose.js';
 
 const MAPPINGS = [
   { hostPort: 8080, containerPort: 80, protocol: 'tcp' },

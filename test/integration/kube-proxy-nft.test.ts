@@ -1,10 +1,10 @@
 // kube-proxy's nftables mode as the lab writes it (src/lab/services.ts), loaded into a namespace made
-// here, and `path`'s walk of it (src/explore/nftnat.ts) read back from `nft -j`: a Cluster IP, a nodePort
+// here, and `path`'s walk of it (src/nat/walk-nftables.ts) read back from `nft -j`: a Cluster IP, a nodePort
 // (Cluster and Local), both families, and what is not a Service.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabPod } from '../../src/lab/lab.js';
 import { type LabService, kubeProxyNftRules } from '../../src/lab/services.js';
-import { walkKubeProxyNft } from '../../src/explore/nftnat.js';
+import { walkKubeProxyNft } from '../../src/nat/walk-nftables.js';
 import { requireRoot, sh } from '../helpers/netns.js';
 
 const NS = 'pwtest-kpnft';

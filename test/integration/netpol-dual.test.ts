@@ -13,7 +13,7 @@ import {
   matrixTable,
   probeMatrix,
   stopPolicyLab,
-} from '../../src/lab/netpol.js';
+} from '../../src/policy/lab.js';
 import { BIN, requireRoot } from '../helpers/netns.js';
 
 let lab: Lab;

@@ -16,9 +16,9 @@ import {
   matrixTable,
   probeMatrix,
   stopPolicyLab,
-} from '../../src/lab/netpol.js';
+} from '../../src/policy/lab.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
-import { run } from '../../src/run.js';
+import { run } from '../../src/runtime/run.js';
 import { kubeProxyRules } from '../../src/lab/services.js';
 
 let lab: Lab;

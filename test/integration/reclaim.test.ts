@@ -2,7 +2,7 @@
 // on disk kept, no GC — containerd never sends one) and after a pod namespace deleted without DEL. When
 // the slice is full they come back; a live pod's address and an ADD's in flight never do. The built
 // binary, executed as a runtime does, in namespaces this test makes. Needs root.
-import type { FirewallBackend } from '../../src/kernel/backend.js';
+import type { FirewallBackend } from '../../src/firewall/choose.js';
 import { PER_POD, firewallText, hostPortTo, iptablesNat, nftTable } from '../helpers/firewall.js';
 import { existsSync, readFileSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

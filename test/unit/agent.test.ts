@@ -1,7 +1,7 @@
 // The agent's pure parts: the conflist it installs from a template, the iptables commands it runs, and the
 // status it serves (health, readiness, metrics) as its loop reports progress.
 import { afterEach, describe, expect, it } from 'vitest';
-import { iptablesCmd, useIptablesBackend } from '../../src/kernel/iptables.js';
+import { iptablesCmd, useIptablesBackend } from '../../src/firewall/iptables.js';
 import { AgentStatus } from '../../src/node/agent-status.js';
 import { AgentError, agentConflist } from '../../src/node/kube-agent.js';
 import type { SyncReport } from '../../src/node/sync.js';

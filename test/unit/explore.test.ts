@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseNat, walkNat, walkSnat } from '../../src/explore/nat.js';
-import { walkNftSnat } from '../../src/explore/nftnat.js';
-import { nodeRules } from '../../src/kernel/firewall.js';
+import { parseNat, walkNat, walkSnat } from '../../src/nat/walk-iptables.js';
+import { walkNftSnat } from '../../src/nat/walk-nftables.js';
+import { nodeRules } from '../../src/firewall/node-iptables.js';
 import { parseConntrack, parseTarget } from '../../src/explore/path.js';
 import { findPodwireConf } from '../../src/explore/status.js';
-import { hostportLines } from '../../src/kernel/hostport.js';
+import { hostportLines } from '../../src/nat/hostport.js';
 import { kubeProxyRules } from '../../src/lab/services.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'podwire-explore-unit-'));

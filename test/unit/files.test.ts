@@ -1,4 +1,4 @@
-// src/files.ts has two implementations of the same calls: libc through bun:ffi (what the plugin uses,
+// src/runtime/files.ts has two implementations of the same calls: libc through bun:ffi (what the plugin uses,
 // compiled by Bun) and node:fs. The probe makes the same calls through both, each on a fresh directory,
 // and the answers (results and error codes) must be equal.
 import { execFileSync } from 'node:child_process';

@@ -1,8 +1,8 @@
 // hostPort rules (pure): what runtimes send is checked field by field, and the iptables-restore lines
 // for an attachment, and for removing it from a live table, are exactly the attachment's.
 import { describe, expect, it } from 'vitest';
-import { delChainLines } from '../../src/kernel/chains.js';
-import { hostportLines } from '../../src/kernel/hostport.js';
+import { delChainLines } from '../../src/nat/chains.js';
+import { hostportLines } from '../../src/nat/hostport.js';
 import { parsePortMappings } from '../../src/plugin/config.js';
 import { attachmentNames } from '../../src/kernel/names.js';
 

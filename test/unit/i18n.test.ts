@@ -1,11 +1,11 @@
 // The learner's languages: every message in both catalogues with the same placeholders, the choice by
 // --lang or the locale, and Chinese where the learner reads it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CATALOGUES, LANGS, pickLang, placeholders, proofName, setLang, t } from '../../src/i18n/index.js';
 import { ROOT } from '../helpers/netns.js';
-import { displayWidth, table } from '../../src/table.js';
+import { displayWidth, table } from '../../src/i18n/table.js';
 import { missingLines, readmeOutputs } from '../helpers/readme.js';
 
 describe('catalogues', () => {
@@ -109,7 +109,14 @@ describe('README.zh-CN.md', () => {
   });
 
   it("its commands are the English README's (nothing it promises is missing there)", () => {
-    const en = new Set(commands('README.md'));
+    // The English documentation: the front page and the pages of docs/.
+    const pages = [
+      'README.md',
+      ...readdirSync(join(ROOT, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ];
+    const en = new Set(pages.flatMap(commands));
     const zh = commands('README.zh-CN.md');
     expect(zh.length).toBeGreaterThan(8);
     for (const c of zh) expect(en.has(c), c).toBe(true);

@@ -1,11 +1,11 @@
-// The plugin's own log writer (src/log.ts) and pino (the CLI's and agent's, src/cli/log.ts) write the same
+// The plugin's own log writer (src/runtime/log.ts) and pino (the CLI's and agent's, src/cli/log.ts) write the same
 // lines for the same calls: same keys in the same order, same values, same levels.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configurePinoLog } from '../../src/cli/log.js';
-import { type Logger, configureLog, validLogLevel } from '../../src/log.js';
+import { type Logger, configureLog, validLogLevel } from '../../src/runtime/log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'podwire-log-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

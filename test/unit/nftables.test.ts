@@ -2,9 +2,11 @@
 // iptables chains over, and what `auto` picks.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { type PodRules, kernelAtLeast, pickFirewall } from '../../src/kernel/backend.js';
-import { podRulesFromSave } from '../../src/kernel/chains.js';
-import { addLines, parseTable, podElements, removeLines } from '../../src/kernel/nftables.js';
+import { type PodRules } from '../../src/firewall/backend.js';
+import { kernelAtLeast } from '../../src/kernel/tools.js';
+import { pickFirewall } from '../../src/firewall/choose.js';
+import { podRulesFromSave } from '../../src/nat/chains.js';
+import { addLines, parseTable, podElements, removeLines } from '../../src/firewall/nftables.js';
 
 const pod: PodRules = {
   owner: '0123456789abcdef',

@@ -1,9 +1,9 @@
 // NetworkPolicy objects judged one at a time, selectors as labels.Selector matches, upstream's defaults,
 // and the compiled table: rules that grow with policies (not with pods), pods changing only elements.
 import { describe, expect, it } from 'vitest';
-import { compile, elementUpdate, fullScript } from '../../src/node/policy/compile.js';
-import { judgeObjects } from '../../src/node/policy/enforce.js';
-import { matches, parsePolicy, parseSelector } from '../../src/node/policy/model.js';
+import { compile, elementUpdate, fullScript } from '../../src/policy/compile.js';
+import { judgeObjects } from '../../src/policy/enforce.js';
+import { matches, parsePolicy, parseSelector } from '../../src/policy/model.js';
 
 const pol = (ns: string, name: string, spec: object) => ({ metadata: { namespace: ns, name }, spec });
 const pod = (ns: string, name: string, ip: string, labels: object = {}, node = 'node1', more: object = {}) => ({

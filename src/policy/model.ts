@@ -7,7 +7,7 @@
 //   - a podSelector alone: pods of the policy's namespace; a namespaceSelector alone: all their pods;
 //   - an empty selector ({}) matches everything, every matchExpressions operator as labels.Selector does;
 //   - named ports resolve on the destination pod's container ports; endPort makes a range.
-import { cidrContains, formatIP, parseCidr, parseIP } from '../../net/ip.js';
+import { cidrContains, formatIP, parseCidr, parseIP } from '../net/ip.js';
 
 export type Proto = 'tcp' | 'udp' | 'sctp';
 export type Labels = Record<string, string>;

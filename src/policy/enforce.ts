@@ -3,8 +3,8 @@
 // written as set elements when only pods changed, as the whole table in one transaction otherwise —
 // including on the first sync after a restart, so enforcement never has a gap: the old table stays in the
 // kernel until the new one replaces it. No policy: no table.
-import { sys, writeIfChanged } from '../../files.js';
-import { nftApply, nftTableExists, nftDeleteTable } from '../../kernel/nftables.js';
+import { writePolicyReport as writeReport } from '../nodestate/reports.js';
+import { nftApply, nftTableExists, nftDeleteTable } from '../firewall/nftables.js';
 import { type Compiled, POLICY_TABLE, compile, elementUpdate, fullScript } from './compile.js';
 import { type NamespaceInfo, type PodInfo, type Policy, parseNamespace, parsePod, parsePolicy } from './model.js';
 
@@ -113,33 +113,12 @@ export class PolicyEnforcer {
   }
 }
 
-/** Where the agent (and `podwire netpol sync`) leaves what it enforces, for `status` and `doctor`: beside the subnet file. */
-export const policyReportFile = (subnetFile: string): string =>
-  `${subnetFile.slice(0, subnetFile.lastIndexOf('/') + 1)}network-policy.json`;
-
-export interface PolicyReport {
-  applied: SyncResult['applied'];
-  rules: number;
-  policies: Compiled['policies'];
-  leftOut: SyncResult['leftOut'];
-}
-
-/** What a sync enforced, as status and doctor read it. */
+/** What a sync enforced, as status and doctor read it (nodestate/reports.ts). */
 export function writePolicyReport(subnetFile: string, r: SyncResult): void {
-  const report: PolicyReport = {
+  writeReport(subnetFile, {
     applied: r.applied,
     rules: r.compiled?.rules ?? 0,
     policies: r.compiled?.policies ?? [],
     leftOut: r.leftOut,
-  };
-  writeIfChanged(policyReportFile(subnetFile), JSON.stringify(report, null, 1) + '\n');
-}
-
-/** The last report, or undefined when there is none (no agent with policies ran here). */
-export function readPolicyReport(subnetFile: string): PolicyReport | undefined {
-  try {
-    return JSON.parse(sys().readText(policyReportFile(subnetFile)) ?? '') as PolicyReport;
-  } catch {
-    return undefined;
-  }
+  });
 }

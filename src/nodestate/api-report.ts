@@ -1,8 +1,8 @@
 // Whether the agent follows the API server, kept where `status` and `doctor` read it (a file beside the
 // subnet file, like the left-out nodes and the policy report): an operator on the node sees a blind agent
 // without reaching the agent's port. Written when a resource goes up or down, never per event.
-import { sys, writeIfChanged } from '../files.js';
-import type { Following } from './informer.js';
+import { writeIfChanged } from '../runtime/files.js';
+import { besideSubnetFile, readJson } from './reports.js';
 
 export interface ApiReport {
   /** The API server's address, as the kubeconfig names it. */
@@ -11,7 +11,7 @@ export interface ApiReport {
   resources: Record<string, { up: boolean; since: string; cause?: string }>;
 }
 
-export const apiReportFile = (subnetFile: string): string => `${subnetFile.slice(0, subnetFile.lastIndexOf('/') + 1)}api.json`;
+export const apiReportFile = (subnetFile: string): string => besideSubnetFile(subnetFile, 'api.json');
 
 /** Keeps one report per agent and writes it whenever a resource's state changes. */
 export class ApiReporter {
@@ -24,7 +24,7 @@ export class ApiReporter {
     this.report = { server, resources: {} };
   }
 
-  set(resource: string, f: Following): void {
+  set(resource: string, f: { up: boolean; since: number; cause?: string }): void {
     this.report.resources[resource] = {
       up: f.up,
       since: new Date(f.since).toISOString(),
@@ -35,13 +35,8 @@ export class ApiReporter {
 }
 
 /** The last report, or undefined when no agent wrote one here. */
-export function readApiReport(subnetFile: string): ApiReport | undefined {
-  try {
-    return JSON.parse(sys().readText(apiReportFile(subnetFile)) ?? '') as ApiReport;
-  } catch {
-    return undefined;
-  }
-}
+export const readApiReport = (subnetFile: string | undefined): ApiReport | undefined =>
+  subnetFile ? readJson<ApiReport>(apiReportFile(subnetFile)) : undefined;
 
 /** The resources the agent does not follow now, oldest first: [resource, since, cause]. */
 export function blindResources(r: ApiReport | undefined): { resource: string; since: string; cause: string }[] {

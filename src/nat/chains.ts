@@ -1,10 +1,10 @@
 // Per-pod nat chains (masquerade, hostPort): added with one iptables-restore --noflush (atomic), and
 // removed the same way — every rule that jumps to the chain or carries its name in a comment, then the
 // chain itself — so DEL removes exactly what its ADD added, found from the live table.
-import { commandFailed } from './errors.js';
-import { iptablesCmd } from './iptables.js';
-import { run } from '../run.js';
-import type { PodRules, PortMapping } from './backend.js';
+import { commandFailed } from '../kernel/errors.js';
+import { iptablesCmd } from '../firewall/iptables.js';
+import { run } from '../runtime/run.js';
+import type { PodRules, PortMapping } from '../firewall/rules.js';
 
 const tool = (v6: boolean) => (v6 ? 'ip6tables' : 'iptables');
 const cmd = (v6: boolean, suffix: '' | '-save' | '-restore') => iptablesCmd(tool(v6), suffix);

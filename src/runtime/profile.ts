@@ -45,7 +45,7 @@ export function timed<T>(step: string, fn: () => T): T {
   return out;
 }
 
-/** Records a command's run (src/run.ts calls this): started at `at`, `cpu` its own when known. */
+/** Records a command's run (src/runtime/run.ts calls this): started at `at`, `cpu` its own when known. */
 export function recordCommand(step: string, at: number, cpu?: number): void {
   profile?.push({ step, at: round(at), ms: round(performance.now() - at), ...(cpu === undefined ? {} : { cpu: round(cpu) }) });
 }

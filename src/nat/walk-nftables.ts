@@ -4,13 +4,11 @@
 // (nodeport-ips), in service-nodeports (protocol . port); the chain it names goes on to one endpoint
 // (`numgen random mod N vmap`: the first is taken, as the iptables walk takes the first), whose chain
 // DNATs; a rule that marks the packet for masquerade sets pkt.mark, for the POSTROUTING walk below. Pure.
-import type { Packet } from './nat.js';
-import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
+import type { Packet } from './walk-iptables.js';
+import { cidrContains, familyOf, parseCidr, parseIP } from '../net/ip.js';
 
-type Obj = Record<string, unknown>;
-export interface NftListing {
-  nftables?: Obj[];
-}
+import type { NftListing, NftObject as Obj } from '../kernel/nft-json.js';
+export type { NftListing } from '../kernel/nft-json.js';
 
 export interface NftNatResult {
   chains: string[];
@@ -108,7 +106,7 @@ function setElements(listing: NftListing): Map<string, unknown[]> {
 /** The value a match's left side reads from the packet; undefined when it is not one this walk knows. */
 function read(left: unknown, pkt: NftPacket): unknown {
   const l = left as Obj;
-  const v6 = pkt.dst.includes(':');
+  const v6 = familyOf(pkt.dst) === 6;
   if (l.payload) {
     const { protocol, field } = l.payload as { protocol: string; field: string };
     if (protocol === 'ip' || protocol === 'ip6') {

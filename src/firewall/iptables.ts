@@ -2,7 +2,7 @@
 // both backends are installed (Debian's iptables-legacy and iptables-nft), and the agent must write its
 // rules where the host's other rules are (kube-proxy's, the plugin's, run on the host): it picks the
 // backend as kube-proxy's image does (iptables-wrapper), by which of the two holds more rules.
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 
 export type Backend = 'legacy' | 'nft';
 let backend: Backend | undefined;

@@ -1,5 +1,6 @@
 // hostPort without the portmap plugin: runtimeConfig.portMappings (sent when the plugin's config declares
 // capabilities.portMappings) become DNAT rules from the node's hostPort to the pod's containerPort.
+import { familyOf } from '../net/ip.js';
 //
 //   nat PREROUTING / OUTPUT  -m addrtype --dst-type LOCAL -> PODWIRE-HOSTPORTS     (shared, made once)
 //   PODWIRE-HOSTPORTS        -> PW-HP-<hash>    one jump per attachment, commented with the chain's name
@@ -12,23 +13,23 @@
 // and the client, which spoke to NodeIP, would drop it. Clients elsewhere keep their source address.
 // The same in ip6tables for a pod's IPv6 address (a dual-stack pod's hostPort answers on both families
 // unless its hostIP names one). DEL and GC remove the attachment's chain and every rule naming it
-// (src/kernel/chains.ts).
+// (src/nat/chains.ts).
 // The mappings arrive checked: the plugin reads runtimeConfig (src/plugin/config.ts).
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 import { natCommands, restoreNat, saveNat } from './chains.js';
-import { commandFailed } from './errors.js';
-import { iptablesCmd } from './iptables.js';
-import type { Step } from './step.js';
+import { commandFailed } from '../kernel/errors.js';
+import { iptablesCmd } from '../firewall/iptables.js';
+import type { Step } from '../kernel/step.js';
 
-import type { PortMapping } from './backend.js';
-export type { PortMapping } from './backend.js';
+import type { PortMapping } from '../firewall/rules.js';
+export type { PortMapping } from '../firewall/rules.js';
 
 export const HOSTPORTS = 'PODWIRE-HOSTPORTS';
 export const HOSTPORT_MASQ = 'PODWIRE-HOSTPORT-MASQ';
 
 /** The iptables-restore lines for one attachment's mappings, in the family of podIP (pure). */
 export function hostportLines(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): string[] {
-  const v6 = podIP.includes(':');
+  const v6 = familyOf(podIP) === 6;
   const tag = `-m comment --comment "podwire: ${chain}"`;
   const lines = [`:${chain} - [0:0]`];
   // ip6tables writes a DNAT target's address in brackets, as a URL does.
@@ -80,7 +81,7 @@ async function ensureSharedChains(saved: readonly string[], v6: boolean): Promis
 
 /** Returns what was done, as single iptables commands: the shared chains when this ADD made them, then the attachment's rules. */
 export async function addHostports(chain: string, mappings: readonly PortMapping[], podIP: string, podSubnet: string): Promise<string[]> {
-  const v6 = podIP.includes(':');
+  const v6 = familyOf(podIP) === 6;
   const shared = await ensureSharedChains(await saveNat(v6), v6);
   const lines = hostportLines(chain, mappings, podIP, podSubnet);
   await restoreNat(v6, lines);

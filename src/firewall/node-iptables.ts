@@ -9,9 +9,9 @@
 // Rules are written in iptables-save's own format, so comparing them with `iptables-save` output tells
 // whether anything must change; a second `node up` then starts one process per family and changes
 // nothing. IPv6 gets the same chains through ip6tables.
-import { commandFailed } from './errors.js';
+import { commandFailed } from '../kernel/errors.js';
 import { iptablesCmd } from './iptables.js';
-import { run } from '../run.js';
+import { run } from '../runtime/run.js';
 
 export const FORWARD_CHAIN = 'PODWIRE-FORWARD';
 export const NAT_CHAIN = 'PODWIRE-POSTROUTING';

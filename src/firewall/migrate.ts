@@ -2,12 +2,12 @@
 // its running pods' rules are moved, so their hostPorts keep answering, and nothing of the other backend
 // stays. The new backend's rules go in first, then the old ones are removed: for a moment both DNAT the
 // same hostPort to the same pod, which is harmless (the first nat chain that maps a connection wins).
-import { delChainGroup, podRulesFromSave, saveNat } from './chains.js';
-import { removeNodeRules } from './firewall.js';
-import { HOSTPORTS, HOSTPORT_MASQ, addHostports } from './hostport.js';
-import { addMasq } from './masq.js';
+import { delChainGroup, podRulesFromSave, saveNat } from '../nat/chains.js';
+import { removeNodeRules } from './node-iptables.js';
+import { HOSTPORTS, HOSTPORT_MASQ, addHostports } from '../nat/hostport.js';
+import { addMasq } from '../nat/masq.js';
 import { NFT_TABLE, addPodElements, nftDeleteTable, readTable } from './nftables.js';
-import { onPath } from './backend.js';
+import { onPath } from '../kernel/tools.js';
 
 type Family = 4 | 6;
 

@@ -1,14 +1,11 @@
-// What a node's NetworkPolicy table (inet podwire-policy, src/node/policy/compile.ts) does to the first
+// What a node's NetworkPolicy table (inet podwire-policy, compile.ts) does to the first
 // packet of a connection, read from `nft -j` and evaluated the way the kernel would: on the forward hook,
 // the ingress chain (is the destination an isolated pod? which policy's rule, if any, accepts it?) and
 // the egress chain (the same for the source). Pure: `path` hands it the listing and the packet.
-import { parseIP } from '../net/ip.js';
-import type { Packet } from './nat.js';
+import { familyOf, parseIP } from '../net/ip.js';
+import type { Packet } from '../nat/walk-iptables.js';
 
-type Obj = Record<string, unknown>;
-interface Listing {
-  nftables?: Obj[];
-}
+import type { NftListing as Listing, NftObject as Obj } from '../kernel/nft-json.js';
 
 export interface PolicyVerdict {
   /** "ingress" or "egress": which side isolated the pod. */
@@ -69,7 +66,7 @@ export function evaluatePolicy(listing: Listing, pkt: Packet): PolicyVerdict[] {
     const r = o.rule as { chain: string; expr: Obj[]; comment?: string } | undefined;
     if (r) rules.set(r.chain, [...(rules.get(r.chain) ?? []), { expr: r.expr, comment: r.comment }]);
   }
-  const v6 = pkt.dst.includes(':');
+  const v6 = familyOf(pkt.dst) === 6;
   const value = (left: unknown): (string | number)[] | undefined => {
     const one = (x: unknown): string | number | undefined => {
       const p = (x as { payload?: { protocol: string; field: string } }).payload;

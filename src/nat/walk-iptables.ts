@@ -2,7 +2,7 @@
 // arriving) or OUTPUT (sent by the namespace itself), the way the kernel would for the first packet of a
 // connection. It knows the matches kube-proxy and podwire write (-s -d -p -i --dport, addrtype, statistic,
 // mark, comment); a Cluster IP or a nodePort/hostPort becomes the Pod IP:port that really answers. Pure.
-import { cidrContains, parseCidr, parseIP } from '../net/ip.js';
+import { BITS, cidrContains, familyOf, parseCidr, parseIP } from '../net/ip.js';
 
 export interface Packet {
   src: string;
@@ -70,7 +70,7 @@ export function parseNat(saved: string): NatTable {
 }
 
 function inCidr(ip: string, cidr: string): boolean {
-  const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/${cidr.includes(':') ? 128 : 32}`);
+  const c = parseCidr(cidr.includes('/') ? cidr : `${cidr}/${BITS[familyOf(cidr)]}`);
   const p = parseIP(ip);
   return !!c && !!p && cidrContains(c, p);
 }

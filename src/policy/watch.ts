@@ -5,8 +5,8 @@
 // enforcer (enforce.ts). Meanwhile, and whenever the API server fails, the table in the kernel stays as
 // it was.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ApiClient } from '../api.js';
-import { type FollowApi, Informer, type KubeObject, dropManagedFields } from '../informer.js';
+import { ApiClient } from '../node/api.js';
+import { type FollowApi, Informer, type KubeObject, dropManagedFields } from '../node/informer.js';
 import { PolicyEnforcer, type SyncResult, writePolicyReport } from './enforce.js';
 
 export interface PolicyWatchOptions {

@@ -1,6 +1,7 @@
 // podwire's nftables backend: one table, `inet podwire`, for both families. One table because a
 // dual-stack pod then costs one transaction and the tools read one listing; `inet` because nat works in
 // it for both families (kernel 5.2+), and the maps are typed per family inside it.
+import { type Family, familyOf } from '../net/ip.js';
 //
 //   node's chains (node up, the agent), rewritten as a whole when they differ:
 //     node-forward      filter forward, prio filter+10   accept what comes from or goes to the cluster
@@ -24,19 +25,17 @@
 // Every change is one `nft -f -` transaction: all of it or nothing. Removing elements adds each first,
 // then deletes it, in the same transaction: that succeeds whether or not the element was there (nft 1.0.6
 // has no `destroy`), so a DEL repeated after a killed one works, in one process.
-import { sha256Hex } from '../hash.js';
-import { run } from '../run.js';
-import { KernelError, commandFailed } from './errors.js';
-import type { PodRules, PortMapping } from './backend.js';
+import { sha256Hex } from '../runtime/hash.js';
+import { run } from '../runtime/run.js';
+import { KernelError, commandFailed } from '../kernel/errors.js';
+import type { PodRules, PortMapping } from './rules.js';
+import { FAMILIES, nftAddrType, nftIpKeyword } from '../kernel/nft-json.js';
 
 export const NFT_TABLE = 'inet podwire';
 const T = NFT_TABLE;
-type Family = 4 | 6;
-const FAMILIES: readonly Family[] = [4, 6];
-const addrType = (f: Family) => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const ipKw = (f: Family) => (f === 4 ? 'ip' : 'ip6');
+const addrType = nftAddrType;
+const ipKw = nftIpKeyword;
 const MULTICAST = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
-const familyOf = (ip: string): Family => (ip.includes(':') ? 6 : 4);
 
 /** Thrown when the table (or one of its maps) is not there yet. */
 export class NftMissing extends KernelError {}
@@ -239,7 +238,7 @@ export async function removePodElements(pods: readonly PodRules[]): Promise<stri
 interface NftJsonElem {
   elem?: { val: unknown; comment?: string };
 }
-type Listing = { nftables?: Record<string, unknown>[] };
+import type { NftListing as Listing } from '../kernel/nft-json.js';
 
 export interface NftTable {
   /** Per chain: its rules' comments (the first is the fingerprint) and how many rules it has. */

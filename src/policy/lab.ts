@@ -8,8 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { run } from '../run.js';
-import type { Lab, LabPod } from './lab.js';
+import { run } from '../runtime/run.js';
+import type { Lab, LabPod } from '../lab/lab.js';
 
 export const POLICY_NAMESPACES = ['x', 'y', 'z'] as const;
 export const POLICY_PODS = ['a', 'b', 'c'] as const;

@@ -14,17 +14,16 @@
 // by OUTPUT and is never judged (kubelet's probes). The table's sets of pod addresses are its only parts
 // that change with pods: a pod coming or going changes elements, not rules, and the rules grow with
 // policies, not with pods × policies. With no policy there is no table at all.
-import { sha256Hex } from '../../hash.js';
-import { parseCidr } from '../../net/ip.js';
+import { sha256Hex } from '../runtime/hash.js';
+import { type Family, familyOf, parseCidr } from '../net/ip.js';
+import type { PolicySummary } from '../nodestate/reports.js';
+import { FAMILIES, nftAddrType, nftIpKeyword } from '../kernel/nft-json.js';
 import { type NamespaceInfo, type Peer, type PodInfo, type Policy, type Rule, matches } from './model.js';
 
 export const POLICY_TABLE = 'inet podwire-policy';
 const T = POLICY_TABLE;
-type Family = 4 | 6;
-const FAMILIES: readonly Family[] = [4, 6];
-const kw = (f: Family) => (f === 4 ? 'ip' : 'ip6');
-const addrType = (f: Family) => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const familyOf = (ip: string): Family => (ip.includes(':') ? 6 : 4);
+const kw = nftIpKeyword;
+const addrType = nftAddrType;
 
 export interface Compiled {
   /** The table's definition without set elements; its fingerprint says whether an update can be elements only. */
@@ -33,15 +32,7 @@ export interface Compiled {
   /** Every set and its elements (pod addresses, pod . proto . port). */
   elements: Map<string, string[]>;
   /** Per policy (namespace/name): its table id, the pods it selects here and in the cluster, named ports no pod has. */
-  policies: {
-    key: string;
-    id: string;
-    selects: number;
-    selectsInCluster: number;
-    rules: number;
-    types: string[];
-    missingPorts: string[];
-  }[];
+  policies: PolicySummary[];
   rules: number;
 }
 
