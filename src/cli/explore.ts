@@ -6,10 +6,10 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { diagram } from '../explore/diagram.js';
-import { findPath, renderPath } from '../explore/path.js';
+import { findPath, pathJson, renderPath } from '../explore/path.js';
 import { atomicWrite } from '../runtime/files.js';
 import { type PodwireConf, findPodwireConf, nodeStatus, podwireConf, renderStatus } from '../explore/status.js';
-import { type DoctorOptions, applySafeFixes, doctor, renderDoctor } from '../explore/doctor.js';
+import { type DoctorOptions, applySafeFixes, doctor, doctorJson, renderDoctor } from '../explore/doctor.js';
 import { VERSION } from '../runtime/version.js';
 import { type Scope, readWorld, thisNode } from '../explore/world.js';
 import { LAB_PREFIX, labNamespaces, labScope } from '../lab/netns.js';
@@ -113,7 +113,7 @@ export const pathCommand: CommandModule<object, PathArgs> = {
       .example('$0 path 192.168.50.250 192.168.50.12:30080', t('ex.pathNodePort')),
   handler: async (a) => {
     const p = await findPath(await readWorld(scopeOf(useLab(a.lab))), a.src, a.dst, a.proto);
-    process.stdout.write(a.json ? JSON.stringify(p, null, 2) + '\n' : renderPath(p));
+    process.stdout.write(a.json ? JSON.stringify(pathJson(p), null, 2) + '\n' : renderPath(p));
     process.exitCode = p.delivered ? 0 : 1;
   },
 };
@@ -206,7 +206,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       fixed = await applySafeFixes(report);
       report = await doctor(opts);
     }
-    if (a.json) process.stdout.write(JSON.stringify({ ...report, ...(fixed ? { fixed } : {}) }, null, 2) + '\n');
+    if (a.json) process.stdout.write(JSON.stringify({ ...doctorJson(report), ...(fixed ? { fixed } : {}) }, null, 2) + '\n');
     else {
       for (const f of fixed ?? []) process.stdout.write(t(f.ok ? 'cli.fixed' : 'cli.fixFailed', { line: f.line, output: f.output }) + '\n');
       if (fixed) process.stdout.write('\n');

@@ -7,7 +7,7 @@
 // --fix can apply them. It reads the kernel, the CNI config and the IPAM store; the only packets it sends
 // are pings through the overlay to peers' VTEP addresses, which travel to the cluster's own Node IPs.
 import { existsSync } from 'node:fs';
-import { type MessageId, type Params, t } from '../i18n/index.js';
+import { type MessageId, type Msg, type Params, t } from '../i18n/index.js';
 import { IN_FLIGHT_MS } from '../ipam/allocator.js';
 import { DEFAULT_DATA_DIR } from '../ipam/config.js';
 import { DEFAULT_SUBNET_FILE, trySubnetFile } from '../nodestate/subnet-file.js';
@@ -40,8 +40,9 @@ export interface Fix {
 export interface Finding {
   check: string;
   ok: boolean;
-  what: string;
-  why?: string;
+  /** What was found, and why it breaks pods: message ids and their values, put into words where printed. */
+  what: Msg;
+  why?: Msg;
   fix?: Fix[];
   /** `doctor --fix` applies it: what `node up` or `peers sync` would do anyway. */
   safe?: boolean;
@@ -71,13 +72,14 @@ export interface DoctorReport {
   problems: number;
 }
 
-// What and why are put into words here, in the learner's language (--lang), from the catalogues.
-const ok = (check: string, what: MessageId, p?: Params): Finding => ({ check, ok: true, what: t(what, p) });
+// What and why stay message ids with their values; words are made where a report is printed (renderDoctor,
+// doctorJson), in the learner's language (--lang).
+const ok = (check: string, what: MessageId, p?: Params): Finding => ({ check, ok: true, what: { id: what, ...(p ? { p } : {}) } });
 const bad = (check: string, what: MessageId, why: MessageId, p: Params, fix: Fix[] = [], safe = false): Finding => ({
   check,
   ok: false,
-  what: t(what, p),
-  why: t(why, p),
+  what: { id: what, p },
+  why: { id: why, p },
   fix,
   safe,
 });
@@ -539,12 +541,39 @@ export function shellLine(fix: Fix): string {
   return fix.input === undefined ? line : `printf '%s' ${q(fix.input)} | ${line}`;
 }
 
+const words = (m: Msg | undefined): string => (m ? t(m.id, m.p) : '');
+
+/** A finding as `doctor --json` prints it: its ids and values for programs, and their words for people. */
+export interface FindingJson extends Omit<Finding, 'what' | 'why'> {
+  id: MessageId;
+  p?: Params;
+  what: string;
+  whyId?: MessageId;
+  why?: string;
+}
+export interface DoctorJson extends Omit<DoctorReport, 'findings'> {
+  findings: FindingJson[];
+}
+
+export function doctorJson(r: DoctorReport): DoctorJson {
+  return {
+    ...r,
+    findings: r.findings.map(({ what, why, ...f }) => ({
+      ...f,
+      id: what.id,
+      ...(what.p ? { p: what.p } : {}),
+      what: words(what),
+      ...(why ? { whyId: why.id, why: words(why) } : {}),
+    })),
+  };
+}
+
 export function renderDoctor(r: DoctorReport): string {
   const out: string[] = [];
   for (const x of r.findings) {
-    out.push(`${x.ok ? 'ok  ' : 'FAIL'} ${x.check.padEnd(18)} ${x.what}`);
+    out.push(`${x.ok ? 'ok  ' : 'FAIL'} ${x.check.padEnd(18)} ${words(x.what)}`);
     if (x.ok) continue;
-    out.push(`     ${t('doctor.why')}: ${x.why}`);
+    out.push(`     ${t('doctor.why')}: ${words(x.why)}`);
     for (const fix of x.fix ?? [])
       out.push(
         `     ${t(x.safe ? 'doctor.fixSafe' : 'doctor.fix')}${fix.on ? `, ${t('doctor.on', { node: fix.on })}` : ''}: ${shellLine(fix)}`,

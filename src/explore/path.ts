@@ -5,7 +5,7 @@
 // the outer packet is followed to that node the same way. Each address is named (Pod IP, Node IP, ...).
 // Then the reply's way back through each NAT, from the conntrack entries the request made (replyHops).
 import { BITS, cidrContains, familyOf, formatIP, joinHostPort, parseCidr, parseIP } from '../net/ip.js';
-import { msg, t } from '../i18n/index.js';
+import { type Msg, msg, t } from '../i18n/index.js';
 import { run } from '../runtime/run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
 import { type NatTable, type Packet, parseNat, walkNat, walkSnat } from '../nat/walk-iptables.js';
@@ -21,7 +21,8 @@ export interface Hop {
   ns: string;
   /** The namespace's name for people. */
   where: string;
-  text: string;
+  /** What happens here: a message id and its values, put into words where printed. */
+  what: Msg;
   /** 1 for the outer (encapsulated) packet of a VXLAN hop. */
   depth: number;
 }
@@ -82,20 +83,23 @@ export interface PathResult {
   src: string;
   dst: string;
   port?: number;
-  srcKind: string;
-  dstKind: string;
+  srcKind: Msg;
+  dstKind: Msg;
   hops: Hop[];
   /** The reply's way back through each NAT on the way: read from the live conntrack table, or predicted. */
   reply: Hop[];
   /** Where the packet ends: delivered to an address's owner, or why it goes no further. */
   delivered: boolean;
-  end: string;
+  end: Msg;
   /** The address:port that answers, after DNAT. */
   finalDst: string;
   finalPort?: number;
 }
 
-const clusterIPHint = (): string => t('kind.clusterIP');
+/** A route lookup that failed says why as a message; one that answered is a Route. */
+const isMsg = (r: Route | Msg): r is Msg => !('dst' in r);
+
+const clusterIPHint = (): Msg => msg('kind.clusterIP');
 
 export class PathFinder {
   readonly hops: Hop[] = [];
@@ -154,11 +158,10 @@ export class PathFinder {
     }
     if (!hit) return;
     const to =
-      hit.to ??
-      (await this.route(ns, { src: '', dst: pkt.dst, proto: pkt.proto }).then((r) => (typeof r === 'string' ? undefined : r.prefsrc)));
+      hit.to ?? (await this.route(ns, { src: '', dst: pkt.dst, proto: pkt.proto }).then((r) => (isMsg(r) ? undefined : r.prefsrc)));
     if (!to) return;
     const said = { via: hit.via, from: pkt.src, to, dev: oif, kind: this.describe(to) };
-    this.hop(ns, t(hit.to ? 'hop.snat' : 'hop.masq', said), depth);
+    this.hop(ns, msg(hit.to ? 'hop.snat' : 'hop.masq', said), depth);
     this.natPoints.push({ ns, depth, kind: 'snat', from: { ip: pkt.src }, to: { ip: to }, dst: { ip: pkt.dst, port: pkt.dport } });
     pkt.src = to;
   }
@@ -188,9 +191,9 @@ export class PathFinder {
         ns,
         where,
         depth,
-        text: v.allowed
-          ? t('hop.policyAllowed', { dir: v.dir, what, by: v.by ?? '' })
-          : t('hop.policyDropped', { dir: v.dir, what, by: v.selecting.join(', ') }),
+        what: v.allowed
+          ? msg('hop.policyAllowed', { dir: v.dir, what, by: v.by ?? '' })
+          : msg('hop.policyDropped', { dir: v.dir, what, by: v.selecting.join(', ') }),
       });
     }
     // Where the packet met the hook; a drop ends the path there.
@@ -202,7 +205,7 @@ export class PathFinder {
    * podwire's hostPorts in nftables: the packet is for this namespace's own address (fib daddr type local),
    * so hostips (that address . proto . port) is looked up first, then hostports (proto . port).
    */
-  private async nftHostPort(ns: string, pkt: Packet): Promise<{ to: { ip: string; port: number }; via: string } | undefined> {
+  private async nftHostPort(ns: string, pkt: Packet): Promise<{ to: { ip: string; port: number }; via: Msg } | undefined> {
     if (this.w.owners.get(pkt.dst)?.ns !== ns || pkt.dport === undefined) return undefined;
     const tab = await this.nftTable(ns);
     const v6 = familyOf(pkt.dst) === 6;
@@ -213,7 +216,7 @@ export class PathFinder {
         const map = `${m.hostIP ? 'hostips' : 'hostports'}${v6 ? 6 : 4}`;
         return {
           to: { ip: p.ip, port: m.containerPort },
-          via: t('hop.viaNft', { map, owner: p.label ?? p.owner }),
+          via: msg('hop.viaNft', { map, owner: p.label ?? p.owner }),
         };
       }
     }
@@ -235,29 +238,29 @@ export class PathFinder {
     return false;
   }
 
-  private hop(ns: string, text: string, depth: number): void {
-    this.hops.push({ ns, where: this.w.scope.name(ns), text, depth });
+  private hop(ns: string, what: Msg, depth: number): void {
+    this.hops.push({ ns, where: this.w.scope.name(ns), what, depth });
   }
 
   /** What an address is, for the reader. */
-  describe(ip: string): string {
-    return addressKind(this.w, ip) ?? t('kind.none');
+  describe(ip: string): Msg {
+    return addressKind(this.w, ip) ?? msg('kind.none');
   }
 
-  private async route(ns: string, pkt: Packet): Promise<Route | string> {
+  private async route(ns: string, pkt: Packet): Promise<Route | Msg> {
     const line = `route get ${pkt.dst}${pkt.iif ? ` from ${pkt.src} iif ${pkt.iif}` : ''}`;
     try {
       return (
         (await routeGet(ns ? `/run/netns/${ns}` : undefined, pkt.dst, pkt.iif ? { src: pkt.src, iif: pkt.iif } : undefined)) ??
-        t('hop.noAnswer', { cmd: `ip ${line}` })
+        msg('hop.noAnswer', { cmd: `ip ${line}` })
       );
     } catch (e) {
-      return `ip ${line}: ${(e as Error).message.replace(/^ip -j: /, '').split('\n')[0]}`;
+      return msg('hop.ipFailed', { cmd: `ip ${line}`, error: (e as Error).message.replace(/^ip -j: /, '').split('\n')[0]! });
     }
   }
 
   /** Why that route: podwire's route to a peer's podCIDR, the pod's default route, a connected subnet. */
-  private routeReason(ns: string, r: Route): string {
+  private routeReason(ns: string, r: Route): Msg | '' {
     const v = this.w.views.get(ns)!;
     const role = this.w.roles.get(ns)!;
     // `ip route get` does not say which route it chose: the longest prefix holding the destination, with
@@ -273,11 +276,11 @@ export class PathFinder {
       .sort((a, b) => prefix(b.dst) - prefix(a.dst))[0];
     if (!entry) return '';
     if (entry.protocol === String(ROUTE_PROTO)) {
-      return t(kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'reason.vxlan' : 'reason.hostgw', { dst: entry.dst });
+      return msg(kind(linkByName(v.links, entry.dev)) === 'vxlan' ? 'reason.vxlan' : 'reason.hostgw', { dst: entry.dst });
     }
-    if (entry.dst === 'default') return t(role.kind === 'pod' ? 'reason.podDefault' : 'reason.default');
-    if (!entry.gateway) return t('reason.connected', { dst: entry.dst, dev: entry.dev ?? '' });
-    return t('reason.route', { dst: entry.dst });
+    if (entry.dst === 'default') return msg(role.kind === 'pod' ? 'reason.podDefault' : 'reason.default');
+    if (!entry.gateway) return msg('reason.connected', { dst: entry.dst, dev: entry.dev ?? '' });
+    return msg('reason.route', { dst: entry.dst });
   }
 
   /**
@@ -287,7 +290,7 @@ export class PathFinder {
   private l2(ns: string, dev: string, next: string, depth: number): { ns: string; dev: string } | undefined {
     const owner = this.w.owners.get(next);
     if (!owner) {
-      this.hop(ns, t('hop.nobody', { next, dev }), depth);
+      this.hop(ns, msg('hop.nobody', { next, dev }), depth);
       return undefined;
     }
     const v = this.w.views.get(ns)!;
@@ -299,15 +302,15 @@ export class PathFinder {
     if (kind(out) === 'veth' && out) {
       const peer = vethPeer(this.w, v, out);
       if (!peer) {
-        this.hop(ns, t('hop.vethHidden', { dev }), depth);
+        this.hop(ns, msg('hop.vethHidden', { dev }), depth);
         return undefined;
       }
       const master = peer.link.master;
       const p = { dev, peer: peer.link.ifname, ns: this.w.scope.name(peer.ns), bridge: master ?? '' };
-      this.hop(ns, t(master ? 'hop.vethBridge' : 'hop.veth', p), depth);
+      this.hop(ns, msg(master ? 'hop.vethBridge' : 'hop.veth', p), depth);
       if (!master) return { ns: peer.ns, dev: peer.link.ifname };
       if (owner.ns === peer.ns && owner.dev === master) {
-        this.hop(peer.ns, t('hop.bridgeHolds', { bridge: master, ip: next, kind: this.describe(next), ns: p.ns }), depth);
+        this.hop(peer.ns, msg('hop.bridgeHolds', { bridge: master, ip: next, kind: this.describe(next), ns: p.ns }), depth);
         return owner;
       }
       // Bridged in that namespace: with br_netfilter the frame meets its forward hook (NetworkPolicy).
@@ -315,7 +318,7 @@ export class PathFinder {
       this.switchTo(peer.ns, master, owner, depth);
       return owner;
     }
-    this.hop(ns, t('hop.out', { dev, next, kind: this.describe(next) }), depth);
+    this.hop(ns, msg('hop.out', { dev, next, kind: this.describe(next) }), depth);
     return owner;
   }
 
@@ -325,14 +328,14 @@ export class PathFinder {
     const mac = linkByName(this.w.views.get(owner.ns)!.links, owner.dev)?.address;
     const port = v.links.find((l) => l.master === bridge && kind(l) === 'veth' && vethPeer(this.w, v, l)?.ns === owner.ns);
     if (!port) {
-      this.hop(ns, t('hop.noPort', { bridge, ns: this.w.scope.name(owner.ns) }), depth);
+      this.hop(ns, msg('hop.noPort', { bridge, ns: this.w.scope.name(owner.ns) }), depth);
       return;
     }
     const learned = v.fdb.some((f) => f.mac === mac && f.ifname === port.ifname && !f.flags?.includes('self'));
     const how = msg(learned ? 'hop.learned' : 'hop.flood', { mac: mac ?? '?', port: port.ifname });
-    this.hop(ns, t('hop.switch', { bridge, port: port.ifname, how }), depth);
+    this.hop(ns, msg('hop.switch', { bridge, port: port.ifname, how }), depth);
     const peer = vethPeer(this.w, v, port);
-    if (peer) this.hop(ns, t('hop.vethOut', { port: port.ifname, peer: peer.link.ifname, ns: this.w.scope.name(peer.ns) }), depth);
+    if (peer) this.hop(ns, msg('hop.vethOut', { port: port.ifname, peer: peer.link.ifname, ns: this.w.scope.name(peer.ns) }), depth);
   }
 
   /** The VXLAN device: neighbour (VTEP IP -> MAC), FDB (MAC -> Node IP), then the outer packet to that node. */
@@ -341,20 +344,20 @@ export class PathFinder {
     const d = dev.linkinfo?.info_data ?? {};
     const neigh = v.neighs.find((n) => n.dst === gw && n.dev === dev.ifname);
     if (!neigh?.lladdr) {
-      this.hop(ns, t('hop.noNeigh', { dev: dev.ifname, gw }), depth);
+      this.hop(ns, msg('hop.noNeigh', { dev: dev.ifname, gw }), depth);
       return undefined;
     }
     const fdb = v.fdb.find((f) => f.ifname === dev.ifname && f.mac === neigh.lladdr && f.dst);
     const vni = String(d.id);
     const state = neigh.state?.join(' ').toLowerCase() ?? '';
-    this.hop(ns, t('hop.neigh', { dev: dev.ifname, vni, gw, mac: neigh.lladdr, state }), depth);
+    this.hop(ns, msg('hop.neigh', { dev: dev.ifname, vni, gw, mac: neigh.lladdr, state }), depth);
     if (!fdb?.dst) {
-      this.hop(ns, t('hop.noFdb', { dev: dev.ifname, mac: neigh.lladdr }), depth);
+      this.hop(ns, msg('hop.noFdb', { dev: dev.ifname, mac: neigh.lladdr }), depth);
       return undefined;
     }
     const local = ((d.local ?? d.local6) as string | undefined) ?? '';
     const fdbHop = { mac: neigh.lladdr, dst: fdb.dst, kind: this.describe(fdb.dst), local: local || '?', port: String(d.port), vni };
-    this.hop(ns, t('hop.fdb', fdbHop), depth);
+    this.hop(ns, msg('hop.fdb', fdbHop), depth);
     const outer: Packet = { src: local, dst: fdb.dst, proto: 'udp', dport: d.port as number };
     const end = await this.follow(ns, outer, depth + 1);
     if (!end) return undefined;
@@ -365,10 +368,10 @@ export class PathFinder {
       (l) => kind(l) === 'vxlan' && l.linkinfo?.info_data?.id === d.id && (l.linkinfo?.info_data?.local6 !== undefined) === v6,
     );
     if (!decap) {
-      this.hop(end.ns, t('hop.noVxlan', { vni, ns: this.w.scope.name(end.ns) }), depth);
+      this.hop(end.ns, msg('hop.noVxlan', { vni, ns: this.w.scope.name(end.ns) }), depth);
       return undefined;
     }
-    this.hop(end.ns, t('hop.decap', { dev: decap.ifname, vni, src: pkt.src, dst: pkt.dst }), depth);
+    this.hop(end.ns, msg('hop.decap', { dev: decap.ifname, vni, src: pkt.src, dst: pkt.dst }), depth);
     return { ns: end.ns, dev: decap.ifname };
   }
 
@@ -394,7 +397,7 @@ export class PathFinder {
           kind: this.describe(to.ip),
           random: randomly(kpNat.choices),
         };
-        this.hop(ns, t('hop.dnatKp', hop), depth);
+        this.hop(ns, msg('hop.dnatKp', hop), depth);
         this.natPoints.push({ ns, depth, kind: 'dnat', from: { ip: pkt.dst, port: pkt.dport }, to });
         pkt.dst = to.ip;
         if (to.port) pkt.dport = to.port;
@@ -407,7 +410,7 @@ export class PathFinder {
           to: hostPort(hp.to.ip, hp.to.port),
           kind: this.describe(hp.to.ip),
         };
-        this.hop(ns, t('hop.dnatHp', hop), depth);
+        this.hop(ns, msg('hop.dnatHp', hop), depth);
         this.natPoints.push({ ns, depth, kind: 'dnat', from: { ip: pkt.dst, port: pkt.dport }, to: hp.to });
         pkt.dst = hp.to.ip;
         pkt.dport = hp.to.port;
@@ -416,7 +419,7 @@ export class PathFinder {
         const from = hostPort(pkt.dst, pkt.dport ?? '*');
         const to = hostPort(dnat.dnat.ip, dnat.dnat.port ?? pkt.dport ?? '*');
         const hop = { chains: dnat.chains.join(' > '), from, to, kind: this.describe(dnat.dnat.ip), random: randomly(dnat.choices) };
-        this.hop(ns, t('hop.dnat', hop), depth);
+        this.hop(ns, msg('hop.dnat', hop), depth);
         this.natPoints.push({
           ns,
           depth,
@@ -430,17 +433,17 @@ export class PathFinder {
       const owner = this.w.owners.get(pkt.dst);
       if (owner?.ns === ns) {
         const port = pkt.dport ? msg('hop.toPort', { port: pkt.dport }) : '';
-        this.hop(ns, t(ns === '' ? 'hop.ours' : 'hop.theirs', { ip: pkt.dst, ns: this.w.scope.name(ns), dev: owner.dev, port }), depth);
+        this.hop(ns, msg(ns === '' ? 'hop.ours' : 'hop.theirs', { ip: pkt.dst, ns: this.w.scope.name(ns), dev: owner.dev, port }), depth);
         return owner;
       }
       if (pkt.iif && !(await this.policyAllows(ns, pkt, depth))) return undefined;
       const r = await this.route(ns, pkt);
-      if (typeof r === 'string') {
-        this.hop(ns, t('hop.noRoute', { why: r }), depth);
+      if (isMsg(r)) {
+        this.hop(ns, msg('hop.noRoute', { why: r }), depth);
         return undefined;
       }
       if (r.type && r.type !== 'unicast') {
-        this.hop(ns, t(r.type === 'local' ? 'hop.routeLocal' : 'hop.routeDropped', { dst: pkt.dst, type: r.type }), depth);
+        this.hop(ns, msg(r.type === 'local' ? 'hop.routeLocal' : 'hop.routeDropped', { dst: pkt.dst, type: r.type }), depth);
         return undefined;
       }
       const reason = this.routeReason(ns, r);
@@ -451,7 +454,7 @@ export class PathFinder {
         dev: r.dev ?? '',
         reason: reason ? msg('hop.reason', { reason }) : '',
       } as const;
-      this.hop(ns, t('hop.route', hop), depth);
+      this.hop(ns, msg('hop.route', hop), depth);
       if (!pkt.iif && pkt.src === '') pkt.src = r.prefsrc ?? '';
       const dnatted = this.natPoints.some((n) => n.ns === ns && n.kind === 'dnat');
       await this.snat(ns, pkt, r.dev!, dnatted, depth);
@@ -466,7 +469,7 @@ export class PathFinder {
       pkt.iif = arrived.dev;
       pkt.mark = 0; // a mark does not cross into another namespace (veth scrubs it)
     }
-    this.hop(ns, t('hop.loop'), depth);
+    this.hop(ns, msg('hop.loop'), depth);
     return undefined;
   }
 }
@@ -492,12 +495,12 @@ async function replyHops(
   ends: { server: string; client: string },
 ): Promise<Hop[]> {
   const hops: Hop[] = [];
-  const hop = (ns: string, text: string, depth = 0) => hops.push({ ns, where: f.w.scope.name(ns), text, depth });
+  const hop = (ns: string, what: Msg, depth = 0) => hops.push({ ns, where: f.w.scope.name(ns), what, depth });
   const at = (ip: string, port?: number) => (port ? hostPort(ip, port) : ip);
   // To the source the server saw: the client's own, or the address a masquerade gave it.
-  hop(ends.server, t('reply.leaves', { at: at(pkt.dst, pkt.dport), src: pkt.src }));
+  hop(ends.server, msg('reply.leaves', { at: at(pkt.dst, pkt.dport), src: pkt.src }));
   if (!f.natPoints.length) {
-    hop(ends.client, t('reply.noNat', { at: at(pkt.dst, pkt.dport) }));
+    hop(ends.client, msg('reply.noNat', { at: at(pkt.dst, pkt.dport) }));
     return hops;
   }
   for (const n of [...f.natPoints].reverse()) {
@@ -527,18 +530,18 @@ async function replyHops(
         from: at(n.from.ip, n.from.port),
         snat: snat ? msg('reply.snat', { dst: at(live.reply.dst, live.reply.dport), src: at(live.orig.src, live.orig.sport) }) : '',
       } as const;
-      hop(n.ns, t('reply.live', entry), n.depth);
+      hop(n.ns, msg('reply.live', entry), n.depth);
     } else {
-      hop(n.ns, t('reply.predicted', { to: at(n.to.ip, n.to.port), from: at(n.from.ip, n.from.port) }), n.depth);
+      hop(n.ns, msg('reply.predicted', { to: at(n.to.ip, n.to.port), from: at(n.from.ip, n.from.port) }), n.depth);
     }
   }
   const first = f.natPoints.find((n) => n.kind === 'dnat')?.from ?? asked;
-  hop(ends.client, t('reply.sees', { at: at(first.ip, first.port) }));
+  hop(ends.client, msg('reply.sees', { at: at(first.ip, first.port) }));
   return hops;
 }
 
 /** A masquerade undone on the way back: from the live conntrack entry the request made there, else predicted. */
-async function reverseSnat(n: NatPoint, proto: string): Promise<string> {
+async function reverseSnat(n: NatPoint, proto: string): Promise<Msg> {
   const at = (ip: string, port?: number) => (port ? hostPort(ip, port) : ip);
   const live = (await conntrack(n.ns)).find(
     (e) =>
@@ -548,8 +551,8 @@ async function reverseSnat(n: NatPoint, proto: string): Promise<string> {
       (n.dst!.port === undefined || e.orig.dport === n.dst!.port) &&
       e.reply.dst === n.to.ip,
   );
-  if (!live) return t('reply.predictedSnat', { to: n.to.ip, from: n.from.ip });
-  return t('reply.liveSnat', {
+  if (!live) return msg('reply.predictedSnat', { to: n.to.ip, from: n.from.ip });
+  return msg('reply.liveSnat', {
     state: live.state ? msg('reply.state', { state: live.state }) : '',
     orig: at(live.orig.src, live.orig.sport),
     asked: at(live.orig.dst, live.orig.dport),
@@ -596,8 +599,8 @@ export async function findPath(w: World, src: string, dst: string, proto = 'tcp'
     reply: end ? await replyHops(f, s.ip, d, pkt, proto, { server: end.ns, client: from.ns }) : [],
     delivered: !!end,
     end: end
-      ? t('path.end', { at: pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst, ns: w.scope.name(end.ns), kind: f.describe(pkt.dst) })
-      : t(virtual && pkt.dst === d.ip ? 'path.clusterIPEnd' : 'path.lastHop'),
+      ? msg('path.end', { at: pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst, ns: w.scope.name(end.ns), kind: f.describe(pkt.dst) })
+      : msg(virtual && pkt.dst === d.ip ? 'path.clusterIPEnd' : 'path.lastHop'),
     finalDst: pkt.dst,
     finalPort: pkt.dport,
   };
@@ -610,12 +613,29 @@ export function renderPath(p: PathResult): string {
     '',
   ];
   const width = Math.max(...p.hops.map((h) => h.where.length), 4);
-  p.hops.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${h.text}`));
+  p.hops.forEach((h, i) =>
+    out.push(`${String(i + 1).padStart(3)}. ${'  '.repeat(h.depth)}${h.where.padEnd(width)}  ${t(h.what.id, h.what.p)}`),
+  );
   out.push('', t(p.delivered ? 'path.delivered' : 'path.notDelivered', { end: p.end }));
   if (p.reply.length) {
     out.push('', t('path.back'));
     const w2 = Math.max(...p.reply.map((h) => h.where.length), 4);
-    p.reply.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${h.where.padEnd(w2)}  ${h.text}`));
+    p.reply.forEach((h, i) => out.push(`${String(i + 1).padStart(3)}. ${h.where.padEnd(w2)}  ${t(h.what.id, h.what.p)}`));
   }
   return out.join('\n') + '\n';
+}
+
+/** A path as `path --json` prints it: every message as its id and values (`what`), and in words beside it. */
+export function pathJson(p: PathResult): object {
+  const words = (m: Msg) => t(m.id, m.p);
+  const hops = (hs: readonly Hop[]) => hs.map((h) => ({ ...h, text: words(h.what) }));
+  return {
+    ...p,
+    srcKind: words(p.srcKind),
+    dstKind: words(p.dstKind),
+    end: words(p.end),
+    kinds: { src: p.srcKind, dst: p.dstKind, end: p.end },
+    hops: hops(p.hops),
+    reply: hops(p.reply),
+  };
 }

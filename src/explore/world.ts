@@ -2,7 +2,7 @@
 // (it has a bridge with an address, or a VXLAN device), a pod (its veth's other end is on a node's
 // bridge), or another host. On a real node: this namespace and the pods' namespaces in /run/netns
 // (thisNode()); the lab hands in its own (lab/netns.ts labScope()).
-import { t } from '../i18n/index.js';
+import { type Msg, msg, t } from '../i18n/index.js';
 import { type Link, ipAddrs, kind, linkByName, namedNamespaces } from '../kernel/state.js';
 import { type NsView, peerNs, readNs } from './view.js';
 
@@ -89,16 +89,16 @@ export async function readWorld(scope: Scope): Promise<World> {
 }
 
 /** What an address is, in words: "Pod IP of n1-pod1 on node1", "Node IP of node2", "gateway (cni0 of node1)". */
-export function addressKind(w: World, ip: string): string | undefined {
+export function addressKind(w: World, ip: string): Msg | undefined {
   const o = w.owners.get(ip);
   if (!o) return undefined;
   const role = w.roles.get(o.ns)!;
-  if (role.kind === 'pod') return t('kind.pod', { pod: w.scope.name(o.ns), node: w.scope.name(role.node) });
+  if (role.kind === 'pod') return msg('kind.pod', { pod: w.scope.name(o.ns), node: w.scope.name(role.node) });
   if (role.kind === 'node') {
     const k = kind(linkByName(w.views.get(o.ns)!.links, o.dev));
-    if (k === 'bridge') return t('kind.gateway', { dev: o.dev, node: w.scope.name(o.ns) });
-    if (k === 'vxlan') return t('kind.vtep', { dev: o.dev, node: w.scope.name(o.ns) });
-    return t('kind.node', { node: w.scope.name(o.ns) });
+    if (k === 'bridge') return msg('kind.gateway', { dev: o.dev, node: w.scope.name(o.ns) });
+    if (k === 'vxlan') return msg('kind.vtep', { dev: o.dev, node: w.scope.name(o.ns) });
+    return msg('kind.node', { node: w.scope.name(o.ns) });
   }
-  return t('kind.other', { ns: w.scope.name(o.ns), dev: o.dev });
+  return msg('kind.other', { ns: w.scope.name(o.ns), dev: o.dev });
 }

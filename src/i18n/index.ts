@@ -46,12 +46,11 @@ export function t(id: MessageId, params: Params = {}): string {
   return text.replace(/\{(\w+)\}/g, (m, k: string) => (k in params ? value(params[k]!) : m));
 }
 
-/** A proof's group name ("pod to pod (IPv6)") in the current language; the name itself stays the key in JSON. */
-export function proofName(group: string): string {
-  const m = /^(.*?)( \(IPv6\))?$/.exec(group)!;
-  const id = `proof.${m[1]}` as MessageId;
-  const base = id in en ? t(id) : m[1]!;
-  return m[2] ? `${base}${current === 'zh' ? '（IPv6）' : ' (IPv6)'}` : base;
+/** A proof of the lab (`proof.<id>`) in the current language, IPv6's marked so. */
+export function proofName(id: string, family: 4 | 6 = 4): string {
+  const key = `proof.${id}` as MessageId;
+  const base = key in en ? t(key) : id;
+  return family === 6 ? `${base}${current === 'zh' ? '（IPv6）' : ' (IPv6)'}` : base;
 }
 
 /** The placeholders of a message, sorted (for the catalogue test). */

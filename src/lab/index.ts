@@ -139,7 +139,24 @@ async function liveTables(out: Report, lab: Lab, peers: PeerModes): Promise<void
 }
 
 function report(out: Report, checks: Check[]): number {
-  const groups = [...new Set(checks.map((c) => c.group))];
+  // One row per proof and family, in the order they were made; --json keeps the ids, the tables the words.
+  const keys = [...new Map(checks.map((c) => [`${c.proof}|${c.family}`, c])).values()];
+  const rows = keys.map((k) => {
+    const cs = checks.filter((c) => c.proof === k.proof && c.family === k.family);
+    return { proof: k.proof, family: k.family, passed: cs.filter(passed).length, failed: cs.filter((c) => !passed(c)).length };
+  });
+  const failed = checks.filter((c) => !passed(c));
+  if (out.json) {
+    out.data.proofs = rows;
+    out.data.failed = failed.map((c) => ({
+      proof: c.proof,
+      family: c.family,
+      from: c.from,
+      to: c.to,
+      expected: c.expect ? 'works' : 'refused',
+    }));
+    return failed.length;
+  }
   out.table(
     'proofs',
     [
@@ -147,14 +164,9 @@ function report(out: Report, checks: Check[]): number {
       ['passed', t('col.passed')],
       ['failed', t('col.failed')],
     ],
-    groups.map((g) => {
-      const cs = checks.filter((c) => c.group === g);
-      // --json keeps the English name: it is the proof's key.
-      return [out.json ? g : proofName(g), cs.filter(passed).length, cs.filter((c) => !passed(c)).length];
-    }),
+    rows.map((r) => [proofName(r.proof, r.family), r.passed, r.failed]),
   );
-  const failed = checks.filter((c) => !passed(c));
-  if (failed.length || out.json)
+  if (failed.length)
     out.table(
       'failed',
       [
@@ -163,7 +175,7 @@ function report(out: Report, checks: Check[]): number {
         ['to', t('col.to')],
         ['expected', t('col.expected')],
       ],
-      failed.map((c) => [out.json ? c.group : proofName(c.group), c.from, c.to, c.expect ? 'works' : 'refused']),
+      failed.map((c) => [proofName(c.proof, c.family), c.from, c.to, c.expect ? 'works' : 'refused']),
     );
   return failed.length;
 }

@@ -12,13 +12,19 @@
 // runs the whole lab.
 import { readSubnetFile } from '../nodestate/subnet-file.js';
 import { run } from '../runtime/run.js';
+import type { MessageId } from '../i18n/index.js';
 import { onPath } from '../kernel/tools.js';
 import type { Family } from '../node/cluster.js';
 import { type Lab, type LabNode, PLANS } from './lab.js';
 import { inNs, pingAsync, pool } from './netns.js';
 
+/** A proof the lab makes: an id of the catalogues' `proof.<id>` (put into words where a table is printed). */
+export type ProofId = { [K in MessageId]: K extends `proof.${infer P}` ? P : never }[MessageId];
+
 export interface Check {
-  group: string;
+  proof: ProofId;
+  /** The family it was made in (a dual-stack lab makes each proof twice). */
+  family: Family;
   from: string;
   to: string;
   expect: boolean;
@@ -35,8 +41,6 @@ export interface Counters {
 }
 
 const tables = (f: Family) => (f === 4 ? 'iptables' : 'ip6tables');
-/** A proof's group name: IPv4's as it always was, IPv6's marked. */
-export const groupName = (group: string, f: Family): string => (f === 4 ? group : `${group} (IPv6)`);
 
 const COUNT_CHAIN = 'PWLAB-COUNT';
 const COUNT_TABLE = 'pwlab-count';
@@ -126,7 +130,7 @@ async function proveFamily(
 ): Promise<{ checks: Check[]; counters: Counters[] }> {
   const before = await Promise.all(lab.nodes.map((n) => readCounters(n, f)));
   const checks: Check[] = [];
-  const g = (group: string) => groupName(group, f);
+  const g = (proof: ProofId) => ({ proof, family: f });
   const pods = lab.pods;
   const ipOf = (p: (typeof pods)[number]) => p.ips[k]!;
   const first = lab.nodes.map((n) => pods.find((p) => p.node === n)).filter((p) => p !== undefined);
@@ -135,7 +139,7 @@ async function proveFamily(
   const mesh = await pool(pairs, 16, ([a, b]) => pingAsync(a.ns, ipOf(b)));
   pairs.forEach(([a, b], i) =>
     checks.push({
-      group: g('pod to pod'),
+      ...g('podToPod'),
       from: `${a.name}@${a.node.name}`,
       to: `${b.name}@${b.node.name} ${ipOf(b)}`,
       expect: true,
@@ -146,7 +150,7 @@ async function proveFamily(
   const nodeToPod = lab.nodes.flatMap((n) => first.filter((p) => p.node !== n).map((p) => [n, p] as const));
   const nodeOk = await pool(nodeToPod, 16, ([n, p]) => pingAsync(n.ns, ipOf(p)));
   nodeToPod.forEach(([n, p], i) =>
-    checks.push({ group: g('node to remote pod'), from: n.name, to: `${p.name}@${p.node.name} ${ipOf(p)}`, expect: true, ok: nodeOk[i]! }),
+    checks.push({ ...g('nodeToRemotePod'), from: n.name, to: `${p.name}@${p.node.name} ${ipOf(p)}`, expect: true, ok: nodeOk[i]! }),
   );
 
   // ICMP payload = MTU - IP header (20 or 40) - ICMP header (8).
@@ -155,7 +159,7 @@ async function proveFamily(
   const full = await pool(mtuPairs, 16, ([a, b]) => pingAsync(a.ns, ipOf(b), mtu.get(a.node)! - ICMP_HEADERS[f]));
   mtuPairs.forEach(([a, b], i) =>
     checks.push({
-      group: g('full pod MTU, DF set'),
+      ...g('fullMtu'),
       from: `${a.name}@${a.node.name}`,
       to: `${b.name}@${b.node.name} (${mtu.get(a.node)} bytes)`,
       expect: true,
@@ -166,7 +170,7 @@ async function proveFamily(
     const [a, b] = mtuPairs[0]!;
     const big = mtu.get(a.node)! + 1;
     checks.push({
-      group: g('MTU + 1, DF set (refused)'),
+      ...g('mtuPlusOneRefused'),
       from: `${a.name}@${a.node.name}`,
       to: `${b.name}@${b.node.name} (${big} bytes)`,
       expect: false,
@@ -185,14 +189,14 @@ async function proveFamily(
   if (lab.pods.length > 1) {
     for (const c of counters) {
       checks.push({
-        group: g('travels in VXLAN'),
+        ...g('travelsVxlan'),
         from: c.node,
         to: `UDP to the VXLAN port on eth0`,
         expect: c.modes.has('vxlan'),
         ok: c.vxlan > 0,
       });
       checks.push({
-        group: g('travels unencapsulated (host-gw)'),
+        ...g('travelsPlain'),
         from: c.node,
         to: 'plain pod packets on eth0',
         expect: c.modes.has('host-gw'),

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { run } from '../runtime/run.js';
 import type { Family } from '../node/cluster.js';
 import { type Lab, type LabPod, PLANS } from './lab.js';
-import { type Check, groupName } from './proofs.js';
+import { type Check, type ProofId } from './proofs.js';
 import { httpGet, pingAsync } from './netns.js';
 import { formatIP, joinHostPort, parseIP } from '../net/ip.js';
 
@@ -340,24 +340,19 @@ export async function proveEphemeral(lab: Lab, s: ServiceLab): Promise<Check[]> 
   for (const [k, f] of lab.families.entries()) {
     const was = old.ips[k]!;
     const now = fresh.ips[k]!;
-    const push = (group: string, from: string, to: string, ok: boolean) =>
-      checks.push({ group: groupName(group, f), from, to, expect: true, ok });
-    push('a backend started again gets another Pod IP', `${was}`, `${now}`, now !== was);
+    const push = (group: ProofId, from: string, to: string, ok: boolean) =>
+      checks.push({ proof: group, family: f, from, to, expect: true, ok });
+    push('restartedNewPodIP', `${was}`, `${now}`, now !== was);
     const hello = `hello from ${fresh.name} on ${fresh.node.name}`;
     const client = `${s.client.name}@${s.client.node.name}`;
     push(
-      'its Cluster IP keeps answering, from the new pod',
+      'restartedClusterIP',
       client,
       other.clusterIPs[k]!,
       (await httpGet(s.client.ns, other.clusterIPs[k]!, other.port)).includes(hello),
     );
     const node = lab.nodes[0]!.nets[k]!.nodeIP;
-    push(
-      'its nodePort keeps answering, from the new pod',
-      'outside',
-      `${node}:${np.nodePort}`,
-      (await httpGet(lab.outside, node, np.nodePort!)).includes(hello),
-    );
+    push('restartedNodePort', 'outside', `${node}:${np.nodePort}`, (await httpGet(lab.outside, node, np.nodePort!)).includes(hello));
   }
   return checks;
 }
@@ -371,10 +366,11 @@ export async function proveServices(lab: Lab, s: ServiceLab): Promise<Check[]> {
 
 async function proveServicesIn(lab: Lab, s: ServiceLab, f: Family, k: number): Promise<Check[]> {
   const checks: Check[] = [];
-  const get = async (group: string, fromNs: string, from: string, host: string, port: number, backend: LabPod) => {
+  const get = async (group: ProofId, fromNs: string, from: string, host: string, port: number, backend: LabPod) => {
     const body = await httpGet(fromNs, host, port);
     checks.push({
-      group: groupName(group, f),
+      proof: group,
+      family: f,
       from,
       to: `${f === 6 ? `[${host}]` : host}:${port}`,
       expect: true,
@@ -383,23 +379,22 @@ async function proveServicesIn(lab: Lab, s: ServiceLab, f: Family, k: number): P
   };
   const [same, other, np, local] = s.services as [LabService, LabService, LabService, LabService];
   const client = `${s.client.name}@${s.client.node.name}`;
-  await get('Service: Cluster IP, backend on the same node', s.client.ns, client, same.clusterIPs[k]!, same.port, same.backend);
-  await get('Service: Cluster IP, backend on another node', s.client.ns, client, other.clusterIPs[k]!, other.port, other.backend);
+  await get('serviceSameNode', s.client.ns, client, same.clusterIPs[k]!, same.port, same.backend);
+  await get('serviceOtherNode', s.client.ns, client, other.clusterIPs[k]!, other.port, other.backend);
   await get(
-    'Service: hairpin (backend to its own Service)',
+    'serviceHairpin',
     same.backend.ns,
     `${same.backend.name}@${same.backend.node.name}`,
     same.clusterIPs[k]!,
     same.port,
     same.backend,
   );
-  for (const n of lab.nodes)
-    await get('Service: NodePort from outside the cluster', lab.outside, 'outside', n.nets[k]!.nodeIP, np.nodePort!, np.backend);
+  for (const n of lab.nodes) await get('nodePortFromOutside', lab.outside, 'outside', n.nets[k]!.nodeIP, np.nodePort!, np.backend);
   await proveClaims(lab, s, f, k, local, np, checks);
   if (other.backend.node !== s.client.node) {
     const host = other.backend.node.nets[k]!.nodeIP;
-    await get('hostPort from outside the cluster', lab.outside, 'outside', host, HOST_PORT, other.backend);
-    await get('hostPort from another node', s.client.node.ns, s.client.node.name, host, HOST_PORT, other.backend);
+    await get('hostPortFromOutside', lab.outside, 'outside', host, HOST_PORT, other.backend);
+    await get('hostPortFromNode', s.client.node.ns, s.client.node.name, host, HOST_PORT, other.backend);
   }
   return checks;
 }
@@ -427,45 +422,27 @@ async function proveClaims(
   checks: Check[],
 ): Promise<void> {
   const outside = PLANS[f].outside;
-  const claim = (group: string, from: string, to: string, expect: boolean, ok: boolean) =>
-    checks.push({ group: groupName(group, f), from, to, expect, ok });
+  const claim = (group: ProofId, from: string, to: string, expect: boolean, ok: boolean) =>
+    checks.push({ proof: group, family: f, from, to, expect, ok });
   const at = (ip: string, port: number) => (f === 6 ? `[${ip}]:${port}` : `${ip}:${port}`);
   const home = local.backend.node;
   for (const n of lab.nodes) {
     const body = await httpGet(lab.outside, n.nets[k]!.nodeIP, LOCAL_NODE_PORT, '/cgi-bin/whoami');
     if (n === home) {
-      claim(
-        "Local nodePort: the backend's node answers, the backend sees the client",
-        'outside',
-        at(n.nets[k]!.nodeIP, LOCAL_NODE_PORT),
-        true,
-        sawClient(body) === outside,
-      );
+      claim('localNodePortSeesClient', 'outside', at(n.nets[k]!.nodeIP, LOCAL_NODE_PORT), true, sawClient(body) === outside);
     } else {
-      claim(
-        'Local nodePort: a node without the backend does not answer',
-        'outside',
-        at(n.nets[k]!.nodeIP, LOCAL_NODE_PORT),
-        false,
-        body !== '',
-      );
+      claim('localNodePortOtherNodeSilent', 'outside', at(n.nets[k]!.nodeIP, LOCAL_NODE_PORT), false, body !== '');
     }
   }
   const away = lab.nodes.find((n) => n !== np.backend.node) ?? lab.nodes[0]!;
   const seen = sawClient(await httpGet(lab.outside, away.nets[k]!.nodeIP, np.nodePort!, '/cgi-bin/whoami'));
   // Masqueraded by the node it entered: the backend sees that node's address (underlay or VTEP), not the client's.
-  claim(
-    'Cluster nodePort: the backend sees a node, not the client',
-    'outside',
-    at(away.nets[k]!.nodeIP, np.nodePort!),
-    true,
-    !!seen && seen !== outside,
-  );
+  claim('clusterNodePortSeesNode', 'outside', at(away.nets[k]!.nodeIP, np.nodePort!), true, !!seen && seen !== outside);
   const ping = await pingAsync(s.client.ns, s.services[0]!.clusterIPs[k]!);
-  claim('a Cluster IP cannot be pinged', `${s.client.name}@${s.client.node.name}`, s.services[0]!.clusterIPs[k]!, false, ping);
+  claim('clusterIPNoPing', `${s.client.name}@${s.client.node.name}`, s.services[0]!.clusterIPs[k]!, false, ping);
   const out = sawClient(await httpGet(s.client.ns, outside, OUTSIDE_PORT, '/cgi-bin/whoami'));
   claim(
-    'pod to the outside host: it sees the Node IP',
+    'podToOutsideSeesNodeIP',
     `${s.client.name}@${s.client.node.name}`,
     at(outside, OUTSIDE_PORT),
     true,

@@ -16,7 +16,7 @@ import { log } from '../runtime/log.js';
 import { peerLoop } from './reconcile.js';
 import { type Cluster, type Family, type LeftOut, type NodeEntry, joinPodCIDRs, leftOutMessage, selfNode } from './cluster.js';
 import { writeLeftOut } from '../nodestate/reports.js';
-import { ANNOTATION, type ClusterSettings, KubeSource, lacking, nodeFacts, settingsFamilies } from './kube.js';
+import { ANNOTATION, type ClusterSettings, KubeSource, lackWords, lacking, nodeFacts, settingsFamilies } from './kube.js';
 import { nodeUp } from './setup.js';
 import type { SyncReport } from './sync.js';
 import type { AgentStatus } from './agent-status.js';
@@ -91,10 +91,10 @@ function missing(source: KubeSource, name: string, fams: readonly Family[]): str
   const facts = n && nodeFacts(n);
   if (!facts) return `node ${name} to be registered with the API server (by kubelet, with this node name)`;
   const lack = lacking(facts, fams);
-  if (lack?.includes('podCIDR'))
-    return `node ${name}'s ${lack.slice(4)} (kube-controller-manager gives one when the cluster was made with --pod-network-cidr)`;
-  if (lack) return `node ${name}'s ${lack.slice(4)} (kubelet --node-ip)`;
-  return undefined;
+  if (!lack) return undefined;
+  return lack.field === 'podCIDR'
+    ? `node ${name}'s ${lackWords(lack)} (kube-controller-manager gives one when the cluster was made with --pod-network-cidr)`
+    : `node ${name}'s ${lackWords(lack)} (kubelet --node-ip)`;
 }
 
 /**
@@ -113,9 +113,10 @@ async function waitForPodCIDR(o: AgentOptions, source: KubeSource): Promise<bool
     if (Date.now() >= end) {
       if (!source.node(o.node))
         throw new AgentError(`node ${o.node} is not registered with the API server (is kubelet running, with this node name?)`);
-      const what = lacking(nodeFacts(source.node(o.node)!), fams)!.slice(4);
-      if (what.includes('podCIDR')) throw new AgentError(`node ${o.node} has no ${what}: was the cluster created with --pod-network-cidr?`);
-      throw new AgentError(`node ${o.node} has no ${what} (kubelet --node-ip)`);
+      const lack = lacking(nodeFacts(source.node(o.node)!), fams)!;
+      if (lack.field === 'podCIDR')
+        throw new AgentError(`node ${o.node} has no ${lackWords(lack)}: was the cluster created with --pod-network-cidr?`);
+      throw new AgentError(`node ${o.node} has no ${lackWords(lack)} (kubelet --node-ip)`);
     }
     if (Date.now() - said >= 10_000) {
       o.say(`agent ${o.node}: waiting for ${lack}`);

@@ -91,14 +91,25 @@ export function nodeFacts(n: V1Node): NodeFacts {
 /** The cluster's families, from its CIDRs. */
 export const settingsFamilies = (s: ClusterSettings): Family[] => s.clusterCIDRs.map(familyOf).sort();
 
-/** What a node lacks for the cluster's families, in words ("its IPv6 podCIDR"); undefined when nothing. */
-export function lacking(f: NodeFacts, fams: readonly Family[]): string | undefined {
-  for (const fam of fams) {
-    if (!f.podCIDR[fam]) return `its ${fams.length > 1 ? `${familyName(fam)} ` : ''}podCIDR`;
-    if (!f.nodeIP[fam]) return `its ${familyName(fam)} InternalIP`;
+/** What a node lacks for the cluster's families: the field and the family; undefined when nothing. */
+export interface Lack {
+  field: 'podCIDR' | 'InternalIP';
+  family: Family;
+  /** The cluster has two families (a podCIDR is then named by its family). */
+  dual: boolean;
+}
+
+export function lacking(f: NodeFacts, fams: readonly Family[]): Lack | undefined {
+  for (const family of fams) {
+    if (!f.podCIDR[family]) return { field: 'podCIDR', family, dual: fams.length > 1 };
+    if (!f.nodeIP[family]) return { field: 'InternalIP', family, dual: fams.length > 1 };
   }
   return undefined;
 }
+
+/** A lack in words, as the agent's messages say it: "podCIDR", "IPv6 podCIDR", "IPv4 InternalIP". */
+export const lackWords = (l: Lack): string =>
+  l.field === 'podCIDR' ? `${l.dual ? `${familyName(l.family)} ` : ''}podCIDR` : `${familyName(l.family)} InternalIP`;
 
 /** Whose claim comes first when two Nodes claim one address, slice or MAC. */
 export interface Precedence {

@@ -133,7 +133,12 @@ describe('the arm64 binary, under user-mode emulation', () => {
     expect(r.status, r.stderr.slice(-2000)).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.ok).toBe(true);
-    expect(out.proofs.find((p: { proof: string }) => p.proof === 'pod to pod')).toEqual({ proof: 'pod to pod', passed: 12, failed: 0 });
+    expect(out.proofs.find((p: { proof: string }) => p.proof === 'podToPod')).toEqual({
+      proof: 'podToPod',
+      family: 4,
+      passed: 12,
+      failed: 0,
+    });
     expect(out.failed).toEqual([]);
     const calls = w.calls();
     for (const what of ['node up', 'peers sync', 'ADD', 'DEL', 'node down'])

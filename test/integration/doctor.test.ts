@@ -4,7 +4,7 @@
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DoctorReport, Finding } from '../../src/explore/doctor.js';
+import type { DoctorJson as DoctorReport, FindingJson as Finding } from '../../src/explore/doctor.js';
 import { DiskStore } from '../../src/ipam/disk-store.js';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
@@ -43,7 +43,15 @@ async function doctor(node = 'node1'): Promise<{ code: number; report: DoctorRep
   const [e, z] = [JSON.parse(en.stdout) as DoctorReport, JSON.parse(zh.stdout) as DoctorReport];
   expect(zh.code).toBe(en.code);
   const shape = (r: DoctorReport) =>
-    r.findings.map((f) => ({ check: f.check, ok: f.ok, safe: f.safe, fix: f.fix?.map((x) => [x.argv, x.input]) }));
+    // The same ids in every language: --json carries what was found as ids and values, the words beside them.
+    r.findings.map((f) => ({
+      check: f.check,
+      ok: f.ok,
+      id: f.id,
+      whyId: f.whyId,
+      safe: f.safe,
+      fix: f.fix?.map((x) => [x.argv, x.input]),
+    }));
   expect(shape(z)).toEqual(shape(e));
   const tokens = (text = '') =>
     (text.match(/[\w.:\/\[\]-]*\d[\w.:\/\[\]-]*/g) ?? [])

@@ -46,28 +46,28 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
       expect(blocks.length).toBeGreaterThan(2);
       for (const b of blocks) expect(missingLines(b, r.stderr + r.stdout)).toEqual([]);
     }
-    expect(tally(r.stdout, P('pod to pod'))).toBe('30/0'); // 6 pods x 5 others
-    expect(tally(r.stdout, P('node to remote pod'))).toBe('6/0');
-    expect(tally(r.stdout, P('full pod MTU, DF set'))).toBe('6/0');
-    expect(tally(r.stdout, P('travels in VXLAN'))).toBe('3/0');
+    expect(tally(r.stdout, P('podToPod'))).toBe('30/0'); // 6 pods x 5 others
+    expect(tally(r.stdout, P('nodeToRemotePod'))).toBe('6/0');
+    expect(tally(r.stdout, P('fullMtu'))).toBe('6/0');
+    expect(tally(r.stdout, P('travelsVxlan'))).toBe('3/0');
     // Services through kube-proxy's rules, and a hostPort, each answered by the expected backend.
-    expect(tally(r.stdout, P('Service: Cluster IP, backend on the same node'))).toBe('1/0');
-    expect(tally(r.stdout, P('Service: Cluster IP, backend on another node'))).toBe('1/0');
-    expect(tally(r.stdout, P('Service: hairpin (backend to its own Service)'))).toBe('1/0');
-    expect(tally(r.stdout, P('Service: NodePort from outside the cluster'))).toBe('3/0');
+    expect(tally(r.stdout, P('serviceSameNode'))).toBe('1/0');
+    expect(tally(r.stdout, P('serviceOtherNode'))).toBe('1/0');
+    expect(tally(r.stdout, P('serviceHairpin'))).toBe('1/0');
+    expect(tally(r.stdout, P('nodePortFromOutside'))).toBe('3/0');
     // What the articles claim, shown: externalTrafficPolicy Local against Cluster, no ping to a Cluster IP,
     // and a pod's traffic to the world arriving from its Node IP.
-    expect(tally(r.stdout, P("Local nodePort: the backend's node answers, the backend sees the client"))).toBe('1/0');
-    expect(tally(r.stdout, P('Local nodePort: a node without the backend does not answer'))).toBe('2/0');
-    expect(tally(r.stdout, P('Cluster nodePort: the backend sees a node, not the client'))).toBe('1/0');
-    expect(tally(r.stdout, P('a Cluster IP cannot be pinged'))).toBe('1/0');
-    expect(tally(r.stdout, P('pod to the outside host: it sees the Node IP'))).toBe('1/0');
+    expect(tally(r.stdout, P('localNodePortSeesClient'))).toBe('1/0');
+    expect(tally(r.stdout, P('localNodePortOtherNodeSilent'))).toBe('2/0');
+    expect(tally(r.stdout, P('clusterNodePortSeesNode'))).toBe('1/0');
+    expect(tally(r.stdout, P('clusterIPNoPing'))).toBe('1/0');
+    expect(tally(r.stdout, P('podToOutsideSeesNodeIP'))).toBe('1/0');
     // "Pod IPs are ephemeral; clients use the Service": a backend started again, another Pod IP, same Service.
-    expect(tally(r.stdout, P('a backend started again gets another Pod IP'))).toBe('1/0');
-    expect(tally(r.stdout, P('its Cluster IP keeps answering, from the new pod'))).toBe('1/0');
-    expect(tally(r.stdout, P('its nodePort keeps answering, from the new pod'))).toBe('1/0');
-    expect(tally(r.stdout, P('hostPort from outside the cluster'))).toBe('1/0');
-    expect(tally(r.stdout, P('hostPort from another node'))).toBe('1/0');
+    expect(tally(r.stdout, P('restartedNewPodIP'))).toBe('1/0');
+    expect(tally(r.stdout, P('restartedClusterIP'))).toBe('1/0');
+    expect(tally(r.stdout, P('restartedNodePort'))).toBe('1/0');
+    expect(tally(r.stdout, P('hostPortFromOutside'))).toBe('1/0');
+    expect(tally(r.stdout, P('hostPortFromNode'))).toBe('1/0');
     expect(r.stdout).toMatch(/^web-nodeport\s+NodePort\s+10\.96\.0\.12:80\s+8080\s+30080\s+10\.244\.3\.\d+:8080 \(web@node3\)$/m);
     expect(r.stdout).toMatch(/pod2\s+node3\s+10\.244\.3\.\d+\s+veth[0-9a-f]{8}/);
     const backends = [...r.stdout.matchAll(/^(node\d)\s+(node\d)\s+(vxlan|host-gw)\s/gm)].map((m) => `${m[1]}>${m[2]}:${m[3]}`);
@@ -133,7 +133,7 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
         veth: expect.any(String),
         ifname: 'eth0',
       });
-      expect(report.proofs.find((p: any) => p.proof === 'pod to pod')).toEqual({ proof: 'pod to pod', passed: 2, failed: 0 });
+      expect(report.proofs.find((p: any) => p.proof === 'podToPod')).toEqual({ proof: 'podToPod', family: 4, passed: 2, failed: 0 });
       expect(report.services.map((s: any) => s.service)).toContain('web-nodeport');
       // TX checksum offload is on (this kernel has the fix), and Service traffic that kube-proxy's rules SNAT
       // with --random-fully crossed the VXLAN overlay with it on: the proofs passed, the MASQUERADE rule counted it.
@@ -147,7 +147,7 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
         ),
       );
       expect(masq[0]! + masq[1]!).toBeGreaterThan(0);
-      for (const proof of ['Service: Cluster IP, backend on another node', 'Service: NodePort from outside the cluster'])
+      for (const proof of ['serviceOtherNode', 'nodePortFromOutside'])
         expect(report.proofs.find((p: any) => p.proof === proof)).toMatchObject({ failed: 0, passed: expect.any(Number) });
       expect(report.traceAdd).toMatch(/podwire ADD lab-node1-pod1\/eth0/);
       // The picture has every node and pod of the lab (the explore test renders one in Chromium).
@@ -178,8 +178,10 @@ describe('podwire lab (3 nodes, 2 pods each, as npm run lab runs it)', () => {
 });
 
 describe('podwire lab --family ipv6 and dual, every backend', () => {
-  const proof = (report: any, group: string) => {
-    const p = report.proofs.find((x: any) => x.proof === group);
+  // A proof's id, and its family as the tables name it: '' for IPv4, ' (IPv6)'.
+  const proof = (report: any, key: string) => {
+    const [id, family] = key.endsWith(' (IPv6)') ? [key.slice(0, -' (IPv6)'.length), 6] : [key, 4];
+    const p = report.proofs.find((x: any) => x.proof === id && x.family === family);
     return p ? `${p.passed}/${p.failed}` : 'missing';
   };
   it.each([
@@ -196,16 +198,16 @@ describe('podwire lab --family ipv6 and dual, every backend', () => {
     expect(report.ok).toBe(true);
     expect(report.failed).toEqual([]);
     const families = family === 'dual' ? ['', ' (IPv6)'] : [' (IPv6)'];
-    if (family === 'dual') expect(proof(report, 'pod to pod')).toBe('30/0');
-    else expect(proof(report, 'pod to pod')).toBe('missing'); // IPv6 only: no IPv4 anywhere
+    if (family === 'dual') expect(proof(report, 'podToPod')).toBe('30/0');
+    else expect(proof(report, 'podToPod')).toBe('missing'); // IPv6 only: no IPv4 anywhere
     for (const f of families) {
-      expect(proof(report, `pod to pod${f}`)).toBe('30/0');
-      expect(proof(report, `node to remote pod${f}`)).toBe('6/0');
-      expect(proof(report, `full pod MTU, DF set${f}`)).toBe('6/0');
-      expect(proof(report, `travels in VXLAN${f}`)).toBe('3/0');
-      expect(proof(report, `Service: Cluster IP, backend on another node${f}`)).toBe('1/0');
-      expect(proof(report, `Service: NodePort from outside the cluster${f}`)).toBe('3/0');
-      expect(proof(report, `hostPort from outside the cluster${f}`)).toBe('1/0');
+      expect(proof(report, `podToPod${f}`)).toBe('30/0');
+      expect(proof(report, `nodeToRemotePod${f}`)).toBe('6/0');
+      expect(proof(report, `fullMtu${f}`)).toBe('6/0');
+      expect(proof(report, `travelsVxlan${f}`)).toBe('3/0');
+      expect(proof(report, `serviceOtherNode${f}`)).toBe('1/0');
+      expect(proof(report, `nodePortFromOutside${f}`)).toBe('3/0');
+      expect(proof(report, `hostPortFromOutside${f}`)).toBe('1/0');
     }
     // Both addresses of every node and pod; the pod MTU fits IPv6's 70 bytes of VXLAN headers.
     expect(report.nodes[0]).toMatchObject({
@@ -255,16 +257,16 @@ describe('podwire lab --family ipv6 and dual, every backend', () => {
     const families = family === 'dual' ? ['', ' (IPv6)'] : family === 'ipv6' ? [' (IPv6)'] : [''];
     for (const f of families) {
       for (const group of [
-        'Service: Cluster IP, backend on the same node',
-        'Service: Cluster IP, backend on another node',
-        'Service: hairpin (backend to its own Service)',
-        "Local nodePort: the backend's node answers, the backend sees the client",
-        'Cluster nodePort: the backend sees a node, not the client',
-        'its nodePort keeps answering, from the new pod',
+        'serviceSameNode',
+        'serviceOtherNode',
+        'serviceHairpin',
+        'localNodePortSeesClient',
+        'clusterNodePortSeesNode',
+        'restartedNodePort',
       ])
         expect(proof(report, `${group}${f}`), `${group}${f}`).toBe('1/0');
-      expect(proof(report, `Service: NodePort from outside the cluster${f}`)).toBe('2/0');
-      expect(proof(report, `hostPort from outside the cluster${f}`)).toBe('1/0');
+      expect(proof(report, `nodePortFromOutside${f}`)).toBe('2/0');
+      expect(proof(report, `hostPortFromOutside${f}`)).toBe('1/0');
     }
     expect(labNamespaces()).toEqual([]);
   });

@@ -22,19 +22,19 @@ describe('doctor output', () => {
         {
           check: 'ip-forward',
           ok: false,
-          what: 'off',
-          why: 'no routing',
+          what: { id: 'dr.forward', p: { name: 'net.ipv4.ip_forward', family: 'IPv4' } },
+          why: { id: 'dr.forward.why', p: { name: 'net.ipv4.ip_forward', family: 'IPv4' } },
           fix: [{ argv: ['sysctl', '-w', 'net.ipv4.ip_forward=1'] }],
           safe: true,
         },
-        { check: 'mtu', ok: true, what: 'fine' },
+        { check: 'mtu', ok: true, what: { id: 'dr.forward.ok', p: { name: 'net.ipv4.ip_forward' } } },
       ],
     });
     expect(text).toBe(
-      'FAIL ip-forward         off\n' +
-        '     why: no routing\n' +
+      'FAIL ip-forward         net.ipv4.ip_forward is 0: this node does not route IPv4\n' +
+        "     why: IPv4 packets between cni0, the VXLAN device and the uplink are dropped: pods reach only their own node's pods\n" +
         '     fix (--fix does it): sysctl -w net.ipv4.ip_forward=1\n' +
-        'ok   mtu                fine\n' +
+        'ok   mtu                net.ipv4.ip_forward=1\n' +
         '\n' +
         '1 problem(s) on node1\n',
     );

@@ -63,12 +63,12 @@ describe('choosing', () => {
     setLang('zh');
     try {
       expect(t('lab.failed', { n: 3 })).toBe('3 项检查失败');
-      expect(proofName('pod to pod (IPv6)')).toBe('Pod 到 Pod（IPv6）');
-      expect(proofName('a proof no catalogue knows')).toBe('a proof no catalogue knows');
+      expect(proofName('podToPod', 6)).toBe('Pod 到 Pod（IPv6）');
+      expect(proofName('noSuchProof')).toBe('noSuchProof');
     } finally {
       setLang('en');
     }
-    expect(proofName('pod to pod (IPv6)')).toBe('pod to pod (IPv6)');
+    expect(proofName('podToPod', 6)).toBe('pod to pod (IPv6)');
   });
 });
 
