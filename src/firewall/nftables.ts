@@ -9,6 +9,8 @@ import { type Family, familyOf } from '../net/ip.js';
 //     node-postrouting  nat postrouting, prio srcnat+10  traffic leaving the cluster network is
 //                                                       masqueraded, except what kube-proxy marked 0x4000
 //                                                       (its own masquerading chain does those)
+//     node-output       filter output, prio filter       no ICMP redirect to a pod (pod to pod goes
+//                                                       through the node: node/setup.ts podsViaNode)
 //   pods' chains (the same rules on every node; the plugin writes them when the table is missing):
 //     hostports-prerouting, hostports-output   nat, prio dstnat+10 (after kube-proxy's services)
 //                       fib daddr type local -> hostports
@@ -127,6 +129,14 @@ function nodeChains(nets: readonly { family: Family; clusterCIDR: string }[]): [
         ]),
       ],
     ],
+    [
+      // No ICMP redirect to a pod: its packets to a neighbour on the bridge keep going through the node
+      // (pods route their subnet via the node; node/setup.ts podsViaNode).
+      'node-output',
+      nets.map((n) =>
+        n.family === 4 ? `ip daddr ${n.clusterCIDR} icmp type redirect drop` : `ip6 daddr ${n.clusterCIDR} icmpv6 type nd-redirect drop`,
+      ),
+    ],
   ];
 }
 
@@ -136,6 +146,7 @@ export function nodeScript(nets: readonly { family: Family; clusterCIDR: string 
     ...podSkeleton(),
     `add chain ${T} node-forward { type filter hook forward priority filter + 10; policy accept; }`,
     `add chain ${T} node-postrouting { type nat hook postrouting priority srcnat + 10; policy accept; }`,
+    `add chain ${T} node-output { type filter hook output priority filter; policy accept; }`,
     ...chainRules(nodeChains(nets)),
   ];
 }
@@ -389,7 +400,7 @@ export async function removeNftNode(): Promise<string[]> {
     await nftDeleteTable(NFT_TABLE);
     return [`nftables ${NFT_TABLE} removed`];
   }
-  const chains = ['node-forward', 'node-postrouting'].filter((c) => t.chains.has(c));
+  const chains = ['node-forward', 'node-postrouting', 'node-output'].filter((c) => t.chains.has(c));
   await nftApply(chains.map((c) => `delete chain ${T} ${c}`));
   return chains.length
     ? [`nftables ${NFT_TABLE}: ${chains.join(', ')} removed (${t.pods.length} pod address(es) keep their elements)`]

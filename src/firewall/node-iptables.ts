@@ -6,6 +6,8 @@
 //   nat    PODWIRE-POSTROUTING  (from POSTROUTING)  masquerade pods' traffic leaving the cluster network,
 //                                                   but not packets kube-proxy marked (0x4000/0x4000):
 //                                                   its KUBE-POSTROUTING masquerades those itself
+//   filter PODWIRE-OUTPUT       (from OUTPUT)       no ICMP redirect to a pod (pod to pod goes through
+//                                                   the node: node/setup.ts podsViaNode)
 // Rules are written in iptables-save's own format, so comparing them with `iptables-save` output tells
 // whether anything must change; a second `node up` then starts one process per family and changes
 // nothing. IPv6 gets the same chains through ip6tables.
@@ -15,12 +17,14 @@ import { run } from '../runtime/run.js';
 
 export const FORWARD_CHAIN = 'PODWIRE-FORWARD';
 export const NAT_CHAIN = 'PODWIRE-POSTROUTING';
+export const OUTPUT_CHAIN = 'PODWIRE-OUTPUT';
 const COMMENT = '-m comment --comment "podwire: pod network"';
 
 /** podwire's chains and the built-in chain each is reached from. */
 const CHAINS = [
   { table: 'filter', chain: FORWARD_CHAIN, from: 'FORWARD' },
   { table: 'nat', chain: NAT_CHAIN, from: 'POSTROUTING' },
+  { table: 'filter', chain: OUTPUT_CHAIN, from: 'OUTPUT' },
 ] as const;
 
 type Family = 4 | 6;
@@ -28,7 +32,7 @@ const MULTICAST = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
 const tool = (f: Family) => (f === 4 ? 'iptables' : 'ip6tables');
 
 export function nodeRules(clusterCIDR: string, family: Family = 4): ((typeof CHAINS)[number] & { rules: string[] })[] {
-  const [forward, nat] = CHAINS;
+  const [forward, nat, output] = CHAINS;
   return [
     { ...forward, rules: [`-s ${clusterCIDR} -j ACCEPT`, `-d ${clusterCIDR} -j ACCEPT`] },
     {
@@ -37,6 +41,16 @@ export function nodeRules(clusterCIDR: string, family: Family = 4): ((typeof CHA
         '-m mark --mark 0x4000/0x4000 -j RETURN',
         `-s ${clusterCIDR} -d ${clusterCIDR} -j RETURN`,
         `-s ${clusterCIDR} ! -d ${MULTICAST[family]} -j MASQUERADE --random-fully`,
+      ],
+    },
+    // No ICMP redirect to a pod: its packets to a neighbour on the bridge must keep going through the node
+    // (pods route their subnet via the node; node/setup.ts podsViaNode).
+    {
+      ...output,
+      rules: [
+        family === 4
+          ? `-d ${clusterCIDR} -p icmp -m icmp --icmp-type 5 -j DROP`
+          : `-d ${clusterCIDR} -p ipv6-icmp -m icmp6 --icmpv6-type 137 -j DROP`,
       ],
     },
   ];

@@ -32,6 +32,8 @@ export interface IpamConfig {
   dataDir: string;
   /** From the subnet file, for the plugin to use when its own config has no mtu. */
   mtu?: number;
+  /** From the subnet file: every pod packet goes through the node (nodestate/subnet-file.ts). */
+  podsViaNode?: boolean;
   clusterCIDR?: string;
 }
 
@@ -127,5 +129,6 @@ export function parseIpamConfig(ipam: Record<string, unknown> | undefined): Ipam
     dataDir,
     mtu: file?.mtu,
     clusterCIDR: file?.clusterCIDR,
+    ...(file?.podsViaNode ? { podsViaNode: true } : {}),
   };
 }

@@ -46,6 +46,8 @@ export interface PreparedAdd {
   storeDir?: string;
   /** MTU from the node subnet file, when the slice came from there. */
   mtu?: number;
+  /** Pods route their subnet via the node (the subnet file says so). */
+  podsViaNode?: boolean;
   allocate(): Promise<IpamAdd>;
 }
 
@@ -126,6 +128,7 @@ export const builtinIpam: Ipam = {
       gateways: pools.map((p) => ({ subnet: p.subnet, ip: p.gateway, field: p.field })),
       storeDir: store.dir,
       mtu: cfg.mtu,
+      ...(cfg.podsViaNode ? { podsViaNode: true } : {}),
       async allocate() {
         const { alloc: allocs, reclaimed } = await allocateOrReclaim(store, hooks, () =>
           timed('ipam: allocate', () => allocateAll(store, pools, who, requested)),

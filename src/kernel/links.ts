@@ -94,6 +94,11 @@ export interface PodSpec {
   /** CIDR addresses, e.g. ["10.244.1.5/24"]. */
   addresses: string[];
   routes: { dst: string; gw?: string }[];
+  /**
+   * Every packet through the node: the pod's subnet is not on-link (noprefixroute), only its gateways are
+   * (a route each), so a packet to a neighbour on the same bridge goes to the node too.
+   */
+  viaGateways?: string[];
 }
 
 const isDefault = (dst: string): boolean => dst === '0.0.0.0/0' || dst === '::/0';
@@ -105,10 +110,21 @@ export function podLines(p: PodSpec): IpStep[] {
     { id: 'lo', cmd: 'link set dev lo up' },
     ...p.addresses.map((a) => ({
       id: 'podIP' as const,
-      p: { ifname, address: a, prefix: a.split('/')[1]!, nodad: familyOf(a) === 6 ? { id: 'step.nodad' as const } : '' },
-      cmd: addrLine('add', a, ifname),
+      p: {
+        ifname,
+        address: a,
+        prefix: a.split('/')[1]!,
+        nodad: familyOf(a) === 6 ? { id: 'step.nodad' as const } : '',
+        noprefix: p.viaGateways ? { id: 'step.noprefix' as const } : '',
+      },
+      cmd: addrLine('add', a, ifname) + (p.viaGateways ? ' noprefixroute' : ''),
     })),
     { id: 'podUp', p: { ifname }, cmd: `link set dev ${ifname} up` },
+    ...(p.viaGateways ?? []).map((gw) => ({
+      id: 'gatewayRoute' as const,
+      p: { gw, ifname },
+      cmd: `route replace ${gw} dev ${ifname} scope link`,
+    })),
     ...p.routes.map((r) => ({
       id: isDefault(r.dst) ? ('defaultRoute' as const) : ('route' as const),
       p: { dst: r.dst, gw: r.gw ?? '', via: r.gw ? { id: 'step.via' as const, p: { gw: r.gw } } : '' },

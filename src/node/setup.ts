@@ -190,6 +190,18 @@ async function ensureBridgeNetfilter(fams: readonly Family[]): Promise<string[]>
 }
 
 /** Forwarding on for each family; a warning saying what to do on the host when this process cannot write it (a container). */
+/**
+ * Every pod packet through the node, also between two pods of this node: the plugin gives each pod its
+ * subnet without an on-link route (noprefixroute) and a route to its gateway, so a pod sends everything
+ * to the bridge's own MAC and the node routes it — through its forward hook, where NetworkPolicy, the
+ * firewall and kube-proxy's rules see it, with or without br_netfilter. The node must then never tell a
+ * pod to go direct (an ICMP redirect): the bridge sends none (here), and the node's firewall drops any
+ * (firewall/: node-output, PODWIRE-OUTPUT), IPv6's included. A file in /proc, no process.
+ */
+function podsViaNode(bridge: string): string[] {
+  return ensureSysctl(`net/ipv4/conf/${bridge}/send_redirects`, '0') ? [`${bridge}: send_redirects=0`] : [];
+}
+
 function ensureForwarding(fams: readonly Family[]): string[] {
   const out: string[] = [];
   for (const f of fams) {
@@ -270,6 +282,7 @@ export async function nodeUp(
   warnings.push(...ensureForwarding(fams), ...(await ensureBridgeNetfilter(fams)));
   await ipBatch(plan.lines);
   changes.push(...plan.changes);
+  changes.push(...podsViaNode(c.bridge));
   if (fams.includes(6)) {
     // A host may turn IPv6 off for new links by default; the bridge and the VTEP need it (gateway, link-local).
     for (const dev of [c.bridge, ...(usesVxlan(c) ? [c.nets.find((n) => n.family === 6)!.device] : [])]) {
@@ -309,6 +322,7 @@ export async function nodeUp(
     ...(c.nets.length > 1 ? { clusterCIDRs: c.nets.map((n) => n.clusterCIDR) } : {}),
     mtu,
     firewall: fw.backend,
+    podsViaNode: true,
   };
   if (writeSubnetFile(subnetFile, file)) changes.push(`subnet file ${subnetFile} written`);
   log.info({ node: name, changes, warnings, notes }, 'node up');

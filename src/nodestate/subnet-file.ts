@@ -19,6 +19,11 @@ export interface SubnetFile {
   mtu?: number;
   /** The node's firewall backend as node up chose it: the plugin writes pods' rules there too. */
   firewall?: 'nftables' | 'iptables';
+  /**
+   * Every pod packet goes through the node (node up set the node up for it: no ICMP redirect to pods):
+   * the plugin gives each pod its subnet without an on-link route, reached via its gateway.
+   */
+  podsViaNode?: boolean;
 }
 
 export const DEFAULT_SUBNET_FILE = '/run/podwire/subnet.json';
@@ -46,6 +51,7 @@ function decode(text: string): SubnetFile {
   if (f.mtu !== undefined && typeof f.mtu !== 'number') throw new Error('mtu must be a number');
   if (f.firewall !== undefined && f.firewall !== 'nftables' && f.firewall !== 'iptables')
     throw new Error('firewall must be nftables or iptables');
+  if (f.podsViaNode !== undefined && typeof f.podsViaNode !== 'boolean') throw new Error('podsViaNode must be true or false');
   return f;
 }
 

@@ -55,9 +55,12 @@ export function wirePod(
   ifname: string,
   addrs: readonly PodAddress[],
   routes: Route[],
+  viaGateways: boolean,
   record: ((r: BatchRecord) => void) | undefined,
 ): Promise<void> {
-  return apply(ip, podLines({ ifname, addresses: addrs.map((a) => a.address), routes }), netns, record);
+  const addresses = addrs.map((a) => a.address);
+  const gws = viaGateways ? { viaGateways: [...new Set(addrs.map((a) => formatIP(a.gateway)))] } : {};
+  return apply(ip, podLines({ ifname, addresses, routes, ...gws }), netns, record);
 }
 
 /** Forwarding on the node (files in /proc): IPv6's too when the pod has an IPv6 address. The step, and whether IPv4's was off. */

@@ -77,9 +77,10 @@ describe('node down with a pod still running', () => {
     const pod = await lab.addPod(n1, 'keep', { portMappings: MAPPINGS });
     try {
       const down = await lab.nodeDown(n1);
-      expect(down.join('\n')).toMatch(/node-forward, node-postrouting removed \(1 pod address\(es\) keep their elements\)/);
+      expect(down.join('\n')).toMatch(/node-forward, node-postrouting, node-output removed \(1 pod address\(es\) keep their elements\)/);
       const t = nftTable(n1.ns);
       expect(t).not.toContain('chain node-forward');
+      expect(t).not.toContain('chain node-output');
       expect(hostPortTo(t, 8080, pod.ip, 80)).toBe(true);
       await lab.delPod(pod);
       expect(nftTable(n1.ns)).not.toMatch(PER_POD);

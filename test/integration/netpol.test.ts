@@ -419,6 +419,44 @@ describe('NetworkPolicy, upstream cases', () => {
     ));
 });
 
+describe('without br_netfilter (bridge-nf-call-iptables and -ip6tables at 0): two pods on one node are judged too', () => {
+  const setBrNf = (v: '0' | '1') => {
+    for (const n of lab.nodes)
+      sh('ip', [
+        'netns',
+        'exec',
+        n.ns,
+        'sysctl',
+        '-qw',
+        `net.bridge.bridge-nf-call-iptables=${v}`,
+        `net.bridge.bridge-nf-call-ip6tables=${v}`,
+      ]);
+  };
+  afterAll(() => setBrNf('1'));
+
+  it('every pod sends its whole subnet through the node: no on-link route to its neighbours, only to its gateway', () => {
+    setBrNf('0');
+    const a = pl.pods.get('x/a')!;
+    const routes = sh('ip', ['-n', a.ns, 'route', 'show'])
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
+    const gw = a.node.nets[0]!.podCIDR.replace(/0\/24$/, '1');
+    expect(routes).toEqual([`default via ${gw} dev eth0`, `${gw} dev eth0 scope link`]);
+  });
+
+  it('default-deny-ingress, then an allow by pod: same-node pairs are judged as cross-node ones are', async () => {
+    setBrNf('0');
+    // x/a, y/a and z/a share node1 (9 pods over 3 nodes): their pairs cross no node.
+    expect(['x/a', 'y/a', 'z/a'].map((k) => pl.pods.get(k)!.node.name)).toEqual(['node1', 'node1', 'node1']);
+    await check([np('x', 'deny-ingress', { podSelector: {} })], () => all().expect('*', 'x', false));
+    await check(
+      [np('x', 'allow-from-y-a', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [{ ...nsIs('y'), ...podIs('a') }] }] })],
+      () => all().expect('*', 'x/a', false).expect('y/a', 'x/a', true),
+    );
+  });
+});
+
 describe('explained: path, status and doctor', () => {
   const policy = np('x', 'a-from-y-80', { podSelector: sel({ pod: 'a' }), ingress: [{ from: [nsIs('y')], ports: [{ port: 80 }] }] });
   const ip = (k: string) => pl.pods.get(k)!.ip;

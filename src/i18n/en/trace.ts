@@ -40,10 +40,16 @@ export const trace = {
   'step.podIP': 'give {ifname} the Pod IP {address}',
   'step.podIP.why':
     'the Pod IP is how every other pod, node and Service backend reaches this pod; the /{prefix} says which addresses ' +
-    "are on the pod's own link (this node's pods, reached through the bridge){nodad}",
+    "are on the pod's own link (this node's pods, reached through the bridge){nodad}{noprefix}",
   'step.nodad':
     '. nodad: no duplicate address detection, which would keep the address unusable ("tentative") for a second or two while ' +
     "the pod starts; the IPAM made it this pod's alone already",
+  'step.noprefix':
+    ". noprefixroute: the subnet is not on-link after all — this node's pods are reached through the gateway like any " +
+    'other address, so every packet passes the node (its firewall, NetworkPolicy, kube-proxy), with or without br_netfilter',
+  'step.gatewayRoute': 'add the route to the gateway {gw} on {ifname}',
+  'step.gatewayRoute.why':
+    'the only address on the link: with no subnet route, the pod reaches its gateway by this route and everything else ' + 'through it',
   'step.podUp': 'bring {ifname} up',
   'step.podUp.why': 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
   'step.defaultRoute': 'add the default route via {gw} (the bridge)',

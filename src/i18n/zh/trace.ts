@@ -35,8 +35,12 @@ export const traceZh: Record<keyof typeof trace, string> = {
   'step.lo.why': '一个 Pod 的各个容器共享这个命名空间，彼此通过 127.0.0.1 通信',
   'step.podIP': '给 {ifname} 配上 Pod IP {address}',
   'step.podIP.why':
-    'Pod IP 是其他 Pod、节点和 Service 后端访问这个 Pod 的地址；/{prefix} 说明哪些地址在 Pod 自己的链路上（本节点的 Pod，经网桥到达）{nodad}',
+    'Pod IP 是其他 Pod、节点和 Service 后端访问这个 Pod 的地址；/{prefix} 说明哪些地址在 Pod 自己的链路上（本节点的 Pod，经网桥到达）{nodad}{noprefix}',
   'step.nodad': '。nodad：不做重复地址检测，否则 Pod 启动时地址会有一两秒不可用（"tentative"）；IPAM 已经保证这个地址只属于这个 Pod',
+  'step.noprefix':
+    '。noprefixroute：子网并不作为直连链路——本节点的 Pod 也像其他地址一样经网关到达，于是每个包都经过节点（它的防火墙、NetworkPolicy、kube-proxy），不论有没有 br_netfilter',
+  'step.gatewayRoute': '在 {ifname} 上添加到网关 {gw} 的路由',
+  'step.gatewayRoute.why': '链路上唯一的地址：没有子网路由，Pod 经这条路由到达网关，其余一切都经网关',
   'step.podUp': '启用 {ifname}',
   'step.podUp.why': 'down 状态的接口什么也发不出去，而且接口 up 之后内核才会为它的地址加上子网路由',
   'step.defaultRoute': '添加默认路由，经 {gw}（网桥）',
