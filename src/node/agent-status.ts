@@ -112,6 +112,13 @@ export class AgentStatus {
     labelNames: ['resource', 'outcome'],
     registers: [this.registry],
   });
+  private readonly unreadable = new Gauge({
+    name: 'podwire_network_policies_unreadable',
+    help: 'NetworkPolicies podwire cannot read, by the field at fault: the pods each was meant for are isolated until it is fixed',
+    labelNames: ['namespace', 'policy', 'field'],
+    registers: [this.registry],
+  });
+  private policyFailure?: string;
   private beat = Date.now();
   private waitingFor = 'the API server (listing nodes)';
   private nodeUp = false;
@@ -154,10 +161,30 @@ export class AgentStatus {
   }
 
   /** A NetworkPolicy sync: how many policies and rules, and how long it took. */
-  policySynced(r: { applied: string; ms: number; compiled?: { rules: number; policies: unknown[] } }): void {
+  policySynced(r: {
+    applied: string;
+    ms: number;
+    compiled?: { rules: number; policies: unknown[] };
+    leftOut?: readonly { kind: string; name: string; why: string }[];
+  }): void {
     this.policies.set(r.compiled?.policies.length ?? 0);
     this.policyRules.set(r.compiled?.rules ?? 0);
     this.policySyncSeconds.observe({ applied: r.applied }, r.ms / 1000);
+    this.policyFailure = undefined;
+    // Each policy that cannot be read, by the field at fault: its pods are isolated meanwhile (enforce.ts).
+    this.unreadable.reset();
+    for (const l of r.leftOut ?? []) {
+      if (l.kind !== 'NetworkPolicy') continue;
+      const [namespace = '', policy = ''] = l.name.split('/').map((x) => x.replace(/^"|"$/g, ''));
+      this.unreadable.set({ namespace, policy, field: l.why.split(' ')[0] ?? '' }, 1);
+    }
+    this.update();
+  }
+
+  /** The NetworkPolicy table could not be written: the kernel keeps the last good one, and the node is not ready. */
+  policyFailed(e: Error): void {
+    this.policyFailure = e.message.split('\n')[0]!.slice(0, 200);
+    this.update();
   }
 
   /** An informer whose standing with the API server /readyz and the metrics report. */
@@ -217,6 +244,7 @@ export class AgentStatus {
     if (this.waitingFor) return `waiting for ${this.waitingFor}`;
     const blind = this.blind(now);
     if (blind) return blind;
+    if (this.policyFailure) return `network policy not written (the last good table stays in the kernel): ${this.policyFailure}`;
     if (!this.nodeUp) return 'node not set up yet';
     if (!this.lastSync) return 'no peer sync yet';
     if (!this.lastSync.ok) return `last peer sync failed: ${this.lastSync.error}`;

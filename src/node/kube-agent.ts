@@ -185,6 +185,28 @@ function leftOutReporter(o: AgentOptions): (now: readonly LeftOut[]) => void {
   };
 }
 
+/** A Warning Event on a NetworkPolicy podwire cannot read (kubectl describe networkpolicy shows it), in its namespace. */
+async function policyEvent(kc: KubeConfig, l: { name: string; why: string }): Promise<void> {
+  const [namespace = '', name = ''] = l.name.split('/').map((x) => JSON.parse(x) as string);
+  const k8s = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const now = new Date();
+  await core.createNamespacedEvent({
+    namespace,
+    body: {
+      metadata: { generateName: `${name}.podwire-` },
+      involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace, name },
+      reason: 'PodwirePolicyUnreadable',
+      message: `podwire cannot read this policy (${l.why}): the pods it selects are isolated, both ways, until it is fixed`,
+      type: 'Warning',
+      source: { component: 'podwire-agent' },
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    },
+  });
+}
+
 /** A Warning Event on the Node (kubectl describe node shows it). */
 async function nodeEvent(kc: KubeConfig, l: LeftOut): Promise<void> {
   const k8s = await import('@kubernetes/client-node');
@@ -276,6 +298,9 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         log.info({ applied: r.applied, lines: r.lines, ms: r.ms, policies: r.compiled?.policies }, 'network policy sync');
       },
       onError: (e) => o.say(`network policy: ${e.message}`),
+      onSyncFailed: (e) => o.status?.policyFailed(e),
+      onLeftOut: (l) =>
+        void policyEvent(o.kc, l).catch((e: Error) => o.say(`cannot post an Event on NetworkPolicy ${l.name}: ${e.message}`)),
     });
     if (o.networkPolicy === false) {
       if (await watch.off()) o.say('network policy: off (--network-policy=false): its table removed');

@@ -57,7 +57,7 @@ export interface PolicyReport {
   applied: 'full' | 'elements' | 'removed' | 'none';
   rules: number;
   policies: PolicySummary[];
-  leftOut: { kind: string; name: string; why: string }[];
+  leftOut: { kind: string; name: string; why: string; isolating?: boolean }[];
 }
 
 export const policyReportFile = (subnetFile: string): string => besideSubnetFile(subnetFile, 'network-policy.json');

@@ -6,7 +6,7 @@
 import { writePolicyReport as writeReport } from '../nodestate/reports.js';
 import { nftApply, nftTableExists, nftDeleteTable } from '../firewall/nftables.js';
 import { type Compiled, POLICY_TABLE, compile, elementUpdate, fullScript } from './compile.js';
-import { type NamespaceInfo, type PodInfo, type Policy, parseNamespace, parsePod, parsePolicy } from './model.js';
+import { type NamespaceInfo, type PodInfo, type Policy, isolatingStandIn, parseNamespace, parsePod, parsePolicy } from './model.js';
 
 export interface PolicyObjects {
   policies: unknown[];
@@ -20,8 +20,8 @@ export interface SyncResult {
   lines: number;
   ms: number;
   compiled?: Compiled;
-  /** Objects left out, with the field that is wrong. */
-  leftOut: { kind: string; name: string; why: string }[];
+  /** Objects left out, with the field that is wrong; a NetworkPolicy left out still isolates its pods (`isolating`). */
+  leftOut: { kind: string; name: string; why: string; isolating?: boolean }[];
 }
 
 const objName = (o: unknown): string => {
@@ -54,8 +54,19 @@ export function judgeObjects(o: PolicyObjects): {
   leftOut: SyncResult['leftOut'];
 } {
   const leftOut: SyncResult['leftOut'] = [];
+  // A policy podwire cannot read fails closed: it is left out (and said, naming the field), and a stand-in
+  // that isolates the pods it was meant for, allowing nothing, takes its place (model.ts isolatingStandIn).
+  const policies = judge('NetworkPolicy', o.policies, parsePolicy, leftOut);
+  const read = new Set(policies.map((p) => `${p.namespace}/${p.name}`));
+  for (const raw of o.policies) {
+    const standIn = isolatingStandIn(raw);
+    if (!standIn || read.has(`${standIn.namespace}/${standIn.name}`)) continue;
+    policies.push(standIn);
+    const l = leftOut.find((x) => x.kind === 'NetworkPolicy' && x.name === objName(raw));
+    if (l) l.isolating = true;
+  }
   return {
-    policies: judge('NetworkPolicy', o.policies, parsePolicy, leftOut),
+    policies,
     pods: judge('Pod', o.pods, parsePod, leftOut),
     namespaces: judge('Namespace', o.namespaces, parseNamespace, leftOut),
     leftOut,

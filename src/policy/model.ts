@@ -224,6 +224,31 @@ export function parsePolicy(o: unknown): Policy {
   };
 }
 
+/**
+ * What stays of a NetworkPolicy that cannot be read (a field the API server took and podwire cannot use):
+ * fail closed. The pods it was meant to select — its podSelector when that much can be read, else every
+ * pod of its namespace — are isolated both ways with nothing allowed, until the policy is fixed. Undefined
+ * when not even its namespace and name can be read: then it selects nothing anyone can name.
+ */
+export function isolatingStandIn(o: unknown): Policy | undefined {
+  const obj = (o ?? {}) as { metadata?: Record<string, unknown>; spec?: Record<string, unknown> };
+  let namespace: string;
+  let n: string;
+  try {
+    namespace = name(obj.metadata?.namespace, 'metadata.namespace', 63);
+    n = name(obj.metadata?.name, 'metadata.name');
+  } catch {
+    return undefined;
+  }
+  let podSelector: Selector;
+  try {
+    podSelector = parseSelector(obj.spec?.podSelector ?? {}, 'spec.podSelector');
+  } catch {
+    podSelector = parseSelector({}, 'spec.podSelector'); // every pod of the namespace
+  }
+  return { namespace, name: n, podSelector, types: ['Ingress', 'Egress'], ingress: [], egress: [] };
+}
+
 /** A Pod: its labels, addresses (status.podIPs), node, hostNetwork and named container ports. */
 export function parsePod(o: unknown): PodInfo {
   const obj = (o ?? {}) as { metadata?: Record<string, unknown>; spec?: Record<string, unknown>; status?: Record<string, unknown> };

@@ -15,6 +15,10 @@ export interface PolicyWatchOptions {
   say: (m: string) => void;
   onSync?: (r: SyncResult) => void;
   onError?: (e: Error) => void;
+  /** A sync that could not write the table (the kernel keeps the last good one; it is tried again). */
+  onSyncFailed?: (e: Error) => void;
+  /** An object left out for the first time (or for a new reason): the agent posts an Event for a policy. */
+  onLeftOut?: (l: SyncResult['leftOut'][number]) => void;
   /** Events within this many ms are one sync. */
   debounceMs?: number;
   /** The node's subnet file: the report for status and doctor goes beside it. */
@@ -36,6 +40,7 @@ export class PolicyWatch {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private running: Promise<void> = Promise.resolve();
+  private told = new Set<string>();
 
   constructor(private readonly o: PolicyWatchOptions) {
     this.enforcer = new PolicyEnforcer(o.node);
@@ -73,11 +78,23 @@ export class PolicyWatch {
     const [policies, pods, namespaces] = this.informers.map((i) => i.list());
     try {
       const r = await this.enforcer.sync({ policies: policies!, pods: pods!, namespaces: namespaces! });
-      for (const l of r.leftOut) this.o.say(`network policy: left out ${l.kind} ${l.name}: ${l.why}`);
+      // Said once per object and reason, not on every sync.
+      const now = new Set<string>();
+      for (const l of r.leftOut) {
+        const key = `${l.kind} ${l.name} ${l.why}`;
+        now.add(key);
+        if (this.told.has(key)) continue;
+        this.o.say(
+          `network policy: left out ${l.kind} ${l.name}: ${l.why}${l.isolating ? ' (the pods it selects are isolated until it is fixed)' : ''}`,
+        );
+        if (l.kind === 'NetworkPolicy') this.o.onLeftOut?.(l);
+      }
+      this.told = now;
       if (this.o.subnetFile) writePolicyReport(this.o.subnetFile, r);
       this.o.onSync?.(r);
     } catch (e) {
       this.o.onError?.(e as Error);
+      this.o.onSyncFailed?.(e as Error);
       this.schedule(1000); // the next attempt writes the table whole
     }
   }

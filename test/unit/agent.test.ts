@@ -118,6 +118,27 @@ describe('the status the agent serves', () => {
     expect(await s.registry.metrics()).toContain('podwire_api_lists_held_total{resource="nodes",outcome="refused"} 1');
   });
 
+  it('is not ready while the NetworkPolicy table cannot be written, and counts the policies it cannot read by field', async () => {
+    const s = new AgentStatus(60_000);
+    s.waiting(undefined);
+    s.nodeIsUp();
+    s.synced(report());
+    s.policyFailed(new Error('nft: Could not process rule: No such file or directory\nmore'));
+    expect(s.notReady()).toBe(
+      'network policy not written (the last good table stays in the kernel): nft: Could not process rule: No such file or directory',
+    );
+    s.policySynced({
+      applied: 'full',
+      ms: 3,
+      compiled: { rules: 2, policies: [{}] },
+      leftOut: [{ kind: 'NetworkPolicy', name: '"x"/"odd"', why: 'spec.ingress[0].ports[0].port 0 is not a port from 1 to 65535' }],
+    });
+    expect(s.notReady()).toBeUndefined();
+    expect(await s.registry.metrics()).toContain(
+      'podwire_network_policies_unreadable{namespace="x",policy="odd",field="spec.ingress[0].ports[0].port"} 1',
+    );
+  });
+
   it('is alive while its loop reports progress, stuck when it stops', async () => {
     const s = new AgentStatus(50);
     expect(s.stuck()).toBeUndefined();

@@ -43,6 +43,18 @@ describe('policy objects', () => {
     expect(matches(parseSelector({}, 's'), { any: 'thing' })).toBe(true);
   });
 
+  it('a policy that cannot be read isolates the pods it selects: in the compiled table they are isolated, nothing allows them', () => {
+    const j = judgeObjects({
+      policies: [pol('x', 'odd', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ port: 0 }] }] })],
+      pods: [pod('x', 'a', '10.244.1.2', { pod: 'a' }), pod('x', 'b', '10.244.1.3', { pod: 'b' })],
+      namespaces: [ns('x')],
+    });
+    const c = compile(j.policies, j.pods, j.namespaces, 'node1');
+    expect([...c.elements.get('in-iso4')!]).toEqual(['10.244.1.2']);
+    expect([...c.elements.get('eg-iso4')!]).toEqual(['10.244.1.2']);
+    expect(c.structure.filter((l) => / accept$/.test(l) && l.includes('p-'))).toEqual([]);
+  });
+
   it('a bad object is left out with the field named; the others are used', () => {
     const j = judgeObjects({
       policies: [
@@ -54,7 +66,12 @@ describe('policy objects', () => {
       pods: [pod('x', 'a', '10.244.1.2'), pod('x', 'evil', 'not-an-ip')],
       namespaces: [ns('x'), ns('Bad_Name')],
     });
-    expect(j.policies.map((p) => p.name)).toEqual(['good']);
+    // The bad policies fail closed: each stands as a policy that isolates the pods it was meant for both ways
+    // and allows nothing (bad-op's selector cannot be read: every pod of its namespace).
+    expect(j.policies.map((p) => p.name)).toEqual(['good', 'bad-port', 'bad-op', 'bad-except']);
+    for (const p of j.policies.slice(1)) expect(p).toMatchObject({ namespace: 'x', types: ['Ingress', 'Egress'], ingress: [], egress: [] });
+    expect(j.policies[2]!.podSelector).toEqual({ matchLabels: {}, matchExpressions: [] });
+    expect(j.leftOut.filter((l) => l.isolating).map((l) => l.name)).toEqual(['"x"/"bad-port"', '"x"/"bad-op"', '"x"/"bad-except"']);
     expect(j.pods.map((p) => p.name)).toEqual(['a']);
     expect(j.leftOut.map((l) => `${l.kind} ${l.name}: ${l.why}`)).toEqual([
       'NetworkPolicy "x"/"bad-port": spec.ingress[0].ports[0].port 70000 is not a port from 1 to 65535',
