@@ -6,14 +6,15 @@
 //   nat/        hostPorts and masquerade: iptables chains (kernel), a pod's rules from its call (pod.ts:
 //               plugin), reading NAT back for `path` (walk-*.ts: explore)
 //   policy/     NetworkPolicy: model, compiler, enforcer, informers (node), its explanations (explain.ts:
-//               explore), upstream's truth tables in the lab (lab.ts: lab)
+//               explore), upstream's truth tables in the lab (lab.ts: lab), the gate that holds a new pod
+//               until the agent has placed it (gate.ts: kernel, the plugin writes to it)
 //   nodestate/  every file beside the subnet file, typed, read and written in one place (state)
 // `npm test` runs this check (npm run check), and .dependency-cruiser.per-pod.cjs beside it. Type-only
 // imports count too.
 const FLOORS = {
   ground: ['^src/runtime/', '^src/net/', '^src/i18n/', '^src/types\\.d\\.ts$'],
   state: ['^src/nodestate/'],
-  kernel: ['^src/kernel/', '^src/firewall/', '^src/nat/(chains|hostport|masq)\\.ts$'],
+  kernel: ['^src/kernel/', '^src/firewall/', '^src/nat/(chains|hostport|masq)\\.ts$', '^src/policy/gate\\.ts$'],
   cni: ['^src/cni/'],
   ipam: ['^src/ipam/'],
   plugin: ['^src/plugin/', '^src/nat/pod\\.ts$'],

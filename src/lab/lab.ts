@@ -350,10 +350,22 @@ export class Lab {
    * ADD through the conflist, as a runtime does for a pod's pause container; `trace` keeps podwire's trace.
    * Like containerd, it passes the sandbox's port mappings (none for most pods) on ADD and again on DEL.
    */
-  async addPod(n: LabNode, name: string, runtimeConfig: Record<string, unknown> = { portMappings: [] }, trace = false): Promise<LabPod> {
+  async addPod(
+    n: LabNode,
+    name: string,
+    runtimeConfig: Record<string, unknown> = { portMappings: [] },
+    trace = false,
+    /** CNI_ARGS, as a runtime passes them (IP=... for a fixed address). */
+    args?: string,
+  ): Promise<LabPod> {
     const ns = netns(`${LAB_PREFIX}n${n.name.slice(4)}-${name}`);
     const containerID = `lab-${n.name}-${name}`;
-    const r = await addList(n.runner, n.list, { containerID, netns: `/run/netns/${ns}`, env: traceEnv(trace) }, runtimeConfig);
+    const r = await addList(
+      n.runner,
+      n.list,
+      { containerID, netns: `/run/netns/${ns}`, env: traceEnv(trace), ...(args ? { args } : {}) },
+      runtimeConfig,
+    );
     if (r.code !== 0) fail(`ADD ${name} on ${n.name}`, r);
     const host = r.json.interfaces.find((x: { name: string; sandbox?: string }) => !x.sandbox && x.name.startsWith('veth'));
     const pod: LabPod = {

@@ -65,5 +65,16 @@ export const policyReportFile = (subnetFile: string): string => besideSubnetFile
 export const writePolicyReport = (subnetFile: string, r: PolicyReport): boolean =>
   writeIfChanged(policyReportFile(subnetFile), JSON.stringify(r, null, 1) + '\n');
 
+/**
+ * The gate is up (policy/gate.ts): the agent enforces policies here and releases each new pod once it has
+ * placed it; the plugin then holds every new pod it wires. A file with nothing in it; one stat per ADD.
+ */
+export const gateFile = (subnetFile: string): string => besideSubnetFile(subnetFile, 'policy-gate');
+export const gateUp = (subnetFile: string | undefined): boolean => !!subnetFile && sys().exists(gateFile(subnetFile));
+export function setGate(subnetFile: string, up: boolean): void {
+  if (up) writeIfChanged(gateFile(subnetFile), 'the agent holds new pods until it has placed them (table inet podwire-gate)\n');
+  else sys().unlink(gateFile(subnetFile));
+}
+
 export const readPolicyReport = (subnetFile: string | undefined): PolicyReport | undefined =>
   subnetFile ? readJson<PolicyReport>(policyReportFile(subnetFile)) : undefined;

@@ -38,14 +38,15 @@ import { type PendingBatch, startIpBatch } from '../kernel/run.js';
 import { readState } from '../kernel/state.js';
 import { sys } from '../runtime/files.js';
 import { timed } from '../runtime/profile.js';
-import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, parsePortMappings, requestedIP, requestedMac } from './config.js';
+import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, parsePortMappings, requestedIP, requestedMac, subnetFileOf } from './config.js';
 import { type BatchRecord, type Gateway, guardNode, guardNote, wireHost } from './host.js';
 import { type PodAddress, forwarding, podAddresses, podRoutes, wirePod } from './pod.js';
 import { addNat } from '../nat/pod.js';
 import { type Action, Plan, PlanError } from './plan.js';
 import { reclaimHooks } from './reclaim.js';
+import { gateUp } from '../nodestate/reports.js';
 
-type AddAction = 'guard' | 'address' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
+type AddAction = 'guard' | 'address' | 'gate' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
 
 /** Refuses a hostIP of a family the pod has no address in (before anything is made). */
 function checkHostIPs(mappings: readonly PortMapping[], families: readonly number[]): void {
@@ -110,6 +111,7 @@ export async function add(ctx: Context): Promise<Result> {
   const { bc, names, mtu, mappings, prepared } = c;
   const gateways = prepared.gateways;
   const note = guardNote(prepared.storeDir, bc.bridge, gateways);
+  const gated = gateUp(subnetFileOf(conf));
   // What the actions hand each other.
   const s: { podIp?: PendingBatch; got?: IpamAdd; addrs?: PodAddress[]; routes?: Route[]; brMac?: string; hostTraced?: boolean } = {};
   // The pod's `ip`: started once the host's has its lines, so its start-up runs while the kernel works.
@@ -174,10 +176,31 @@ export async function add(ctx: Context): Promise<Result> {
         s.brMac = await wiring;
       },
     },
+    {
+      // NetworkPolicies enforced here: the pod is held (policy/gate.ts) before it has an address to send from.
+      id: 'gate',
+      after: ['address'],
+      run: async (api) => {
+        if (!gated) return;
+        const ips = s.addrs!.map((a) => formatIP(a.ip));
+        const { gateApply, holdLines, releaseLines } = await import('../policy/gate.js');
+        if (!(await gateApply(holdLines(ips)))) return; // the gate went meanwhile: no policy to hold it for
+        api.keep({ id: 'undo.gate' }, () => gateApply(releaseLines(ips)));
+        api.record({
+          step: {
+            id: 'gateHold',
+            p: { ips: ips.join(', ') },
+            cmd: holdLines(ips)
+              .map((l) => `nft ${l}`)
+              .join('\n'),
+          },
+        });
+      },
+    },
     { id: 'note', after: ['host', 'address'], run: () => (note.checked ? undefined : note.save()) },
     {
       id: 'pod',
-      after: ['host', 'address'],
+      after: ['host', 'address', 'gate'],
       run: (api) =>
         wirePod(
           podIp(),
@@ -213,6 +236,7 @@ export async function add(ctx: Context): Promise<Result> {
   const order: AddAction[] = [
     'guard',
     ...(gateways ? (['host', 'address'] as const) : (['address', 'host'] as const)),
+    'gate',
     'note',
     'pod',
     'forwarding',

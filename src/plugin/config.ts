@@ -182,7 +182,12 @@ function firewallSetting(v: unknown): FirewallSetting | undefined {
  * stat calls; nothing is run).
  */
 export function firewallFor(conf: NetConf, bc: BridgeConf): FirewallBackend {
+  const file = subnetFileOf(conf);
+  return chooseFirewall(bc.firewall, () => (file ? trySubnetFile(file)?.firewall : undefined)).backend;
+}
+
+/** The node subnet file the IPAM config names (an absolute path), when it names one. */
+export function subnetFileOf(conf: NetConf): string | undefined {
   const file = (conf.ipam as Record<string, unknown> | undefined)?.subnetFile;
-  return chooseFirewall(bc.firewall, () => (typeof file === 'string' && file.startsWith('/') ? trySubnetFile(file)?.firewall : undefined))
-    .backend;
+  return typeof file === 'string' && file.startsWith('/') ? file : undefined;
 }

@@ -9,7 +9,8 @@ import type { Step } from '../kernel/step.js';
 import { deleteLinks } from '../kernel/links.js';
 import { HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { ipCommand } from '../kernel/run.js';
-import { type BridgeConf, mayHaveHostports, parseBridgeConf } from './config.js';
+import { type BridgeConf, mayHaveHostports, parseBridgeConf, subnetFileOf } from './config.js';
+import { gateUp } from '../nodestate/reports.js';
 import { removeNat } from '../nat/pod.js';
 import { runAll } from './reclaim.js';
 
@@ -41,6 +42,14 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
     async () => {
       const step = await removeNat({ names, bc, ctx }, mayHaveHostports(ctx));
       if (step) steps.push(step);
+    },
+    async () => {
+      // Held at the gate and never placed (deleted before the agent saw it): released, so nothing is left.
+      const ips = (ctx.conf.prevResult?.ips ?? []).map((i) => i.address.split('/')[0]!);
+      if (!ips.length || !gateUp(subnetFileOf(ctx.conf))) return;
+      const { gateApply, releaseLines } = await import('../policy/gate.js');
+      const lines = releaseLines(ips);
+      if (await gateApply(lines)) steps.push({ id: 'gateRelease', cmd: lines.map((l) => `nft ${l}`).join('\n') });
     },
   ]);
   return steps;

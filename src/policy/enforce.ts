@@ -3,8 +3,9 @@
 // written as set elements when only pods changed, as the whole table in one transaction otherwise —
 // including on the first sync after a restart, so enforcement never has a gap: the old table stays in the
 // kernel until the new one replaces it. No policy: no table.
-import { writePolicyReport as writeReport } from '../nodestate/reports.js';
+import { setGate, writePolicyReport as writeReport } from '../nodestate/reports.js';
 import { nftApply, nftTableExists, nftDeleteTable } from '../firewall/nftables.js';
+import { GATE_TABLE, gateScript, releaseLines } from './gate.js';
 import { type Compiled, POLICY_TABLE, compile, elementUpdate, fullScript } from './compile.js';
 import { type NamespaceInfo, type PodInfo, type Policy, isolatingStandIn, parseNamespace, parsePod, parsePolicy } from './model.js';
 
@@ -76,6 +77,8 @@ export function judgeObjects(o: PolicyObjects): {
 export class PolicyEnforcer {
   private prev?: Compiled;
   private removedOnce = false;
+  /** Local pods (namespace/name@ip) whose address the gate has released: each is released once. */
+  private released = new Set<string>();
 
   constructor(readonly self: string) {}
 
@@ -90,19 +93,29 @@ export class PolicyEnforcer {
       leftOut: j.leftOut,
     });
     if (!j.policies.length) {
-      // With no policy, nothing is judged: no table (removed once, and whenever one was written).
+      // With no policy, nothing is judged: no table (removed once, and whenever one was written), and no
+      // gate: nothing holds a new pod.
       if (this.prev || !this.removedOnce) {
         const had = this.prev !== undefined || (await nftTableExists(POLICY_TABLE));
         if (had) await nftDeleteTable(POLICY_TABLE);
+        await nftDeleteTable(GATE_TABLE);
         this.prev = undefined;
         this.removedOnce = true;
+        this.released.clear();
         return done(had ? 'removed' : 'none', 0);
       }
       return done('none', 0);
     }
     const c = compile(j.policies, j.pods, j.namespaces, this.self);
     const update = this.prev && elementUpdate(this.prev, c);
-    const lines = update ?? fullScript(c);
+    // The gate (gate.ts): made with the table, and each local pod the agent now knows released, in the
+    // same transaction that puts its address in the sets — it is placed and let go at once.
+    const local = j.pods
+      .filter((p) => p.node === this.self && !p.hostNetwork)
+      .flatMap((p) => p.ips.map((ip) => `${p.namespace}/${p.name}@${ip}`));
+    const fresh = update ? local.filter((k) => !this.released.has(k)) : local;
+    const gate = [...(update ? [] : gateScript()), ...releaseLines(fresh.map((k) => k.slice(k.lastIndexOf('@') + 1)))];
+    const lines = [...(update ?? fullScript(c)), ...gate];
     if (!lines.length) return done('none', 0, c);
     try {
       await nftApply(lines);
@@ -110,6 +123,7 @@ export class PolicyEnforcer {
       this.prev = undefined; // the next sync writes the table whole
       throw e;
     }
+    this.released = new Set(local);
     this.prev = c;
     this.removedOnce = false;
     return done(update ? 'elements' : 'full', lines.length, c);
@@ -118,6 +132,7 @@ export class PolicyEnforcer {
   /** --network-policy=false: the table goes, and every packet is as without policies. */
   async off(): Promise<boolean> {
     this.prev = undefined;
+    await nftDeleteTable(GATE_TABLE);
     if (!(await nftTableExists(POLICY_TABLE))) return false;
     await nftDeleteTable(POLICY_TABLE);
     return true;
@@ -126,6 +141,8 @@ export class PolicyEnforcer {
 
 /** What a sync enforced, as status and doctor read it (nodestate/reports.ts). */
 export function writePolicyReport(subnetFile: string, r: SyncResult): void {
+  // Written after the sync made the gate (or removed it): the plugin holds new pods only while it is there.
+  setGate(subnetFile, r.compiled !== undefined);
   writeReport(subnetFile, {
     applied: r.applied,
     rules: r.compiled?.rules ?? 0,

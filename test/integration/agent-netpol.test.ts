@@ -131,15 +131,72 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
     expect(await metric(lab.nodes[0]!, 'podwire_network_policy_rules')).toBe(before);
   });
 
-  it('a restarted agent keeps enforcing: the table stays while it is down and is replaced whole when it is back', async () => {
-    a1.proc.kill('SIGTERM');
+  it('closed from the first packet: a new pod is held at the gate until the agent has placed it, then judged', async () => {
+    const [n1] = lab.nodes as [LabNode];
+    // The agent says the gate is up once it enforces a policy; the plugin then holds every new pod.
+    await until(
+      () => sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'table', 'inet', 'podwire-gate']).includes('pending4'),
+      5_000,
+      'the gate',
+    );
+    const xa2 = await lab.addPod(n1, 'xa2');
+    servers.push(spawn('ip', ['netns', 'exec', xa2.ns, process.execPath, '-e', SERVER], { stdio: 'ignore' }));
+    await new Promise((r) => setTimeout(r, 300));
+    // x/a2 has pod=a: from-y will select it. Before the agent knows it, x/b would reach it without the gate.
+    expect(sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'set', 'inet', 'podwire-gate', 'pending4'])).toContain(xa2.ip);
+    expect(await reaches(pods.xb!, xa2)).toBe(false);
+    expect(await reaches(pods.ya!, xa2)).toBe(false); // held both ways, the allowed peer too
+    expect(await reaches(xa2, pods.xb!)).toBe(false);
+    // Its own node still reaches it (kubelet's probes are not forwarded).
+    expect((await run('ip', ['netns', 'exec', n1.ns, 'busybox', 'ping', '-c', '1', '-W', '1', xa2.ip])).code).toBe(0);
+    const seen = Date.now();
+    await api.send({ op: 'put', kind: 'Pod', object: podObject('x', 'a2', xa2, { pod: 'a' }) });
+    await until(() => reaches(pods.ya!, xa2), 5_000, 'y/a -> x/a2 once placed');
+    const placed = Date.now() - seen;
+    expect(await reaches(pods.xb!, xa2)).toBe(false); // placed, and judged by from-y
+    expect(await reaches(xa2, pods.xb!)).toBe(true); // no egress policy
+    expect(sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'set', 'inet', 'podwire-gate', 'pending4'])).not.toContain(xa2.ip);
+    process.stderr.write(`gate: x/a2 placed ${placed} ms after its Pod object reached the API server\n`);
+    // Its DEL leaves nothing at the gate either.
+    await lab.delPod(xa2);
+  });
+
+  it("a reused address never inherits the old pod's rights: a pod given y/a's address is held, then judged as itself", async () => {
+    const [, n2] = lab.nodes as [LabNode, LabNode];
+    const old = pods.ya!;
+    await lab.delPod(old); // y/a's Pod object stays in the API server a while (a stale list, a slow kubelet)
+    const xc = await lab.addPod(n2, 'xc', { portMappings: [] }, false, `IgnoreUnknown=1;IP=${old.ip}`);
+    expect(xc.ip).toBe(old.ip);
+    // y/a's address is in from-y's peers: without the gate, x/c would reach x/a as y/a.
+    expect(await reaches(xc, pods.xa!)).toBe(false);
+    await api.send({ op: 'delete', kind: 'Pod', namespace: 'y', name: 'a' });
+    await api.send({ op: 'put', kind: 'Pod', object: podObject('x', 'c', xc, { pod: 'c' }) });
+    await until(() => reaches(xc, pods.xb!), 5_000, 'x/c placed (it reaches x/b, which no policy selects)');
+    expect(await reaches(xc, pods.xa!)).toBe(false); // judged as x/c: namespace x is not a peer of from-y
+    // The old pod back under its own name for the tests after this one.
+    await lab.delPod(xc);
+    pods.ya = await lab.addPod(n2, 'ya');
+    servers.push(spawn('ip', ['netns', 'exec', pods.ya.ns, process.execPath, '-e', SERVER], { stdio: 'ignore' }));
+    await new Promise((r) => setTimeout(r, 300));
+    await api.send({ op: 'put', kind: 'Pod', object: podObject('y', 'a', pods.ya, { pod: 'a' }) });
+    await until(() => reaches(pods.ya!, pods.xa!), 5_000, 'y/a back');
+  });
+
+  it('an agent killed (SIGKILL, as the OOM killer does) opens nothing: the table and the gate stay, a pod started meanwhile is held; back, it places it', async () => {
+    a1.proc.kill('SIGKILL');
     await a1.exit;
     expect(table(lab.nodes[0]!)).toContain('p-');
     expect(await reaches(pods.xb!, pods.xa!)).toBe(false);
+    const late = await lab.addPod(lab.nodes[0]!, 'xd');
+    expect(await reaches(late, pods.xb!)).toBe(false); // held: nobody placed it
+    await api.send({ op: 'put', kind: 'Pod', object: podObject('x', 'd', late, { pod: 'd' }) });
+    expect(await reaches(late, pods.xb!)).toBe(false); // still held: the agent is gone
     a1 = startAgent(lab.nodes[0]!);
     await until(() => /network policy: full/.test(a1.stderr()), 15_000, 'the policy table rewritten');
     expect(await reaches(pods.xb!, pods.xa!)).toBe(false);
     expect(await reaches(pods.ya!, pods.xa!)).toBe(true);
+    await until(() => reaches(late, pods.xb!), 5_000, 'the late pod placed by the agent back');
+    await lab.delPod(late);
   });
 
   it('deleting the policy removes the table; --network-policy=false removes it too', async () => {

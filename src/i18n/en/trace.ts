@@ -70,6 +70,13 @@ export const trace = {
   'step.masq': 'masquerade what {podIP} sends outside {subnet} (ipMasq)',
   'step.masq.why':
     "the world outside the pod network does not know the route back to Pod IPs, so such traffic leaves with the node's address",
+  'step.gateHold': 'hold {ips} at the gate (table inet podwire-gate) until the agent has placed the pod',
+  'step.gateHold.why':
+    'NetworkPolicies are enforced on this node: the pod sends and receives nothing through the node until the agent has ' +
+    "seen it and put its address in the policies' sets, so its first packet is judged, and an address a deleted pod had " +
+    "never lends the new one that pod's rights; the pod's own node still reaches it (kubelet's probes)",
+  'step.gateRelease': "release the pod's addresses from the gate, if they were still held",
+  'step.gateRelease.why': 'nothing of a deleted pod stays in the kernel: a held address the agent never placed goes too',
   'step.nftAdd': "add the pod's nftables elements: {parts}",
   'step.nftAdd.why':
     'one transaction in table inet podwire: map elements send NodeIP:hostPort to the pod (DNAT), the hairpin set masquerades pods of ' +
@@ -94,6 +101,7 @@ export const trace = {
   'undo.veth': 'delete {host} (its {ifname} end goes with it)',
   'undo.address': 'release the address',
   'undo.nft': "remove the pod's nftables elements",
+  'undo.gate': "release the pod's addresses from the gate",
   'undo.chains': "remove the pod's nat chains",
   'step.reserve': '{reclaimed}{addresses}',
   'step.reserve.why':

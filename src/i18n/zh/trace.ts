@@ -56,6 +56,11 @@ export const traceZh: Record<keyof typeof trace, string> = {
   'part.hostport': 'hostPort {hostPort}/{protocol} 到 containerPort {containerPort}',
   'step.masq': '对 {podIP} 发往 {subnet} 以外的流量做伪装（ipMasq）',
   'step.masq.why': 'Pod 网络之外的世界不知道回到 Pod IP 的路由，所以这样的流量带着节点的地址离开',
+  'step.gateHold': '在闸门（表 inet podwire-gate）处扣住 {ips}，直到代理放置好这个 Pod',
+  'step.gateHold.why':
+    '本节点在执行 NetworkPolicy：在代理看到这个 Pod、把它的地址放进策略的集合之前，Pod 经节点收发不了任何东西，于是它的第一个包就受检查，已删除 Pod 用过的地址也不会把那个 Pod 的权限借给新 Pod；Pod 自己的节点仍能访问它（kubelet 的探针）',
+  'step.gateRelease': '把 Pod 的地址从闸门中放行（若仍被扣住）',
+  'step.gateRelease.why': '已删除的 Pod 在内核中什么也不留下：代理从未放置的、仍被扣住的地址也一并删除',
   'step.nftAdd': '添加 Pod 的 nftables 元素：{parts}',
   'step.nftAdd.why':
     '表 inet podwire 中的一个事务：映射元素把 NodeIP:hostPort 送到 Pod（DNAT），hairpin 集合对本子网内这样访问它的 Pod 做伪装，' +
@@ -79,6 +84,7 @@ export const traceZh: Record<keyof typeof trace, string> = {
   'undo.veth': '删除 {host}（它的 {ifname} 端随之删除）',
   'undo.address': '释放地址',
   'undo.nft': '删除 Pod 的 nftables 元素',
+  'undo.gate': '把 Pod 的地址从闸门中放行',
   'undo.chains': '删除 Pod 的 nat 链',
   'step.reserve': '{reclaimed}{addresses}',
   'step.reserve.why': '每个节点从自己那一片集群网络中分配 Pod IP{perFamily}；这一片来自 {from}。这个文件让地址只属于这个 Pod；{gateways}',
