@@ -29,6 +29,8 @@ interface AgentArgs {
   'podcidr-timeout': number;
   'log-file'?: string;
   'status-addr': string;
+  'metrics-addr'?: string;
+  'metrics-auth': boolean;
   'checksum-offload': OffloadSetting;
   'conflist-template'?: string;
   iptables: 'auto' | 'legacy' | 'nft' | 'plain';
@@ -38,12 +40,12 @@ interface AgentArgs {
 }
 
 /** "HOST:PORT", ":PORT" or "PORT" (all addresses); "" or "off": no status server. */
-function parseAddr(s: string): { host: string; port: number } | undefined {
+function parseAddr(s: string, flag = '--status-addr'): { host: string; port: number } | undefined {
   if (s === '' || s === 'off') return undefined;
   const i = s.lastIndexOf(':');
   const host = i < 0 ? '0.0.0.0' : s.slice(0, i) || '0.0.0.0';
   const port = Number(i < 0 ? s : s.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--status-addr: "${s}" is not HOST:PORT`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${flag}: "${s}" is not HOST:PORT`);
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
@@ -96,7 +98,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       })
       .option('mtu', { type: 'number', describe: 'pod MTU (default: underlay MTU, - 50 with VXLAN)' })
       .option('subnet-file', { type: 'string', default: DEFAULT_SUBNET_FILE, describe: 'node subnet file the plugin reads' })
-      .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'where to write 10-podwire.conflist' })
+      .option('cni-conf-dir', {
+        type: 'string',
+        default: '/etc/cni/net.d',
+        describe: 'where to write 10-podwire.conflist ("none": not at all; `podwire install --agent-conflist` wrote it)',
+      })
       .option('resync', { type: 'number', default: 30, describe: 'seconds between syncs when nothing happens' })
       .option('relist', {
         type: 'number',
@@ -109,6 +115,16 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         type: 'string',
         default: ':9471',
         describe: 'serve /healthz, /readyz and /metrics (Prometheus) on HOST:PORT ("off": not at all)',
+      })
+      .option('metrics-addr', {
+        type: 'string',
+        describe: 'also serve /metrics alone on HOST:PORT (for Prometheus, while --status-addr stays on 127.0.0.1)',
+      })
+      .option('metrics-auth', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'on --metrics-addr, serve /metrics only to a bearer token the API server allows to get /metrics (TokenReview, SubjectAccessReview)',
       })
       .option('conflist-template', {
         type: 'string',
@@ -132,13 +148,21 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     }
     const { AgentStatus, serveStatus } = await import('../node/agent-status.js');
     const status = new AgentStatus(Math.max(3 * a.resync, 60) * 1000);
-    const server = addr && (await serveStatus(status, addr.host, addr.port));
-    if (server) say(`agent ${a.node}: /healthz, /readyz and /metrics on ${addr!.host}:${server.port}`);
     const { KubeConfig } = await import('@kubernetes/client-node');
-    const { agentConflist, runAgent } = await import('../node/kube-agent.js');
     const kc = new KubeConfig();
     if (a.kubeconfig) kc.loadFromFile(a.kubeconfig);
     else kc.loadFromDefault();
+    const server = addr && (await serveStatus(status, addr.host, addr.port));
+    if (server) say(`agent ${a.node}: /healthz, /readyz and /metrics on ${addr!.host}:${server.port}`);
+    const maddr = a['metrics-addr'] === undefined ? undefined : parseAddr(a['metrics-addr'], '--metrics-addr');
+    if (a['metrics-auth'] && !maddr) throw new Error('--metrics-auth: it guards --metrics-addr, which is not set');
+    if (maddr) {
+      const [{ apiAuthorizer }, { ApiClient }] = await Promise.all([import('../node/metrics-auth.js'), import('../node/api.js')]);
+      const authorize = a['metrics-auth'] ? apiAuthorizer(new ApiClient(kc)) : undefined;
+      const m = await serveStatus(status, maddr.host, maddr.port, { metricsOnly: true, ...(authorize ? { authorize } : {}) });
+      say(`agent ${a.node}: /metrics${authorize ? ', for a token allowed to get it,' : ''} on ${maddr.host}:${m.port}`);
+    }
+    const { agentConflist, runAgent } = await import('../node/kube-agent.js');
     const stop = new AbortController();
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
     // The plugin records what it reclaims in its IPAM store (see ipam/disk-store.ts); the metric reads it.

@@ -1,5 +1,7 @@
 // `podwire install`: puts this binary where runtimes look for CNI plugins and, optionally, a network
-// config where they look for configs.
+// config where they look for configs — a file as it is (--conflist), or the agent's template with its
+// subnet file filled in (--agent-conflist: the DaemonSet's init container, so that the long-running agent
+// needs no write access to /etc/cni/net.d).
 //
 // The binary is written once, as `podwire`; `podwire-ipam` is a relative symlink to it (the binary picks
 // its role from the name it was executed as), so a node holds one copy instead of two, and the link
@@ -11,11 +13,15 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { atomicCopy, atomicSymlink, atomicWrite, mkdirs } from '../runtime/files.js';
+import { CONFLIST_NAME, agentConflist } from '../node/kube-agent.js';
+import { DEFAULT_SUBNET_FILE } from '../nodestate/subnet-file.js';
 
 interface InstallArgs {
   'bin-dir': string;
   'conf-dir': string;
   conflist?: string;
+  'agent-conflist'?: string;
+  'subnet-file': string;
 }
 
 const BINARY = 'podwire';
@@ -41,14 +47,26 @@ export const installCommand: CommandModule<object, InstallArgs> = {
     y
       .option('bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'CNI plugin directory' })
       .option('conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'CNI config directory' })
-      .option('conflist', { type: 'string', describe: 'a network config list to install into --conf-dir' }),
+      .option('conflist', { type: 'string', describe: 'a network config list to install into --conf-dir' })
+      .option('agent-conflist', {
+        type: 'string',
+        describe:
+          "the agent's template (the DaemonSet's ConfigMap): installed into --conf-dir as 10-podwire.conflist, its podwire plugin reading --subnet-file",
+      })
+      .option('subnet-file', { type: 'string', default: DEFAULT_SUBNET_FILE, describe: 'the node subnet file the agent writes' })
+      .conflicts('conflist', 'agent-conflist'),
   handler: (a) => {
     const self = process.execPath;
     if (/^(node|bun)$/.test(basename(self))) {
       throw new Error('install copies the single-file binary: run it as dist/podwire, not through node');
     }
-    // Read and check the config first: a bad --conflist changes nothing.
-    const conflist = a.conflist ? readConflist(a.conflist) : undefined;
+    // Read and check the config first: a bad --conflist (or template) changes nothing.
+    const conflist = a.conflist
+      ? readConflist(a.conflist)
+      : a['agent-conflist']
+        ? agentConflist(a['subnet-file'], readFileSync(a['agent-conflist'], 'utf8'))
+        : undefined;
+    const confName = a.conflist ? basename(a.conflist) : CONFLIST_NAME;
     mkdirs(a['bin-dir']);
     atomicCopy(self, join(a['bin-dir'], BINARY), 0o755);
     process.stdout.write(`installed ${join(a['bin-dir'], BINARY)}\n`);
@@ -56,10 +74,10 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       atomicSymlink(BINARY, join(a['bin-dir'], name));
       process.stdout.write(`linked ${join(a['bin-dir'], name)} -> ${BINARY}\n`);
     }
-    if (a.conflist && conflist !== undefined) {
+    if (conflist !== undefined) {
       mkdirs(a['conf-dir']);
-      atomicWrite(join(a['conf-dir'], basename(a.conflist)), conflist);
-      process.stdout.write(`installed ${join(a['conf-dir'], basename(a.conflist))}\n`);
+      atomicWrite(join(a['conf-dir'], confName), conflist);
+      process.stdout.write(`installed ${join(a['conf-dir'], confName)}\n`);
     }
   },
 };

@@ -8,12 +8,17 @@
 //             Only /healthz restarts the agent: a restart does not bring an API server back.
 //   /metrics  Prometheus text (prom-client): syncs and their duration by outcome, peers per backend,
 //             API watch restarts, whether the node is ready, and the process's own (memory, CPU, ...).
+//             With --metrics-auth, only for a bearer token the API server allows (metrics-auth.ts).
+// What /healthz and /readyz say is a summary, one line of at most 200 characters: they answer anyone who
+// reaches the port (kubelet's probes carry no token), so no raw error text, no command, no file content;
+// the agent's log has the whole story.
 // Loaded by the agent only: prom-client and node:http never reach the per-pod path.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SyncReport } from './sync.js';
 import { LEFT_OUT_REASONS, type LeftOut } from './cluster.js';
 import type { Following } from './informer.js';
+import type { Authorize } from './metrics-auth.js';
 
 /** How long an informer may be down before /readyz calls the agent blind. */
 export const BLIND_AFTER_MS = 3000;
@@ -183,7 +188,7 @@ export class AgentStatus {
 
   /** The NetworkPolicy table could not be written: the kernel keeps the last good one, and the node is not ready. */
   policyFailed(e: Error): void {
-    this.policyFailure = e.message.split('\n')[0]!.slice(0, 200);
+    this.policyFailure = summary(e.message);
     this.update();
   }
 
@@ -224,8 +229,9 @@ export class AgentStatus {
     this.syncSeconds.observe({ outcome }, r.ms / 1000);
     for (const backend of ['host-gw', 'vxlan'] as const) this.peers.set({ backend }, r.peers.filter((p) => p.mode === backend).length);
     this.failedEntries.set(r.failures.length);
+    // Counted, not quoted: the failed commands and ip's words are in the agent's log.
     this.lastSync = r.failures.length
-      ? { ok: false, error: `${r.failures.length} entries failed, e.g. ${r.failures[0]!.command}: ${r.failures[0]!.error}` }
+      ? { ok: false, error: `${r.failures.length} route/neighbour/FDB entries failed (see the agent's log)` }
       : { ok: true };
     this.heartbeat();
     this.update();
@@ -234,7 +240,7 @@ export class AgentStatus {
   syncFailed(e: Error, ms: number): void {
     this.syncs.inc({ outcome: 'failed' });
     this.syncSeconds.observe({ outcome: 'failed' }, ms / 1000);
-    this.lastSync = { ok: false, error: e.message };
+    this.lastSync = { ok: false, error: summary(e.message) };
     this.heartbeat();
     this.update();
   }
@@ -260,13 +266,17 @@ export class AgentStatus {
     this.ready.set(this.notReady() ? 0 : 1);
   }
 
-  /** Answers /healthz, /readyz and /metrics. */
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Answers /healthz, /readyz and /metrics — or, on a metrics listener (--metrics-addr), /metrics only,
+   * to whom `authorize` allows (unset: to whoever reaches the port).
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions = {}): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const text = (code: number, body: string) => {
       res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end(body + '\n');
+      res.end(summary(body) + '\n');
     };
+    if (o.metricsOnly && path !== '/metrics') return text(404, 'not found: /metrics');
     if (path === '/healthz' || path === '/livez') {
       const stuck = this.stuck();
       return text(stuck ? 503 : 200, stuck ?? 'ok');
@@ -276,6 +286,14 @@ export class AgentStatus {
       return text(why ? 503 : 200, why ?? 'ok');
     }
     if (path === '/metrics') {
+      const access = o.authorize ? await o.authorize(req.headers.authorization) : 200;
+      if (access !== 200) {
+        const why = { 401: 'a bearer token is needed', 403: 'this token may not get /metrics', 503: 'cannot ask the API server now' }[
+          access
+        ];
+        if (access === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+        return text(access, why);
+      }
       res.writeHead(200, { 'Content-Type': this.registry.contentType });
       res.end(await this.registry.metrics());
       return;
@@ -284,10 +302,28 @@ export class AgentStatus {
   }
 }
 
+/** One line of at most 200 characters: what /healthz and /readyz may say to whoever asks. */
+export function summary(s: string): string {
+  const line = s.split('\n')[0]!.trim();
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}
+
+export interface ServeOptions {
+  /** Only /metrics (the listener Prometheus reaches). */
+  metricsOnly?: boolean;
+  /** Who may read /metrics there (metrics-auth.ts); unset: whoever reaches the port. */
+  authorize?: Authorize;
+}
+
 /** Serves the status on host:port; resolves once listening (the port, when 0 was asked for). */
-export function serveStatus(status: AgentStatus, host: string, port: number): Promise<{ server: Server; port: number }> {
+export function serveStatus(
+  status: AgentStatus,
+  host: string,
+  port: number,
+  o: ServeOptions = {},
+): Promise<{ server: Server; port: number }> {
   return new Promise((resolve, reject) => {
-    const server = createServer((req, res) => void status.handle(req, res).catch(() => res.destroy()));
+    const server = createServer((req, res) => void status.handle(req, res, o).catch(() => res.destroy()));
     server.once('error', reject);
     server.listen(port, host, () => {
       const addr = server.address();

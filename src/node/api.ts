@@ -90,12 +90,16 @@ export class ApiClient {
     return this.kc.getCurrentCluster()?.server ?? 'the API server';
   }
 
-  private async open(r: ApiRequest): Promise<{ req: ClientRequest; res: Promise<IncomingMessage>; done(): void }> {
+  private async open(r: ApiRequest, body?: unknown): Promise<{ req: ClientRequest; res: Promise<IncomingMessage>; done(): void }> {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new ApiError('no current cluster in the kubeconfig');
     const url = new URL(cluster.server.replace(/\/$/, '') + r.path);
     for (const [k, v] of Object.entries(r.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const opts: import('node:https').RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const opts: import('node:https').RequestOptions = {
+      method: data === undefined ? 'GET' : 'POST',
+      headers: { Accept: 'application/json', ...(data === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    };
     await this.kc.applyToHTTPSOptions(opts);
     const secure = url.protocol === 'https:';
     if (!secure) delete opts.agent; // an https.Agent on a plain-HTTP server (a test's) would refuse to connect
@@ -107,7 +111,7 @@ export class ApiClient {
     });
     const stop = () => req.destroy(Object.assign(new Error('stopped'), { code: 'ECONNRESET' }));
     r.signal?.addEventListener('abort', stop, { once: true });
-    req.end();
+    req.end(data);
     // Called when the caller is through with the request, whatever happened: the long-lived signal keeps no listener.
     return { req, res, done: () => r.signal?.removeEventListener('abort', stop) };
   }
@@ -139,7 +143,17 @@ export class ApiClient {
     }
   }
 
-  private async read<T>(req: ClientRequest, res: Promise<IncomingMessage>, r: ApiRequest): Promise<T> {
+  /** POST of a JSON document (a TokenReview, a SubjectAccessReview), its answer read as JSON; throws ApiError. */
+  async post<T>(r: ApiRequest, body: unknown): Promise<T> {
+    const { req, res, done } = await this.open(r, body);
+    try {
+      return await this.read<T>(req, res, r, 201);
+    } finally {
+      done();
+    }
+  }
+
+  private async read<T>(req: ClientRequest, res: Promise<IncomingMessage>, r: ApiRequest, created?: number): Promise<T> {
     const timer = this.deadline(req, r.timeoutMs);
     const answer = await res;
     const body = await new Promise<string>((resolve, reject) => {
@@ -151,7 +165,7 @@ export class ApiClient {
       answer.on('aborted', () => reject(new ApiError('the answer was cut off')));
     });
     timer.clear();
-    if (answer.statusCode !== 200) throw httpError(answer, body);
+    if (answer.statusCode !== 200 && answer.statusCode !== created) throw httpError(answer, body);
     try {
       return JSON.parse(body) as T;
     } catch {

@@ -185,19 +185,21 @@ function leftOutReporter(o: AgentOptions): (now: readonly LeftOut[]) => void {
   };
 }
 
-/** A Warning Event on a NetworkPolicy podwire cannot read (kubectl describe networkpolicy shows it), in its namespace. */
-async function policyEvent(kc: KubeConfig, l: { name: string; why: string }): Promise<void> {
+/** A Warning Event for a NetworkPolicy podwire cannot read (kubectl describe node shows it). */
+async function policyEvent(kc: KubeConfig, node: string, l: { name: string; why: string }): Promise<void> {
   const [namespace = '', name = ''] = l.name.split('/').map((x) => JSON.parse(x) as string);
   const k8s = await import('@kubernetes/client-node');
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const now = new Date();
+  // On this Node, in the default namespace like the Nodes' events: the agent may create Events there
+  // only (RBAC), not in every namespace a policy lives in.
   await core.createNamespacedEvent({
-    namespace,
+    namespace: 'default',
     body: {
-      metadata: { generateName: `${name}.podwire-` },
-      involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace, name },
+      metadata: { generateName: `${node}.podwire-` },
+      involvedObject: { apiVersion: 'v1', kind: 'Node', name: node },
       reason: 'PodwirePolicyUnreadable',
-      message: `podwire cannot read this policy (${l.why}): the pods it selects are isolated, both ways, until it is fixed`,
+      message: `podwire cannot read NetworkPolicy ${namespace}/${name} (${l.why}): the pods it selects are isolated, both ways, until it is fixed`,
       type: 'Warning',
       source: { component: 'podwire-agent' },
       firstTimestamp: now,
@@ -300,7 +302,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       onError: (e) => o.say(`network policy: ${e.message}`),
       onSyncFailed: (e) => o.status?.policyFailed(e),
       onLeftOut: (l) =>
-        void policyEvent(o.kc, l).catch((e: Error) => o.say(`cannot post an Event on NetworkPolicy ${l.name}: ${e.message}`)),
+        void policyEvent(o.kc, o.node, l).catch((e: Error) => o.say(`cannot post an Event for NetworkPolicy ${l.name}: ${e.message}`)),
     });
     if (o.networkPolicy === false) {
       if (await watch.off()) o.say('network policy: off (--network-policy=false): its table removed');
@@ -321,8 +323,12 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       for (const w of up.warnings) o.say(`warning: ${w}`);
       for (const n of up.notes ?? []) o.say(`node ${o.node}: ${n}`);
       for (const ch of up.changes) o.say(`node ${o.node}: ${ch}`);
-      const conf = join(o.confDir, CONFLIST_NAME);
-      if (writeIfChanged(conf, conflist)) o.say(`node ${o.node}: ${conf} written`);
+      // "none": the DaemonSet's init container wrote it (podwire install --agent-conflist); the agent has
+      // no write access to the runtime's config directory.
+      if (o.confDir !== 'none') {
+        const conf = join(o.confDir, CONFLIST_NAME);
+        if (writeIfChanged(conf, conflist)) o.say(`node ${o.node}: ${conf} written`);
+      }
       await publish(o.kc, self, c);
       o.status?.nodeIsUp();
       o.say(`node ${o.node}: ${joinPodCIDRs(self)} ready, NetworkUnavailable=False`);

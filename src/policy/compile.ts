@@ -8,6 +8,7 @@
 //   chain p-<id>-in     per rule: peers (@p-<id>-in<j>-pods4, ipBlock ranges inline) and ports (inline
 //                       proto . port ranges, or @p-<id>-in<j>-named4: pod . proto . port) -> accept
 //
+// Only the policies that select a pod of this node are compiled: the rules grow with local policies.
 // Both chains sit on the forward hook, which sees every pod packet that is routed (to and from other
 // nodes, by VXLAN or host-gw) and, with br_netfilter, every one bridged between two pods of this node;
 // after kube-proxy's DNAT, so a Service is judged on its endpoint. Traffic from the node itself goes out
@@ -62,15 +63,28 @@ function formatAddr(f: Family, v: bigint): string {
   return groups.join(':');
 }
 
+/** The pods of each namespace: selections start from a namespace's pods, not the cluster's. */
+type ByNamespace = Map<string, PodInfo[]>;
+const byNamespace = (pods: readonly PodInfo[]): ByNamespace => {
+  const m: ByNamespace = new Map();
+  for (const p of pods) {
+    let l = m.get(p.namespace);
+    if (!l) m.set(p.namespace, (l = []));
+    l.push(p);
+  }
+  return m;
+};
+
 /** Pods a peer selects (never hostNetwork pods: their address is their node's). */
-function peerPods(p: Policy, peer: Peer, pods: readonly PodInfo[], nsLabels: Map<string, Record<string, string>>): PodInfo[] {
-  return pods.filter((pod) => {
-    if (pod.hostNetwork || !pod.ips.length) return false;
-    if (peer.namespaceSelector) {
-      if (!matches(peer.namespaceSelector, nsLabels.get(pod.namespace) ?? { 'kubernetes.io/metadata.name': pod.namespace })) return false;
-    } else if (pod.namespace !== p.namespace) return false;
-    return !peer.podSelector || matches(peer.podSelector, pod.labels);
-  });
+function peerPods(p: Policy, peer: Peer, byNs: ByNamespace, nsLabels: Map<string, Record<string, string>>): PodInfo[] {
+  const spaces = peer.namespaceSelector
+    ? [...byNs.keys()].filter((ns) => matches(peer.namespaceSelector!, nsLabels.get(ns) ?? { 'kubernetes.io/metadata.name': ns }))
+    : [p.namespace];
+  return spaces.flatMap((ns) =>
+    (byNs.get(ns) ?? []).filter(
+      (pod) => !pod.hostNetwork && pod.ips.length && (!peer.podSelector || matches(peer.podSelector, pod.labels)),
+    ),
+  );
 }
 
 export function compile(
@@ -94,11 +108,27 @@ export function compile(
     set(`eg-iso${f}`, addrType(f));
   }
   const sorted = [...policies].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  const byNs = byNamespace(pods);
+  const portNames = new Set(pods.flatMap((x) => x.ports.map((c) => `${c.name}/${c.protocol}`)));
   for (const p of sorted) {
     const id = policyId(p);
-    const selected = pods.filter((x) => !x.hostNetwork && x.namespace === p.namespace && matches(p.podSelector, x.labels));
+    const selected = (byNs.get(p.namespace) ?? []).filter((x) => !x.hostNetwork && matches(p.podSelector, x.labels));
     const targets = selected.filter((x) => x.node === self);
-    const missingPorts = namedPortsNoPodHas(p, pods);
+    const missingPorts = namedPortsNoPodHas(p, selected, portNames);
+    // Only what matters here: a policy that selects no pod of this node judges nothing here (a local pod's
+    // packet to a pod it selects is judged at that pod's node), so it gets no set, chain or rule.
+    if (!targets.length) {
+      stats.push({
+        key: `${p.namespace}/${p.name}`,
+        id,
+        selects: 0,
+        selectsInCluster: selected.length,
+        rules: 0,
+        types: p.types,
+        missingPorts,
+      });
+      continue;
+    }
     for (const f of FAMILIES) {
       const sel = set(`p-${id}-sel${f}`, addrType(f));
       for (const t of targets) for (const ip of t.ips) if (familyOf(ip) === f) sel.add(ip);
@@ -113,7 +143,9 @@ export function compile(
       const lines: string[] = [];
       const what = `${p.namespace}/${p.name} ${dir === 'in' ? 'ingress' : 'egress'}`;
       (dir === 'in' ? p.ingress : p.egress).forEach((r, j) =>
-        lines.push(...ruleLines(p, r, `p-${id}-${dir}${j}`, dir, targets, pods, nsLabels, set).map((l) => `${l} comment "${what}[${j}]"`)),
+        lines.push(
+          ...ruleLines(p, r, `p-${id}-${dir}${j}`, dir, targets, pods, byNs, nsLabels, set).map((l) => `${l} comment "${what}[${j}]"`),
+        ),
       );
       // First a counter naming the policy: how many packets it judged, and its name for `path` (nft's
       // JSON leaves chain comments out).
@@ -165,12 +197,13 @@ function ruleLines(
   dir: 'in' | 'eg',
   targets: readonly PodInfo[],
   pods: readonly PodInfo[],
+  byNs: ByNamespace,
   nsLabels: Map<string, Record<string, string>>,
   set: (name: string, type: string) => Set<string>,
 ): string[] {
   const peerDir = dir === 'in' ? 'saddr' : 'daddr';
   // Who the peers are: pods (a set, its elements follow the pods) and ipBlock ranges (inline).
-  const peerPodsAll = r.peers ? r.peers.filter((q) => !q.ipBlock).flatMap((q) => peerPods(p, q, pods, nsLabels)) : undefined;
+  const peerPodsAll = r.peers ? r.peers.filter((q) => !q.ipBlock).flatMap((q) => peerPods(p, q, byNs, nsLabels)) : undefined;
   const blocks = (r.peers ?? []).flatMap((q) => (q.ipBlock ? [q.ipBlock] : []));
   // The destination pods of the rule, on which named ports resolve.
   const dests = dir === 'in' ? targets : (peerPodsAll ?? pods.filter((x) => !x.hostNetwork));
@@ -235,18 +268,21 @@ export function elementUpdate(prev: Compiled, next: Compiled): string[] | undefi
 }
 
 /** A policy's named ports that no pod it could reach has (ingress: its own pods; egress: any pod). */
-function namedPortsNoPodHas(p: Policy, pods: readonly PodInfo[]): string[] {
+function namedPortsNoPodHas(p: Policy, selected: readonly PodInfo[], portNames: ReadonlySet<string>): string[] {
   const out: string[] = [];
   for (const [dir, rules] of [
     ['ingress', p.ingress],
     ['egress', p.egress],
   ] as const) {
-    const candidates = dir === 'ingress' ? pods.filter((x) => x.namespace === p.namespace && matches(p.podSelector, x.labels)) : pods;
     for (const r of rules) {
       for (const x of r.ports ?? []) {
         if (typeof x.port !== 'string') continue;
-        if (!candidates.some((d) => d.ports.some((c) => c.name === x.port && c.protocol === x.protocol)))
-          out.push(`${dir} ${x.port}/${x.protocol}`);
+        // Ingress: a port of the pods it selects; egress: of any pod of the cluster.
+        const has =
+          dir === 'ingress'
+            ? selected.some((d) => d.ports.some((c) => c.name === x.port && c.protocol === x.protocol))
+            : portNames.has(`${x.port}/${x.protocol}`);
+        if (!has) out.push(`${dir} ${x.port}/${x.protocol}`);
       }
     }
   }

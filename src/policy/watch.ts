@@ -34,6 +34,29 @@ const SOURCES = [
   ['namespaces', '/api/v1/namespaces'],
 ] as const;
 
+/**
+ * A Pod as the policies need it — and no more, kept for every pod of the cluster: its name, namespace and
+ * labels, its node, hostNetwork, its containers' named ports and its addresses. Not its spec's volumes,
+ * env, images, probes, status conditions or managedFields (most of a Pod's bytes).
+ */
+export function slimPod(o: KubeObject): KubeObject {
+  const p = o as {
+    metadata?: { name?: unknown; namespace?: unknown; labels?: unknown; resourceVersion?: unknown; uid?: unknown };
+    spec?: { nodeName?: unknown; hostNetwork?: unknown; containers?: { ports?: unknown }[] };
+    status?: { podIP?: unknown; podIPs?: unknown };
+  };
+  const m = p.metadata ?? {};
+  return {
+    metadata: { name: m.name, namespace: m.namespace, labels: m.labels, resourceVersion: m.resourceVersion, uid: m.uid },
+    spec: {
+      nodeName: p.spec?.nodeName,
+      hostNetwork: p.spec?.hostNetwork,
+      containers: Array.isArray(p.spec?.containers) ? p.spec.containers.map((c) => ({ ports: c?.ports })) : [],
+    },
+    status: { podIP: p.status?.podIP, podIPs: p.status?.podIPs },
+  } as KubeObject;
+}
+
 export class PolicyWatch {
   private readonly enforcer: PolicyEnforcer;
   private readonly informers: Informer<KubeObject>[] = [];
@@ -52,7 +75,7 @@ export class PolicyWatch {
       const inf: Informer<KubeObject> = new Informer<KubeObject>(api, {
         path,
         resource,
-        transform: dropManagedFields,
+        transform: resource === 'pods' ? slimPod : dropManagedFields,
         onChange: () => this.schedule(),
         onError: (e) => this.o.onError?.(new Error(`${resource}: ${e.message}`)),
         ...this.o.follow?.(resource, () => inf.following()),
@@ -92,6 +115,10 @@ export class PolicyWatch {
       this.told = now;
       if (this.o.subnetFile) writePolicyReport(this.o.subnetFile, r);
       this.o.onSync?.(r);
+      // Bun's collector lets a burst's garbage (a watch of thousands of pods, a compile over all of them)
+      // pile up past the container's memory limit; collected here, once the kernel has the sync:
+      // measured with 20 000 pods, peak 238 MiB instead of 250-276, 144 MiB after instead of 175-192.
+      (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun?.gc(true);
     } catch (e) {
       this.o.onError?.(e as Error);
       this.o.onSyncFailed?.(e as Error);

@@ -49,6 +49,46 @@ describe('podwire install', () => {
     expect(readdirSync(conf)).toEqual([]);
   });
 
+  it("writes the agent's conflist from its template (the DaemonSet's init container), or refuses a bad one and writes nothing", async () => {
+    const bin = join(box.dir(), 'bin');
+    const conf = box.dir();
+    const template = join(box.dir(), 'template.conflist');
+    const tpl = {
+      cniVersion: '1.0.0',
+      name: 'podwire',
+      plugins: [
+        { type: 'podwire', bridge: 'cni0', ipam: { type: 'podwire-ipam', dataDir: '/var/lib/cni/networks' } },
+        { type: 'bandwidth', capabilities: { bandwidth: true } },
+      ],
+    };
+    writeFileSync(template, JSON.stringify(tpl));
+    const out = await install(
+      '--bin-dir',
+      bin,
+      '--conf-dir',
+      conf,
+      '--agent-conflist',
+      template,
+      '--subnet-file',
+      '/run/pw-test/subnet.json',
+    );
+    expect(out.stdout).toContain(`installed ${join(conf, '10-podwire.conflist')}`);
+    expect(readdirSync(conf)).toEqual(['10-podwire.conflist']);
+    const written = JSON.parse(readFileSync(join(conf, '10-podwire.conflist'), 'utf8'));
+    expect(written.plugins[0].ipam).toMatchObject({ type: 'podwire-ipam', subnetFile: '/run/pw-test/subnet.json' });
+    expect(written.plugins[1]).toEqual(tpl.plugins[1]); // chained plugins kept as written
+
+    const noPodwire = join(box.dir(), 'other.conflist');
+    writeFileSync(noPodwire, JSON.stringify({ ...tpl, plugins: [tpl.plugins[1]] }));
+    const conf2 = box.dir();
+    const bin2 = join(box.dir(), 'bin');
+    const err = await install('--bin-dir', bin2, '--conf-dir', conf2, '--agent-conflist', noPodwire).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/podwire/);
+    expect(existsSync(bin2)).toBe(false);
+    expect(readdirSync(conf2)).toEqual([]);
+  });
+
   it('upgrades while pods start and stop: every ADD and DEL succeeds, nothing is left', async () => {
     const bin = box.dir();
     await install('--bin-dir', bin);

@@ -2,7 +2,9 @@
 // status it serves (health, readiness, metrics) as its loop reports progress.
 import { afterEach, describe, expect, it } from 'vitest';
 import { iptablesCmd, useIptablesBackend } from '../../src/firewall/iptables.js';
-import { AgentStatus } from '../../src/node/agent-status.js';
+import { createServer } from 'node:http';
+import { AgentStatus, serveStatus, summary } from '../../src/node/agent-status.js';
+import { apiAuthorizer } from '../../src/node/metrics-auth.js';
 import { AgentError, agentConflist } from '../../src/node/kube-agent.js';
 import type { SyncReport } from '../../src/node/sync.js';
 import type { Following } from '../../src/node/informer.js';
@@ -85,7 +87,8 @@ describe('the status the agent serves', () => {
     s.nodeIsUp();
     expect(s.notReady()).toBe('no peer sync yet');
     s.synced(report(1));
-    expect(s.notReady()).toMatch(/last peer sync failed: 1 entries failed, e.g. route replace/);
+    // Counted, not quoted: ip's words and the command stay in the log.
+    expect(s.notReady()).toBe("last peer sync failed: 1 route/neighbour/FDB entries failed (see the agent's log)");
     s.synced(report());
     expect(s.notReady()).toBeUndefined();
     s.syncFailed(new Error('the VXLAN device podwire.1 does not exist'), 5);
@@ -137,6 +140,85 @@ describe('the status the agent serves', () => {
     expect(await s.registry.metrics()).toContain(
       'podwire_network_policies_unreadable{namespace="x",policy="odd",field="spec.ingress[0].ports[0].port"} 1',
     );
+  });
+
+  it('says one line of at most 200 characters to whoever asks: no raw multi-line error text', async () => {
+    expect(summary(`first\nsecond`)).toBe('first');
+    expect(summary('x'.repeat(500))).toHaveLength(200);
+    const s = new AgentStatus(60_000);
+    s.waiting(undefined);
+    s.nodeIsUp();
+    s.synced(report());
+    s.policyFailed(new Error(`nft: ${'y'.repeat(400)}\nadd element inet podwire-policy p-1-sel4 { 10.0.0.1 }`));
+    const { server, port } = await serveStatus(s, '127.0.0.1', 0);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const body = await r.text();
+      expect(r.status).toBe(503);
+      expect(body.trimEnd().split('\n')).toHaveLength(1);
+      expect(body.trimEnd().length).toBeLessThanOrEqual(200);
+      expect(body).not.toContain('add element');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('serves /metrics, with --metrics-auth, on its own listener, only to a token the API server says may get /metrics', async () => {
+    // A stand-in API server: TokenReview knows two tokens; SubjectAccessReview allows one user /metrics.
+    const asked: string[] = [];
+    const api = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        const o = JSON.parse(body) as { kind: string; spec: { token?: string; user?: string; nonResourceAttributes?: object } };
+        asked.push(o.kind);
+        res.writeHead(201, { 'Content-Type': 'application/json' });
+        if (o.kind === 'TokenReview') {
+          const user = { prom: 'system:serviceaccount:monitoring:prometheus', pod: 'system:serviceaccount:default:app' }[
+            o.spec.token ?? ''
+          ];
+          res.end(JSON.stringify({ status: user ? { authenticated: true, user: { username: user } } : { authenticated: false } }));
+        } else {
+          expect(o.spec.nonResourceAttributes).toEqual({ path: '/metrics', verb: 'get' });
+          res.end(JSON.stringify({ status: { allowed: o.spec.user === 'system:serviceaccount:monitoring:prometheus' } }));
+        }
+      });
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    const apiPort = (api.address() as { port: number }).port;
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${apiPort}`, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const { ApiClient } = await import('../../src/node/api.js');
+    const s = new AgentStatus(60_000);
+    const { server, port } = await serveStatus(s, '127.0.0.1', 0, { metricsOnly: true, authorize: apiAuthorizer(new ApiClient(kc)) });
+    const get = async (path: string, token?: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+      return { code: r.status, body: await r.text() };
+    };
+    try {
+      expect((await get('/metrics')).code).toBe(401);
+      expect((await get('/metrics', 'forged')).code).toBe(401);
+      expect((await get('/metrics', 'pod')).code).toBe(403);
+      const ok = await get('/metrics', 'prom');
+      expect(ok.code).toBe(200);
+      expect(ok.body).toContain('podwire_node_ready');
+      const before = asked.length;
+      expect((await get('/metrics', 'prom')).code).toBe(200); // kept a minute: the API server is not asked again
+      expect(asked.length).toBe(before);
+      expect((await get('/readyz')).code).toBe(404); // the probes are on the status listener, not this one
+      api.close();
+      api.closeAllConnections();
+      expect((await get('/metrics', 'other')).code).toBe(503); // the API server cannot be asked: not allowed either
+    } finally {
+      server.close();
+      api.close();
+    }
   });
 
   it('is alive while its loop reports progress, stuck when it stops', async () => {

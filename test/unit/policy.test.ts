@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { compile, elementUpdate, fullScript } from '../../src/policy/compile.js';
 import { judgeObjects } from '../../src/policy/enforce.js';
-import { matches, parsePolicy, parseSelector } from '../../src/policy/model.js';
+import { matches, parsePod, parsePolicy, parseSelector } from '../../src/policy/model.js';
+import { slimPod } from '../../src/policy/watch.js';
 
 const pol = (ns: string, name: string, spec: object) => ({ metadata: { namespace: ns, name }, spec });
 const pod = (ns: string, name: string, ip: string, labels: object = {}, node = 'node1', more: object = {}) => ({
@@ -152,6 +153,38 @@ describe('the compiled table', () => {
     expect(c.elements.get('in-iso4')).toEqual(['10.244.1.2']);
     expect(c.elements.get('eg-iso4')).toEqual([]);
     expect(c.policies).toEqual([expect.objectContaining({ key: 'x/deny', selects: 1, types: ['Ingress'] })]);
+  });
+
+  it('a policy that selects no pod of this node is not installed here: no set, chain or rule; the others are', () => {
+    const j = judgeObjects({
+      policies: [
+        pol('x', 'here', { podSelector: { matchLabels: { pod: 'a' } } }),
+        pol('x', 'there', { podSelector: { matchLabels: { pod: 'b' } } }),
+      ],
+      pods: [pod('x', 'a', '10.244.1.2', { pod: 'a' }, 'node1'), pod('x', 'b', '10.244.2.2', { pod: 'b' }, 'node2')],
+      namespaces: [ns('x')],
+    });
+    const c = compile(j.policies, j.pods, j.namespaces, 'node1');
+    const [here, there] = c.policies;
+    expect(here).toMatchObject({ key: 'x/here', selects: 1, selectsInCluster: 1 });
+    expect(there).toMatchObject({ key: 'x/there', selects: 0, selectsInCluster: 1, rules: 0 });
+    expect(c.structure.some((l) => l.includes(`p-${here!.id}-`))).toBe(true);
+    expect(c.structure.some((l) => l.includes(`p-${there!.id}-`))).toBe(false);
+  });
+
+  it('the agent keeps of a Pod only what the policies read: slim, and read the same', () => {
+    const full = {
+      ...pod('x', 'a', '10.244.1.2', { pod: 'a' }, 'node1', {
+        containers: [
+          { name: 'c', image: 'big', env: [{ name: 'A', value: 'x'.repeat(1000) }], ports: [{ name: 'http', containerPort: 80 }] },
+        ],
+        volumes: [{ name: 'v' }],
+      }),
+    };
+    (full.metadata as Record<string, unknown>).managedFields = [{ manager: 'kubelet', fieldsV1: { x: 'y'.repeat(1000) } }];
+    const slim = slimPod(full);
+    expect(JSON.stringify(slim).length).toBeLessThan(JSON.stringify(full).length / 5);
+    expect(parsePod(slim)).toEqual(parsePod(full));
   });
 });
 
