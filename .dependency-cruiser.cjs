@@ -9,12 +9,14 @@
 //               explore), upstream's truth tables in the lab (lab.ts: lab), the gate that holds a new pod
 //               until the agent has placed it (gate.ts: kernel, the plugin writes to it)
 //   nodestate/  every file beside the subnet file, typed, read and written in one place (state)
+//   guard/      a pod is only itself: its MAC and addresses bound to its port, every frame checked where it
+//               enters the node (table.ts: kernel; ADD, DEL and GC write it)
 // `npm test` runs this check (npm run check), and .dependency-cruiser.per-pod.cjs beside it. Type-only
 // imports count too.
 const FLOORS = {
   ground: ['^src/runtime/', '^src/net/', '^src/i18n/', '^src/types\\.d\\.ts$'],
   state: ['^src/nodestate/'],
-  kernel: ['^src/kernel/', '^src/firewall/', '^src/nat/(chains|hostport|masq)\\.ts$', '^src/policy/gate\\.ts$'],
+  kernel: ['^src/kernel/', '^src/firewall/', '^src/nat/(chains|hostport|masq)\\.ts$', '^src/policy/gate\\.ts$', '^src/guard/table\\.ts$'],
   cni: ['^src/cni/'],
   ipam: ['^src/ipam/'],
   plugin: ['^src/plugin/', '^src/nat/pod\\.ts$'],

@@ -21,7 +21,7 @@ module.exports = {
         "the learner's catalogues (src/i18n) are loaded by a trace when it is written (dynamic import in cni/trace.ts), never " +
         'by a call that writes none: steps carry message ids, not words (kernel/step.ts)',
       severity: 'error',
-      from: { path: '^src/(cni|plugin|ipam|kernel|net|runtime|firewall|nat|nodestate)/' },
+      from: { path: '^src/(cni|plugin|ipam|kernel|net|runtime|firewall|nat|nodestate|guard)/' },
       to: { path: '^src/i18n/', dependencyTypesNot: ['dynamic-import'] },
     },
   ],

@@ -48,6 +48,7 @@ const TEST_DEBS = [
   'chromium',
   'fonts-dejavu-core',
   'iperf3',
+  'python3',
   'qemu-user-static',
   'libc6-arm64-cross',
 ];

@@ -26,7 +26,8 @@ import { addrLine, bridgeMac } from '../kernel/links.js';
 import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
-import { devSysctl, ensureSysctl, rpFilter } from '../kernel/sysctl.js';
+import { devSysctl, ensureSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
+import { guardApply } from '../guard/table.js';
 import { type OffloadDecision, offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../runtime/run.js';
 import { log } from '../runtime/log.js';
@@ -289,6 +290,15 @@ export async function nodeUp(
       if (ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '0')) changes.push(`${dev}: IPv6 turned on`);
     }
   }
+  // The node takes no router advertisement from its pods' bridge (a pod's would be dropped at its port
+  // anyway: guard/table.ts), whatever forwarding says.
+  if (readSysctl(`net/ipv6/conf/${c.bridge}/accept_ra`) !== undefined && ensureSysctl(`net/ipv6/conf/${c.bridge}/accept_ra`, '0'))
+    changes.push(`${c.bridge}: accept_ra=0`);
+  // Each pod sends only as itself: the checks' table, written whole (the pods' bindings kept).
+  if (installed('nft')) {
+    await guardApply([], true);
+    notes.push('spoofing checks on: table bridge podwire-guard (each pod bound to its port by ADD)');
+  } else warnings.push('spoofing checks off: nft is not installed, and the checks are a bridge-family nftables table. Install nftables');
   const offload = offloadDecision(c.checksumOffload);
   if (usesVxlan(c)) {
     notes.push(
@@ -358,7 +368,11 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
   }
   await ipBatch(lines);
   if (onPath('iptables')) changes.push(...(await removeNodeRules(families(c))).map((x) => `${x} removed`));
-  if (onPath('nft')) changes.push(...(await removeNftNode()));
+  if (onPath('nft')) {
+    changes.push(...(await removeNftNode()));
+    if (!links.some((l) => l.master === c.bridge) && (await run('nft', ['delete', 'table', 'bridge', 'podwire-guard'])).code === 0)
+      changes.push('table bridge podwire-guard removed');
+  }
   if (existsSync(subnetFile)) {
     rmSync(subnetFile);
     changes.push(`subnet file ${subnetFile} removed`);

@@ -37,8 +37,20 @@ import { type AttachmentNames, attachmentNames } from '../kernel/names.js';
 import { type PendingBatch, startIpBatch } from '../kernel/run.js';
 import { readState } from '../kernel/state.js';
 import { sys } from '../runtime/files.js';
+import { installed } from '../kernel/tools.js';
 import { timed } from '../runtime/profile.js';
-import { type BridgeConf, DEFAULT_MTU, parseBridgeConf, parsePortMappings, requestedIP, requestedMac, subnetFileOf } from './config.js';
+import {
+  type BridgeConf,
+  DEFAULT_MTU,
+  checkNodePorts,
+  parseBridgeConf,
+  parsePortMappings,
+  requestedIP,
+  requestedMac,
+  reservedHostPorts,
+  subnetFileOf,
+} from './config.js';
+import { localAddresses } from '../kernel/local-addrs.js';
 import { type BatchRecord, type Gateway, guardNode, guardNote, wireHost } from './host.js';
 import { type PodAddress, forwarding, podAddresses, podRoutes, wirePod } from './pod.js';
 import { addNat } from '../nat/pod.js';
@@ -46,7 +58,7 @@ import { type Action, Plan, PlanError } from './plan.js';
 import { reclaimHooks } from './reclaim.js';
 import { gateUp } from '../nodestate/reports.js';
 
-type AddAction = 'guard' | 'address' | 'gate' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
+type AddAction = 'guard' | 'address' | 'gate' | 'bind' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
 
 /** Refuses a hostIP of a family the pod has no address in (before anything is made). */
 function checkHostIPs(mappings: readonly PortMapping[], families: readonly number[]): void {
@@ -84,6 +96,7 @@ async function readAdd(ctx: Context): Promise<Checked> {
   const { env, conf } = ctx;
   const bc = parseBridgeConf(conf);
   const mappings = parsePortMappings(conf.runtimeConfig?.portMappings);
+  if (mappings.length) checkNodePorts(mappings, reservedHostPorts(conf), localAddresses);
   const names = attachmentNames(conf.name, env.containerID, env.ifname);
   const podMac = requestedMac(ctx) ?? names.podMac;
   requirePodNetns(env.netns);
@@ -197,10 +210,32 @@ export async function add(ctx: Context): Promise<Result> {
         });
       },
     },
+    {
+      // The pod's identity on its port (guard/table.ts), before it has an address to send from: its MAC
+      // and addresses, checked where its frames enter the node.
+      id: 'bind',
+      after: ['address'],
+      run: async (api) => {
+        if (!bc.spoofChecks) return api.record({ step: { id: 'bindOff' } });
+        if (!installed('nft')) return api.record({ step: { id: 'bindNoNft' } });
+        const { bindLines, guardApply, unbindLines } = await import('../guard/table.js');
+        const b = [{ port: names.hostVeth, mac: c.podMac, ips: s.addrs!.map((a) => formatIP(a.ip)) }];
+        api.keep({ id: 'undo.bind' }, () => guardApply(unbindLines(b), false));
+        const lines = bindLines(b);
+        await guardApply(lines, true);
+        api.record({
+          step: {
+            id: 'bind',
+            p: { host: names.hostVeth, mac: c.podMac, ips: b[0]!.ips.join(', ') },
+            cmd: lines.map((l) => `nft ${l}`).join('\n'),
+          },
+        });
+      },
+    },
     { id: 'note', after: ['host', 'address'], run: () => (note.checked ? undefined : note.save()) },
     {
       id: 'pod',
-      after: ['host', 'address', 'gate'],
+      after: ['host', 'address', 'gate', 'bind'],
       run: (api) =>
         wirePod(
           podIp(),
@@ -237,6 +272,7 @@ export async function add(ctx: Context): Promise<Result> {
     'guard',
     ...(gateways ? (['host', 'address'] as const) : (['address', 'host'] as const)),
     'gate',
+    'bind',
     'note',
     'pod',
     'forwarding',

@@ -23,6 +23,8 @@ export interface BridgeConf {
   hairpinMode: boolean;
   isDefaultGateway: boolean;
   ipMasq: boolean;
+  /** spoofChecks: each pod sends only as itself (guard/table.ts); on unless the config turns it off. */
+  spoofChecks: boolean;
   /** firewallBackend: where hostPort and ipMasq rules go; undefined: the node's (subnet file), else auto. */
   firewall?: FirewallSetting;
 }
@@ -49,6 +51,7 @@ export function parseBridgeConf(conf: NetConf): BridgeConf {
     hairpinMode: bool(conf, 'hairpinMode', true),
     isDefaultGateway: bool(conf, 'isDefaultGateway', true),
     ipMasq: bool(conf, 'ipMasq', false),
+    spoofChecks: bool(conf, 'spoofChecks', true),
     firewall: firewallSetting(conf.firewallBackend),
   };
 }
@@ -141,6 +144,63 @@ export function parsePortMappings(v: unknown): PortMapping[] {
       }
     }
     return mapping;
+  });
+}
+
+/**
+ * The ports the node itself needs, which no pod's hostPort may take: sshd, kubelet (10250, read-only
+ * 10255), kube-proxy's health (10256), a control plane's API server (6443), etcd (2379-2380),
+ * controller-manager (10257) and scheduler (10259), the VXLAN port (8472/udp) and podwire's status and
+ * metrics (9471-9472). A config's "reservedHostPorts" replaces the list (["22/tcp", "30000-32767/tcp"]).
+ */
+export const NODE_PORTS = [
+  '22/tcp',
+  '6443/tcp',
+  '2379-2380/tcp',
+  '9471-9472/tcp',
+  '10250/tcp',
+  '10255/tcp',
+  '10256/tcp',
+  '10257/tcp',
+  '10259/tcp',
+  '8472/udp',
+];
+
+interface PortRange {
+  from: number;
+  to: number;
+  protocol: 'tcp' | 'udp';
+  text: string;
+}
+
+/** The config's reservedHostPorts, or NODE_PORTS; a bad entry is refused, naming it. */
+export function reservedHostPorts(conf: NetConf): PortRange[] {
+  const raw = conf.reservedHostPorts ?? NODE_PORTS;
+  if (!Array.isArray(raw)) throw invalidConfig('reservedHostPorts', 'must be a list of "PORT/tcp", "PORT/udp" or "FROM-TO/PROTOCOL"');
+  return raw.map((x: unknown, i) => {
+    const m = typeof x === 'string' ? /^(\d{1,5})(?:-(\d{1,5}))?\/(tcp|udp)$/.exec(x) : null;
+    const from = Number(m?.[1]);
+    const to = Number(m?.[2] ?? m?.[1]);
+    if (!m || from < 1 || to > 65535 || to < from)
+      throw invalidConfig(`reservedHostPorts[${i}]`, `${JSON.stringify(x)} is not "PORT/tcp", "PORT/udp" or "FROM-TO/PROTOCOL"`);
+    return { from, to, protocol: m[3] as 'tcp' | 'udp', text: x as string };
+  });
+}
+
+/**
+ * The node's ports are the node's: a hostPort on one the node needs, or a hostIP that is not one of the
+ * node's addresses (`local`: read only when a hostIP is given), is refused before anything is made.
+ */
+export function checkNodePorts(mappings: readonly PortMapping[], reserved: readonly PortRange[], local: () => ReadonlySet<string>): void {
+  mappings.forEach((m, i) => {
+    const r = reserved.find((x) => x.protocol === m.protocol && m.hostPort >= x.from && m.hostPort <= x.to);
+    if (r)
+      throw invalidConfig(
+        `runtimeConfig.portMappings[${i}].hostPort`,
+        `${m.hostPort}/${m.protocol} is a port the node itself needs (${r.text} in reservedHostPorts): choose another hostPort`,
+      );
+    if (m.hostIP && !local().has(m.hostIP))
+      throw invalidConfig(`runtimeConfig.portMappings[${i}].hostIP`, `${m.hostIP} is not an address of this node`);
   });
 }
 

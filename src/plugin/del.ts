@@ -11,6 +11,7 @@ import { HOST_VETH_RE, attachmentNames } from '../kernel/names.js';
 import { ipCommand } from '../kernel/run.js';
 import { type BridgeConf, mayHaveHostports, parseBridgeConf, subnetFileOf } from './config.js';
 import { gateUp } from '../nodestate/reports.js';
+import { installed } from '../kernel/tools.js';
 import { removeNat } from '../nat/pod.js';
 import { runAll } from './reclaim.js';
 
@@ -27,12 +28,13 @@ function hostVeths(ctx: Context, a: Attachment): string[] {
 async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<Step[]> {
   const veths = hostVeths(ctx, a);
   const names = attachmentNames(ctx.conf.name, a.containerID, a.ifname);
-  const steps: Step[] = [];
+  // Side by side; told in this order, whichever finishes first.
+  const told: Step[][] = [[], [], [], []];
   await runAll([
     async () => {
       const missing = await deleteLinks(veths);
       for (const n of veths) {
-        steps.push(
+        told[0]!.push(
           missing.includes(n)
             ? { id: 'vethGone', p: { host: n } }
             : { id: 'vethDel', p: { host: n, ifname: a.ifname }, cmd: ipCommand(`link del dev ${n}`) },
@@ -41,7 +43,11 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
     },
     async () => {
       const step = await removeNat({ names, bc, ctx }, mayHaveHostports(ctx));
-      if (step) steps.push(step);
+      if (step) told[1]!.push(step);
+    },
+    async () => {
+      const step = await unbind(ctx, bc, names.hostVeth);
+      if (step) told[2]!.push(step);
     },
     async () => {
       // Held at the gate and never placed (deleted before the agent saw it): released, so nothing is left.
@@ -49,10 +55,31 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
       if (!ips.length || !gateUp(subnetFileOf(ctx.conf))) return;
       const { gateApply, releaseLines } = await import('../policy/gate.js');
       const lines = releaseLines(ips);
-      if (await gateApply(lines)) steps.push({ id: 'gateRelease', cmd: lines.map((l) => `nft ${l}`).join('\n') });
+      if (await gateApply(lines)) told[3]!.push({ id: 'gateRelease', cmd: lines.map((l) => `nft ${l}`).join('\n') });
     },
   ]);
-  return steps;
+  return told.flat();
+}
+
+/**
+ * The pod's binding to its port (guard/table.ts) removed: from what its prevResult says ADD bound (no read
+ * first), or, without one, from what the table holds for the port (one listing more).
+ */
+async function unbind(ctx: Context, bc: BridgeConf, port: string): Promise<Step | undefined> {
+  if (!bc.spoofChecks || !installed('nft')) return undefined;
+  const { guardApply, listBindings, unbindLines } = await import('../guard/table.js');
+  const prev = ctx.conf.prevResult;
+  const mac = prev?.interfaces?.find((i) => i.sandbox && i.name === ctx.env.ifname)?.mac;
+  const ips = (prev?.ips ?? []).map((i) => i.address.split('/')[0]!);
+  const bindings = mac && ips.length ? [{ port, mac, ips }] : (await listBindings()).filter((b) => b.port === port);
+  if (!bindings.length) return undefined;
+  try {
+    await guardApply(unbindLines(bindings), false);
+  } catch (e) {
+    if (/No such file or directory/.test((e as Error).message)) return undefined; // no table: nothing bound
+    throw e;
+  }
+  return { id: 'unbind', p: { host: port } };
 }
 
 export async function del(ctx: Context): Promise<void> {

@@ -233,10 +233,10 @@ describe('trace', () => {
       steps(trace)
         .flatMap((x) => x.cmds)
         .filter((c) => c.startsWith('nft '));
-    const added = nft(add.stderr).filter((c) => c.startsWith('nft add element '));
+    const added = nft(add.stderr).filter((c) => c.startsWith('nft add element inet podwire '));
     // masq4 and masqown4, one hostport4 map element, one hairpin4 element: in one transaction, one step.
     expect(added).toHaveLength(4);
-    expect(steps(add.stderr).filter((x) => x.cmds.some((c) => c.startsWith('nft '))).length).toBe(1);
+    expect(steps(add.stderr).filter((x) => x.cmds.some((c) => c.startsWith('nft add element inet podwire '))).length).toBe(1);
     const table = () => sh('ip', ['netns', 'exec', t.node, 'nft', 'list', 'table', 'inet', 'podwire']);
     const shown = table();
     for (const c of added) {
@@ -245,7 +245,7 @@ describe('trace', () => {
     }
     const del = await cni(t.node, t.call('DEL', { PODWIRE_TRACE: 'stderr' }), t.conf);
     expect(del.code, del.stdout).toBe(0);
-    expect(nft(del.stderr).filter((c) => c.startsWith('nft delete element '))).toHaveLength(4);
+    expect(nft(del.stderr).filter((c) => c.startsWith('nft delete element inet podwire '))).toHaveLength(4);
     expect(table()).not.toMatch(/comment "[0-9a-f]{16} /);
   });
 
@@ -274,6 +274,7 @@ describe('trace', () => {
     expect(s.map((x) => x.what)).toEqual([
       "release the Pod IP 10.244.7.2 back to the node's slice",
       `delete the host end ${veth} of the veth pair`,
+      `remove the pod's binding to its port ${veth}`,
     ]);
     expect(s[1]!.cmds).toEqual([`ip link del dev ${veth}`]);
     expect(s[1]!.why).toMatch(/deletes both: the pod's eth0 goes with it/);
@@ -301,7 +302,13 @@ describe('trace', () => {
     const failedAt = s.findIndex((x) => x.what.startsWith('create the veth pair'));
     expect(failedAt).toBeGreaterThan(0);
     expect(add.stderr).toMatch(/FAILED: ip: "link add name veth/);
-    expect(s.slice(failedAt + 1).map((x) => x.what)).toEqual(['undo: release the address']);
+    // The binding, made beside the host side, is told and undone with the address.
+    expect(s.slice(failedAt + 1).map((x) => x.what)).toEqual([
+      expect.stringMatching(/^bind the pod to its port veth[0-9a-f]{8}: MAC /),
+      "undo: remove the pod's binding to its port",
+      'undo: release the address',
+    ]);
+    expect(sh('ip', ['netns', 'exec', t.node, 'nft', 'list', 'table', 'bridge', 'podwire-guard'])).not.toMatch(/veth[0-9a-f]{8}/);
     expect(add.stderr).toMatch(/=> ADD failed \(code 102\): interface eth0 already exists/);
     expect(links(t.node).filter((l) => l.ifname.startsWith('veth'))).toEqual([]);
   });

@@ -98,6 +98,7 @@ describe('network config', () => {
       hairpinMode: true,
       isDefaultGateway: true,
       ipMasq: false,
+      spoofChecks: true,
     });
   });
 

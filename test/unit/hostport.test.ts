@@ -3,7 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { delChainLines } from '../../src/nat/chains.js';
 import { hostportLines } from '../../src/nat/hostport.js';
-import { parsePortMappings } from '../../src/plugin/config.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { CniError } from '../../src/cni/errors.js';
+import { localAddresses } from '../../src/kernel/local-addrs.js';
+import { checkNodePorts, parsePortMappings, reservedHostPorts } from '../../src/plugin/config.js';
 import { attachmentNames } from '../../src/kernel/names.js';
 
 describe('runtimeConfig.portMappings', () => {
@@ -106,5 +109,60 @@ describe('hostPort chains', () => {
     expect(del).toEqual([...lines.slice(3).map((l) => '-D' + l.slice(2)), `-F ${chain}`, `-X ${chain}`]);
     expect(del.join('\n')).not.toContain(other);
     expect(delChainLines(['*nat', 'COMMIT'], chain)).toEqual([]);
+  });
+});
+
+describe("the node's ports are the node's", () => {
+  const conf = (more: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'n', type: 'podwire', ...more }) as never;
+  const check = (mappings: unknown[], more: Record<string, unknown> = {}, local = ['192.168.50.11', 'fd00::11']) => {
+    try {
+      checkNodePorts(parsePortMappings(mappings), reservedHostPorts(conf(more)), () => new Set(local));
+      return undefined;
+    } catch (e) {
+      return (e as CniError).message;
+    }
+  };
+
+  it("refuses a hostPort the node needs (sshd, kubelet, the API server, VXLAN, podwire's own), naming the pod's port", () => {
+    for (const [port, protocol] of [
+      [22, 'tcp'],
+      [10250, 'tcp'],
+      [6443, 'tcp'],
+      [2380, 'tcp'],
+      [8472, 'udp'],
+      [9471, 'tcp'],
+    ] as const) {
+      expect(
+        check([
+          { hostPort: 8080, containerPort: 80 },
+          { hostPort: port, containerPort: 80, protocol },
+        ]),
+        `${port}`,
+      ).toMatch(new RegExp(`runtimeConfig\\.portMappings\\[1\\]\\.hostPort.*${port}/${protocol} is a port the node itself needs`));
+    }
+    // the same number in the other protocol is not the node's
+    expect(check([{ hostPort: 8472, containerPort: 80, protocol: 'tcp' }])).toBeUndefined();
+    expect(check([{ hostPort: 8080, containerPort: 80 }])).toBeUndefined();
+  });
+
+  it('takes an operator list instead, and refuses a bad entry naming it', () => {
+    expect(check([{ hostPort: 22, containerPort: 22 }], { reservedHostPorts: ['30000-32767/tcp'] })).toBeUndefined();
+    expect(check([{ hostPort: 30080, containerPort: 80 }], { reservedHostPorts: ['30000-32767/tcp'] })).toMatch(/30000-32767\/tcp/);
+    expect(check([{ hostPort: 1, containerPort: 2 }], { reservedHostPorts: ['22'] })).toMatch(/reservedHostPorts\[0\]/);
+    expect(check([{ hostPort: 1, containerPort: 2 }], { reservedHostPorts: ['9-3/tcp'] })).toMatch(/reservedHostPorts\[0\]/);
+  });
+
+  it("refuses a hostIP that is not one of the node's addresses", () => {
+    expect(check([{ hostPort: 8080, containerPort: 80, hostIP: '192.168.50.11' }])).toBeUndefined();
+    expect(check([{ hostPort: 8080, containerPort: 80, hostIP: '192.168.50.99' }])).toMatch(
+      /portMappings\[0\]\.hostIP.*192\.168\.50\.99 is not an address of this node/,
+    );
+  });
+
+  it("reads this machine's own addresses from /proc, both families", () => {
+    const local = localAddresses();
+    expect(local.has('127.0.0.1')).toBe(true);
+    if (existsSync('/proc/net/if_inet6') && readFileSync('/proc/net/if_inet6', 'utf8').includes('00000000000000000000000000000001'))
+      expect(local.has('::1')).toBe(true);
   });
 });

@@ -77,6 +77,18 @@ export const trace = {
     "never lends the new one that pod's rights; the pod's own node still reaches it (kubelet's probes)",
   'step.gateRelease': "release the pod's addresses from the gate, if they were still held",
   'step.gateRelease.why': 'nothing of a deleted pod stays in the kernel: a held address the agent never placed goes too',
+  'step.bind': 'bind the pod to its port {host}: MAC {mac}, addresses {ips} (table bridge podwire-guard)',
+  'step.bind.why':
+    'a pod is only itself: every frame entering the node by {host} is checked before the bridge learns from it — a source MAC, ' +
+    "an ARP sender or an IP source that is not this pod's, a neighbour advertisement for another's address, any router " +
+    "advertisement or redirect is dropped and logged — so no pod can take another's address, MAC or the gateway, and a " +
+    'NetworkPolicy that trusts a source address cannot be walked around',
+  'step.bindOff': 'no spoofing checks for this pod: the network config says "spoofChecks": false',
+  'step.bindOff.why': 'its frames enter the node unchecked; `podwire status` says so',
+  'step.bindNoNft': 'no spoofing checks for this pod: nft is not installed on this node',
+  'step.bindNoNft.why': 'the checks are a bridge-family nftables table; `podwire doctor` says what to install',
+  'step.unbind': "remove the pod's binding to its port {host}",
+  'step.unbind.why': 'a deleted pod leaves nothing: its port, MAC and addresses go from the checks with it',
   'step.nftAdd': "add the pod's nftables elements: {parts}",
   'step.nftAdd.why':
     'one transaction in table inet podwire: map elements send NodeIP:hostPort to the pod (DNAT), the hairpin set masquerades pods of ' +
@@ -102,6 +114,7 @@ export const trace = {
   'undo.address': 'release the address',
   'undo.nft': "remove the pod's nftables elements",
   'undo.gate': "release the pod's addresses from the gate",
+  'undo.bind': "remove the pod's binding to its port",
   'undo.chains': "remove the pod's nat chains",
   'step.reserve': '{reclaimed}{addresses}',
   'step.reserve.why':

@@ -61,6 +61,16 @@ export const traceZh: Record<keyof typeof trace, string> = {
     '本节点在执行 NetworkPolicy：在代理看到这个 Pod、把它的地址放进策略的集合之前，Pod 经节点收发不了任何东西，于是它的第一个包就受检查，已删除 Pod 用过的地址也不会把那个 Pod 的权限借给新 Pod；Pod 自己的节点仍能访问它（kubelet 的探针）',
   'step.gateRelease': '把 Pod 的地址从闸门中放行（若仍被扣住）',
   'step.gateRelease.why': '已删除的 Pod 在内核中什么也不留下：代理从未放置的、仍被扣住的地址也一并删除',
+  'step.bind': '把 Pod 绑定到它的端口 {host}：MAC {mac}，地址 {ips}（表 bridge podwire-guard）',
+  'step.bind.why':
+    'Pod 只能是它自己：经 {host} 进入节点的每一帧都在网桥学习之前受检查——源 MAC、ARP 发送方或 IP 源地址不是这个 Pod 的，' +
+    '为别人的地址发的邻居通告，任何路由器通告或重定向，都被丢弃并记录——所以没有 Pod 能冒用别人的地址、MAC 或网关，信任源地址的 NetworkPolicy 也绕不过去',
+  'step.bindOff': '这个 Pod 不做防伪检查：网络配置写了 "spoofChecks": false',
+  'step.bindOff.why': '它的帧不经检查进入节点；`podwire status` 会这样说',
+  'step.bindNoNft': '这个 Pod 不做防伪检查：本节点没有安装 nft',
+  'step.bindNoNft.why': '检查是一张 bridge 族的 nftables 表；`podwire doctor` 会说明要安装什么',
+  'step.unbind': '删除 Pod 与端口 {host} 的绑定',
+  'step.unbind.why': '删除的 Pod 什么也不留下：它的端口、MAC 和地址随之从检查中删除',
   'step.nftAdd': '添加 Pod 的 nftables 元素：{parts}',
   'step.nftAdd.why':
     '表 inet podwire 中的一个事务：映射元素把 NodeIP:hostPort 送到 Pod（DNAT），hairpin 集合对本子网内这样访问它的 Pod 做伪装，' +
@@ -85,6 +95,7 @@ export const traceZh: Record<keyof typeof trace, string> = {
   'undo.address': '释放地址',
   'undo.nft': '删除 Pod 的 nftables 元素',
   'undo.gate': '把 Pod 的地址从闸门中放行',
+  'undo.bind': '删除 Pod 与端口的绑定',
   'undo.chains': '删除 Pod 的 nat 链',
   'step.reserve': '{reclaimed}{addresses}',
   'step.reserve.why': '每个节点从自己那一片集群网络中分配 Pod IP{perFamily}；这一片来自 {from}。这个文件让地址只属于这个 Pod；{gateways}',

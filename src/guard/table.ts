@@ -1,0 +1,172 @@
+// A pod is only itself: each pod's identity bound to its port on the node, and every frame it sends
+// checked against it where it enters the node — the bridge's prerouting hook, before the bridge learns its
+// source MAC and before the node routes it — so bridged and routed traffic are covered alike, whatever the
+// node's firewall backend (a bridge-family table is nftables' own; iptables nodes need only `nft`).
+//
+//   table bridge podwire-guard
+//     set ports  { ifname }                      the host veths of pods whose network checks (ADD adds)
+//     set macs   { ifname . ether_addr }         the pod's own MAC on its port
+//     set ips4   { ifname . ipv4_addr }          its IPv4 addresses
+//     set ips6   { ifname . ipv6_addr }          its IPv6 addresses, its link-local one included
+//     set nd6    { ifname . @th,64,128 }         the same as the target of a neighbour advertisement
+//     chain check   bridge prerouting: a port not in @ports passes (another plugin's, a network with the
+//                   checks off); a source MAC not its own -> drop; then by ethertype: ARP whose sender is
+//                   not its address and MAC, IPv4 from an address not its own, IPv6 from an address not
+//                   its own (DAD's unspecified source allowed for NS and MLD), any router advertisement or
+//                   redirect, a neighbour advertisement for an address not its own -> drop; any other
+//                   ethertype -> drop.
+//
+// Every drop is counted by a named counter (kept when the rules are written again) and logged, at most
+// 10 a second, to netlink log group GUARD_LOG_GROUP with a prefix naming the check.
+// The rules are written whole, idempotently, by whoever writes an element first (node up, or ADD when
+// node up never ran): `add` of what exists changes nothing, `flush chain` + the rules replace the rules,
+// the sets keep their elements. Pure lines here, applied with one `nft -f -` (kernel floor).
+import { type Family, familyOf, formatIP, parseIP } from '../net/ip.js';
+import { run } from '../runtime/run.js';
+
+export const GUARD_TABLE = 'bridge podwire-guard';
+const T = GUARD_TABLE;
+/** The netlink log group of every packet podwire drops as not its pod's (`podwire drops`, tcpdump -i nflog:N). */
+export const GUARD_LOG_GROUP = 7461;
+
+/** Why a frame was dropped: the counters' and log prefixes' names. */
+export const GUARD_CHECKS = ['mac', 'arp', 'ip4', 'ip6', 'ra', 'na', 'ethertype'] as const;
+export type GuardCheck = (typeof GUARD_CHECKS)[number];
+
+/** One pod's identity on its port. */
+export interface Binding {
+  /** Its host veth (the bridge port its frames enter by). */
+  port: string;
+  mac: string;
+  /** Its addresses, both families; the IPv6 link-local one is added from the MAC. */
+  ips: readonly string[];
+}
+
+const drop = (check: GuardCheck, why: string) =>
+  `limit rate 10/second burst 20 packets log group ${GUARD_LOG_GROUP} prefix "podwire-guard ${check}: " counter name "drop-${check}" drop comment "${why}"`;
+const dropQuiet = (check: GuardCheck, why: string) => `counter name "drop-${check}" drop comment "${why}"`;
+
+/** A rule that drops and logs (rate-limited), then the same drop for what is over the rate, unlogged. */
+const dropRules = (chain: string, match: string, check: GuardCheck, why: string): string[] => [
+  `add rule ${T} ${chain} ${match} ${drop(check, why)}`,
+  `add rule ${T} ${chain} ${match} ${dropQuiet(check, why)}`,
+];
+
+/** The table: sets, counters, chains and rules; the sets' elements are kept. */
+export function guardScript(): string[] {
+  return [
+    `add table ${T} { comment "podwire: each pod sends only as itself (its MAC and addresses on its port)"; }`,
+    `add set ${T} ports { type ifname; comment "pods' host veths, checked"; }`,
+    `add set ${T} macs { type ifname . ether_addr; comment "each port's pod MAC"; }`,
+    `add set ${T} ips4 { type ifname . ipv4_addr; comment "each port's pod IPv4 addresses"; }`,
+    `add set ${T} ips6 { type ifname . ipv6_addr; comment "each port's pod IPv6 addresses, link-local included"; }`,
+    `add set ${T} nd6 { typeof iifname . @th,64,128; comment "the same, as a neighbour advertisement's target"; }`,
+    ...GUARD_CHECKS.map((c) => `add counter ${T} drop-${c}`),
+    `add chain ${T} check { type filter hook prerouting priority -300; policy accept; }`,
+    `add chain ${T} check-arp`,
+    `add chain ${T} check-ip4`,
+    `add chain ${T} check-ip6`,
+    ...['check', 'check-arp', 'check-ip4', 'check-ip6'].map((c) => `flush chain ${T} ${c}`),
+    `add rule ${T} check iifname != @ports accept`,
+    ...dropRules('check', 'iifname . ether saddr != @macs', 'mac', 'a source MAC not its own'),
+    `add rule ${T} check ether type vmap { arp : jump check-arp, ip : jump check-ip4, ip6 : jump check-ip6 }`,
+    ...dropRules('check', '', 'ethertype', 'an ethertype a pod has no business sending'),
+    ...dropRules('check-arp', 'iifname . arp saddr ether != @macs', 'arp', 'ARP whose sender MAC is not its own'),
+    `add rule ${T} check-arp iifname . arp saddr ip @ips4 accept`,
+    ...dropRules('check-arp', '', 'arp', 'ARP whose sender is not its own address'),
+    `add rule ${T} check-ip4 iifname . ip saddr @ips4 accept`,
+    ...dropRules('check-ip4', '', 'ip4', 'an IPv4 source not its own'),
+    ...dropRules('check-ip6', 'icmpv6 type { nd-router-advert, nd-redirect }', 'ra', 'a router advertisement or redirect from a pod'),
+    ...dropRules(
+      'check-ip6',
+      'icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd6',
+      'na',
+      'a neighbour advertisement for an address not its own',
+    ),
+    `add rule ${T} check-ip6 ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } accept`,
+    `add rule ${T} check-ip6 iifname . ip6 saddr @ips6 accept`,
+    ...dropRules('check-ip6', '', 'ip6', 'an IPv6 source not its own'),
+  ];
+}
+
+/** The link-local address the kernel gives an interface with this MAC (EUI-64, addr_gen_mode 0). */
+export function linkLocalOf(mac: string): string {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  const g = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  return `fe80::${g(b[0]! ^ 2, b[1]!)}:${g(b[2]!, 0xff)}:${g(0xfe, b[3]!)}:${g(b[4]!, b[5]!)}`;
+}
+
+/** An IPv6 address as the 128-bit integer a raw payload match compares. */
+function hex128(ip: string): string {
+  const p = parseIP(ip);
+  if (!p || p.family !== 6) throw new Error(`${ip} is not an IPv6 address`);
+  return `0x${p.value.toString(16).padStart(32, '0')}`;
+}
+
+/** Every element of a binding, set by set. */
+function elements(b: Binding): [set: string, key: string][] {
+  const q = `"${b.port}"`;
+  const ips = [...b.ips.map((ip) => formatIP(parseIP(ip)!)), linkLocalOf(b.mac)];
+  const fam = (f: Family) => ips.filter((ip) => familyOf(ip) === f);
+  return [
+    ['ports', q],
+    ['macs', `${q} . ${b.mac}`],
+    ...fam(4).map((ip): [string, string] => ['ips4', `${q} . ${ip}`]),
+    ...fam(6).map((ip): [string, string] => ['ips6', `${q} . ${ip}`]),
+    ...fam(6).map((ip): [string, string] => ['nd6', `${q} . ${hex128(ip)}`]),
+  ];
+}
+
+/** Binds these pods to their ports: their elements, the port last (a port is checked only once all of it is there). */
+export const bindLines = (bs: readonly Binding[]): string[] => {
+  const els = bs.flatMap(elements);
+  return [...els.filter(([s]) => s !== 'ports'), ...els.filter(([s]) => s === 'ports')].map(([s, k]) => `add element ${T} ${s} { ${k} }`);
+};
+
+/**
+ * Unbinds them, whether or not they are bound: each element added, then deleted, in one transaction (a
+ * delete of a missing element would fail it), the port first, so no port is left checked without its pod.
+ */
+export const unbindLines = (bs: readonly Binding[]): string[] => {
+  const els = bs.flatMap(elements);
+  const ordered = [...els.filter(([s]) => s === 'ports'), ...els.filter(([s]) => s !== 'ports')];
+  return [...ordered.map(([s, k]) => `add element ${T} ${s} { ${k} }`), ...ordered.map(([s, k]) => `delete element ${T} ${s} { ${k} }`)];
+};
+
+/** What the sets hold now, per port (for DEL without a prevResult, GC, status and doctor). */
+export async function listBindings(): Promise<Binding[]> {
+  const r = await run('nft', ['-j', 'list', 'table', 'bridge', 'podwire-guard']);
+  if (r.code !== 0) return [];
+  const by = new Map<string, { mac?: string; ips: string[]; port: boolean }>();
+  const of = (port: string) => {
+    let b = by.get(port);
+    if (!b) by.set(port, (b = { ips: [], port: false }));
+    return b;
+  };
+  for (const o of (JSON.parse(r.stdout) as { nftables?: Record<string, { name?: string; elem?: unknown[] }>[] }).nftables ?? []) {
+    const set = o.set;
+    if (!set?.elem) continue;
+    for (const e of set.elem) {
+      // A concatenation's element is {"concat": [...]}; a single key's, the value itself.
+      const key = e && typeof e === 'object' && 'elem' in e ? (e as { elem: { val: unknown } }).elem.val : e;
+      const parts = (key && typeof key === 'object' && 'concat' in key ? (key as { concat: unknown[] }).concat : [key]).map((x) =>
+        String(x),
+      );
+      const port = parts[0]!;
+      if (set.name === 'ports') of(port).port = true;
+      else if (set.name === 'macs') of(port).mac = parts[1];
+      else if (set.name === 'ips4' || set.name === 'ips6') {
+        if (!parts[1]!.startsWith('fe80:')) of(port).ips.push(parts[1]!);
+      }
+    }
+  }
+  return [...by].filter(([, b]) => b.mac).map(([port, b]) => ({ port, mac: b.mac!, ips: b.ips }));
+}
+
+/** Applies guard lines with one `nft -f -`, the table written first when `withTable`. */
+export async function guardApply(lines: readonly string[], withTable: boolean): Promise<void> {
+  if (!lines.length && !withTable) return;
+  const all = [...(withTable ? guardScript() : []), ...lines];
+  const r = await run('nft', ['-f', '-'], { input: all.join('\n') + '\n', label: 'nft -f - (guard)' });
+  if (r.code !== 0) throw new Error(`nft (${T}): ${r.stderr.split('\n').find((l) => l.includes('Error')) ?? r.stderr.trim()}`);
+}

@@ -1,0 +1,153 @@
+// A pod is only itself (issue: forged source, MAC, ARP, ND, RA): an attacker in pod A on node1 sends raw
+// frames (test/helpers/forge.py, AF_PACKET: what CAP_NET_RAW allows any pod) — as B, as a host off the
+// cluster, with B's MAC, claiming the gateway's or B's address — to C on its node and to D across the
+// VXLAN, IPv4 and IPv6; each forgery beside an honest control sent the same way that must arrive. A
+// dual-stack two-node lab in namespaces this test makes; nothing leaves them. Needs root and python3.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bringUp } from '../../src/lab/index.js';
+import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
+import { labDown } from '../../src/lab/netns.js';
+import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
+
+const FORGE = join(ROOT, 'test', 'helpers', 'forge.py');
+let lab: Lab;
+let n1: LabNode;
+let n2: LabNode;
+let A: LabPod, B: LabPod, C: LabPod, D: LabPod;
+
+beforeAll(async () => {
+  requireRoot();
+  labDown();
+  lab = Lab.create(BIN, 'vxlan', 2, 'dual');
+  await bringUp(lab);
+  [n1, n2] = lab.nodes as [LabNode, LabNode];
+  A = await lab.addPod(n1, 'a');
+  B = await lab.addPod(n1, 'b');
+  C = await lab.addPod(n1, 'c');
+  D = await lab.addPod(n2, 'd');
+}, 120_000);
+afterAll(() => labDown());
+
+const forge = (p: LabPod, ...args: string[]) => sh('ip', ['netns', 'exec', p.ns, 'python3', FORGE, ...args]);
+const macOf = (ns: string, dev: string): string => JSON.parse(sh('ip', ['-n', ns, '-j', 'link', 'show', 'dev', dev]))[0].address;
+const ipOf = (p: LabPod, f: 4 | 6) => p.ips.find((x) => (f === 6) === x.includes(':'))!;
+/** The node's neighbour entry for an address on its bridge: the MAC it would send to. */
+const neighMac = (ns: string, ip: string, dev = 'cni0'): string | undefined =>
+  (JSON.parse(sh('ip', ['-n', ns, '-j', 'neigh', 'show', 'to', ip, 'dev', dev]) || '[]') as { lladdr?: string }[])[0]?.lladdr;
+
+/** What `to` receives on UDP port 5000 while `send` runs: "SRC TEXT" lines. */
+async function received(to: LabPod, f: 4 | 6, send: () => void): Promise<string[]> {
+  const l: ChildProcess = spawn('ip', ['netns', 'exec', to.ns, 'python3', FORGE, 'listen', String(f), '5000', '1.5']);
+  let out = '';
+  l.stdout!.on('data', (d) => (out += d));
+  await new Promise<void>((r) => {
+    const t = setInterval(() => out.includes('listening') && (clearInterval(t), r()), 10);
+  });
+  send();
+  await new Promise((r) => l.on('exit', r));
+  return out
+    .split('\n')
+    .slice(1)
+    .filter((x) => x.trim());
+}
+
+describe.each([4, 6] as const)('IPv%s: a pod sends only from its own address and MAC', (f) => {
+  const gwMac = () => macOf(n1.ns, 'cni0');
+  const udp = (srcMac: string, src: string, to: LabPod, text: string) =>
+    forge(A, 'udp', 'eth0', srcMac, gwMac(), src, ipOf(to, f), '5000', text);
+  const offCluster = f === 4 ? '198.51.100.7' : '2001:db8::7';
+
+  for (const [where, to] of [
+    ['on its node', () => C],
+    ['across nodes by VXLAN', () => D],
+  ] as const) {
+    it(`to a pod ${where}: its own source arrives; B's, and a host's off the cluster, do not`, async () => {
+      const got = await received(to(), f, () => {
+        udp(macOf(A.ns, 'eth0'), ipOf(A, f), to(), 'honest');
+        udp(macOf(A.ns, 'eth0'), ipOf(B, f), to(), 'as-b');
+        udp(macOf(A.ns, 'eth0'), offCluster, to(), 'as-outsider');
+      });
+      expect(got).toEqual([`${ipOf(A, f)} honest`]);
+    });
+  }
+
+  it("a frame with B's MAC is dropped, and the bridge keeps B's MAC on B's port", async () => {
+    const got = await received(C, f, () => {
+      udp(macOf(A.ns, 'eth0'), ipOf(A, f), C, 'honest');
+      udp(macOf(B.ns, 'eth0'), ipOf(A, f), C, 'with-b-mac');
+    });
+    expect(got).toEqual([`${ipOf(A, f)} honest`]);
+    const fdb = JSON.parse(sh('bridge', ['-n', n1.ns, '-j', 'fdb', 'show', 'br', 'cni0'])) as { mac: string; ifname: string }[];
+    expect(fdb.filter((e) => e.mac === macOf(B.ns, 'eth0')).map((e) => e.ifname)).not.toContain(A.veth);
+  });
+});
+
+describe('a pod cannot claim an address that is not its own', () => {
+  it('after changing its own MAC, nothing it sends arrives; back to its own, it does', async () => {
+    const own = macOf(A.ns, 'eth0');
+    const gw = ipOf(A, 4).replace(/\.\d+$/, '.1');
+    sh('ip', ['-n', A.ns, 'link', 'set', 'eth0', 'address', '02:aa:bb:cc:dd:ee']);
+    sh('ip', ['-n', A.ns, 'neigh', 'flush', 'dev', 'eth0']);
+    const ping = (to: string) => {
+      try {
+        sh('ip', ['netns', 'exec', A.ns, 'ping', '-c1', '-W1', to]);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      expect(ping(gw)).toBe(false);
+      expect(ping(ipOf(C, 4))).toBe(false);
+    } finally {
+      sh('ip', ['-n', A.ns, 'link', 'set', 'eth0', 'address', own]);
+    }
+    expect(ping(ipOf(C, 4))).toBe(true);
+  });
+
+  it("gratuitous ARP claiming B's address or the gateway's changes no neighbour entry of the node or of C", async () => {
+    const gw = ipOf(A, 4).replace(/\.\d+$/, '.1');
+    sh('ip', ['netns', 'exec', C.ns, 'ping', '-c1', '-W1', gw]);
+    sh('ip', ['netns', 'exec', n1.ns, 'ping', '-c1', '-W1', ipOf(B, 4)]);
+    const before = { node: neighMac(n1.ns, ipOf(B, 4)), c: neighMac(C.ns, gw, 'eth0') };
+    expect(before.node).toBe(macOf(B.ns, 'eth0'));
+    // Past the kernel's locktime (1 s), when an unprotected neighbour takes a new MAC from any ARP reply.
+    await new Promise((r) => setTimeout(r, 1200));
+    const a = macOf(A.ns, 'eth0');
+    forge(A, 'arp', 'eth0', a, a, ipOf(B, 4), ipOf(B, 4));
+    forge(A, 'arp', 'eth0', a, a, gw, gw);
+    expect({ node: neighMac(n1.ns, ipOf(B, 4)), c: neighMac(C.ns, gw, 'eth0') }).toEqual(before);
+    // The honest announcement of its own address is let through (the node learns A where A is).
+    forge(A, 'arp', 'eth0', a, a, ipOf(A, 4), ipOf(A, 4));
+  });
+
+  it("a neighbour advertisement for B's IPv6 address changes nothing; a router advertisement installs no route in C", () => {
+    const b6 = ipOf(B, 6);
+    sh('ip', ['netns', 'exec', n1.ns, 'ping', '-6', '-c1', '-W1', b6]);
+    const before = neighMac(n1.ns, b6);
+    expect(before).toBe(macOf(B.ns, 'eth0'));
+    const a = macOf(A.ns, 'eth0');
+    forge(A, 'na', 'eth0', a, ipOf(A, 6), b6, a);
+    forge(A, 'ra', 'eth0', a, ipOf(A, 6), '2001:db8:bad::/64');
+    expect(neighMac(n1.ns, b6)).toBe(before);
+    const routes = sh('ip', ['-n', C.ns, '-6', 'route', 'show']);
+    expect(routes).not.toMatch(/proto ra/);
+    expect(routes).not.toContain('2001:db8:bad');
+  });
+
+  it('the drops are counted by check', () => {
+    const counters = sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'counters', 'table', 'bridge', 'podwire-guard']);
+    for (const c of ['mac', 'arp', 'ip4', 'ip6', 'ra', 'na'])
+      expect(counters, c).toMatch(new RegExp(`counter drop-${c} \\{\\s+packets [1-9]`));
+  });
+
+  it('DEL leaves no element of the pod in the table', async () => {
+    const e = await lab.addPod(n1, 'e');
+    const has = () => sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'table', 'bridge', 'podwire-guard']).includes(e.veth);
+    expect(has()).toBe(true);
+    await lab.delPod(e);
+    expect(has()).toBe(false);
+  });
+});
