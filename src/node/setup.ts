@@ -27,7 +27,7 @@ import { ipBatch } from '../kernel/run.js';
 import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../kernel/state.js';
 import { subnetClash } from '../kernel/guard.js';
 import { devSysctl, ensureSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
-import { guardApply } from '../guard/table.js';
+import { GUARD_TABLE, guardApply } from '../guard/table.js';
 import { type OffloadDecision, offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../runtime/run.js';
 import { log } from '../runtime/log.js';
@@ -370,8 +370,8 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
   if (onPath('iptables')) changes.push(...(await removeNodeRules(families(c))).map((x) => `${x} removed`));
   if (onPath('nft')) {
     changes.push(...(await removeNftNode()));
-    if (!links.some((l) => l.master === c.bridge) && (await run('nft', ['delete', 'table', 'bridge', 'podwire-guard'])).code === 0)
-      changes.push('table bridge podwire-guard removed');
+    if (!links.some((l) => l.master === c.bridge) && (await run('nft', ['delete', 'table', ...GUARD_TABLE.split(' ')])).code === 0)
+      changes.push(`table ${GUARD_TABLE} removed`);
   }
   if (existsSync(subnetFile)) {
     rmSync(subnetFile);

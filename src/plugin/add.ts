@@ -218,20 +218,14 @@ export async function add(ctx: Context): Promise<Result> {
       run: async (api) => {
         if (!bc.spoofChecks) return api.record({ step: { id: 'bindOff' } });
         if (!installed('nft')) return api.record({ step: { id: 'bindNoNft' } });
-        const { bindLines, guardApply, unbindLines } = await import('../guard/table.js');
-        const b = [{ port: names.hostVeth, mac: c.podMac, ips: s.addrs!.map((a) => formatIP(a.ip)) }];
-        api.keep({ id: 'undo.bind' }, () => guardApply(unbindLines(b), false));
-        const lines = bindLines(b);
-        // Elements only (2-3 ms): the table is node up's, or the first ADD's; written whole (15-17 ms, its
-        // rules replaced) only when a set is missing.
-        await guardApply(lines, false).catch((e: Error) => {
-          if (!/No such file or directory/.test(e.message)) throw e;
-          return guardApply(lines, true);
-        });
+        const { bind, unbindPorts } = await import('../guard/table.js');
+        const b = { port: names.hostVeth, mac: c.podMac, ips: s.addrs!.map((a) => formatIP(a.ip)) };
+        api.keep({ id: 'undo.bind' }, () => unbindPorts([b.port], [b]));
+        const lines = await bind(b);
         api.record({
           step: {
             id: 'bind',
-            p: { host: names.hostVeth, mac: c.podMac, ips: b[0]!.ips.join(', ') },
+            p: { host: names.hostVeth, mac: c.podMac, ips: b.ips.join(', ') },
             cmd: lines.map((l) => `nft ${l}`).join('\n'),
           },
         });

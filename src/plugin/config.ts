@@ -192,6 +192,7 @@ export function reservedHostPorts(conf: NetConf): PortRange[] {
  * node's addresses (`local`: read only when a hostIP is given), is refused before anything is made.
  */
 export function checkNodePorts(mappings: readonly PortMapping[], reserved: readonly PortRange[], local: () => ReadonlySet<string>): void {
+  let addrs: ReadonlySet<string> | undefined; // read once, and only for a hostIP
   mappings.forEach((m, i) => {
     const r = reserved.find((x) => x.protocol === m.protocol && m.hostPort >= x.from && m.hostPort <= x.to);
     if (r)
@@ -199,7 +200,7 @@ export function checkNodePorts(mappings: readonly PortMapping[], reserved: reado
         `runtimeConfig.portMappings[${i}].hostPort`,
         `${m.hostPort}/${m.protocol} is a port the node itself needs (${r.text} in reservedHostPorts): choose another hostPort`,
       );
-    if (m.hostIP && !local().has(m.hostIP))
+    if (m.hostIP && !(addrs ??= local()).has(m.hostIP))
       throw invalidConfig(`runtimeConfig.portMappings[${i}].hostIP`, `${m.hostIP} is not an address of this node`);
   });
 }

@@ -67,19 +67,13 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
  */
 async function unbind(ctx: Context, bc: BridgeConf, port: string): Promise<Step | undefined> {
   if (!bc.spoofChecks || !installed('nft')) return undefined;
-  const { guardApply, listBindings, unbindLines } = await import('../guard/table.js');
+  const { unbindPorts } = await import('../guard/table.js');
   const prev = ctx.conf.prevResult;
   const mac = prev?.interfaces?.find((i) => i.sandbox && i.name === ctx.env.ifname)?.mac;
   const ips = (prev?.ips ?? []).map((i) => i.address.split('/')[0]!);
-  const bindings = mac && ips.length ? [{ port, mac, ips }] : (await listBindings()).filter((b) => b.port === port);
-  if (!bindings.length) return undefined;
-  try {
-    await guardApply(unbindLines(bindings), false);
-  } catch (e) {
-    if (/No such file or directory/.test((e as Error).message)) return undefined; // no table: nothing bound
-    throw e;
-  }
-  return { id: 'unbind', p: { host: port } };
+  return (await unbindPorts([port], mac && ips.length ? [{ port, mac, ips }] : undefined))
+    ? { id: 'unbind', p: { host: port } }
+    : undefined;
 }
 
 export async function del(ctx: Context): Promise<void> {

@@ -26,16 +26,14 @@ export async function runAll(steps: (() => Promise<unknown>)[]): Promise<void> {
 /** Removes what other attachments (not the call's own) left on the host: their veths and their nat rules. */
 export async function teardownOthers(ctx: Context, bc: BridgeConf, owners: readonly Attachment[]): Promise<void> {
   const names = owners.map((a) => attachmentNames(ctx.conf.name, a.containerID, a.ifname));
-  await runAll([() => deleteLinks(names.map((n) => n.hostVeth)), () => removeOthersNat(ctx, bc, names), () => unbindPorts(bc, names)]);
+  await runAll([() => deleteLinks(names.map((n) => n.hostVeth)), () => removeOthersNat(ctx, bc, names), () => unbindOthers(bc, names)]);
 }
 
 /** Their bindings to their ports (guard/table.ts): one listing, one transaction, however many. */
-async function unbindPorts(bc: BridgeConf, names: readonly { hostVeth: string }[]): Promise<void> {
-  if (!bc.spoofChecks || !names.length || !installed('nft')) return;
-  const { guardApply, listBindings, unbindLines } = await import('../guard/table.js');
-  const ports = new Set(names.map((n) => n.hostVeth));
-  const gone = (await listBindings()).filter((b) => ports.has(b.port));
-  if (gone.length) await guardApply(unbindLines(gone), false);
+async function unbindOthers(bc: BridgeConf, names: readonly { hostVeth: string }[]): Promise<void> {
+  if (!bc.spoofChecks || !installed('nft')) return;
+  const { unbindPorts } = await import('../guard/table.js');
+  await unbindPorts(names.map((n) => n.hostVeth));
 }
 
 /**

@@ -37,6 +37,8 @@ const ipOf = (p: LabPod, f: 4 | 6) => p.ips.find((x) => (f === 6) === x.includes
 const neighMac = (ns: string, ip: string, dev = 'cni0'): string | undefined =>
   (JSON.parse(sh('ip', ['-n', ns, '-j', 'neigh', 'show', 'to', ip, 'dev', dev]) || '[]') as { lladdr?: string }[])[0]?.lladdr;
 
+const guardCounters = () => sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'counters', 'table', 'bridge', 'podwire-guard']);
+
 /** What `to` receives on UDP port 5000 while `send` runs: "SRC TEXT" lines. */
 async function received(to: LabPod, f: 4 | 6, send: () => void): Promise<string[]> {
   const l: ChildProcess = spawn('ip', ['netns', 'exec', to.ns, 'python3', FORGE, 'listen', String(f), '5000', '1.5']);
@@ -119,8 +121,11 @@ describe('a pod cannot claim an address that is not its own', () => {
     forge(A, 'arp', 'eth0', a, a, ipOf(B, 4), ipOf(B, 4));
     forge(A, 'arp', 'eth0', a, a, gw, gw);
     expect({ node: neighMac(n1.ns, ipOf(B, 4)), c: neighMac(C.ns, gw, 'eth0') }).toEqual(before);
-    // The honest announcement of its own address is let through (the node learns A where A is).
+    // The honest control, sent the same way: an announcement of its own address is not dropped.
+    const arpDrops = () => Number(/counter drop-arp \{\s+packets (\d+)/.exec(guardCounters())![1]);
+    const dropsBefore = arpDrops();
     forge(A, 'arp', 'eth0', a, a, ipOf(A, 4), ipOf(A, 4));
+    expect(arpDrops()).toBe(dropsBefore);
   });
 
   it("a neighbour advertisement for B's IPv6 address changes nothing; a router advertisement installs no route in C", () => {
@@ -138,7 +143,7 @@ describe('a pod cannot claim an address that is not its own', () => {
   });
 
   it('the drops are counted by check', () => {
-    const counters = sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'counters', 'table', 'bridge', 'podwire-guard']);
+    const counters = guardCounters();
     for (const c of ['mac', 'arp', 'ip4', 'ip6', 'ra', 'na'])
       expect(counters, c).toMatch(new RegExp(`counter drop-${c} \\{\\s+packets [1-9]`));
   });
