@@ -16,7 +16,13 @@
 const FLOORS = {
   ground: ['^src/runtime/', '^src/net/', '^src/i18n/', '^src/types\\.d\\.ts$'],
   state: ['^src/nodestate/'],
-  kernel: ['^src/kernel/', '^src/firewall/', '^src/nat/(chains|hostport|masq)\\.ts$', '^src/policy/gate\\.ts$', '^src/guard/table\\.ts$'],
+  kernel: [
+    '^src/kernel/',
+    '^src/firewall/',
+    '^src/nat/(chains|hostport|masq)\\.ts$',
+    '^src/policy/gate\\.ts$',
+    '^src/guard/(table|vxlan)\\.ts$',
+  ],
   cni: ['^src/cni/'],
   ipam: ['^src/ipam/'],
   plugin: ['^src/plugin/', '^src/nat/pod\\.ts$'],

@@ -9,6 +9,9 @@
 //     set ips4   { ifname . ipv4_addr }          its IPv4 addresses
 //     set ips6   { ifname . ipv6_addr }          its IPv6 addresses, its link-local one included
 //     set nd6    { ifname . @th,64,128 }         the same as the target of a neighbour advertisement
+//     map portids { ifname : mark }              the port's id (its name's 8 hex digits): a dropped frame is
+//                                                logged with it as its mark, so `podwire drops` names the
+//                                                pod that really sent it, whatever it forged
 //     chain check   bridge prerouting: a port not in @ports passes (another plugin's, a network with the
 //                   checks off); a source MAC not its own -> drop; then by ethertype: ARP whose sender is
 //                   not its address and MAC, IPv4 from an address not its own, IPv6 from an address not
@@ -23,6 +26,8 @@
 // the sets keep their elements. Pure lines here, applied with one `nft -f -` (kernel floor).
 import { type Family, familyOf, formatIP, parseIP } from '../net/ip.js';
 import { run } from '../runtime/run.js';
+import { HOST_VETH_RE } from '../kernel/names.js';
+import { validMac } from '../net/mac.js';
 
 export const GUARD_TABLE = 'bridge podwire-guard';
 export const GUARD_TABLE_NAME = 'podwire-guard';
@@ -32,6 +37,8 @@ export const GUARD_LOG_GROUP = 7461;
 
 /** Why a frame was dropped: the counters' and log prefixes' names. */
 export const GUARD_CHECKS = ['mac', 'arp', 'ip4', 'ip6', 'ra', 'na', 'ethertype'] as const;
+/** The log prefix of a guard drop: "podwire-guard <check>: ". */
+export const GUARD_PREFIX = 'podwire-guard';
 export type GuardCheck = (typeof GUARD_CHECKS)[number];
 
 /** One pod's identity on its port. */
@@ -43,8 +50,10 @@ export interface Binding {
   ips: readonly string[];
 }
 
+// Logged frames carry their port's id as their mark (set only on frames being dropped: a passing frame's
+// mark is left alone, kube-proxy's bits included).
 const drop = (check: GuardCheck, why: string) =>
-  `limit rate 10/second burst 20 packets log group ${GUARD_LOG_GROUP} prefix "podwire-guard ${check}: " counter name "drop-${check}" drop comment "${why}"`;
+  `limit rate 10/second burst 20 packets meta mark set iifname map @portids log group ${GUARD_LOG_GROUP} prefix "${GUARD_PREFIX} ${check}: " counter name "drop-${check}" drop comment "${why}"`;
 const dropQuiet = (check: GuardCheck, why: string) => `counter name "drop-${check}" drop comment "${why}"`;
 
 /** A rule that drops and logs (rate-limited), then the same drop for what is over the rate, unlogged. */
@@ -62,6 +71,7 @@ export function guardScript(): string[] {
     `add set ${T} ips4 { type ifname . ipv4_addr; comment "each port's pod IPv4 addresses"; }`,
     `add set ${T} ips6 { type ifname . ipv6_addr; comment "each port's pod IPv6 addresses, link-local included"; }`,
     `add set ${T} nd6 { typeof iifname . @th,64,128; comment "the same, as a neighbour advertisement's target"; }`,
+    `add map ${T} portids { type ifname : mark; comment "each port's id, the mark of its logged drops"; }`,
     ...GUARD_CHECKS.map((c) => `add counter ${T} drop-${c}`),
     `add chain ${T} check { type filter hook prerouting priority -300; policy accept; }`,
     `add chain ${T} check-arp`,
@@ -104,13 +114,24 @@ function hex128(ip: string): string {
   return `0x${p.value.toString(16).padStart(32, '0')}`;
 }
 
-/** Every element of a binding, set by set. */
+/** A port's id: the 8 hex digits of its name (veth1a2b3c4d), the mark its dropped frames are logged with. */
+export const portId = (port: string): number => parseInt(port.slice(4), 16);
+/** The port an id names. */
+export const portOfId = (id: number): string => `veth${(id >>> 0).toString(16).padStart(8, '0')}`;
+
+/** Every element of a binding, set by set (a map's with its value after " : "). */
 function elements(b: Binding): [set: string, key: string][] {
+  // Only podwire's own ports are bound, and the name goes into a script: checked here, whoever built it.
+  if (!HOST_VETH_RE.test(b.port)) throw new Error(`guard: port ${JSON.stringify(b.port)} is not a podwire host veth`);
+  if (!validMac(b.mac)) throw new Error(`guard: ${JSON.stringify(b.mac)} is not a MAC address`);
+  const bad = b.ips.find((ip) => !parseIP(ip));
+  if (bad !== undefined) throw new Error(`guard: ${JSON.stringify(bad)} is not an IP address`);
   const q = `"${b.port}"`;
   const ips = [...b.ips.map((ip) => formatIP(parseIP(ip)!)), linkLocalOf(b.mac)];
   const fam = (f: Family) => ips.filter((ip) => familyOf(ip) === f);
   return [
     ['ports', q],
+    ['portids', `${q} : 0x${portId(b.port).toString(16)}`],
     ['macs', `${q} . ${b.mac}`],
     ...fam(4).map((ip): [string, string] => ['ips4', `${q} . ${ip}`]),
     ...fam(6).map((ip): [string, string] => ['ips6', `${q} . ${ip}`]),
@@ -131,7 +152,10 @@ export const bindLines = (bs: readonly Binding[]): string[] => {
 export const unbindLines = (bs: readonly Binding[]): string[] => {
   const els = bs.flatMap(elements);
   const ordered = [...els.filter(([s]) => s === 'ports'), ...els.filter(([s]) => s !== 'ports')];
-  return [...ordered.map(([s, k]) => `add element ${T} ${s} { ${k} }`), ...ordered.map(([s, k]) => `delete element ${T} ${s} { ${k} }`)];
+  return [
+    ...ordered.map(([s, k]) => `add element ${T} ${s} { ${k} }`),
+    ...ordered.map(([s, k]) => `delete element ${T} ${s} { ${k.replace(/ : .*$/, '')} }`),
+  ];
 };
 
 /** What the sets hold now, per port (for DEL without a prevResult, GC, status and doctor). */

@@ -99,6 +99,12 @@ export interface PodSpec {
    * (a route each), so a packet to a neighbour on the same bridge goes to the node too.
    */
   viaGateways?: string[];
+  /**
+   * IPv4 gateways the pod asks for at once: its ARP request carries its address and MAC to the node and
+   * to every host on the bridge that holds an entry for the address, so a reused IP is reachable before
+   * the pod sends anything of its own (the reference bridge plugin's gratuitous ARP, with no process more).
+   */
+  announce?: string[];
 }
 
 const isDefault = (dst: string): boolean => dst === '0.0.0.0/0' || dst === '::/0';
@@ -130,6 +136,7 @@ export function podLines(p: PodSpec): IpStep[] {
       p: { dst: r.dst, gw: r.gw ?? '', via: r.gw ? { id: 'step.via' as const, p: { gw: r.gw } } : '' },
       cmd: `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${ifname}`,
     })),
+    ...(p.announce ?? []).map((gw) => ({ id: 'announce' as const, p: { gw, ifname }, cmd: `neigh replace ${gw} dev ${ifname} use` })),
   ];
 }
 
@@ -139,10 +146,14 @@ export function podLines(p: PodSpec): IpStep[] {
  * which the kernel tears down asynchronously, so a read before the delete proves nothing anyway).
  * Returns the names that were missing.
  */
-export async function deleteLinks(names: readonly string[]): Promise<string[]> {
+export async function deleteLinks(names: readonly string[], forget: readonly { ip: string; dev: string }[] = []): Promise<string[]> {
   const lines = names.map((n) => `link del dev ${n}`);
-  const failures = await forceBatch('ip', lines);
+  // The node's neighbour entries for addresses that leave with the pod: a pod given one of them next is
+  // resolved afresh rather than sent to this one's MAC. A flush: an entry that is not there is no error,
+  // and a permanent one (someone's own) is left alone.
+  const neighs = forget.map((f) => `neigh flush to ${f.ip} dev ${f.dev}`);
+  const failures = await forceBatch('ip', [...lines, ...neighs]);
   const failed = failures.find((f) => !NO_SUCH_DEVICE.test(f.error));
   if (failed) throw new IpBatchError(lines.indexOf(failed.command) + 1, failed.command, failed.error);
-  return failures.map((f) => f.command.slice('link del dev '.length));
+  return failures.filter((f) => f.command.startsWith('link del dev ')).map((f) => f.command.slice('link del dev '.length));
 }

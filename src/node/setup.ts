@@ -28,6 +28,7 @@ import { type Link, type Route, addrsOf, isUp, readState, v4Addrs } from '../ker
 import { subnetClash } from '../kernel/guard.js';
 import { devSysctl, ensureSysctl, readSysctl, rpFilter } from '../kernel/sysctl.js';
 import { GUARD_TABLE, guardApply } from '../guard/table.js';
+import { VXLAN_TABLE, removeVxlanTable, writeVxlanTable } from '../guard/vxlan.js';
 import { type OffloadDecision, offloadDecision, setTxChecksum, txChecksum } from '../kernel/ethtool.js';
 import { run } from '../runtime/run.js';
 import { log } from '../runtime/log.js';
@@ -299,6 +300,16 @@ export async function nodeUp(
     await guardApply([], true);
     notes.push('spoofing checks on: table bridge podwire-guard (each pod bound to its port by ADD)');
   } else warnings.push('spoofing checks off: nft is not installed, and the checks are a bridge-family nftables table. Install nftables');
+  // Only the cluster's nodes reach the VXLAN port (guard/vxlan.ts); peer syncs keep the node set.
+  if (installed('nft')) {
+    if (usesVxlan(c)) {
+      await writeVxlanTable(
+        c.port,
+        c.nets.flatMap((n) => n.nodes.map((x) => x.nodeIP)),
+      );
+      notes.push(`VXLAN port ${c.port} open to the cluster's nodes only: table ${VXLAN_TABLE}`);
+    } else if (await removeVxlanTable()) changes.push(`table ${VXLAN_TABLE} removed (no VXLAN)`);
+  } else if (usesVxlan(c)) warnings.push(`VXLAN port ${c.port} open to any sender: nft is not installed. Install nftables`);
   const offload = offloadDecision(c.checksumOffload);
   if (usesVxlan(c)) {
     notes.push(
@@ -372,6 +383,7 @@ export async function nodeDown(c: Cluster, name: string, subnetFile = DEFAULT_SU
     changes.push(...(await removeNftNode()));
     if (!links.some((l) => l.master === c.bridge) && (await run('nft', ['delete', 'table', ...GUARD_TABLE.split(' ')])).code === 0)
       changes.push(`table ${GUARD_TABLE} removed`);
+    if (await removeVxlanTable()) changes.push(`table ${VXLAN_TABLE} removed`);
   }
   if (existsSync(subnetFile)) {
     rmSync(subnetFile);

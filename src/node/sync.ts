@@ -3,6 +3,8 @@
 // a dual-stack node does what an IPv4 one does, once for IPv4 and once for IPv6. A re-sync that finds
 // nothing to do starts two processes per family (one with host-gw) and changes nothing.
 import { spawned } from '../runtime/run.js';
+import { installed } from '../kernel/tools.js';
+import { syncVxlanNodes } from '../guard/vxlan.js';
 import { type BatchFailure, forceBatch } from '../kernel/run.js';
 import { type Link, type State, readState } from '../kernel/state.js';
 import { familyOf, formatIP, parseCidr, parseIP } from '../net/ip.js';
@@ -127,7 +129,15 @@ const emptyDiff = (): PeerDiff => ({ routeDel: [], routeSet: [], neighDel: [], n
 export async function syncPeers(c: Cluster, nodeName: string): Promise<SyncReport> {
   const started = performance.now();
   const before = spawned.count;
-  const parts = await Promise.all(c.nets.map((net) => syncNet(c, net, nodeName)));
+  // The VXLAN port's node set follows the node list, side by side with the families' syncs.
+  const nodes =
+    usesVxlan(c) && installed('nft')
+      ? syncVxlanNodes(
+          c.port,
+          c.nets.flatMap((n) => n.nodes.map((x) => x.nodeIP)),
+        )
+      : undefined;
+  const [parts] = await Promise.all([Promise.all(c.nets.map((net) => syncNet(c, net, nodeName))), nodes]);
   const diff = emptyDiff();
   for (const p of parts) for (const k of Object.keys(diff) as (keyof PeerDiff)[]) (diff[k] as unknown[]).push(...p.diff[k]);
   return {

@@ -14,6 +14,15 @@ import { gateUp } from '../nodestate/reports.js';
 import { installed } from '../kernel/tools.js';
 import { removeNat } from '../nat/pod.js';
 import { runAll } from './reclaim.js';
+import { formatIP, parseCidr } from '../net/ip.js';
+import { validMac } from '../net/mac.js';
+
+/** The addresses prevResult says the attachment had; only real addresses, as they reach commands. */
+const prevIPs = (ctx: Context): string[] =>
+  (ctx.conf.prevResult?.ips ?? []).flatMap((i) => {
+    const c = parseCidr(i.address);
+    return c ? [formatIP({ family: c.family, value: c.ip })] : [];
+  });
 
 /** Host veths to delete for the call's own attachment: the derived name, plus any named in prevResult. */
 function hostVeths(ctx: Context, a: Attachment): string[] {
@@ -32,7 +41,8 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
   const told: Step[][] = [[], [], [], []];
   await runAll([
     async () => {
-      const missing = await deleteLinks(veths);
+      const forget = prevIPs(ctx).map((ip) => ({ ip, dev: bc.bridge }));
+      const missing = await deleteLinks(veths, forget);
       for (const n of veths) {
         told[0]!.push(
           missing.includes(n)
@@ -51,7 +61,7 @@ async function teardown(ctx: Context, bc: BridgeConf, a: Attachment): Promise<St
     },
     async () => {
       // Held at the gate and never placed (deleted before the agent saw it): released, so nothing is left.
-      const ips = (ctx.conf.prevResult?.ips ?? []).map((i) => i.address.split('/')[0]!);
+      const ips = prevIPs(ctx);
       if (!ips.length || !gateUp(subnetFileOf(ctx.conf))) return;
       const { gateApply, releaseLines } = await import('../policy/gate.js');
       const lines = releaseLines(ips);
@@ -70,8 +80,8 @@ async function unbind(ctx: Context, bc: BridgeConf, port: string): Promise<Step 
   const { unbindPorts } = await import('../guard/table.js');
   const prev = ctx.conf.prevResult;
   const mac = prev?.interfaces?.find((i) => i.sandbox && i.name === ctx.env.ifname)?.mac;
-  const ips = (prev?.ips ?? []).map((i) => i.address.split('/')[0]!);
-  return (await unbindPorts([port], mac && ips.length ? [{ port, mac, ips }] : undefined))
+  const ips = prevIPs(ctx);
+  return (await unbindPorts([port], validMac(mac) && ips.length ? [{ port, mac, ips }] : undefined))
     ? { id: 'unbind', p: { host: port } }
     : undefined;
 }

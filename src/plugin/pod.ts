@@ -60,7 +60,8 @@ export function wirePod(
 ): Promise<void> {
   const addresses = addrs.map((a) => a.address);
   const gws = viaGateways ? { viaGateways: [...new Set(addrs.map((a) => formatIP(a.gateway)))] } : {};
-  return apply(ip, podLines({ ifname, addresses, routes, ...gws }), netns, record);
+  const announce = [...new Set(addrs.filter((a) => a.cidr.family === 4).map((a) => formatIP(a.gateway)))];
+  return apply(ip, podLines({ ifname, addresses, routes, ...gws, announce }), netns, record);
 }
 
 /** Forwarding on the node (files in /proc): IPv6's too when the pod has an IPv6 address. The step, and whether IPv4's was off. */

@@ -7,6 +7,9 @@
 #   forge.py arp IFACE SRC_MAC SENDER_MAC SENDER_IP TARGET_IP       a gratuitous ARP reply (broadcast)
 #   forge.py na IFACE SRC_MAC SRC_IP TARGET_IP TARGET_MAC           an unsolicited neighbour advertisement
 #   forge.py ra IFACE SRC_MAC SRC_IP PREFIX                         a router advertisement with a /64 prefix
+#   forge.py vxlan DST PORT VNI INNER_DST_MAC INNER_SRC INNER_DST UDP_PORT TEXT
+#                                                                   a VXLAN packet from a plain UDP socket
+#                                                                   (no privilege): inside, one UDP datagram
 #   forge.py listen FAMILY PORT SECONDS                             prints "SRC TEXT" per datagram
 import ipaddress
 import socket
@@ -88,6 +91,12 @@ def main(a):
                 struct.pack('!BB6s', 1, 1, mac(smac)) +
                 struct.pack('!BBBBIII16s', 3, 4, 64, 0xC0, 86400, 14400, 0, net.network_address.packed))
         send(iface, smac, '33:33:00:00:00:01', *icmp6(src, 'ff02::1', body))
+    elif cmd == 'vxlan':
+        dst, port, vni, inner_mac, src, inner_dst, uport, text = a[1:9]
+        ethertype, payload = udp(src, inner_dst, int(uport), text)
+        frame = mac(inner_mac) + mac('02:00:00:00:00:99') + struct.pack('!H', ethertype) + payload
+        s = socket.socket(socket.AF_INET6 if ':' in dst else socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(struct.pack('!II', 0x08000000, int(vni) << 8) + frame, (dst, int(port)))
     elif cmd == 'listen':
         fam, port, secs = a[1], int(a[2]), float(a[3])
         s = socket.socket(socket.AF_INET6 if fam == '6' else socket.AF_INET, socket.SOCK_DGRAM)

@@ -86,6 +86,72 @@ describe.each([4, 6] as const)('IPv%s: a pod sends only from its own address and
   });
 });
 
+describe.each([4, 6] as const)('IPv%s: only the cluster nodes reach the VXLAN port', (f) => {
+  const nodeIP = (n: LabNode) => n.nets.find((x) => x.family === f)!.nodeIP;
+  const vtepMac = (n: LabNode) => macOf(n.ns, f === 4 ? 'podwire.1' : 'podwire-v6.1');
+  /** A VXLAN packet from `ns`, by a plain UDP socket, to `n`'s VTEP: inside, UDP from `src` to `to`. */
+  const vxlan = (ns: string, n: LabNode, src: string, to: LabPod, text: string) =>
+    sh('ip', ['netns', 'exec', ns, 'python3', FORGE, 'vxlan', nodeIP(n), '8472', '1', vtepMac(n), src, ipOf(to, f), '5000', text]);
+
+  it("to its own node: a peer node's arrives; a pod's and an outside host's do not", async () => {
+    const got = await received(C, f, () => {
+      vxlan(n2.ns, n1, ipOf(D, f), C, 'from-node2');
+      vxlan(A.ns, n1, ipOf(D, f), C, 'from-pod');
+      vxlan(lab.outside, n1, ipOf(D, f), C, 'from-outside');
+    });
+    expect(got).toEqual([`${ipOf(D, f)} from-node2`]);
+  });
+
+  it('to another node, masqueraded on the way: a node sending it arrives; a pod does not', async () => {
+    const got = await received(D, f, () => {
+      vxlan(n1.ns, n2, ipOf(B, f), D, 'from-node1');
+      vxlan(A.ns, n2, ipOf(B, f), D, 'from-pod');
+    });
+    expect(got).toEqual([`${ipOf(B, f)} from-node1`]);
+  });
+});
+
+describe('a reused IP is reachable before its pod sends anything of its own', () => {
+  it.each([4, 6] as const)("IPv%s: a pod given a deleted pod's address answers the node at once", async (f) => {
+    const x = await lab.addPod(n1, 'x');
+    const ip = ipOf(x, f);
+    const ping = () => {
+      try {
+        sh('ip', ['netns', 'exec', n1.ns, 'ping', `-${f}`, '-c1', '-W1', ip]);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(ping()).toBe(true);
+    const oldMac = macOf(x.ns, 'eth0');
+    await lab.delPod(x);
+    const y = await lab.addPod(n1, 'y', undefined, false, `IP=${x.ips.join(',')}`);
+    try {
+      expect(macOf(y.ns, 'eth0')).not.toBe(oldMac);
+      expect(ping()).toBe(true);
+      expect(neighMac(n1.ns, ip)).toBe(macOf(y.ns, 'eth0'));
+    } finally {
+      await lab.delPod(y);
+    }
+  });
+
+  it("IPv4: the node's stale entry (a DEL killed before it forgot the address) is corrected by the ADD", async () => {
+    const x = await lab.addPod(n1, 'x2');
+    const ip = ipOf(x, 4);
+    await lab.delPod(x);
+    sh('ip', ['-n', n1.ns, 'neigh', 'replace', ip, 'lladdr', '02:00:00:00:00:42', 'dev', 'cni0', 'nud', 'stale']);
+    const y = await lab.addPod(n1, 'y2', undefined, false, `IP=${x.ips.join(',')}`);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(neighMac(n1.ns, ip)).toBe(macOf(y.ns, 'eth0'));
+      sh('ip', ['netns', 'exec', n1.ns, 'ping', '-c1', '-W1', ip]);
+    } finally {
+      await lab.delPod(y);
+    }
+  });
+});
+
 describe('a pod cannot claim an address that is not its own', () => {
   it('after changing its own MAC, nothing it sends arrives; back to its own, it does', async () => {
     const own = macOf(A.ns, 'eth0');

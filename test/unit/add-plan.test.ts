@@ -79,6 +79,7 @@ describe('ADD as a plan, against a fake kernel', () => {
         '  addr add 10.244.1.2/24 dev eth0',
         '  link set dev eth0 up',
         '  route replace 0.0.0.0/0 via 10.244.1.1 dev eth0',
+        '  neigh replace 10.244.1.1 dev eth0 use',
       ].join('\n'),
     );
     expect(k.sysctls.get('/proc/sys/net/ipv4/ip_forward')).toBe('1');

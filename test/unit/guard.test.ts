@@ -57,3 +57,49 @@ describe('subnetClash', () => {
     expect(clash('fe80::/64')).toBeUndefined();
   });
 });
+
+describe('the spoofing checks as text (guard/table.ts, guard/vxlan.ts)', () => {
+  const b = { port: 'veth0a1b2c3d', mac: '02:42:0a:f4:01:05', ips: ['10.244.1.5', 'fd00:10:244:1::5'] };
+
+  it("binds a pod's port last and unbinds it first; its id is its name's hex digits", async () => {
+    const { bindLines, unbindLines, portId, portOfId } = await import('../../src/guard/table.js');
+    const add = bindLines([b]);
+    expect(add.at(-1)).toBe('add element bridge podwire-guard ports { "veth0a1b2c3d" }');
+    expect(add).toContain('add element bridge podwire-guard portids { "veth0a1b2c3d" : 0xa1b2c3d }');
+    expect(add).toContain('add element bridge podwire-guard ips6 { "veth0a1b2c3d" . fe80::42:aff:fef4:105 }');
+    const del = unbindLines([b]);
+    expect(del.find((l) => l.startsWith('delete'))).toBe('delete element bridge podwire-guard ports { "veth0a1b2c3d" }');
+    expect(del).toContain('delete element bridge podwire-guard portids { "veth0a1b2c3d" }');
+    expect(portOfId(portId(b.port))).toBe(b.port);
+  });
+
+  it('refuses a port, MAC or address that could carry anything else into the script', async () => {
+    const { bindLines } = await import('../../src/guard/table.js');
+    expect(() => bindLines([{ ...b, port: 'eth0' }])).toThrow(/not a podwire host veth/);
+    expect(() => bindLines([{ ...b, port: 'veth0a1b2c3d" }; flush ruleset; #' }])).toThrow(/not a podwire host veth/);
+    expect(() => bindLines([{ ...b, mac: '02:42:0a:f4:01:05 }' }])).toThrow(/not a MAC/);
+    expect(() => bindLines([{ ...b, ips: ['10.244.1.5 }'] }])).toThrow(/not an IP/);
+  });
+
+  it("the VXLAN port: input from a non-node and forwarding to a node's port dropped, per family; sets replaced whole", async () => {
+    const { vxlanScript, nodeLines } = await import('../../src/guard/vxlan.js');
+    const s = vxlanScript(8472, ['192.168.50.11', 'fd00:50::11', '192.168.50.12']);
+    expect(s.filter((l) => l.startsWith('add rule')).map((l) => l.replace(/ (limit|counter).*/, ''))).toEqual([
+      'add rule inet podwire-vxlan input udp dport 8472 ip saddr != @nodes4',
+      'add rule inet podwire-vxlan input udp dport 8472 ip saddr != @nodes4',
+      'add rule inet podwire-vxlan forward udp dport 8472 ip daddr @nodes4',
+      'add rule inet podwire-vxlan forward udp dport 8472 ip daddr @nodes4',
+      'add rule inet podwire-vxlan input udp dport 8472 ip6 saddr != @nodes6',
+      'add rule inet podwire-vxlan input udp dport 8472 ip6 saddr != @nodes6',
+      'add rule inet podwire-vxlan forward udp dport 8472 ip6 daddr @nodes6',
+      'add rule inet podwire-vxlan forward udp dport 8472 ip6 daddr @nodes6',
+    ]);
+    expect(nodeLines(['192.168.50.11', '192.168.50.12'])).toEqual([
+      'flush set inet podwire-vxlan nodes4',
+      'add element inet podwire-vxlan nodes4 { 192.168.50.11, 192.168.50.12 }',
+      'flush set inet podwire-vxlan nodes6',
+    ]);
+    expect(() => nodeLines(['192.168.50.11 }; flush ruleset'])).toThrow(/not an IP/);
+    expect(() => vxlanScript(0, [])).toThrow(/not a UDP port/);
+  });
+});

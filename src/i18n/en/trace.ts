@@ -50,6 +50,10 @@ export const trace = {
   'step.gatewayRoute': 'add the route to the gateway {gw} on {ifname}',
   'step.gatewayRoute.why':
     'the only address on the link: with no subnet route, the pod reaches its gateway by this route and everything else ' + 'through it',
+  'step.announce': 'ask for the gateway {gw} on {ifname} now',
+  'step.announce.why':
+    "the ARP request carries this pod's address and MAC: the node, and any host on the bridge that remembers the address " +
+    "with another pod's MAC (a reused IP), learn the new one at once, before the pod sends anything of its own",
   'step.podUp': 'bring {ifname} up',
   'step.podUp.why': 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
   'step.defaultRoute': 'add the default route via {gw} (the bridge)',

@@ -41,6 +41,9 @@ export const traceZh: Record<keyof typeof trace, string> = {
     '。noprefixroute：子网并不作为直连链路——本节点的 Pod 也像其他地址一样经网关到达，于是每个包都经过节点（它的防火墙、NetworkPolicy、kube-proxy），不论有没有 br_netfilter',
   'step.gatewayRoute': '在 {ifname} 上添加到网关 {gw} 的路由',
   'step.gatewayRoute.why': '链路上唯一的地址：没有子网路由，Pod 经这条路由到达网关，其余一切都经网关',
+  'step.announce': '立即在 {ifname} 上解析网关 {gw}',
+  'step.announce.why':
+    '这个 ARP 请求带着本 Pod 的地址和 MAC：节点以及网桥上记着这个地址却是旧 Pod MAC 的主机（IP 被重用时）立刻学到新的，不必等 Pod 自己先发包',
   'step.podUp': '启用 {ifname}',
   'step.podUp.why': 'down 状态的接口什么也发不出去，而且接口 up 之后内核才会为它的地址加上子网路由',
   'step.defaultRoute': '添加默认路由，经 {gw}（网桥）',
