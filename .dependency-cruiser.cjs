@@ -10,7 +10,10 @@
 //               until the agent has placed it (gate.ts: kernel, the plugin writes to it)
 //   nodestate/  every file beside the subnet file, typed, read and written in one place (state)
 //   guard/      a pod is only itself: its MAC and addresses bound to its port, every frame checked where it
-//               enters the node (table.ts: kernel; ADD, DEL and GC write it)
+//               enters the node (table.ts: kernel; ADD, DEL and GC write it), and only nodes reach the VXLAN
+//               port (vxlan.ts: kernel; node up and peer syncs write it)
+//   drops/      every packet podwire drops, seen: the log group read with ulogd2 (ulogd.ts: kernel), each
+//               drop explained with its pod and policies (drop.ts: node); `podwire drops`, the agent's /drops
 // `npm test` runs this check (npm run check), and .dependency-cruiser.per-pod.cjs beside it. Type-only
 // imports count too.
 const FLOORS = {
@@ -22,11 +25,12 @@ const FLOORS = {
     '^src/nat/(chains|hostport|masq)\\.ts$',
     '^src/policy/gate\\.ts$',
     '^src/guard/(table|vxlan)\\.ts$',
+    '^src/drops/ulogd\\.ts$',
   ],
   cni: ['^src/cni/'],
   ipam: ['^src/ipam/'],
   plugin: ['^src/plugin/', '^src/nat/pod\\.ts$'],
-  node: ['^src/node/', '^src/policy/(model|compile|enforce|watch)\\.ts$'],
+  node: ['^src/node/', '^src/policy/(model|compile|enforce|watch)\\.ts$', '^src/drops/drop\\.ts$'],
   explore: ['^src/explore/', '^src/nat/walk-[^/]+\\.ts$', '^src/policy/explain\\.ts$'],
   lab: ['^src/lab/', '^src/policy/lab\\.ts$'],
   cli: ['^src/cli/'],

@@ -21,6 +21,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // qemu-user-static + libc6-arm64-cross: the arm64 binary run under user-mode emulation (its libc from the
 // cross package), and the x86-64 one on a CPU model without AVX2 (test/integration/arch.test.ts);
 // kubernetes-client where no kubectl is on PATH.
+// ulogd2 + ulogd2-json: the reader of the log group every drop goes to (podwire drops, the agent).
 // `setup.mjs --lab` installs only what the lab needs (npm run lab), not the test-only runtimes and tools.
 const LAB_DEBS = [
   'iproute2',
@@ -33,6 +34,8 @@ const LAB_DEBS = [
   'busybox-static',
   'iputils-ping',
   'containernetworking-plugins',
+  'ulogd2',
+  'ulogd2-json',
 ];
 const TEST_DEBS = [
   'curl',

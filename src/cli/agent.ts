@@ -37,6 +37,7 @@ interface AgentArgs {
   firewall: FirewallSetting;
   'host-tools'?: string;
   'network-policy': boolean;
+  drops: boolean;
 }
 
 /** "HOST:PORT", ":PORT" or "PORT" (all addresses); "" or "off": no status server. */
@@ -90,6 +91,12 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         type: 'boolean',
         default: true,
         describe: 'enforce NetworkPolicies (nftables table inet podwire-policy); --network-policy=false removes it',
+      })
+      .option('drops', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'read every packet podwire drops (netlink log group, with ulogd2): logged, counted (podwire_dropped_packets_total), served on --status-addr /drops',
       })
       .option('host-tools', {
         type: 'string',
@@ -189,6 +196,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
         },
         subnetFile: a['subnet-file'],
         networkPolicy: a['network-policy'],
+        drops: a.drops,
         confDir: a['cni-conf-dir'],
         resync: a.resync,
         relistMs: a.relist * 60_000,

@@ -90,6 +90,7 @@ interface PathArgs {
   proto: string;
   lab?: boolean;
   json: boolean;
+  spoof?: string;
 }
 
 /** The lab when one is up (unless --no-lab), else this node and the pods in /run/netns. */
@@ -109,10 +110,12 @@ export const pathCommand: CommandModule<object, PathArgs> = {
       .option('proto', { choices: ['tcp', 'udp', 'icmp'], default: 'tcp', describe: t('opt.proto') })
       .option('lab', { type: 'boolean', describe: t('opt.labPath') })
       .option('json', { type: 'boolean', default: false, describe: t('opt.json') })
+      .option('spoof', { type: 'string', describe: t('opt.spoof') })
       .example('$0 path 10.244.1.2 10.96.0.11:80', t('ex.pathService'))
+      .example('$0 path 10.244.1.2 10.244.2.3 --spoof 10.244.1.3', t('ex.pathSpoof'))
       .example('$0 path 192.168.50.250 192.168.50.12:30080', t('ex.pathNodePort')),
   handler: async (a) => {
-    const p = await findPath(await readWorld(scopeOf(useLab(a.lab))), a.src, a.dst, a.proto);
+    const p = await findPath(await readWorld(scopeOf(useLab(a.lab))), a.src, a.dst, a.proto, a.spoof);
     process.stdout.write(a.json ? JSON.stringify(pathJson(p), null, 2) + '\n' : renderPath(p));
     process.exitCode = p.delivered ? 0 : 1;
   },

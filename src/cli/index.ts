@@ -9,6 +9,7 @@ import { diagramCommand, doctorCommand, pathCommand, statusCommand } from './exp
 import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 import { netpolCommand } from './netpol.js';
+import { dropsCommand } from './drops.js';
 
 const cniVersionsCommand: CommandModule<object, { json: boolean }> = {
   command: 'cni-versions',
@@ -32,6 +33,7 @@ const COMMANDS: CommandModule<any, any>[] = [
   doctorCommand,
   pathCommand,
   diagramCommand,
+  dropsCommand,
   labCommand,
   labDownCommand,
 ];

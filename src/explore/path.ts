@@ -13,6 +13,7 @@ import { type NftTable, parseTable } from '../firewall/nftables.js';
 import { walkKubeProxyNft, walkNftSnat } from '../nat/walk-nftables.js';
 import { type NftListing, listNftTable, nftObjects } from '../kernel/nft-json.js';
 import { evaluatePolicy } from '../policy/explain.js';
+import { linkLocalOf, listBindings } from '../guard/table.js';
 
 import { type Link, type Route, kind, linkByName, routeGet } from '../kernel/state.js';
 import { type World, addressKind, vethPeer } from './world.js';
@@ -287,7 +288,21 @@ export class PathFinder {
    * Follows the frame from `dev` in `ns` to the interface holding `next` (the gateway, or the destination
    * itself): across a veth, through a bridge (by its FDB), or both. Returns where it arrives.
    */
-  private l2(ns: string, dev: string, next: string, depth: number): { ns: string; dev: string } | undefined {
+  /**
+   * The spoofing checks where a pod's frame enters its node (guard/table.ts): on a bound port, the source
+   * must be one of the pod's own addresses. False when the frame is dropped there.
+   */
+  private async identity(ns: string, port: string, pkt: Packet, depth: number): Promise<boolean> {
+    const bindings = await this.once(`guard|${ns}`, () => listBindings(ns || undefined));
+    const b = bindings.find((x) => x.port === port);
+    if (!b || !pkt.src) return true;
+    const canon = (ip: string) => formatIP(parseIP(ip)!);
+    const own = b.ips.some((ip) => canon(ip) === canon(pkt.src)) || (familyOf(pkt.src) === 6 && canon(pkt.src) === linkLocalOf(b.mac));
+    this.hop(ns, msg(own ? 'hop.identityOk' : 'hop.identityDrop', { port, ip: pkt.src, own: b.ips.join(', ') }), depth);
+    return own;
+  }
+
+  private async l2(ns: string, dev: string, next: string, depth: number, pkt: Packet): Promise<{ ns: string; dev: string } | undefined> {
     const owner = this.w.owners.get(next);
     if (!owner) {
       this.hop(ns, msg('hop.nobody', { next, dev }), depth);
@@ -309,6 +324,7 @@ export class PathFinder {
       const p = { dev, peer: peer.link.ifname, ns: this.w.scope.name(peer.ns), bridge: master ?? '' };
       this.hop(ns, msg(master ? 'hop.vethBridge' : 'hop.veth', p), depth);
       if (!master) return { ns: peer.ns, dev: peer.link.ifname };
+      if (!(await this.identity(peer.ns, peer.link.ifname, pkt, depth))) return undefined;
       if (owner.ns === peer.ns && owner.dev === master) {
         this.hop(peer.ns, msg('hop.bridgeHolds', { bridge: master, ip: next, kind: this.describe(next), ns: p.ns }), depth);
         return owner;
@@ -461,7 +477,7 @@ export class PathFinder {
       const dev = linkByName(v.links, r.dev)!;
       const next = r.gateway ?? pkt.dst;
       this.bridged = undefined;
-      const arrived = kind(dev) === 'vxlan' ? await this.vxlan(ns, dev, next, pkt, depth) : this.l2(ns, r.dev!, next, depth);
+      const arrived = kind(dev) === 'vxlan' ? await this.vxlan(ns, dev, next, pkt, depth) : await this.l2(ns, r.dev!, next, depth, pkt);
       if (!arrived) return undefined;
       const b = this.bridged as { ns: string; at: number } | undefined;
       if (b && !(await this.policyAllows(b.ns, pkt, depth, b.at))) return undefined;
@@ -578,25 +594,32 @@ export function parseTarget(s: string): { ip: string; port?: number } {
   return { ip: formatIP(ip), port };
 }
 
-export async function findPath(w: World, src: string, dst: string, proto = 'tcp'): Promise<PathResult> {
+/**
+ * The path from SRC to DST. `spoof`: the packet leaves SRC's namespace with this source address instead
+ * of its own (what a pod with CAP_NET_RAW could send), to see where it is stopped.
+ */
+export async function findPath(w: World, src: string, dst: string, proto = 'tcp', spoof?: string): Promise<PathResult> {
   const s = parseTarget(src);
   const d = parseTarget(dst);
   const from = w.owners.get(s.ip);
   if (!from) throw new Error(t('err.nowhere', { ip: s.ip, scope: w.scope.what }));
+  const forged = spoof === undefined ? undefined : parseIP(spoof);
+  if (spoof !== undefined && (!forged || forged.family !== familyOf(s.ip))) throw new Error(t('err.badSpoof', { ip: spoof, src: s.ip }));
   const f = new PathFinder(w);
-  const pkt: Packet = { src: s.ip, dst: d.ip, proto, dport: d.port };
+  const pkt: Packet = { src: forged ? formatIP(forged) : s.ip, dst: d.ip, proto, dport: d.port };
+  const srcIP = pkt.src;
   const end = await f.follow(from.ns, pkt);
   // No interface has it, but a nat table names it: a Service's virtual IP.
   const virtual = !w.owners.has(d.ip) && (await f.natMentions(d.ip));
   const dstKind = virtual ? clusterIPHint() : f.describe(d.ip);
   return {
-    src: s.ip,
+    src: srcIP,
     dst: d.ip,
     port: d.port,
     srcKind: f.describe(s.ip),
     dstKind,
     hops: f.hops,
-    reply: end ? await replyHops(f, s.ip, d, pkt, proto, { server: end.ns, client: from.ns }) : [],
+    reply: end ? await replyHops(f, srcIP, d, pkt, proto, { server: end.ns, client: from.ns }) : [],
     delivered: !!end,
     end: end
       ? msg('path.end', { at: pkt.dport ? hostPort(pkt.dst, pkt.dport) : pkt.dst, ns: w.scope.name(end.ns), kind: f.describe(pkt.dst) })

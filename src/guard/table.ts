@@ -28,6 +28,7 @@ import { type Family, familyOf, formatIP, parseIP } from '../net/ip.js';
 import { run } from '../runtime/run.js';
 import { HOST_VETH_RE } from '../kernel/names.js';
 import { validMac } from '../net/mac.js';
+import { type NftListing, listNftTable } from '../kernel/nft-json.js';
 
 export const GUARD_TABLE = 'bridge podwire-guard';
 export const GUARD_TABLE_NAME = 'podwire-guard';
@@ -50,17 +51,25 @@ export interface Binding {
   ips: readonly string[];
 }
 
-// Logged frames carry their port's id as their mark (set only on frames being dropped: a passing frame's
-// mark is left alone, kube-proxy's bits included).
-const drop = (check: GuardCheck, why: string) =>
-  `limit rate 10/second burst 20 packets meta mark set iifname map @portids log group ${GUARD_LOG_GROUP} prefix "${GUARD_PREFIX} ${check}: " counter name "drop-${check}" drop comment "${why}"`;
-const dropQuiet = (check: GuardCheck, why: string) => `counter name "drop-${check}" drop comment "${why}"`;
-
-/** A rule that drops and logs (rate-limited), then the same drop for what is over the rate, unlogged. */
-const dropRules = (chain: string, match: string, check: GuardCheck, why: string): string[] => [
-  `add rule ${T} ${chain} ${match} ${drop(check, why)}`,
-  `add rule ${T} ${chain} ${match} ${dropQuiet(check, why)}`,
+/**
+ * A drop everyone can see: logged to the group (at most 10 a second; `first` done before, e.g. the port's
+ * mark), then the same drop unlogged for what is over the rate. `tail`: its counter, verdict and comment.
+ * Every podwire rule that drops a packet goes through this, so `podwire drops` sees them all.
+ */
+export const loggedDrop = (prefix: string, tail: string, first = ''): [string, string] => [
+  `limit rate 10/second burst 20 packets ${first ? `${first} ` : ''}log group ${GUARD_LOG_GROUP} prefix "${prefix}: " ${tail}`,
+  tail,
 ];
+
+/**
+ * Two rules per check: logged (the frame marked with its port's id first, so the log names the port its
+ * sender is on — only frames being dropped are marked, kube-proxy's bits on others are left alone), then
+ * unlogged.
+ */
+const dropRules = (chain: string, match: string, check: GuardCheck, why: string): string[] =>
+  loggedDrop(`${GUARD_PREFIX} ${check}`, `counter name "drop-${check}" drop comment "${why}"`, 'meta mark set iifname map @portids').map(
+    (r) => `add rule ${T} ${chain} ${match ? `${match} ` : ''}${r}`,
+  );
 
 /** The table: sets, counters, chains and rules; the sets' elements are kept. */
 export function guardScript(): string[] {
@@ -158,17 +167,15 @@ export const unbindLines = (bs: readonly Binding[]): string[] => {
   ];
 };
 
-/** What the sets hold now, per port (for DEL without a prevResult, GC, status and doctor). */
-export async function listBindings(): Promise<Binding[]> {
-  const r = await run('nft', ['-j', 'list', 'table', 'bridge', GUARD_TABLE_NAME]);
-  if (r.code !== 0) return [];
+/** What the sets hold, per port (pure): the table as `nft -j list` gives it. */
+export function bindingsOf(listing: NftListing | undefined): Binding[] {
   const by = new Map<string, { mac?: string; ips: string[]; port: boolean }>();
   const of = (port: string) => {
     let b = by.get(port);
     if (!b) by.set(port, (b = { ips: [], port: false }));
     return b;
   };
-  for (const o of (JSON.parse(r.stdout) as { nftables?: Record<string, { name?: string; elem?: unknown[] }>[] }).nftables ?? []) {
+  for (const o of (listing?.nftables ?? []) as Record<string, { name?: string; elem?: unknown[] } | undefined>[]) {
     const set = o.set;
     if (!set?.elem) continue;
     for (const e of set.elem) {
@@ -186,6 +193,11 @@ export async function listBindings(): Promise<Binding[]> {
     }
   }
   return [...by].filter(([, b]) => b.mac).map(([port, b]) => ({ port, mac: b.mac!, ips: b.ips }));
+}
+
+/** What the sets hold now, per port, in this namespace or `ns` (DEL without a prevResult, GC, status, doctor, path). */
+export async function listBindings(ns?: string): Promise<Binding[]> {
+  return bindingsOf(await listNftTable('bridge', GUARD_TABLE_NAME, ns));
 }
 
 /**

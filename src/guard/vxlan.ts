@@ -15,16 +15,13 @@
 // the prefix "podwire-guard vxlan: ". Pure lines; applied with one `nft -f -`.
 import { type Family, familyOf, formatIP, parseIP } from '../net/ip.js';
 import { run } from '../runtime/run.js';
-import { GUARD_LOG_GROUP, GUARD_PREFIX } from './table.js';
+import { GUARD_PREFIX, loggedDrop } from './table.js';
 
 export const VXLAN_TABLE = 'inet podwire-vxlan';
 const T = VXLAN_TABLE;
 const kw = (f: Family) => (f === 4 ? 'ip' : 'ip6');
 
-const drop = (why: string) => [
-  `limit rate 10/second burst 20 packets log group ${GUARD_LOG_GROUP} prefix "${GUARD_PREFIX} vxlan: " counter name "drop-vxlan" drop comment "${why}"`,
-  `counter name "drop-vxlan" drop comment "${why}"`,
-];
+const drop = (why: string) => loggedDrop(`${GUARD_PREFIX} vxlan`, `counter name "drop-vxlan" drop comment "${why}"`);
 
 /** The table for a VXLAN port, its node sets holding `nodeIPs` (both families mixed), written whole. */
 export function vxlanScript(port: number, nodeIPs: readonly string[]): string[] {

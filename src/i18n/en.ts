@@ -6,5 +6,6 @@ import { path } from './en/path.js';
 import { status } from './en/status.js';
 import { doctor } from './en/doctor.js';
 import { cli } from './en/cli.js';
+import { drops } from './en/drops.js';
 
-export const en = { ...lab, ...trace, ...path, ...status, ...doctor, ...cli } as const;
+export const en = { ...lab, ...trace, ...path, ...status, ...doctor, ...cli, ...drops } as const;

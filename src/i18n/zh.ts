@@ -7,5 +7,6 @@ import { pathZh } from './zh/path.js';
 import { statusZh } from './zh/status.js';
 import { doctorZh } from './zh/doctor.js';
 import { cliZh } from './zh/cli.js';
+import { dropsZh } from './zh/drops.js';
 
-export const zh: Record<keyof typeof en, string> = { ...labZh, ...traceZh, ...pathZh, ...statusZh, ...doctorZh, ...cliZh };
+export const zh: Record<keyof typeof en, string> = { ...labZh, ...traceZh, ...pathZh, ...statusZh, ...doctorZh, ...cliZh, ...dropsZh };

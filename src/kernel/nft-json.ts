@@ -20,7 +20,7 @@ export const nftObjects = (l: NftListing | undefined, kind: string): NftObject[]
  * `nft -j list table FAMILY NAME`, in the namespace `ns` (a name under /run/netns) or here; undefined when
  * there is no such table (or no nft): a reader that explains asks, and takes "none" for an answer.
  */
-export async function listNftTable(family: 'inet' | 'ip' | 'ip6', name: string, ns?: string): Promise<NftListing | undefined> {
+export async function listNftTable(family: 'inet' | 'ip' | 'ip6' | 'bridge', name: string, ns?: string): Promise<NftListing | undefined> {
   const args = ['nft', '-j', 'list', 'table', family, name];
   try {
     const r = await (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)));

@@ -9,6 +9,9 @@
 //   /metrics  Prometheus text (prom-client): syncs and their duration by outcome, peers per backend,
 //             API watch restarts, whether the node is ready, and the process's own (memory, CPU, ...).
 //             With --metrics-auth, only for a bearer token the API server allows (metrics-auth.ts).
+//   /drops    every packet podwire drops, as it happens: one JSON line each (drops/drop.ts), after the
+//             last `?recent=N` ones (at most 100 kept). Not on the metrics listener: what `podwire drops`
+//             reads on the node.
 // What /healthz and /readyz say is a summary, one line of at most 200 characters: they answer anyone who
 // reaches the port (kubelet's probes carry no token), so no raw error text, no command, no file content;
 // the agent's log has the whole story.
@@ -19,6 +22,10 @@ import type { SyncReport } from './sync.js';
 import { LEFT_OUT_REASONS, type LeftOut } from './cluster.js';
 import type { Following } from './informer.js';
 import type { Authorize } from './metrics-auth.js';
+import { type Drop, dropLabels } from '../drops/drop.js';
+
+/** How many recent drops /drops can replay. */
+const RECENT_DROPS = 100;
 
 /** How long an informer may be down before /readyz calls the agent blind. */
 export const BLIND_AFTER_MS = 3000;
@@ -123,6 +130,14 @@ export class AgentStatus {
     labelNames: ['namespace', 'policy', 'field'],
     registers: [this.registry],
   });
+  private readonly dropped = new Counter({
+    name: 'podwire_dropped_packets_total',
+    help: "Packets podwire's own rules dropped that were logged (at most 10 a second per rule): by reason (a spoofing check, vxlan, ingress, egress, held), the pod's namespace and the isolating policies",
+    labelNames: ['reason', 'namespace', 'policy'],
+    registers: [this.registry],
+  });
+  private readonly recentDrops: Drop[] = [];
+  private readonly dropReaders = new Set<ServerResponse>();
   private policyFailure?: string;
   private beat = Date.now();
   private waitingFor = 'the API server (listing nodes)';
@@ -139,6 +154,15 @@ export class AgentStatus {
   /** The Nodes left out now (this node stays ready: they are other nodes' problem). */
   leftOut(nodes: readonly LeftOut[]): void {
     for (const reason of LEFT_OUT_REASONS) this.leftOutNodes.set({ reason }, nodes.filter((n) => n.reason === reason).length);
+  }
+
+  /** A packet podwire dropped: counted, kept among the recent ones, and sent to every /drops reader. */
+  drop(d: Drop): void {
+    this.dropped.inc(dropLabels(d));
+    this.recentDrops.push(d);
+    if (this.recentDrops.length > RECENT_DROPS) this.recentDrops.shift();
+    const line = JSON.stringify(d) + '\n';
+    for (const r of this.dropReaders) r.write(line);
   }
 
   /** The loop is alive (it checked what it waits for, or finished a sync). */
@@ -271,7 +295,8 @@ export class AgentStatus {
    * to whom `authorize` allows (unset: to whoever reaches the port).
    */
   async handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions = {}): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
     const text = (code: number, body: string) => {
       res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end(summary(body) + '\n');
@@ -298,7 +323,16 @@ export class AgentStatus {
       res.end(await this.registry.metrics());
       return;
     }
-    text(404, 'not found: /healthz, /readyz, /metrics');
+    if (path === '/drops') {
+      res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.flushHeaders();
+      const n = Math.min(Math.max(Number(url.searchParams.get('recent')) || 0, 0), RECENT_DROPS);
+      for (const d of n ? this.recentDrops.slice(-n) : []) res.write(JSON.stringify(d) + '\n');
+      this.dropReaders.add(res);
+      req.on('close', () => this.dropReaders.delete(res));
+      return;
+    }
+    text(404, 'not found: /healthz, /readyz, /metrics, /drops');
   }
 }
 

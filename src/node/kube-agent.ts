@@ -44,6 +44,8 @@ export interface AgentOptions {
   status?: AgentStatus;
   /** The conflist template's text (--conflist-template); the bundled one when undefined. */
   conflistTemplate?: string;
+  /** Read the packets podwire drops (default true): logged, counted, served on /drops. */
+  drops?: boolean;
   /** Enforce NetworkPolicies (default true); false removes the node's policy table. */
   networkPolicy?: boolean;
   /** Every informer lists everything again this often (ms; 0: never), and the kernel is reconciled against it. */
@@ -282,6 +284,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   const stop = () => source.stop();
   o.signal.addEventListener('abort', stop, { once: true });
   let policies: import('../policy/watch.js').PolicyWatch | undefined;
+  let dropReader: import('../drops/ulogd.js').DropReader | undefined;
   try {
     await source.start();
     const { PolicyWatch } = await import('../policy/watch.js');
@@ -304,6 +307,15 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       onLeftOut: (l) =>
         void policyEvent(o.kc, o.node, l).catch((e: Error) => o.say(`cannot post an Event for NetworkPolicy ${l.name}: ${e.message}`)),
     });
+    if (o.drops !== false) {
+      const { watchDrops } = await import('./drops.js');
+      dropReader = watchDrops({
+        say: o.say,
+        onDrop: (d) => o.status?.drop(d),
+        pod: (ip) => policies?.podAt(ip),
+        policies: (ip, dir) => policies?.isolating(ip, dir) ?? [],
+      });
+    }
     if (o.networkPolicy === false) {
       if (await watch.off()) o.say('network policy: off (--network-policy=false): its table removed');
     } else {
@@ -352,6 +364,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   } finally {
     o.signal.removeEventListener('abort', stop);
     source.stop();
+    dropReader?.stop();
     await policies?.stop();
   }
 }

@@ -1,7 +1,9 @@
 // `podwire peers sync`: read the kernel's state with `ip -j` (and `bridge -j` for the FDB), compute the
 // difference from the node list, apply it in at most three batches — per address family, side by side:
 // a dual-stack node does what an IPv4 one does, once for IPv4 and once for IPv6. A re-sync that finds
-// nothing to do starts two processes per family (one with host-gw) and changes nothing.
+// nothing to do starts two processes per family (one with host-gw) and changes nothing, plus, with
+// VXLAN, one `nft` that sets the VXLAN port's node sets again (guard/vxlan.ts: kept on every sync, so a
+// table someone emptied is mended by the next one).
 import { spawned } from '../runtime/run.js';
 import { installed } from '../kernel/tools.js';
 import { syncVxlanNodes } from '../guard/vxlan.js';

@@ -19,9 +19,12 @@ import { sha256Hex } from '../runtime/hash.js';
 import { type Family, familyOf, parseCidr } from '../net/ip.js';
 import type { PolicySummary } from '../nodestate/reports.js';
 import { FAMILIES, nftAddrType, nftIpKeyword } from '../kernel/nft-json.js';
+import { loggedDrop } from '../guard/table.js';
 import { type NamespaceInfo, type Peer, type PodInfo, type Policy, type Rule, matches } from './model.js';
 
 export const POLICY_TABLE = 'inet podwire-policy';
+/** The log prefix of a packet no policy allowed: "podwire-policy ingress: " (podwire drops). */
+export const POLICY_PREFIX = 'podwire-policy';
 const T = POLICY_TABLE;
 const kw = nftIpKeyword;
 const addrType = nftAddrType;
@@ -174,8 +177,14 @@ export function compile(
   const all: [string, string[], string?][] = [
     ['ingress', base('in'), 'type filter hook forward priority filter - 5; policy accept;'],
     ['egress', base('eg'), 'type filter hook forward priority filter - 5; policy accept;'],
-    ['in-dispatch', [...dispatch.in, 'counter drop comment "isolated for ingress: no policy allows it"']],
-    ['eg-dispatch', [...dispatch.eg, 'counter drop comment "isolated for egress: no policy allows it"']],
+    [
+      'in-dispatch',
+      [...dispatch.in, ...loggedDrop(`${POLICY_PREFIX} ingress`, 'counter drop comment "isolated for ingress: no policy allows it"')],
+    ],
+    [
+      'eg-dispatch',
+      [...dispatch.eg, ...loggedDrop(`${POLICY_PREFIX} egress`, 'counter drop comment "isolated for egress: no policy allows it"')],
+    ],
     ...chains,
   ];
   // Chains first (a jump needs its target), then rules.

@@ -7,7 +7,22 @@ import { setGate, writePolicyReport as writeReport } from '../nodestate/reports.
 import { nftApply, nftTableExists, nftDeleteTable } from '../firewall/nftables.js';
 import { GATE_TABLE, gateScript, releaseLines } from './gate.js';
 import { type Compiled, POLICY_TABLE, compile, elementUpdate, fullScript } from './compile.js';
-import { type NamespaceInfo, type PodInfo, type Policy, isolatingStandIn, parseNamespace, parsePod, parsePolicy } from './model.js';
+import {
+  type NamespaceInfo,
+  type PodInfo,
+  type Policy,
+  isolatingStandIn,
+  matches,
+  parseNamespace,
+  parsePod,
+  parsePolicy,
+} from './model.js';
+import { formatIP, parseIP } from '../net/ip.js';
+
+const canonIP = (ip: string): string => {
+  const p = parseIP(ip);
+  return p ? formatIP(p) : ip;
+};
 
 export interface PolicyObjects {
   policies: unknown[];
@@ -93,11 +108,36 @@ export class PolicyEnforcer {
   /** Local pods (namespace/name@ip) whose address the gate has released: each is released once. */
   private released = new Set<string>();
 
+  /** What the last sync read: the pods and policies a dropped packet is explained with (podwire drops). */
+  private last: { pods: PodInfo[]; policies: Policy[] } = { pods: [], policies: [] };
+  private byIP?: Map<string, PodInfo>;
+
   constructor(readonly self: string) {}
+
+  /** The pod (not hostNetwork) that has this address, as of the last sync. */
+  podAt(ip: string): PodInfo | undefined {
+    if (!this.byIP) {
+      this.byIP = new Map();
+      for (const p of this.last.pods) if (!p.hostNetwork) for (const a of p.ips) this.byIP.set(canonIP(a), p);
+    }
+    return this.byIP.get(canonIP(ip));
+  }
+
+  /** The policies ("namespace/name") that isolate the pod at this address in a direction. */
+  isolating(ip: string, dir: 'ingress' | 'egress'): string[] {
+    const pod = this.podAt(ip);
+    if (!pod) return [];
+    const type = dir === 'ingress' ? 'Ingress' : 'Egress';
+    return this.last.policies
+      .filter((p) => p.namespace === pod.namespace && p.types.includes(type) && matches(p.podSelector, pod.labels))
+      .map((p) => `${p.namespace}/${p.name}`);
+  }
 
   async sync(o: PolicyObjects): Promise<SyncResult> {
     const t0 = performance.now();
     const j = judgeObjects(o);
+    this.last = { pods: j.pods, policies: j.policies };
+    this.byIP = undefined;
     const done = (applied: SyncResult['applied'], lines: number, compiled?: Compiled): SyncResult => ({
       applied,
       lines,

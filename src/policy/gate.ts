@@ -17,6 +17,10 @@
 // the node's gate is up).
 import { type Family, familyOf } from '../net/ip.js';
 import { run } from '../runtime/run.js';
+import { loggedDrop } from '../guard/table.js';
+
+/** The log prefix of a packet held at the gate: "podwire-gate from: " / "podwire-gate to: " (podwire drops). */
+export const GATE_PREFIX = 'podwire-gate';
 
 export const GATE_TABLE = 'inet podwire-gate';
 const T = GATE_TABLE;
@@ -31,8 +35,12 @@ export function gateScript(): string[] {
     `add chain ${T} hold { type filter hook forward priority filter - 10; policy accept; }`,
     `flush chain ${T} hold`,
     ...([4, 6] as const).flatMap((f) => [
-      `add rule ${T} hold ${kw(f)} saddr @pending${f} counter drop comment "from a pod the agent has not placed yet"`,
-      `add rule ${T} hold ${kw(f)} daddr @pending${f} counter drop comment "to a pod the agent has not placed yet"`,
+      ...loggedDrop(`${GATE_PREFIX} from`, 'counter drop comment "from a pod the agent has not placed yet"').map(
+        (r) => `add rule ${T} hold ${kw(f)} saddr @pending${f} ${r}`,
+      ),
+      ...loggedDrop(`${GATE_PREFIX} to`, 'counter drop comment "to a pod the agent has not placed yet"').map(
+        (r) => `add rule ${T} hold ${kw(f)} daddr @pending${f} ${r}`,
+      ),
     ]),
   ];
 }

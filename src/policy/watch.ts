@@ -134,6 +134,17 @@ export class PolicyWatch {
     await this.running;
   }
 
+  /** The pod ("namespace/name") at an address, as of the last sync. */
+  podAt(ip: string): string | undefined {
+    const p = this.enforcer.podAt(ip);
+    return p && `${p.namespace}/${p.name}`;
+  }
+
+  /** The policies that isolate the pod at this address in a direction. */
+  isolating(ip: string, dir: 'ingress' | 'egress'): string[] {
+    return this.enforcer.isolating(ip, dir);
+  }
+
   /** --network-policy=false: remove the table. */
   off(): Promise<boolean> {
     return this.enforcer.off();

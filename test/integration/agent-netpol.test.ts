@@ -3,7 +3,7 @@
 // set elements and not the rules, a restarted agent keeps enforcing with no gap, the metrics count
 // policies and rules, and --network-policy=false removes the table.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
@@ -11,7 +11,9 @@ import { labDown } from '../../src/lab/netns.js';
 import { run } from '../../src/runtime/run.js';
 import { kubeNode, kubeconfigYaml } from '../helpers/fake-apiserver.mjs';
 import { ApiServerProcess } from '../helpers/apiserver-process.js';
-import { BIN, requireRoot, sh } from '../helpers/netns.js';
+import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
+
+const FORGE = join(ROOT, 'test', 'helpers', 'forge.py');
 import { until } from '../helpers/wait.js';
 import { type AgentHandle, spawnAgent } from '../helpers/agent.js';
 import { bringUp } from '../../src/lab/index.js';
@@ -88,7 +90,7 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
   let a1: ReturnType<typeof startAgent>;
 
   it('with no policy: no table, every pod reaches every pod', async () => {
-    a1 = startAgent(lab.nodes[0]!);
+    a1 = startAgent(lab.nodes[0]!, ['--log-file', join(lab.nodes[0]!.dir, 'agent.log')]);
     startAgent(lab.nodes[1]!);
     await until(() => a1.stderr().includes('ready, NetworkUnavailable=False'), 20_000, 'node1 ready');
     expect(table(lab.nodes[0]!)).toBe('');
@@ -112,6 +114,56 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
     expect(await metric(lab.nodes[0]!, 'podwire_network_policies')).toBe(1);
     expect(await metric(lab.nodes[0]!, 'podwire_network_policy_rules')).toBeGreaterThan(0);
     expect(a1.stderr()).toMatch(/network policy: full \(1 policies, \d+ rules/);
+  });
+
+  it('every denial seen: podwire drops (from the agent) names the pod and its policy, the log says it, the metric counts it; a forged source names its sender', async () => {
+    const n1 = lab.nodes[0]!;
+    const p = spawn('ip', ['netns', 'exec', n1.ns, BIN, 'drops', '--json', '--seconds', '3']);
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (err += d));
+    await until(() => err.includes("this node's agent"), 5_000, 'podwire drops to follow the agent');
+    expect(await reaches(pods.xb!, pods.xa!)).toBe(false);
+    const mac = (ns: string, dev: string) => JSON.parse(sh('ip', ['-n', ns, '-j', 'link', 'show', 'dev', dev]))[0].address as string;
+    // x/b forges x/a's address: dropped at its port, and named as itself.
+    sh('ip', [
+      'netns',
+      'exec',
+      pods.xb!.ns,
+      'python3',
+      FORGE,
+      'udp',
+      'eth0',
+      mac(pods.xb!.ns, 'eth0'),
+      mac(n1.ns, 'cni0'),
+      pods.xa!.ip,
+      pods.ya!.ip,
+      '5000',
+      'as-a',
+    ]);
+    await new Promise((r) => p.on('exit', r));
+    const seen = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(seen).toContainEqual(
+      expect.objectContaining({
+        reason: 'ingress',
+        pod: 'x/a',
+        policies: ['x/from-y'],
+        src: pods.xb!.ip,
+        dst: pods.xa!.ip,
+        proto: 'tcp',
+        dport: 80,
+      }),
+    );
+    expect(seen).toContainEqual(expect.objectContaining({ reason: 'ip4', pod: 'x/b', port: pods.xb!.veth, src: pods.xa!.ip }));
+    expect(await metric(n1, 'podwire_dropped_packets_total{reason="ingress",namespace="x",policy="x/from-y"}')).toBeGreaterThan(0);
+    expect(await metric(n1, 'podwire_dropped_packets_total{reason="ip4",namespace="x",policy=""}')).toBeGreaterThan(0);
+    const logged = readFileSync(join(n1.dir, 'agent.log'), 'utf8');
+    expect(logged).toContain(`x/b (on ${pods.xb!.veth}) sent it from ${pods.xa!.ip}, which is not its address`);
+    expect(logged).toContain('to x/a, which x/from-y isolate for ingress, and none of them allows it');
   });
 
   it('a pod joining a selected namespace changes set elements, not the rules', async () => {
@@ -191,7 +243,7 @@ describe('the agent enforces NetworkPolicy from the API server', () => {
     expect(await reaches(late, pods.xb!)).toBe(false); // held: nobody placed it
     await api.send({ op: 'put', kind: 'Pod', object: podObject('x', 'd', late, { pod: 'd' }) });
     expect(await reaches(late, pods.xb!)).toBe(false); // still held: the agent is gone
-    a1 = startAgent(lab.nodes[0]!);
+    a1 = startAgent(lab.nodes[0]!, ['--log-file', join(lab.nodes[0]!.dir, 'agent.log')]);
     await until(() => /network policy: full/.test(a1.stderr()), 15_000, 'the policy table rewritten');
     expect(await reaches(pods.xb!, pods.xa!)).toBe(false);
     expect(await reaches(pods.ya!, pods.xa!)).toBe(true);

@@ -3,13 +3,14 @@
 // cluster, with B's MAC, claiming the gateway's or B's address — to C on its node and to D across the
 // VXLAN, IPv4 and IPv6; each forgery beside an honest control sent the same way that must arrive. A
 // dual-stack two-node lab in namespaces this test makes; nothing leaves them. Needs root and python3.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
 import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { labDown } from '../../src/lab/netns.js';
 import { BIN, ROOT, requireRoot, sh } from '../helpers/netns.js';
+import { until } from '../helpers/wait.js';
 
 const FORGE = join(ROOT, 'test', 'helpers', 'forge.py');
 let lab: Lab;
@@ -141,6 +142,8 @@ describe('a reused IP is reachable before its pod sends anything of its own', ()
     const ip = ipOf(x, 4);
     await lab.delPod(x);
     sh('ip', ['-n', n1.ns, 'neigh', 'replace', ip, 'lladdr', '02:00:00:00:00:42', 'dev', 'cni0', 'nud', 'stale']);
+    // As old as such an entry is: past the kernel's locktime (1 s), within which an entry takes no new MAC.
+    await new Promise((r) => setTimeout(r, 1100));
     const y = await lab.addPod(n1, 'y2', undefined, false, `IP=${x.ips.join(',')}`);
     try {
       await new Promise((r) => setTimeout(r, 100));
@@ -220,5 +223,77 @@ describe('a pod cannot claim an address that is not its own', () => {
     expect(has()).toBe(true);
     await lab.delPod(e);
     expect(has()).toBe(false);
+  });
+});
+
+describe('every drop seen: podwire drops', () => {
+  /** `podwire drops` in node1's namespace (no agent there: it reads the log group itself) while `send` runs. */
+  async function drops(args: string[], send: () => void): Promise<string> {
+    const p = spawn('ip', ['netns', 'exec', n1.ns, BIN, 'drops', '--seconds', '3', ...args]);
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (err += d));
+    await until(() => err.includes('7461'), 5000);
+    await new Promise((r) => setTimeout(r, 300)); // ulogd bound to the group
+    send();
+    const code = await new Promise((r) => p.on('exit', r));
+    expect(code, err).toBe(0);
+    return out;
+  }
+
+  it('names the pod on the port, whatever address it forged, the check and the packet; VXLAN from outside too', async () => {
+    const a = macOf(A.ns, 'eth0');
+    const out = await drops(['--json'], () => {
+      forge(A, 'udp', 'eth0', a, macOf(n1.ns, 'cni0'), ipOf(B, 4), ipOf(C, 4), '5000', 'as-b');
+      sh('ip', [
+        'netns',
+        'exec',
+        lab.outside,
+        'python3',
+        FORGE,
+        'vxlan',
+        n1.nodeIP,
+        '8472',
+        '1',
+        macOf(n1.ns, 'podwire.1'),
+        ipOf(D, 4),
+        ipOf(C, 4),
+        '5000',
+        'x',
+      ]);
+    });
+    const seen = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(seen).toContainEqual(
+      expect.objectContaining({ reason: 'ip4', port: A.veth, src: ipOf(B, 4), dst: ipOf(C, 4), proto: 'udp', dport: 5000, own: A.ips }),
+    );
+    expect(seen).toContainEqual(expect.objectContaining({ reason: 'vxlan', src: '192.168.50.250', proto: 'udp', dport: 8472 }));
+    // An honest packet is no drop.
+    expect(seen.filter((d) => d.port === A.veth && d.src === ipOf(A, 4))).toEqual([]);
+  });
+
+  it("in the learner's language: Chinese with --lang zh", async () => {
+    const a = macOf(A.ns, 'eth0');
+    const out = await drops(['--lang', 'zh'], () =>
+      forge(A, 'udp', 'eth0', a, macOf(n1.ns, 'cni0'), ipOf(B, 6), ipOf(C, 6), '5000', 'as-b'),
+    );
+    expect(out).toContain(`丢弃 UDP [${ipOf(B, 6)}]:40000 → [${ipOf(C, 6)}]:5000：${A.veth} 上的 Pod 以 ${ipOf(B, 6)} 为源地址发出`);
+  });
+});
+
+describe('explained: path shows the spoofing checks as a hop', () => {
+  const path = (...args: string[]) => spawnSync(BIN, ['path', ...args, '--lab', '--proto', 'udp'], { encoding: 'utf8' });
+
+  it.each([4, 6] as const)("IPv%s: an honest packet passes A's port; one forged as B is dropped there, and said so", (f) => {
+    const honest = path(ipOf(A, f), ipOf(D, f));
+    expect(honest.stdout).toContain(`spoofing checks on ${A.veth}`);
+    expect(honest.stdout).toContain(`${ipOf(A, f)} is this pod's own address`);
+    expect(honest.status).toBe(0);
+    const forged = path(ipOf(A, f), ipOf(D, f), '--spoof', ipOf(B, f));
+    expect(forged.stdout).toContain(`dropped by the spoofing checks on ${A.veth}: ${ipOf(B, f)} is not this pod's address`);
+    expect(forged.status).toBe(1);
   });
 });

@@ -85,6 +85,10 @@ export const path = {
     'predicted (no live conntrack entry here yet: send the traffic first): the reply to {to} is rewritten back to {from} (reverse SNAT: the masquerade undone)',
   'err.notAddress': '"{s}" is not an address (with an optional :port; IPv6 as [address]:port)',
   'err.port': 'port {port} is out of range',
+  'hop.identityOk':
+    "spoofing checks on {port} (bridge prerouting, before the bridge learns anything): {ip} is this pod's own address, and so is its MAC: it passes",
+  'hop.identityDrop': "dropped by the spoofing checks on {port}: {ip} is not this pod's address (its own: {own}). podwire drops shows it",
+  'err.badSpoof': '--spoof {ip}: not an address of the same family as {src}',
   'err.nowhere': '{ip} is not an address of any namespace here ({scope})',
   'err.noLabNode': 'no lab node {node} (start one with `npm run lab -- --keep`)',
   'scope.thisNodePods': 'this node and its pods',
