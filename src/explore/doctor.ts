@@ -28,6 +28,7 @@ import { VXLAN_OVERHEAD, type Cluster, type Family, familyName, families, leftOu
 import { findUnderlay } from '../node/sync.js';
 import { run } from '../runtime/run.js';
 import { type NodeStatus, type PodwireConf, type VxlanRow, blindWhat, nodeStatus } from './status.js';
+import { GUARD_TABLE, unbindLines } from '../guard/table.js';
 
 /** A command that fixes a finding, as an argument vector (with its stdin): run as it is, never through a shell. */
 export interface Fix {
@@ -154,6 +155,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
     if (o.probe !== false) for (const v of vxlans) f.push(...(await probePeers(o, st, v)));
     if (vxlans.length) f.push(await checkChecksumErrors(csum, vxlans[0]!.name));
     f.push(...checkReservations(o, st, here));
+    f.push(...checkBindings(st, here));
     f.push(
       st.leftOut.length
         ? bad('nodes-left-out', 'dr.leftOut', 'dr.leftOut.why', { list: st.leftOut.map((l) => leftOutMessage(l)).join('; ') })
@@ -528,6 +530,32 @@ function checkReservations(o: DoctorOptions, st: NodeStatus, here: (argv: string
     out.push(bad('stray-veth', 'dr.stray', 'dr.stray.why', { veth: v, bridge: st.bridge.name }, [here(['ip', 'link', 'del', 'dev', v])]));
   }
   if (!out.length) out.push(ok('reservations', 'dr.reservations.ok', { n: st.pods.length, bridge: st.bridge.name }));
+  return out;
+}
+
+/**
+ * The spoofing checks' bindings: a pod without one sends unchecked; a binding whose port is gone is left
+ * over (what GC removes: removing it is safe).
+ */
+function checkBindings(st: NodeStatus, here: (argv: string[], input?: string) => Fix): Finding[] {
+  const sc = st.spoofChecks;
+  if (!sc.on) return [ok('spoof-bindings', 'dr.bindings.off', { network: st.network })];
+  if (!sc.table) return [bad('spoof-bindings', 'dr.noGuard', 'dr.noGuard.why', { table: GUARD_TABLE })];
+  const out: Finding[] = st.pods
+    .filter((p) => p.bound === false)
+    .map((p) => bad('spoof-binding', 'dr.unbound', 'dr.unbound.why', { ip: p.ip, veth: p.hostVeth, containerID: p.containerID }));
+  if (sc.stale.length)
+    out.push(
+      bad(
+        'stale-binding',
+        'dr.staleBinding',
+        'dr.staleBinding.why',
+        { ports: sc.stale.map((b) => `${b.port} (${b.ips.join(', ')})`).join(', '), table: GUARD_TABLE },
+        [here(['nft', '-f', '-'], unbindLines(sc.stale).join('\n') + '\n')],
+        true,
+      ),
+    );
+  if (!out.length) out.push(ok('spoof-bindings', 'dr.bindings.ok', { n: sc.bound, table: GUARD_TABLE }));
   return out;
 }
 

@@ -24,6 +24,8 @@ import { type ApiReport, blindResources, readApiReport } from '../nodestate/api-
 import { DEFAULT_BRIDGE, PLUGIN_TYPE } from '../plugin/config.js';
 import { ipAddrs, isUp, kind, linkByName } from '../kernel/state.js';
 import { type NsView, peerNs, peerPaths, readNs } from './view.js';
+import { type Binding, GUARD_TABLE, GUARD_TABLE_NAME, bindingsOf } from '../guard/table.js';
+import { listNftTable } from '../kernel/nft-json.js';
 
 export const CNI_CONF_DIR = '/etc/cni/net.d';
 
@@ -77,6 +79,20 @@ export interface PodRow {
   /** Its hostPorts as the node's firewall holds them ("8080/tcp -> 80", "192.168.50.11:53/udp -> 53"), and where. */
   hostPorts: string[];
   firewall?: 'nftables' | 'iptables';
+  /** Bound to its port by the spoofing checks (its address among its port's): undefined when the checks are off or it has no veth. */
+  bound?: boolean;
+}
+
+/** The spoofing checks (guard/table.ts) on this node for this network. */
+export interface SpoofChecks {
+  /** The network's config asks for them (spoofChecks, default true). */
+  on: boolean;
+  /** The table is in the kernel. */
+  table: boolean;
+  /** Ports bound. */
+  bound: number;
+  /** Bindings whose port is gone (GC or a reboot should have removed them). */
+  stale: Binding[];
 }
 
 export interface PeerRow {
@@ -101,6 +117,7 @@ export interface NodeStatus {
   /** The VXLAN devices, one per family (the cluster file's; without one, podwire's that exist). */
   vxlans: VxlanRow[];
   pods: PodRow[];
+  spoofChecks: SpoofChecks;
   /** Veths on the bridge that no reservation explains. */
   strayVeths: string[];
   peers?: PeerRow[];
@@ -265,7 +282,14 @@ function familyPeerRows(view: NsView, c: Cluster, net: Net, nodeName: string, pr
 export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
   const problems: string[] = [];
   const { plugin, network } = o.conf;
-  const [view, rules] = await Promise.all([readNs(), firewallRules()]);
+  const [view, rules, guard] = await Promise.all([
+    readNs(),
+    firewallRules(),
+    onPath('nft') ? listNftTable('bridge', GUARD_TABLE_NAME) : Promise.resolve(undefined),
+  ]);
+  const bindings = bindingsOf(guard);
+  const spoof: SpoofChecks = { on: plugin.spoofChecks !== false && onPath('nft'), table: !!guard, bound: bindings.length, stale: [] };
+  const canon = (ip: string) => formatIP(parseIP(ip)!);
   const bridgeName = String(plugin.bridge ?? DEFAULT_BRIDGE);
   const dataDir = String((plugin.ipam as Record<string, unknown> | undefined)?.dataDir ?? DEFAULT_DATA_DIR);
   // Read only: `false` leaves any temp file to its writer, so status never disturbs an ADD in flight.
@@ -303,13 +327,20 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
           }
         }
       }
+      if (l && spoof.on && spoof.table) {
+        row.bound = bindings.some((b) => b.port === hostVeth && b.ips.some((x) => canon(x) === canon(ip)));
+      }
       if (!l) row.problem = t('st.p.leaked');
       else if (!row.onBridge) row.problem = t('st.p.offBridge', { bridge: bridgeName });
       else if (!row.netns) row.problem = t('st.p.noPeer');
+      else if (row.bound === false) row.problem = t('st.p.unbound', { veth: hostVeth });
       row.ok = !row.problem;
       if (row.problem) problems.push(t('st.p.pod', { ip, containerID: owner.containerID, ifname: owner.ifname, problem: row.problem }));
       return row;
     });
+  spoof.stale = bindings.filter((b) => !linkByName(view.links, b.port));
+  for (const b of spoof.stale) problems.push(t('st.p.staleBinding', { port: b.port, ips: b.ips.join(', '), table: GUARD_TABLE }));
+  if (spoof.on && !spoof.table) problems.push(t('st.p.noGuard', { table: GUARD_TABLE }));
   const explained = new Set(pods.map((p) => p.hostVeth));
   const strayVeths = ports.filter((l) => kind(l) === 'veth' && !explained.has(l.ifname)).map((l) => l.ifname);
   for (const v of strayVeths) problems.push(t('st.p.stray', { veth: v, bridge: bridgeName, network }));
@@ -321,6 +352,7 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
     bridge: { name: bridgeName, exists: !!br, up: isUp(br), addresses: ipAddrs(br), mtu: br?.mtu, mac: br?.address, ports: ports.length },
     vxlans: vxlansOf(view, o.cluster),
     pods,
+    spoofChecks: spoof,
     strayVeths,
     stale: [],
     reclaimed: store.reclaims(),
@@ -434,6 +466,14 @@ export function renderStatus(st: NodeStatus): string {
     };
     out.push(t(v.exists ? 'st.vxlan' : 'st.vxlanMissing', p));
   }
+  const sc = st.spoofChecks;
+  out.push(
+    !sc.on
+      ? t('st.guard.off', { network: st.network })
+      : sc.table
+        ? t('st.guard.on', { table: GUARD_TABLE, bound: sc.bound })
+        : t('st.guard.noTable', { table: GUARD_TABLE }),
+  );
   out.push('');
   out.push(
     st.pods.length
@@ -446,6 +486,7 @@ export function renderStatus(st: NodeStatus): string {
             t('col.onBridge', { bridge: b.name }),
             t('col.podNetns'),
             t('col.hostPorts'),
+            t('col.bound'),
             t('col.state'),
           ],
           st.pods.map((p) => [
@@ -456,6 +497,7 @@ export function renderStatus(st: NodeStatus): string {
             yes(p.onBridge),
             p.netns ?? '-',
             p.hostPorts.length ? `${p.hostPorts.join(', ')} (${p.firewall})` : '-',
+            p.bound === undefined ? '-' : yes(p.bound),
             p.problem ?? t('st.ok'),
           ]),
         )

@@ -297,3 +297,43 @@ describe('explained: path shows the spoofing checks as a hop', () => {
     expect(forged.status).toBe(1);
   });
 });
+
+describe('explained: status shows each binding, doctor finds a missing or a left-over one', () => {
+  const cli = (...args: string[]) =>
+    spawnSync(BIN, [...args, '--lab', 'node1', '--json', ...(args[0] === 'doctor' ? ['--no-probe'] : [])], { encoding: 'utf8' });
+  const guard = (script: string) => sh('ip', ['netns', 'exec', n1.ns, 'nft', '-f', '-'], script);
+  const bindingOfA = () => ({ port: A.veth, mac: macOf(A.ns, 'eth0'), ips: A.ips });
+  const GONE = { port: 'veth0badf00d', mac: '02:00:00:00:0b:ad', ips: ['10.244.1.250'] };
+
+  it('status: the checks on, and each pod bound', () => {
+    const st = JSON.parse(cli('status').stdout);
+    expect(st.spoofChecks).toMatchObject({ on: true, table: true, stale: [] });
+    expect(st.spoofChecks.bound).toBe(3); // A, B, C
+    for (const ip of A.ips) expect(st.pods.find((p: { ip: string }) => p.ip === ip)).toMatchObject({ bound: true, ok: true });
+  });
+
+  it("a pod's binding removed: status and doctor say it is unchecked; a binding left for a gone port: doctor --fix removes it", async () => {
+    const { bindLines, unbindLines } = await import('../../src/guard/table.js');
+    guard(unbindLines([bindingOfA()]).join('\n') + '\n');
+    guard(bindLines([GONE]).join('\n') + '\n');
+    try {
+      const st = JSON.parse(cli('status').stdout);
+      expect(st.pods.find((p: { ip: string }) => p.ip === ipOf(A, 4))).toMatchObject({ bound: false, ok: false });
+      expect(st.spoofChecks.stale).toEqual([GONE]);
+      const dr = JSON.parse(cli('doctor').stdout) as { findings: { check: string; ok: boolean; what: string; safe?: boolean }[] };
+      const finding = (check: string) => dr.findings.filter((f) => f.check === check && !f.ok);
+      expect(
+        finding('spoof-binding')
+          .map((f) => f.what)
+          .join('\n'),
+      ).toContain(A.veth);
+      expect(finding('stale-binding')).toHaveLength(1);
+      expect(finding('stale-binding')[0]!.safe).toBe(true);
+      spawnSync(BIN, ['doctor', '--lab', 'node1', '--fix', '--no-probe'], { encoding: 'utf8' });
+      expect(JSON.parse(cli('status').stdout).spoofChecks.stale).toEqual([]);
+    } finally {
+      guard(bindLines([bindingOfA()]).join('\n') + '\n');
+    }
+    expect(JSON.parse(cli('status').stdout).pods.find((p: { ip: string }) => p.ip === ipOf(A, 4)).bound).toBe(true);
+  });
+});

@@ -97,6 +97,17 @@ export const doctor = {
   'dr.leak.why':
     "its pod's namespace was deleted without a DEL: the address (and any hostPort rule) is held by nobody; a full slice " +
     'reclaims it, this DEL releases it now',
+  'dr.bindings.ok': 'spoofing checks: {n} port(s) bound in {table}, every pod with its binding, none left over',
+  'dr.bindings.off': 'spoofing checks off for network {network} (spoofChecks: false, or no nft)',
+  'dr.noGuard': 'the spoofing checks are on, but {table} is missing',
+  'dr.noGuard.why':
+    'no pod is checked: any pod can forge its source address, MAC, ARP and ND, past every NetworkPolicy. node up (or the agent) writes the table',
+  'dr.unbound': 'the pod {ip} ({containerID}) on {veth} has no binding',
+  'dr.unbound.why':
+    "what it sends is not checked, so it can forge another pod's address or MAC. A pod started before the checks were on: delete the pod, and its new ADD binds it",
+  'dr.staleBinding': '{table} still binds {ports}, which no longer exist',
+  'dr.staleBinding.why':
+    'a binding left by a DEL that never came (a killed runtime, a pod namespace torn down by hand): should a port of that name come back, its pod could also send as those addresses',
   'dr.stray': '{veth} is on {bridge} but no reservation names it',
   'dr.stray.why': 'a veth left by a failed or foreign ADD: its pod (if any) has an address the IPAM may hand out again',
   'dr.reservations.ok': '{n} reservation(s), each with its veth on {bridge}',
