@@ -5,6 +5,8 @@
 // VXLAN over IPv4 and IPv6 and by host-gw (limit: node <-> node on the lab's underlay, in the same lab),
 // and a pod <-> the outside host through masquerade. Labs are kept only while measured
 // (`podwire lab --keep`, then `lab-down`). Each path is measured in turns with its limit (median throughput, best latency of three). Everything is inside the lab's namespaces and two of our own.
+// Then the spoofing checks' cost per packet on each path: 64-byte UDP packets/s with the guard table and
+// without it, in turns (a 64 KB TCP segment pays a check once, so throughput hides it in the noise).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { writeFileSync } from 'node:fs';
@@ -52,6 +54,53 @@ async function latency(/** @type {string} */ at, /** @type {string} */ from, /**
   } finally {
     server.kill();
   }
+}
+
+/**
+ * Packets/s of 64-byte UDP datagrams that arrive, from `from` to `to` (in `at`), sender and receiver on one
+ * CPU: what each packet costs shows here, where a 64 KB TCP segment hides it.
+ */
+async function pps(/** @type {string} */ at, /** @type {string} */ from, /** @type {string} */ to) {
+  const pin = ['taskset', '-c', '1'];
+  const server = /** @type {import('node:child_process').ChildProcess} */ (await serve(at, [...pin, 'iperf3', '-s', '-1', '-p', '5203']));
+  try {
+    const args = ['-c', to, '-p', '5203', '-u', '-b', '0', '-l', '64', '-t', String(SECONDS), '-J'];
+    const sum = JSON.parse(inNs(from, [...pin, 'iperf3', ...args])).end.sum;
+    return (sum.packets - sum.lost_packets) / sum.seconds;
+  } finally {
+    server.kill();
+  }
+}
+
+/** @type {{ name: string, on: number, off: number }[]} */
+const checks = [];
+
+/**
+ * The spoofing checks' per-packet cost on a path: packets/s with the nodes' guard tables, and with them
+ * taken out (the table saved, deleted, written back), in turns.
+ * @param {string} name @param {string[]} nodes @param {{ at: string, from: string, to: string }} path
+ */
+async function checksCost(name, nodes, path) {
+  const saved = nodes.map((n) => inNs(n, ['nft', 'list', 'table', 'bridge', 'podwire-guard']));
+  const off = () => nodes.forEach((n) => inNs(n, ['nft', 'delete', 'table', 'bridge', 'podwire-guard']));
+  const on = () => nodes.forEach((n, i) => execFileSync('ip', ['netns', 'exec', n, 'nft', '-f', '-'], { input: saved[i] }));
+  /** @type {number[]} */
+  const withChecks = [];
+  /** @type {number[]} */
+  const without = [];
+  try {
+    for (let k = 0; k < ROUNDS + 2; k++) {
+      for (const checked of k % 2 ? [false, true] : [true, false]) {
+        if (!checked) off();
+        (checked ? withChecks : without).push(await pps(path.at, path.from, path.to));
+        if (!checked) on();
+      }
+    }
+  } catch (e) {
+    if (!inNs(nodes[0], ['nft', 'list', 'tables']).includes('podwire-guard')) on();
+    throw e;
+  }
+  checks.push({ name, on: median(withChecks), off: median(without) });
 }
 
 const ROUNDS = 3;
@@ -197,7 +246,14 @@ try {
       const underlay = { name: `node → node on the underlay, ${v}`, at: 'pwlab-node2', from: 'pwlab-node1', to: r.nodes[1].nodeIP };
       if (mode === 'vxlan' && family === 'ipv4') {
         rows.push(await pair(veth, { name: 'pod → pod, same node (cni0)', at: podNs(p2), from: podNs(p1), to: p2.podIP }));
+        await checksCost('pod → pod, same node', ['pwlab-node1'], { at: podNs(p2), from: podNs(p1), to: p2.podIP });
       }
+      if (firewall === 'nftables')
+        await checksCost(`pod → pod across nodes, ${mode}, ${v}`, ['pwlab-node1', 'pwlab-node2'], {
+          at: podNs(q1),
+          from: podNs(p1),
+          to: q1.podIP,
+        });
       rows.push(await pair(underlay, { name: `pod → pod across nodes, ${mode}, ${v}${fw}`, at: podNs(q1), from: podNs(p1), to: q1.podIP }));
       if (mode === 'vxlan' && family === 'ipv4') {
         // NetworkPolicy: node2's pod1 isolated by a policy whose rule allows node1's pod1; node2's pod2 by
@@ -244,4 +300,13 @@ const lines = [
 process.stdout.write(
   `\nthe data path (kernel ${release()}, ${SECONDS} s per iperf3 run, medians of ${ROUNDS} runs taken in turns with the limit):\n${lines.join('\n')}\n`,
 );
+const checkLines = [
+  '| path | with the checks (packets/s) | without (packets/s) | with / without |',
+  '|---|---:|---:|---:|',
+  ...checks.map((c) => `| ${c.name} | ${Math.round(c.on)} | ${Math.round(c.off)} | ${f2(c.on / c.off)} |`),
+];
+process.stdout.write(
+  `\nthe spoofing checks' cost per packet (64-byte UDP, sender and receiver on one CPU, medians of ${ROUNDS + 2} runs in turns; without: the guard table taken out):\n${checkLines.join('\n')}\n`,
+);
 saveResults('datapath', rows);
+saveResults('spoof-checks', checks);

@@ -8,6 +8,8 @@
 // - the floor: VERSION of both, and of a do-nothing binary built exactly like dist/podwire;
 // - dual-stack: podwire's ADD and DEL with an address of each family, beside its IPv4-only ADD and DEL
 //   (serial, interleaved with the others): the budget is 1.2x;
+// - the spoofing checks' cost: podwire's ADD and DEL beside the same with "spoofChecks": false (serial,
+//   interleaved with the others);
 // - podwire's cost budget: PODWIRE_PROFILE=1 records each step of ADD and DEL (src/profile.ts); the
 //   medians, and the exit (wall time after podwire's last recorded step), make the README's table.
 //
@@ -30,13 +32,14 @@ const REPEATS = 3;
 const PODS = Math.max(BLOCK, ...BURSTS, WORKER_BURST.pods);
 const FLOOR = join(root, '.bench', 'floor');
 
-/** @typedef {'podwire' | 'reference' | 'dual'} Which */
+/** @typedef {'podwire' | 'reference' | 'dual' | 'unchecked'} Which */
 /** @typedef {'podwire' | 'reference'} Pair  what the bursts and VERSION compare */
-/** @type {Record<Which, { bin: string, type: string, ipam: string, dual?: boolean }>} */
+/** @type {Record<Which, { bin: string, type: string, ipam: string, dual?: boolean, unchecked?: boolean }>} */
 const PLUGINS = {
   podwire: { bin: join(root, 'dist', 'podwire'), type: 'podwire', ipam: 'podwire-ipam' },
   reference: { bin: '/usr/lib/cni/bridge', type: 'bridge', ipam: 'host-local' },
   dual: { bin: join(root, 'dist', 'podwire'), type: 'podwire', ipam: 'podwire-ipam', dual: true },
+  unchecked: { bin: join(root, 'dist', 'podwire'), type: 'podwire', ipam: 'podwire-ipam', unchecked: true },
 };
 /** Dual-stack ADD and DEL against IPv4-only: at most this much slower (issue 16's budget). */
 const DUAL_BUDGET = 1.2;
@@ -62,7 +65,7 @@ const epoch = () => performance.timeOrigin + performance.now();
 
 /**
  * @param {string} bin @param {string} command @param {string} id @param {string} netns @param {string} stdin
- * @param {Record<string, string>} [extra] @param {{ started?: number, exited?: number }} [stamps]
+ * @param {Record<string, string>} [extra] @param {{ started?: number, exited?: number, stdout?: string }} [stamps]
  * @returns {Promise<number>} wall ms
  */
 function cni(bin, command, id, netns, stdin, extra = {}, stamps = {}) {
@@ -80,6 +83,7 @@ function cni(bin, command, id, netns, stdin, extra = {}, stamps = {}) {
     stamps.started = epoch();
     const child = execFile(bin, [], { env }, (err, stdout) => {
       const ms = performance.now() - t0;
+      stamps.stdout = stdout;
       if (err) reject(new Error(`${command} ${id}: ${stdout || err.message}`));
       else resolve(ms);
     });
@@ -100,18 +104,34 @@ async function runner(which, podPrefix, dir) {
     type: p.type,
     bridge: 'cni0',
     isGateway: true,
+    ...(p.unchecked ? { spoofChecks: false } : {}),
     logFile: join(dir, 'podwire.log'),
     ipam: p.dual
       ? { type: p.ipam, ranges: [[{ subnet: '10.244.0.0/16' }], [{ subnet: 'fd00:10:244::/48' }]], dataDir: join(dir, 'ipam') }
       : { type: p.ipam, subnet: '10.244.0.0/16', dataDir: join(dir, 'ipam') },
   });
   const ns = (/** @type {number} */ i) => `/run/netns/${podPrefix}${i}`;
+  // As containerd, CRI-O and podman do (FIELD-NOTES): DEL carries the ADD's result as prevResult.
+  /** @type {Map<string, unknown>} */
+  const results = new Map();
+  /**
+   * @param {string} verb @param {string} id @param {number} i @param {Record<string, string>} [extra]
+   * @param {{ started?: number, exited?: number, stdout?: string }} [stamps]
+   */
+  const call = async (verb, id, i, extra = {}, stamps = {}) => {
+    const prev = verb === 'DEL' ? results.get(id) : undefined;
+    const stdin = prev ? JSON.stringify({ ...JSON.parse(conf), prevResult: prev }) : conf;
+    const ms = await cni(p.bin, verb, id, ns(i), stdin, extra, stamps);
+    if (verb === 'ADD') results.set(id, JSON.parse(stamps.stdout ?? '{}'));
+    else results.delete(id);
+    return ms;
+  };
   let seq = 0;
   /** @param {string} verb @param {number[]} pods @param {Record<string, string>} [extra] */
   const serial = async (verb, pods, extra) => {
     const cpu0 = childCpuMs();
     const ms = [];
-    for (const i of pods) ms.push(await cni(p.bin, verb, `c${i}`, ns(i), conf, extra));
+    for (const i of pods) ms.push(await call(verb, `c${i}`, i, extra));
     return { ms, cpuMs: (childCpuMs() - cpu0) / pods.length };
   };
   /** @param {string} verb @param {number} pods @param {number} workers */
@@ -122,15 +142,15 @@ async function runner(which, podPrefix, dir) {
       Array.from({ length: workers }, async () => {
         while (next < pods) {
           const i = next++;
-          await cni(p.bin, verb, `c${i}`, ns(i), conf);
+          await call(verb, `c${i}`, i);
         }
       }),
     );
     return { podsPerS: pods / ((performance.now() - t0) / 1000) };
   };
   // Warm-up: page cache, and the bridge exists from here on (as on any node with a pod).
-  await cni(p.bin, 'ADD', 'warm', ns(0), conf);
-  await cni(p.bin, 'DEL', 'warm', ns(0), conf);
+  await call('ADD', 'warm', 0);
+  await call('DEL', 'warm', 0);
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const o = JSON.parse(line);
@@ -152,7 +172,7 @@ async function runner(which, podPrefix, dir) {
         for (const verb of ['ADD', 'DEL']) {
           /** @type {{ started?: number, exited?: number }} */
           const stamps = {};
-          const wall = await cni(p.bin, verb, `prof${seq}`, ns(i), conf, { PODWIRE_PROFILE: '1' }, stamps);
+          const wall = await call(verb, `prof${seq}`, i, { PODWIRE_PROFILE: '1' }, stamps);
           const last = readFileSync(join(dir, 'podwire.log'), 'utf8').trim().split('\n').pop() ?? '{}';
           rows.push({ verb, wall, ...stamps, profile: JSON.parse(last).profile });
         }
@@ -223,7 +243,7 @@ async function conduct() {
   /** @type {Partial<Record<Which, Runner>>} */
   const runners = {};
   try {
-    for (const which of /** @type {Which[]} */ (['podwire', 'reference', 'dual'])) {
+    for (const which of /** @type {Which[]} */ (['podwire', 'reference', 'dual', 'unchecked'])) {
       const node = `${tag}${which[0]}n`;
       const podPrefix = `${tag}${which[0]}p`;
       netns(node);
@@ -236,7 +256,9 @@ async function conduct() {
     const r = /** @type {Record<Which, Runner>} */ (runners);
     const say = (/** @type {string} */ m) => process.stderr.write(`bench: ${m}\n`);
 
-    say(`serial ADD and DEL, ${SERIAL} of each, in blocks of ${BLOCK}, podwire, the reference and dual-stack podwire in turn...`);
+    say(
+      `serial ADD and DEL, ${SERIAL} of each, in blocks of ${BLOCK}, podwire, the reference, dual-stack podwire and podwire without spoofing checks in turn...`,
+    );
     const blank = () => ({
       add: /** @type {number[]} */ ([]),
       del: /** @type {number[]} */ ([]),
@@ -244,12 +266,13 @@ async function conduct() {
       delCpu: /** @type {number[]} */ ([]),
     });
     /** @type {Record<Which, { add: number[], del: number[], addCpu: number[], delCpu: number[] }>} */
-    const serial = { podwire: blank(), reference: blank(), dual: blank() };
+    const serial = { podwire: blank(), reference: blank(), dual: blank(), unchecked: blank() };
     /** @type {Which[][]} */
     const orders = [
-      ['podwire', 'reference', 'dual'],
-      ['dual', 'podwire', 'reference'],
-      ['reference', 'dual', 'podwire'],
+      ['podwire', 'reference', 'dual', 'unchecked'],
+      ['unchecked', 'podwire', 'reference', 'dual'],
+      ['dual', 'unchecked', 'podwire', 'reference'],
+      ['reference', 'dual', 'unchecked', 'podwire'],
     ];
     for (let b = 0; b < SERIAL / BLOCK; b++) {
       for (const which of orders[b % orders.length]) {
@@ -337,6 +360,8 @@ async function conduct() {
       '',
       dualTable(serial.podwire, serial.dual),
       '',
+      checksTable(serial.podwire, serial.unchecked),
+      '',
       budgetTable(profiled),
     ].join('\n');
     process.stdout.write(table + '\n');
@@ -352,28 +377,41 @@ async function conduct() {
   }
 }
 
+/** @typedef {{ add: number[], del: number[], addCpu: number[], delCpu: number[] }} Serial */
+
 /**
- * Dual-stack podwire beside IPv4-only podwire, from the same interleaved serial runs, against the budget.
- * @param {{ add: number[], del: number[], addCpu: number[], delCpu: number[] }} v4
- * @param {{ add: number[], del: number[], addCpu: number[], delCpu: number[] }} dual
+ * Two podwire variants from the same interleaved serial runs, the second against the first: their ADD
+ * and DEL, and the CPU they take. `head`: the table's header cells (title, first, second, ratio).
+ * @param {Serial} a @param {Serial} b @param {[string, string, string, string]} head
+ * @returns {{ text: string, rows: [string, number, number][] }}
  */
-function dualTable(v4, dual) {
+function variantTable(a, b, head) {
   /** @type {[string, number, number][]} */
   const rows = [
-    ['ADD median (ms)', median(v4.add), median(dual.add)],
-    ['ADD p90 (ms)', pct(v4.add, 90), pct(dual.add, 90)],
-    ['DEL median (ms)', median(v4.del), median(dual.del)],
-    ['CPU per ADD (ms)', median(v4.addCpu), median(dual.addCpu)],
+    ['ADD median (ms)', median(a.add), median(b.add)],
+    ['ADD p90 (ms)', pct(a.add, 90), pct(b.add, 90)],
+    ['DEL median (ms)', median(a.del), median(b.del)],
+    ['CPU per ADD (ms)', median(a.addCpu), median(b.addCpu)],
+    ['CPU per DEL (ms)', median(a.delCpu), median(b.delCpu)],
   ];
-  const within = rows.filter(([n]) => n.includes('median')).every(([, a, b]) => b / a <= DUAL_BUDGET);
-  return [
-    '| dual-stack (an address of each family) | podwire IPv4 | podwire dual-stack | dual / IPv4 |',
+  const text = [
+    `| ${head.join(' | ')} |`,
     '|---|---:|---:|---:|',
-    ...rows.map(([name, a, b]) => `| ${name} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(b / a).toFixed(2)} |`),
-    '',
-    `dual-stack ADD and DEL medians within ${DUAL_BUDGET}x of IPv4's: ${within ? 'yes' : 'NO'}`,
+    ...rows.map(([name, x, y]) => `| ${name} | ${x.toFixed(1)} | ${y.toFixed(1)} | ${(y / x).toFixed(2)} |`),
   ].join('\n');
+  return { text, rows };
 }
+
+/** Dual-stack podwire beside IPv4-only podwire, against the budget. @param {Serial} v4 @param {Serial} dual */
+function dualTable(v4, dual) {
+  const t = variantTable(v4, dual, ['dual-stack (an address of each family)', 'podwire IPv4', 'podwire dual-stack', 'dual / IPv4']);
+  const within = t.rows.filter(([n]) => n.includes('median')).every(([, a, b]) => b / a <= DUAL_BUDGET);
+  return `${t.text}\n\ndual-stack ADD and DEL medians within ${DUAL_BUDGET}x of IPv4's: ${within ? 'yes' : 'NO'}`;
+}
+
+/** podwire with "spoofChecks": false beside podwire: what binding each pod to its port costs. @param {Serial} on @param {Serial} off */
+const checksTable = (on, off) =>
+  variantTable(off, on, ['spoofing checks', 'podwire, spoofChecks: false', 'podwire (checks on)', 'on / off']).text;
 
 /** @typedef {{ step: string, at: number, ms: number, cpu?: number, epoch?: number }} Span */
 /** @typedef {{ verb: string, wall: number, started?: number, exited?: number, profile: Span[] }} ProfiledCall */

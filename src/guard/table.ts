@@ -9,10 +9,13 @@
 //     set ips4   { ifname . ipv4_addr }          its IPv4 addresses
 //     set ips6   { ifname . ipv6_addr }          its IPv6 addresses, its link-local one included
 //     set nd6    { ifname . @th,64,128 }         the same as the target of a neighbour advertisement
+//     set ok4    { ifname . ether_addr . ipv4_addr }   the fast path: a pod's IPv4 packet from its own MAC and
+//     set ok6    { ifname . ether_addr . ipv6_addr }   address passes with one lookup (ICMPv6 goes the long way)
 //     map portids { ifname : mark }              the port's id (its name's 8 hex digits): a dropped frame is
 //                                                logged with it as its mark, so `podwire drops` names the
 //                                                pod that really sent it, whatever it forged
-//     chain check   bridge prerouting: a port not in @ports passes (another plugin's, a network with the
+//     chain check   bridge prerouting: first the fast path (ok4, ok6: what nearly every packet is); then a
+//                   port not in @ports passes (another plugin's, a network with the
 //                   checks off); a source MAC not its own -> drop; then by ethertype: ARP whose sender is
 //                   not its address and MAC, IPv4 from an address not its own, IPv6 from an address not
 //                   its own (DAD's unspecified source allowed for NS and MLD), any router advertisement or
@@ -25,7 +28,7 @@
 // node up never ran): `add` of what exists changes nothing, `flush chain` + the rules replace the rules,
 // the sets keep their elements. Pure lines here, applied with one `nft -f -` (kernel floor).
 import { type Family, familyOf, formatIP, parseIP } from '../net/ip.js';
-import { run } from '../runtime/run.js';
+import { type Started, start } from '../runtime/run.js';
 import { HOST_VETH_RE } from '../kernel/names.js';
 import { validMac } from '../net/mac.js';
 import { type NftListing, listNftTable } from '../kernel/nft-json.js';
@@ -81,12 +84,18 @@ export function guardScript(): string[] {
     `add set ${T} ips6 { type ifname . ipv6_addr; comment "each port's pod IPv6 addresses, link-local included"; }`,
     `add set ${T} nd6 { typeof iifname . @th,64,128; comment "the same, as a neighbour advertisement's target"; }`,
     `add map ${T} portids { type ifname : mark; comment "each port's id, the mark of its logged drops"; }`,
+    `add set ${T} ok4 { type ifname . ether_addr . ipv4_addr; comment "fast path: each port's MAC and IPv4 addresses"; }`,
+    `add set ${T} ok6 { type ifname . ether_addr . ipv6_addr; comment "fast path: each port's MAC and IPv6 addresses"; }`,
     ...GUARD_CHECKS.map((c) => `add counter ${T} drop-${c}`),
     `add chain ${T} check { type filter hook prerouting priority -300; policy accept; }`,
     `add chain ${T} check-arp`,
     `add chain ${T} check-ip4`,
     `add chain ${T} check-ip6`,
     ...['check', 'check-arp', 'check-ip4', 'check-ip6'].map((c) => `flush chain ${T} ${c}`),
+    // One lookup for what nearly every packet is (measured with 64-byte UDP on one node: ~7 % of the
+    // packet rate with the long way first, ~1.5 % with this), before the checks that say why.
+    `add rule ${T} check ether type ip iifname . ether saddr . ip saddr @ok4 accept`,
+    `add rule ${T} check ether type ip6 meta l4proto != ipv6-icmp iifname . ether saddr . ip6 saddr @ok6 accept`,
     `add rule ${T} check iifname != @ports accept`,
     ...dropRules('check', 'iifname . ether saddr != @macs', 'mac', 'a source MAC not its own'),
     `add rule ${T} check ether type vmap { arp : jump check-arp, ip : jump check-ip4, ip6 : jump check-ip6 }`,
@@ -145,6 +154,8 @@ function elements(b: Binding): [set: string, key: string][] {
     ...fam(4).map((ip): [string, string] => ['ips4', `${q} . ${ip}`]),
     ...fam(6).map((ip): [string, string] => ['ips6', `${q} . ${ip}`]),
     ...fam(6).map((ip): [string, string] => ['nd6', `${q} . ${hex128(ip)}`]),
+    ...fam(4).map((ip): [string, string] => ['ok4', `${q} . ${b.mac} . ${ip}`]),
+    ...fam(6).map((ip): [string, string] => ['ok6', `${q} . ${b.mac} . ${ip}`]),
   ];
 }
 
@@ -201,23 +212,34 @@ export async function listBindings(ns?: string): Promise<Binding[]> {
 }
 
 /**
- * Applies guard lines with one `nft -f -`, the table written first when `withTable`; false when the table
- * (or one of its sets) is not there — nothing is bound then (as gateApply says of the gate). Any other
- * failure is thrown.
+ * Applies guard lines with one `nft -f -` (`started`: one already running, waiting for its input), the
+ * table written first when `withTable`; false when the table (or one of its sets) is not there — nothing
+ * is bound then (as gateApply says of the gate). Any other failure is thrown.
  */
-export async function guardApply(lines: readonly string[], withTable: boolean): Promise<boolean> {
-  if (!lines.length && !withTable) return true;
-  const all = [...(withTable ? guardScript() : []), ...lines];
-  const r = await run('nft', ['-f', '-'], { input: all.join('\n') + '\n', label: 'nft -f - (guard)' });
+export async function guardApply(lines: readonly string[], withTable: boolean, started?: Started): Promise<boolean> {
+  if (!lines.length && !withTable) {
+    void started?.finish().catch(() => undefined);
+    return true;
+  }
+  const input = [...(withTable ? guardScript() : []), ...lines].join('\n') + '\n';
+  const r = await (started ?? start('nft', ['-f', '-'], { label: 'nft -f - (guard)' })).finish(input);
   if (r.code === 0) return true;
   if (/No such file or directory/.test(r.stderr)) return false;
   throw new Error(`nft (${T}): ${r.stderr.split('\n').find((l) => l.includes('Error')) ?? r.stderr.trim()}`);
 }
 
-/** Binds a pod: elements only (2-3 ms); the table written whole (15-17 ms, its rules replaced) only when missing. */
-export async function bind(b: Binding): Promise<string[]> {
+/** An `nft` for one binding, started now and fed later (bind): its start-up runs while ADD takes the address. */
+export function startBind(): Started {
+  return start('nft', ['-f', '-'], { label: 'nft -f - (guard)' });
+}
+
+/**
+ * Binds a pod: elements only (2-3 ms; with `started`, in the process already running), the table written
+ * whole (15-17 ms, its rules replaced) only when missing.
+ */
+export async function bind(b: Binding, started?: Started): Promise<string[]> {
   const lines = bindLines([b]);
-  if (!(await guardApply(lines, false))) await guardApply(lines, true);
+  if (!(await guardApply(lines, false, started))) await guardApply(lines, true);
   return lines;
 }
 

@@ -38,6 +38,7 @@ import { type PendingBatch, startIpBatch } from '../kernel/run.js';
 import { readState } from '../kernel/state.js';
 import { sys } from '../runtime/files.js';
 import { installed } from '../kernel/tools.js';
+import { podSysctls } from '../kernel/sysctl.js';
 import { timed } from '../runtime/profile.js';
 import {
   type BridgeConf,
@@ -57,6 +58,7 @@ import { addNat } from '../nat/pod.js';
 import { type Action, Plan, PlanError } from './plan.js';
 import { reclaimHooks } from './reclaim.js';
 import { gateUp } from '../nodestate/reports.js';
+import { bind, startBind, unbindPorts } from '../guard/table.js';
 
 type AddAction = 'guard' | 'address' | 'gate' | 'bind' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
 
@@ -122,6 +124,8 @@ export async function add(ctx: Context): Promise<Result> {
     throw e;
   }
   const { bc, names, mtu, mappings, prepared } = c;
+  // The binding's `nft`, started now like the `ip`s: its start-up runs while the address is taken.
+  let bindNft = bc.spoofChecks && installed('nft') ? startBind() : undefined;
   const gateways = prepared.gateways;
   const note = guardNote(prepared.storeDir, bc.bridge, gateways);
   const gated = gateUp(subnetFileOf(conf));
@@ -217,11 +221,12 @@ export async function add(ctx: Context): Promise<Result> {
       after: ['address'],
       run: async (api) => {
         if (!bc.spoofChecks) return api.record({ step: { id: 'bindOff' } });
-        if (!installed('nft')) return api.record({ step: { id: 'bindNoNft' } });
-        const { bind, unbindPorts } = await import('../guard/table.js');
+        if (!bindNft) return api.record({ step: { id: 'bindNoNft' } });
         const b = { port: names.hostVeth, mac: c.podMac, ips: s.addrs!.map((a) => formatIP(a.ip)) };
         api.keep({ id: 'undo.bind' }, () => unbindPorts([b.port], [b]));
-        const lines = await bind(b);
+        const started = bindNft;
+        bindNft = undefined;
+        const lines = await bind(b, started);
         api.record({
           step: {
             id: 'bind',
@@ -235,8 +240,15 @@ export async function add(ctx: Context): Promise<Result> {
     {
       id: 'pod',
       after: ['host', 'address', 'gate', 'bind'],
-      run: (api) =>
-        wirePod(
+      run: (api) => {
+        // Before its interface comes up (in the batch below): no RA taken, its addresses announced.
+        const set = timed('sysctl (pod)', () => podSysctls(env.netns, env.ifname));
+        api.record({
+          step: set
+            ? { id: 'podSysctl', p: { set: set.join(' '), ifname: env.ifname }, cmd: set.map((x) => `sysctl -w ${x}`).join('\n') }
+            : { id: 'podSysctlNo' },
+        });
+        return wirePod(
           podIp(),
           env.netns,
           env.ifname,
@@ -244,7 +256,8 @@ export async function add(ctx: Context): Promise<Result> {
           s.routes!,
           prepared.podsViaNode === true,
           traced((r: BatchRecord) => api.record({ batch: r }), api.tracing),
-        ),
+        );
+      },
     },
     {
       id: 'forwarding',
@@ -285,6 +298,7 @@ export async function add(ctx: Context): Promise<Result> {
   } catch (e) {
     hostIp.cancel();
     s.podIp?.cancel();
+    void bindNft?.finish().catch(() => undefined);
     throw e instanceof PlanError ? e.cause : e;
   }
   const iface = (i: Interface): Interface => ({ ...i, mtu });

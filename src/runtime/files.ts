@@ -35,8 +35,15 @@ export interface Sys {
   readdir(path: string): string[];
   /** Whether two paths name the same file (device and inode): how two namespace files are compared. */
   sameFile(a: string, b: string): boolean;
+  /**
+   * Runs `f` (synchronous: nothing else of this process runs meanwhile) with this thread in the network
+   * namespace at `netns`, then back in its own: /proc/sys/net, opened there, is that namespace's. false
+   * when this runtime cannot (node:fs has no setns), and `f` is not run.
+   */
+  inNetns(netns: string, f: () => void): boolean;
 }
 
+const CLONE_NEWNET = 0x40000000;
 const ENOENT = 2;
 const EEXIST = 17;
 const EINVAL = 22;
@@ -91,6 +98,7 @@ interface Libc {
   readdir64(dir: Ptr): Ptr | null;
   closedir(dir: Ptr): number;
   __errno_location(): Ptr;
+  setns(fd: number, nstype: number): number;
 }
 interface Ffi {
   dlopen(lib: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Libc };
@@ -117,6 +125,7 @@ function libcSys(ffi: Ffi): Sys {
     readdir64: { args: [p], returns: p },
     closedir: { args: [p], returns: 'i32' },
     __errno_location: { args: [], returns: p },
+    setns: { args: ['i32', 'i32'], returns: 'i32' },
   }).symbols;
   // TextEncoder and TextDecoder, not Buffer: Buffer's first use costs ~0.4 ms under Bun (measured).
   const encoder = new TextEncoder();
@@ -187,6 +196,26 @@ function libcSys(ffi: Ffi): Sys {
       const [x, y] = [id(a), id(b)];
       return x[0] === y[0] && x[1] === y[1];
     },
+    inNetns(netns, f) {
+      const own = check(c.open(z('/proc/thread-self/ns/net'), O_CLOEXEC, 0), 'open', '/proc/thread-self/ns/net');
+      try {
+        const target = check(c.open(z(netns), O_CLOEXEC, 0), 'open', netns);
+        try {
+          check(c.setns(target, CLONE_NEWNET), 'setns', netns);
+        } finally {
+          c.close(target);
+        }
+        try {
+          f();
+        } finally {
+          // Never go on in the pod's namespace: every later command would act on the pod, not the node.
+          if (c.setns(own, CLONE_NEWNET) < 0) process.abort();
+        }
+      } finally {
+        c.close(own);
+      }
+      return true;
+    },
     readdir(path) {
       const dir = c.opendir(z(path));
       if (!dir) throw sysError(ffi.read.i32(c.__errno_location(), 0), 'opendir', path);
@@ -234,6 +263,7 @@ function nodeSys(fs: typeof Fs): Sys {
       const [x, y] = [fs.statSync(a, { bigint: true }), fs.statSync(b, { bigint: true })];
       return x.dev === y.dev && x.ino === y.ino;
     },
+    inNetns: () => false,
   };
 }
 

@@ -63,6 +63,7 @@ export class FakeKernel {
       writeText: (p, t) => (p.startsWith('/proc/sys/') ? void this.sysctls.set(p, t) : real.writeText(p, t)),
       exists: (p) => (p.startsWith('/run/netns/') ? this.links.has(p.slice('/run/netns/'.length)) : real.exists(p)),
       sameFile: (a, b) => a === b,
+      inNetns: () => false,
     };
     useSys(fake);
     useRunner((cmd, args, opts) => this.start(cmd, args, opts));

@@ -54,6 +54,13 @@ export const trace = {
   'step.announce.why':
     "the ARP request carries this pod's address and MAC: the node, and any host on the bridge that remembers the address " +
     "with another pod's MAC (a reused IP), learn the new one at once, before the pod sends anything of its own",
+  'step.podSysctl': 'inside the pod, before {ifname} comes up: {set}',
+  'step.podSysctl.why':
+    "accept_ra=0: the pod takes its routes from its node, never from a router advertisement (any other pod's is dropped at its port " +
+    'anyway). Set from inside its namespace by this process (setns there and back), no process started',
+  'step.podSysctlNo': "the pod keeps its namespace's accept_ra",
+  'step.podSysctlNo.why':
+    "this runtime cannot enter the pod's namespace without a process (podwire under Node); another pod's router advertisement is still dropped at its port",
   'step.podUp': 'bring {ifname} up',
   'step.podUp.why': 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
   'step.defaultRoute': 'add the default route via {gw} (the bridge)',
