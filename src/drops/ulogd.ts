@@ -152,7 +152,12 @@ export function readDrops(group: number, onDrop: (d: RawDrop) => void): DropRead
     server.once('error', (e) => done(e.message));
     // Only our own user may connect: the socket is in a directory only we can enter (mkdtemp: 0700).
     server.listen(socket, () => {
-      child = spawn('ulogd', ['-c', conf], { stdio: 'ignore' });
+      // ulogd dies with us (setpriv's parent-death signal, util-linux): a reader killed outright (the OOM
+      // killer, SIGKILL) must not leave it holding the group, where the next reader could not bind.
+      const argv = ['ulogd', '-c', conf];
+      child = onPath('setpriv')
+        ? spawn('setpriv', ['--pdeathsig', 'TERM', '--', ...argv], { stdio: 'ignore' })
+        : spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
       child.once('error', (e) => done(e.message));
       child.once('exit', () => done());
     });

@@ -91,7 +91,7 @@ export interface SpoofChecks {
   table: boolean;
   /** Ports bound. */
   bound: number;
-  /** Bindings whose port is gone (GC or a reboot should have removed them). */
+  /** Bindings whose port is gone and whose addresses no reservation holds (what a GC removes). */
   stale: Binding[];
 }
 
@@ -338,7 +338,9 @@ export async function nodeStatus(o: StatusOptions): Promise<NodeStatus> {
       if (row.problem) problems.push(t('st.p.pod', { ip, containerID: owner.containerID, ifname: owner.ifname, problem: row.problem }));
       return row;
     });
-  spoof.stale = bindings.filter((b) => !linkByName(view.links, b.port));
+  // A binding whose port is gone is left over only when no reservation holds its addresses: one that
+  // does is an ADD in flight (bound before its veth exists) or a leak, whose DEL removes the binding too.
+  spoof.stale = bindings.filter((b) => !linkByName(view.links, b.port) && !b.ips.some((ip) => taken.has(canon(ip))));
   for (const b of spoof.stale) problems.push(t('st.p.staleBinding', { port: b.port, ips: b.ips.join(', '), table: GUARD_TABLE }));
   if (spoof.on && !spoof.table) problems.push(t('st.p.noGuard', { table: GUARD_TABLE }));
   const explained = new Set(pods.map((p) => p.hostVeth));

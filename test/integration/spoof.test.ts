@@ -276,6 +276,25 @@ describe('every drop seen: podwire drops', () => {
     expect(seen.filter((d) => d.port === A.veth && d.src === ipOf(A, 4))).toEqual([]);
   });
 
+  it('a reader killed outright (SIGKILL) leaves no ulogd behind holding the group', async () => {
+    const ulogds = () =>
+      sh('ip', ['netns', 'pids', n1.ns])
+        .split('\n')
+        .filter((pid) => {
+          try {
+            return pid && /ulogd/.test(sh('cat', [`/proc/${pid}/comm`]));
+          } catch {
+            return false; // gone meanwhile
+          }
+        });
+    const p = spawn('ip', ['netns', 'exec', n1.ns, BIN, 'drops', '--seconds', '30']);
+    let err = '';
+    p.stderr!.on('data', (d) => (err += d));
+    await until(() => err.includes('7461') && ulogds().length === 1, 5000, 'ulogd to start');
+    p.kill('SIGKILL');
+    await until(() => ulogds().length === 0, 3000, 'ulogd to end with its reader');
+  });
+
   it("in the learner's language: Chinese with --lang zh", async () => {
     const a = macOf(A.ns, 'eth0');
     const out = await drops(['--lang', 'zh'], () =>
