@@ -14,6 +14,8 @@
 //               port (vxlan.ts: kernel; node up and peer syncs write it)
 //   drops/      every packet podwire drops, seen: the log group read with ulogd2 (ulogd.ts: kernel), each
 //               drop explained with its pod and policies (drop.ts: node); `podwire drops`, the agent's /drops
+//   web/        `podwire web`: the live page (page.ts) and its local server (server.ts), on the explore
+//               code: explore
 // `npm test` runs this check (npm run check), and .dependency-cruiser.per-pod.cjs beside it. Type-only
 // imports count too.
 const FLOORS = {
@@ -31,7 +33,7 @@ const FLOORS = {
   ipam: ['^src/ipam/'],
   plugin: ['^src/plugin/', '^src/nat/pod\\.ts$'],
   node: ['^src/node/', '^src/policy/(model|compile|enforce|watch)\\.ts$', '^src/drops/drop\\.ts$'],
-  explore: ['^src/explore/', '^src/nat/walk-[^/]+\\.ts$', '^src/policy/explain\\.ts$'],
+  explore: ['^src/explore/', '^src/nat/walk-[^/]+\\.ts$', '^src/policy/explain\\.ts$', '^src/web/'],
   lab: ['^src/lab/', '^src/policy/lab\\.ts$'],
   cli: ['^src/cli/'],
 };

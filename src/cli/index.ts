@@ -10,6 +10,7 @@ import { installCommand } from './install.js';
 import { nodeCommand, peersCommand } from './node.js';
 import { netpolCommand } from './netpol.js';
 import { dropsCommand } from './drops.js';
+import { webCommand } from './web.js';
 
 const cniVersionsCommand: CommandModule<object, { json: boolean }> = {
   command: 'cni-versions',
@@ -34,6 +35,7 @@ const COMMANDS: CommandModule<any, any>[] = [
   pathCommand,
   diagramCommand,
   dropsCommand,
+  webCommand,
   labCommand,
   labDownCommand,
 ];

@@ -21,6 +21,7 @@ interface LabArgs {
   bin?: string;
   firewall: FirewallSetting;
   policy?: string;
+  web?: string;
 }
 
 export const labCommand: CommandModule<object, LabArgs> = {
@@ -62,6 +63,11 @@ export const labCommand: CommandModule<object, LabArgs> = {
         type: 'boolean',
         default: true,
         describe: t('opt.trace'),
+      })
+      .option('web', {
+        type: 'string',
+        describe: t('opt.labWeb'),
+        coerce: (v: unknown) => (v === '' || v === true ? '127.0.0.1:9480' : String(v)),
       }),
   handler: async (a) => {
     // npm runs scripts in the package's folder; INIT_CWD is where `npm run lab -- --diagram FILE` was typed.
@@ -70,7 +76,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
       nodes: a.nodes,
       podsPerNode: a['pods-per-node'],
       mode: a.mode,
-      keep: a.keep,
+      keep: a.keep || a.web !== undefined,
       trace: a.trace,
       diagram,
       json: a.json,
@@ -80,6 +86,11 @@ export const labCommand: CommandModule<object, LabArgs> = {
       policy: a.policy && resolve(process.env.INIT_CWD ?? '.', a.policy),
       ...(a.bin ? { bin: resolve(process.env.INIT_CWD ?? '.', a.bin) } : {}),
     });
+    // --web: the lab stays up, and its live page is served until Ctrl-C (the lab is kept after it).
+    if (a.web !== undefined && process.exitCode === 0) {
+      const { webCommand } = await import('./web.js');
+      await (webCommand.handler as (x: object) => Promise<void>)({ addr: a.web, lab: true });
+    }
   },
 };
 

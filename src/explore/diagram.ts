@@ -39,7 +39,7 @@ export interface Model {
   nodes: DNode[];
   links: DPeerLink[];
   /** Other hosts on the network (the lab's router and outside host), with their addresses. */
-  hosts: { name: string; ips: string[] }[];
+  hosts: { ns: string; name: string; ips: string[] }[];
   /** Peers reached by routes but not drawn as nodes (a real node sees only itself). */
   remotes: { name: string; ip: string }[];
 }
@@ -92,7 +92,7 @@ export function diagramModel(w: World, title: string): Model {
   }
   const hosts = [...w.views.values()]
     .filter((v) => w.roles.get(v.name)?.kind === 'host' && v.links.some((l) => l.ifname !== 'lo' && ipAddrs(l).length))
-    .map((v) => ({ name: w.scope.name(v.name), ips: v.links.filter((l) => l.ifname !== 'lo').flatMap((l) => ipAddrs(l)) }))
+    .map((v) => ({ ns: v.name, name: w.scope.name(v.name), ips: v.links.filter((l) => l.ifname !== 'lo').flatMap((l) => ipAddrs(l)) }))
     .sort(byName);
   return { title, nodes, links, hosts, remotes: [...remotes].map(([ip, cidr]) => ({ name: `peer ${cidr}`, ip })) };
 }

@@ -7,5 +7,6 @@ import { status } from './en/status.js';
 import { doctor } from './en/doctor.js';
 import { cli } from './en/cli.js';
 import { drops } from './en/drops.js';
+import { web } from './en/web.js';
 
-export const en = { ...lab, ...trace, ...path, ...status, ...doctor, ...cli, ...drops } as const;
+export const en = { ...lab, ...trace, ...path, ...status, ...doctor, ...cli, ...drops, ...web } as const;

@@ -8,5 +8,15 @@ import { statusZh } from './zh/status.js';
 import { doctorZh } from './zh/doctor.js';
 import { cliZh } from './zh/cli.js';
 import { dropsZh } from './zh/drops.js';
+import { webZh } from './zh/web.js';
 
-export const zh: Record<keyof typeof en, string> = { ...labZh, ...traceZh, ...pathZh, ...statusZh, ...doctorZh, ...cliZh, ...dropsZh };
+export const zh: Record<keyof typeof en, string> = {
+  ...labZh,
+  ...traceZh,
+  ...pathZh,
+  ...statusZh,
+  ...doctorZh,
+  ...cliZh,
+  ...dropsZh,
+  ...webZh,
+};

@@ -20,6 +20,11 @@ export const cli = {
   'opt.spoof':
     "send it with this source address instead of SRC's own (a forged packet, as a pod with CAP_NET_RAW could send): where is it stopped?",
   'ex.pathSpoof': "a pod forging another pod's address: dropped where it enters its node",
+  'cli.web':
+    "the lab (or this node) as a live page on a local address: nodes, bridges, pods, tunnels, and any packet's path clicked through them",
+  'opt.webAddr': 'where to listen: a loopback address only (127.0.0.1:PORT or [::1]:PORT)',
+  'web.serving': 'podwire web: {url} (Ctrl-C stops)',
+  'opt.labWeb': 'keep the lab up and serve its live page (podwire web) on this local address (default 127.0.0.1:9480) until Ctrl-C',
   'opt.json': 'print JSON',
   'cli.drops': 'every packet podwire drops on this node, as it happens: the pod, the check or NetworkPolicy that dropped it, the packet',
   'opt.dropsLab': 'read the drops of this lab node (node1, node2, ...)',

@@ -1,0 +1,178 @@
+// The page `podwire web` serves: one HTML document with its style and script inline (nothing fetched
+// from anywhere but this server). It draws the model /api/model gives — hosts outside, nodes with their
+// Node IPs, bridge and VXLAN devices, pods on their veths, tunnels and routes between nodes — again
+// whenever it changes (asked every 2 s: a pod added or deleted shows without a reload), and a packet's
+// path from /api/path: each hop highlighted on the picture and told beside it, there and back. Words come
+// from /api/words in the chosen language (zh by a zh browser, as the CLI by a zh locale). Keyboard: every
+// pod is a button; Enter picks it as the source, then as the destination.
+export const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>podwire</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2733; background: #f6f8fa; }
+  header { padding: 10px 16px; background: #1d2733; color: #fff; display: flex; flex-wrap: wrap; gap: 10px; align-items: center; }
+  header h1 { font-size: 18px; margin: 0 12px 0 0; }
+  header label { display: flex; gap: 4px; align-items: center; }
+  input, select, button { font: inherit; padding: 4px 6px; }
+  main { display: flex; flex-wrap: wrap; gap: 12px; padding: 12px; }
+  #pic { flex: 3 1 560px; min-width: 300px; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; }
+  #pic svg { width: 100%; height: auto; display: block; }
+  #side { flex: 2 1 320px; min-width: 280px; }
+  #presets button { margin: 0 6px 6px 0; }
+  ol { padding-left: 22px; } li { margin-bottom: 6px; } li .where { font-weight: 600; margin-right: 6px; }
+  .node rect.box { fill: #eef3fb; stroke: #4a6fa5; } .pod rect.box { fill: #f3fbef; stroke: #4f8a3c; cursor: pointer; }
+  .host rect.box { fill: #fbf3ef; stroke: #a5684a; }
+  .hop rect.box { stroke: #d1242f; stroke-width: 4; } .pick rect.box { stroke-dasharray: 6 3; stroke-width: 3; }
+  .link line { stroke: #8c959f; stroke-width: 2; } .link.vxlan line { stroke-dasharray: 8 4; }
+  text { font-size: 12px; fill: #1d2733; } text.name { font-size: 14px; font-weight: 600; }
+  .pod:focus { outline: none; } .pod:focus rect.box { stroke-width: 3; stroke: #0969da; }
+  #status { color: #57606a; margin: 6px 0; } #error { color: #d1242f; }
+</style>
+</head>
+<body>
+<header>
+  <h1 data-w="web.title">podwire</h1>
+  <label><span data-w="web.src">from</span> <input id="src" size="18" list="addrs" aria-label="source"></label>
+  <label><span data-w="web.dst">to</span> <input id="dst" size="22" list="addrs" aria-label="destination"></label>
+  <datalist id="addrs"></datalist>
+  <label><span data-w="web.proto">protocol</span> <select id="proto"><option>tcp</option><option>udp</option><option>icmp</option></select></label>
+  <button id="go" data-w="web.show">show the path</button>
+  <label><span data-w="web.lang">language</span> <select id="lang"><option value="en">English</option><option value="zh">中文</option></select></label>
+</header>
+<main>
+  <div id="pic" aria-live="polite"></div>
+  <div id="side">
+    <div id="presets"></div>
+    <div id="status" data-w="web.hint"></div>
+    <div id="error"></div>
+    <h2 id="thereTitle" data-w="web.there" hidden>there</h2><ol id="there"></ol>
+    <p id="end"></p>
+    <h2 id="backTitle" data-w="web.back" hidden>back</h2><ol id="back"></ol>
+  </div>
+</main>
+<script>
+(() => {
+  const $ = (id) => document.getElementById(id);
+  let lang = new URLSearchParams(location.search).get('lang') || (/^zh/i.test(navigator.language) ? 'zh' : 'en');
+  let words = {};
+  let model = null, modelText = '', path = null, picking = 'src';
+  const w = (id) => words[id] || id;
+  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  const ip0 = (s) => String(s).split(',')[0].trim().replace(/\\/\\d+$/, '');
+
+  async function loadWords() {
+    words = await (await fetch('/api/words?lang=' + lang)).json();
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    $('lang').value = lang;
+    for (const el of document.querySelectorAll('[data-w]')) el.textContent = w(el.dataset.w);
+    presets();
+  }
+
+  function box(x, y, wd, h, cls, ns, lines, extra = '') {
+    const t = lines.map((l, i) => '<text x="' + (x + 8) + '" y="' + (y + 18 + i * 16) + '"' + (i ? '' : ' class="name"') + '>' + esc(l) + '</text>').join('');
+    return '<g class="' + cls + '" data-ns="' + esc(ns) + '"' + extra + '><rect class="box" x="' + x + '" y="' + y + '" width="' + wd + '" height="' + h + '" rx="6"/>' + t + '</g>';
+  }
+
+  function draw() {
+    if (!model) return;
+    const col = 300, gap = 30, nodeY = 110, nodeH = 96, podY = nodeY + nodeH + 50, podH = 58;
+    const cols = Math.max(model.nodes.length, model.hosts.length, 1);
+    const maxPods = Math.max(1, ...model.nodes.map((n) => n.pods.length));
+    const width = gap + cols * (col + gap), height = podY + maxPods * (podH + 16) + 20;
+    let s = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ' + width + ' ' + height + '" role="img" aria-label="' + esc(model.title) + '">';
+    const at = {};
+    model.nodes.forEach((n, i) => (at[n.name] = gap + i * (col + gap)));
+    for (const l of model.links) {
+      const a = at[l.from], b = at[l.to];
+      if (a === undefined || b === undefined || a >= b) continue;
+      const y = nodeY + nodeH / 2;
+      s += '<g class="link ' + l.mode + '" data-kind="link"><line x1="' + (a + col) + '" y1="' + y + '" x2="' + b + '" y2="' + y + '"/><text x="' + ((a + col + b) / 2 - 24) + '" y="' + (y - 6) + '">' + esc(l.mode) + '</text></g>';
+    }
+    model.hosts.forEach((h, i) => { s += box(gap + i * (col + gap), 16, col, 50, 'host', h.ns || h.name, [h.name, h.ips.join(', ')], ' data-kind="host" data-name="' + esc(h.name) + '"'); });
+    model.nodes.forEach((n) => {
+      const x = at[n.name];
+      const lines = [n.name, ...n.nodeIPs.slice(0, 2), n.bridge ? n.bridge.name + ' ' + n.bridge.addrs.join(' ') : '', n.vxlans.map((v) => v.name + ' VNI ' + v.vni).join(', ')].filter(Boolean);
+      s += box(x, nodeY, col, nodeH, 'node', n.ns, lines, ' data-kind="node" data-name="' + esc(n.name) + '"');
+      n.pods.forEach((p, j) => {
+        const y = podY + j * (podH + 16);
+        s += '<line x1="' + (x + col / 2) + '" y1="' + (nodeY + nodeH) + '" x2="' + (x + col / 2) + '" y2="' + y + '" stroke="#c8d1dc"/>';
+        s += box(x + 20, y, col - 40, podH, 'pod', p.ns, [p.name, p.ifname + ' ' + p.ip, p.hostVeth], ' data-kind="pod" data-name="' + esc(p.name) + '" data-ip="' + esc(ip0(p.ip)) + '" tabindex="0" role="button"');
+      });
+    });
+    s += '</svg>';
+    $('pic').innerHTML = s;
+    for (const g of document.querySelectorAll('.pod')) {
+      const pick = () => { $(picking).value = g.dataset.ip; picking = picking === 'src' ? 'dst' : 'src'; if (picking === 'src') show(); else mark(); };
+      g.addEventListener('click', pick);
+      g.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(); } });
+    }
+    const opts = [...model.nodes.flatMap((n) => [...n.nodeIPs.map(ip0), ...n.pods.map((p) => ip0(p.ip))]), ...model.hosts.flatMap((h) => h.ips.map(ip0))];
+    $('addrs').innerHTML = opts.map((o) => '<option value="' + esc(o) + '">').join('');
+    mark();
+  }
+
+  function mark() {
+    const hops = new Set((path ? [...path.hops, ...path.reply] : []).map((h) => h.ns));
+    for (const g of document.querySelectorAll('[data-ns]')) {
+      g.classList.toggle('hop', hops.has(g.dataset.ns));
+      g.classList.toggle('pick', g.dataset.ip !== undefined && (g.dataset.ip === $('src').value || g.dataset.ip === $('dst').value));
+    }
+  }
+
+  function presets() {
+    const el = $('presets');
+    el.innerHTML = '';
+    if (!model) return;
+    const pods = model.nodes.flatMap((n) => n.pods.map((p) => ({ node: n.name, ip: ip0(p.ip) })));
+    const add = (id, src, dst) => {
+      if (!src || !dst) return;
+      const b = document.createElement('button');
+      b.textContent = w(id);
+      b.dataset.preset = id;
+      b.onclick = () => { $('src').value = src; $('dst').value = dst; show(); };
+      el.appendChild(b);
+    };
+    const a = pods[0];
+    add('web.preset.sameNode', a && a.ip, (pods.find((p) => a && p.node === a.node && p.ip !== a.ip) || {}).ip);
+    add('web.preset.acrossNodes', a && a.ip, (pods.find((p) => a && p.node !== a.node) || {}).ip);
+    const n2 = model.nodes[1];
+    add('web.preset.nodeToPod', n2 && ip0(n2.nodeIPs[0] || ''), a && a.ip);
+  }
+
+  function hopItems(list, hops) {
+    list.innerHTML = hops.map((h) => '<li><span class="where">' + esc(h.where) + '</span>' + esc(h.text) + '</li>').join('');
+  }
+
+  async function show() {
+    const q = new URLSearchParams({ src: $('src').value.trim(), dst: $('dst').value.trim(), proto: $('proto').value, lang });
+    const r = await fetch('/api/path?' + q);
+    const body = await r.json();
+    $('error').textContent = r.ok ? '' : body.error;
+    path = r.ok ? body : null;
+    hopItems($('there'), path ? path.hops : []);
+    hopItems($('back'), path ? path.reply : []);
+    $('thereTitle').hidden = !path; $('backTitle').hidden = !path || !path.reply.length;
+    $('end').textContent = path ? path.end : '';
+    mark();
+  }
+
+  async function refresh() {
+    try {
+      const text = await (await fetch('/api/model')).text();
+      if (text !== modelText) { modelText = text; model = JSON.parse(text); draw(); presets(); }
+    } catch (e) { /* the server is restarting: the next round asks again */ }
+  }
+
+  $('go').onclick = show;
+  for (const id of ['src', 'dst']) $(id).addEventListener('keydown', (e) => { if (e.key === 'Enter') show(); });
+  $('lang').onchange = async () => { lang = $('lang').value; await loadWords(); if (path) await show(); };
+  loadWords().then(refresh);
+  setInterval(refresh, 2000);
+})();
+</script>
+</body>
+</html>
+`;

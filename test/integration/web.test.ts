@@ -1,0 +1,113 @@
+// `podwire web` against a running lab, in Debian's headless Chromium over the DevTools protocol: the page
+// shows every node and pod with the lab's addresses; a preset and a click on two pods show exactly the
+// hops `path` reports, highlighted on the picture; the zh switch changes the page's words and the hops';
+// a pod deleted in the lab leaves the page without a reload; the server refuses what is not local.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bringUp } from '../../src/lab/index.js';
+import { Lab, type LabPod } from '../../src/lab/lab.js';
+import { labDown } from '../../src/lab/netns.js';
+import { BIN, requireRoot } from '../helpers/netns.js';
+import { until } from '../helpers/wait.js';
+import { type Page, openPage } from '../helpers/cdp.js';
+
+const PORT = 19480;
+const URL_ = `http://127.0.0.1:${PORT}/`;
+let lab: Lab;
+let server: ChildProcess;
+let page: Page;
+let extra: LabPod;
+
+beforeAll(async () => {
+  requireRoot();
+  labDown();
+  lab = Lab.create(BIN, 'vxlan', 2);
+  await bringUp(lab);
+  for (const n of lab.nodes) for (const name of ['a', 'b']) await lab.addPod(n, name);
+  extra = await lab.addPod(lab.nodes[1]!, 'extra');
+  server = spawn(BIN, ['web', '--lab', '--addr', `127.0.0.1:${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr!.on('data', (d) => (err += d));
+  await until(() => err.includes(URL_), 10_000, 'podwire web to listen');
+  page = await openPage(`${URL_}?lang=en`);
+  await page.waitFor(`document.querySelectorAll('[data-kind=pod]').length > 0`);
+}, 120_000);
+
+afterAll(() => {
+  server?.kill();
+  try {
+    page?.close();
+  } finally {
+    labDown();
+  }
+});
+
+const podIp = (p: LabPod) => p.ip;
+
+describe('podwire web', () => {
+  it('shows every node with its Node IP and every pod with its Pod IP and veth, from live state', async () => {
+    const shown = await page.eval<{ nodes: string[]; pods: { name: string; text: string }[] }>(`({
+      nodes: [...document.querySelectorAll('[data-kind=node]')].map((g) => g.textContent),
+      pods: [...document.querySelectorAll('[data-kind=pod]')].map((g) => ({ name: g.dataset.name, text: g.textContent })),
+    })`);
+    for (const n of lab.nodes) expect(shown.nodes.find((t) => t.startsWith(n.name))).toContain(n.nodeIP);
+    for (const p of lab.pods) {
+      const g = shown.pods.find((x) => x.name === p.ns.slice('pwlab-'.length));
+      expect(g?.text, p.ns).toContain(p.ip);
+      expect(g?.text).toContain(p.veth);
+    }
+  });
+
+  it('two pods clicked: exactly the hops path reports, each highlighted on the picture, there and back', async () => {
+    const [a, , c] = lab.pods as [LabPod, LabPod, LabPod];
+    await page.eval(`document.querySelector('[data-ip="${podIp(a)}"]').dispatchEvent(new MouseEvent('click'))`);
+    await page.eval(`document.querySelector('[data-ip="${podIp(c)}"]').dispatchEvent(new MouseEvent('click'))`);
+    await page.waitFor(`document.querySelectorAll('#there li').length > 0`);
+    const cli = JSON.parse(spawnSync(BIN, ['path', podIp(a), podIp(c), '--lab', '--json'], { encoding: 'utf8' }).stdout);
+    const onPage = await page.eval<{ there: string[]; back: string[]; lit: string[]; drawn: string[] }>(`({
+      there: [...document.querySelectorAll('#there li')].map((li) => li.textContent),
+      back: [...document.querySelectorAll('#back li')].map((li) => li.textContent),
+      lit: [...document.querySelectorAll('.hop')].map((g) => g.dataset.ns),
+      drawn: [...document.querySelectorAll('[data-ns]')].map((g) => g.dataset.ns),
+    })`);
+    expect(onPage.there).toEqual(cli.hops.map((h: { where: string; text: string }) => h.where + h.text));
+    expect(onPage.back).toEqual(cli.reply.map((h: { where: string; text: string }) => h.where + h.text));
+    // Lit: exactly the drawn namespaces the hops pass (the underlay's bridge is not drawn).
+    const passed = new Set(cli.hops.concat(cli.reply).map((h: { ns: string }) => h.ns));
+    expect([...new Set(onPage.lit)].sort()).toEqual([...new Set(onPage.drawn.filter((ns) => passed.has(ns)))].sort());
+    expect(onPage.lit).toContain(a.ns);
+    expect(onPage.lit).toContain(c.ns);
+    // The READMEs' picture is this page: PODWIRE_SCREENSHOT=docs/web.png npx vitest run test/integration/web.test.ts
+    if (process.env.PODWIRE_SCREENSHOT) await page.screenshot(process.env.PODWIRE_SCREENSHOT);
+  });
+
+  it('the zh switch changes every word of the page and the hops', async () => {
+    await page.eval(`(document.getElementById('lang').value = 'zh', document.getElementById('lang').dispatchEvent(new Event('change')))`);
+    await page.waitFor(`document.getElementById('go').textContent === '显示路径'`);
+    await page.waitFor(`[...document.querySelectorAll('#there li')].some((li) => /[\\u4e00-\\u9fff]/.test(li.textContent))`);
+    const words = await page.eval<string[]>(`[...document.querySelectorAll('[data-w]')].map((e) => e.textContent)`);
+    for (const x of words) expect(x, x).toMatch(/[\u4e00-\u9fff]/);
+    const presets = await page.eval<string[]>(`[...document.querySelectorAll('#presets button')].map((b) => b.textContent)`);
+    expect(presets.length).toBeGreaterThan(1);
+    for (const x of presets) expect(x).toMatch(/[\u4e00-\u9fff]/);
+  });
+
+  it('a pod deleted in the lab leaves the page within a few seconds, without a reload', async () => {
+    const before = await page.eval<number>(`document.querySelectorAll('[data-kind=pod]').length`);
+    await page.eval(`window.__same = true`);
+    await lab.delPod(extra);
+    await page.waitFor(`!document.querySelector('[data-ip="${podIp(extra)}"]')`, 8000);
+    expect(await page.eval<number>(`document.querySelectorAll('[data-kind=pod]').length`)).toBe(before - 1);
+    expect(await page.eval<boolean>(`window.__same === true`)).toBe(true); // the same document: no reload
+  });
+
+  it('refuses a non-local address to listen on, and a bad address or protocol in a request', async () => {
+    const r = spawnSync(BIN, ['web', '--addr', '0.0.0.0:19481'], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/loopback address only/);
+    const bad = await fetch(`${URL_}api/path?src=10.0.0.1%3Brm&dst=x`);
+    expect(bad.status).toBe(400);
+    expect((await fetch(`${URL_}api/path?src=1.1.1.1&dst=1.1.1.2&proto=sctp`)).status).toBe(400);
+    expect((await fetch(URL_, { method: 'POST' })).status).toBe(405);
+  });
+});
