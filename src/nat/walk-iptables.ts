@@ -215,3 +215,53 @@ export function walkNat(t: NatTable, hook: 'PREROUTING' | 'OUTPUT', pkt: Packet,
   if (!res.dnat) res.chains = [];
   return res;
 }
+
+/** A Service port as kube-proxy's iptables rules have it: its Cluster IP and port, nodePort, and backends. */
+export interface ServiceView {
+  /** kube-proxy's name for it: "namespace/name:port". */
+  name: string;
+  clusterIP: string;
+  port: number;
+  proto: string;
+  nodePort?: number;
+  /** Pod IP:targetPort of each endpoint, as its DNAT writes it. */
+  backends: { ip: string; port?: number }[];
+}
+
+/**
+ * The Services a nat table holds (kube-proxy's iptables mode, pure): KUBE-SERVICES' Cluster IP rules,
+ * KUBE-NODEPORTS' ports by the same name, and the DNAT at the end of each Service chain's endpoints.
+ */
+export function servicesOf(t: NatTable): ServiceView[] {
+  const opt = (r: Rule, o: string) => r.matches.find(([neg, name]) => !neg && name === o)?.[2];
+  const backends = (chain: string, seen: Set<string>): { ip: string; port?: number }[] => {
+    if (seen.has(chain)) return [];
+    seen.add(chain);
+    return (t.get(chain) ?? []).flatMap((r) =>
+      r.target === 'DNAT' && r.targetArgs['--to-destination']
+        ? [parseEndpoint(r.targetArgs['--to-destination'])]
+        : /^KUBE-(SVC|SVL|EXT|SEP)-/.test(r.target)
+          ? backends(r.target, seen)
+          : [],
+    );
+  };
+  const out: ServiceView[] = [];
+  for (const r of t.get('KUBE-SERVICES') ?? []) {
+    const d = opt(r, '-d');
+    const port = Number(opt(r, '--dport'));
+    if (!d || !port || !/^KUBE-SVC-/.test(r.target)) continue;
+    out.push({
+      name: (r.comment ?? r.target).replace(/ cluster IP$/, ''),
+      clusterIP: d.replace(/\/(32|128)$/, ''),
+      port,
+      proto: opt(r, '-p') ?? 'tcp',
+      backends: backends(r.target, new Set()),
+    });
+  }
+  for (const r of t.get('KUBE-NODEPORTS') ?? []) {
+    const s = out.find((x) => x.name === r.comment);
+    const port = Number(opt(r, '--dport'));
+    if (s && port) s.nodePort = port;
+  }
+  return out;
+}

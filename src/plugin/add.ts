@@ -241,8 +241,15 @@ export async function add(ctx: Context): Promise<Result> {
       id: 'pod',
       after: ['host', 'address', 'gate', 'bind'],
       run: (api) => {
-        // Before its interface comes up (in the batch below): no RA taken, its addresses announced.
-        const set = timed('sysctl (pod)', () => podSysctls(env.netns, env.ifname));
+        // Before its interface comes up (in the batch below): no router advertisement taken. Hardening, not
+        // wiring: a namespace this process cannot enter leaves the pod as it was, and the ADD goes on.
+        const set = timed('sysctl (pod)', () => {
+          try {
+            return podSysctls(env.netns, env.ifname);
+          } catch {
+            return undefined;
+          }
+        });
         api.record({
           step: set
             ? { id: 'podSysctl', p: { set: set.join(' '), ifname: env.ifname }, cmd: set.map((x) => `sysctl -w ${x}`).join('\n') }

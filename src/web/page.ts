@@ -1,6 +1,7 @@
 // The page `podwire web` serves: one HTML document with its style and script inline (nothing fetched
-// from anywhere but this server). It draws the model /api/model gives — hosts outside, nodes with their
-// Node IPs, bridge and VXLAN devices, pods on their veths, tunnels and routes between nodes — again
+// from anywhere but this server). It draws the model /api/model gives — hosts outside, the Services
+// (Cluster IP:port -> backends, nodePort), nodes with their Node IPs, bridge, VXLAN devices and nodePorts,
+// pods on their veths, tunnels and routes between nodes — again
 // whenever it changes (asked every 2 s: a pod added or deleted shows without a reload), and a packet's
 // path from /api/path: each hop highlighted on the picture and told beside it, there and back. Words come
 // from /api/words in the chosen language (zh by a zh browser, as the CLI by a zh locale). Keyboard: every
@@ -24,7 +25,7 @@ export const PAGE = `<!doctype html>
   #presets button { margin: 0 6px 6px 0; }
   ol { padding-left: 22px; } li { margin-bottom: 6px; } li .where { font-weight: 600; margin-right: 6px; }
   .node rect.box { fill: #eef3fb; stroke: #4a6fa5; } .pod rect.box { fill: #f3fbef; stroke: #4f8a3c; cursor: pointer; }
-  .host rect.box { fill: #fbf3ef; stroke: #a5684a; }
+  .host rect.box { fill: #fbf3ef; stroke: #a5684a; } .service rect.box { fill: #f7f0fb; stroke: #7a4fa5; stroke-dasharray: 3 3; }
   .hop rect.box { stroke: #d1242f; stroke-width: 4; } .pick rect.box { stroke-dasharray: 6 3; stroke-width: 3; }
   .link line { stroke: #8c959f; stroke-width: 2; } .link.vxlan line { stroke-dasharray: 8 4; }
   text { font-size: 12px; fill: #1d2733; } text.name { font-size: 14px; font-weight: 600; }
@@ -61,7 +62,8 @@ export const PAGE = `<!doctype html>
   let model = null, modelText = '', path = null, picking = 'src';
   const w = (id) => words[id] || id;
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
-  const ip0 = (s) => String(s).split(',')[0].trim().replace(/\\/\\d+$/, '');
+  // "192.168.50.11/24 (eth0)", "10.244.1.2/24, fd00::2/64" -> the first address alone.
+  const ip0 = (s) => String(s).trim().split(/[,\\s]/)[0].replace(/\\/\\d+$/, '');
 
   async function loadWords() {
     words = await (await fetch('/api/words?lang=' + lang)).json();
@@ -78,7 +80,10 @@ export const PAGE = `<!doctype html>
 
   function draw() {
     if (!model) return;
-    const col = 300, gap = 30, nodeY = 110, nodeH = 96, podY = nodeY + nodeH + 50, podH = 58;
+    const col = 300, gap = 30, svcY = 84, svcH = 58;
+    const svcs = model.services || [];
+    const svcRows = Math.ceil(svcs.length / Math.max(1, model.nodes.length || 1));
+    const nodeY = svcY + (svcs.length ? svcRows * (svcH + 12) + 14 : 10), nodeH = 112, podY = nodeY + nodeH + 50, podH = 58;
     const cols = Math.max(model.nodes.length, model.hosts.length, 1);
     const maxPods = Math.max(1, ...model.nodes.map((n) => n.pods.length));
     const width = gap + cols * (col + gap), height = podY + maxPods * (podH + 16) + 20;
@@ -92,10 +97,20 @@ export const PAGE = `<!doctype html>
       s += '<g class="link ' + l.mode + '" data-kind="link"><line x1="' + (a + col) + '" y1="' + y + '" x2="' + b + '" y2="' + y + '"/><text x="' + ((a + col + b) / 2 - 24) + '" y="' + (y - 6) + '">' + esc(l.mode) + '</text></g>';
     }
     model.hosts.forEach((h, i) => { s += box(gap + i * (col + gap), 16, col, 50, 'host', h.ns || h.name, [h.name, h.ips.join(', ')], ' data-kind="host" data-name="' + esc(h.name) + '"'); });
+    // The Service layer: Cluster IPs no interface owns, each with where kube-proxy's DNAT sends it.
+    const per = Math.max(1, model.nodes.length);
+    svcs.forEach((v, i) => {
+      const x = gap + (i % per) * (col + gap), y = svcY + Math.floor(i / per) * (svcH + 12);
+      const vip = v.clusterIP.includes(':') ? '[' + v.clusterIP + ']:' + v.port : v.clusterIP + ':' + v.port;
+      const to = v.backends.map((b) => (b.ip.includes(':') ? '[' + b.ip + ']' : b.ip) + (b.port ? ':' + b.port : '')).join(', ');
+      s += box(x, y, col, svcH, 'service', 'svc:' + v.name, [v.name, vip + ' → ' + to, v.nodePort ? 'nodePort ' + v.nodePort : ''].filter(Boolean),
+        ' data-kind="service" data-name="' + esc(v.name) + '" data-vip="' + esc(vip) + '" data-nodeport="' + (v.nodePort || '') + '"');
+    });
     model.nodes.forEach((n) => {
       const x = at[n.name];
-      const lines = [n.name, ...n.nodeIPs.slice(0, 2), n.bridge ? n.bridge.name + ' ' + n.bridge.addrs.join(' ') : '', n.vxlans.map((v) => v.name + ' VNI ' + v.vni).join(', ')].filter(Boolean);
-      s += box(x, nodeY, col, nodeH, 'node', n.ns, lines, ' data-kind="node" data-name="' + esc(n.name) + '"');
+      const np = (model.nodePorts || {})[n.name] || [];
+      const lines = [n.name, ...n.nodeIPs.slice(0, 2), n.bridge ? n.bridge.name + ' ' + n.bridge.addrs.join(' ') : '', n.vxlans.map((v) => v.name + ' VNI ' + v.vni).join(', '), np.length ? 'nodePort ' + np.join(', ') : ''].filter(Boolean);
+      s += box(x, nodeY, col, nodeH, 'node', n.ns, lines, ' data-kind="node" data-name="' + esc(n.name) + '" data-ip="' + esc(ip0(n.nodeIPs[0] || '')) + '"');
       n.pods.forEach((p, j) => {
         const y = podY + j * (podH + 16);
         s += '<line x1="' + (x + col / 2) + '" y1="' + (nodeY + nodeH) + '" x2="' + (x + col / 2) + '" y2="' + y + '" stroke="#c8d1dc"/>';
@@ -104,7 +119,7 @@ export const PAGE = `<!doctype html>
     });
     s += '</svg>';
     $('pic').innerHTML = s;
-    for (const g of document.querySelectorAll('.pod')) {
+    for (const g of document.querySelectorAll('.pod, .node')) {
       const pick = () => { $(picking).value = g.dataset.ip; picking = picking === 'src' ? 'dst' : 'src'; if (picking === 'src') show(); else mark(); };
       g.addEventListener('click', pick);
       g.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(); } });
@@ -116,8 +131,12 @@ export const PAGE = `<!doctype html>
 
   function mark() {
     const hops = new Set((path ? [...path.hops, ...path.reply] : []).map((h) => h.ns));
+    // A Service is on the path when it was asked for: its Cluster IP:port, or a node's address at its nodePort.
+    const asked = path ? (path.dst.includes(':') ? '[' + path.dst + ']' : path.dst) + ':' + (path.port || '') : '';
+    const nodeIPs = model ? model.nodes.flatMap((n) => n.nodeIPs.map(ip0)) : [];
     for (const g of document.querySelectorAll('[data-ns]')) {
-      g.classList.toggle('hop', hops.has(g.dataset.ns));
+      const svc = g.dataset.kind === 'service' && path && (g.dataset.vip === asked || (nodeIPs.includes(path.dst) && String(path.port) === g.dataset.nodeport));
+      g.classList.toggle('hop', hops.has(g.dataset.ns) || !!svc);
       g.classList.toggle('pick', g.dataset.ip !== undefined && (g.dataset.ip === $('src').value || g.dataset.ip === $('dst').value));
     }
   }
@@ -140,6 +159,13 @@ export const PAGE = `<!doctype html>
     add('web.preset.acrossNodes', a && a.ip, (pods.find((p) => a && p.node !== a.node) || {}).ip);
     const n2 = model.nodes[1];
     add('web.preset.nodeToPod', n2 && ip0(n2.nodeIPs[0] || ''), a && a.ip);
+    const svcs = model.services || [];
+    const v = svcs[0];
+    add('web.preset.podToService', a && a.ip, v && (v.clusterIP.includes(':') ? '[' + v.clusterIP + ']' : v.clusterIP) + ':' + v.port);
+    const np = svcs.find((x) => x.nodePort);
+    const out = model.hosts.find((h) => h.name === 'outside');
+    const last = model.nodes[model.nodes.length - 1];
+    add('web.preset.outsideToNodePort', out && ip0(out.ips[0] || ''), np && last && ip0(last.nodeIPs[0] || '') + ':' + np.nodePort);
   }
 
   function hopItems(list, hops) {

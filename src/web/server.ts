@@ -4,12 +4,16 @@
 // starts a shell, or sends a packet; every value a request brings is checked as the CLI checks it.
 //
 //   GET /                      the page (HTML, CSS and script inline: no CDN, nothing fetched elsewhere)
-//   GET /api/model?lang=zh     nodes, bridges, VXLAN devices, pods with their veths, tunnels and routes, hosts
+//   GET /api/model             nodes (with the nodePorts each answers), bridges, VXLAN devices, pods with their
+//                              veths, tunnels and routes, hosts, and the Services kube-proxy's rules hold
+//                              (iptables mode: Cluster IP:port -> backends' Pod IP:targetPort)
 //   GET /api/path?src=&dst=&proto=&lang=   `podwire path` as JSON: every hop both ways, in words
 //   GET /api/words?lang=zh     the page's own words
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { CATALOGUES, type Lang, LANGS, type MessageId, setLang } from '../i18n/index.js';
-import { diagramModel } from '../explore/diagram.js';
+import { type Model, diagramModel } from '../explore/diagram.js';
+import { type ServiceView, parseNat, servicesOf } from '../nat/walk-iptables.js';
+import { run } from '../runtime/run.js';
 import { findPath, pathJson } from '../explore/path.js';
 import { type Scope, readWorld } from '../explore/world.js';
 import { parseIP } from '../net/ip.js';
@@ -43,6 +47,20 @@ function send(res: ServerResponse, code: number, type: string, body: string): vo
 }
 const json = (res: ServerResponse, code: number, v: unknown) => send(res, code, 'application/json', JSON.stringify(v));
 
+/** A node's Services as its nat table holds them (none where kube-proxy runs in nftables mode, for now). */
+async function servicesIn(ns: string): Promise<ServiceView[]> {
+  const r = await (ns ? run('ip', ['netns', 'exec', ns, 'iptables-save', '-t', 'nat']) : run('iptables-save', ['-t', 'nat']));
+  return r.code === 0 ? servicesOf(parseNat(r.stdout)) : [];
+}
+
+/** The picture's model: the diagram's, each node's nodePorts, and the Services (as the first node has them). */
+export async function webModel(o: WebOptions): Promise<Model & { services: ServiceView[]; nodePorts: Record<string, number[]> }> {
+  const m = diagramModel(await readWorld(o.scope()), o.title);
+  const per = await Promise.all(m.nodes.map((n) => servicesIn(n.ns)));
+  const nodePorts = Object.fromEntries(m.nodes.map((n, i) => [n.name, per[i]!.flatMap((x) => (x.nodePort ? [x.nodePort] : []))]));
+  return { ...m, services: per[0] ?? [], nodePorts };
+}
+
 /** Answers one request. */
 export async function handleWeb(req: IncomingMessage, res: ServerResponse, o: WebOptions): Promise<void> {
   if (req.method !== 'GET') return json(res, 405, { error: 'GET only' });
@@ -53,10 +71,7 @@ export async function handleWeb(req: IncomingMessage, res: ServerResponse, o: We
     const words = Object.fromEntries(Object.entries(CATALOGUES[lang]).filter(([id]) => id.startsWith('web.')) as [MessageId, string][]);
     return json(res, 200, words);
   }
-  if (url.pathname === '/api/model') {
-    const w = await readWorld(o.scope());
-    return json(res, 200, diagramModel(w, o.title));
-  }
+  if (url.pathname === '/api/model') return json(res, 200, await webModel(o));
   if (url.pathname === '/api/path') {
     const src = url.searchParams.get('src') ?? '';
     const dst = url.searchParams.get('dst') ?? '';

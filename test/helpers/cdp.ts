@@ -15,7 +15,7 @@ export interface Page {
   /** Waits until the expression is truthy. */
   waitFor(expression: string, ms?: number): Promise<void>;
   screenshot(file: string): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export async function openPage(url: string, size = { width: 1280, height: 900 }): Promise<Page> {
@@ -25,10 +25,12 @@ export async function openPage(url: string, size = { width: 1280, height: 900 })
     [...CHROMIUM_FLAGS, `--user-data-dir=${dir}`, '--remote-debugging-port=0', `--window-size=${size.width},${size.height}`, 'about:blank'],
     { stdio: 'ignore' },
   );
-  const close = () => {
+  const exited = new Promise((r) => proc.once('exit', r));
+  const close = async () => {
     proc.kill('SIGKILL');
-    // Its profile may still be written to as it dies: removed with retries.
-    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    // Its profile is written to until it is gone.
+    await exited;
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   };
   try {
     const portFile = join(dir, 'DevToolsActivePort');
@@ -74,14 +76,14 @@ export async function openPage(url: string, size = { width: 1280, height: 900 })
         const r = await call('Page.captureScreenshot', { format: 'png' });
         writeFileSync(file, Buffer.from(r.data, 'base64'));
       },
-      close() {
+      async close() {
         ws.close();
-        close();
+        await close();
       },
     };
     return page;
   } catch (e) {
-    close();
+    await close();
     throw e;
   }
 }

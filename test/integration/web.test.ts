@@ -10,6 +10,7 @@ import { labDown } from '../../src/lab/netns.js';
 import { BIN, requireRoot } from '../helpers/netns.js';
 import { until } from '../helpers/wait.js';
 import { type Page, openPage } from '../helpers/cdp.js';
+import { type ServiceLab, addServices } from '../../src/lab/services.js';
 
 const PORT = 19480;
 const URL_ = `http://127.0.0.1:${PORT}/`;
@@ -17,6 +18,7 @@ let lab: Lab;
 let server: ChildProcess;
 let page: Page;
 let extra: LabPod;
+let svc: ServiceLab;
 
 beforeAll(async () => {
   requireRoot();
@@ -24,6 +26,7 @@ beforeAll(async () => {
   lab = Lab.create(BIN, 'vxlan', 2);
   await bringUp(lab);
   for (const n of lab.nodes) for (const name of ['a', 'b']) await lab.addPod(n, name);
+  svc = await addServices(lab);
   extra = await lab.addPod(lab.nodes[1]!, 'extra');
   server = spawn(BIN, ['web', '--lab', '--addr', `127.0.0.1:${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -33,10 +36,10 @@ beforeAll(async () => {
   await page.waitFor(`document.querySelectorAll('[data-kind=pod]').length > 0`);
 }, 120_000);
 
-afterAll(() => {
+afterAll(async () => {
   server?.kill();
   try {
-    page?.close();
+    await page?.close();
   } finally {
     labDown();
   }
@@ -77,6 +80,36 @@ describe('podwire web', () => {
     expect([...new Set(onPage.lit)].sort()).toEqual([...new Set(onPage.drawn.filter((ns) => passed.has(ns)))].sort());
     expect(onPage.lit).toContain(a.ns);
     expect(onPage.lit).toContain(c.ns);
+  });
+
+  it("the Service layer: each Cluster IP:port with its backend's Pod IP:targetPort, nodePorts on their nodes", async () => {
+    const shown = await page.eval<{ name: string; text: string }[]>(
+      `[...document.querySelectorAll('[data-kind=service]')].map((g) => ({ name: g.dataset.name, text: g.textContent }))`,
+    );
+    for (const v of svc.services) {
+      const g = shown.find((x) => x.name === `lab/${v.name}:http`);
+      expect(g?.text, v.name).toContain(`${v.clusterIP}:${v.port} → ${v.backend.ip}:${v.targetPort}`);
+      if (v.nodePort && !v.externalTrafficPolicy) expect(g?.text).toContain(`nodePort ${v.nodePort}`);
+    }
+    const nodeText = await page.eval<string>(`document.querySelector('[data-kind=node][data-name=node2]').textContent`);
+    expect(nodeText).toContain('nodePort 30080');
+  });
+
+  it('outside → nodePort: exactly the hops path reports, the DNAT to the backend, the Service lit', async () => {
+    await page.eval(
+      `[...document.querySelectorAll('#presets button')].find((b) => b.dataset.preset === 'web.preset.outsideToNodePort').click()`,
+    );
+    await page.waitFor(`document.getElementById('dst').value.endsWith(':30080') && document.querySelectorAll('#there li').length > 0`);
+    const [src, dst] = await page.eval<[string, string]>(`[document.getElementById('src').value, document.getElementById('dst').value]`);
+    expect(src).toBe('192.168.50.250');
+    const cli = JSON.parse(spawnSync(BIN, ['path', src, dst, '--lab', '--json'], { encoding: 'utf8' }).stdout);
+    await page.waitFor(`document.querySelectorAll('#there li').length === ${cli.hops.length}`);
+    const there = await page.eval<string[]>(`[...document.querySelectorAll('#there li')].map((li) => li.textContent)`);
+    expect(there).toEqual(cli.hops.map((h: { where: string; text: string }) => h.where + h.text));
+    const backend = svc.services.find((v) => v.nodePort === 30080)!.backend;
+    expect(there.join('\n')).toContain(`${backend.ip}:8080`);
+    const lit = await page.eval<string[]>(`[...document.querySelectorAll('[data-kind=service].hop')].map((g) => g.dataset.name)`);
+    expect(lit).toEqual(['lab/web-nodeport:http']);
     // The READMEs' picture is this page: PODWIRE_SCREENSHOT=docs/web.png npx vitest run test/integration/web.test.ts
     if (process.env.PODWIRE_SCREENSHOT) await page.screenshot(process.env.PODWIRE_SCREENSHOT);
   });

@@ -6,19 +6,22 @@ import { kubeProxyRules } from '../../src/lab/services.js';
 
 const pod = (...ips: string[]) => ({ ip: ips[0], ips, name: 'web', node: { name: 'node1' } }) as unknown as LabPod;
 
+/** A ClusterIP Service and a NodePort one, each with one backend. */
+const SERVICES = [
+  { name: 'a', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], port: 80, targetPort: 8080, backend: pod('10.244.1.4') },
+  {
+    name: 'np',
+    clusterIP: '10.96.0.12',
+    clusterIPs: ['10.96.0.12'],
+    port: 80,
+    targetPort: 8080,
+    nodePort: 30080,
+    backend: pod('10.244.3.4'),
+  },
+];
+
 describe('kube-proxy rules for the lab', () => {
-  const lines = kubeProxyRules([
-    { name: 'a', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], port: 80, targetPort: 8080, backend: pod('10.244.1.4') },
-    {
-      name: 'np',
-      clusterIP: '10.96.0.12',
-      clusterIPs: ['10.96.0.12'],
-      port: 80,
-      targetPort: 8080,
-      nodePort: 30080,
-      backend: pod('10.244.3.4'),
-    },
-  ]);
+  const lines = kubeProxyRules(SERVICES);
   const chains = lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]!);
 
   it('declares kube-proxy-named chains that iptables accepts (at most 28 characters)', () => {
@@ -50,5 +53,25 @@ describe('kube-proxy rules for the lab', () => {
     expect(lines).toContain(
       '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
     );
+  });
+});
+
+describe('the Services read back from a nat table (podwire web)', () => {
+  it('each Cluster IP:port with its nodePort and its backends, from what kube-proxy writes', async () => {
+    const { parseNat, servicesOf } = await import('../../src/nat/walk-iptables.js');
+    const rules = kubeProxyRules(SERVICES);
+    // iptables-save writes what iptables-restore took, chain declarations first.
+    expect(servicesOf(parseNat(rules.join('\n')))).toEqual([
+      { name: 'lab/a:http', clusterIP: '10.96.0.10', port: 80, proto: 'tcp', backends: [{ ip: '10.244.1.4', port: 8080 }] },
+      {
+        name: 'lab/np:http',
+        clusterIP: '10.96.0.12',
+        port: 80,
+        proto: 'tcp',
+        nodePort: 30080,
+        backends: [{ ip: '10.244.3.4', port: 8080 }],
+      },
+    ]);
+    expect(servicesOf(parseNat(''))).toEqual([]);
   });
 });

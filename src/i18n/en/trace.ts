@@ -60,7 +60,7 @@ export const trace = {
     'anyway). Set from inside its namespace by this process (setns there and back), no process started',
   'step.podSysctlNo': "the pod keeps its namespace's accept_ra",
   'step.podSysctlNo.why':
-    "this runtime cannot enter the pod's namespace without a process (podwire under Node); another pod's router advertisement is still dropped at its port",
+    "the pod's namespace could not be entered without a process (podwire under Node, or the kernel refused): a hardening only, the pod is wired all the same, and another pod's router advertisement is still dropped at its port",
   'step.podUp': 'bring {ifname} up',
   'step.podUp.why': 'an interface that is down sends nothing, and the kernel adds the subnet route for its address only once it is up',
   'step.defaultRoute': 'add the default route via {gw} (the bridge)',

@@ -13,4 +13,6 @@ export const web = {
   'web.preset.sameNode': 'pod → pod, same node',
   'web.preset.acrossNodes': 'pod → pod, across nodes',
   'web.preset.nodeToPod': 'node → pod',
+  'web.preset.podToService': 'pod → Service (Cluster IP)',
+  'web.preset.outsideToNodePort': 'outside → nodePort',
 } as const;

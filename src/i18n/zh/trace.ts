@@ -49,7 +49,7 @@ export const traceZh: Record<keyof typeof trace, string> = {
     'accept_ra=0：Pod 的路由来自它的节点，绝不来自路由器通告（别的 Pod 发的本来就在它的端口被丢弃）。由本进程进入它的命名空间设置（setns 进去再回来），不另起进程',
   'step.podSysctlNo': 'Pod 保留命名空间默认的 accept_ra',
   'step.podSysctlNo.why':
-    '这个运行时不能不借助进程进入 Pod 的命名空间（在 Node 下运行的 podwire）；别的 Pod 发的路由器通告仍会在它的端口被丢弃',
+    '不借助进程无法进入 Pod 的命名空间（在 Node 下运行的 podwire，或内核拒绝）：这只是加固，Pod 照样接好，别的 Pod 发的路由器通告仍会在它的端口被丢弃',
   'step.podUp': '启用 {ifname}',
   'step.podUp.why': 'down 状态的接口什么也发不出去，而且接口 up 之后内核才会为它的地址加上子网路由',
   'step.defaultRoute': '添加默认路由，经 {gw}（网桥）',

@@ -14,4 +14,6 @@ export const webZh: Record<keyof typeof web, string> = {
   'web.preset.sameNode': 'Pod → Pod，同一节点',
   'web.preset.acrossNodes': 'Pod → Pod，跨节点',
   'web.preset.nodeToPod': '节点 → Pod',
+  'web.preset.podToService': 'Pod → Service（集群 IP）',
+  'web.preset.outsideToNodePort': '集群外 → nodePort',
 };
