@@ -89,7 +89,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
     // --web: the lab stays up, and its live page is served until Ctrl-C (the lab is kept after it).
     if (a.web !== undefined && process.exitCode === 0) {
       const { webCommand } = await import('./web.js');
-      await (webCommand.handler as (x: object) => Promise<void>)({ addr: a.web, lab: true });
+      await (webCommand.handler as (x: object) => Promise<void>)({ addr: a.web, lab: true, send: true });
     }
   },
 };

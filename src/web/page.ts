@@ -41,6 +41,7 @@ export const PAGE = `<!doctype html>
   <datalist id="addrs"></datalist>
   <label><span data-w="web.proto">protocol</span> <select id="proto"><option>tcp</option><option>udp</option><option>icmp</option></select></label>
   <button id="go" data-w="web.show">show the path</button>
+  <button id="send" data-w="web.send" hidden>send it</button>
   <label><span data-w="web.lang">language</span> <select id="lang"><option value="en">English</option><option value="zh">中文</option></select></label>
 </header>
 <main>
@@ -49,6 +50,7 @@ export const PAGE = `<!doctype html>
     <div id="presets"></div>
     <div id="status" data-w="web.hint"></div>
     <div id="error"></div>
+    <p id="sent"></p>
     <h2 id="thereTitle" data-w="web.there" hidden>there</h2><ol id="there"></ol>
     <p id="end"></p>
     <h2 id="backTitle" data-w="web.back" hidden>back</h2><ol id="back"></ol>
@@ -172,12 +174,8 @@ export const PAGE = `<!doctype html>
     list.innerHTML = hops.map((h) => '<li><span class="where">' + esc(h.where) + '</span>' + esc(h.text) + '</li>').join('');
   }
 
-  async function show() {
-    const q = new URLSearchParams({ src: $('src').value.trim(), dst: $('dst').value.trim(), proto: $('proto').value, lang });
-    const r = await fetch('/api/path?' + q);
-    const body = await r.json();
-    $('error').textContent = r.ok ? '' : body.error;
-    path = r.ok ? body : null;
+  function showPath(p) {
+    path = p;
     hopItems($('there'), path ? path.hops : []);
     hopItems($('back'), path ? path.reply : []);
     $('thereTitle').hidden = !path; $('backTitle').hidden = !path || !path.reply.length;
@@ -185,14 +183,38 @@ export const PAGE = `<!doctype html>
     mark();
   }
 
+  const query = () => new URLSearchParams({ src: $('src').value.trim(), dst: $('dst').value.trim(), proto: $('proto').value, lang });
+
+  async function show() {
+    const r = await fetch('/api/path?' + query());
+    const body = await r.json();
+    $('error').textContent = r.ok ? '' : body.error;
+    $('sent').textContent = '';
+    showPath(r.ok ? body : null);
+  }
+
+  // In a lab with sending on: the packet really sent, what came back, and the path with its conntrack entries.
+  async function sendIt() {
+    const r = await fetch('/api/send?' + query(), { method: 'POST' });
+    const body = await r.json();
+    $('error').textContent = r.ok ? '' : body.error;
+    if (!r.ok) return;
+    // An HTTP answer's body (after its headers), first line; a ping's word as it is.
+    const first = (body.answer.split(/\\r?\\n\\r?\\n/)[1] || body.answer).trim().split('\\n')[0];
+    $('sent').textContent = body.arrived ? w('web.arrived') + ' ' + first : w('web.noAnswer');
+    $('sent').dataset.arrived = String(body.arrived);
+    showPath(body.path);
+  }
+
   async function refresh() {
     try {
       const text = await (await fetch('/api/model')).text();
-      if (text !== modelText) { modelText = text; model = JSON.parse(text); draw(); presets(); }
+      if (text !== modelText) { modelText = text; model = JSON.parse(text); $('send').hidden = !model.send; draw(); presets(); }
     } catch (e) { /* the server is restarting: the next round asks again */ }
   }
 
   $('go').onclick = show;
+  $('send').onclick = sendIt;
   for (const id of ['src', 'dst']) $(id).addEventListener('keydown', (e) => { if (e.key === 'Enter') show(); });
   $('lang').onchange = async () => { lang = $('lang').value; await loadWords(); if (path) await show(); };
   loadWords().then(refresh);

@@ -9,12 +9,15 @@
 //                              (iptables mode: Cluster IP:port -> backends' Pod IP:targetPort)
 //   GET /api/path?src=&dst=&proto=&lang=   `podwire path` as JSON: every hop both ways, in words
 //   GET /api/words?lang=zh     the page's own words
+//   POST /api/send?src=&dst=&proto=&lang=   only when started with sending on (a lab): the packet really
+//                              sent from SRC's namespace (an HTTP GET to DST:PORT, or one ping), what came
+//                              back, and the path again — now with the conntrack entries that carry the reply
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { CATALOGUES, type Lang, LANGS, type MessageId, setLang } from '../i18n/index.js';
 import { type Model, diagramModel } from '../explore/diagram.js';
 import { type ServiceView, parseNat, servicesOf } from '../nat/walk-iptables.js';
 import { run } from '../runtime/run.js';
-import { findPath, pathJson } from '../explore/path.js';
+import { findPath, parseTarget, pathJson } from '../explore/path.js';
 import { type Scope, readWorld } from '../explore/world.js';
 import { parseIP } from '../net/ip.js';
 import { PAGE } from './page.js';
@@ -22,6 +25,11 @@ import { PAGE } from './page.js';
 export interface WebOptions {
   scope: () => Scope;
   title: string;
+  /**
+   * Sends one packet from a namespace of the scope (the lab's way: an HTTP GET, or a ping), when sending
+   * is on; what came back ('' for nothing). Undefined: the page is read-only.
+   */
+  send?: (fromNs: string, dst: { ip: string; port?: number }, proto: string) => Promise<string>;
 }
 
 /** Only a loopback address: the page shows the node's pods and paths to whoever reaches it. */
@@ -63,15 +71,16 @@ export async function webModel(o: WebOptions): Promise<Model & { services: Servi
 
 /** Answers one request. */
 export async function handleWeb(req: IncomingMessage, res: ServerResponse, o: WebOptions): Promise<void> {
-  if (req.method !== 'GET') return json(res, 405, { error: 'GET only' });
   const url = new URL(req.url ?? '/', 'http://localhost');
+  if (req.method === 'POST' && url.pathname === '/api/send') return sendIt(res, url, o);
+  if (req.method !== 'GET') return json(res, 405, { error: 'GET only' });
   const lang = langOf(url.searchParams.get('lang'));
   if (url.pathname === '/') return send(res, 200, 'text/html', PAGE);
   if (url.pathname === '/api/words') {
     const words = Object.fromEntries(Object.entries(CATALOGUES[lang]).filter(([id]) => id.startsWith('web.')) as [MessageId, string][]);
     return json(res, 200, words);
   }
-  if (url.pathname === '/api/model') return json(res, 200, await webModel(o));
+  if (url.pathname === '/api/model') return json(res, 200, { ...(await webModel(o)), send: o.send !== undefined });
   if (url.pathname === '/api/path') {
     const src = url.searchParams.get('src') ?? '';
     const dst = url.searchParams.get('dst') ?? '';
@@ -88,6 +97,28 @@ export async function handleWeb(req: IncomingMessage, res: ServerResponse, o: We
     }
   }
   json(res, 404, { error: 'not found' });
+}
+
+/** "send it": the packet really sent, then its path with the live conntrack entries. */
+async function sendIt(res: ServerResponse, url: URL, o: WebOptions): Promise<void> {
+  if (!o.send) return json(res, 403, { error: 'sending is off: start podwire web --send in a lab' });
+  const lang = langOf(url.searchParams.get('lang'));
+  const proto = url.searchParams.get('proto') ?? 'tcp';
+  try {
+    const src = parseTarget(url.searchParams.get('src') ?? '');
+    const dst = parseTarget(url.searchParams.get('dst') ?? '');
+    if (proto === 'udp' || (proto === 'tcp' && dst.port === undefined))
+      throw new Error('send it: a TCP destination needs its port (an HTTP GET), or use icmp (a ping)');
+    const w = await readWorld(o.scope());
+    const from = w.owners.get(src.ip);
+    if (!from) throw new Error(`${src.ip} is not an address of the lab`);
+    const answer = await o.send(from.ns, dst, proto);
+    const p = await findPath(await readWorld(o.scope()), src.ip, url.searchParams.get('dst') ?? '', proto);
+    setLang(lang);
+    return json(res, 200, { arrived: answer !== '', answer: answer.slice(0, 400), path: pathJson(p) });
+  } catch (e) {
+    return json(res, 400, { error: (e as Error).message });
+  }
 }
 
 /** Serves the page on host:port; resolves once listening (with the port, when 0 was asked for). */

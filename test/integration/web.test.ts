@@ -28,7 +28,7 @@ beforeAll(async () => {
   for (const n of lab.nodes) for (const name of ['a', 'b']) await lab.addPod(n, name);
   svc = await addServices(lab);
   extra = await lab.addPod(lab.nodes[1]!, 'extra');
-  server = spawn(BIN, ['web', '--lab', '--addr', `127.0.0.1:${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  server = spawn(BIN, ['web', '--lab', '--send', '--addr', `127.0.0.1:${PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   server.stderr!.on('data', (d) => (err += d));
   await until(() => err.includes(URL_), 10_000, 'podwire web to listen');
@@ -114,6 +114,21 @@ describe('podwire web', () => {
     if (process.env.PODWIRE_SCREENSHOT) await page.screenshot(process.env.PODWIRE_SCREENSHOT);
   });
 
+  it('send it: outside → nodePort really arrives (the backend answers), and the reply is the live conntrack entry', async () => {
+    await page.eval(`document.getElementById('send').click()`);
+    await page.waitFor(`document.getElementById('sent').textContent !== ''`, 15_000);
+    const backend = svc.services.find((v) => v.nodePort === 30080)!.backend;
+    const sent = await page.eval<{ text: string; arrived: string; back: string }>(`({
+      text: document.getElementById('sent').textContent,
+      arrived: document.getElementById('sent').dataset.arrived,
+      back: [...document.querySelectorAll('#back li')].map((li) => li.textContent).join('\\n'),
+    })`);
+    expect(sent.arrived).toBe('true');
+    expect(sent.text).toContain(`hello from ${backend.name} on ${backend.node.name}`);
+    expect(sent.back).toContain('conntrack (live entry');
+    expect(sent.back).not.toContain('predicted');
+  });
+
   it('the zh switch changes every word of the page and the hops', async () => {
     await page.eval(`(document.getElementById('lang').value = 'zh', document.getElementById('lang').dispatchEvent(new Event('change')))`);
     await page.waitFor(`document.getElementById('go').textContent === '显示路径'`);
@@ -138,6 +153,10 @@ describe('podwire web', () => {
     const r = spawnSync(BIN, ['web', '--addr', '0.0.0.0:19481'], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/loopback address only/);
+    // Sending only in a lab: on a node (--no-lab) it is refused before anything listens.
+    const s2 = spawnSync(BIN, ['web', '--no-lab', '--send', '--addr', '127.0.0.1:19482'], { encoding: 'utf8', timeout: 10_000 });
+    expect(s2.status).not.toBe(0);
+    expect(s2.stderr).toMatch(/--send: only in a lab/);
     const bad = await fetch(`${URL_}api/path?src=10.0.0.1%3Brm&dst=x`);
     expect(bad.status).toBe(400);
     expect((await fetch(`${URL_}api/path?src=1.1.1.1&dst=1.1.1.2&proto=sctp`)).status).toBe(400);

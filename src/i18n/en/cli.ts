@@ -25,6 +25,8 @@ export const cli = {
   'opt.webAddr': 'where to listen: a loopback address only (127.0.0.1:PORT or [::1]:PORT)',
   'web.serving': 'podwire web: {url} (Ctrl-C stops)',
   'opt.labWeb': 'keep the lab up and serve its live page (podwire web) on this local address (default 127.0.0.1:9480) until Ctrl-C',
+  'opt.webSend':
+    'a lab only: the page\'s "send it" really sends the packet (an HTTP GET or a ping from the source\'s namespace) and shows the reply',
   'opt.json': 'print JSON',
   'cli.drops': 'every packet podwire drops on this node, as it happens: the pod, the check or NetworkPolicy that dropped it, the packet',
   'opt.dropsLab': 'read the drops of this lab node (node1, node2, ...)',

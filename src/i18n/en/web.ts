@@ -15,4 +15,7 @@ export const web = {
   'web.preset.nodeToPod': 'node → pod',
   'web.preset.podToService': 'pod → Service (Cluster IP)',
   'web.preset.outsideToNodePort': 'outside → nodePort',
+  'web.send': 'send it',
+  'web.arrived': 'Sent, and it arrived: the answer begins',
+  'web.noAnswer': 'Sent: no answer came back.',
 } as const;

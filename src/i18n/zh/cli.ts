@@ -22,6 +22,7 @@ export const cliZh: Record<keyof typeof cli, string> = {
   'opt.webAddr': '监听地址：只能是回环地址（127.0.0.1:PORT 或 [::1]:PORT）',
   'web.serving': 'podwire web：{url}（Ctrl-C 停止）',
   'opt.labWeb': '保留实验环境，并在这个本地地址（默认 127.0.0.1:9480）提供它的实时页面（podwire web），直到 Ctrl-C',
+  'opt.webSend': '仅限实验环境：页面上的“发送”会真的发出这个包（从源所在命名空间发 HTTP GET 或 ping）并显示回复',
   'opt.json': '输出 JSON',
   'cli.drops': '本节点上 podwire 丢弃的每个包，实时显示：哪个 Pod、哪项检查或哪条 NetworkPolicy 丢的、什么包',
   'opt.dropsLab': '读取这个实验节点（node1、node2……）的丢包',

@@ -16,4 +16,7 @@ export const webZh: Record<keyof typeof web, string> = {
   'web.preset.nodeToPod': '节点 → Pod',
   'web.preset.podToService': 'Pod → Service（集群 IP）',
   'web.preset.outsideToNodePort': '集群外 → nodePort',
+  'web.send': '发送',
+  'web.arrived': '已发送，并且到达了：回复开头是',
+  'web.noAnswer': '已发送：没有收到回复。',
 };
