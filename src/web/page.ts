@@ -116,7 +116,8 @@ export const PAGE = `<!doctype html>
       n.pods.forEach((p, j) => {
         const y = podY + j * (podH + 16);
         s += '<line x1="' + (x + col / 2) + '" y1="' + (nodeY + nodeH) + '" x2="' + (x + col / 2) + '" y2="' + y + '" stroke="#c8d1dc"/>';
-        s += box(x + 20, y, col - 40, podH, 'pod', p.ns, [p.name, p.ifname + ' ' + p.ip, p.hostVeth], ' data-kind="pod" data-name="' + esc(p.name) + '" data-ip="' + esc(ip0(p.ip)) + '" tabindex="0" role="button"');
+        const hp = (model.hostPorts || {})[ip0(p.ip)] || [];
+        s += box(x + 20, y, col - 40, podH, 'pod', p.ns, [p.name, p.ifname + ' ' + p.ip, p.hostVeth + (hp.length ? '  hostPort ' + hp.join(', ') : '')], ' data-kind="pod" data-name="' + esc(p.name) + '" data-ip="' + esc(ip0(p.ip)) + '" tabindex="0" role="button"');
       });
     });
     s += '</svg>';
@@ -148,12 +149,12 @@ export const PAGE = `<!doctype html>
     el.innerHTML = '';
     if (!model) return;
     const pods = model.nodes.flatMap((n) => n.pods.map((p) => ({ node: n.name, ip: ip0(p.ip) })));
-    const add = (id, src, dst) => {
+    const add = (id, src, dst, proto = 'tcp') => {
       if (!src || !dst) return;
       const b = document.createElement('button');
       b.textContent = w(id);
       b.dataset.preset = id;
-      b.onclick = () => { $('src').value = src; $('dst').value = dst; show(); };
+      b.onclick = () => { $('src').value = src; $('dst').value = dst; $('proto').value = proto; show(); };
       el.appendChild(b);
     };
     const a = pods[0];
@@ -166,8 +167,21 @@ export const PAGE = `<!doctype html>
     add('web.preset.podToService', a && a.ip, v && (v.clusterIP.includes(':') ? '[' + v.clusterIP + ']' : v.clusterIP) + ':' + v.port);
     const np = svcs.find((x) => x.nodePort);
     const out = model.hosts.find((h) => h.name === 'outside');
+    const outIP = out && ip0(out.ips[0] || '');
     const last = model.nodes[model.nodes.length - 1];
-    add('web.preset.outsideToNodePort', out && ip0(out.ips[0] || ''), np && last && ip0(last.nodeIPs[0] || '') + ':' + np.nodePort);
+    const lastIP = last && ip0(last.nodeIPs[0] || '');
+    add('web.preset.outsideToNodePort', outIP, np && lastIP + ':' + np.nodePort);
+    // externalTrafficPolicy Local: a nodePort only the backend's node answers (the first node's table lacks it).
+    const local = Object.entries(model.nodePorts || {}).flatMap(([node, ports]) => ports.filter((p) => !svcs.some((x) => x.nodePort === p)).map((p) => ({ node, p })))[0];
+    const localNode = local && model.nodes.find((n) => n.name === local.node);
+    add('web.preset.outsideToLocal', outIP, localNode && ip0(localNode.nodeIPs[0] || '') + ':' + local.p);
+    // A hostPort: the node's address at that port, DNATed by podwire to the pod.
+    const hpIP = Object.keys(model.hostPorts || {})[0];
+    const hpNode = hpIP && model.nodes.find((n) => n.pods.some((p) => ip0(p.ip) === hpIP));
+    const hpPort = hpIP && String(model.hostPorts[hpIP][0]).split('/')[0].split(':').pop();
+    add('web.preset.outsideToHostPort', outIP, hpNode && ip0(hpNode.nodeIPs[0] || '') + ':' + hpPort);
+    add('web.preset.pingClusterIP', a && a.ip, v && v.clusterIP, 'icmp');
+    add('web.preset.podToOutside', a && a.ip, outIP && outIP + ':8082');
   }
 
   function hopItems(list, hops) {

@@ -17,6 +17,8 @@ import { CATALOGUES, type Lang, LANGS, type MessageId, setLang } from '../i18n/i
 import { type Model, diagramModel } from '../explore/diagram.js';
 import { type ServiceView, parseNat, servicesOf } from '../nat/walk-iptables.js';
 import { run } from '../runtime/run.js';
+import { parseTable } from '../firewall/nftables.js';
+import { listNftTable } from '../kernel/nft-json.js';
 import { findPath, parseTarget, pathJson } from '../explore/path.js';
 import { type Scope, readWorld } from '../explore/world.js';
 import { parseIP } from '../net/ip.js';
@@ -61,12 +63,32 @@ async function servicesIn(ns: string): Promise<ServiceView[]> {
   return r.code === 0 ? servicesOf(parseNat(r.stdout)) : [];
 }
 
-/** The picture's model: the diagram's, each node's nodePorts, and the Services (as the first node has them). */
-export async function webModel(o: WebOptions): Promise<Model & { services: ServiceView[]; nodePorts: Record<string, number[]> }> {
+/** A node's hostPorts as podwire's nftables table holds them: "Pod IP" -> ["8081/tcp -> 8080"]. */
+async function hostPortsIn(ns: string): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const p of parseTable((await listNftTable('inet', 'podwire', ns || undefined)) ?? {}).pods)
+    for (const m of p.mappings)
+      (out[p.ip] ??= []).push(`${m.hostIP ? `${m.hostIP}:` : ''}${m.hostPort}/${m.protocol} → ${m.containerPort}`);
+  return out;
+}
+
+export interface WebModel extends Model {
+  services: ServiceView[];
+  /** Per node name: the nodePorts it answers. */
+  nodePorts: Record<string, number[]>;
+  /** Per Pod IP: its hostPorts ("8081/tcp → 8080"). */
+  hostPorts: Record<string, string[]>;
+}
+
+/** The picture's model: the diagram's, each node's nodePorts and pods' hostPorts, and the Services (as the first node has them). */
+export async function webModel(o: WebOptions): Promise<WebModel> {
   const m = diagramModel(await readWorld(o.scope()), o.title);
-  const per = await Promise.all(m.nodes.map((n) => servicesIn(n.ns)));
+  const [per, hp] = await Promise.all([
+    Promise.all(m.nodes.map((n) => servicesIn(n.ns))),
+    Promise.all(m.nodes.map((n) => hostPortsIn(n.ns))),
+  ]);
   const nodePorts = Object.fromEntries(m.nodes.map((n, i) => [n.name, per[i]!.flatMap((x) => (x.nodePort ? [x.nodePort] : []))]));
-  return { ...m, services: per[0] ?? [], nodePorts };
+  return { ...m, services: per[0] ?? [], nodePorts, hostPorts: Object.assign({}, ...hp) };
 }
 
 /** Answers one request. */

@@ -129,6 +129,27 @@ describe('podwire web', () => {
     expect(sent.back).not.toContain('predicted');
   });
 
+  it("the articles' other questions as presets: Local, hostPort, a Cluster IP pinged, pod → outside; each as path says", async () => {
+    const ids = await page.eval<string[]>(`[...document.querySelectorAll('#presets button')].map((b) => b.dataset.preset)`);
+    for (const id of ['outsideToLocal', 'outsideToHostPort', 'pingClusterIP', 'podToOutside']) expect(ids).toContain(`web.preset.${id}`);
+    const webLast = svc.services.find((v) => v.nodePort === 30080)!.backend;
+    const pods = await page.eval<string>(`document.querySelector('[data-ip="${webLast.ip}"]').textContent`);
+    expect(pods).toContain('hostPort 8081/tcp → 8080');
+    for (const id of ['outsideToLocal', 'outsideToHostPort', 'pingClusterIP', 'podToOutside']) {
+      await page.eval(
+        `(document.getElementById('end').textContent = '', [...document.querySelectorAll('#presets button')].find((b) => b.dataset.preset === 'web.preset.${id}').click())`,
+      );
+      await page.waitFor(`document.getElementById('end').textContent !== ''`);
+      const [src, dst, proto, end, there] = await page.eval<string[]>(
+        `['src', 'dst', 'proto', 'end'].map((x) => document.getElementById(x).value ?? document.getElementById(x).textContent).concat([[...document.querySelectorAll('#there li')].map((li) => li.textContent).join('\\n')])`,
+      );
+      const cli = JSON.parse(spawnSync(BIN, ['path', src!, dst!, '--lab', '--json', '--proto', proto!], { encoding: 'utf8' }).stdout);
+      expect(there, id).toBe(cli.hops.map((h: { where: string; text: string }) => h.where + h.text).join('\n'));
+      expect(end, id).toBe(cli.end);
+      if (id === 'outsideToHostPort') expect(there).toContain(`${webLast.ip}:8080`);
+    }
+  });
+
   it('the zh switch changes every word of the page and the hops', async () => {
     await page.eval(`(document.getElementById('lang').value = 'zh', document.getElementById('lang').dispatchEvent(new Event('change')))`);
     await page.waitFor(`document.getElementById('go').textContent === '显示路径'`);

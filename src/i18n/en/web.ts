@@ -18,4 +18,8 @@ export const web = {
   'web.send': 'send it',
   'web.arrived': 'Sent, and it arrived: the answer begins',
   'web.noAnswer': 'Sent: no answer came back.',
+  'web.preset.outsideToLocal': 'outside → nodePort (Local)',
+  'web.preset.outsideToHostPort': 'outside → hostPort',
+  'web.preset.pingClusterIP': 'ping a Cluster IP',
+  'web.preset.podToOutside': 'pod → outside (seen as the Node IP)',
 } as const;

@@ -19,4 +19,8 @@ export const webZh: Record<keyof typeof web, string> = {
   'web.send': '发送',
   'web.arrived': '已发送，并且到达了：回复开头是',
   'web.noAnswer': '已发送：没有收到回复。',
+  'web.preset.outsideToLocal': '集群外 → nodePort（Local）',
+  'web.preset.outsideToHostPort': '集群外 → hostPort',
+  'web.preset.pingClusterIP': 'ping 一个集群 IP',
+  'web.preset.podToOutside': 'Pod → 集群外（看到的是节点 IP）',
 };
