@@ -6,6 +6,7 @@ import { t } from '../i18n/index.js';
 import { ipAddrs, kind } from '../kernel/state.js';
 import { type NsView, peerPaths } from './view.js';
 import { type Scope, type World, readWorld, vethPeer } from './world.js';
+import { type ServiceView, servicesIn } from './services.js';
 
 export interface DPod {
   ns: string;
@@ -42,6 +43,8 @@ export interface Model {
   hosts: { ns: string; name: string; ips: string[] }[];
   /** Peers reached by routes but not drawn as nodes (a real node sees only itself). */
   remotes: { name: string; ip: string }[];
+  /** The Services (kube-proxy's rules on the first node): the Service network, drawn below the pods. */
+  services?: ServiceView[];
 }
 
 const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name, 'en', { numeric: true });
@@ -117,7 +120,10 @@ export function renderSvg(m: Model): string {
   const columns = m.nodes.length + m.remotes.length;
   const width = Math.max(GAP + columns * (COL + GAP), 760);
   const maxPods = Math.max(0, ...m.nodes.map((n) => n.pods.length));
-  const height = POD_Y + maxPods * (POD_H + POD_GAP) + 70;
+  const services = m.services ?? [];
+  const perRow = Math.max(1, Math.floor((width - GAP) / (COL + GAP)));
+  const SVC_Y = POD_Y + maxPods * (POD_H + POD_GAP) + 50;
+  const height = POD_Y + maxPods * (POD_H + POD_GAP) + 70 + (services.length ? Math.ceil(services.length / perRow) * 74 + 30 : 0);
   const x0 = (i: number) => GAP + i * (COL + GAP);
   const center = new Map<string, number>();
   m.nodes.forEach((n, i) => center.set(n.name, x0(i) + COL / 2));
@@ -133,7 +139,8 @@ export function renderSvg(m: Model): string {
       '.br{fill:#3b6fb6}.brt{fill:#fff;font-weight:bold}',
       '.vx{fill:#e5f4ec;stroke:#2e8b57}.ul{stroke:#777;stroke-width:3}.veth{stroke:#c77d00;stroke-width:2}',
       '.tun{fill:none;stroke:#2e8b57;stroke-width:2.5;stroke-dasharray:8 5}.hgw{fill:none;stroke:#8a3ab9;stroke-width:2.5}',
-      '.host{fill:#f2f2f2;stroke:#777}.remote{fill:#fafafa;stroke:#3b6fb6;stroke-dasharray:6 4}</style>',
+      '.host{fill:#f2f2f2;stroke:#777}.remote{fill:#fafafa;stroke:#3b6fb6;stroke-dasharray:6 4}',
+      '.svc{fill:#f7f0fb;stroke:#7a4fa5;stroke-dasharray:4 3}</style>',
     ].join(''),
     `<rect width="100%" height="100%" fill="#fff"/>`,
     text(GAP, 28, m.title, 't'),
@@ -225,11 +232,26 @@ export function renderSvg(m: Model): string {
         `rx="8"/>${text(x + 12, NODE_Y + 24, t('diagram.remote', { ip: r.ip }), 'h')}${text(x + 12, NODE_Y + 46, r.name, 's')}</g>`,
     );
   });
+  // The Service network: Cluster IPs that no interface owns, each rewritten by kube-proxy to a backend.
+  if (services.length) out.push(text(GAP / 2, SVC_Y - 10, t('diagram.services'), 's'));
+  services.forEach((v, i) => {
+    const x = x0(i % perRow);
+    const y = SVC_Y + Math.floor(i / perRow) * 74;
+    const at = (ip: string, port?: number) => (port === undefined ? ip : ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+    out.push(
+      `<g data-kind="service" data-name="${esc(v.name)}"><rect class="svc" x="${x}" y="${y}" width="${COL}" height="62" rx="6"/>` +
+        text(x + 10, y + 18, v.name, 'h') +
+        text(x + 10, y + 36, `${at(v.clusterIP, v.port)} → ${v.backends.map((b) => at(b.ip, b.port)).join(', ') || '-'}`) +
+        (v.nodePort ? text(x + 10, y + 53, `nodePort ${v.nodePort}`, 's') : '') +
+        '</g>',
+    );
+  });
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
 
-/** Reads the namespaces of `scope` (the lab, or this node) and draws them. */
+/** Reads the namespaces of `scope` (the lab, or this node) and draws them, the Services below. */
 export async function diagram(scope: Scope, title: string): Promise<string> {
-  return renderSvg(diagramModel(await readWorld(scope), title));
+  const m = diagramModel(await readWorld(scope), title);
+  return renderSvg({ ...m, services: m.nodes[0] ? await servicesIn(m.nodes[0].ns) : [] });
 }

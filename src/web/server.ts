@@ -15,10 +15,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { CATALOGUES, type Lang, LANGS, type MessageId, setLang } from '../i18n/index.js';
 import { type Model, diagramModel } from '../explore/diagram.js';
-import { type ServiceView, parseNat, servicesOf } from '../nat/walk-iptables.js';
-import { run } from '../runtime/run.js';
-import { parseTable } from '../firewall/nftables.js';
-import { listNftTable } from '../kernel/nft-json.js';
+import { type ServiceView, hostPortsIn, servicesIn } from '../explore/services.js';
 import { findPath, parseTarget, pathJson } from '../explore/path.js';
 import { type Scope, readWorld } from '../explore/world.js';
 import { parseIP } from '../net/ip.js';
@@ -56,21 +53,6 @@ function send(res: ServerResponse, code: number, type: string, body: string): vo
   res.end(body);
 }
 const json = (res: ServerResponse, code: number, v: unknown) => send(res, code, 'application/json', JSON.stringify(v));
-
-/** A node's Services as its nat table holds them (none where kube-proxy runs in nftables mode, for now). */
-async function servicesIn(ns: string): Promise<ServiceView[]> {
-  const r = await (ns ? run('ip', ['netns', 'exec', ns, 'iptables-save', '-t', 'nat']) : run('iptables-save', ['-t', 'nat']));
-  return r.code === 0 ? servicesOf(parseNat(r.stdout)) : [];
-}
-
-/** A node's hostPorts as podwire's nftables table holds them: "Pod IP" -> ["8081/tcp -> 8080"]. */
-async function hostPortsIn(ns: string): Promise<Record<string, string[]>> {
-  const out: Record<string, string[]> = {};
-  for (const p of parseTable((await listNftTable('inet', 'podwire', ns || undefined)) ?? {}).pods)
-    for (const m of p.mappings)
-      (out[p.ip] ??= []).push(`${m.hostIP ? `${m.hostIP}:` : ''}${m.hostPort}/${m.protocol} → ${m.containerPort}`);
-  return out;
-}
 
 export interface WebModel extends Model {
   services: ServiceView[];

@@ -415,6 +415,11 @@ describe('podwire diagram', () => {
     }
     const links = (shown.link ?? []).filter((l) => l.inside && l.textWidths.every((w) => w > 0));
     expect(links.map((l) => l.name).sort()).toEqual(['host-gw', 'vxlan', 'vxlan']);
+    // The Service network below the pods: each Cluster IP:port with its backend's Pod IP:targetPort.
+    for (const v of svc.services) {
+      const s = visible('service').find((x) => x.name === `lab/${v.name}:http`);
+      expect(s?.text, v.name).toContain(`${v.clusterIP}:${v.port} → ${v.backend.ip}:${v.targetPort}`);
+    }
     expect(links.find((l) => l.name === 'host-gw')!.text).toContain('10.244.2.0/24 via 192.168.50.12');
   }, 90_000);
 });

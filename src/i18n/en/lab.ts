@@ -85,6 +85,7 @@ export const lab = {
   'col.state': 'state',
   // the command line's help for the learner's commands
   // the diagram
+  'diagram.services': 'the Service network: Cluster IPs no interface owns, each rewritten by kube-proxy to a backend Pod IP:targetPort',
   'diagram.underlay': "underlay: the nodes' network (Node IPs)",
   'diagram.bothWays': 'both ways',
   'diagram.tunnel': 'VXLAN tunnel ({way})',

@@ -82,6 +82,7 @@ export const labZh: Record<keyof typeof lab, string> = {
   'col.podNetns': 'Pod 网络命名空间',
   'col.hostPorts': 'hostPort',
   'col.state': '状态',
+  'diagram.services': 'Service 网络：没有任何接口拥有的集群 IP，kube-proxy 把每个改写成一个后端 Pod IP:targetPort',
   'diagram.underlay': '底层网络：节点所在的网络（节点 IP）',
   'diagram.bothWays': '双向',
   'diagram.tunnel': 'VXLAN 隧道（{way}）',
