@@ -41,10 +41,10 @@ interface AgentArgs {
 }
 
 /** "HOST:PORT", ":PORT" or "PORT" (all addresses); "" or "off": no status server. */
-function parseAddr(s: string, flag = '--status-addr'): { host: string; port: number } | undefined {
+export function parseAddr(s: string, flag = '--status-addr', anyHost = '0.0.0.0'): { host: string; port: number } | undefined {
   if (s === '' || s === 'off') return undefined;
   const i = s.lastIndexOf(':');
-  const host = i < 0 ? '0.0.0.0' : s.slice(0, i) || '0.0.0.0';
+  const host = i < 0 ? anyHost : s.slice(0, i) || anyHost;
   const port = Number(i < 0 ? s : s.slice(i + 1));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${flag}: "${s}" is not HOST:PORT`);
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };

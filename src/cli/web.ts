@@ -12,19 +12,12 @@ async function labSend(fromNs: string, dst: { ip: string; port?: number }, proto
   return httpGet(fromNs, dst.ip, dst.port!);
 }
 import { serveWeb } from '../web/server.js';
+import { parseAddr } from './agent.js';
 
 interface WebArgs {
   addr: string;
   lab?: boolean;
   send?: boolean;
-}
-
-/** "HOST:PORT", "[::1]:PORT" or "PORT" (127.0.0.1). */
-export function webAddr(s: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s) ?? (/^\d+$/.test(s) ? [s, undefined, '127.0.0.1', s] : null);
-  const port = Number(m?.[3]);
-  if (!m || !Number.isInteger(port) || port > 65535) throw new Error(`--addr ${s}: expected HOST:PORT, e.g. 127.0.0.1:9480`);
-  return { host: m[1] ?? m[2]!, port };
 }
 
 export const webCommand: CommandModule<object, WebArgs> = {
@@ -40,7 +33,10 @@ export const webCommand: CommandModule<object, WebArgs> = {
       .example('$0 web', '')
       .example('$0 web --addr 127.0.0.1:8080', ''),
   handler: async (a) => {
-    const { host, port } = webAddr(a.addr);
+    // "HOST:PORT", "[::1]:PORT" or "PORT" (on 127.0.0.1), read as the agent reads its addresses.
+    const addr = parseAddr(a.addr, '--addr', '127.0.0.1');
+    if (!addr) throw new Error('--addr: podwire web needs an address to listen on');
+    const { host, port } = addr;
     const lab = a.lab ?? labNamespaces().length > 0;
     // The scope is read again on every request: nodes and pods come and go.
     if (a.send && !lab) throw new Error('--send: only in a lab (npm run lab -- --keep): a real node is never sent test traffic');
