@@ -6,7 +6,7 @@ import { t } from '../i18n/index.js';
 import { ipAddrs, kind } from '../kernel/state.js';
 import { type NsView, peerPaths } from './view.js';
 import { type Scope, type World, readWorld, vethPeer } from './world.js';
-import { type ServiceView, servicesIn } from './services.js';
+import { type ServiceView, eachServiceOnce, pictureIn } from './services.js';
 
 export interface DPod {
   ns: string;
@@ -253,5 +253,5 @@ export function renderSvg(m: Model): string {
 /** Reads the namespaces of `scope` (the lab, or this node) and draws them, the Services below. */
 export async function diagram(scope: Scope, title: string): Promise<string> {
   const m = diagramModel(await readWorld(scope), title);
-  return renderSvg({ ...m, services: m.nodes[0] ? await servicesIn(m.nodes[0].ns) : [] });
+  return renderSvg({ ...m, services: eachServiceOnce(await Promise.all(m.nodes.map((n) => pictureIn(n.ns)))) });
 }

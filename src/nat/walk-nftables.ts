@@ -4,7 +4,7 @@
 // (nodeport-ips), in service-nodeports (protocol . port); the chain it names goes on to one endpoint
 // (`numgen random mod N vmap`: the first is taken, as the iptables walk takes the first), whose chain
 // DNATs; a rule that marks the packet for masquerade sets pkt.mark, for the POSTROUTING walk below. Pure.
-import type { Packet } from './walk-iptables.js';
+import type { Packet, ServiceView } from './walk-iptables.js';
 import { cidrContains, familyOf, parseCidr, parseIP } from '../net/ip.js';
 
 import type { NftListing, NftObject as Obj } from '../kernel/nft-json.js';
@@ -26,24 +26,13 @@ const target = (v: unknown): string | undefined => {
 
 export function walkKubeProxyNft(listing: NftListing, pkt: Packet): NftNatResult {
   const res: NftNatResult = { chains: [], choices: 0 };
-  const maps = new Map<string, unknown[]>();
-  const rules = new Map<string, Obj[][]>();
-  for (const o of listing.nftables ?? []) {
-    const m = (o.map ?? o.set) as { name: string; elem?: unknown[] } | undefined;
-    if (m) maps.set(m.name, m.elem ?? []);
-    const r = o.rule as { chain: string; expr: Obj[] } | undefined;
-    if (r) rules.set(r.chain, [...(rules.get(r.chain) ?? []), r.expr]);
-  }
+  const rules = rulesByChain(listing);
   if (pkt.dport === undefined || !/^(tcp|udp|sctp)$/.test(pkt.proto)) return res;
   const sets = setElements(listing);
-  const lookup = (map: string, want: string[]): string | undefined => {
-    for (const e of maps.get(map) ?? []) {
-      if (!Array.isArray(e)) continue;
-      if (key(e[0]).join(' ') === want.join(' ')) return target(e[1]);
-    }
-    return undefined;
-  };
-  const local = (maps.get('nodeport-ips') ?? []).map(String).includes(pkt.dst);
+  const pairs = setElementPairs(listing);
+  const lookup = (map: string, want: string[]): string | undefined =>
+    target(pairs.get(map)?.find(([k]) => key(k).join(' ') === want.join(' '))?.[1]);
+  const local = (sets.get('nodeport-ips') ?? []).map(String).includes(pkt.dst);
   const first =
     lookup('service-ips', [pkt.dst, pkt.proto, String(pkt.dport)]) ??
     (local ? lookup('service-nodeports', [pkt.proto, String(pkt.dport)]) : undefined);
@@ -80,6 +69,73 @@ export function walkKubeProxyNft(listing: NftListing, pkt: Packet): NftNatResult
   };
   if (!walk(first, 0)) res.chains = [];
   return res;
+}
+
+// ---- The Services a kube-proxy table holds, for the pictures (`diagram`, `podwire web`) ----
+
+/**
+ * The Services kube-proxy's nftables mode holds in one table (pure), the same view `servicesOf` gives of
+ * iptables mode: each `service-ips` element (Cluster IP . protocol . port) with the DNAT of every endpoint
+ * its chain can reach, and the `service-nodeports` port whose chain bears the same Service port's name.
+ * kube-proxy names a Service port's chains `service-HASH-ns/name/proto/port`, `external-HASH-…` alike.
+ */
+export function servicesOfNft(listing: NftListing | undefined): ServiceView[] {
+  const maps = setElementPairs(listing);
+  const rules = rulesByChain(listing);
+  const nameOf = (chain: string): string => {
+    const m = /^(?:service|external)-[A-Z0-9]{8}-([^/]+)\/([^/]+)\/[^/]+\/(.*)$/.exec(chain);
+    return m ? `${m[1]}/${m[2]}:${m[3]}` : chain;
+  };
+  const backends = (chain: string, seen: Set<string>): { ip: string; port?: number }[] => {
+    if (seen.has(chain) || chain === 'mark-for-masquerade') return [];
+    seen.add(chain);
+    return (rules.get(chain) ?? []).flatMap((expr) =>
+      expr.flatMap((x) => {
+        const dnat = x.dnat as { addr?: string; port?: number } | undefined;
+        if (dnat?.addr) return [{ ip: dnat.addr, ...(dnat.port !== undefined ? { port: Number(dnat.port) } : {}) }];
+        const set = (x.vmap as { data?: { set?: unknown[][] } } | undefined)?.data?.set;
+        const targets = set ? set.map((e) => target(e[1])) : [target(x)];
+        return targets.flatMap((t) => (t ? backends(t, seen) : []));
+      }),
+    );
+  };
+  const out: ServiceView[] = [];
+  for (const [k, v] of maps.get('service-ips') ?? []) {
+    const [ip, proto, port] = key(k);
+    const t = target(v);
+    if (!ip || !proto || !port || !t) continue;
+    out.push({ name: nameOf(t), clusterIP: ip, port: Number(port), proto, backends: backends(t, new Set()) });
+  }
+  for (const [k, v] of maps.get('service-nodeports') ?? []) {
+    const t = target(v);
+    const s = t && out.find((x) => x.name === nameOf(t));
+    if (s) s.nodePort = Number(key(k)[1]);
+  }
+  return out;
+}
+
+/** Each chain's rules, as their expression lists, in order. */
+function rulesByChain(listing: NftListing | undefined): Map<string, Obj[][]> {
+  const rules = new Map<string, Obj[][]>();
+  for (const o of listing?.nftables ?? []) {
+    const r = o.rule as { chain: string; expr: Obj[] } | undefined;
+    if (r) rules.set(r.chain, [...(rules.get(r.chain) ?? []), r.expr]);
+  }
+  return rules;
+}
+
+/** A map's elements as [key, value] (an element with a comment is {elem: {val, comment}}). */
+function setElementPairs(listing: NftListing | undefined): Map<string, [unknown, unknown][]> {
+  const maps = new Map<string, [unknown, unknown][]>();
+  for (const o of listing?.nftables ?? []) {
+    const m = o.map as { name: string; elem?: unknown[] } | undefined;
+    if (m)
+      maps.set(
+        m.name,
+        (m.elem ?? []).flatMap((e) => (Array.isArray(e) ? [[((e[0] as Obj)?.elem as Obj | undefined)?.val ?? e[0], e[1]]] : [])),
+      );
+  }
+  return maps;
 }
 
 // ---- POSTROUTING in nftables: the masquerade a routed packet meets (podwire's table, kube-proxy's) ----
@@ -188,13 +244,11 @@ export interface NftSnatResult {
  */
 export function walkNftSnat(listing: NftListing, pkt: NftPacket): NftSnatResult | undefined {
   const sets = setElements(listing);
-  const rules = new Map<string, Obj[][]>();
+  const rules = rulesByChain(listing);
   const bases: { name: string; table: string; family: string; prio: number }[] = [];
   for (const o of listing.nftables ?? []) {
     const c = o.chain as { name: string; table: string; family: string; type?: string; hook?: string; prio?: number } | undefined;
     if (c?.type === 'nat' && c.hook === 'postrouting') bases.push({ name: c.name, table: c.table, family: c.family, prio: c.prio ?? 0 });
-    const r = o.rule as { chain: string; expr: Obj[] } | undefined;
-    if (r) rules.set(r.chain, [...(rules.get(r.chain) ?? []), r.expr]);
   }
   let found: NftSnatResult | undefined;
   const chains: string[] = [];

@@ -31,6 +31,14 @@ export const PAGE = `<!doctype html>
   text { font-size: 12px; fill: #1d2733; } text.name { font-size: 14px; font-weight: 600; }
   .pod:focus { outline: none; } .pod:focus rect.box { stroke-width: 3; stroke: #0969da; }
   #status { color: #57606a; margin: 6px 0; } #error { color: #d1242f; }
+  /* A phone: the page keeps to the screen's width; the picture keeps its text readable and scrolls sideways in its box. */
+  @media (max-width: 700px) {
+    header { padding: 8px; gap: 6px; } header h1 { width: 100%; }
+    header label { flex: 1 1 100%; } header input { flex: 1; min-width: 0; }
+    main { padding: 6px; } #pic { flex-basis: 100%; min-width: 0; overflow-x: auto; } #side { min-width: 0; flex-basis: 100%; }
+    #pic svg { width: var(--phone-width); max-width: none; }
+    #presets button { min-height: 36px; }
+  }
 </style>
 </head>
 <body>
@@ -80,6 +88,9 @@ export const PAGE = `<!doctype html>
     return '<g class="' + cls + '" data-ns="' + esc(ns) + '"' + extra + '><rect class="box" x="' + x + '" y="' + y + '" width="' + wd + '" height="' + h + '" rx="6"/>' + t + '</g>';
   }
 
+  const answers = (n, port) => ((model.nodePorts || {})[n.name] || []).includes(port);
+  const everywhere = (port) => model.nodes.every((n) => answers(n, port));
+
   function draw() {
     if (!model) return;
     const col = 300, gap = 30, svcY = 84, svcH = 58;
@@ -89,7 +100,8 @@ export const PAGE = `<!doctype html>
     const cols = Math.max(model.nodes.length, model.hosts.length, 1);
     const maxPods = Math.max(1, ...model.nodes.map((n) => n.pods.length));
     const width = gap + cols * (col + gap), height = podY + maxPods * (podH + 16) + 20;
-    let s = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ' + width + ' ' + height + '" role="img" aria-label="' + esc(model.title) + '">';
+    // On a phone the picture is drawn at 3/4 of its size, its 12px text at 9px, and scrolls sideways (see the style).
+    let s = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ' + width + ' ' + height + '" style="--phone-width: ' + Math.round(width * 0.75) + 'px" role="img" aria-label="' + esc(model.title) + '">';
     const at = {};
     model.nodes.forEach((n, i) => (at[n.name] = gap + i * (col + gap)));
     for (const l of model.links) {
@@ -105,7 +117,9 @@ export const PAGE = `<!doctype html>
       const x = gap + (i % per) * (col + gap), y = svcY + Math.floor(i / per) * (svcH + 12);
       const vip = v.clusterIP.includes(':') ? '[' + v.clusterIP + ']:' + v.port : v.clusterIP + ':' + v.port;
       const to = v.backends.map((b) => (b.ip.includes(':') ? '[' + b.ip + ']' : b.ip) + (b.port ? ':' + b.port : '')).join(', ');
-      s += box(x, y, col, svcH, 'service', 'svc:' + v.name, [v.name, vip + ' → ' + to, v.nodePort ? 'nodePort ' + v.nodePort : ''].filter(Boolean),
+      // An externalTrafficPolicy Local nodePort: only the nodes with a backend answer it; named here.
+      const only = v.nodePort && everywhere(v.nodePort) ? [] : model.nodes.filter((n) => answers(n, v.nodePort)).map((n) => n.name);
+      s += box(x, y, col, svcH, 'service', 'svc:' + v.name, [v.name, vip + ' → ' + to, v.nodePort ? 'nodePort ' + v.nodePort + (only.length ? ' (' + only.join(', ') + ')' : '') : ''].filter(Boolean),
         ' data-kind="service" data-name="' + esc(v.name) + '" data-vip="' + esc(vip) + '" data-nodeport="' + (v.nodePort || '') + '"');
     });
     model.nodes.forEach((n) => {
@@ -165,16 +179,16 @@ export const PAGE = `<!doctype html>
     const svcs = model.services || [];
     const v = svcs[0];
     add('web.preset.podToService', a && a.ip, v && (v.clusterIP.includes(':') ? '[' + v.clusterIP + ']' : v.clusterIP) + ':' + v.port);
-    const np = svcs.find((x) => x.nodePort);
+    const np = svcs.find((x) => x.nodePort && everywhere(x.nodePort));
     const out = model.hosts.find((h) => h.name === 'outside');
     const outIP = out && ip0(out.ips[0] || '');
     const last = model.nodes[model.nodes.length - 1];
     const lastIP = last && ip0(last.nodeIPs[0] || '');
     add('web.preset.outsideToNodePort', outIP, np && lastIP + ':' + np.nodePort);
-    // externalTrafficPolicy Local: a nodePort only the backend's node answers (the first node's table lacks it).
-    const local = Object.entries(model.nodePorts || {}).flatMap(([node, ports]) => ports.filter((p) => !svcs.some((x) => x.nodePort === p)).map((p) => ({ node, p })))[0];
-    const localNode = local && model.nodes.find((n) => n.name === local.node);
-    add('web.preset.outsideToLocal', outIP, localNode && ip0(localNode.nodeIPs[0] || '') + ':' + local.p);
+    // externalTrafficPolicy Local: a nodePort only the backend's node answers.
+    const loc = svcs.find((x) => x.nodePort && !everywhere(x.nodePort));
+    const localNode = loc && model.nodes.find((n) => answers(n, loc.nodePort));
+    add('web.preset.outsideToLocal', outIP, localNode && ip0(localNode.nodeIPs[0] || '') + ':' + loc.nodePort);
     // A hostPort: the node's address at that port, DNATed by podwire to the pod.
     const hpIP = Object.keys(model.hostPorts || {})[0];
     const hpNode = hpIP && model.nodes.find((n) => n.pods.some((p) => ip0(p.ip) === hpIP));

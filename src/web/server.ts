@@ -15,7 +15,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { CATALOGUES, type Lang, LANGS, type MessageId, setLang } from '../i18n/index.js';
 import { type Model, diagramModel } from '../explore/diagram.js';
-import { type ServiceView, hostPortsIn, servicesIn } from '../explore/services.js';
+import { type ServiceView, eachServiceOnce, pictureIn } from '../explore/services.js';
 import { findPath, parseTarget, pathJson } from '../explore/path.js';
 import { type Scope, readWorld } from '../explore/world.js';
 import { parseIP } from '../net/ip.js';
@@ -62,15 +62,12 @@ export interface WebModel extends Model {
   hostPorts: Record<string, string[]>;
 }
 
-/** The picture's model: the diagram's, each node's nodePorts and pods' hostPorts, and the Services (as the first node has them). */
+/** The picture's model: the diagram's, each node's nodePorts and pods' hostPorts, and the Services. */
 export async function webModel(o: WebOptions): Promise<WebModel> {
   const m = diagramModel(await readWorld(o.scope()), o.title);
-  const [per, hp] = await Promise.all([
-    Promise.all(m.nodes.map((n) => servicesIn(n.ns))),
-    Promise.all(m.nodes.map((n) => hostPortsIn(n.ns))),
-  ]);
-  const nodePorts = Object.fromEntries(m.nodes.map((n, i) => [n.name, per[i]!.flatMap((x) => (x.nodePort ? [x.nodePort] : []))]));
-  return { ...m, services: per[0] ?? [], nodePorts, hostPorts: Object.assign({}, ...hp) };
+  const per = await Promise.all(m.nodes.map((n) => pictureIn(n.ns)));
+  const nodePorts = Object.fromEntries(m.nodes.map((n, i) => [n.name, per[i]!.services.flatMap((x) => (x.nodePort ? [x.nodePort] : []))]));
+  return { ...m, services: eachServiceOnce(per), nodePorts, hostPorts: Object.assign({}, ...per.map((p) => p.hostPorts)) };
 }
 
 /** Answers one request. */

@@ -15,6 +15,8 @@ export interface Page {
   /** Waits until the expression is truthy. */
   waitFor(expression: string, ms?: number): Promise<void>;
   screenshot(file: string): Promise<void>;
+  /** Shows the page as a screen of this size would (a phone: mobile), or as opened again (undefined). */
+  emulate(screen: { width: number; height: number; mobile: boolean } | undefined): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -75,6 +77,10 @@ export async function openPage(url: string, size = { width: 1280, height: 900 })
       async screenshot(file) {
         const r = await call('Page.captureScreenshot', { format: 'png' });
         writeFileSync(file, Buffer.from(r.data, 'base64'));
+      },
+      async emulate(screen) {
+        if (screen) await call('Emulation.setDeviceMetricsOverride', { ...screen, deviceScaleFactor: 2 });
+        else await call('Emulation.clearDeviceMetricsOverride');
       },
       async close() {
         ws.close();

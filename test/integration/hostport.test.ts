@@ -10,6 +10,7 @@ import { Lab, type LabNode, type LabPod } from '../../src/lab/lab.js';
 import { httpGet, labDown } from '../../src/lab/netns.js';
 import { serve } from '../../src/lab/services.js';
 import { execCni, pluginConf } from '../../src/lab/runtime.js';
+import { pictureIn } from '../../src/explore/services.js';
 import { BIN, requireRoot, sh } from '../helpers/netns.js';
 import type { FirewallBackend } from '../../src/firewall/choose.js';
 
@@ -99,6 +100,8 @@ describe.each<FirewallBackend>(['nftables', 'iptables'])('firewall backend %s', 
       await new Promise((r) => setTimeout(r, 300));
       expect(dnatTo(nat(n1), web.ip)).toBe(true);
       nothingOfPodwire(otherBackend(n1));
+      // The pictures (diagram, podwire web) read them back from either backend.
+      expect((await pictureIn(n1.ns)).hostPorts).toEqual({ [web.ip]: ['8080/tcp → 80', '5353/udp → 53'] });
       expect(await httpGet(n2.ns, n1.nodeIP, 8080)).toContain('hello from web'); // another node
       expect(await httpGet(outside, n1.nodeIP, 8080)).toContain('hello from web'); // outside the cluster
       expect(await httpGet(other.ns, n1.nodeIP, 8080)).toContain('hello from web'); // same node, same bridge

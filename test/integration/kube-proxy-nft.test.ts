@@ -1,10 +1,12 @@
 // kube-proxy's nftables mode as the lab writes it (src/lab/services.ts), loaded into a namespace made
 // here, and `path`'s walk of it (src/nat/walk-nftables.ts) read back from `nft -j`: a Cluster IP, a nodePort
-// (Cluster and Local), both families, and what is not a Service.
+// (Cluster and Local), both families, and what is not a Service; and the Services the pictures read from
+// it, the same as from iptables mode.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabPod } from '../../src/lab/lab.js';
-import { type LabService, kubeProxyNftRules } from '../../src/lab/services.js';
-import { walkKubeProxyNft } from '../../src/nat/walk-nftables.js';
+import { type LabService, kubeProxyNftRules, kubeProxyRules } from '../../src/lab/services.js';
+import { servicesOfNft, walkKubeProxyNft } from '../../src/nat/walk-nftables.js';
+import { parseNat, servicesOf } from '../../src/nat/walk-iptables.js';
 import { requireRoot, sh } from '../helpers/netns.js';
 
 const NS = 'pwtest-kpnft';
@@ -100,5 +102,25 @@ describe("kube-proxy's nftables mode, as the lab writes it", () => {
       ip: 'fd00:10:244:1::4',
       port: 8080,
     });
+  });
+
+  it('the pictures read the same Services from either mode: Cluster IP:port, backends, nodePort (Local only where its backend runs)', () => {
+    for (const [node, nodeIP] of [
+      ['node1', '192.168.50.11'],
+      ['node2', '192.168.50.12'],
+    ] as const) {
+      const fromNft = servicesOfNft(load(4, node, nodeIP));
+      sh('ip', ['netns', 'exec', NS, 'iptables-restore'], kubeProxyRules(services, 4, 0, node).join('\n'));
+      const fromIptables = servicesOf(parseNat(sh('ip', ['netns', 'exec', NS, 'iptables-save', '-t', 'nat'])));
+      expect(fromNft).toEqual(fromIptables);
+      expect(fromNft.map((v) => [v.name, v.clusterIP, v.port, v.nodePort, v.backends])).toEqual([
+        ['lab/a:http', '10.96.0.10', 80, undefined, [{ ip: '10.244.1.4', port: 8080 }]],
+        ['lab/np:http', '10.96.0.12', 80, 30080, [{ ip: '10.244.2.4', port: 8080 }]],
+        ['lab/loc:http', '10.96.0.13', 80, node === 'node2' ? 30081 : undefined, [{ ip: '10.244.2.4', port: 8080 }]],
+      ]);
+    }
+    // A table with no Services, and no table at all.
+    expect(servicesOfNft({ nftables: [] })).toEqual([]);
+    expect(servicesOfNft(undefined)).toEqual([]);
   });
 });

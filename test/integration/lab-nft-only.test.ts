@@ -1,13 +1,13 @@
 // The lab on a host that has nft and no iptables binary (newer distributions ship it so): the same host,
 // with a PATH that holds every tool but iptables, ip6tables and their kin. Every mode and family runs and
 // passes its proofs (the lab counts packets with a table of its own, kube-proxy's Services are written in
-// its nftables mode), NetworkPolicy included; `--proxy iptables` there says it needs iptables, and makes
-// nothing.
+// its nftables mode, and `diagram` draws them from there), NetworkPolicy included; `--proxy iptables`
+// there says it needs iptables, and makes nothing.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labNamespaces } from '../../src/lab/netns.js';
+import { labDown, labNamespaces } from '../../src/lab/netns.js';
 import { BIN, ROOT, Sandbox, requireRoot } from '../helpers/netns.js';
 
 const box = new Sandbox();
@@ -46,13 +46,23 @@ describe('the lab without iptables', () => {
   });
 
   it.each([
-    ['vxlan', 'dual', '2', []],
+    ['vxlan', 'dual', '2', ['--keep']],
     ['host-gw', 'ipv4', '2', ['--policy', join(ROOT, 'deploy', 'netpol-example.json')]],
     ['auto', 'ipv6', '3', []],
   ] as [string, string, string, string[]][])(
     'mode %s, %s: every proof passes, traffic counted in nftables',
     (mode, family, nodes, extra) => {
       const r = lab('--mode', mode, '--family', family, '--nodes', nodes, ...extra);
+      if (extra.includes('--keep')) {
+        // The picture reads the Services from kube-proxy's nftables table: each with its backend and nodePort.
+        const svg = spawnSync(BIN, ['diagram', '--lab'], { encoding: 'utf8', env: { ...process.env, PATH: path } });
+        labDown();
+        expect(svg.status, svg.stderr).toBe(0);
+        const services = [...svg.stdout.matchAll(/<g data-kind="service" data-name="([^"]+)">.*?<\/g>/gs)].map((m) => m[0]);
+        expect(services.length).toBeGreaterThanOrEqual(3);
+        for (const g of services) expect(g).toMatch(/10\.96\.\d+\.\d+:80 → 10\.244\.\d+\.\d+:8080/);
+        expect(services.some((g) => g.includes('nodePort 30080'))).toBe(true);
+      }
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
       const out = JSON.parse(r.stdout);
       expect(out.ok).toBe(true);

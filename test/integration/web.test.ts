@@ -1,7 +1,8 @@
 // `podwire web` against a running lab, in Debian's headless Chromium over the DevTools protocol: the page
 // shows every node and pod with the lab's addresses; a preset and a click on two pods show exactly the
 // hops `path` reports, highlighted on the picture; the zh switch changes the page's words and the hops';
-// a pod deleted in the lab leaves the page without a reload; the server refuses what is not local.
+// on a phone's width the page keeps to the screen; a pod deleted in the lab leaves the page without a
+// reload; the server refuses what is not local.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
@@ -89,7 +90,9 @@ describe('podwire web', () => {
     for (const v of svc.services) {
       const g = shown.find((x) => x.name === `lab/${v.name}:http`);
       expect(g?.text, v.name).toContain(`${v.clusterIP}:${v.port} → ${v.backend.ip}:${v.targetPort}`);
-      if (v.nodePort && !v.externalTrafficPolicy) expect(g?.text).toContain(`nodePort ${v.nodePort}`);
+      if (v.nodePort && !v.externalTrafficPolicy) expect(g?.text).toMatch(new RegExp(`nodePort ${v.nodePort}$`));
+      // externalTrafficPolicy Local: answered only where its backend runs, and the box says where.
+      if (v.externalTrafficPolicy === 'Local') expect(g?.text).toContain(`nodePort ${v.nodePort} (${v.backend.node.name})`);
     }
     const nodeText = await page.eval<string>(`document.querySelector('[data-kind=node][data-name=node2]').textContent`);
     expect(nodeText).toContain('nodePort 30080');
@@ -147,6 +150,10 @@ describe('podwire web', () => {
       expect(there, id).toBe(cli.hops.map((h: { where: string; text: string }) => h.where + h.text).join('\n'));
       expect(end, id).toBe(cli.end);
       if (id === 'outsideToHostPort') expect(there).toContain(`${webLast.ip}:8080`);
+      if (id === 'outsideToLocal') {
+        const local = svc.services.find((v) => v.externalTrafficPolicy === 'Local')!;
+        expect(dst).toBe(`${local.backend.node.nodeIP}:${local.nodePort}`);
+      }
     }
   });
 
@@ -159,6 +166,42 @@ describe('podwire web', () => {
     const presets = await page.eval<string[]>(`[...document.querySelectorAll('#presets button')].map((b) => b.textContent)`);
     expect(presets.length).toBeGreaterThan(1);
     for (const x of presets) expect(x).toMatch(/[\u4e00-\u9fff]/);
+  });
+
+  it('on a phone: the page keeps to the screen, its controls on it, the picture readable and scrolled in its box', async () => {
+    await page.emulate({ width: 390, height: 844, mobile: true });
+    try {
+      await page.waitFor(`window.innerWidth === 390`);
+      const m = await page.eval<{
+        page: number;
+        inner: number;
+        outside: string[];
+        svg: number;
+        view: number;
+        pic: [number, number];
+      }>(`(() => {
+        const svg = document.querySelector('#pic svg');
+        const pic = document.getElementById('pic');
+        const out = [...document.querySelectorAll('header input, header select, header button:not([hidden]), #presets button, #side')]
+          .filter((e) => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > innerWidth + 0.5; })
+          .map((e) => e.id || e.dataset.preset || e.tagName);
+        return { page: document.documentElement.scrollWidth, inner: innerWidth, outside: out,
+          svg: svg.getBoundingClientRect().width, view: svg.viewBox.baseVal.width, pic: [pic.scrollWidth, pic.clientWidth] };
+      })()`);
+      expect(m.page).toBeLessThanOrEqual(m.inner); // no sideways scrolling of the page itself
+      expect(m.outside).toEqual([]);
+      // The picture's 12px text is drawn at 9px or more, and the picture scrolls inside its own box.
+      expect((12 * m.svg) / m.view).toBeGreaterThanOrEqual(9);
+      expect(m.pic[0]).toBeGreaterThan(m.pic[1]);
+      // A pod tapped is still picked.
+      const ip = podIp(lab.pods[0]!);
+      await page.eval(
+        `(document.getElementById('src').value = '', document.querySelector('[data-ip="${ip}"]').dispatchEvent(new MouseEvent('click')))`,
+      );
+      expect(await page.eval<string>(`document.getElementById('src').value || document.getElementById('dst').value`)).toBe(ip);
+    } finally {
+      await page.emulate(undefined);
+    }
   });
 
   it('a pod deleted in the lab leaves the page within a few seconds, without a reload', async () => {
