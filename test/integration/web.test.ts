@@ -1,8 +1,8 @@
 // `podwire web` against a running lab, in Debian's headless Chromium over the DevTools protocol: the page
 // shows every node and pod with the lab's addresses; a preset and a click on two pods show exactly the
 // hops `path` reports, highlighted on the picture; the zh switch changes the page's words and the hops';
-// on a phone's width the page keeps to the screen; a pod deleted in the lab leaves the page without a
-// reload; the server refuses what is not local.
+// on a phone's width the page keeps to the screen; a pod deleted in the lab leaves the page, and a
+// Service's moved backend shows on it, without a reload; the server refuses what is not local.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bringUp } from '../../src/lab/index.js';
@@ -11,7 +11,7 @@ import { labDown } from '../../src/lab/netns.js';
 import { BIN, requireRoot } from '../helpers/netns.js';
 import { until } from '../helpers/wait.js';
 import { type Page, openPage } from '../helpers/cdp.js';
-import { type ServiceLab, addServices } from '../../src/lab/services.js';
+import { type ServiceLab, addServices, proveEphemeral } from '../../src/lab/services.js';
 
 const PORT = 19480;
 const URL_ = `http://127.0.0.1:${PORT}/`;
@@ -211,6 +211,18 @@ describe('podwire web', () => {
     await page.waitFor(`!document.querySelector('[data-ip="${podIp(extra)}"]')`, 8000);
     expect(await page.eval<number>(`document.querySelectorAll('[data-kind=pod]').length`)).toBe(before - 1);
     expect(await page.eval<boolean>(`window.__same === true`)).toBe(true); // the same document: no reload
+  });
+
+  it("a backend moved (its pod replaced, kube-proxy's rules following) shows on its Service without a reload", async () => {
+    const v = svc.services[1]!;
+    const old = v.backend.ip;
+    const checks = await proveEphemeral(lab, svc);
+    expect(checks.length).toBeGreaterThan(0);
+    expect(checks.filter((c) => !c.ok)).toEqual([]);
+    expect(v.backend.ip).not.toBe(old);
+    const box = `(document.querySelector('[data-kind=service][data-name="lab/${v.name}:http"]')?.textContent ?? '')`;
+    await page.waitFor(`${box}.includes('→ ${v.backend.ip}:${v.targetPort}')`, 8000);
+    expect(await page.eval<string>(box)).not.toContain(`${old}:`);
   });
 
   it('refuses a non-local address to listen on, and a bad address or protocol in a request', async () => {
