@@ -8,9 +8,9 @@ import { BITS, cidrContains, familyOf, formatIP, joinHostPort, parseCidr, parseI
 import { type Msg, msg, t } from '../i18n/index.js';
 import { run } from '../runtime/run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
-import { type NatTable, type Packet, parseNat, walkNat, walkSnat } from '../nat/walk-iptables.js';
+import { type NatTable, type Packet, type ServiceView, parseNat, servicesOf, walkNat, walkSnat } from '../nat/walk-iptables.js';
 import { type NftTable, parseTable } from '../firewall/nftables.js';
-import { walkKubeProxyNft, walkNftSnat } from '../nat/walk-nftables.js';
+import { servicesOfNft, walkKubeProxyNft, walkNftSnat } from '../nat/walk-nftables.js';
 import { type NftListing, listNftTable, nftObjects } from '../kernel/nft-json.js';
 import { evaluatePolicy } from '../policy/explain.js';
 import { linkLocalOf, listBindings } from '../guard/table.js';
@@ -412,6 +412,7 @@ export class PathFinder {
           to: hostPort(to.ip, to.port ?? '*'),
           kind: this.describe(to.ip),
           random: randomly(kpNat.choices),
+          svc: serviceSaid(servicesOfNft(kp), pkt, to.port, !!kpNat.chains[1]?.startsWith('external-')),
         };
         this.hop(ns, msg('hop.dnatKp', hop), depth);
         this.natPoints.push({ ns, depth, kind: 'dnat', from: { ip: pkt.dst, port: pkt.dport }, to });
@@ -434,7 +435,14 @@ export class PathFinder {
       if (dnat.dnat) {
         const from = hostPort(pkt.dst, pkt.dport ?? '*');
         const to = hostPort(dnat.dnat.ip, dnat.dnat.port ?? pkt.dport ?? '*');
-        const hop = { chains: dnat.chains.join(' > '), from, to, kind: this.describe(dnat.dnat.ip), random: randomly(dnat.choices) };
+        const hop = {
+          chains: dnat.chains.join(' > '),
+          from,
+          to,
+          kind: this.describe(dnat.dnat.ip),
+          random: randomly(dnat.choices),
+          svc: serviceSaid(servicesOf(nat), pkt, dnat.dnat.port ?? pkt.dport, dnat.chains.includes('KUBE-NODEPORTS')),
+        };
         this.hop(ns, msg('hop.dnat', hop), depth);
         this.natPoints.push({
           ns,
@@ -578,6 +586,20 @@ async function reverseSnat(n: NatPoint, proto: string): Promise<Msg> {
 
 /** ", one of N endpoints chosen at random" when there is a choice. */
 const randomly = (n: number) => (n > 1 ? msg('hop.random', { n }) : '');
+
+/**
+ * The Service a kube-proxy DNAT serves, told with the ports Kubernetes names: asked at its Cluster IP:port,
+ * or (`nodePort`: the walk went through the nodePorts) at one of the node's own addresses on its nodePort;
+ * targetPort is where the DNAT sends.
+ */
+function serviceSaid(services: readonly ServiceView[], pkt: Packet, targetPort: number | undefined, nodePort: boolean): Msg[] {
+  const byVip = services.find((v) => v.clusterIP === pkt.dst && v.port === pkt.dport && v.proto === pkt.proto);
+  const byNodePort = byVip || !nodePort ? undefined : services.find((v) => v.nodePort === pkt.dport && v.proto === pkt.proto);
+  const s = byVip ?? byNodePort;
+  if (!s || targetPort === undefined) return [];
+  const p = { name: s.name, clusterIP: s.clusterIP, port: s.port, targetPort, nodePort: s.nodePort ?? '' };
+  return [msg(byVip ? 'hop.service' : 'hop.serviceNodePort', p)];
+}
 
 /** An address with a port, as people write it: 10.96.0.10:80, [fd00:10:96::10]:80. */
 const hostPort = joinHostPort;

@@ -235,7 +235,7 @@ describe('podwire path', () => {
     expect(dnat.text).toMatch(
       new RegExp(
         `^DNAT \\(nat PREROUTING > KUBE-SERVICES > KUBE-SVC-\\w+ > KUBE-SEP-\\w+\\): 10\\.96\\.0\\.11:80 -> ${other.backend.ip}:8080 ` +
-          `\\(Pod IP of n3-web on node3\\)$`,
+          `\\(Pod IP of n3-web on node3\\); Service lab/web-other-node:http: port 80 of Cluster IP 10\\.96\\.0\\.11 -> targetPort 8080$`,
       ),
     );
     expect(out).toMatchObject({ delivered: true, finalDst: other.backend.ip, finalPort: 8080 });

@@ -56,7 +56,18 @@ describe('the lab without iptables', () => {
       if (extra.includes('--keep')) {
         // The picture reads the Services from kube-proxy's nftables table: each with its backend and nodePort.
         const svg = spawnSync(BIN, ['diagram', '--lab'], { encoding: 'utf8', env: { ...process.env, PATH: path } });
+        // And path tells the nodePort's DNAT with the Service's ports: nodePort -> port of the Cluster IP -> targetPort.
+        const walked = spawnSync(BIN, ['path', '192.168.50.250', '192.168.50.11:30080', '--lab', '--json'], {
+          encoding: 'utf8',
+          env: { ...process.env, PATH: path, LANG: 'C' },
+        });
         labDown();
+        expect(walked.status, walked.stderr).toBe(0);
+        expect(JSON.parse(walked.stdout).hops.map((h: { text: string }) => h.text)).toContainEqual(
+          expect.stringMatching(
+            /^DNAT \(nftables ip kube-proxy .*\): 192\.168\.50\.11:30080 -> 10\.244\.\d+\.\d+:8080 \(.*\); Service lab\/[\w-]+:http: nodePort 30080 -> port 80 of Cluster IP 10\.96\.0\.\d+ -> targetPort 8080$/,
+          ),
+        );
         expect(svg.status, svg.stderr).toBe(0);
         const services = [...svg.stdout.matchAll(/<g data-kind="service" data-name="([^"]+)">.*?<\/g>/gs)].map((m) => m[0]);
         expect(services.length).toBeGreaterThanOrEqual(3);

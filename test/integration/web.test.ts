@@ -90,6 +90,10 @@ describe('podwire web', () => {
     for (const v of svc.services) {
       const g = shown.find((x) => x.name === `lab/${v.name}:http`);
       expect(g?.text, v.name).toContain(`${v.clusterIP}:${v.port} → ${v.backend.ip}:${v.targetPort}`);
+      // The backend's pod: its containerPort, the targetPort the DNAT sends to.
+      expect(await page.eval<string>(`document.querySelector('[data-kind=pod][data-ip="${v.backend.ip}"]').textContent`)).toContain(
+        `containerPort ${v.targetPort}`,
+      );
       if (v.nodePort && !v.externalTrafficPolicy) expect(g?.text).toMatch(new RegExp(`nodePort ${v.nodePort}$`));
       // externalTrafficPolicy Local: answered only where its backend runs, and the box says where.
       if (v.externalTrafficPolicy === 'Local') expect(g?.text).toContain(`nodePort ${v.nodePort} (${v.backend.node.name})`);
@@ -109,8 +113,12 @@ describe('podwire web', () => {
     await page.waitFor(`document.querySelectorAll('#there li').length === ${cli.hops.length}`);
     const there = await page.eval<string[]>(`[...document.querySelectorAll('#there li')].map((li) => li.textContent)`);
     expect(there).toEqual(cli.hops.map((h: { where: string; text: string }) => h.where + h.text));
-    const backend = svc.services.find((v) => v.nodePort === 30080)!.backend;
-    expect(there.join('\n')).toContain(`${backend.ip}:8080`);
+    const np = svc.services.find((v) => v.nodePort === 30080)!;
+    expect(there.join('\n')).toContain(`${np.backend.ip}:8080`);
+    // The rewrite told with the Service's own ports: nodePort -> port (of the Cluster IP) -> targetPort.
+    expect(there.join('\n')).toContain(
+      `Service lab/${np.name}:http: nodePort 30080 -> port 80 of Cluster IP ${np.clusterIP} -> targetPort 8080`,
+    );
     const lit = await page.eval<string[]>(`[...document.querySelectorAll('[data-kind=service].hop')].map((g) => g.dataset.name)`);
     expect(lit).toEqual(['lab/web-nodeport:http']);
     // The READMEs' picture is this page: PODWIRE_SCREENSHOT=docs/web.png npx vitest run test/integration/web.test.ts
@@ -137,6 +145,7 @@ describe('podwire web', () => {
     for (const id of ['outsideToLocal', 'outsideToHostPort', 'pingClusterIP', 'podToOutside']) expect(ids).toContain(`web.preset.${id}`);
     const webLast = svc.services.find((v) => v.nodePort === 30080)!.backend;
     const pods = await page.eval<string>(`document.querySelector('[data-ip="${webLast.ip}"]').textContent`);
+    expect(pods).toContain('containerPort 8080');
     expect(pods).toContain('hostPort 8081/tcp → 8080');
     for (const id of ['outsideToLocal', 'outsideToHostPort', 'pingClusterIP', 'podToOutside']) {
       await page.eval(
