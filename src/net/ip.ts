@@ -152,3 +152,10 @@ export function parseIPMaybeCidr(text: string): IP | undefined {
 
 /** ::ffff:0:0/96, where IPv6 sockets show IPv4 peers: an IPv4 network written as IPv6, never a pod subnet. */
 export const isIPv4Mapped = (c: Cidr): boolean => c.family === 6 && c.prefix >= 96 && c.first >> 32n === 0xffffn;
+
+/** An address as it travels: its 4 or 16 bytes in network order. */
+export function ipBytes(ip: IP): Uint8Array {
+  const out = new Uint8Array(ip.family === 4 ? 4 : 16);
+  for (let i = out.length - 1, v = ip.value; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+  return out;
+}

@@ -58,7 +58,7 @@ import { addNat } from '../nat/pod.js';
 import { type Action, Plan, PlanError } from './plan.js';
 import { reclaimHooks } from './reclaim.js';
 import { gateUp } from '../nodestate/reports.js';
-import { bind, startBind, unbindPorts } from '../guard/table.js';
+import { bind, bindLines, startBind, unbindPorts } from '../guard/table.js';
 
 type AddAction = 'guard' | 'address' | 'gate' | 'bind' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
 
@@ -124,8 +124,8 @@ export async function add(ctx: Context): Promise<Result> {
     throw e;
   }
   const { bc, names, mtu, mappings, prepared } = c;
-  // The binding's `nft`, started now like the `ip`s: its start-up runs while the address is taken.
-  let bindNft = bc.spoofChecks && installed('nft') ? startBind() : undefined;
+  // How the binding will be written: straight to the kernel, or an `nft` started now like the `ip`s.
+  let bindWay = bc.spoofChecks && installed('nft') ? startBind() : undefined;
   const gateways = prepared.gateways;
   const note = guardNote(prepared.storeDir, bc.bridge, gateways);
   const gated = gateUp(subnetFileOf(conf));
@@ -221,17 +221,27 @@ export async function add(ctx: Context): Promise<Result> {
       after: ['address'],
       run: async (api) => {
         if (!bc.spoofChecks) return api.record({ step: { id: 'bindOff' } });
-        if (!bindNft) return api.record({ step: { id: 'bindNoNft' } });
+        if (!bindWay) return api.record({ step: { id: 'bindNoNft' } });
         const b = { port: names.hostVeth, mac: c.podMac, ips: s.addrs!.map((a) => formatIP(a.ip)) };
         api.keep({ id: 'undo.bind' }, () => unbindPorts([b.port], [b]));
-        const started = bindNft;
-        bindNft = undefined;
-        const lines = await bind(b, started);
+        const way = bindWay;
+        bindWay = undefined;
+        const { netlink } = await bind(b, way);
         api.record({
           step: {
             id: 'bind',
-            p: { host: names.hostVeth, mac: c.podMac, ips: b.ips.join(', ') },
-            cmd: lines.map((l) => `nft ${l}`).join('\n'),
+            p: {
+              host: names.hostVeth,
+              mac: c.podMac,
+              ips: b.ips.join(', '),
+              how: { id: netlink ? ('step.bind.netlink' as const) : ('step.bind.nft' as const) },
+            },
+            // The words only for a trace: the netlink way never makes them.
+            cmd: api.tracing
+              ? bindLines([b])
+                  .map((l) => `nft ${l}`)
+                  .join('\n')
+              : '',
           },
         });
       },
@@ -305,7 +315,7 @@ export async function add(ctx: Context): Promise<Result> {
   } catch (e) {
     hostIp.cancel();
     s.podIp?.cancel();
-    void bindNft?.finish().catch(() => undefined);
+    if (bindWay && bindWay !== 'netlink') void bindWay.finish().catch(() => undefined);
     throw e instanceof PlanError ? e.cause : e;
   }
   const iface = (i: Interface): Interface => ({ ...i, mtu });

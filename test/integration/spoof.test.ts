@@ -227,6 +227,30 @@ describe('a pod cannot claim an address that is not its own', () => {
   });
 });
 
+describe('the binding written straight to the kernel (one nf_tables batch over netlink, no nft)', () => {
+  const SETS = ['set ports', 'map portids', 'set macs', 'set ips4', 'set ips6', 'set nd6', 'set ok4', 'set ok6'];
+  const list = (x: string) => {
+    const [kind, name] = x.split(' ') as [string, string];
+    return sh('ip', ['netns', 'exec', n1.ns, 'nft', 'list', kind, 'bridge', 'podwire-guard', name]);
+  };
+  const sets = () => SETS.map(list).join('');
+
+  it('holds exactly what nft writes for it: nft adding the same elements again changes nothing; DEL removes them all', async () => {
+    const e = await lab.addPod(n1, 'f', { portMappings: [] }, true);
+    expect(e.trace).toContain('one nf_tables batch over netlink');
+    const before = sets();
+    // Every set has the pod's element(s): its port, id, MAC, both families' addresses, link-local included.
+    for (const x of SETS) expect(list(x), x).toContain(e.veth);
+    const { bindLines } = await import('../../src/guard/table.js');
+    const same = bindLines([{ port: e.veth, mac: macOf(e.ns, 'eth0'), ips: e.ips }]);
+    sh('ip', ['netns', 'exec', n1.ns, 'nft', '-f', '-'], same.join('\n') + '\n');
+    expect(sets()).toBe(before);
+    const trace = await lab.delPod(e, true);
+    expect(sets()).not.toContain(e.veth);
+    expect(trace).toContain(`binding to its port ${e.veth}`);
+  });
+});
+
 describe('every drop seen: podwire drops', () => {
   /** `podwire drops` in node1's namespace (no agent there: it reads the log group itself) while `send` runs. */
   async function drops(args: string[], send: () => void): Promise<string> {

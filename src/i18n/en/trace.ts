@@ -88,7 +88,9 @@ export const trace = {
     "never lends the new one that pod's rights; the pod's own node still reaches it (kubelet's probes)",
   'step.gateRelease': "release the pod's addresses from the gate, if they were still held",
   'step.gateRelease.why': 'nothing of a deleted pod stays in the kernel: a held address the agent never placed goes too',
-  'step.bind': 'bind the pod to its port {host}: MAC {mac}, addresses {ips} (table bridge podwire-guard)',
+  'step.bind': 'bind the pod to its port {host}: MAC {mac}, addresses {ips} (table bridge podwire-guard, {how})',
+  'step.bind.netlink': 'written straight to the kernel: one nf_tables batch over netlink, no process; the commands below do the same',
+  'step.bind.nft': 'one nft -f -',
   'step.bind.why':
     'a pod is only itself: every frame entering the node by {host} is checked before the bridge learns from it — a source MAC, ' +
     "an ARP sender or an IP source that is not this pod's, a neighbour advertisement for another's address, any router " +

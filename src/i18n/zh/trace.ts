@@ -70,7 +70,9 @@ export const traceZh: Record<keyof typeof trace, string> = {
     '本节点在执行 NetworkPolicy：在代理看到这个 Pod、把它的地址放进策略的集合之前，Pod 经节点收发不了任何东西，于是它的第一个包就受检查，已删除 Pod 用过的地址也不会把那个 Pod 的权限借给新 Pod；Pod 自己的节点仍能访问它（kubelet 的探针）',
   'step.gateRelease': '把 Pod 的地址从闸门中放行（若仍被扣住）',
   'step.gateRelease.why': '已删除的 Pod 在内核中什么也不留下：代理从未放置的、仍被扣住的地址也一并删除',
-  'step.bind': '把 Pod 绑定到它的端口 {host}：MAC {mac}，地址 {ips}（表 bridge podwire-guard）',
+  'step.bind': '把 Pod 绑定到它的端口 {host}：MAC {mac}，地址 {ips}（表 bridge podwire-guard，{how}）',
+  'step.bind.netlink': '直接写入内核：经 netlink 发送一个 nf_tables 批次，不启动进程；下面的命令效果相同',
+  'step.bind.nft': '一次 nft -f -',
   'step.bind.why':
     'Pod 只能是它自己：经 {host} 进入节点的每一帧都在网桥学习之前受检查——源 MAC、ARP 发送方或 IP 源地址不是这个 Pod 的，' +
     '为别人的地址发的邻居通告，任何路由器通告或重定向，都被丢弃并记录——所以没有 Pod 能冒用别人的地址、MAC 或网关，信任源地址的 NetworkPolicy 也绕不过去',
