@@ -47,7 +47,7 @@ export interface Sys {
    * One exchange with the kernel over a netlink socket of `protocol`, opened in this thread's network
    * namespace and closed after: `request` sent whole, then each datagram the kernel answers, until `done`
    * says the last is in (at most 1 s: then ETIMEDOUT). undefined when this runtime cannot (node has no
-   * netlink sockets), and nothing was sent.
+   * netlink sockets; an emulator may lack the protocol), and nothing was sent.
    */
   netlink(protocol: number, request: Uint8Array, done: (datagram: Uint8Array) => boolean): Uint8Array[] | undefined;
 }
@@ -97,6 +97,8 @@ const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
 const EAGAIN = 11;
 const ETIMEDOUT = 110;
+const EPROTONOSUPPORT = 93;
+const EAFNOSUPPORT = 97;
 
 type Ptr = number;
 interface Libc {
@@ -244,7 +246,10 @@ function libcSys(ffi: Ffi): Sys {
       return true;
     },
     netlink(protocol, request, done) {
-      const fd = check(c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol), 'socket', `netlink ${protocol}`);
+      const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+      // qemu's user-mode emulation (the arm64 binary run on x86, an older CPU model) speaks only some netlink
+      // protocols: the caller does it another way.
+      if (!unless(fd, [EPROTONOSUPPORT, EAFNOSUPPORT], 'socket', `netlink ${protocol}`)) return undefined;
       try {
         // SO_RCVTIMEO, a struct timeval of 1 s: a kernel that never answers is an error, not a hang.
         const tv = new Uint8Array(16);
