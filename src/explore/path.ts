@@ -8,6 +8,7 @@ import { BITS, cidrContains, familyOf, formatIP, joinHostPort, parseCidr, parseI
 import { type Msg, msg, t } from '../i18n/index.js';
 import { run } from '../runtime/run.js';
 import { ROUTE_PROTO } from '../node/peers.js';
+import { readNat } from '../nat/chains.js';
 import { type NatTable, type Packet, type ServiceView, parseNat, servicesOf, walkNat, walkSnat } from '../nat/walk-iptables.js';
 import { type NftTable, parseTable } from '../firewall/nftables.js';
 import { servicesOfNft, walkKubeProxyNft, walkNftSnat } from '../nat/walk-nftables.js';
@@ -110,11 +111,7 @@ export class PathFinder {
 
   /** A namespace's nat table of the packet's family: iptables for IPv4, ip6tables for IPv6. */
   private natTable(ns: string, v6: boolean): Promise<NatTable> {
-    const args = [v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'];
-    return this.once(`nat|${ns}|${v6 ? 6 : 4}`, async () => {
-      const r = await (ns ? run('ip', ['netns', 'exec', ns, ...args]) : run(args[0]!, args.slice(1)));
-      return parseNat(r.code === 0 ? r.stdout : '');
-    });
+    return this.once(`nat|${ns}|${v6 ? 6 : 4}`, async () => parseNat(await readNat(v6, ns || undefined)));
   }
 
   /** What path reads of a namespace, each read once: a run-and-parse per key, its promise kept. */

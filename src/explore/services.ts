@@ -3,12 +3,10 @@
 // or nftables mode (table `ip kube-proxy`), and podwire's hostPorts on either of its backends (table
 // `inet podwire`, or the PW-HP- chains of the nat table). IPv4: the pictures draw one family.
 import { parseTable } from '../firewall/nftables.js';
-import { iptablesCmd } from '../firewall/iptables.js';
 import { listNftTable } from '../kernel/nft-json.js';
-import { podRulesFromSave } from '../nat/chains.js';
+import { podRulesFromSave, readNat } from '../nat/chains.js';
 import { type ServiceView, parseNat, servicesOf } from '../nat/walk-iptables.js';
 import { servicesOfNft } from '../nat/walk-nftables.js';
-import { run } from '../runtime/run.js';
 
 export type { ServiceView } from '../nat/walk-iptables.js';
 
@@ -18,21 +16,10 @@ export interface NodePicture {
   hostPorts: Record<string, string[]>;
 }
 
-/** The nat table as iptables-save prints it, in `ns` or here; '' where there is no iptables. */
-async function natSave(ns: string): Promise<string> {
-  const cmd = iptablesCmd('iptables', '-save');
-  try {
-    const r = await (ns ? run('ip', ['netns', 'exec', ns, cmd, '-t', 'nat']) : run(cmd, ['-t', 'nat']));
-    return r.code === 0 ? r.stdout : '';
-  } catch {
-    return ''; // not installed: an nftables-only node
-  }
-}
-
 /** One node's Services and hostPorts, read at once: three reads in parallel, none needed to exist. */
 export async function pictureIn(ns: string): Promise<NodePicture> {
   const [nat, kubeProxy, podwire] = await Promise.all([
-    natSave(ns),
+    readNat(false, ns || undefined),
     listNftTable('ip', 'kube-proxy', ns || undefined),
     listNftTable('inet', 'podwire', ns || undefined),
   ]);

@@ -268,7 +268,7 @@ export async function guardApply(lines: readonly string[], withTable: boolean, s
  * (no process at all), else an `nft` started now and fed later, its start-up run while ADD takes the address.
  */
 export type BindWay = Started | 'netlink';
-export function startBind(): BindWay {
+export function chooseBindWay(): BindWay {
   return sys().libc ? 'netlink' : start('nft', ['-f', '-'], { label: 'nft -f - (guard)' });
 }
 

@@ -20,6 +20,19 @@ export async function saveNat(v6: boolean): Promise<string[]> {
   return saved.stdout.split('\n');
 }
 
+/**
+ * The nat table as iptables-save prints it, in the namespace `ns` (a name under /run/netns) or here, for
+ * the readers that explain (path, the pictures): '' where there is none, or no iptables at all.
+ */
+export async function readNat(v6: boolean, ns?: string): Promise<string> {
+  try {
+    const r = await (ns ? run('ip', ['netns', 'exec', ns, cmd(v6, '-save'), '-t', 'nat']) : run(cmd(v6, '-save'), ['-t', 'nat']));
+    return r.code === 0 ? r.stdout : '';
+  } catch {
+    return ''; // not installed: an nftables-only node
+  }
+}
+
 /** The lines that remove a chain and every rule pointing at it or naming it; pure, from iptables-save. */
 export function delChainLines(saved: readonly string[], chain: string): string[] {
   const refs = saved

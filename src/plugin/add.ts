@@ -58,7 +58,7 @@ import { addNat } from '../nat/pod.js';
 import { type Action, Plan, PlanError } from './plan.js';
 import { reclaimHooks } from './reclaim.js';
 import { gateUp } from '../nodestate/reports.js';
-import { bind, bindLines, startBind, unbindPorts } from '../guard/table.js';
+import { bind, bindLines, chooseBindWay, unbindPorts } from '../guard/table.js';
 
 type AddAction = 'guard' | 'address' | 'gate' | 'bind' | 'host' | 'note' | 'pod' | 'forwarding' | 'nat';
 
@@ -125,7 +125,7 @@ export async function add(ctx: Context): Promise<Result> {
   }
   const { bc, names, mtu, mappings, prepared } = c;
   // How the binding will be written: straight to the kernel, or an `nft` started now like the `ip`s.
-  let bindWay = bc.spoofChecks && installed('nft') ? startBind() : undefined;
+  let bindWay = bc.spoofChecks && installed('nft') ? chooseBindWay() : undefined;
   const gateways = prepared.gateways;
   const note = guardNote(prepared.storeDir, bc.bridge, gateways);
   const gated = gateUp(subnetFileOf(conf));

@@ -100,14 +100,15 @@ export const PAGE = `<!doctype html>
     const cols = Math.max(model.nodes.length, model.hosts.length, 1);
     // Each pod's lines: its name, eth0 and Pod IP, its veth, then its containerPorts as the rules know them
     // (where a Service's DNAT, its targetPort, or a hostPort sends) and its hostPorts.
-    const podLines = (p) => {
+    const linesOf = (p) => {
       const ip = ip0(p.ip);
       const hp = (model.hostPorts || {})[ip] || [];
       const cp = [...new Set([...svcs.flatMap((v) => v.backends.filter((b) => b.ip === ip && b.port).map((b) => b.port)), ...hp.map((h) => Number(h.split('→ ')[1]))])];
       return [p.name, p.ifname + ' ' + p.ip, p.hostVeth, cp.length ? 'containerPort ' + cp.join(', ') : '', hp.length ? 'hostPort ' + hp.join(', ') : ''].filter(Boolean);
     };
+    const podLines = new Map(model.nodes.flatMap((n) => n.pods.map((p) => [p, linesOf(p)])));
     const podH = (lines) => 10 + lines.length * 16;
-    const column = Math.max(1, ...model.nodes.map((n) => n.pods.reduce((sum, p) => sum + podH(podLines(p)) + 16, 0)));
+    const column = Math.max(1, ...model.nodes.map((n) => n.pods.reduce((sum, p) => sum + podH(podLines.get(p)) + 16, 0)));
     const width = gap + cols * (col + gap), height = podY + column + 20;
     // On a phone the picture is drawn at 3/4 of its size, its 12px text at 9px, and scrolls sideways (see the style).
     let s = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ' + width + ' ' + height + '" style="--phone-width: ' + Math.round(width * 0.75) + 'px" role="img" aria-label="' + esc(model.title) + '">';
@@ -138,7 +139,7 @@ export const PAGE = `<!doctype html>
       s += box(x, nodeY, col, nodeH, 'node', n.ns, lines, ' data-kind="node" data-name="' + esc(n.name) + '" data-ip="' + esc(ip0(n.nodeIPs[0] || '')) + '"');
       let y = podY;
       n.pods.forEach((p) => {
-        const lines = podLines(p);
+        const lines = podLines.get(p);
         s += '<line x1="' + (x + col / 2) + '" y1="' + (nodeY + nodeH) + '" x2="' + (x + col / 2) + '" y2="' + y + '" stroke="#c8d1dc"/>';
         s += box(x + 20, y, col - 40, podH(lines), 'pod', p.ns, lines, ' data-kind="pod" data-name="' + esc(p.name) + '" data-ip="' + esc(ip0(p.ip)) + '" tabindex="0" role="button"');
         y += podH(lines) + 16;
